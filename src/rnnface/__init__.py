@@ -1,0 +1,13 @@
+"""rnnface: face detection, alignment and recognition with recurrent networks.
+
+    import rnnface
+    faces = rnnface.detect("photo.jpg")
+    result = rnnface.verify("a.jpg", "b.jpg")   # needs a trained checkpoint
+"""
+
+from rnnface.api import align, compare, detect, embed, load_image, verify
+from rnnface.errors import RnnfaceError
+
+__version__ = "0.1.0"
+
+__all__ = ["RnnfaceError", "__version__", "align", "compare", "detect", "embed", "load_image", "verify"]

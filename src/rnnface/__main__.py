@@ -1,0 +1,5 @@
+"""`python -m rnnface` is the `rnnface` command."""
+
+from rnnface.cli import main
+
+main()

@@ -1,0 +1,103 @@
+"""`rnnface bench`: speed of detect+align per image and of each backbone per face, on this machine."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rnnface.alignment import align_face
+from rnnface.detection import DEFAULT_DETECTOR, create_detector
+
+
+def _time_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def bench_detect_align(images: Sequence[np.ndarray], size: int = 112, detector: str = DEFAULT_DETECTOR) -> dict:
+    """Median/p90 ms per image of detection plus alignment of the largest face (decoding excluded)."""
+    det = create_detector(detector)
+    det.detect(images[0])  # load the networks outside the timing
+    detect_ms, total_ms, found = [], [], 0
+    for image in images:
+        start = time.perf_counter()
+        faces = det.detect(image)
+        mid = time.perf_counter()
+        if faces:
+            align_face(image, faces[0].landmarks, size)
+            found += 1
+        end = time.perf_counter()
+        detect_ms.append((mid - start) * 1000)
+        total_ms.append((end - start) * 1000)
+    return {
+        "stage": "detect+align",
+        "detector": detector,
+        "images": len(images),
+        "image_shape": list(images[0].shape),
+        "faces_found": found,
+        "detect_ms_median": round(statistics.median(detect_ms), 2),
+        "ms_per_image_median": round(statistics.median(total_ms), 2),
+        "ms_per_image_p90": round(float(np.percentile(total_ms, 90)), 2),
+    }
+
+
+def bench_embed(models: Sequence[str], batch_sizes: Sequence[int] = (1, 32), repeats: int = 20) -> list[dict]:
+    """Median ms per face of each backbone's forward pass (default config) at each batch size."""
+    import torch
+
+    from rnnface.models import create_model
+
+    rows = []
+    for name in models:
+        model = create_model(name).eval()
+        size = model.config.img_size
+        for batch in batch_sizes:
+            x = torch.randn(batch, 3, size, size)
+            with torch.inference_mode():
+                times = _time_ms(lambda: model(x), repeats=max(3, repeats // batch * 2 if batch > 1 else repeats))
+            rows.append(
+                {
+                    "stage": "embed",
+                    "model": name,
+                    "cell": model.config.cell,
+                    "input": size,
+                    "batch": batch,
+                    "ms_per_face": round(statistics.median(times) / batch, 3),
+                    "ms_per_batch": round(statistics.median(times), 2),
+                }
+            )
+    return rows
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    import os
+
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def write_report(report: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    return path

@@ -1,0 +1,279 @@
+"""The `rnnface` command line: a thin layer over the library. Errors print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from rnnface.errors import RnnfaceError
+
+
+class _Group(TyperGroup):
+    """Turns every RnnfaceError (bad image, no face, missing model, ...) into `error: ...` and exit 2."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except RnnfaceError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Face detection, alignment and recognition with recurrent networks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ModelOpt = Annotated[
+    Optional[Path], typer.Option("--model", "-m", help="Checkpoint to use (default: $RNNFACE_MODEL, then the shipped one).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _print_json(obj) -> None:
+    typer.echo(json.dumps(obj, indent=2))
+
+
+@app.command()
+def detect(
+    image: Annotated[Path, typer.Argument(help="Image file.")],
+    draw: Annotated[Optional[Path], typer.Option(help="Write the image with boxes and landmarks here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find every face: box, score and 5 landmarks (numbered largest first)."""
+    from rnnface.api import detect as detect_faces
+    from rnnface.draw import draw_faces, save_image
+    from rnnface.io import load_image
+
+    img = load_image(image)
+    faces = detect_faces(img)
+    if draw is not None:
+        save_image(draw_faces(img, faces), draw)
+    if as_json:
+        _print_json({"image": str(image), "width": img.shape[1], "height": img.shape[0], "faces": [f.to_dict() for f in faces]})
+        return
+    typer.echo(f"{image}: {len(faces)} face(s)")
+    for i, face in enumerate(faces):
+        x1, y1, x2, y2 = face.box
+        typer.echo(f"  {i}: box=({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}) score={face.score:.3f}")
+    if draw is not None:
+        typer.echo(f"drawn: {draw}")
+
+
+@app.command()
+def embed(
+    image: Annotated[Path, typer.Argument(help="Image file.")],
+    model: ModelOpt = None,
+    face: Annotated[Optional[int], typer.Option(help="Embed only face N (0 = largest).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Also save the (N, D) embeddings as a .npy file.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Embed every face of an image (or face N) with the recurrent model."""
+    import numpy as np
+
+    from rnnface.io import load_image
+    from rnnface.recognition import FacePipeline
+    from rnnface.recognition.pipeline import pick_face
+
+    pipeline = FacePipeline(model=model)
+    pipeline.embedder  # fail on a missing model before any detection work
+    img = load_image(image)
+    faces = pipeline.detect(img)
+    chosen = pick_face(faces, face, str(image))  # also raises the no-face error
+    if face is not None:
+        faces = [faces[chosen]]
+    faces, emb = pipeline.embed(img, faces)
+    if out is not None:
+        np.save(out, emb)
+    if as_json:
+        _print_json({"image": str(image), "faces": [{**f.to_dict(), "embedding": e.round(6).tolist()} for f, e in zip(faces, emb)]})
+        return
+    for i, (f, e) in enumerate(zip(faces, emb)):
+        head = " ".join(f"{v:+.3f}" for v in e[:6])
+        typer.echo(f"face {face if face is not None else i}: dim={len(e)} [{head} ...]")
+    if out is not None:
+        typer.echo(f"saved: {out}")
+
+
+@app.command()
+def verify(
+    image_a: Annotated[Path, typer.Argument(help="First image.")],
+    image_b: Annotated[Path, typer.Argument(help="Second image.")],
+    model: ModelOpt = None,
+    face: Annotated[Optional[int], typer.Option(help="Use face N in both images (default: the largest).")] = None,
+    face_a: Annotated[Optional[int], typer.Option(help="Face number in the first image.")] = None,
+    face_b: Annotated[Optional[int], typer.Option(help="Face number in the second image.")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="Cosine threshold (default: the checkpoint's calibrated one).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Are the faces in two images the same person? Exit 0 either way; the answer is printed."""
+    from rnnface.recognition import FacePipeline
+
+    pipeline = FacePipeline(model=model)
+    result = pipeline.verify(
+        image_a,
+        image_b,
+        face_a=face if face_a is None else face_a,
+        face_b=face if face_b is None else face_b,
+        threshold=threshold,
+        names=(str(image_a), str(image_b)),
+    )
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    for name, used, count in ((image_a, result.face_a, result.faces_in_a), (image_b, result.face_b, result.faces_in_b)):
+        if count > 1:
+            typer.echo(f"{name}: {count} faces; used face {used}" + (" (largest)" if used == 0 else ""))
+    verdict = "same" if result.same else "different"
+    typer.echo(f"{verdict} (similarity {result.similarity:.4f}, threshold {result.threshold:.4f})")
+
+
+@app.command()
+def models(as_json: JsonOpt = False) -> None:
+    """List the backbones with parameter counts and the share held by recurrent layers."""
+    from rnnface.models import DEFAULT_MODEL, RNN_CELLS, create_model, list_models, recurrent_share
+    from rnnface.models.registry import model_summary
+
+    rows = []
+    for name in list_models():
+        for cell in RNN_CELLS:
+            m = create_model(name, cell=cell)
+            rows.append(
+                {
+                    "model": name,
+                    "cell": cell,
+                    "default_cell": cell == m.config.__class__().cell,
+                    "input": m.config.img_size,
+                    "embed_dim": m.config.embed_dim,
+                    "params": sum(p.numel() for p in m.parameters()),
+                    "recurrent_share": round(recurrent_share(m), 3),
+                    "summary": model_summary(name),
+                }
+            )
+    if as_json:
+        _print_json(rows)
+        return
+    typer.echo(f"{'model':<14}{'cell':<6}{'input':>6}{'dim':>5}{'params':>11}{'recurrent':>11}  description")
+    for r in rows:
+        mark = "*" if r["default_cell"] else " "
+        star = " (default model)" if r["model"] == DEFAULT_MODEL and r["default_cell"] else ""
+        typer.echo(
+            f"{r['model']:<14}{r['cell'] + mark:<6}{r['input']:>6}{r['embed_dim']:>5}{r['params']:>11,}"
+            f"{r['recurrent_share']:>10.1%}  {r['summary']}{star}"
+        )
+    typer.echo("* = the backbone's default cell; any cell works: --cell rnn|lstm|gru in training.")
+
+
+@app.command()
+def prepare(
+    data_dir: Annotated[Path, typer.Argument(help="Identity-folder dataset (<Person>/<img>), e.g. LFW.")],
+    out: Annotated[Path, typer.Option(help="Cache directory to write (reused when complete).")],
+    size: Annotated[int, typer.Option(help="Side of the aligned crops in pixels.")] = 112,
+    workers: Annotated[Optional[int], typer.Option(help="Processes (default: all cores).")] = None,
+    force: Annotated[bool, typer.Option(help="Rebuild even if a complete cache exists.")] = False,
+) -> None:
+    """Detect and align every image once into a compact cache for training and evaluation."""
+    from rnnface.data.prepare import PrepareConfig, prepare as run_prepare
+
+    cache = run_prepare(data_dir, out, PrepareConfig(size=size), workers=workers, force=force)
+    meta = cache.meta
+    counts = meta["counts"]
+    typer.echo(
+        f"{'reused' if cache.reused else 'built'} {out}: {meta['images']} images of {meta['people']} people, "
+        f"{counts['ok']} aligned on a detected face, {counts['no_face']} with no face detected (centre-crop fallback), "
+        f"{counts['unreadable']} unreadable; built in {meta['seconds']:.0f} s with {meta['workers']} workers"
+    )
+
+
+@app.command()
+def bench(
+    data: Annotated[Optional[Path], typer.Option(help="LFW root or image tree (default: $RNNFACE_DATA).")] = None,
+    images: Annotated[int, typer.Option(help="Images to time detect+align on.")] = 100,
+    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench.json"),
+) -> None:
+    """Time detect+align per image and each backbone's embedding per face (batch 1 and 32)."""
+    from rnnface.bench import bench_detect_align, bench_embed, machine, write_report
+    from rnnface.data.folders import list_identity_images, resolve_image_root
+    from rnnface.io import load_image
+    from rnnface.models import list_models
+    from rnnface.settings import Settings
+
+    root = resolve_image_root(data or Settings.from_env().data)
+    records = list_identity_images(root)
+    step = max(1, len(records) // images)
+    sample = [load_image(root / r.path) for r in records[::step][:images]]
+    det = bench_detect_align(sample)
+    emb = bench_embed(list_models())
+    report = {"machine": machine(), "detect_align": det, "embed": emb}
+    write_report(report, out)
+    typer.echo(
+        f"detect+align ({det['detector']}, {det['images']} images {det['image_shape'][1]}x{det['image_shape'][0]}, "
+        f"faces in {det['faces_found']}): median {det['ms_per_image_median']:.1f} ms/image, p90 {det['ms_per_image_p90']:.1f}"
+    )
+    typer.echo(f"{'model':<14}{'cell':<6}{'input':>6}{'batch':>7}{'ms/face':>10}")
+    for r in emb:
+        typer.echo(f"{r['model']:<14}{r['cell']:<6}{r['input']:>6}{r['batch']:>7}{r['ms_per_face']:>10.2f}")
+    typer.echo(f"written: {out}")
+
+
+@app.command()
+def demo(
+    data: Annotated[Optional[Path], typer.Option(help="LFW root holding lfw/ and pairs.txt (default: $RNNFACE_DATA).")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the annotated pictures.")] = Path("demo-out"),
+    model: ModelOpt = None,
+    pairs: Annotated[int, typer.Option(help="Matched and mismatched LFW pairs to show.")] = 3,
+) -> None:
+    """The main job on LFW: detect and align faces, then verify same/different pairs."""
+    import numpy as np
+
+    from rnnface.alignment import align_face
+    from rnnface.data.folders import resolve_image_root
+    from rnnface.data.lfw import pairs_file, read_pairs
+    from rnnface.detection import create_detector, DEFAULT_DETECTOR
+    from rnnface.draw import draw_faces, save_image
+    from rnnface.errors import ModelError
+    from rnnface.io import load_image
+    from rnnface.recognition import FacePipeline
+    from rnnface.settings import Settings
+
+    root = resolve_image_root(data or Settings.from_env().data)
+    all_pairs = read_pairs(pairs_file(root))
+    chosen = [p for p in all_pairs if p.same][:pairs] + [p for p in all_pairs if not p.same][:pairs]
+    detector = create_detector(DEFAULT_DETECTOR)
+    typer.echo(f"LFW at {root}: {len(all_pairs)} View-2 pairs; showing {len(chosen)}")
+    crops = []
+    for path in dict.fromkeys(p for pair in chosen for p in (pair.a, pair.b)):
+        image = load_image(root / path)
+        faces = detector.detect(image)
+        drawn = save_image(draw_faces(image, faces), out / "detect" / Path(path).with_suffix(".png").name)
+        crops.append(align_face(image, faces[0].landmarks if faces else None).image)
+        typer.echo(f"  {path}: {len(faces)} face(s) -> {drawn}")
+    crops += [np.zeros_like(crops[0])] * (-len(crops) % 6)  # fill the last row of the grid
+    grid = np.concatenate([np.concatenate(crops[i : i + 6], axis=1) for i in range(0, len(crops), 6)], axis=0)
+    typer.echo(f"aligned 112x112 crops: {save_image(grid, out / 'aligned.png')}")
+    pipeline = FacePipeline(model=model)
+    try:
+        pipeline.embedder
+    except ModelError as exc:
+        typer.echo(f"verification skipped: {exc}")
+        return
+    correct = 0
+    for pair in chosen:
+        result = pipeline.verify(root / pair.a, root / pair.b)
+        correct += result.same == pair.same
+        truth = "same" if pair.same else "different"
+        verdict = "same" if result.same else "different"
+        typer.echo(f"  {pair.a} vs {pair.b}: {verdict} ({result.similarity:.3f}); truth {truth}")
+    typer.echo(f"{correct}/{len(chosen)} pairs right at threshold {pipeline.embedder.threshold:.3f}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,29 @@
+"""Exceptions that carry a user-facing message; the CLI prints them without a traceback."""
+
+from __future__ import annotations
+
+
+class RnnfaceError(Exception):
+    """Base class for every error rnnface reports to a user."""
+
+    exit_code = 2
+
+
+class ImageError(RnnfaceError):
+    """An image file is missing, unreadable, corrupt, truncated or too large."""
+
+
+class NoFaceError(RnnfaceError):
+    """No face was found where one was required."""
+
+
+class FaceIndexError(RnnfaceError):
+    """A face number given by the user does not exist in the image."""
+
+
+class ModelError(RnnfaceError):
+    """A model or checkpoint is missing, unknown or malformed."""
+
+
+class DataError(RnnfaceError):
+    """A dataset directory or cache is missing or malformed."""

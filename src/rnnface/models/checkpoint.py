@@ -1,0 +1,80 @@
+"""Checkpoints that rebuild their own model: they store the registry name and config beside the weights."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnnface.errors import ModelError
+from rnnface.models.registry import create_model, model_args
+
+FORMAT = "rnnface-backbone/1"
+
+
+@dataclass
+class Checkpoint:
+    """A backbone with what it needs at inference: its calibrated threshold and provenance."""
+
+    model: nn.Module
+    name: str
+    args: dict[str, Any]
+    threshold: float | None = None  # cosine similarity deciding "same person" in verify
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_size(self) -> int:
+        return int(self.args["img_size"])
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    name: str,
+    threshold: float | None = None,
+    meta: dict[str, Any] | None = None,
+) -> None:
+    """Write `model` (built by `create_model(name, ...)`) atomically to `path`."""
+    payload = {
+        "format": FORMAT,
+        "model": name,
+        "model_args": model_args(model),
+        "state_dict": model.state_dict(),
+        "threshold": threshold,
+        "meta": dict(meta or {}),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
+    """Rebuild the model stored at `path` (weights only: no pickled code is executed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise ModelError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelError(f"{path}: not an rnnface backbone checkpoint (expected format {FORMAT})")
+    try:
+        model = create_model(payload["model"], **payload["model_args"])
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise ModelError(f"{path}: checkpoint does not match its model ({exc})") from None
+    model.eval()
+    return Checkpoint(
+        model=model,
+        name=payload["model"],
+        args=payload["model_args"],
+        threshold=payload.get("threshold"),
+        meta=payload.get("meta", {}),
+    )

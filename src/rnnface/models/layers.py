@@ -1,0 +1,77 @@
+"""Recurrent building blocks: a cell factory and 2-D bidirectional sweeps over feature maps."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: The recurrent cells every backbone can be built with.
+RNN_CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+def make_rnn(
+    cell: str, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False
+) -> nn.RNNBase:
+    """A batch-first recurrent layer of the named cell type ('rnn', 'lstm' or 'gru')."""
+    try:
+        cls = RNN_CELLS[cell]
+    except KeyError:
+        raise ValueError(f"unknown cell {cell!r}; choose one of {sorted(RNN_CELLS)}") from None
+    return cls(input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional, batch_first=True)
+
+
+class Sweep2D(nn.Module):
+    """ReNet layer: a bidirectional sweep along each row, then one along each column.
+
+    Every output position therefore sees the whole map: the horizontal pass gathers its row, the
+    vertical pass gathers those row summaries down its column.
+    Input (B, C, H, W) -> output (B, 2 * hidden, H, W).
+    """
+
+    def __init__(self, in_channels: int, hidden: int, cell: str) -> None:
+        super().__init__()
+        self.horizontal = make_rnn(cell, in_channels, hidden, bidirectional=True)
+        self.vertical = make_rnn(cell, 2 * hidden, hidden, bidirectional=True)
+        self.out_channels = 2 * hidden
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        rows = x.permute(0, 2, 3, 1).reshape(b * h, w, c)
+        rows, _ = self.horizontal(rows)  # (B*H, W, 2h)
+        cols = rows.reshape(b, h, w, -1).permute(0, 2, 1, 3).reshape(b * w, h, -1)
+        cols, _ = self.vertical(cols)  # (B*W, H, 2h)
+        return cols.reshape(b, w, h, -1).permute(0, 3, 2, 1)
+
+
+class AttentionPool(nn.Module):
+    """Softmax-weighted average of the positions of a feature map (one learned scorer per head)."""
+
+    def __init__(self, channels: int, heads: int = 1) -> None:
+        super().__init__()
+        self.score = nn.Conv2d(channels, heads, kernel_size=1)
+        self.out_channels = channels * heads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = self.score(x).flatten(2).softmax(dim=-1)  # (B, heads, HW)
+        return torch.einsum("bkn,bcn->bkc", weights, x.flatten(2)).flatten(1)
+
+
+class EmbeddingHead(nn.Module):
+    """Linear projection + BatchNorm (as in insightface) + L2 normalisation."""
+
+    def __init__(self, in_features: int, embed_dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_features, embed_dim, bias=False)
+        self.bn = nn.BatchNorm1d(embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.bn(self.fc(self.dropout(x))), dim=-1)
+
+
+def recurrent_share(model: nn.Module) -> float:
+    """Fraction of the model's parameters that sit in recurrent layers."""
+    total = sum(p.numel() for p in model.parameters())
+    recurrent = sum(p.numel() for m in model.modules() if isinstance(m, nn.RNNBase) for p in m.parameters())
+    return recurrent / total if total else 0.0

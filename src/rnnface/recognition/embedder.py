@@ -1,0 +1,57 @@
+"""Run a recurrent backbone on aligned face crops."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from rnnface.models.checkpoint import Checkpoint, load_checkpoint
+
+
+def crops_to_tensor(crops: np.ndarray) -> torch.Tensor:
+    """(N, S, S, 3) uint8 RGB crops -> (N, 3, S, S) float tensor in [-1, 1], the backbones' input."""
+    return torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+class Embedder:
+    """Embeds aligned crops with a checkpointed backbone, in batches, without gradients."""
+
+    def __init__(self, checkpoint: Checkpoint, batch_size: int = 64, flip: bool = False, device: str = "cpu") -> None:
+        self.checkpoint = checkpoint
+        self.batch_size = batch_size
+        self.flip = flip  # average with the mirrored crop: a little more accurate, twice the cost
+        self.device = torch.device(device)
+        self.model = checkpoint.model.to(self.device).eval()
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike, **kwargs) -> Embedder:
+        """Load the checkpoint at `path`."""
+        return cls(load_checkpoint(path), **kwargs)
+
+    @property
+    def input_size(self) -> int:
+        return self.checkpoint.input_size
+
+    @property
+    def threshold(self) -> float | None:
+        return self.checkpoint.threshold
+
+    @torch.inference_mode()
+    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 crops at `input_size` -> (N, D) float32 unit embeddings."""
+        crops = np.asarray(crops)
+        if crops.ndim != 4 or crops.shape[1:] != (self.input_size, self.input_size, 3):
+            raise ValueError(f"expected (N, {self.input_size}, {self.input_size}, 3) crops, got {crops.shape}")
+        out = []
+        for start in range(0, len(crops), self.batch_size):
+            x = crops_to_tensor(crops[start : start + self.batch_size]).to(self.device)
+            emb = self.model(x)
+            if self.flip:
+                emb = torch.nn.functional.normalize(emb + self.model(x.flip(-1)), dim=-1)
+            out.append(emb.float().cpu().numpy())
+        if not out:
+            dim = int(self.checkpoint.args.get("embed_dim", 0))
+            return np.zeros((0, dim), dtype=np.float32)
+        return np.concatenate(out)

@@ -1,0 +1,127 @@
+"""detect -> align -> embed -> compare, as one object holding a detector and a (lazily loaded) model."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rnnface.alignment import AlignedFace, align_face
+from rnnface.detection import DEFAULT_DETECTOR, Detector, Face, create_detector
+from rnnface.errors import FaceIndexError, ModelError, NoFaceError
+from rnnface.io import load_image
+from rnnface.recognition.compare import cosine_similarity
+from rnnface.settings import Settings, resolve_model
+
+if TYPE_CHECKING:
+    from rnnface.recognition.embedder import Embedder
+
+ImageInput = np.ndarray | str | os.PathLike | bytes
+
+
+def as_image(image: ImageInput) -> np.ndarray:
+    """An RGB uint8 array, loading `image` first when it is a path or encoded bytes."""
+    return image if isinstance(image, np.ndarray) else load_image(image)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The answer to "are these two faces the same person?"."""
+
+    similarity: float
+    threshold: float
+    same: bool
+    face_a: int  # index of the face used in image A (faces are numbered largest first)
+    face_b: int
+    faces_in_a: int
+    faces_in_b: int
+
+    def to_dict(self) -> dict:
+        return {
+            "similarity": round(self.similarity, 4),
+            "threshold": round(self.threshold, 4),
+            "same": self.same,
+            "face_a": self.face_a,
+            "face_b": self.face_b,
+            "faces_in_a": self.faces_in_a,
+            "faces_in_b": self.faces_in_b,
+        }
+
+
+def pick_face(faces: list[Face], index: int | None, name: str) -> int:
+    """Index of the face to use: `index` if given, else the largest (faces are sorted largest first)."""
+    if not faces:
+        raise NoFaceError(f"{name}: no face detected")
+    if index is None:
+        return 0
+    if not 0 <= index < len(faces):
+        raise FaceIndexError(f"{name}: face {index} requested, but only {len(faces)} face(s) found (0-{len(faces) - 1})")
+    return index
+
+
+class FacePipeline:
+    """Detector + aligner + embedder. The model loads on the first call that needs it."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike | None = None,
+        detector: Detector | str = DEFAULT_DETECTOR,
+        settings: Settings | None = None,
+        flip: bool = False,
+    ) -> None:
+        self.detector = create_detector(detector) if isinstance(detector, str) else detector
+        self._model = model
+        self._settings = settings
+        self._flip = flip
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        from rnnface.recognition.embedder import Embedder  # torch loads only when a model is needed
+
+        return Embedder.from_path(resolve_model(self._model, self._settings), flip=self._flip)
+
+    def detect(self, image: ImageInput) -> list[Face]:
+        """Faces in `image`, largest first."""
+        return self.detector.detect(as_image(image))
+
+    def align(self, image: np.ndarray, faces: list[Face]) -> list[AlignedFace]:
+        """Crops of `faces` at the model's input size."""
+        size = self.embedder.input_size
+        return [align_face(image, face.landmarks, size) for face in faces]
+
+    def embed(self, image: ImageInput, faces: list[Face] | None = None) -> tuple[list[Face], np.ndarray]:
+        """Detect (unless `faces` is given) and embed every face: (faces, (N, D) embeddings)."""
+        image = as_image(image)
+        faces = self.detect(image) if faces is None else faces
+        crops = np.stack([a.image for a in self.align(image, faces)]) if faces else None
+        if crops is None:
+            return faces, np.zeros((0, 0), dtype=np.float32)
+        return faces, self.embedder.embed_crops(crops)
+
+    def verify(
+        self,
+        image_a: ImageInput,
+        image_b: ImageInput,
+        face_a: int | None = None,
+        face_b: int | None = None,
+        threshold: float | None = None,
+        names: tuple[str, str] = ("image A", "image B"),
+    ) -> Verification:
+        """Same person or not, at `threshold` (default: the checkpoint's calibrated one)."""
+        threshold = self.embedder.threshold if threshold is None else threshold
+        if threshold is None:
+            raise ModelError("this checkpoint has no calibrated threshold; pass one explicitly (--threshold)")
+        embeddings, chosen, counts = [], [], []
+        for image, index, name in zip((image_a, image_b), (face_a, face_b), names):
+            image = as_image(image)
+            faces = self.detect(image)
+            i = pick_face(faces, index, name)
+            _, emb = self.embed(image, [faces[i]])
+            embeddings.append(emb[0])
+            chosen.append(i)
+            counts.append(len(faces))
+        similarity = float(cosine_similarity(embeddings[0], embeddings[1]))
+        return Verification(similarity, float(threshold), similarity >= threshold, chosen[0], chosen[1], *counts)

@@ -1,0 +1,48 @@
+"""Shared fixtures: the LFW copy beside the repo (tests needing it skip with a reason when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _lfw_root() -> Path:
+    return Path(os.environ.get("RNNFACE_DATA", REPO.parent / "shared" / "data" / "lfw"))
+
+
+@pytest.fixture(scope="session")
+def lfw_root() -> Path:
+    """LFW root holding lfw/<Person>/ and pairs.txt."""
+    root = _lfw_root()
+    if not (root / "lfw").is_dir():
+        pytest.skip(f"LFW not found at {root} (set RNNFACE_DATA to an LFW root holding lfw/ and pairs.txt)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def lfw_images(lfw_root: Path) -> Path:
+    return lfw_root / "lfw"
+
+
+@pytest.fixture(scope="session")
+def lfw_face(lfw_images: Path) -> Path:
+    """One LFW photo with a single clear face."""
+    return lfw_images / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A small untrained conv_birnn checkpoint with a threshold, for exercising embed/verify plumbing."""
+    import torch
+
+    from rnnface.models import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("conv_birnn", stem=(8, 16, 16), hidden=(16,), embed_dim=32)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, model, "conv_birnn", threshold=0.5, meta={"note": "untrained, tests only"})
+    return path

@@ -1,0 +1,153 @@
+"""The `rnnface` command end to end: real files in, text/JSON/pictures out, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from rnnface.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str, env: dict | None = None):
+    result = runner.invoke(app, [str(a) for a in args], env={"RNNFACE_MODEL": None, **(env or {})})
+    assert "Traceback" not in result.output
+    return result
+
+
+def test_entry_point_runs_as_a_program(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    proc = subprocess.run([sys.executable, "-m", "rnnface", "detect", str(bad)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "bad.jpg" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_detect_json_and_draw(lfw_face, tmp_path):
+    out = tmp_path / "drawn.png"
+    result = run("detect", lfw_face, "--json", "--draw", out)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["width"] == 250 and len(data["faces"]) >= 1
+    face = data["faces"][0]
+    assert set(face["landmarks"]) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
+    drawn = np.asarray(Image.open(out))
+    assert drawn.shape == (250, 250, 3)
+    assert not np.array_equal(drawn, np.asarray(Image.open(lfw_face)))
+
+
+def test_detect_text_on_image_without_face(tmp_path):
+    path = tmp_path / "blank.png"
+    Image.new("RGB", (120, 90), (200, 200, 200)).save(path)
+    result = run("detect", path)
+    assert result.exit_code == 0
+    assert "0 face(s)" in result.output
+
+
+@pytest.mark.parametrize("command", ["embed", "verify"])
+def test_refuses_without_a_trained_model(lfw_face, command):
+    args = [lfw_face] if command == "embed" else [lfw_face, lfw_face]
+    result = run(command, *args)
+    assert result.exit_code == 2
+    assert "no trained model is available" in result.output
+
+
+def test_embed_with_checkpoint(lfw_face, tiny_checkpoint, tmp_path):
+    npy = tmp_path / "e.npy"
+    result = run("embed", lfw_face, "--model", tiny_checkpoint, "--out", npy)
+    assert result.exit_code == 0, result.output
+    emb = np.load(npy)
+    assert emb.shape[1] == 32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    result = run("embed", lfw_face, "--model", tiny_checkpoint, "--json", "--face", "0")
+    assert len(json.loads(result.output)["faces"][0]["embedding"]) == 32
+    result = run("embed", lfw_face, "--model", tiny_checkpoint, "--face", "7")
+    assert result.exit_code == 2 and "face 7 requested" in result.output
+
+
+def test_verify_with_checkpoint(lfw_images, tiny_checkpoint):
+    a = lfw_images / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg"
+    result = run("verify", a, a, "--model", tiny_checkpoint, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["same"] is True and data["similarity"] == pytest.approx(1.0, abs=1e-4)
+    assert data["threshold"] == 0.5
+    result = run("verify", a, a, "--model", tiny_checkpoint, "--threshold", "1.01")
+    assert result.exit_code == 0 and result.output.startswith("different")
+
+
+def test_verify_reports_which_face_of_several(lfw_images, tiny_checkpoint, tmp_path):
+    a = np.asarray(Image.open(lfw_images / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg"))
+    b = np.asarray(Image.open(lfw_images / "George_W_Bush" / "George_W_Bush_0001.jpg").resize((150, 150)))
+    canvas = np.full((300, 450, 3), 128, np.uint8)
+    canvas[25:275, :250] = a
+    canvas[75:225, 280:430] = b
+    group = tmp_path / "group.png"
+    Image.fromarray(canvas).save(group)
+    result = run("verify", group, lfw_images / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg", "--model", tiny_checkpoint)
+    assert result.exit_code == 0, result.output
+    assert "group.png: 2 faces; used face 0 (largest)" in result.output
+    result = run("verify", group, group, "--model", tiny_checkpoint, "--face-a", "1", "--face-b", "1", "--json")
+    assert json.loads(result.output)["face_a"] == 1
+
+
+def test_verify_no_face_and_bad_image(tmp_path, lfw_face, tiny_checkpoint):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (100, 100), (255, 255, 255)).save(blank)
+    result = run("verify", lfw_face, blank, "--model", tiny_checkpoint)
+    assert result.exit_code == 2 and "blank.png: no face detected" in result.output
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(lfw_face.read_bytes()[:2000])
+    result = run("verify", lfw_face, truncated, "--model", tiny_checkpoint)
+    assert result.exit_code == 2 and "cut.jpg: corrupt or truncated" in result.output
+    result = run("verify", lfw_face, lfw_face, "--model", tmp_path / "nope.pt")
+    assert result.exit_code == 2 and "checkpoint not found" in result.output
+
+
+def test_models_lists_params_and_recurrent_share():
+    result = run("models", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.output)
+    assert {(r["model"], r["cell"]) for r in rows} == {
+        (m, c) for m in ("seed_rowlstm", "renet", "conv_birnn") for c in ("rnn", "lstm", "gru")
+    }
+    assert all(r["params"] > 0 and 0.5 < r["recurrent_share"] < 1 for r in rows)
+    text = run("models").output
+    assert "conv_birnn" in text and "%" in text
+
+
+def test_prepare_builds_then_reuses_cache(lfw_images, tmp_path):
+    data = tmp_path / "people"
+    for person in ("Aaron_Eckhart", "George_W_Bush"):
+        (data / person).mkdir(parents=True)
+        for img in sorted((lfw_images / person).iterdir())[:2]:  # Aaron_Eckhart has only one
+            shutil.copy(img, data / person / img.name)
+    (data / "George_W_Bush" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    Image.new("RGB", (250, 250), (90, 90, 90)).save(data / "Aaron_Eckhart" / "empty_wall.png")
+    out = tmp_path / "cache"
+    result = run("prepare", data, "--out", out, "--size", "64", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert "built" in result.output and "5 images of 2 people" in result.output
+    assert "3 aligned on a detected face, 1 with no face detected" in result.output and "1 unreadable" in result.output
+    from rnnface.data.prepare import FaceCache
+
+    cache = FaceCache.open(out)
+    assert cache.faces.shape == (5, 64, 64, 3)
+    assert [r.status for r in cache.rows].count("ok") == 3
+    again = run("prepare", data, "--out", out, "--size", "64")
+    assert again.exit_code == 0 and "reused" in again.output
+
+
+def test_prepare_missing_dir_explains_how_to_get_lfw(tmp_path):
+    result = run("prepare", tmp_path / "nowhere", "--out", tmp_path / "c")
+    assert result.exit_code == 2
+    assert "vis-www.cs.umass.edu/lfw" in result.output

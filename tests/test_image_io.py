@@ -1,0 +1,123 @@
+"""Image loading: every common format and pixel mode, and a clear error for each kind of bad file."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rnnface.errors import ImageError
+from rnnface.io import load_image
+
+
+def _gradient(w: int = 40, h: int = 30) -> np.ndarray:
+    x = np.linspace(0, 255, w, dtype=np.uint8)[None, :, None]
+    y = np.linspace(0, 255, h, dtype=np.uint8)[:, None, None]
+    return np.concatenate([np.broadcast_to(x, (h, w, 1)), np.broadcast_to(y, (h, w, 1)), np.full((h, w, 1), 77, np.uint8)], 2)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ppm"])
+def test_colour_formats_load_as_rgb(tmp_path, suffix):
+    path = tmp_path / f"img{suffix}"
+    Image.fromarray(_gradient()).save(path)
+    img = load_image(path)
+    assert img.shape == (30, 40, 3) and img.dtype == np.uint8
+    tolerance = 40 if suffix in (".jpg", ".webp", ".gif") else 0  # lossy or palette formats
+    assert np.abs(img.astype(int) - _gradient().astype(int)).mean() <= max(tolerance / 4, 0.01)
+
+
+def test_pgm_greyscale_becomes_three_equal_channels(tmp_path):
+    path = tmp_path / "grey.pgm"
+    Image.fromarray(_gradient()[..., 0]).save(path)
+    img = load_image(path)
+    assert img.shape == (30, 40, 3)
+    assert (img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all()
+    assert img[0, -1, 0] == 255
+
+
+def test_sixteen_bit_png_scales_to_eight_bit(tmp_path):
+    path = tmp_path / "deep.png"
+    data = np.full((10, 10), 65535, dtype=np.uint16)
+    data[:, :5] = 256 * 100
+    Image.fromarray(data).save(path)
+    img = load_image(path)
+    assert img.dtype == np.uint8
+    assert img[0, 9, 0] == 255 and abs(int(img[0, 0, 0]) - 100) <= 1
+
+
+def test_rgba_transparency_composites_on_white(tmp_path):
+    path = tmp_path / "alpha.png"
+    rgba = np.zeros((8, 8, 4), dtype=np.uint8)
+    rgba[:, :4] = (255, 0, 0, 255)  # opaque red left half, transparent right half
+    Image.fromarray(rgba, "RGBA").save(path)
+    img = load_image(path)
+    assert tuple(img[0, 0]) == (255, 0, 0)
+    assert tuple(img[0, 7]) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    Image.fromarray(_gradient(40, 30)).save(path, exif=exif.tobytes())
+    assert load_image(path).shape == (40, 30, 3)
+
+
+def test_bytes_input():
+    buf = io.BytesIO()
+    Image.fromarray(_gradient()).save(buf, format="PNG")
+    assert load_image(buf.getvalue()).shape == (30, 40, 3)
+
+
+def test_pixel_limit(tmp_path):
+    path = tmp_path / "big.png"
+    Image.new("RGB", (200, 100)).save(path)
+    with pytest.raises(ImageError, match=r"big\.png.*20,000 pixels, over the limit of 10,000"):
+        load_image(path, max_pixels=10_000)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: None, "file not found"),
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_text("this is not an image\n" * 20), "not an image"),
+        (lambda p: p.mkdir(), "is a directory"),
+    ],
+    ids=["missing", "empty", "not-an-image", "directory"],
+)
+def test_bad_files_name_the_problem(tmp_path, make, message):
+    path = tmp_path / "bad.jpg"
+    make(path)
+    with pytest.raises(ImageError, match=message) as info:
+        load_image(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_truncated_file(tmp_path, fmt):
+    buf = io.BytesIO()
+    Image.fromarray((np.random.default_rng(0).random((200, 200, 3)) * 255).astype(np.uint8)).save(buf, format=fmt)
+    path = tmp_path / f"cut.{fmt.lower()}"
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with pytest.raises(ImageError, match="corrupt or truncated") as info:
+        load_image(path)
+    assert "cut." in str(info.value)
+
+
+def test_corrupt_bytes_inside_valid_header(tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(_gradient(64, 64)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    data[60:120] = b"\x00" * 60  # smash the compressed stream, keep the signature
+    path = tmp_path / "smashed.png"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageError, match="smashed.png"):
+        load_image(path)
+
+
+def test_empty_bytes():
+    with pytest.raises(ImageError, match="empty input"):
+        load_image(b"")

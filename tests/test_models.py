@@ -1,0 +1,83 @@
+"""Every registered backbone with every cell: forward + backward, unit-norm embeddings, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rnnface.errors import ModelError
+from rnnface.models import RNN_CELLS, create_model, list_models, load_checkpoint, recurrent_share, register_model, save_checkpoint
+
+
+def test_registry_lists_the_three_backbones():
+    assert {"seed_rowlstm", "renet", "conv_birnn"} <= set(list_models())
+
+
+@pytest.mark.parametrize("cell", sorted(RNN_CELLS))
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward_unit_norm(name, cell):
+    torch.manual_seed(0)
+    model = create_model(name, cell=cell, embed_dim=48)
+    size = model.config.img_size
+    x = torch.randn(3, 3, size, size, requires_grad=False)
+    emb = model(x)
+    assert emb.shape == (3, 48)
+    assert torch.allclose(emb.norm(dim=1), torch.ones(3), atol=1e-5)
+    emb[:, 0].sum().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads)
+    rnn_grads = [p.grad.abs().sum() for m in model.modules() if isinstance(m, torch.nn.RNNBase) for p in m.parameters()]
+    assert rnn_grads and all(g > 0 for g in rnn_grads)  # gradient reaches every recurrent layer
+    assert recurrent_share(model) > 0.5  # the recurrence carries the model
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_input_size_is_configurable(name):
+    model = create_model(name, img_size=96 if name == "conv_birnn" else 48)
+    model.eval()
+    size = model.config.img_size
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, size, size)).shape == (2, model.config.embed_dim)
+
+
+def test_unknown_and_duplicate_names_raise():
+    with pytest.raises(KeyError, match="unknown model 'nope'.*conv_birnn"):
+        create_model("nope")
+    with pytest.raises(ValueError, match="already registered"):
+
+        @register_model
+        def renet(**kwargs):  # noqa: F811
+            raise AssertionError
+
+    with pytest.raises(ValueError, match="unknown cell"):
+        create_model("renet", cell="transformer")
+    with pytest.raises(TypeError):
+        create_model("renet", no_such_arg=1)
+
+
+def test_checkpoint_rebuilds_model_alone(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("renet", cell="lstm", embed_dim=64, hidden=(16, 32))
+    model.eval()
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model, "renet", threshold=0.42, meta={"data": "synthetic"})
+    ckpt = load_checkpoint(path)
+    assert ckpt.name == "renet" and ckpt.threshold == 0.42 and ckpt.meta == {"data": "synthetic"}
+    assert ckpt.args["cell"] == "lstm" and ckpt.input_size == 64
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        np.testing.assert_allclose(model(x).numpy(), ckpt.model(x).numpy(), atol=1e-6)
+
+
+def test_bad_checkpoints_give_model_errors(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelError, match="not a readable checkpoint"):
+        load_checkpoint(junk)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(ModelError, match="not an rnnface backbone checkpoint"):
+        load_checkpoint(other)
