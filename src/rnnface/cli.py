@@ -274,6 +274,64 @@ def demo(
     typer.echo(f"{correct}/{len(chosen)} pairs right at threshold {pipeline.embedder.threshold:.3f}")
 
 
+@app.command()
+def train(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (see configs/).")] = None,
+    override: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: --set epochs=10 --set model_args.cell=lstm")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last epoch checkpointed in the output directory.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (overrides the config).")] = None,
+) -> None:
+    """Train a recurrent backbone with a margin loss on a prepared face cache (torchrun for several processes)."""
+    from rnnface.training.config import load_config
+    from rnnface.training.loop import train as run_train
+
+    overrides = list(override or []) + ([f"device={device}"] if device else [])
+    cfg = load_config(config, overrides)
+    path = run_train(cfg, resume=resume)
+    typer.echo(f"checkpoint: {path}")
+
+
+eval_app = typer.Typer(help="Evaluate models by standard protocols.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("lfw")
+def eval_lfw(
+    model: Annotated[list[Path], typer.Option("--model", "-m", help="Identity-disjoint checkpoints; together they must exclude all 10 folds.")],
+    cache: Annotated[Path, typer.Option(help="Aligned-face cache of LFW (rnnface prepare).")] = Path("cache/lfw112"),
+    pairs: Annotated[Optional[Path], typer.Option(help="pairs.txt (default: beside the cached dataset).")] = None,
+    out: Annotated[Path, typer.Option(help="Directory for lfw.json, lfw.md and lfw_roc.png.")] = Path("reports"),
+    flip: Annotated[bool, typer.Option(help="Average each embedding with its mirror image's.")] = True,
+    name: Annotated[str, typer.Option(help="Row name in the table and plot.")] = "rnnface",
+    calibrate: Annotated[Optional[Path], typer.Option(help="Write the threshold at FAR=1e-3 into this checkpoint.")] = None,
+) -> None:
+    """LFW View 2: 10-fold accuracy, AUC, EER, TAR@FAR, ROC; every fold scored by a model that never saw its people."""
+    from rnnface.data.lfw import pairs_file
+    from rnnface.data.prepare import FaceCache
+    from rnnface.evaluation.lfw import score_lfw
+    from rnnface.evaluation.report import markdown_table, plot_roc, write_json
+    from rnnface.models.checkpoint import set_threshold
+
+    face_cache = FaceCache.open(cache)
+    pairs_path = pairs or pairs_file(face_cache.meta["data"])
+    result = score_lfw(face_cache, model, pairs_path, flip=flip)
+    report = result.report()
+    table = markdown_table({name: report})
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(
+        {"name": name, "models": [str(m) for m in model], "model_of_fold": result.model_of_fold, "flip": flip, **report.to_dict()},
+        out / "lfw.json",
+    )
+    (out / "lfw.md").write_text(table)
+    plot_roc({name: (result.scores, result.same)}, out / "lfw_roc.png", "LFW View 2, identity-disjoint models")
+    typer.echo(table)
+    typer.echo(f"folds scored by: {result.model_of_fold}")
+    typer.echo(f"threshold at FAR=1e-3: {report.threshold_at_far['1e-03']:.4f}; written {out}/lfw.json, lfw.md, lfw_roc.png")
+    if calibrate is not None:
+        set_threshold(calibrate, report.threshold_at_far["1e-03"], {"lfw_identity_disjoint": report.to_dict()})
+        typer.echo(f"calibrated threshold stored in {calibrate}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

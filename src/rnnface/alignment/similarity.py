@@ -28,6 +28,9 @@ ARCFACE_TEMPLATE = np.array(
     dtype=np.float64,
 )
 
+#: Faces are aligned at this canonical size (the ArcFace template); backbones resize from it.
+ALIGN_SIZE = 112
+
 
 @dataclass(frozen=True)
 class AlignedFace:

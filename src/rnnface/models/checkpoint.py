@@ -78,3 +78,9 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
         threshold=payload.get("threshold"),
         meta=payload.get("meta", {}),
     )
+
+
+def set_threshold(path: str | os.PathLike, threshold: float, meta_update: dict[str, Any] | None = None) -> None:
+    """Store a calibrated verification threshold (and provenance) in an existing checkpoint."""
+    ckpt = load_checkpoint(path)
+    save_checkpoint(path, ckpt.model, ckpt.name, threshold=float(threshold), meta={**ckpt.meta, **(meta_update or {})})

@@ -8,11 +8,7 @@ import numpy as np
 import torch
 
 from rnnface.models.checkpoint import Checkpoint, load_checkpoint
-
-
-def crops_to_tensor(crops: np.ndarray) -> torch.Tensor:
-    """(N, S, S, 3) uint8 RGB crops -> (N, 3, S, S) float tensor in [-1, 1], the backbones' input."""
-    return torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+from rnnface.models.preprocess import to_model_input
 
 
 class Embedder:
@@ -40,13 +36,13 @@ class Embedder:
 
     @torch.inference_mode()
     def embed_crops(self, crops: np.ndarray) -> np.ndarray:
-        """(N, S, S, 3) uint8 crops at `input_size` -> (N, D) float32 unit embeddings."""
+        """(N, S, S, 3) uint8 aligned crops (any S; resized as in training) -> (N, D) float32 unit embeddings."""
         crops = np.asarray(crops)
-        if crops.ndim != 4 or crops.shape[1:] != (self.input_size, self.input_size, 3):
-            raise ValueError(f"expected (N, {self.input_size}, {self.input_size}, 3) crops, got {crops.shape}")
+        if crops.ndim != 4 or crops.shape[3] != 3 or crops.shape[1] != crops.shape[2] or crops.dtype != np.uint8:
+            raise ValueError(f"expected (N, S, S, 3) uint8 crops, got {crops.shape} {crops.dtype}")
         out = []
         for start in range(0, len(crops), self.batch_size):
-            x = crops_to_tensor(crops[start : start + self.batch_size]).to(self.device)
+            x = to_model_input(crops[start : start + self.batch_size], self.input_size).to(self.device)
             emb = self.model(x)
             if self.flip:
                 emb = torch.nn.functional.normalize(emb + self.model(x.flip(-1)), dim=-1)

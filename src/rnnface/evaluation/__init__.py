@@ -1,0 +1,1 @@
+"""Evaluation: the LFW View-2 verification protocol and its report."""

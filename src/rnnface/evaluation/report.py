@@ -1,0 +1,59 @@
+"""Report files for a verification run: JSON, a markdown table and the ROC curve as a PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from rnnface.evaluation.protocol import VerificationReport
+
+
+def markdown_table(rows: dict[str, VerificationReport]) -> str:
+    """One row per method: accuracy ± std, AUC, EER, TAR@FAR."""
+    lines = [
+        "| method | accuracy (10-fold) | AUC | EER | TAR@FAR=1e-2 | TAR@FAR=1e-3 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in rows.items():
+        lines.append(
+            f"| {name} | {100 * r.accuracy_mean:.2f} ± {100 * r.accuracy_std:.2f} | {r.auc:.4f} | "
+            f"{100 * r.eer:.2f}% | {100 * r.tar_at_far['1e-02']:.2f}% | {100 * r.tar_at_far['1e-03']:.2f}% |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str) -> Path:
+    """ROC curves (name -> (scores, same)) on a log FAR axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+    for name, (scores, same) in curves.items():
+        fpr, tpr, _ = roc_curve(same, scores)
+        ax.plot(np.maximum(fpr, 1e-4), tpr, label=name)
+    ax.set_xscale("log")
+    ax.set_xlim(1e-4, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_json(data: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+    return path

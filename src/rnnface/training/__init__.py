@@ -1,0 +1,1 @@
+"""Training: config, margin heads, identity-balanced sampling, augmentation and the loop."""

@@ -1,0 +1,59 @@
+"""Training sets drawn from an aligned-face cache, with LFW folds' people held out on request."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnface.data.lfw import pairs_file, read_pairs
+from rnnface.data.prepare import FaceCache
+from rnnface.errors import DataError
+
+
+@dataclass
+class TrainSet:
+    crops: torch.Tensor  # (N, S, S, 3) uint8, in memory
+    labels: np.ndarray  # (N,) class index
+    people: list[str]  # class index -> person
+    rows: np.ndarray  # (N,) row of each crop in the cache
+    teacher: torch.Tensor | None = None  # (N, Dt) teacher embeddings, when distilling
+    teacher_valid: torch.Tensor | None = None  # (N,) bool: the teacher found a face
+
+    def with_teacher(self, embeddings: np.ndarray, valid: np.ndarray) -> TrainSet:
+        """This set plus the teacher's embeddings of its rows (given for every cache row)."""
+        return TrainSet(
+            self.crops, self.labels, self.people, self.rows,
+            torch.from_numpy(embeddings[self.rows]), torch.from_numpy(valid[self.rows]),
+        )
+
+
+def fold_people(pairs_path: str | Path, folds: tuple[int, ...]) -> set[str]:
+    """Everyone who appears in the given View-2 folds."""
+    return {
+        path.split("/")[0] for pair in read_pairs(pairs_path) if pair.fold in folds for path in (pair.a, pair.b)
+    }
+
+
+def held_out_people(cache: FaceCache, folds: tuple[int, ...], pairs: str | Path | None = None) -> set[str]:
+    """People of the excluded folds (empty when no fold is excluded)."""
+    if not folds:
+        return set()
+    return fold_people(pairs or pairs_file(cache.meta["data"]), folds)
+
+
+def build_train_set(cache: FaceCache, exclude: set[str], min_images: int = 2) -> TrainSet:
+    """Every readable cached face of people not in `exclude` who have at least `min_images` faces."""
+    usable = [i for i, r in enumerate(cache.rows) if r.status != "unreadable" and r.person not in exclude]
+    counts = Counter(cache.rows[i].person for i in usable)
+    people = sorted(p for p, n in counts.items() if n >= min_images)
+    if not people:
+        raise DataError(f"{cache.root}: no person with >= {min_images} images left to train on")
+    index = {p: c for c, p in enumerate(people)}
+    chosen = [i for i in usable if cache.rows[i].person in index]
+    crops = torch.from_numpy(np.ascontiguousarray(cache.faces[chosen]))
+    labels = np.array([index[cache.rows[i].person] for i in chosen], dtype=np.int64)
+    return TrainSet(crops, labels, people, np.array(chosen))

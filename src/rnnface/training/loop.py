@@ -1,0 +1,250 @@
+"""`rnnface train`: plain `train_one_epoch` + a `train` driver with checkpoints, resume and DDP."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from rnnface.data.prepare import FaceCache
+from rnnface.models import create_model, load_checkpoint, save_checkpoint
+from rnnface.models.preprocess import to_model_input
+from rnnface.training.augment import build_augmentation
+from rnnface.training.config import TrainConfig, save_config
+from rnnface.training.data import TrainSet, build_train_set, held_out_people
+from rnnface.training.heads import CombinedMarginHead, DistillHead
+from rnnface.training.sampler import PKSampler, UniformSampler
+from rnnface.training.teachers import centred, teacher_embeddings
+
+
+class FaceTrainer(nn.Module):
+    """Backbone + margin head (+ distillation head) as one module, so DistributedDataParallel syncs all."""
+
+    def __init__(
+        self, backbone: nn.Module, head: CombinedMarginHead, distill: DistillHead | None = None, distill_weight: float = 1.0
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.distill = distill
+        self.distill_weight = distill_weight
+
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor | None = None, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        emb = self.backbone(x)
+        loss = self.head(emb, labels)
+        if self.distill is not None and teacher is not None:
+            loss = loss + self.distill_weight * self.distill(emb, teacher, valid)
+        return loss
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str) -> Distributed:
+    """Join the process group torchrun set up (WORLD_SIZE > 1); gloo on CPU, NCCL on CUDA."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Distributed()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size())
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=True, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int):
+    """LR multiplier: linear warm-up, then cosine decay to zero."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def train_one_epoch(
+    trainer: nn.Module,
+    data: TrainSet,
+    sampler,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    config: TrainConfig,
+    augment: nn.Module | None,
+    size: int,
+    progress: bool = True,
+    desc: str = "train",
+) -> dict[str, float]:
+    """One pass of `sampler`'s batches; returns mean loss, images/s and the final learning rate."""
+    trainer.train()
+    device = torch.device(config.device)
+    use_amp = config.amp and device.type == "cuda"
+    total, seen, start = 0.0, 0, time.perf_counter()
+    bar = tqdm(sampler, desc=desc, unit="batch", disable=not progress, leave=False)
+    for batch in bar:
+        x = to_model_input(data.crops[batch].to(device), size, augment)
+        y = torch.from_numpy(data.labels[batch]).to(device)
+        teacher = valid = None
+        if data.teacher is not None:
+            teacher, valid = data.teacher[batch].to(device), data.teacher_valid[batch].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            loss = trainer(x, y, teacher, valid)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(trainer.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        total += loss.item() * len(batch)
+        seen += len(batch)
+        bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
+    seconds = time.perf_counter() - start
+    return {"loss": total / max(1, seen), "images_per_s": seen / seconds, "seconds": seconds, "lr": scheduler.get_last_lr()[0]}
+
+
+def _unwrap(module: nn.Module) -> FaceTrainer:
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train a backbone on the cache in `config.cache`; returns the path of `backbone.pt`.
+
+    Writes to `config.out`: backbone.pt (inference checkpoint), head.pt (margin head),
+    state.pt (optimizer/scheduler/epoch, for --resume), metrics.csv and config.yaml.
+    """
+    config = config.validate()
+    ddp = init_distributed(config.device)
+    seed_everything(config.seed + ddp.rank)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = FaceCache.open(config.cache)
+    held_out = held_out_people(cache, config.exclude_folds, config.pairs)
+    data = build_train_set(cache, held_out, config.min_images)
+    if config.teacher is not None:
+        embeddings, valid = teacher_embeddings(cache, config.teacher, progress=progress and ddp.is_main)
+        data = data.with_teacher(centred(embeddings, valid), valid)
+    device = torch.device(config.device)
+
+    backbone = create_model(config.model, **config.model_args)
+    size = backbone.config.img_size
+    head = CombinedMarginHead(backbone.config.embed_dim, len(data.people), config.scale, config.resolved_margins)
+    distill = DistillHead(backbone.config.embed_dim, data.teacher.shape[1]) if data.teacher is not None else None
+    trainer: nn.Module = FaceTrainer(backbone, head, distill, config.distill_weight).to(device)
+    if config.sampler == "balanced":
+        sampler = PKSampler(data.labels, config.p, config.k, seed=config.seed + 1000 * ddp.rank)
+    else:
+        sampler = UniformSampler(data.labels, config.batch_size, seed=config.seed + 1000 * ddp.rank)
+    optimizer = build_optimizer(trainer.parameters(), config)
+    steps = len(sampler) * config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(int(config.warmup_epochs * len(sampler)), steps)
+    )
+    start_epoch = 0
+    if resume and (out / "state.pt").is_file():
+        state = torch.load(out / "state.pt", map_location=device, weights_only=True)
+        trainer.backbone.load_state_dict(load_checkpoint(out / "backbone.pt").model.state_dict())
+        heads = torch.load(out / "head.pt", map_location=device, weights_only=True)
+        trainer.head.load_state_dict(heads["state_dict"])
+        if trainer.distill is not None:
+            trainer.distill.load_state_dict(heads["distill"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        sampler.rng.bit_generator.state = state["sampler_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch = state["epoch"] + 1
+    if ddp.world_size > 1:
+        trainer = nn.parallel.DistributedDataParallel(trainer)
+    augment = build_augmentation(size).to(device) if config.augment else None
+    if ddp.is_main:
+        save_config(config, out / "config.yaml")
+
+    writer = _tensorboard(out) if ddp.is_main else None
+    for epoch in range(start_epoch, config.epochs):
+        stats = train_one_epoch(
+            trainer, data, sampler, optimizer, scheduler, config, augment, size,
+            progress=progress and ddp.is_main, desc=f"epoch {epoch + 1}/{config.epochs}",
+        )
+        if not ddp.is_main:
+            continue
+        inner = _unwrap(trainer)
+        meta = {
+            "config": config.to_dict(),
+            "epoch": epoch,
+            "exclude_folds": list(config.exclude_folds),
+            "train_people": data.people,
+            "teacher": config.teacher,
+            "train_images": len(data.labels),
+            "world_size": ddp.world_size,
+        }
+        save_checkpoint(out / "backbone.pt", inner.backbone, config.model, meta=meta)
+        heads = {"state_dict": inner.head.state_dict(), "num_classes": len(data.people)}
+        if inner.distill is not None:
+            heads["distill"] = inner.distill.state_dict()
+        torch.save(heads, out / "head.pt")
+        torch.save(
+            {
+                "epoch": epoch,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "sampler_rng": sampler.rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+            },
+            out / "state.pt",
+        )
+        _append_metrics(out / "metrics.csv", {"epoch": epoch + 1, **{k: round(v, 6) for k, v in stats.items()}})
+        if writer is not None:
+            for key, value in stats.items():
+                writer.add_scalar(f"train/{key}", value, epoch + 1)
+        if progress:
+            tqdm.write(f"epoch {epoch + 1}: loss {stats['loss']:.4f}, {stats['images_per_s']:.0f} img/s, lr {stats['lr']:.2e}")
+    if ddp.world_size > 1:
+        dist.barrier()
+    return out / "backbone.pt"
+
+
+def _append_metrics(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _tensorboard(out: Path):
+    """A SummaryWriter when tensorboard is installed, else None (metrics.csv is always written)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(out / "tb")

@@ -1,0 +1,42 @@
+"""`rnnface eval lfw` end to end on a synthetic LFW-like cache: two identity-disjoint models, reports written."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from rnnface.cli import app
+from rnnface.training.loop import train
+from tests.test_training import _tiny_config, write_cache
+
+
+def test_eval_lfw_identity_disjoint(tmp_path):
+    cache = write_cache(tmp_path / "cache", people=12, per_person=4)
+    # write_cache numbers images globally: Person_00 has images 0-3, Person_01 4-7, Person_02 8-11, ...
+    pairs = tmp_path / "pairs.txt"
+    lines = ["2\t2"]
+    for a, b, c in (("Person_00", "Person_01", "Person_02"), ("Person_03", "Person_04", "Person_05")):
+        ia, ib, ic = (4 * int(p[-2:]) for p in (a, b, c))
+        lines += [f"{a}\t{ia}\t{ia + 1}", f"{b}\t{ib}\t{ib + 1}", f"{a}\t{ia + 2}\t{c}\t{ic}", f"{b}\t{ib + 2}\t{c}\t{ic + 1}"]
+    pairs.write_text("\n".join(lines) + "\n")
+    a = train(_tiny_config(cache, tmp_path / "a", epochs=1, exclude_folds=(0,), pairs=str(pairs)), progress=False)
+    b = train(_tiny_config(cache, tmp_path / "b", epochs=1, exclude_folds=(1,), pairs=str(pairs)), progress=False)
+    out = tmp_path / "report"
+    runner = CliRunner()
+    result = runner.invoke(app, ["eval", "lfw", "-m", str(a), "-m", str(b), "--cache", str(cache), "--pairs", str(pairs), "--out", str(out), "--calibrate", str(a)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "lfw.json").read_text())
+    assert report["pairs"] == 8 and report["model_of_fold"] == {"0": "a", "1": "b"}
+    assert 0.0 <= report["accuracy_mean"] <= 1.0 and len(report["fold_accuracies"]) == 2
+    assert (out / "lfw_roc.png").stat().st_size > 1000
+    assert "| rnnface |" in (out / "lfw.md").read_text()
+    from rnnface.models import load_checkpoint
+
+    calibrated = load_checkpoint(a)
+    assert calibrated.threshold == report["threshold_at_far"]["1e-03"]
+    assert calibrated.meta["lfw_identity_disjoint"]["pairs"] == 8
+    # A model trained on everyone cannot score any fold: the protocol refuses.
+    c = train(_tiny_config(cache, tmp_path / "c", epochs=1), progress=False)
+    result = runner.invoke(app, ["eval", "lfw", "-m", str(c), "--cache", str(cache), "--pairs", str(pairs), "--out", str(out)])
+    assert result.exit_code == 2 and "no identity-disjoint model" in result.output
