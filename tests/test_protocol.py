@@ -60,3 +60,16 @@ def test_every_fold_needs_an_excluding_model():
     assert assign_models(metas, [0, 1, 2]) == {0: "a", 1: "a", 2: "b"}
     with pytest.raises(DisjointnessError, match="fold 3 has no identity-disjoint model"):
         assign_models(metas, [0, 1, 2, 3])
+
+
+def test_rank_hits_known_answer():
+    from rnnface.evaluation.identification import rank_hits
+
+    gallery = np.eye(6)
+    gallery_ids = np.array(["a", "b", "c", "d", "e", "f"])
+    probes = np.array([
+        [1.0, 0.1, 0, 0, 0, 0],  # a first: rank 1
+        [0.9, 0.8, 0.7, 0.6, 0.5, 0.4],  # truth f: rank 6 (a miss at 5)
+        [0.5, 0.4, 0.3, 0.6, 0.9, 0.1],  # truth c: rank 4
+    ])
+    assert rank_hits(probes, np.array(["a", "f", "c"]), gallery, gallery_ids) == {1: 1, 5: 2}

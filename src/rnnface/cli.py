@@ -21,6 +21,9 @@ class _Group(TyperGroup):
         except RnnfaceError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except ModuleNotFoundError as exc:
+            typer.echo(f"error: optional dependency {exc.name!r} is missing: pip install 'rnnface[train]'", err=True)
+            raise typer.Exit(2) from None
 
 
 app = typer.Typer(
@@ -305,9 +308,10 @@ def eval_lfw(
     name: Annotated[str, typer.Option(help="Row name in the table and plot.")] = "rnnface",
     calibrate: Annotated[Optional[Path], typer.Option(help="Write the threshold at FAR=1e-3 into this checkpoint.")] = None,
 ) -> None:
-    """LFW View 2: 10-fold accuracy, AUC, EER, TAR@FAR, ROC; every fold scored by a model that never saw its people."""
+    """LFW View 2 (10-fold accuracy, AUC, EER, TAR@FAR, ROC) and 1:N rank-1/5, scored only by models that never saw the people."""
     from rnnface.data.lfw import pairs_file
     from rnnface.data.prepare import FaceCache
+    from rnnface.evaluation.identification import identify_lfw
     from rnnface.evaluation.lfw import score_lfw
     from rnnface.evaluation.report import markdown_table, plot_roc, write_json
     from rnnface.models.checkpoint import set_threshold
@@ -316,10 +320,22 @@ def eval_lfw(
     pairs_path = pairs or pairs_file(face_cache.meta["data"])
     result = score_lfw(face_cache, model, pairs_path, flip=flip)
     report = result.report()
+    ident = identify_lfw(face_cache, model, pairs_path, flip=flip)
     table = markdown_table({name: report})
+    table += (
+        f"\n1:N identification: rank-1 {100 * ident.rank1:.2f}%, rank-5 {100 * ident.rank5:.2f}% "
+        f"({ident.probes} probes; galleries of {ident.gallery_sizes} people incl. single-image distractors)\n"
+    )
     out.mkdir(parents=True, exist_ok=True)
     write_json(
-        {"name": name, "models": [str(m) for m in model], "model_of_fold": result.model_of_fold, "flip": flip, **report.to_dict()},
+        {
+            "name": name,
+            "models": [str(m) for m in model],
+            "model_of_fold": result.model_of_fold,
+            "flip": flip,
+            **report.to_dict(),
+            "identification": ident.to_dict(),
+        },
         out / "lfw.json",
     )
     (out / "lfw.md").write_text(table)

@@ -79,7 +79,7 @@ def verification_report(scores, same, folds, fars=(1e-2, 1e-3)) -> VerificationR
     return VerificationReport(
         accuracy_mean=float(accs.mean()),
         accuracy_std=float(accs.std()),
-        fold_accuracies=[round(a, 4) for a in accs],
+        fold_accuracies=[round(float(a), 4) for a in accs],
         auc=float(roc_auc_score(same, scores)),
         eer=equal_error_rate(scores, same),
         tar_at_far=tars,

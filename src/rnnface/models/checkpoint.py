@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,8 @@ def save_checkpoint(
         "model_args": model_args(model),
         "state_dict": model.state_dict(),
         "threshold": threshold,
-        "meta": dict(meta or {}),
+        # Plain JSON types only, so weights_only loading accepts it (numpy scalars would not be).
+        "meta": json.loads(json.dumps(meta or {}, default=lambda v: v.item() if hasattr(v, "item") else str(v))),
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
