@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from typer.testing import CliRunner
 
 from rnnface.cli import app
@@ -23,8 +25,15 @@ def test_eval_lfw_identity_disjoint(tmp_path):
     a = train(_tiny_config(cache, tmp_path / "a", epochs=1, exclude_folds=(0,), pairs=str(pairs)), progress=False)
     b = train(_tiny_config(cache, tmp_path / "b", epochs=1, exclude_folds=(1,), pairs=str(pairs)), progress=False)
     out = tmp_path / "report"
+    # A peer's embeddings, as its teacher pass caches them; it "finds no face" in one image.
+    rng = np.random.default_rng(1)
+    peer = np.repeat(rng.normal(size=(12, 8)), 4, axis=0) + rng.normal(0, 0.05, (48, 8))
+    peer /= np.linalg.norm(peer, axis=1, keepdims=True)
+    valid = np.ones(48, bool)
+    valid[4 * 3 + 2] = False  # Person_03's third image, used in a mismatched pair of fold 1
+    np.savez(cache / "teacher-face_recognition.npz", embeddings=peer.astype(np.float32), valid=valid)
     runner = CliRunner()
-    result = runner.invoke(app, ["eval", "lfw", "-m", str(a), "-m", str(b), "--cache", str(cache), "--pairs", str(pairs), "--out", str(out), "--calibrate", str(a)])
+    result = runner.invoke(app, ["eval", "lfw", "-m", str(a), "-m", str(b), "--cache", str(cache), "--pairs", str(pairs), "--out", str(out), "--calibrate", str(a), "--peer", "face_recognition"])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "lfw.json").read_text())
     assert report["pairs"] == 8 and report["model_of_fold"] == {"0": "a", "1": "b"}
@@ -33,7 +42,10 @@ def test_eval_lfw_identity_disjoint(tmp_path):
     assert report["identification"]["gallery_sizes"] == {"a": 3, "b": 3}
     assert report["identification"]["probes"] == 18
     assert (out / "lfw_roc.png").stat().st_size > 1000
-    assert "| rnnface |" in (out / "lfw.md").read_text()
+    assert "| rnnface |" in (out / "lfw.md").read_text() and "| face_recognition |" in (out / "lfw.md").read_text()
+    # the peer separates its well-clustered people perfectly; its face-less pair is scored as rejected
+    assert report["peers"]["face_recognition"]["pairs_without_face"] == 1
+    assert report["peers"]["face_recognition"]["accuracy_mean"] == 1.0
     from rnnface.models import load_checkpoint
 
     calibrated = load_checkpoint(a)

@@ -307,12 +307,13 @@ def eval_lfw(
     flip: Annotated[bool, typer.Option(help="Average each embedding with its mirror image's.")] = True,
     name: Annotated[str, typer.Option(help="Row name in the table and plot.")] = "rnnface",
     calibrate: Annotated[Optional[Path], typer.Option(help="Write the threshold at FAR=1e-3 into this checkpoint.")] = None,
+    peer: Annotated[Optional[list[str]], typer.Option(help="Also score the pairs with a pretrained peer (face_recognition).")] = None,
 ) -> None:
     """LFW View 2 (10-fold accuracy, AUC, EER, TAR@FAR, ROC) and 1:N rank-1/5, scored only by models that never saw the people."""
     from rnnface.data.lfw import pairs_file
     from rnnface.data.prepare import FaceCache
     from rnnface.evaluation.identification import identify_lfw
-    from rnnface.evaluation.lfw import score_lfw
+    from rnnface.evaluation.lfw import score_lfw, score_peer
     from rnnface.evaluation.report import markdown_table, plot_roc, write_json
     from rnnface.models.checkpoint import set_threshold
 
@@ -321,7 +322,13 @@ def eval_lfw(
     result = score_lfw(face_cache, model, pairs_path, flip=flip)
     report = result.report()
     ident = identify_lfw(face_cache, model, pairs_path, flip=flip)
-    table = markdown_table({name: report})
+    rows, curves, peers = {name: report}, {name: (result.scores, result.same)}, {}
+    for peer_name in peer or []:
+        peer_scores, failed = score_peer(face_cache, peer_name, pairs_path)
+        rows[peer_name] = peer_scores.report()
+        curves[peer_name] = (peer_scores.scores, peer_scores.same)
+        peers[peer_name] = {**rows[peer_name].to_dict(), "pairs_without_face": failed}
+    table = markdown_table(rows)
     table += (
         f"\n1:N identification: rank-1 {100 * ident.rank1:.2f}%, rank-5 {100 * ident.rank5:.2f}% "
         f"({ident.probes} probes; galleries of {ident.gallery_sizes} people incl. single-image distractors)\n"
@@ -335,11 +342,12 @@ def eval_lfw(
             "flip": flip,
             **report.to_dict(),
             "identification": ident.to_dict(),
+            "peers": peers,
         },
         out / "lfw.json",
     )
     (out / "lfw.md").write_text(table)
-    plot_roc({name: (result.scores, result.same)}, out / "lfw_roc.png", "LFW View 2, identity-disjoint models")
+    plot_roc(curves, out / "lfw_roc.png", "LFW View 2 (rnnface: identity-disjoint models)")
     typer.echo(table)
     typer.echo(f"folds scored by: {result.model_of_fold}")
     typer.echo(f"threshold at FAR=1e-3: {report.threshold_at_far['1e-03']:.4f}; written {out}/lfw.json, lfw.md, lfw_roc.png")

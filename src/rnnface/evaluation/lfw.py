@@ -91,3 +91,24 @@ def score_lfw(cache: FaceCache, checkpoints: list[str | Path], pairs_path: str |
         for i, pair in zip(idx, mine):
             scores[i] = float(emb[at[pair.a]] @ emb[at[pair.b]])
     return LfwScores(pairs, scores, {f: Path(n).parent.name or n for f, n in assignment.items()})
+
+
+def score_peer(cache: FaceCache, peer: str, pairs_path: str | Path) -> tuple[LfwScores, int]:
+    """The same View-2 pairs scored by a pretrained peer (a registered teacher): cosine of its embeddings.
+
+    A pair where the peer found no face in either image gets score -1 (rejected), as a user of that
+    library would see it fail. Returns the scores and how many pairs that happened to.
+    """
+    from rnnface.training.teachers import teacher_embeddings
+
+    pairs = read_pairs(pairs_path)
+    embeddings, valid = teacher_embeddings(cache, peer)
+    row_of = {r.path: i for i, r in enumerate(cache.rows)}
+    scores, failed = np.zeros(len(pairs)), 0
+    for i, pair in enumerate(pairs):
+        a, b = row_of[pair.a], row_of[pair.b]
+        if valid[a] and valid[b]:
+            scores[i] = float(embeddings[a] @ embeddings[b])
+        else:
+            scores[i], failed = -1.0, failed + 1
+    return LfwScores(pairs, scores, {}), failed
