@@ -53,15 +53,21 @@ def bench_detect_align(images: Sequence[np.ndarray], size: int = 112, detector: 
     }
 
 
-def bench_embed(models: Sequence[str], batch_sizes: Sequence[int] = (1, 32), repeats: int = 20) -> list[dict]:
-    """Median ms per face of each backbone's forward pass (default config) at each batch size."""
+def bench_embed(
+    models: Sequence[str], batch_sizes: Sequence[int] = (1, 32), repeats: int = 20, checkpoint: str | Path | None = None
+) -> list[dict]:
+    """Median ms per face of each backbone's forward pass (default config), and of `checkpoint` if given."""
     import torch
 
-    from rnnface.models import create_model
+    from rnnface.models import create_model, load_checkpoint
 
+    named = [(name, create_model(name)) for name in models]
+    if checkpoint is not None:
+        ckpt = load_checkpoint(checkpoint)
+        named.append((f"{ckpt.name} (shipped)", ckpt.model))
     rows = []
-    for name in models:
-        model = create_model(name).eval()
+    for name, model in named:
+        model.eval()
         size = model.config.img_size
         for batch in batch_sizes:
             x = torch.randn(batch, 3, size, size)

@@ -206,23 +206,23 @@ def bench(
     from rnnface.data.folders import list_identity_images, resolve_image_root
     from rnnface.io import load_image
     from rnnface.models import list_models
-    from rnnface.settings import Settings
+    from rnnface.settings import Settings, packaged_model
 
     root = resolve_image_root(data or Settings.from_env().data)
     records = list_identity_images(root)
     step = max(1, len(records) // images)
     sample = [load_image(root / r.path) for r in records[::step][:images]]
     det = bench_detect_align(sample)
-    emb = bench_embed(list_models())
+    emb = bench_embed(list_models(), checkpoint=packaged_model())
     report = {"machine": machine(), "detect_align": det, "embed": emb}
     write_report(report, out)
     typer.echo(
         f"detect+align ({det['detector']}, {det['images']} images {det['image_shape'][1]}x{det['image_shape'][0]}, "
         f"faces in {det['faces_found']}): median {det['ms_per_image_median']:.1f} ms/image, p90 {det['ms_per_image_p90']:.1f}"
     )
-    typer.echo(f"{'model':<14}{'cell':<6}{'input':>6}{'batch':>7}{'ms/face':>10}")
+    typer.echo(f"{'model':<24}{'cell':<6}{'input':>6}{'batch':>7}{'ms/face':>10}")
     for r in emb:
-        typer.echo(f"{r['model']:<14}{r['cell']:<6}{r['input']:>6}{r['batch']:>7}{r['ms_per_face']:>10.2f}")
+        typer.echo(f"{r['model']:<24}{r['cell']:<6}{r['input']:>6}{r['batch']:>7}{r['ms_per_face']:>10.2f}")
     typer.echo(f"written: {out}")
 
 

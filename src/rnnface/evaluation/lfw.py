@@ -67,9 +67,15 @@ def check_disjoint(pairs: list[Pair], train_people: set[str], model: str) -> Non
                 )
 
 
-def score_lfw(cache: FaceCache, checkpoints: list[str | Path], pairs_path: str | Path, flip: bool = True) -> LfwScores:
-    """Cosine score of every View-2 pair, each fold by its identity-disjoint model."""
-    pairs = read_pairs(pairs_path)
+def score_lfw(
+    cache: FaceCache,
+    checkpoints: list[str | Path],
+    pairs_path: str | Path,
+    flip: bool = True,
+    folds: set[int] | None = None,
+) -> LfwScores:
+    """Cosine score of every View-2 pair (or of those in `folds`), each fold by its identity-disjoint model."""
+    pairs = [p for p in read_pairs(pairs_path) if folds is None or p.fold in folds]
     loaded = {str(p): load_checkpoint(p) for p in checkpoints}
     assignment = assign_models({name: ck.meta for name, ck in loaded.items()}, sorted({p.fold for p in pairs}))
     row_of = {r.path: i for i, r in enumerate(cache.rows)}
