@@ -51,6 +51,18 @@ def test_eval_lfw_identity_disjoint(tmp_path):
     calibrated = load_checkpoint(a)
     assert calibrated.threshold == report["threshold_at_far"]["1e-03"]
     assert calibrated.meta["lfw_identity_disjoint"]["pairs"] == 8
+    # One identity-disjoint model on the folds it left out
+    d = train(_tiny_config(cache, tmp_path / "d", epochs=1, exclude_folds=(0, 1), pairs=str(pairs)), progress=False)
+    result = runner.invoke(app, ["eval", "lfw", "-m", str(d), "--folds", "0,1", "--cache", str(cache), "--pairs", str(pairs), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    one = json.loads((out / "lfw.json").read_text())
+    assert one["folds"] == [0, 1] and one["pairs"] == 8 and one["identification"]["gallery_sizes"] == {"d": 6}
+    result = runner.invoke(app, ["eval", "lfw", "-m", str(b), "--folds", "1", "--cache", str(cache), "--pairs", str(pairs), "--out", str(out)])
+    assert result.exit_code == 2 and "at least 2 folds" in result.output
+    result = runner.invoke(app, ["eval", "lfw", "-m", str(b), "--folds", "0,1", "--cache", str(cache), "--pairs", str(pairs), "--out", str(out)])
+    assert result.exit_code == 2 and "fold 0 has no identity-disjoint model" in result.output
+    result = runner.invoke(app, ["eval", "lfw", "-m", str(b), "--folds", "12", "--cache", str(cache), "--pairs", str(pairs)])
+    assert result.exit_code == 2 and "fold numbers 0-9" in result.output
     # A model trained on everyone cannot score any fold: the protocol refuses.
     c = train(_tiny_config(cache, tmp_path / "c", epochs=1), progress=False)
     result = runner.invoke(app, ["eval", "lfw", "-m", str(c), "--cache", str(cache), "--pairs", str(pairs), "--out", str(out)])

@@ -43,7 +43,10 @@ def run_row(args: tuple[str, list[str], int, str]) -> dict:
     from rnnface.training.loop import train
 
     slug = "".join(c if c.isalnum() else "-" for c in name.lower())[:40].strip("-")
-    config = load_config("configs/lfw_heldout_a.yaml", [*changes, f"epochs={epochs}", f"out={out_root}/{slug}"])
+    config = load_config(
+        "configs/lfw_heldout_a.yaml",
+        [*changes, f"epochs={epochs}", f"warmup_epochs={min(2.0, epochs / 6)}", f"out={out_root}/{slug}"],
+    )
     start = time.perf_counter()
     checkpoint = train(config, progress=False)
     seconds = time.perf_counter() - start

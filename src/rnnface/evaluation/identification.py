@@ -41,8 +41,10 @@ def rank_hits(probe_emb: np.ndarray, probe_ids: np.ndarray, gallery_emb: np.ndar
     return {k: int((hit_rank < k).sum()) for k in ks}
 
 
-def identify_lfw(cache: FaceCache, checkpoints: list[str | Path], pairs_path: str | Path, flip: bool = True) -> IdentificationReport:
-    pairs = read_pairs(pairs_path)
+def identify_lfw(
+    cache: FaceCache, checkpoints: list[str | Path], pairs_path: str | Path, flip: bool = True, folds: set[int] | None = None
+) -> IdentificationReport:
+    pairs = [p for p in read_pairs(pairs_path) if folds is None or p.fold in folds]
     loaded = {str(p): load_checkpoint(p) for p in checkpoints}
     assignment = assign_models({n: c.meta for n, c in loaded.items()}, sorted({p.fold for p in pairs}))
     images_of = defaultdict(list)

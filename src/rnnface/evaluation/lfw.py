@@ -99,7 +99,7 @@ def score_lfw(
     return LfwScores(pairs, scores, {f: Path(n).parent.name or n for f, n in assignment.items()})
 
 
-def score_peer(cache: FaceCache, peer: str, pairs_path: str | Path) -> tuple[LfwScores, int]:
+def score_peer(cache: FaceCache, peer: str, pairs_path: str | Path, folds: set[int] | None = None) -> tuple[LfwScores, int]:
     """The same View-2 pairs scored by a pretrained peer (a registered teacher): cosine of its embeddings.
 
     A pair where the peer found no face in either image gets score -1 (rejected), as a user of that
@@ -107,7 +107,7 @@ def score_peer(cache: FaceCache, peer: str, pairs_path: str | Path) -> tuple[Lfw
     """
     from rnnface.training.teachers import teacher_embeddings
 
-    pairs = read_pairs(pairs_path)
+    pairs = [p for p in read_pairs(pairs_path) if folds is None or p.fold in folds]
     embeddings, valid = teacher_embeddings(cache, peer)
     row_of = {r.path: i for i, r in enumerate(cache.rows)}
     scores, failed = np.zeros(len(pairs)), 0

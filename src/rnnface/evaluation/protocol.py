@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from rnnface.errors import RnnfaceError
+
 
 def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
     """The threshold maximising accuracy of `score >= t` (midpoint between neighbouring scores)."""
@@ -29,6 +31,8 @@ def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
 
 def kfold_accuracy(scores: np.ndarray, same: np.ndarray, folds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-fold accuracy with the threshold chosen on the other folds; returns (accuracies, thresholds)."""
+    if len(np.unique(folds)) < 2:
+        raise RnnfaceError("k-fold accuracy needs pairs from at least 2 folds (the threshold is chosen on the others)")
     accs, thresholds = [], []
     for fold in np.unique(folds):
         test = folds == fold
