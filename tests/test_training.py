@@ -141,6 +141,8 @@ def test_train_writes_checkpoints_and_resumes(tmp_path):
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     assert load_checkpoint(out / "backbone.pt").meta["epoch"] == 2
+    train(_tiny_config(cache, out, epochs=1), progress=False)  # a fresh run in the same directory
+    assert [r["epoch"] for r in csv.DictReader(open(out / "metrics.csv"))] == ["1"]
 
 
 def test_same_seed_same_weights(tmp_path):

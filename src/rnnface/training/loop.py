@@ -187,6 +187,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     augment = build_augmentation(size).to(device) if config.augment else None
     if ddp.is_main:
         save_config(config, out / "config.yaml")
+        if start_epoch == 0:  # a fresh run: metrics of an earlier run in this directory are not ours
+            (out / "metrics.csv").unlink(missing_ok=True)
 
     writer = _tensorboard(out) if ddp.is_main else None
     for epoch in range(start_epoch, config.epochs):
