@@ -62,9 +62,6 @@ def bench_embed(
     from rnnface.models import create_model, load_checkpoint
 
     named = [(name, create_model(name)) for name in models]
-    if checkpoint is not None:
-        ckpt = load_checkpoint(checkpoint)
-        named.append((f"{ckpt.name} (shipped)", ckpt.model))
     rows = []
     for name, model in named:
         model.eval()
@@ -84,6 +81,32 @@ def bench_embed(
                     "ms_per_batch": round(statistics.median(times), 2),
                 }
             )
+    if checkpoint is not None:
+        rows += _bench_checkpoint(load_checkpoint(checkpoint), batch_sizes, repeats)
+    return rows
+
+
+def _bench_checkpoint(ckpt, batch_sizes: Sequence[int], repeats: int) -> list[dict]:
+    """The shipped model as `embed`/`verify` run it: 112 px crops resized, flip-averaged if calibrated so."""
+    from rnnface.alignment import ALIGN_SIZE
+    from rnnface.recognition.embedder import Embedder
+
+    embedder = Embedder(ckpt)
+    rows = []
+    for batch in batch_sizes:
+        crops = np.random.default_rng(0).integers(0, 256, (batch, ALIGN_SIZE, ALIGN_SIZE, 3), dtype=np.uint8)
+        times = _time_ms(lambda: embedder.embed_crops(crops), repeats=max(3, repeats // batch * 2 if batch > 1 else repeats))
+        rows.append(
+            {
+                "stage": "embed",
+                "model": f"{ckpt.name} (shipped{', flip' if embedder.flip else ''})",
+                "cell": ckpt.args["cell"],
+                "input": embedder.input_size,
+                "batch": batch,
+                "ms_per_face": round(statistics.median(times) / batch, 3),
+                "ms_per_batch": round(statistics.median(times), 2),
+            }
+        )
     return rows
 
 

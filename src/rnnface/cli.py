@@ -220,9 +220,9 @@ def bench(
         f"detect+align ({det['detector']}, {det['images']} images {det['image_shape'][1]}x{det['image_shape'][0]}, "
         f"faces in {det['faces_found']}): median {det['ms_per_image_median']:.1f} ms/image, p90 {det['ms_per_image_p90']:.1f}"
     )
-    typer.echo(f"{'model':<24}{'cell':<6}{'input':>6}{'batch':>7}{'ms/face':>10}")
+    typer.echo(f"{'model':<28}{'cell':<6}{'input':>6}{'batch':>7}{'ms/face':>10}")
     for r in emb:
-        typer.echo(f"{r['model']:<24}{r['cell']:<6}{r['input']:>6}{r['batch']:>7}{r['ms_per_face']:>10.2f}")
+        typer.echo(f"{r['model']:<28}{r['cell']:<6}{r['input']:>6}{r['batch']:>7}{r['ms_per_face']:>10.2f}")
     typer.echo(f"written: {out}")
 
 
@@ -355,7 +355,7 @@ def eval_lfw(
     typer.echo(f"folds scored by: {result.model_of_fold}")
     typer.echo(f"threshold at FAR=1e-3: {report.threshold_at_far['1e-03']:.4f}; written {out}/lfw.json, lfw.md, lfw_roc.png")
     if calibrate is not None:
-        set_threshold(calibrate, report.threshold_at_far["1e-03"], {"lfw_identity_disjoint": report.to_dict()})
+        set_threshold(calibrate, report.threshold_at_far["1e-03"], {"lfw_identity_disjoint": report.to_dict(), "flip": flip})
         typer.echo(f"calibrated threshold stored in {calibrate}")
 
 

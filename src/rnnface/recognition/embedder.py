@@ -14,10 +14,12 @@ from rnnface.models.preprocess import to_model_input
 class Embedder:
     """Embeds aligned crops with a checkpointed backbone, in batches, without gradients."""
 
-    def __init__(self, checkpoint: Checkpoint, batch_size: int = 64, flip: bool = False, device: str = "cpu") -> None:
+    def __init__(self, checkpoint: Checkpoint, batch_size: int = 64, flip: bool | None = None, device: str = "cpu") -> None:
         self.checkpoint = checkpoint
         self.batch_size = batch_size
-        self.flip = flip  # average with the mirrored crop: a little more accurate, twice the cost
+        # Average with the mirrored crop (a little more accurate, twice the cost). Default: as when the
+        # checkpoint's threshold was calibrated, so similarities match that threshold.
+        self.flip = bool(checkpoint.meta.get("flip", False)) if flip is None else flip
         self.device = torch.device(device)
         self.model = checkpoint.model.to(self.device).eval()
 

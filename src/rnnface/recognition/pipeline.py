@@ -70,7 +70,7 @@ class FacePipeline:
         model: str | os.PathLike | None = None,
         detector: Detector | str = DEFAULT_DETECTOR,
         settings: Settings | None = None,
-        flip: bool = False,
+        flip: bool | None = None,
     ) -> None:
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
         self._model = model
