@@ -26,6 +26,11 @@ def _time_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> list[fl
     return times
 
 
+def _repeats(batch: int, repeats: int) -> int:
+    """Fewer timed calls for big batches, so every batch size costs about the same."""
+    return max(3, repeats // batch * 2) if batch > 1 else repeats
+
+
 def bench_detect_align(images: Sequence[np.ndarray], size: int = 112, detector: str = DEFAULT_DETECTOR) -> dict:
     """Median/p90 ms per image of detection plus alignment of the largest face (decoding excluded)."""
     det = create_detector(detector)
@@ -69,7 +74,7 @@ def bench_embed(
         for batch in batch_sizes:
             x = torch.randn(batch, 3, size, size)
             with torch.inference_mode():
-                times = _time_ms(lambda: model(x), repeats=max(3, repeats // batch * 2 if batch > 1 else repeats))
+                times = _time_ms(lambda: model(x), repeats=_repeats(batch, repeats))
             rows.append(
                 {
                     "stage": "embed",
@@ -95,7 +100,7 @@ def _bench_checkpoint(ckpt, batch_sizes: Sequence[int], repeats: int) -> list[di
     rows = []
     for batch in batch_sizes:
         crops = np.random.default_rng(0).integers(0, 256, (batch, ALIGN_SIZE, ALIGN_SIZE, 3), dtype=np.uint8)
-        times = _time_ms(lambda: embedder.embed_crops(crops), repeats=max(3, repeats // batch * 2 if batch > 1 else repeats))
+        times = _time_ms(lambda: embedder.embed_crops(crops), repeats=_repeats(batch, repeats))
         rows.append(
             {
                 "stage": "embed",

@@ -17,8 +17,7 @@ import numpy as np
 
 from rnnface.data.lfw import read_pairs
 from rnnface.data.prepare import FaceCache
-from rnnface.evaluation.lfw import DisjointnessError, assign_models
-from rnnface.models import load_checkpoint
+from rnnface.evaluation.lfw import DisjointnessError, load_assigned
 from rnnface.recognition.embedder import Embedder
 
 
@@ -45,8 +44,7 @@ def identify_lfw(
     cache: FaceCache, checkpoints: list[str | Path], pairs_path: str | Path, flip: bool = True, folds: set[int] | None = None
 ) -> IdentificationReport:
     pairs = [p for p in read_pairs(pairs_path) if folds is None or p.fold in folds]
-    loaded = {str(p): load_checkpoint(p) for p in checkpoints}
-    assignment = assign_models({n: c.meta for n, c in loaded.items()}, sorted({p.fold for p in pairs}))
+    loaded, assignment = load_assigned(checkpoints, pairs)
     images_of = defaultdict(list)
     for i, row in enumerate(cache.rows):
         if row.status != "unreadable":

@@ -16,7 +16,7 @@ from rnnface.data.lfw import Pair, read_pairs
 from rnnface.data.prepare import FaceCache
 from rnnface.errors import RnnfaceError
 from rnnface.evaluation.protocol import VerificationReport, verification_report
-from rnnface.models import load_checkpoint
+from rnnface.models import Checkpoint, load_checkpoint
 from rnnface.recognition.embedder import Embedder
 
 
@@ -67,6 +67,12 @@ def check_disjoint(pairs: list[Pair], train_people: set[str], model: str) -> Non
                 )
 
 
+def load_assigned(checkpoints: list[str | Path], pairs: list[Pair]) -> tuple[dict[str, Checkpoint], dict[int, str]]:
+    """Load the checkpoints and map each fold of `pairs` to one that left its people out."""
+    loaded = {str(p): load_checkpoint(p) for p in checkpoints}
+    return loaded, assign_models({name: ck.meta for name, ck in loaded.items()}, sorted({p.fold for p in pairs}))
+
+
 def score_lfw(
     cache: FaceCache,
     checkpoints: list[str | Path],
@@ -76,8 +82,7 @@ def score_lfw(
 ) -> LfwScores:
     """Cosine score of every View-2 pair (or of those in `folds`), each fold by its identity-disjoint model."""
     pairs = [p for p in read_pairs(pairs_path) if folds is None or p.fold in folds]
-    loaded = {str(p): load_checkpoint(p) for p in checkpoints}
-    assignment = assign_models({name: ck.meta for name, ck in loaded.items()}, sorted({p.fold for p in pairs}))
+    loaded, assignment = load_assigned(checkpoints, pairs)
     row_of = {r.path: i for i, r in enumerate(cache.rows)}
     scores = np.zeros(len(pairs))
     for name, ckpt in loaded.items():
