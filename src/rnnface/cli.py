@@ -239,7 +239,6 @@ def demo(
     from rnnface.alignment import align_face
     from rnnface.data.folders import resolve_image_root
     from rnnface.data.lfw import pairs_file, read_pairs
-    from rnnface.detection import create_detector, DEFAULT_DETECTOR
     from rnnface.draw import draw_faces, save_image
     from rnnface.errors import ModelError
     from rnnface.io import load_image
@@ -249,19 +248,18 @@ def demo(
     root = resolve_image_root(data or Settings.from_env().data)
     all_pairs = read_pairs(pairs_file(root))
     chosen = [p for p in all_pairs if p.same][:pairs] + [p for p in all_pairs if not p.same][:pairs]
-    detector = create_detector(DEFAULT_DETECTOR)
+    pipeline = FacePipeline(model=model)  # its detector draws here too: one MTCNN, loaded once
     typer.echo(f"LFW at {root}: {len(all_pairs)} View-2 pairs; showing {len(chosen)}")
     crops = []
     for path in dict.fromkeys(p for pair in chosen for p in (pair.a, pair.b)):
         image = load_image(root / path)
-        faces = detector.detect(image)
+        faces = pipeline.detect(image)
         drawn = save_image(draw_faces(image, faces), out / "detect" / Path(path).with_suffix(".png").name)
         crops.append(align_face(image, faces[0].landmarks if faces else None).image)
         typer.echo(f"  {path}: {len(faces)} face(s) -> {drawn}")
     crops += [np.zeros_like(crops[0])] * (-len(crops) % 6)  # fill the last row of the grid
     grid = np.concatenate([np.concatenate(crops[i : i + 6], axis=1) for i in range(0, len(crops), 6)], axis=0)
     typer.echo(f"aligned 112x112 crops: {save_image(grid, out / 'aligned.png')}")
-    pipeline = FacePipeline(model=model)
     try:
         pipeline.embedder
     except ModelError as exc:
