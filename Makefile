@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)
-	$(BIN)/rnnface bench
+	$(BIN)/rnnface bench pipeline
 
 models: $(STAMP)
 	$(BIN)/rnnface models

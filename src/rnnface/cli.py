@@ -34,6 +34,10 @@ app = typer.Typer(
     add_completion=False,
 )
 
+from rnnface.cli_gallery import app as gallery_app  # noqa: E402  (its commands join the top level)
+
+app.add_typer(gallery_app)
+
 ModelOpt = Annotated[
     Optional[Path], typer.Option("--model", "-m", help="Checkpoint to use (default: $RNNFACE_MODEL, then the shipped one).")
 ]
@@ -195,8 +199,12 @@ def prepare(
     )
 
 
-@app.command()
-def bench(
+bench_app = typer.Typer(help="Benchmarks: print a table and write a JSON report.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
     data: Annotated[Optional[Path], typer.Option(help="LFW root or image tree (default: $RNNFACE_DATA).")] = None,
     images: Annotated[int, typer.Option(help="Images to time detect+align on.")] = 100,
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench.json"),
@@ -223,6 +231,37 @@ def bench(
     typer.echo(f"{'model':<28}{'cell':<6}{'input':>6}{'batch':>7}{'ms/face':>10}")
     for r in emb:
         typer.echo(f"{r['model']:<28}{r['cell']:<6}{r['input']:>6}{r['batch']:>7}{r['ms_per_face']:>10.2f}")
+    typer.echo(f"written: {out}")
+
+
+@bench_app.command("gallery")
+def bench_gallery(
+    sizes: Annotated[str, typer.Option(help="Gallery sizes (faces) for SQLite + FAISS, comma-separated.")] = "10000,100000,1000000",
+    milvus: Annotated[str, typer.Option(help="Sizes for Milvus Lite ('' to skip).")] = "10000,100000",
+    dim: Annotated[Optional[int], typer.Option(help="Embedding dimension (default: the shipped model's).")] = None,
+    queries: Annotated[int, typer.Option(help="Queries per size.")] = 1000,
+    similarity: Annotated[float, typer.Option(help="Cosine of each query to the stored face it was made from.")] = 0.5,
+    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_gallery.json"),
+) -> None:
+    """Gallery speed: enrollment rate, query p50/p99, batch throughput, recall@1 against exact search, memory."""
+    from rnnface.bench import machine, write_report
+    from rnnface.gallery.bench import HEADER, bench_gallery as run, format_row
+    from rnnface.settings import packaged_model
+
+    def parse(text: str) -> list[int]:
+        try:
+            return [int(float(v)) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise typer.BadParameter(f"sizes are comma-separated numbers of faces, got {text!r}") from None
+
+    if dim is None:
+        from rnnface.models import load_checkpoint
+
+        shipped = packaged_model()
+        dim = int(load_checkpoint(shipped).args["embed_dim"]) if shipped else 256
+    typer.echo(HEADER)
+    rows = run(parse(sizes), dim, parse(milvus), queries, similarity, on_row=lambda r: typer.echo(format_row(r)))
+    write_report({"machine": machine(), "queries": queries, "query_similarity": similarity, "rows": rows}, out)
     typer.echo(f"written: {out}")
 
 

@@ -27,3 +27,7 @@ class ModelError(RnnfaceError):
 
 class DataError(RnnfaceError):
     """A dataset directory or cache is missing or malformed."""
+
+
+class GalleryError(RnnfaceError):
+    """A face gallery is missing, malformed, from another model, or asked for something it lacks."""

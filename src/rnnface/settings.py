@@ -12,6 +12,12 @@ from rnnface.errors import ModelError
 
 #: Where LFW sits beside a checkout of this repository (see README: how to get LFW).
 DEFAULT_DATA = Path("../shared/data/lfw")
+#: The gallery used when neither --gallery nor RNNFACE_GALLERY names one (XDG data home).
+def default_gallery(environ: Mapping[str, str] = os.environ) -> str:
+    data_home = Path(environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return str(data_home / "rnnface" / "gallery.db")
+
+
 #: The checkpoint shipped inside the package, once one has been trained (rnnface train).
 PACKAGED_MODEL = "default.pt"
 
@@ -22,6 +28,7 @@ class Settings:
 
     data: Path = DEFAULT_DATA  # RNNFACE_DATA: LFW root (holding lfw/ and pairs.txt) or an image tree
     model: Path | None = None  # RNNFACE_MODEL: checkpoint used by embed/verify
+    gallery: str = ""  # RNNFACE_GALLERY: gallery path or URI (milvus://host:port/collection); default under XDG_DATA_HOME
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -29,6 +36,7 @@ class Settings:
         return cls(
             data=Path(environ.get("RNNFACE_DATA", str(DEFAULT_DATA))),
             model=Path(model) if model else None,
+            gallery=environ.get("RNNFACE_GALLERY") or default_gallery(environ),
         )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,19 @@ class Checkpoint:
     @property
     def input_size(self) -> int:
         return int(self.args["img_size"])
+
+    @cached_property
+    def model_id(self) -> str:
+        """Name and version of the embedding space: registry name, cell, dimension and a hash of the weights.
+
+        Embeddings are comparable only under the same id; a new threshold does not change it.
+        """
+        digest = hashlib.sha256()
+        for key, tensor in sorted(self.model.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        cell = self.args.get("cell", "")
+        return f"{self.name}-{cell}-d{self.args.get('embed_dim', '')}@{digest.hexdigest()[:12]}"
 
 
 def save_checkpoint(

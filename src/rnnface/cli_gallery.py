@@ -1,0 +1,195 @@
+"""Gallery commands of the `rnnface` CLI: enroll, enroll-dir, identify, people, remove, export, import, reindex."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer()
+
+GalleryOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--gallery",
+        "-g",
+        help="Gallery file (SQLite + FAISS), milvus:FILE.db (Milvus Lite) or milvus://HOST:PORT/COLLECTION "
+        "(default: $RNNFACE_GALLERY, then ~/.local/share/rnnface/gallery.db).",
+    ),
+]
+ModelOpt = Annotated[
+    Optional[Path], typer.Option("--model", "-m", help="Checkpoint to use (default: $RNNFACE_MODEL, then the shipped one).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+LargestOpt = Annotated[bool, typer.Option(help="Use the largest face of a photo with several (default: skip such photos).")]
+KeepOpt = Annotated[bool, typer.Option(help="Also store each aligned face crop, so `reindex` can re-embed after a model change.")]
+
+
+def _open(gallery: str | None):
+    from rnnface.gallery import open_gallery
+    from rnnface.settings import Settings
+
+    return open_gallery(gallery or Settings.from_env().gallery)
+
+
+def _pipeline(model: Path | None):
+    from rnnface.recognition import FacePipeline
+
+    pipeline = FacePipeline(model=model)
+    pipeline.embedder  # fail on a missing model before touching the gallery or any image
+    return pipeline
+
+
+def _print_summary(summary, as_json: bool, where: str) -> None:
+    if as_json:
+        typer.echo(json.dumps({"gallery": where, **summary.to_dict()}, indent=2))
+        return
+    for image, reason in summary.skipped:
+        typer.echo(f"skipped {image}: {reason}")
+    typer.echo(f"enrolled {summary.faces} face(s) of {summary.people} person(s) into {where}; skipped {len(summary.skipped)} image(s)")
+
+
+@app.command()
+def enroll(
+    name: Annotated[str, typer.Argument(help="The person's name.")],
+    images: Annotated[list[Path], typer.Argument(help="Photos of that person (one face each).")],
+    gallery: GalleryOpt = None,
+    model: ModelOpt = None,
+    largest: LargestOpt = False,
+    keep_crops: KeepOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Enroll one person from several photos, all in one transaction (each photo stored as its own embedding)."""
+    from rnnface.gallery.enroll import enroll_images
+
+    pipeline = _pipeline(model)
+    with _open(gallery) as g:
+        summary = enroll_images(g, pipeline, name, images, largest=largest, keep_crops=keep_crops)
+        _print_summary(summary, as_json, g.location)
+
+
+@app.command("enroll-dir")
+def enroll_dir(
+    root: Annotated[Path, typer.Argument(help="Identity folders: ROOT/<Person>/<image>.")],
+    gallery: GalleryOpt = None,
+    model: ModelOpt = None,
+    largest: LargestOpt = False,
+    keep_crops: KeepOpt = False,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N people (by name).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print a line as each person is committed.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bulk-enroll a folder tree, one transaction per person, with a progress bar and a summary of what was skipped."""
+    from rnnface.data.folders import resolve_image_root
+    from rnnface.gallery.enroll import enroll_directory
+
+    pipeline = _pipeline(model)
+    with _open(gallery) as g:
+        summary = enroll_directory(
+            g,
+            pipeline,
+            resolve_image_root(root),
+            largest=largest,
+            keep_crops=keep_crops,
+            limit_people=limit,
+            on_commit=(lambda person, n: typer.echo(f"committed {person} ({n} face(s))")) if verbose else None,
+        )
+        _print_summary(summary, as_json, g.location)
+
+
+@app.command()
+def identify(
+    image: Annotated[Path, typer.Argument(help="Photo to search the gallery with (every face in it).")],
+    gallery: GalleryOpt = None,
+    model: ModelOpt = None,
+    top: Annotated[int, typer.Option("--top", "-k", min=1, help="People to list per face.")] = 3,
+    threshold: Annotated[Optional[float], typer.Option(help="Cosine threshold for a name (default: the model's calibrated one).")] = None,
+    by: Annotated[str, typer.Option(help="Match against each stored face ('face') or each person's mean template ('template').")] = "face",
+    draw: Annotated[Optional[Path], typer.Option(help="Write the image with boxes and names here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who is in this photo? Each face gets its top-K people, or `unknown` below the threshold."""
+    from rnnface.draw import draw_faces, save_image
+    from rnnface.errors import NoFaceError
+    from rnnface.gallery.identify import identify_image
+    from rnnface.io import load_image
+
+    if by not in ("face", "template"):
+        raise typer.BadParameter(f"--by takes 'face' or 'template', got {by!r}")
+    pipeline = _pipeline(model)
+    img = load_image(image)
+    with _open(gallery) as g:
+        results = identify_image(g, pipeline, img, top_k=top, threshold=threshold, by=by)
+        if not results:
+            raise NoFaceError(f"{image}: no face detected")
+    if draw is not None:
+        labels = [f"{r.name} {r.matches[0].similarity:.2f}" if r.matches else r.name for r in results]
+        save_image(draw_faces(img, [r.face for r in results], labels), draw)
+    if as_json:
+        typer.echo(json.dumps({"image": str(image), "faces": [r.to_dict() for r in results]}, indent=2))
+        return
+    for i, r in enumerate(results):
+        x1, y1, x2, y2 = r.face.box
+        ranked = ", ".join(f"{m.person} {m.similarity:.3f}" for m in r.matches)
+        typer.echo(f"face {i} ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}): {r.name}  [{ranked}]  (threshold {r.threshold:.3f})")
+    if draw is not None:
+        typer.echo(f"drawn: {draw}")
+
+
+@app.command()
+def people(gallery: GalleryOpt = None, as_json: JsonOpt = False) -> None:
+    """List everyone enrolled, with face counts."""
+    with _open(gallery) as g:
+        rows, model_id, where = g.people(), g.model_id, g.location
+    if as_json:
+        typer.echo(json.dumps({"gallery": where, "model": model_id, "people": [p.to_dict() for p in rows]}, indent=2))
+        return
+    for p in rows:
+        typer.echo(f"{p.name}\t{p.faces} face(s)" + (f", {p.sources_kept} crop(s) kept" if p.sources_kept else ""))
+    typer.echo(f"{len(rows)} people, {sum(p.faces for p in rows)} faces in {where} (model {model_id or 'none yet'})")
+
+
+@app.command()
+def remove(
+    name: Annotated[str, typer.Argument(help="The person to delete.")],
+    gallery: GalleryOpt = None,
+) -> None:
+    """Delete a person: every embedding, kept crop and source reference (biometric data must be deletable)."""
+    with _open(gallery) as g:
+        n = g.remove(name)
+    typer.echo(f"removed {name}: {n} face(s)")
+
+
+@app.command("export")
+def export_gallery(
+    out: Annotated[Path, typer.Argument(help="Zip file to write (manifest.json, embeddings.npy, crops/).")],
+    gallery: GalleryOpt = None,
+) -> None:
+    """Write the whole gallery to one portable file (readable by any backend's `import`)."""
+    with _open(gallery) as g:
+        n = g.export(out)
+    typer.echo(f"exported {n} face(s) to {out}")
+
+
+@app.command("import")
+def import_gallery(
+    file: Annotated[Path, typer.Argument(help="A file written by `rnnface export`.")],
+    gallery: GalleryOpt = None,
+) -> None:
+    """Add every face of an export file (it must come from the same model), in one transaction."""
+    with _open(gallery) as g:
+        n = g.import_file(file)
+    typer.echo(f"imported {n} face(s) from {file}")
+
+
+@app.command()
+def reindex(gallery: GalleryOpt = None, model: ModelOpt = None) -> None:
+    """Re-embed every stored face with the current model (needs the crops kept by --keep-crops)."""
+    from rnnface.gallery.enroll import reindex as run_reindex
+
+    pipeline = _pipeline(model)
+    with _open(gallery) as g:
+        n = run_reindex(g, pipeline)
+        typer.echo(f"re-embedded {n} face(s) of {g.location} with {g.model_id}")

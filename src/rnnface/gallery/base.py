@@ -1,0 +1,243 @@
+"""The Gallery interface: people, their stored face embeddings, and 1:N search over them.
+
+A gallery holds embeddings of exactly one model (`model_id`); it refuses to mix spaces. Backends
+(SQLite + FAISS embedded, Milvus for scale) register under a URI scheme and open by `open_gallery`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from rnnface.errors import GalleryError
+from rnnface.registry import Registry
+
+SearchBy = Literal["face", "template"]
+EXPORT_FORMAT = "rnnface-gallery-export/1"
+
+#: URI scheme -> backend class (the SQLite backend also takes plain paths).
+backends: Registry[type[Gallery]] = Registry("gallery backend")
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """One face to enroll: its embedding and where it came from (the crop is kept only on request)."""
+
+    embedding: np.ndarray
+    source: str = ""
+    box: tuple[float, float, float, float] | None = None
+    crop_png: bytes | None = None  # the aligned crop, kept so `reindex` can re-embed after a model change
+
+
+@dataclass(frozen=True)
+class StoredFace:
+    id: int
+    person: str
+    embedding: np.ndarray
+    source: str
+    box: tuple[float, float, float, float] | None
+    crop_png: bytes | None
+
+
+@dataclass(frozen=True)
+class Match:
+    """A gallery person ranked for a query: similarity of the best of their faces (or their template)."""
+
+    person: str
+    similarity: float
+    face_id: int | None = None
+    source: str = ""
+
+    def to_dict(self) -> dict:
+        return {"person": self.person, "similarity": round(self.similarity, 4), "face_id": self.face_id, "source": self.source}
+
+
+@dataclass(frozen=True)
+class PersonInfo:
+    name: str
+    faces: int
+    sources_kept: int  # faces whose aligned crop is stored (re-embeddable)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def rank_people(
+    sims: np.ndarray, ids: np.ndarray, person_of: dict[int, str], top_k: int, source_of: dict[int, str] | None = None
+) -> list[Match]:
+    """Best-first distinct people from one query's face hits (a person scores by their best face)."""
+    best: dict[str, Match] = {}
+    for s, i in zip(sims, ids):
+        i = int(i)
+        if i < 0 or i not in person_of:
+            continue
+        name = person_of[i]
+        if name not in best or s > best[name].similarity:
+            best[name] = Match(name, float(s), i, (source_of or {}).get(i, ""))
+    return sorted(best.values(), key=lambda m: -m.similarity)[:top_k]
+
+
+class Gallery(ABC):
+    """Persistent 1:N face store. Use as a context manager so derived data is flushed on exit."""
+
+    location: str
+
+    @property
+    @abstractmethod
+    def model_id(self) -> str | None:
+        """The model whose embeddings this gallery holds (None while empty)."""
+
+    @property
+    @abstractmethod
+    def dim(self) -> int | None:
+        """Embedding dimension (None while empty)."""
+
+    @abstractmethod
+    def enroll_many(self, batch: Sequence[tuple[str, Sequence[FaceRecord]]], model_id: str) -> list[list[int]]:
+        """Add faces to people (created when new), all of `batch` atomically; return the new face ids."""
+
+    @abstractmethod
+    def search(self, queries: np.ndarray, top_k: int = 5, by: SearchBy = "face") -> list[list[Match]]:
+        """For each (D,) query row: the `top_k` most similar distinct people, best first."""
+
+    @abstractmethod
+    def people(self) -> list[PersonInfo]:
+        """Everyone enrolled, by name."""
+
+    @abstractmethod
+    def remove(self, name: str) -> int:
+        """Delete a person with every embedding, crop and source reference; return how many faces went."""
+
+    @abstractmethod
+    def faces(self, person: str | None = None) -> Iterator[StoredFace]:
+        """Stored faces (of one person, or all), in enrollment order."""
+
+    @abstractmethod
+    def replace_embeddings(self, model_id: str, embeddings: dict[int, np.ndarray]) -> None:
+        """Swap every face's embedding for a new model's, atomically (used by reindex)."""
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of stored faces."""
+
+    def close(self) -> None:
+        """Flush derived data and release the store."""
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def enroll(self, name: str, faces: Sequence[FaceRecord], model_id: str) -> list[int]:
+        """Add `faces` of one person in one transaction."""
+        return self.enroll_many([(name, faces)], model_id)[0]
+
+    def check_model(self, model_id: str) -> None:
+        """Refuse to mix embedding spaces: raise unless the gallery is empty or holds `model_id`."""
+        if self.model_id is not None and self.model_id != model_id:
+            raise GalleryError(
+                f"{self.location} holds embeddings of model {self.model_id}, but the current model is {model_id}; "
+                "use the model it was built with (--model), or `rnnface reindex` to re-embed it"
+            )
+
+    @staticmethod
+    def check_batch(batch: Sequence[tuple[str, Sequence[FaceRecord]]], dim: int | None) -> int:
+        """Validate names and embeddings of an enrollment; return the embedding dimension."""
+        for name, faces in batch:
+            if not isinstance(name, str) or not name.strip() or name != name.strip() or len(name) > 256:
+                raise GalleryError(f"invalid person name {name!r}: 1-256 characters, no leading/trailing spaces")
+            if not faces:
+                raise GalleryError(f"{name}: nothing to enroll (no faces)")
+            for f in faces:
+                e = np.asarray(f.embedding)
+                if e.ndim != 1 or not np.all(np.isfinite(e)) or np.linalg.norm(e) < 1e-6:
+                    raise GalleryError(f"{name}: invalid embedding (shape {e.shape}, must be a finite non-zero vector)")
+                dim = dim or e.shape[0]
+                if e.shape[0] != dim:
+                    raise GalleryError(f"{name}: embedding of dimension {e.shape[0]}, the gallery holds {dim}")
+        return int(dim)
+
+    def export(self, path: str | os.PathLike) -> int:
+        """Write the whole gallery to one portable zip (manifest.json, embeddings.npy, crops/); return faces written."""
+        stored = list(self.faces())
+        manifest = {
+            "format": EXPORT_FORMAT,
+            "model": self.model_id,
+            "dim": self.dim,
+            "faces": [{"person": f.person, "source": f.source, "box": f.box, "crop": f.crop_png is not None} for f in stored],
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("manifest.json", json.dumps(manifest))
+            buf = io.BytesIO()
+            emb = np.stack([f.embedding for f in stored]) if stored else np.zeros((0, self.dim or 0), np.float32)
+            np.save(buf, emb.astype(np.float32), allow_pickle=False)
+            zf.writestr("embeddings.npy", buf.getvalue())
+            for i, f in enumerate(stored):
+                if f.crop_png is not None:
+                    zf.writestr(f"crops/{i}.png", f.crop_png)
+        os.replace(tmp, path)
+        return len(stored)
+
+    def import_file(self, path: str | os.PathLike) -> int:
+        """Add every face of an export file (same model only), in one transaction; return faces added."""
+        try:
+            with zipfile.ZipFile(path) as zf:
+                manifest = json.loads(zf.read("manifest.json"))
+                emb = np.load(io.BytesIO(zf.read("embeddings.npy")), allow_pickle=False)
+                names = set(zf.namelist())
+                crops = [zf.read(f"crops/{i}.png") if f"crops/{i}.png" in names else None for i in range(len(manifest["faces"]))]
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise GalleryError(f"{path}: not a readable rnnface gallery export ({exc})") from None
+        if manifest.get("format") != EXPORT_FORMAT or len(emb) != len(manifest.get("faces", [])):
+            raise GalleryError(f"{path}: not an rnnface gallery export (format {manifest.get('format')!r})")
+        if not manifest["faces"]:
+            return 0
+        self.check_model(manifest["model"])
+        by_person: dict[str, list[FaceRecord]] = {}
+        for meta, e, crop in zip(manifest["faces"], emb, crops):
+            box = tuple(meta["box"]) if meta.get("box") else None
+            by_person.setdefault(meta["person"], []).append(FaceRecord(e, meta.get("source", ""), box, crop))
+        self.enroll_many(list(by_person.items()), manifest["model"])
+        return len(emb)
+
+
+def open_gallery(location: str | os.PathLike, **options) -> Gallery:
+    """Open (creating if needed) the gallery at a path (SQLite + FAISS) or a backend URI such as milvus://host:port/coll."""
+    text = str(location)
+    scheme = urlsplit(text).scheme if "://" in text or text.startswith("milvus:") else ""
+    try:
+        backend = backends.get(scheme or "sqlite")
+    except KeyError as exc:
+        raise GalleryError(f"{text}: {exc.args[0]}") from None
+    return backend(text, **options)
+
+
+@dataclass
+class EnrollSummary:
+    """What a bulk enrollment did: people/faces stored, and every skipped image with its reason."""
+
+    people: int = 0
+    faces: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"people": self.people, "faces": self.faces, "skipped": [{"image": i, "reason": r} for i, r in self.skipped]}

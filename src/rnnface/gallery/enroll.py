@@ -1,0 +1,120 @@
+"""Images -> gallery: detect, align and embed each face, then store it (one transaction per person)."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from rnnface.errors import GalleryError, RnnfaceError
+from rnnface.gallery.base import EnrollSummary, FaceRecord, Gallery
+from rnnface.io import load_image
+from rnnface.recognition.pipeline import FacePipeline
+
+
+def png_bytes(crop: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(crop).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def face_record(pipeline: FacePipeline, path: str | os.PathLike, largest: bool = False, keep_crop: bool = False) -> FaceRecord:
+    """The one face of an enrollment photo; raises RnnfaceError naming why the photo cannot be used."""
+    image = load_image(path)
+    faces = pipeline.detect(image)
+    if not faces:
+        raise RnnfaceError("no face")
+    if len(faces) > 1 and not largest:
+        raise RnnfaceError(f"several faces ({len(faces)}); enroll a photo of one person, or pass --largest")
+    aligned = pipeline.align(image, faces[:1])[0]
+    embedding = pipeline.embedder.embed_crops(aligned.image[None])[0]
+    return FaceRecord(embedding, str(path), tuple(float(v) for v in faces[0].box), png_bytes(aligned.image) if keep_crop else None)
+
+
+def enroll_images(
+    gallery: Gallery, pipeline: FacePipeline, name: str, images: Sequence[str | os.PathLike], largest: bool = False, keep_crops: bool = False
+) -> EnrollSummary:
+    """Enroll `name` from several photos in one transaction; photos that cannot be used are skipped with a reason."""
+    model_id = pipeline.embedder.checkpoint.model_id
+    gallery.check_model(model_id)  # before any detection work
+    summary, records = EnrollSummary(), []
+    for path in images:
+        try:
+            records.append(face_record(pipeline, path, largest, keep_crops))
+        except RnnfaceError as exc:
+            summary.skipped.append((str(path), _reason(exc, path)))
+    if not records:
+        reasons = "; ".join(f"{p}: {r}" for p, r in summary.skipped)
+        raise GalleryError(f"nothing enrolled for {name!r}: {reasons}")
+    gallery.enroll(name, records, model_id)
+    summary.people, summary.faces = 1, len(records)
+    return summary
+
+
+def _reason(exc: RnnfaceError, path: str | os.PathLike) -> str:
+    """The error text without the file name prefix the image loader adds."""
+    text = str(exc)
+    prefix = f"{path}: "
+    return f"unreadable: {text[len(prefix):]}" if text.startswith(prefix) else text
+
+
+def enroll_directory(
+    gallery: Gallery,
+    pipeline: FacePipeline,
+    root: str | os.PathLike,
+    largest: bool = False,
+    keep_crops: bool = False,
+    limit_people: int | None = None,
+    progress: bool = True,
+    on_commit: Callable[[str, int], None] | None = None,
+) -> EnrollSummary:
+    """Enroll every `<root>/<Person>/<image>`; each person is committed on its own, so an interruption keeps those done."""
+    from tqdm import tqdm
+
+    from rnnface.data.folders import list_identity_images
+
+    root = Path(root)
+    by_person: dict[str, list[Path]] = defaultdict(list)
+    for record in list_identity_images(root):
+        by_person[record.person].append(root / record.path)
+    people = sorted(by_person)[:limit_people]
+    model_id = pipeline.embedder.checkpoint.model_id
+    gallery.check_model(model_id)
+    summary = EnrollSummary()
+    for person in tqdm(people, desc="enroll", unit="person", disable=not progress):
+        records = []
+        for path in by_person[person]:
+            try:
+                records.append(face_record(pipeline, path, largest, keep_crops))
+            except RnnfaceError as exc:
+                summary.skipped.append((str(path), _reason(exc, path)))
+        if records:
+            gallery.enroll(person, records, model_id)
+            summary.people += 1
+            summary.faces += len(records)
+            if on_commit is not None:
+                on_commit(person, len(records))
+    return summary
+
+
+def reindex(gallery: Gallery, pipeline: FacePipeline) -> int:
+    """Re-embed every stored face with the pipeline's model from its kept aligned crop; return faces re-embedded."""
+    stored = list(gallery.faces())
+    if not stored:
+        raise GalleryError(f"{gallery.location}: the gallery is empty; nothing to reindex")
+    missing = [f for f in stored if f.crop_png is None]
+    if missing:
+        raise GalleryError(
+            f"{gallery.location}: cannot reindex: {len(missing)} of {len(stored)} faces were enrolled without their aligned crop "
+            f"(e.g. {missing[0].person}: {missing[0].source or 'no source'}); enroll with --keep-crops, or re-enroll those people "
+            "from their photos with the new model"
+        )
+    crops = np.stack([np.asarray(Image.open(io.BytesIO(f.crop_png)).convert("RGB")) for f in stored])
+    embeddings = pipeline.embedder.embed_crops(crops)
+    gallery.replace_embeddings(pipeline.embedder.checkpoint.model_id, {f.id: e for f, e in zip(stored, embeddings)})
+    return len(stored)

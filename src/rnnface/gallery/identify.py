@@ -1,0 +1,52 @@
+"""Who is in a photo: every face against the gallery, named when the best match clears the threshold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rnnface.detection import Face
+from rnnface.errors import GalleryError, ModelError
+from rnnface.gallery.base import Gallery, Match, SearchBy
+from rnnface.recognition.pipeline import FacePipeline, ImageInput, as_image
+
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Identification:
+    """One detected face: its best matches and the decision at the threshold."""
+
+    face: Face
+    matches: list[Match]
+    threshold: float
+
+    @property
+    def name(self) -> str:
+        """The best match's name, or "unknown" when no one is similar enough."""
+        return self.matches[0].person if self.matches and self.matches[0].similarity >= self.threshold else UNKNOWN
+
+    def to_dict(self) -> dict:
+        return {**self.face.to_dict(), "name": self.name, "threshold": round(self.threshold, 4), "matches": [m.to_dict() for m in self.matches]}
+
+
+def identify_image(
+    gallery: Gallery,
+    pipeline: FacePipeline,
+    image: ImageInput,
+    top_k: int = 5,
+    threshold: float | None = None,
+    by: SearchBy = "face",
+) -> list[Identification]:
+    """Every face in `image` (largest first) with its top-k gallery people; [] when the image has no face."""
+    model_id = pipeline.embedder.checkpoint.model_id
+    if gallery.model_id is None:
+        raise GalleryError(f"{gallery.location}: the gallery is empty; enroll people first (rnnface enroll)")
+    gallery.check_model(model_id)
+    threshold = pipeline.embedder.threshold if threshold is None else threshold
+    if threshold is None:
+        raise ModelError("this checkpoint has no calibrated threshold; pass one explicitly (--threshold)")
+    faces, embeddings = pipeline.embed(as_image(image))
+    if not faces:
+        return []
+    results = gallery.search(embeddings, top_k=top_k, by=by)
+    return [Identification(face, matches, float(threshold)) for face, matches in zip(faces, results)]

@@ -1,0 +1,293 @@
+"""The embedded gallery: one SQLite file (WAL) holding people and faces, a FAISS index file beside it.
+
+SQLite is the truth; the index is derived. Every write is one transaction that also bumps a
+generation counter, and the index is updated only after the commit, so it can lag the database (a
+crash, another process writing) but never hold a face the database does not. Before every search
+the index catches up: new face ids are added, and any removal or re-embedding forces a rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rnnface.errors import GalleryError
+from rnnface.gallery.base import FaceRecord, Gallery, Match, PersonInfo, SearchBy, StoredFace, backends, normalize, rank_people
+from rnnface.gallery.index import FaceIndex, IndexCorrupt, IndexKind, Stamp, choose_kind
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS people (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, template BLOB NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids are never reused, so the index can catch up by id
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    embedding BLOB NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL, box TEXT, crop BLOB, created REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS faces_person ON faces(person_id);
+"""
+#: Faces fetched per query before grouping by person, so several faces of one person leave room for others.
+_FACES_PER_PERSON = 8
+
+
+@backends.register("sqlite")
+class SqliteGallery(Gallery):
+    """SQLite (WAL, one transaction per enrollment) + FAISS. `location` is the .db path."""
+
+    def __init__(self, location: str, index: IndexKind = "auto", busy_timeout_s: float = 60.0) -> None:
+        path = Path(location.removeprefix("sqlite://"))
+        self.location = str(path)
+        self.index_path = path.with_name(path.name + ".faiss")
+        self.index_kind = index
+        if path.is_dir():
+            raise GalleryError(f"{path}: is a directory, expected a gallery file")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA secure_delete=ON")  # removed biometric data is overwritten, not just unlinked
+            with self._write():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('uid', ?)", (uuid.uuid4().hex,))
+            schema = self._meta("schema")
+        except sqlite3.DatabaseError as exc:
+            raise GalleryError(f"{path}: not an rnnface gallery ({exc})") from None
+        if schema != SCHEMA_VERSION:
+            raise GalleryError(f"{path}: gallery schema {schema!r}, this rnnface reads {SCHEMA_VERSION!r}")
+        self._index: FaceIndex | None = None
+        self._stamp: Stamp | None = None
+        self._dirty = False
+        self._enrolled = False  # this session added faces: bring the index file up to date on close
+
+    # -- storage -------------------------------------------------------------------------------
+
+    def _write(self):
+        """A write transaction taken up front (BEGIN IMMEDIATE), so concurrent writers queue, not fail."""
+        db = self.db
+
+        class _Tx:
+            def __enter__(self):
+                db.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self, exc_type, *_):
+                db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+        return _Tx()
+
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: object) -> None:
+        self.db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, str(value)))
+
+    def _bump(self, removal: bool = False) -> None:
+        self._set_meta("generation", int(self._meta("generation") or 0) + 1)
+        if removal:
+            self._set_meta("removals", int(self._meta("removals") or 0) + 1)
+
+    @property
+    def model_id(self) -> str | None:
+        return self._meta("model")
+
+    @property
+    def dim(self) -> int | None:
+        dim = self._meta("dim")
+        return int(dim) if dim else None
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
+
+    def _update_template(self, person_id: int) -> None:
+        rows = self.db.execute("SELECT embedding FROM faces WHERE person_id = ?", (person_id,)).fetchall()
+        template = normalize(np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32).reshape(len(rows), -1).sum(0))
+        self.db.execute("UPDATE people SET template = ? WHERE id = ?", (template.tobytes(), person_id))
+
+    def enroll_many(self, batch: Sequence[tuple[str, Sequence[FaceRecord]]], model_id: str) -> list[list[int]]:
+        out: list[list[int]] = []
+        with self._write():
+            self.check_model(model_id)  # inside the transaction: no other writer can set a different model meanwhile
+            dim = self.check_batch(batch, self.dim)
+            if self.model_id is None:
+                self._set_meta("model", model_id)
+                self._set_meta("dim", dim)
+            now = time.time()
+            for name, faces in batch:
+                row = self.db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+                if row is None:
+                    cur = self.db.execute("INSERT INTO people (name, template, created) VALUES (?, ?, ?)", (name, b"", now))
+                    person_id = cur.lastrowid
+                else:
+                    person_id = row[0]
+                ids = []
+                for f in faces:
+                    cur = self.db.execute(
+                        "INSERT INTO faces (person_id, embedding, model, source, box, crop, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            person_id,
+                            normalize(f.embedding).tobytes(),
+                            model_id,
+                            f.source,
+                            json.dumps([round(float(v), 2) for v in f.box]) if f.box is not None else None,
+                            f.crop_png,
+                            now,
+                        ),
+                    )
+                    ids.append(cur.lastrowid)
+                self._update_template(person_id)
+                out.append(ids)
+            self._bump()
+        self._enrolled = True
+        return out
+
+    def remove(self, name: str) -> int:
+        with self._write():
+            row = self.db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise GalleryError(f"{self.location}: no person named {name!r} (see `rnnface people`)")
+            n = self.db.execute("DELETE FROM faces WHERE person_id = ?", (row[0],)).rowcount
+            self.db.execute("DELETE FROM people WHERE id = ?", (row[0],))
+            if not self.db.execute("SELECT 1 FROM faces LIMIT 1").fetchone():
+                self.db.execute("DELETE FROM meta WHERE key IN ('model', 'dim')")  # empty again: any model may start it
+            self._bump(removal=True)
+        self._index = None  # a removed face must leave the index now, not at the next search
+        self._sync()
+        return n
+
+    def replace_embeddings(self, model_id: str, embeddings: dict[int, np.ndarray]) -> None:
+        with self._write():
+            ids = [r[0] for r in self.db.execute("SELECT id FROM faces")]
+            if set(ids) != set(embeddings):
+                raise GalleryError(f"{self.location}: changed while re-embedding; run reindex again")
+            dims = {np.asarray(e).shape[0] for e in embeddings.values()}
+            for face_id, e in embeddings.items():
+                self.db.execute("UPDATE faces SET embedding = ?, model = ? WHERE id = ?", (normalize(e).tobytes(), model_id, face_id))
+            for (person_id,) in self.db.execute("SELECT id FROM people").fetchall():
+                self._update_template(person_id)
+            self._set_meta("model", model_id)
+            self._set_meta("dim", dims.pop() if dims else self.dim)
+            self._bump(removal=True)
+        self._index = None
+        self._sync()
+
+    def people(self) -> list[PersonInfo]:
+        rows = self.db.execute(
+            "SELECT p.name, COUNT(f.id), COUNT(f.crop) FROM people p LEFT JOIN faces f ON f.person_id = p.id GROUP BY p.id ORDER BY p.name"
+        )
+        return [PersonInfo(name, n, kept) for name, n, kept in rows]
+
+    def faces(self, person: str | None = None) -> Iterator[StoredFace]:
+        query = "SELECT f.id, p.name, f.embedding, f.source, f.box, f.crop FROM faces f JOIN people p ON p.id = f.person_id"
+        args: tuple = ()
+        if person is not None:
+            query, args = query + " WHERE p.name = ?", (person,)
+        for fid, name, emb, source, box, crop in self.db.execute(query + " ORDER BY f.id", args).fetchall():
+            yield StoredFace(fid, name, np.frombuffer(emb, dtype=np.float32).copy(), source, tuple(json.loads(box)) if box else None, crop)
+
+    # -- index ---------------------------------------------------------------------------------
+
+    def _rows_after(self, max_id: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.db.execute("SELECT id, embedding FROM faces WHERE id > ? ORDER BY id", (max_id,)).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dim or 0)
+        return ids, vecs
+
+    def _sync(self) -> None:
+        """Bring the in-memory index up to the database: load the file, catch up by id, or rebuild."""
+        self.db.execute("BEGIN")  # a read transaction: everything below sees one snapshot of the database
+        try:
+            meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+            generation, removals = int(meta.get("generation", 0)), int(meta.get("removals", 0))
+            model, uid = meta.get("model"), meta["uid"]
+            dim = int(meta["dim"]) if "dim" in meta else None
+            if model is None:
+                self._index, self._stamp = None, None
+                return
+            current = (uid, model, dim, generation, removals)
+            if self._stamp is not None and self._index is not None and self._stamp.key == current:
+                return
+            if self._index is None:
+                self._load_file()
+            stamp = self._stamp
+            if self._index is None or stamp is None or stamp.key[:3] != current[:3] or stamp.removals != removals or stamp.generation > generation:
+                ids, vecs = self._rows_after(-1)
+                kind = choose_kind(len(ids), self.index_kind)
+                log.info("building the %s index of %s from %d faces", kind, self.location, len(ids))
+                self._index = FaceIndex.build(ids, vecs, dim, kind)
+            else:
+                self._index.add(*self._rows_after(stamp.max_id))
+                wanted = choose_kind(len(self._index), self.index_kind)
+                if wanted != self._index.kind:
+                    self._index = FaceIndex.build(*self._rows_after(-1), dim, wanted)
+            max_id, count = self.db.execute("SELECT COALESCE(MAX(id), -1), COUNT(*) FROM faces").fetchone()
+        finally:
+            self.db.execute("COMMIT")
+        if count != len(self._index):
+            raise GalleryError(f"{self.location}: index has {len(self._index)} faces, database {count}; delete {self.index_path}")
+        self._stamp = Stamp(uid, model, dim, self._index.kind, generation, removals, max_id, count)
+        self._dirty = True
+
+    def _load_file(self) -> None:
+        if not self.index_path.exists():
+            return
+        try:
+            self._index, self._stamp = FaceIndex.load(self.index_path)
+        except IndexCorrupt as exc:
+            log.warning("%s: index file unusable (%s); rebuilding it from the database", self.index_path, exc)
+            self._index, self._stamp = None, None
+
+    def search(self, queries: np.ndarray, top_k: int = 5, by: SearchBy = "face") -> list[list[Match]]:
+        queries = normalize(np.atleast_2d(queries))
+        if self.model_id is None:
+            raise GalleryError(f"{self.location}: the gallery is empty; enroll people first (rnnface enroll)")
+        if queries.shape[1] != self.dim:
+            raise GalleryError(f"query of dimension {queries.shape[1]}, the gallery holds {self.dim}")
+        if by == "template":
+            rows = self.db.execute("SELECT name, template FROM people").fetchall()
+            names = [r[0] for r in rows]
+            templates = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+            sims = queries @ templates.T
+            order = np.argsort(-sims, axis=1)[:, :top_k]
+            return [[Match(names[j], float(sims[q, j])) for j in row] for q, row in enumerate(order)]
+        self._sync()
+        sims, ids = self._index.search(queries, top_k * _FACES_PER_PERSON)
+        wanted = sorted({int(i) for i in ids.ravel() if i >= 0})
+        person_of, source_of = {}, {}
+        for start in range(0, len(wanted), 900):  # SQLite caps bound parameters
+            chunk = wanted[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            for fid, name, source in self.db.execute(
+                f"SELECT f.id, p.name, f.source FROM faces f JOIN people p ON p.id = f.person_id WHERE f.id IN ({marks})", chunk
+            ):
+                person_of[fid], source_of[fid] = name, source
+        return [rank_people(s, i, person_of, top_k, source_of) for s, i in zip(sims, ids)]
+
+    def flush(self) -> None:
+        """Save the index file if it changed (it is rebuilt from SQLite whenever missing or stale)."""
+        if self._dirty and self._index is not None and self._stamp is not None:
+            self._index.save(self.index_path, self._stamp)
+            self._dirty = False
+        elif self.model_id is None and self.index_path.exists():
+            self.index_path.unlink()
+
+    def close(self) -> None:
+        try:
+            if self.model_id is not None and (self._enrolled or self._index is not None):
+                self._sync()
+            self.flush()
+        finally:
+            self.db.close()

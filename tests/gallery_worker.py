@@ -1,0 +1,58 @@
+"""A separate process for the gallery reliability tests: enrolls synthetic people or searches, printing as it goes.
+
+    python gallery_worker.py enroll GALLERY PREFIX COUNT [FLUSH_EVERY]   prints "committed NAME" after each commit
+    python gallery_worker.py search GALLERY SECONDS                      prints "searches N" at the end
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import zlib
+
+import numpy as np
+
+from rnnface.gallery import FaceRecord, open_gallery
+
+DIM = 16
+FACES = 3
+MODEL = "test-model"
+
+
+def embeddings_of(name: str) -> np.ndarray:
+    """Deterministic faces of a person, so a test can recompute what was stored."""
+    return np.random.default_rng(zlib.crc32(name.encode())).standard_normal((FACES, DIM)).astype(np.float32)
+
+
+def enroll(location: str, prefix: str, count: int, flush_every: int = 0) -> None:
+    with open_gallery(location) as gallery:
+        for i in range(count):
+            name = f"{prefix}{i:05d}"
+            gallery.enroll(name, [FaceRecord(e, f"{name}/{j}.jpg") for j, e in enumerate(embeddings_of(name))], MODEL)
+            print(f"committed {name}", flush=True)
+            if flush_every and (i + 1) % flush_every == 0:
+                gallery.search(embeddings_of(name)[:1], top_k=1)  # brings the index up to date
+                gallery.flush()
+
+
+def search(location: str, seconds: float) -> None:
+    rng = np.random.default_rng(0)
+    n = 0
+    with open_gallery(location) as gallery:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                gallery.search(rng.standard_normal((1, DIM)).astype(np.float32), top_k=3)
+            except Exception as exc:  # an empty gallery at the very start is fine; anything else is not
+                if "empty" not in str(exc):
+                    raise
+            n += 1
+    print(f"searches {n}", flush=True)
+
+
+if __name__ == "__main__":
+    mode, location, *rest = sys.argv[1:]
+    if mode == "enroll":
+        enroll(location, rest[0], int(rest[1]), int(rest[2]) if len(rest) > 2 else 0)
+    else:
+        search(location, float(rest[0]))

@@ -1,0 +1,257 @@
+"""Galleries: the same behaviour from every backend, and the SQLite + FAISS store's durability under crashes and concurrency."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnface.errors import GalleryError
+from rnnface.gallery import FaceRecord, open_gallery
+from rnnface.gallery import index as gallery_index
+from tests.gallery_worker import DIM, FACES, MODEL, embeddings_of
+
+WORKER = Path(__file__).with_name("gallery_worker.py")
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+@pytest.fixture(params=["sqlite", "milvus-lite"])
+def location(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "gallery.db")
+    pytest.importorskip("pymilvus")
+    return f"milvus:{tmp_path / 'milvus.db'}"
+
+
+def people_faces(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Three faces per person, scattered around a person-specific centre (as photos of one face are)."""
+    rng = np.random.default_rng(seed)
+    centres = unit(rng.standard_normal((n, 1, DIM)))
+    return {f"person_{i:02d}": unit(centres[i] + 0.3 * rng.standard_normal((3, DIM))).astype(np.float32) for i in range(n)}
+
+
+def enroll_all(gallery, people: dict[str, np.ndarray], crops: bool = False) -> None:
+    for name, faces in people.items():
+        gallery.enroll(name, [FaceRecord(f, f"{name}/{j}.jpg", (1, 2, 3, 4), b"png" if crops else None) for j, f in enumerate(faces)], MODEL)
+
+
+def test_enroll_search_remove_round_trip(location):
+    people = people_faces(12)
+    with open_gallery(location) as g:
+        enroll_all(g, people)
+        assert len(g) == 36 and g.model_id == MODEL and g.dim == DIM
+        assert [p.name for p in g.people()] == sorted(people) and all(p.faces == 3 for p in g.people())
+        probes = unit(np.stack([f[1] for f in people.values()]) + 0.05)
+        for by in ("face", "template"):
+            results = g.search(probes, top_k=3, by=by)
+            assert [r[0].person for r in results] == list(people), by
+            assert all(len(r) == 3 and len({m.person for m in r}) == 3 for r in results)  # distinct people
+            assert all(r[0].similarity >= r[1].similarity >= r[2].similarity for r in results)
+        assert g.search(people["person_03"][0], top_k=1)[0][0].similarity == pytest.approx(1.0, abs=1e-5)
+        assert g.remove("person_03") == 3
+        assert "person_03" not in [p.name for p in g.people()]
+        assert not list(g.faces("person_03"))
+        for by in ("face", "template"):
+            assert g.search(people["person_03"], top_k=11, by=by)[0][0].person != "person_03"
+            assert all(m.person != "person_03" for m in g.search(people["person_03"][0], top_k=11, by=by)[0])
+    with open_gallery(location) as g:  # persisted
+        assert len(g) == 33 and g.search(people["person_04"][2], top_k=1)[0][0].person == "person_04"
+
+
+def test_refuses_to_mix_models_and_changes_nothing(location):
+    with open_gallery(location) as g:
+        enroll_all(g, people_faces(2))
+        with pytest.raises(GalleryError, match="holds embeddings of model test-model.*current model is other"):
+            g.enroll("intruder", [FaceRecord(np.ones(DIM, np.float32))], "other")
+        with pytest.raises(GalleryError, match="dimension 8"):
+            g.enroll("person_00", [FaceRecord(np.ones(8, np.float32))], MODEL)
+        assert len(g) == 6 and [p.name for p in g.people()] == ["person_00", "person_01"]
+
+
+def test_bad_requests_are_clear_errors(location):
+    with open_gallery(location) as g:
+        with pytest.raises(GalleryError, match="empty"):
+            g.search(np.ones(DIM, np.float32))
+        with pytest.raises(GalleryError, match="no person named 'nobody'"):
+            g.remove("nobody")
+        for bad in ("", " padded", "x" * 300):
+            with pytest.raises(GalleryError, match="invalid person name"):
+                g.enroll(bad, [FaceRecord(np.ones(DIM, np.float32))], MODEL)
+        with pytest.raises(GalleryError, match="invalid embedding"):
+            g.enroll("nan", [FaceRecord(np.full(DIM, np.nan, np.float32))], MODEL)
+        assert len(g) == 0 and g.people() == []
+
+
+def test_names_with_quotes_are_data_not_syntax(location):
+    name = 'O\'Brien "the" \\ man'
+    faces = people_faces(1)["person_00"]
+    with open_gallery(location) as g:
+        g.enroll(name, [FaceRecord(f) for f in faces], MODEL)
+        g.enroll("other", [FaceRecord(-faces[0])], MODEL)
+        assert g.search(faces[0], top_k=1)[0][0].person == name
+        assert g.remove(name) == 3
+        assert [p.name for p in g.people()] == ["other"]
+
+
+def test_export_import_between_backends(tmp_path, location):
+    people = people_faces(5)
+    with open_gallery(location) as g:
+        enroll_all(g, people, crops=True)
+        assert g.export(tmp_path / "export.zip") == 15
+    with open_gallery(tmp_path / "copy.db") as copy:
+        assert copy.import_file(tmp_path / "export.zip") == 15
+        assert [(p.name, p.faces, p.sources_kept) for p in copy.people()] == [(n, 3, 3) for n in sorted(people)]
+        stored = {f.source: f for f in copy.faces()}
+        assert stored["person_02/1.jpg"].crop_png == b"png" and stored["person_02/1.jpg"].box == (1, 2, 3, 4)
+        np.testing.assert_allclose(stored["person_02/1.jpg"].embedding, people["person_02"][1], atol=1e-6)
+    with open_gallery(tmp_path / "other.db") as other:
+        other.enroll("x", [FaceRecord(np.ones(DIM, np.float32))], "another-model")
+        with pytest.raises(GalleryError, match="holds embeddings of model another-model"):
+            other.import_file(tmp_path / "export.zip")
+        assert len(other) == 1
+    (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    with open_gallery(tmp_path / "third.db") as g, pytest.raises(GalleryError, match="not a readable rnnface gallery export"):
+        g.import_file(tmp_path / "junk.zip")
+
+
+def test_reindex_swaps_the_embedding_space(location):
+    people = people_faces(3)
+    with open_gallery(location) as g:
+        enroll_all(g, people)
+        stored = list(g.faces())
+        flipped = {f.id: -f.embedding[::2] for f in stored}  # a "new model" of another dimension
+        g.replace_embeddings("model-2", flipped)
+        assert g.model_id == "model-2" and g.dim == DIM // 2 and len(g) == 9
+        probe = -people["person_01"][0][::2]
+        assert g.search(probe, top_k=1)[0][0].person == "person_01"
+        assert g.search(probe, top_k=1, by="template")[0][0].person == "person_01"
+
+
+# -- SQLite + FAISS specifics -------------------------------------------------------------------
+
+
+def test_corrupt_missing_and_stale_index_files_are_rebuilt(tmp_path):
+    path = tmp_path / "g.db"
+    people = people_faces(6)
+    with open_gallery(path) as g:
+        enroll_all(g, dict(list(people.items())[:4]))
+    index_file = Path(str(path) + ".faiss")
+    assert index_file.is_file()
+    with open_gallery(path) as g:  # another process adds people; this file is now behind
+        enroll_all(g, dict(list(people.items())[4:]))
+        saved = index_file.read_bytes()
+    index_file.write_bytes(saved[: len(saved) // 2])  # truncated
+    for damage in ("truncated", "garbage", "missing"):
+        if damage == "garbage":
+            index_file.write_bytes(b"RNNFACE-FAISS/1\n" + os.urandom(400))
+        if damage == "missing":
+            index_file.unlink()
+        with open_gallery(path) as g:
+            assert g.search(people["person_05"][0], top_k=1)[0][0].person == "person_05", damage
+            assert len(g._index) == len(g) == 18
+        assert gallery_index.FaceIndex.load(index_file)[1].count == 18  # rewritten sound
+
+
+def test_an_older_index_file_catches_up_and_never_outlives_a_removal(tmp_path):
+    path = tmp_path / "g.db"
+    people = people_faces(4)
+    with open_gallery(path) as g:
+        enroll_all(g, dict(list(people.items())[:2]))
+    old = Path(str(path) + ".faiss").read_bytes()
+    with open_gallery(path) as g:
+        enroll_all(g, dict(list(people.items())[2:]))
+        g.remove("person_00")
+    Path(str(path) + ".faiss").write_bytes(old)  # an index from before the removal, still holding person_00
+    with open_gallery(path) as g:
+        hits = g.search(people["person_00"][0], top_k=10)[0]
+        assert "person_00" not in [m.person for m in hits] and len(g._index) == len(g) == 9
+
+
+def test_a_reader_sees_other_writers(tmp_path):
+    path = tmp_path / "g.db"
+    people = people_faces(3)
+    with open_gallery(path) as reader, open_gallery(path) as writer:
+        enroll_all(writer, {"person_00": people["person_00"]})
+        assert reader.search(people["person_00"][0], top_k=1)[0][0].person == "person_00"
+        enroll_all(writer, {"person_01": people["person_01"]})
+        assert reader.search(people["person_01"][0], top_k=1)[0][0].person == "person_01"
+        writer.remove("person_00")
+        assert all(m.person != "person_00" for m in reader.search(people["person_00"][0], top_k=5)[0])
+
+
+def test_index_kind_switches_to_hnsw_above_the_exact_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(gallery_index, "EXACT_LIMIT", 20)
+    people = people_faces(10)
+    with open_gallery(tmp_path / "g.db") as g:
+        enroll_all(g, dict(list(people.items())[:5]))
+        g.search(people["person_00"][0])
+        assert g._index.kind == "flat"
+        enroll_all(g, dict(list(people.items())[5:]))
+        assert g.search(people["person_07"][2], top_k=1)[0][0].person == "person_07"
+        assert g._index.kind == "hnsw" and len(g._index) == 30
+    with open_gallery(tmp_path / "exact.db", index="flat") as g:
+        enroll_all(g, people)
+        g.search(people["person_00"][0])
+        assert g._index.kind == "flat"
+
+
+def test_not_a_gallery_file(tmp_path):
+    path = tmp_path / "random.db"
+    path.write_bytes(os.urandom(4096))
+    with pytest.raises(GalleryError, match="not an rnnface gallery"):
+        open_gallery(path)
+    with pytest.raises(GalleryError, match="unknown gallery backend 'redis'"):
+        open_gallery("redis://localhost/x")
+
+
+def _worker(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(WORKER), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _assert_consistent(path: Path, committed: list[str]) -> None:
+    with open_gallery(path) as g:
+        stored = {p.name: p.faces for p in g.people()}
+        assert set(committed) <= set(stored), "a reported enrollment is missing"
+        assert all(n == FACES for n in stored.values()), f"half-present enrollment: {stored}"
+        for name in committed:
+            assert g.search(embeddings_of(name)[1], top_k=1)[0][0].person == name
+        assert len(g._index) == len(g) == FACES * len(stored)
+
+
+def test_kill_9_during_bulk_enrollment_keeps_every_reported_commit(tmp_path):
+    path = tmp_path / "g.db"
+    proc = _worker("enroll", str(path), "killed_", "100000", "7")  # also saves its index file every 7 people
+    committed = []
+    for line in proc.stdout:
+        committed.append(line.split()[1])
+        if len(committed) == 40:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    _assert_consistent(path, committed)
+    with open_gallery(path) as g:  # and the gallery goes on working
+        g.enroll("after", [FaceRecord(e) for e in embeddings_of("after")], MODEL)
+    _assert_consistent(path, committed + ["after"])
+
+
+def test_two_writers_and_a_reader_at_once(tmp_path):
+    path = tmp_path / "g.db"
+    open_gallery(path).close()
+    procs = [_worker("enroll", str(path), "a_", "150"), _worker("enroll", str(path), "b_", "150"), _worker("search", str(path), "4")]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err
+    committed = [line.split()[1] for out, _ in outputs[:2] for line in out.splitlines()]
+    assert len(committed) == 300
+    assert int(outputs[2][0].split()[1]) > 0
+    _assert_consistent(path, committed)
