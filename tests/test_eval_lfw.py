@@ -41,6 +41,9 @@ def test_eval_lfw_identity_disjoint(tmp_path):
     # 1:N: each half's gallery holds its 3 people; probes are their other images (3 + 3 + 3 per half)
     assert report["identification"]["gallery_sizes"] == {"a": 3, "b": 3}
     assert report["identification"]["probes"] == 18
+    ident = report["identification"]
+    assert ident["threshold"] == report["threshold_at_far"]["1e-03"]
+    assert 0.0 <= ident["strangers_rejected"] <= 1.0 and 0.0 <= ident["dir_at_threshold"] <= ident["rank1"]
     assert (out / "lfw_roc.png").stat().st_size > 1000
     assert "| rnnface |" in (out / "lfw.md").read_text() and "| face_recognition |" in (out / "lfw.md").read_text()
     # the peer separates its well-clustered people perfectly; its face-less pair is scored as rejected

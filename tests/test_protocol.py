@@ -62,14 +62,17 @@ def test_every_fold_needs_an_excluding_model():
         assign_models(metas, [0, 1, 2, 3])
 
 
-def test_rank_hits_known_answer():
-    from rnnface.evaluation.identification import rank_hits
+def test_rank_hits_and_stranger_scores_known_answer():
+    from rnnface.evaluation.identification import rank_hits, stranger_scores
+    from rnnface.gallery import Match
 
-    gallery = np.eye(6)
-    gallery_ids = np.array(["a", "b", "c", "d", "e", "f"])
-    probes = np.array([
-        [1.0, 0.1, 0, 0, 0, 0],  # a first: rank 1
-        [0.9, 0.8, 0.7, 0.6, 0.5, 0.4],  # truth f: rank 6 (a miss at 5)
-        [0.5, 0.4, 0.3, 0.6, 0.9, 0.1],  # truth c: rank 4
-    ])
-    assert rank_hits(probes, np.array(["a", "f", "c"]), gallery, gallery_ids) == {1: 1, 5: 2}
+    def ranked(*people):
+        return [Match(p, 1.0 - 0.1 * i) for i, p in enumerate(people)]
+
+    results = [
+        ranked("a", "b", "c", "d", "e"),  # truth a: rank 1
+        ranked("a", "b", "c", "d", "e"),  # truth f: not in the top 5
+        ranked("e", "d", "b", "c", "a"),  # truth c: rank 4
+    ]
+    assert rank_hits(results, ["a", "f", "c"]) == {1: 1, 5: 2}
+    np.testing.assert_allclose(stranger_scores(results, ["a", "f", "c"]), [0.9, 1.0, 1.0])

@@ -6,7 +6,9 @@ Models load on first use and are kept per model path, so repeated calls are chea
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,7 +18,11 @@ from rnnface.io import load_image
 from rnnface.recognition.compare import cosine_similarity
 from rnnface.recognition.pipeline import FacePipeline, ImageInput, Verification, as_image, pick_face
 
-__all__ = ["align", "compare", "detect", "embed", "load_image", "verify"]
+if TYPE_CHECKING:
+    from rnnface.gallery.base import EnrollSummary
+    from rnnface.gallery.identify import Identification
+
+__all__ = ["align", "compare", "detect", "embed", "enroll", "identify", "load_image", "verify"]
 
 
 @lru_cache(maxsize=4)
@@ -68,3 +74,30 @@ def verify(
 ) -> Verification:
     """Whether the largest faces of two images are the same person, at the model's calibrated threshold."""
     return _pipeline(_model_key(model)).verify(image_a, image_b, threshold=threshold)
+
+
+def _gallery(gallery: str | os.PathLike | None):
+    from rnnface.gallery import open_gallery
+    from rnnface.settings import Settings
+
+    return open_gallery(gallery if gallery is not None else Settings.from_env().gallery)
+
+
+def enroll(
+    name: str, images: Sequence[str | os.PathLike], gallery: str | os.PathLike | None = None, model: str | os.PathLike | None = None
+) -> EnrollSummary:
+    """Store one person's photos (one face each) in a gallery (default: $RNNFACE_GALLERY or the user's data dir)."""
+    from rnnface.gallery.enroll import enroll_images
+
+    with _gallery(gallery) as g:
+        return enroll_images(g, _pipeline(_model_key(model)), name, images)
+
+
+def identify(
+    image: ImageInput, gallery: str | os.PathLike | None = None, model: str | os.PathLike | None = None, top_k: int = 3
+) -> list[Identification]:
+    """Every face in `image` with its top-k gallery people; `.name` is "unknown" below the model's threshold."""
+    from rnnface.gallery.identify import identify_image
+
+    with _gallery(gallery) as g:
+        return identify_image(g, _pipeline(_model_key(model)), image, top_k=top_k)

@@ -268,50 +268,21 @@ def bench_gallery(
 @app.command()
 def demo(
     data: Annotated[Optional[Path], typer.Option(help="LFW root holding lfw/ and pairs.txt (default: $RNNFACE_DATA).")] = None,
-    out: Annotated[Path, typer.Option(help="Where to write the annotated pictures.")] = Path("demo-out"),
+    out: Annotated[Path, typer.Option(help="Where to write the gallery and the annotated pictures.")] = Path("demo-out"),
     model: ModelOpt = None,
-    pairs: Annotated[int, typer.Option(help="Matched and mismatched LFW pairs to show.")] = 3,
+    people: Annotated[int, typer.Option(min=1, help="People to enroll.")] = 6,
+    strangers: Annotated[int, typer.Option(min=0, help="People left out, to be answered `unknown`.")] = 4,
 ) -> None:
-    """The main job on LFW: detect and align faces, then verify same/different pairs."""
-    import numpy as np
-
-    from rnnface.alignment import align_face
+    """The main job on LFW: enroll people, identify them and strangers in other photos, verify pairs, draw the results."""
     from rnnface.data.folders import resolve_image_root
-    from rnnface.data.lfw import pairs_file, read_pairs
-    from rnnface.draw import draw_faces, save_image
-    from rnnface.errors import ModelError
-    from rnnface.io import load_image
+    from rnnface.demo import run_demo
     from rnnface.recognition import FacePipeline
     from rnnface.settings import Settings
 
     root = resolve_image_root(data or Settings.from_env().data)
-    all_pairs = read_pairs(pairs_file(root))
-    chosen = [p for p in all_pairs if p.same][:pairs] + [p for p in all_pairs if not p.same][:pairs]
-    pipeline = FacePipeline(model=model)  # its detector draws here too: one MTCNN, loaded once
-    typer.echo(f"LFW at {root}: {len(all_pairs)} View-2 pairs; showing {len(chosen)}")
-    crops = []
-    for path in dict.fromkeys(p for pair in chosen for p in (pair.a, pair.b)):
-        image = load_image(root / path)
-        faces = pipeline.detect(image)
-        drawn = save_image(draw_faces(image, faces), out / "detect" / Path(path).with_suffix(".png").name)
-        crops.append(align_face(image, faces[0].landmarks if faces else None).image)
-        typer.echo(f"  {path}: {len(faces)} face(s) -> {drawn}")
-    crops += [np.zeros_like(crops[0])] * (-len(crops) % 6)  # fill the last row of the grid
-    grid = np.concatenate([np.concatenate(crops[i : i + 6], axis=1) for i in range(0, len(crops), 6)], axis=0)
-    typer.echo(f"aligned 112x112 crops: {save_image(grid, out / 'aligned.png')}")
-    try:
-        pipeline.embedder
-    except ModelError as exc:
-        typer.echo(f"verification skipped: {exc}")
-        return
-    correct = 0
-    for pair in chosen:
-        result = pipeline.verify(root / pair.a, root / pair.b)
-        correct += result.same == pair.same
-        truth = "same" if pair.same else "different"
-        verdict = "same" if result.same else "different"
-        typer.echo(f"  {pair.a} vs {pair.b}: {verdict} ({result.similarity:.3f}); truth {truth}")
-    typer.echo(f"{correct}/{len(chosen)} pairs right at threshold {pipeline.embedder.threshold:.3f}")
+    pipeline = FacePipeline(model=model)  # one detector and one model for every step
+    pipeline.embedder
+    run_demo(root, out, pipeline, typer.echo, people=people, strangers=strangers)
 
 
 @app.command()
@@ -360,7 +331,7 @@ def eval_lfw(
     fold_set = _parse_folds(folds)
     result = score_lfw(face_cache, model, pairs_path, flip=flip, folds=fold_set)
     report = result.report()
-    ident = identify_lfw(face_cache, model, pairs_path, flip=flip, folds=fold_set)
+    ident = identify_lfw(face_cache, model, pairs_path, flip=flip, folds=fold_set, threshold=report.threshold_at_far["1e-03"])
     rows, curves, peers = {name: report}, {name: (result.scores, result.same)}, {}
     for peer_name in peer or []:
         peer_scores, failed = score_peer(face_cache, peer_name, pairs_path, folds=fold_set)
@@ -371,6 +342,8 @@ def eval_lfw(
     table += (
         f"\n1:N identification: rank-1 {100 * ident.rank1:.2f}%, rank-5 {100 * ident.rank5:.2f}% "
         f"({ident.probes} probes; galleries of {ident.gallery_sizes} people incl. single-image distractors)\n"
+        f"open set at the FAR=1e-3 threshold {ident.threshold:.4f}: {100 * ident.strangers_rejected:.2f}% of strangers rejected, "
+        f"{100 * ident.dir_at_threshold:.2f}% of enrolled people identified (rank 1 and above the threshold)\n"
     )
     out.mkdir(parents=True, exist_ok=True)
     write_json(

@@ -1,0 +1,171 @@
+"""Gallery commands end to end on real LFW photos with the shipped model (skipped without LFW)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from rnnface.cli import app
+from rnnface.gallery import FaceRecord, open_gallery
+
+runner = CliRunner()
+
+
+def run(*args, gallery: Path):
+    result = runner.invoke(app, [str(a) for a in args], env={"RNNFACE_MODEL": None, "RNNFACE_GALLERY": str(gallery)})
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.fixture
+def photos(lfw_images: Path) -> dict[str, Path]:
+    return {
+        "bush1": lfw_images / "George_W_Bush" / "George_W_Bush_0001.jpg",
+        "bush2": lfw_images / "George_W_Bush" / "George_W_Bush_0002.jpg",
+        "serena": lfw_images / "Serena_Williams" / "Serena_Williams_0001.jpg",
+        "powell": lfw_images / "Colin_Powell" / "Colin_Powell_0001.jpg",
+    }
+
+
+@pytest.fixture
+def blank(tmp_path) -> Path:
+    path = tmp_path / "blank.png"
+    Image.new("RGB", (160, 120), (128, 128, 128)).save(path)
+    return path
+
+
+@pytest.fixture
+def corrupt(tmp_path) -> Path:
+    path = tmp_path / "corrupt.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    return path
+
+
+def test_enroll_identify_draw_people_remove(photos, tmp_path, blank, corrupt):
+    g = tmp_path / "g.db"
+    result = run("enroll", "George_W_Bush", photos["bush1"], photos["bush2"], blank, corrupt, gallery=g)
+    assert result.exit_code == 0, result.output
+    assert "enrolled 2 face(s) of 1 person(s)" in result.output
+    assert f"skipped {blank}: no face" in result.output and f"skipped {corrupt}: unreadable" in result.output
+    assert run("enroll", "Serena_Williams", photos["serena"], gallery=g).exit_code == 0
+
+    drawn = tmp_path / "who.png"
+    result = run("identify", photos["bush1"], "--json", "--draw", drawn, gallery=g)
+    assert result.exit_code == 0, result.output
+    face = json.loads(result.output)["faces"][0]
+    assert face["name"] == "George_W_Bush" and face["matches"][0]["similarity"] > 0.99
+    assert [m["person"] for m in face["matches"]] == ["George_W_Bush", "Serena_Williams"]
+    assert Image.open(drawn).size == (250, 250)
+    result = run("identify", photos["powell"], gallery=g)  # a stranger
+    assert result.exit_code == 0 and ": unknown  [" in result.output
+
+    listing = json.loads(run("people", "--json", gallery=g).output)
+    assert [(p["name"], p["faces"]) for p in listing["people"]] == [("George_W_Bush", 2), ("Serena_Williams", 1)]
+    assert listing["model"].startswith("conv_birnn")
+    assert run("remove", "George_W_Bush", gallery=g).output.strip() == "removed George_W_Bush: 2 face(s)"
+    with open_gallery(g) as gallery:
+        assert [p.name for p in gallery.people()] == ["Serena_Williams"] and len(gallery) == 1
+        assert all("George_W_Bush" not in f.source for f in gallery.faces())
+
+
+def test_bad_input_is_a_clear_error_and_changes_nothing(photos, tmp_path, blank, corrupt):
+    g = tmp_path / "g.db"
+    result = run("identify", photos["bush1"], gallery=g)
+    assert result.exit_code == 2 and "the gallery is empty" in result.output
+    result = run("enroll", "Nobody", blank, corrupt, gallery=g)
+    assert result.exit_code == 2 and "nothing enrolled for 'Nobody'" in result.output
+    assert run("enroll", "Serena_Williams", photos["serena"], gallery=g).exit_code == 0
+    before = run("people", "--json", gallery=g).output
+    for args, message in [
+        (("identify", blank), "no face detected"),
+        (("identify", corrupt), "corrupt.jpg"),
+        (("remove", "George_W_Bush"), "no person named 'George_W_Bush'"),
+        (("reindex",), "enrolled without their aligned crop"),
+        (("import", corrupt), "not a readable rnnface gallery export"),
+    ]:
+        result = run(*args, gallery=g)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)
+    assert run("people", "--json", gallery=g).output == before
+
+    Path(str(g) + ".faiss").write_bytes(b"corrupted index")  # derived data: rebuilt, not an error
+    result = run("identify", photos["serena"], gallery=g)
+    assert result.exit_code == 0 and "Serena_Williams" in result.output
+
+    other = tmp_path / "other.db"
+    with open_gallery(other) as gallery:
+        gallery.enroll("someone", [FaceRecord(np.ones(256, np.float32))], "another-model@123")
+    for args in (("identify", photos["serena"]), ("enroll", "Serena_Williams", photos["serena"])):
+        result = run(*args, gallery=other)
+        assert result.exit_code == 2 and "holds embeddings of model another-model@123" in result.output
+    with open_gallery(other) as gallery:
+        assert [p.name for p in gallery.people()] == ["someone"] and len(gallery) == 1
+
+
+def test_enroll_dir_summary_export_import_and_reindex(lfw_images, tmp_path, blank):
+    tree = tmp_path / "people"
+    for person in ("Aaron_Eckhart", "Serena_Williams"):
+        (tree / person).mkdir(parents=True)
+        for src in sorted((lfw_images / person).iterdir())[:2]:
+            (tree / person / src.name).symlink_to(src)
+    (tree / "Ghost").mkdir()
+    (tree / "Ghost" / "blank.png").symlink_to(blank)
+    g = tmp_path / "g.db"
+    result = run("enroll-dir", tree, "--keep-crops", "--json", gallery=g)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{") :])
+    assert (summary["people"], summary["faces"]) == (2, 3)  # Aaron Eckhart has one photo
+    assert summary["skipped"] == [{"image": str(tree / "Ghost" / "blank.png"), "reason": "no face"}]
+
+    assert run("export", tmp_path / "g.zip", gallery=g).exit_code == 0
+    copy = tmp_path / "copy.db"
+    assert run("import", tmp_path / "g.zip", gallery=copy).output.strip() == f"imported 3 face(s) from {tmp_path / 'g.zip'}"
+    result = run("reindex", gallery=copy)
+    assert result.exit_code == 0 and "re-embedded 3 face(s)" in result.output
+    with open_gallery(g) as a, open_gallery(copy) as b:  # same model: re-embedding from the kept crops reproduces the vectors
+        for fa, fb in zip(a.faces(), b.faces()):
+            assert fa.person == fb.person
+            np.testing.assert_allclose(fa.embedding, fb.embedding, atol=1e-4)
+
+
+def test_kill_9_of_enroll_dir(lfw_images, tmp_path):
+    tree = tmp_path / "people"
+    people = sorted(p for p in lfw_images.iterdir() if p.is_dir())[:60]
+    for person in people:
+        (tree / person.name).mkdir(parents=True)
+        first = sorted(person.iterdir())[0]
+        (tree / person.name / first.name).symlink_to(first)
+    g = tmp_path / "g.db"
+    cmd = [sys.executable, "-m", "rnnface", "enroll-dir", str(tree), "--verbose", "--gallery", str(g)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    committed = []
+    for line in proc.stdout:
+        if line.startswith("committed "):
+            committed.append(line.split()[1])
+        if len(committed) == 8:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and len(committed) == 8
+    with open_gallery(g) as gallery:
+        stored = {p.name: p.faces for p in gallery.people()}
+        assert set(committed) <= set(stored) and set(stored.values()) == {1}
+        gallery.search(np.ones(gallery.dim, np.float32))
+        assert len(gallery._index) == len(gallery) == len(stored)
+
+
+def test_facade_enroll_and_identify(photos, tmp_path):
+    import rnnface
+
+    g = tmp_path / "facade.db"
+    assert rnnface.enroll("Serena_Williams", [photos["serena"]], gallery=g).faces == 1
+    faces = rnnface.identify(photos["serena"], gallery=g)
+    assert [f.name for f in faces] == ["Serena_Williams"] and faces[0].matches[0].similarity > 0.99
