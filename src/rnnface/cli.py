@@ -286,6 +286,22 @@ def demo(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for every one).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes (each loads its own model).")] = 1,
+) -> None:
+    """Run the HTTP API (/api/v1, OpenAPI at /docs) and the web page (/). Settings: RNNFACE_* variables."""
+    import uvicorn
+
+    from rnnface.service.settings import ServiceSettings
+
+    settings = ServiceSettings()  # fail here, before binding, on a malformed setting
+    typer.echo(f"rnnface service on http://{host}:{port}/ (gallery {settings.gallery}; writes {'need X-API-Key' if settings.api_key else 'disabled: no RNNFACE_API_KEY'})")
+    uvicorn.run("rnnface.service.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+@app.command()
 def train(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file (see configs/).")] = None,
     override: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: --set epochs=10 --set model_args.cell=lstm")] = None,

@@ -13,6 +13,10 @@ class ImageError(RnnfaceError):
     """An image file is missing, unreadable, corrupt, truncated or too large."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image has more pixels than the configured limit."""
+
+
 class NoFaceError(RnnfaceError):
     """No face was found where one was required."""
 
@@ -31,3 +35,15 @@ class DataError(RnnfaceError):
 
 class GalleryError(RnnfaceError):
     """A face gallery is missing, malformed, from another model, or asked for something it lacks."""
+
+
+class UnknownPersonError(GalleryError):
+    """A person asked for by name is not in the gallery."""
+
+
+class EmptyGalleryError(GalleryError):
+    """A search was asked of a gallery with nobody enrolled."""
+
+
+class ModelMismatchError(GalleryError):
+    """A gallery holds embeddings of a different model than the one in use."""

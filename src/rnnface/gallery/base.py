@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from rnnface.errors import GalleryError
+from rnnface.errors import GalleryError, ModelMismatchError
 from rnnface.registry import Registry
 
 SearchBy = Literal["face", "template"]
@@ -151,7 +151,7 @@ class Gallery(ABC):
     def check_model(self, model_id: str) -> None:
         """Refuse to mix embedding spaces: raise unless the gallery is empty or holds `model_id`."""
         if self.model_id is not None and self.model_id != model_id:
-            raise GalleryError(
+            raise ModelMismatchError(
                 f"{self.location} holds embeddings of model {self.model_id}, but the current model is {model_id}; "
                 "use the model it was built with (--model), or `rnnface reindex` to re-embed it"
             )

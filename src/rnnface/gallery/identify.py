@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rnnface.detection import Face
-from rnnface.errors import GalleryError, ModelError
+from rnnface.errors import GalleryError, EmptyGalleryError, ModelError
 from rnnface.gallery.base import Gallery, Match, SearchBy
 from rnnface.recognition.pipeline import FacePipeline, ImageInput, as_image
 
@@ -40,7 +40,7 @@ def identify_image(
     """Every face in `image` (largest first) with its top-k gallery people; [] when the image has no face."""
     model_id = pipeline.embedder.checkpoint.model_id
     if gallery.model_id is None:
-        raise GalleryError(f"{gallery.location}: the gallery is empty; enroll people first (rnnface enroll)")
+        raise EmptyGalleryError(f"{gallery.location}: the gallery is empty; enroll people first (rnnface enroll)")
     gallery.check_model(model_id)
     threshold = pipeline.embedder.threshold if threshold is None else threshold
     if threshold is None:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from rnnface.errors import GalleryError
+from rnnface.errors import GalleryError, UnknownPersonError, EmptyGalleryError
 from rnnface.gallery.base import FaceRecord, Gallery, Match, PersonInfo, SearchBy, StoredFace, backends, normalize, rank_people
 
 DEFAULT_COLLECTION = "faces"
@@ -155,7 +155,7 @@ class MilvusGallery(Gallery):
         expr = f"person == {_literal(name)}"
         n = int(self.client.query(self.collection, filter=expr, output_fields=["count(*)"])[0]["count(*)"]) if self._exists() else 0
         if not n:
-            raise GalleryError(f"{self.location}: no person named {name!r} (see `rnnface people`)")
+            raise UnknownPersonError(f"{self.location}: no person named {name!r} (see `rnnface people`)")
         self.client.delete(self.collection, filter=expr)
         self.client.delete(self.people_collection, filter=f"name == {_literal(name)}")
         return n
@@ -207,7 +207,7 @@ class MilvusGallery(Gallery):
         queries = normalize(np.atleast_2d(queries))
         if self._search_dim is None:
             self.__dict__.pop("_search_dim")
-            raise GalleryError(f"{self.location}: the gallery is empty; enroll people first (rnnface enroll)")
+            raise EmptyGalleryError(f"{self.location}: the gallery is empty; enroll people first (rnnface enroll)")
         if queries.shape[1] != self._search_dim:
             raise GalleryError(f"query of dimension {queries.shape[1]}, the gallery holds {self._search_dim}")
         if by == "template":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnface.errors import GalleryError
+from rnnface.errors import GalleryError, UnknownPersonError, EmptyGalleryError
 from rnnface.gallery.base import FaceRecord, Gallery, Match, PersonInfo, SearchBy, StoredFace, backends, normalize, rank_people
 from rnnface.gallery.index import FaceIndex, IndexCorrupt, IndexKind, Stamp, choose_kind
 
@@ -158,7 +158,7 @@ class SqliteGallery(Gallery):
         with self._write():
             row = self.db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
             if row is None:
-                raise GalleryError(f"{self.location}: no person named {name!r} (see `rnnface people`)")
+                raise UnknownPersonError(f"{self.location}: no person named {name!r} (see `rnnface people`)")
             n = self.db.execute("DELETE FROM faces WHERE person_id = ?", (row[0],)).rowcount
             self.db.execute("DELETE FROM people WHERE id = ?", (row[0],))
             if not self.db.execute("SELECT 1 FROM faces LIMIT 1").fetchone():
@@ -253,7 +253,7 @@ class SqliteGallery(Gallery):
     def search(self, queries: np.ndarray, top_k: int = 5, by: SearchBy = "face") -> list[list[Match]]:
         queries = normalize(np.atleast_2d(queries))
         if self.model_id is None:
-            raise GalleryError(f"{self.location}: the gallery is empty; enroll people first (rnnface enroll)")
+            raise EmptyGalleryError(f"{self.location}: the gallery is empty; enroll people first (rnnface enroll)")
         if queries.shape[1] != self.dim:
             raise GalleryError(f"query of dimension {queries.shape[1]}, the gallery holds {self.dim}")
         if by == "template":

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from rnnface.errors import ImageError
+from rnnface.errors import ImageError, ImageTooLargeError
 
 #: Largest image accepted, in pixels (a 100-megapixel photo); larger files are refused, not decoded.
 MAX_PIXELS = 100_000_000
@@ -74,7 +74,7 @@ def load_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             with Image.open(stream) as img:
                 width, height = img.size
                 if width * height > max_pixels:
-                    raise ImageError(
+                    raise ImageTooLargeError(
                         f"{name}: image is {width}x{height} = {width * height:,} pixels, "
                         f"over the limit of {max_pixels:,}"
                     )
@@ -86,6 +86,6 @@ def load_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image, or an unsupported format") from None
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{name}: image too large to decode safely ({exc})") from None
+        raise ImageTooLargeError(f"{name}: image too large to decode safely ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{name}: corrupt or truncated image ({exc})") from None

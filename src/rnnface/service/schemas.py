@@ -1,0 +1,105 @@
+"""Request/response shapes of the HTTP API (they make its OpenAPI spec)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Error(BaseModel):
+    detail: str = Field(description="What went wrong, for a person to read.")
+    type: str = Field(description="Error kind, e.g. ImageError, validation, request.")
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+class Ready(BaseModel):
+    status: str
+    model: str
+    gallery_model: str | None
+    people: int
+
+
+class FaceOut(BaseModel):
+    box: list[float] = Field(description="x1, y1, x2, y2 in pixels.")
+    score: float
+    landmarks: dict[str, list[float]]
+
+
+class Detection(BaseModel):
+    width: int
+    height: int
+    faces: list[FaceOut]
+
+
+class EmbeddedFace(FaceOut):
+    embedding: list[float]
+
+
+class Embedding(BaseModel):
+    model: str
+    faces: list[EmbeddedFace]
+
+
+class VerifyResult(BaseModel):
+    similarity: float
+    threshold: float
+    same: bool
+    face_a: int
+    face_b: int
+    faces_in_a: int
+    faces_in_b: int
+
+
+class MatchOut(BaseModel):
+    person: str
+    similarity: float
+    face_id: int | None
+    source: str
+
+
+class IdentifiedFace(FaceOut):
+    name: str = Field(description="Best match, or 'unknown' below the threshold.")
+    threshold: float
+    matches: list[MatchOut]
+
+
+class IdentifyResult(BaseModel):
+    width: int
+    height: int
+    faces: list[IdentifiedFace]
+
+
+class PersonSummary(BaseModel):
+    name: str
+    faces: int
+    sources_kept: int
+
+
+class PeopleList(BaseModel):
+    model: str | None
+    people: list[PersonSummary]
+
+
+class Person(BaseModel):
+    name: str
+    faces: int
+    sources: list[str]
+
+
+class Skipped(BaseModel):
+    image: str
+    reason: str
+
+
+class Enrolled(BaseModel):
+    name: str
+    faces: int
+    skipped: list[Skipped]
+
+
+class Removed(BaseModel):
+    name: str
+    faces: int

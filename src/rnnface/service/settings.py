@@ -1,0 +1,25 @@
+"""Service settings from `RNNFACE_*` environment variables (pydantic-settings), frozen once read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rnnface.settings import default_gallery
+
+
+class ServiceSettings(BaseSettings):
+    """Everything `rnnface serve` can be told; e.g. RNNFACE_API_KEY=... RNNFACE_OPEN_READS=false."""
+
+    model_config = SettingsConfigDict(env_prefix="RNNFACE_", frozen=True, extra="ignore")
+
+    api_key: SecretStr | None = Field(None, description="Key for write routes (X-API-Key header); unset: writes are refused.")
+    open_reads: bool = Field(True, description="Read routes (detect, embed, verify, identify, people) work without the key.")
+    gallery: str = Field(default_factory=default_gallery, description="Gallery path or URI, as for the CLI.")
+    model: Path | None = Field(None, description="Checkpoint (default: the shipped one).")
+    max_upload_bytes: int = Field(10 * 2**20, gt=0, description="Largest accepted image file.")
+    max_images: int = Field(8, gt=0, description="Most images in one enrollment request.")
+    max_pixels: int = Field(40_000_000, gt=0, description="Largest accepted image, in pixels.")
+    request_timeout_s: float = Field(30.0, gt=0, description="Longest a read request may compute before a 504.")

@@ -1,0 +1,186 @@
+// The rnnface web page: plain fetch() calls to /api/v1 and a canvas for boxes and names. No dependencies.
+"use strict";
+
+const api = "/api/v1";
+const $ = (id) => document.getElementById(id);
+
+function headers() {
+  const key = $("api-key").value;
+  return key ? { "X-API-Key": key } : {};
+}
+
+async function call(method, path, body) {
+  const response = await fetch(api + path, { method, body, headers: headers() });
+  const data = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
+  if (!response.ok) throw new Error(data.detail || `HTTP ${response.status}`);
+  return data;
+}
+
+function showError(element, error) {
+  element.textContent = "error: " + error.message;
+  element.className = "result error";
+}
+
+// -- identify: file or camera photo -> boxes and names on a canvas --------------------------------
+let cameraBlob = null;
+
+async function drawIdentified(blob, faces) {
+  const bitmap = await createImageBitmap(blob);
+  const canvas = $("identify-canvas");
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(bitmap, 0, 0);
+  const line = Math.max(2, Math.round(bitmap.width / 250));
+  ctx.lineWidth = line;
+  ctx.font = `${6 * line + 6}px system-ui, sans-serif`;
+  for (const face of faces) {
+    const [x1, y1, x2, y2] = face.box;
+    const known = face.name !== "unknown";
+    ctx.strokeStyle = known ? "#12b34a" : "#ff9800";
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    const best = face.matches.length ? ` ${face.matches[0].similarity.toFixed(2)}` : "";
+    const label = face.name + best;
+    const height = 6 * line + 10;
+    ctx.fillStyle = ctx.strokeStyle;
+    ctx.fillRect(x1, Math.max(0, y1 - height), ctx.measureText(label).width + 8, height);
+    ctx.fillStyle = "#000";
+    ctx.fillText(label, x1 + 4, Math.max(height - 4, y1 - 4));
+  }
+}
+
+$("identify-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const out = $("identify-result");
+  const blob = $("identify-file").files[0] || cameraBlob;
+  if (!blob) return showError(out, new Error("choose a photo or take one with the camera"));
+  const form = new FormData();
+  form.append("image", blob, blob.name || "camera.jpg");
+  out.textContent = "identifying…";
+  out.className = "result";
+  try {
+    const data = await call("POST", "/identify", form);
+    await drawIdentified(blob, data.faces);
+    out.innerHTML = "";
+    if (!data.faces.length) out.textContent = "no face found";
+    data.faces.forEach((face, i) => {
+      const item = document.createElement("li");
+      const ranked = face.matches.map((m) => `${m.person} ${m.similarity.toFixed(3)}`).join(", ");
+      item.textContent = `face ${i}: ${face.name}  [${ranked}]`;
+      item.dataset.name = face.name;
+      out.appendChild(item);
+    });
+  } catch (error) {
+    showError(out, error);
+  }
+});
+
+$("camera-start").addEventListener("click", async () => {
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: true });
+    $("camera").srcObject = stream;
+    $("camera").hidden = false;
+    $("camera-shoot").hidden = false;
+  } catch (error) {
+    showError($("identify-result"), new Error("camera unavailable: " + error.message));
+  }
+});
+
+$("camera-shoot").addEventListener("click", () => {
+  const video = $("camera");
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext("2d").drawImage(video, 0, 0);
+  canvas.toBlob((blob) => {
+    cameraBlob = blob;
+    $("identify-file").value = "";
+    $("identify-form").requestSubmit();
+  }, "image/jpeg", 0.92);
+});
+
+// -- enroll ---------------------------------------------------------------------------------------
+$("enroll-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const out = $("enroll-result");
+  const form = new FormData();
+  form.append("name", $("enroll-name").value);
+  for (const file of $("enroll-files").files) form.append("images", file, file.name);
+  form.append("largest", $("enroll-largest").checked ? "true" : "false");
+  out.textContent = "enrolling…";
+  out.className = "result";
+  try {
+    const data = await call("POST", "/people", form);
+    const skipped = data.skipped.map((s) => `\nskipped ${s.image}: ${s.reason}`).join("");
+    out.textContent = `enrolled ${data.name}: ${data.faces} face(s)${skipped}`;
+    refreshPeople();
+  } catch (error) {
+    showError(out, error);
+  }
+});
+
+// -- verify ---------------------------------------------------------------------------------------
+$("verify-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const out = $("verify-result");
+  const form = new FormData();
+  form.append("image_a", $("verify-a").files[0]);
+  form.append("image_b", $("verify-b").files[0]);
+  out.textContent = "comparing…";
+  out.className = "result";
+  try {
+    const r = await call("POST", "/verify", form);
+    const verdict = r.same ? "same person" : "different people";
+    out.innerHTML = "";
+    const strong = document.createElement("span");
+    strong.className = r.same ? "same" : "different";
+    strong.textContent = verdict;
+    out.append(strong, ` — similarity ${r.similarity.toFixed(3)} vs threshold ${r.threshold.toFixed(3)}`);
+  } catch (error) {
+    showError(out, error);
+  }
+});
+
+// -- people ---------------------------------------------------------------------------------------
+async function refreshPeople() {
+  const body = $("people-list");
+  try {
+    const data = await call("GET", "/people");
+    body.innerHTML = "";
+    for (const person of data.people) {
+      const row = document.createElement("tr");
+      row.dataset.name = person.name;
+      const name = document.createElement("td");
+      name.textContent = person.name;
+      const faces = document.createElement("td");
+      faces.textContent = person.faces;
+      const action = document.createElement("td");
+      const button = document.createElement("button");
+      button.textContent = "Delete";
+      button.addEventListener("click", async () => {
+        if (!confirm(`Delete ${person.name} and all their face data?`)) return;
+        try {
+          await call("DELETE", "/people/" + encodeURIComponent(person.name));
+          refreshPeople();
+        } catch (error) {
+          alert(error.message);
+        }
+      });
+      action.appendChild(button);
+      row.append(name, faces, action);
+      body.appendChild(row);
+    }
+  } catch (error) {
+    body.innerHTML = `<tr><td colspan="3" class="error"></td></tr>`;
+    body.querySelector("td").textContent = "error: " + error.message;
+  }
+}
+
+$("people-refresh").addEventListener("click", refreshPeople);
+$("api-key").value = localStorage.getItem("rnnface-api-key") || "";
+$("api-key").addEventListener("change", () => localStorage.setItem("rnnface-api-key", $("api-key").value));
+
+call("GET", "/health")
+  .then((h) => { $("status").textContent = `service ok (v${h.version})`; })
+  .catch((e) => { $("status").textContent = "service unreachable: " + e.message; });
+refreshPeople();
