@@ -265,6 +265,30 @@ def bench_gallery(
     typer.echo(f"written: {out}")
 
 
+@bench_app.command("service")
+def bench_service(
+    data: Annotated[Optional[Path], typer.Option(help="LFW root or image tree (default: $RNNFACE_DATA).")] = None,
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 8,
+    seconds: Annotated[float, typer.Option(min=1, help="How long to load the server.")] = 60,
+    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_service.json"),
+) -> None:
+    """Load-test `rnnface serve` on loopback: mixed verify/identify/enroll, throughput, p50/p99, status codes."""
+    from rnnface.bench import machine, write_report
+    from rnnface.data.folders import resolve_image_root
+    from rnnface.service.loadtest import load_test
+    from rnnface.settings import Settings
+
+    result = load_test(resolve_image_root(data or Settings.from_env().data), clients=clients, seconds=seconds)
+    write_report({"machine": machine(), **result}, out)
+    typer.echo(f"{result['clients']} clients, {result['seconds']} s: {result['requests']} requests, {result['requests_per_s']:.1f}/s, statuses {result['statuses']}")
+    typer.echo(f"{'route':<10}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}")
+    for op, r in result["routes"].items():
+        typer.echo(f"{op:<10}{r['requests']:>9}{r['p50_ms']:>9.0f}{r['p99_ms']:>9.0f}")
+    typer.echo(f"server errors (5xx): {result['server_errors']}; written: {out}")
+    if result["server_errors"]:
+        raise typer.Exit(1)
+
+
 @app.command()
 def demo(
     data: Annotated[Optional[Path], typer.Option(help="LFW root holding lfw/ and pairs.txt (default: $RNNFACE_DATA).")] = None,

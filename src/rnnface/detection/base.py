@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -46,12 +47,14 @@ class Detector(ABC):
 
     Subclasses implement `_detect` on an image no larger than `max_side`; `detect` downscales
     bigger images first and maps the results back, so a 24-megapixel photo costs no more than a
-    1280-pixel one.
+    1280-pixel one. One instance may be shared by threads: calls to `_detect` are serialized,
+    because backends such as OpenCV's DNN networks keep per-call state.
     """
 
     def __init__(self, min_score: float = 0.9, max_side: int = 1280) -> None:
         self.min_score = min_score
         self.max_side = max_side
+        self._lock = threading.Lock()
 
     @abstractmethod
     def _detect(self, image: np.ndarray) -> list[Face]:
@@ -67,7 +70,9 @@ class Detector(ABC):
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        faces = [f for f in self._detect(small) if f.score >= self.min_score]
+        with self._lock:
+            found = self._detect(small)
+        faces = [f for f in found if f.score >= self.min_score]
         if scale < 1.0:
             faces = [Face(f.box / scale, f.score, f.landmarks / scale) for f in faces]
         return sorted(faces, key=lambda f: f.area, reverse=True)

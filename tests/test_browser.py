@@ -1,0 +1,101 @@
+"""The web page in headless Chromium (Playwright): enroll two LFW people, identify, verify, delete; screenshots kept.
+
+Needs Debian's chromium (/usr/bin/chromium, or RNNFACE_CHROMIUM); skipped with the reason when it cannot start.
+Screenshots go to test-artifacts/ (or $RNNFACE_ARTIFACTS).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the service extra is not installed")
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+uvicorn = pytest.importorskip("uvicorn")
+
+from rnnface.service import ServiceSettings, create_app  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("RNNFACE_CHROMIUM", "/usr/bin/chromium")
+# As root in a closed network: no sandbox, and no background calls home that the network would refuse.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def server(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(ServiceSettings(api_key="browser-key", gallery=str(tmp_path / "g.db")))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set RNNFACE_CHROMIUM)")
+    with playwright_api.sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        except Exception as exc:  # a browser that cannot start here is a skip, with the reason
+            pytest.skip(f"Chromium at {CHROMIUM} cannot start: {exc}")
+        yield b
+        b.close()
+
+
+def test_enroll_identify_verify_delete_in_the_page(server, browser, lfw_images):
+    shots = Path(os.environ.get("RNNFACE_ARTIFACTS", REPO / "test-artifacts"))
+    shots.mkdir(parents=True, exist_ok=True)
+    bush = [str(lfw_images / "George_W_Bush" / f"George_W_Bush_000{i}.jpg") for i in (1, 2, 3)]
+    serena = [str(lfw_images / "Serena_Williams" / "Serena_Williams_0001.jpg")]
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(server + "/")
+    playwright_api.expect(page.locator("#status")).to_contain_text("service ok")
+
+    page.fill("#api-key", "browser-key")
+    page.dispatch_event("#api-key", "change")
+    for name, files in (("George_W_Bush", bush[:2]), ("Serena_Williams", serena)):
+        page.fill("#enroll-name", name)
+        page.set_input_files("#enroll-files", files)
+        page.click("#enroll-form button[type=submit]")
+        playwright_api.expect(page.locator("#enroll-result")).to_contain_text(f"enrolled {name}")
+    playwright_api.expect(page.locator("#people-list tr")).to_have_count(2)
+
+    page.set_input_files("#identify-file", bush[0])
+    page.click("#identify-form button[type=submit]")
+    playwright_api.expect(page.locator("#identify-result li").first).to_have_attribute("data-name", "George_W_Bush")
+    assert page.eval_on_selector("#identify-canvas", "c => c.width") == 250  # the photo was drawn with its boxes
+
+    page.set_input_files("#verify-a", bush[0])
+    page.set_input_files("#verify-b", serena[0])
+    page.click("#verify-form button[type=submit]")
+    playwright_api.expect(page.locator("#verify-result")).to_contain_text("different people")
+    playwright_api.expect(page.locator("#verify-result")).to_contain_text("threshold")
+    page.screenshot(path=str(shots / "web-page.png"), full_page=True)
+
+    page.click("#people-list tr[data-name=Serena_Williams] button")
+    playwright_api.expect(page.locator("#people-list tr")).to_have_count(1)
+    playwright_api.expect(page.locator("#people-list tr").first).to_have_attribute("data-name", "George_W_Bush")
+    page.screenshot(path=str(shots / "web-page-after-delete.png"), full_page=True)
+
+    page.fill("#api-key", "wrong")
+    page.fill("#enroll-name", "Intruder")
+    page.set_input_files("#enroll-files", serena)
+    page.click("#enroll-form button[type=submit]")
+    playwright_api.expect(page.locator("#enroll-result")).to_contain_text("missing or wrong API key")
+    playwright_api.expect(page.locator("#people-list tr")).to_have_count(1)

@@ -1,0 +1,235 @@
+"""The HTTP API: every route, every bad-input case, the API key, and a schemathesis fuzz run against its own spec."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi", reason="the service extra is not installed (pip install 'rnnface[service]')")
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # starlette's note about httpx2
+    from fastapi.testclient import TestClient
+
+from rnnface.gallery import FaceRecord, open_gallery
+from rnnface.service import ServiceSettings, create_app
+
+KEY = {"X-API-Key": "s3cret"}
+
+
+def client(tmp_path: Path, **settings) -> TestClient:
+    options = {"api_key": "s3cret", "gallery": str(tmp_path / "g.db"), **settings}
+    return TestClient(create_app(ServiceSettings(**options)), raise_server_exceptions=False)
+
+
+def jpeg(path: Path) -> tuple[str, bytes, str]:
+    return (path.name, path.read_bytes(), "image/jpeg")
+
+
+def png(width: int = 120, height: int = 90) -> tuple[str, bytes, str]:
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (128, 128, 128)).save(buf, format="PNG")
+    return ("blank.png", buf.getvalue(), "image/png")
+
+
+@pytest.fixture
+def photos(lfw_images: Path) -> dict[str, tuple[str, bytes, str]]:
+    return {
+        "bush1": jpeg(lfw_images / "George_W_Bush" / "George_W_Bush_0001.jpg"),
+        "bush2": jpeg(lfw_images / "George_W_Bush" / "George_W_Bush_0002.jpg"),
+        "serena": jpeg(lfw_images / "Serena_Williams" / "Serena_Williams_0001.jpg"),
+        "powell": jpeg(lfw_images / "Colin_Powell" / "Colin_Powell_0001.jpg"),
+    }
+
+
+def test_health_ready_page_and_spec(tmp_path):
+    c = client(tmp_path)
+    assert c.get("/api/v1/health").json()["status"] == "ok"
+    ready = c.get("/api/v1/ready").json()
+    assert ready["status"] == "ready" and ready["model"].startswith("conv_birnn") and ready["people"] == 0
+    page = c.get("/")
+    assert page.status_code == 200 and "<title>rnnface</title>" in page.text
+    assert "http" not in c.get("/static/app.js").text.replace("HTTP ", "")  # nothing loaded from elsewhere
+    paths = c.get("/openapi.json").json()["paths"]
+    assert {"/api/v1/detect", "/api/v1/embed", "/api/v1/verify", "/api/v1/identify", "/api/v1/people", "/api/v1/people/{name}"} <= set(paths)
+
+
+def test_ready_is_503_without_a_model(tmp_path):
+    c = client(tmp_path, model=tmp_path / "missing.pt")
+    response = c.get("/api/v1/ready")
+    assert response.status_code == 503 and "checkpoint not found" in response.json()["detail"]
+
+
+def test_face_routes(tmp_path, photos):
+    c = client(tmp_path)
+    det = c.post("/api/v1/detect", files={"image": photos["serena"]}).json()
+    assert det["width"] == 250 and len(det["faces"]) >= 1 and len(det["faces"][0]["landmarks"]) == 5
+    emb = c.post("/api/v1/embed", files={"image": photos["serena"]}).json()
+    vec = np.array(emb["faces"][0]["embedding"])
+    assert vec.shape == (256,) and abs(np.linalg.norm(vec) - 1) < 1e-3
+    same = c.post("/api/v1/verify", files={"image_a": photos["bush1"], "image_b": photos["bush1"]}).json()
+    assert same["same"] is True and same["similarity"] > 0.99
+    diff = c.post("/api/v1/verify", files={"image_a": photos["bush1"], "image_b": photos["serena"]}, data={"threshold": "0.9"}).json()
+    assert diff["same"] is False and diff["threshold"] == 0.9
+
+
+def test_people_enroll_identify_delete(tmp_path, photos):
+    c = client(tmp_path)
+    response = c.post("/api/v1/people", data={"name": "George_W_Bush"}, files=[("images", photos["bush1"]), ("images", photos["bush2"]), ("images", png())], headers=KEY)
+    assert response.status_code == 201, response.text
+    assert response.json() == {"name": "George_W_Bush", "faces": 2, "skipped": [{"image": "upload:blank.png", "reason": "no face"}]}
+    assert c.post("/api/v1/people", data={"name": "Serena_Williams"}, files=[("images", photos["serena"])], headers=KEY).status_code == 201
+    listing = c.get("/api/v1/people").json()
+    assert [(p["name"], p["faces"]) for p in listing["people"]] == [("George_W_Bush", 2), ("Serena_Williams", 1)]
+    assert c.get("/api/v1/people/George_W_Bush").json()["sources"] == ["upload:George_W_Bush_0001.jpg", "upload:George_W_Bush_0002.jpg"]
+    faces = c.post("/api/v1/identify", files={"image": photos["bush1"]}, data={"top_k": "2"}).json()["faces"]
+    assert faces[0]["name"] == "George_W_Bush" and [m["person"] for m in faces[0]["matches"]] == ["George_W_Bush", "Serena_Williams"]
+    stranger = c.post("/api/v1/identify", files={"image": photos["powell"]}).json()["faces"]
+    assert stranger[0]["name"] == "unknown"
+    assert c.delete("/api/v1/people/George_W_Bush", headers=KEY).json() == {"name": "George_W_Bush", "faces": 2}
+    assert [p["name"] for p in c.get("/api/v1/people").json()["people"]] == ["Serena_Williams"]
+
+
+def _people(tmp_path) -> list[str]:
+    with open_gallery(tmp_path / "g.db") as g:
+        return [p.name for p in g.people()]
+
+
+def test_writes_need_the_key_and_change_nothing_without_it(tmp_path, photos):
+    c = client(tmp_path)
+    assert c.post("/api/v1/people", data={"name": "Serena"}, files=[("images", photos["serena"])], headers=KEY).status_code == 201
+    for headers in ({}, {"X-API-Key": "wrong"}):
+        r = c.post("/api/v1/people", data={"name": "Intruder"}, files=[("images", photos["bush1"])], headers=headers)
+        assert r.status_code == 401 and "API key" in r.json()["detail"]
+        assert c.delete("/api/v1/people/Serena", headers=headers).status_code == 401
+    assert _people(tmp_path) == ["Serena"]
+    keyless = client(tmp_path, api_key=None)
+    r = keyless.delete("/api/v1/people/Serena", headers=KEY)
+    assert r.status_code == 401 and "none configured" in r.json()["detail"]
+    assert _people(tmp_path) == ["Serena"]
+
+
+def test_reads_can_be_keyed(tmp_path, photos):
+    c = client(tmp_path, open_reads=False)
+    assert c.get("/api/v1/people").status_code == 401
+    assert c.post("/api/v1/detect", files={"image": photos["serena"]}).status_code == 401
+    assert c.get("/api/v1/people", headers=KEY).status_code == 200
+    assert c.get("/api/v1/health").status_code == 200  # liveness stays open
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "message"),
+    [
+        ("not an image type", 415, "expected an image upload"),
+        ("corrupt", 422, "not an image, or an unsupported format"),
+        ("truncated", 422, "corrupt or truncated"),
+        ("too many bytes", 413, "larger than the limit"),
+        ("too many pixels", 413, "over the limit"),
+        ("no face", 422, "no face detected"),
+        ("bad form value", 422, "top_k"),
+        ("missing file", 422, "image"),
+    ],
+)
+def test_bad_uploads(tmp_path, photos, case, status, message):
+    c = client(tmp_path, max_upload_bytes=200_000, max_pixels=1_000_000)
+    files, data, route = {"image": photos["serena"]}, {}, "/api/v1/identify"
+    with open_gallery(tmp_path / "g.db") as g:
+        g.enroll("someone", [FaceRecord(np.ones(256, np.float32))], c.get("/api/v1/ready").json()["model"])
+    if case == "not an image type":
+        files = {"image": ("a.txt", b"hello", "text/plain")}
+    elif case == "corrupt":
+        files = {"image": ("a.jpg", b"just some text, not pixels", "image/jpeg")}
+    elif case == "truncated":
+        files = {"image": ("a.jpg", photos["serena"][1][:3000], "image/jpeg")}
+    elif case == "too many bytes":
+        files = {"image": ("big.png", b"\x89PNG" + bytes(300_000), "image/png")}
+    elif case == "too many pixels":
+        files = {"image": png(1200, 1000)}
+    elif case == "no face":
+        files, route = {"image_a": png(), "image_b": photos["serena"]}, "/api/v1/verify"
+    elif case == "bad form value":
+        data = {"top_k": "0"}
+    elif case == "missing file":
+        files = {}
+    r = c.post(route, files=files, data=data)
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert message in body["detail"] and "Traceback" not in r.text
+
+
+def test_gallery_errors_map_to_statuses(tmp_path, photos):
+    c = client(tmp_path)
+    r = c.post("/api/v1/identify", files={"image": photos["serena"]})
+    assert r.status_code == 409 and "empty" in r.json()["detail"]
+    assert c.get("/api/v1/people/Nobody").status_code == 404
+    assert c.delete("/api/v1/people/Nobody", headers=KEY).status_code == 404
+    r = c.post("/api/v1/people", data={"name": "Nobody"}, files=[("images", png())], headers=KEY)
+    assert r.status_code == 422 and "nothing enrolled" in r.json()["detail"]
+    r = c.post("/api/v1/people", data={"name": "Many"}, files=[("images", photos["serena"])] * 9, headers=KEY)
+    assert r.status_code == 413 and "at most 8 images" in r.json()["detail"]
+    with open_gallery(tmp_path / "other.db") as g:
+        g.enroll("someone", [FaceRecord(np.ones(256, np.float32))], "another-model@1")
+    other = client(tmp_path, gallery=str(tmp_path / "other.db"))
+    r = other.post("/api/v1/identify", files={"image": photos["serena"]})
+    assert r.status_code == 409 and "another-model@1" in r.json()["detail"]
+    assert other.post("/api/v1/people", data={"name": "Serena"}, files=[("images", photos["serena"])], headers=KEY).status_code == 409
+    assert _people(tmp_path) == []
+
+
+def test_slow_requests_time_out(tmp_path, monkeypatch):
+    import time
+
+    from rnnface.recognition.pipeline import FacePipeline
+
+    monkeypatch.setattr(FacePipeline, "detect", lambda self, image: time.sleep(0.5) or [])
+    c = client(tmp_path, request_timeout_s=0.05)
+    r = c.post("/api/v1/detect", files={"image": png()})
+    assert r.status_code == 504 and "longer than 0.05 s" in r.json()["detail"]
+    time.sleep(0.6)  # let the abandoned worker thread finish before the app goes
+
+
+def test_oversized_body_is_refused_before_reading(tmp_path):
+    c = client(tmp_path, max_upload_bytes=1000, max_images=2)
+    r = c.post("/api/v1/detect", content=b"x" * 100_000, headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 413
+
+
+def test_fuzz_the_spec_finds_no_server_error(tmp_path, lfw_images):
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+
+    app = create_app(ServiceSettings(api_key="s3cret", gallery=str(tmp_path / "fuzz.db")))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    failures, statuses = [], []
+    for operation in schema.get_all_operations():
+        op = operation.ok()
+
+        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(case=op.as_strategy())
+        def check(case):
+            response = case.call(headers=KEY)
+            statuses.append(response.status_code)
+            try:
+                case.validate_response(response, checks=[not_a_server_error])
+            except Exception as exc:  # collect every failing operation, not just the first
+                failures.append(f"{op.label}: {exc}")
+                raise
+
+        check()
+    assert not failures
+    assert len(statuses) >= 60 and max(statuses) < 500 and {200, 422} <= set(statuses)
+
+
+def test_bounded_load_has_no_server_errors(lfw_images):
+    """A short version of `rnnface bench service`: a real server, 4 concurrent clients mixing every write and read."""
+    from rnnface.service.loadtest import load_test
+
+    result = load_test(lfw_images, clients=4, seconds=6, people=6)
+    assert result["server_errors"] == 0, result["server_stderr_tail"]
+    assert set(result["routes"]) == {"verify", "identify", "enroll"} and result["requests"] >= 12
+    assert set(result["statuses"]) <= {"200", "201"}, result["statuses"]
