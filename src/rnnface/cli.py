@@ -49,6 +49,10 @@ from rnnface.cli_gallery import app as gallery_app  # noqa: E402  (its commands 
 
 app.add_typer(gallery_app)
 
+from rnnface.cli_video import app as video_app  # noqa: E402
+
+app.add_typer(video_app)
+
 ModelOpt = Annotated[
     Optional[Path], typer.Option("--model", "-m", help="Checkpoint to use (default: $RNNFACE_MODEL, then the shipped one).")
 ]
@@ -418,6 +422,31 @@ def eval_lfw(
     if calibrate is not None:
         set_threshold(calibrate, report.threshold_at_far["1e-03"], {"lfw_identity_disjoint": report.to_dict(), "flip": flip})
         typer.echo(f"calibrated threshold stored in {calibrate}")
+
+
+@eval_app.command("sets")
+def eval_sets(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Backbone that left the evaluation folds' people out.")],
+    aggregator: Annotated[Path, typer.Option(help="Aggregator trained without those people (rnnface train-aggregator).")],
+    cache: Annotated[Path, typer.Option(help="Aligned-face cache of LFW.")] = Path("cache/lfw112"),
+    folds: Annotated[str, typer.Option(help="View-2 folds whose people are evaluated.")] = "0,1,2,3,4",
+    rounds: Annotated[int, typer.Option(min=1, help="Template draws per person.")] = 3,
+    out: Annotated[Path, typer.Option(help="Directory for sets.json and sets.md.")] = Path("reports"),
+) -> None:
+    """Template (set-to-set) verification and rank-1: single image vs mean pooling vs the recurrent aggregator."""
+    from rnnface.data.prepare import FaceCache
+    from rnnface.evaluation.report import write_json
+    from rnnface.evaluation.sets import evaluate_sets, markdown
+
+    fold_set = _parse_folds(folds)
+    report = evaluate_sets(FaceCache.open(cache), model, aggregator, tuple(sorted(fold_set)), rounds)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(report, out / "sets.json")
+    table = markdown(report)
+    (out / "sets.md").write_text(table)
+    typer.echo(f"{report['people']} people, {report['genuine_pairs']} genuine and {report['impostor_pairs']} impostor template pairs")
+    typer.echo(table)
+    typer.echo(f"written: {out}/sets.json, sets.md")
 
 
 def _parse_folds(text: str | None) -> set[int] | None:

@@ -1,0 +1,12 @@
+"""Several images or video frames of one person -> one embedding: mean pooling or a trained recurrent aggregator."""
+
+from rnnface.aggregation.model import (
+    AggregatorConfig,
+    RecurrentAggregator,
+    load_aggregator,
+    mean_pool,
+    quality_cues,
+    save_aggregator,
+)
+
+__all__ = ["AggregatorConfig", "RecurrentAggregator", "load_aggregator", "mean_pool", "quality_cues", "save_aggregator"]

@@ -1,0 +1,115 @@
+"""Video and multi-image commands of the `rnnface` CLI: video, train-aggregator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rnnface.cli_gallery import GalleryOpt, ModelOpt
+
+app = typer.Typer()
+
+#: The aggregator shipped in the package (trained on the shipped backbone's embeddings).
+PACKAGED_AGGREGATOR = "aggregator.pt"
+
+
+def _pooling(choice: str, model_id: str):
+    """(pool function, description): 'mean', 'auto' (the shipped aggregator when it fits the model) or a checkpoint path."""
+    from importlib import resources
+
+    from rnnface.aggregation import load_aggregator
+    from rnnface.video.process import mean_pool_cues
+
+    if choice == "mean":
+        return mean_pool_cues, "mean"
+    path = Path(str(resources.files("rnnface.weights").joinpath(PACKAGED_AGGREGATOR))) if choice == "auto" else Path(choice)
+    if choice == "auto":
+        from rnnface.errors import ModelError
+
+        try:
+            model, _ = load_aggregator(path, model_id)
+        except ModelError:
+            return mean_pool_cues, "mean (no shipped aggregator for this model)"
+    else:
+        model, _ = load_aggregator(path, model_id)
+    return model.aggregate, f"recurrent aggregator ({path.name})"
+
+
+@app.command()
+def video(
+    source: Annotated[str, typer.Argument(help="Video file, camera index (0) or stream URL (rtsp://, http://).")],
+    gallery: GalleryOpt = None,
+    model: ModelOpt = None,
+    every: Annotated[int, typer.Option(min=1, help="Detect faces on every Nth frame.")] = 3,
+    pooling: Annotated[str, typer.Option(help="How a track becomes one embedding: auto (shipped aggregator), mean, or an aggregator checkpoint.")] = "auto",
+    threshold: Annotated[Optional[float], typer.Option(help="Cosine threshold for a name (default: the model's).")] = None,
+    out_json: Annotated[Optional[Path], typer.Option("--json", help="Write the timeline as JSON here.")] = None,
+    out_video: Annotated[Optional[Path], typer.Option("--out-video", help="Write the annotated video (.mp4) here.")] = None,
+    timeline: Annotated[Optional[Path], typer.Option(help="Write the who-is-on-screen picture (.png) here.")] = None,
+    max_frames: Annotated[Optional[int], typer.Option(min=1, help="Stop after N frames (needed for endless live sources).")] = None,
+) -> None:
+    """Track and recognize the faces of a video: a JSON timeline, an annotated video and a timeline picture."""
+    from rnnface.errors import RnnfaceError
+    from rnnface.gallery import open_gallery
+    from rnnface.recognition import FacePipeline
+    from rnnface.settings import Settings
+    from rnnface.video.process import process_video
+    from rnnface.video.render import VideoWriter, draw_timeline
+    from rnnface.video.source import VideoError, open_source
+
+    pipeline = FacePipeline(model=model)
+    pool, pooling_name = _pooling(pooling, pipeline.embedder.checkpoint.model_id)
+    src = open_source(source)
+    if src.live and max_frames is None:
+        typer.echo("live source: stop with Ctrl-C, or pass --max-frames", err=True)
+    writer = VideoWriter(out_video, src.fps) if out_video else None
+    location = gallery or Settings.from_env().gallery
+    try:
+        with open_gallery(location) as g:
+            report = process_video(src, pipeline, g, pool, pooling_name, every, threshold, writer, max_frames)
+    finally:
+        src.close()
+        if writer is not None:
+            writer.close()
+    if report.frames == 0:
+        raise VideoError(f"{source}: no frame could be decoded")
+    duration = report.frames / report.video_fps
+    if out_json:
+        out_json.parent.mkdir(parents=True, exist_ok=True)
+        out_json.write_text(json.dumps(report.to_dict(), indent=2))
+    if timeline:
+        draw_timeline(report.tracks, duration, timeline)
+    typer.echo(f"{source}: {report.frames} frames ({duration:.1f} s), detection every {report.detect_every}, "
+               f"{report.processing_fps:.1f} frames/s processed; pooling: {report.pooling}")
+    if not report.tracks:
+        typer.echo("no face tracks found")
+    for t in report.tracks:
+        typer.echo(f"  track {t.id}: {t.person} ({t.confidence:.3f}) {t.first_time:.1f}-{t.last_time:.1f} s, {t.frames_used} frames")
+    for path, what in ((out_json, "timeline JSON"), (out_video, "annotated video"), (timeline, "timeline picture")):
+        if path:
+            typer.echo(f"{what}: {path}")
+    if report.truncated:
+        raise RnnfaceError(f"{source}: the video ended early ({report.frames} of {src.frames} frames): truncated or damaged file; results cover what was decoded")
+
+
+@app.command("train-aggregator")
+def train_aggregator(
+    backbone: Annotated[Path, typer.Option(help="Checkpoint whose embeddings the aggregator pools.")],
+    cache: Annotated[Path, typer.Option(help="Aligned-face cache (rnnface prepare).")] = Path("cache/lfw112"),
+    out: Annotated[Path, typer.Option(help="Output directory (aggregator.pt, metrics.csv).")] = Path("runs/aggregator"),
+    exclude_folds: Annotated[str, typer.Option(help="LFW View-2 folds whose people are left out, e.g. 0,1,2,3,4 ('' for none).")] = "",
+    steps: Annotated[int, typer.Option(min=1, help="Training steps (batches of sets).")] = 1500,
+    variants: Annotated[int, typer.Option(min=1, help="Versions of each image: 1 clean + degraded ones.")] = 3,
+    cell: Annotated[str, typer.Option(help="gru, lstm or rnn.")] = "gru",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Train the recurrent aggregator on sets of LFW faces (identity-disjoint when folds are excluded)."""
+    from rnnface.training.aggregator import AggregatorTrainConfig, train_aggregator as run
+
+    folds = tuple(int(f) for f in exclude_folds.split(",") if f.strip())
+    cfg = AggregatorTrainConfig(backbone=str(backbone), cache=str(cache), out=str(out), exclude_folds=folds, steps=steps, variants=variants, cell=cell, seed=seed)
+    path = run(cfg)
+    typer.echo(f"aggregator: {path}")

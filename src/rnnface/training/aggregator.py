@@ -1,0 +1,121 @@
+"""`rnnface train-aggregator`: teach the recurrent aggregator to pool noisy sets of one person's faces.
+
+Each step draws P people and two disjoint random sets of each (1-8 items, random order, clean or
+degraded variants); the two sets of a person must be closer to each other than to anyone else's
+(a symmetric contrastive loss over the batch). The backbone is frozen: its embeddings of every
+variant are computed once. People of the held-out folds are excluded, as for the backbone.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from rnnface.aggregation.model import AggregatorConfig, RecurrentAggregator, save_aggregator
+from rnnface.aggregation.sets import SetData, draw_set, embed_variants
+from rnnface.data.prepare import FaceCache
+from rnnface.models.checkpoint import load_checkpoint
+from rnnface.training.data import held_out_people
+
+
+@dataclass(frozen=True)
+class AggregatorTrainConfig:
+    backbone: str  # checkpoint whose embeddings the aggregator pools
+    cache: str = "cache/lfw112"
+    out: str = "runs/aggregator"
+    exclude_folds: tuple[int, ...] = field(default_factory=tuple)
+    variants: int = 3
+    steps: int = 1500
+    people: int = 64  # P per batch
+    max_set: int = 8
+    hidden: int = 128
+    cell: str = "gru"
+    lr: float = 1e-3
+    scale: float = 20.0  # inverse temperature of the contrastive loss
+    grad_clip: float = 5.0
+    seed: int = 0
+
+
+def batch_of_sets(data: SetData, people: list[str], cfg: AggregatorTrainConfig, rng: np.random.Generator):
+    """Two disjoint sets per chosen person, padded to max_set: (2P, T, D), (2P, T, C), (2P, T) mask."""
+    chosen = rng.choice(len(people), size=min(cfg.people, len(people)), replace=False)
+    dim, ncue = data.embeddings.shape[2], data.cues.shape[2]
+    n = 2 * len(chosen)
+    emb = np.zeros((n, cfg.max_set, dim), np.float32)
+    cue = np.zeros((n, cfg.max_set, ncue), np.float32)
+    mask = np.zeros((n, cfg.max_set), bool)
+    for k, p in enumerate(chosen):
+        images = rng.permutation(data.images_of[people[p]])
+        half = len(images) // 2
+        for j, part in enumerate((images[:half], images[half:])):
+            size = int(rng.integers(1, cfg.max_set + 1))
+            e, c = draw_set(data, part, size, rng)
+            emb[2 * k + j, :size], cue[2 * k + j, :size], mask[2 * k + j, :size] = e, c, True
+    return torch.from_numpy(emb), torch.from_numpy(cue), torch.from_numpy(mask)
+
+
+def contrastive_loss(z: torch.Tensor, scale: float) -> torch.Tensor:
+    """Rows 2k and 2k+1 are one person's two sets; each must pick the other among all rows."""
+    logits = scale * z @ z.T
+    logits = logits.masked_fill(torch.eye(len(z), dtype=torch.bool), float("-inf"))
+    target = torch.arange(len(z)) ^ 1
+    return F.cross_entropy(logits, target)
+
+
+def train_aggregator(cfg: AggregatorTrainConfig, progress: bool = True) -> Path:
+    """Train and save `out/aggregator.pt`; returns its path."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    cache = FaceCache.open(cfg.cache)
+    checkpoint = load_checkpoint(cfg.backbone)
+    held_out = held_out_people(cache, cfg.exclude_folds) if cfg.exclude_folds else set()
+    counts: dict[str, int] = {}
+    for r in cache.rows:
+        if r.status != "unreadable":
+            counts[r.person] = counts.get(r.person, 0) + 1
+    people = sorted(p for p, n in counts.items() if n >= 2 and p not in held_out)
+    start = time.time()
+    data = embed_variants(cache, checkpoint, set(people), cfg.variants, cfg.seed)
+    embed_s = time.time() - start
+    model = RecurrentAggregator(AggregatorConfig(embed_dim=data.embeddings.shape[2], hidden=cfg.hidden, cell=cfg.cell))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = []
+    bar = tqdm(range(cfg.steps), desc="aggregator", disable=not progress)
+    for step in bar:
+        model.train()
+        emb, cue, mask = batch_of_sets(data, people, cfg, rng)
+        loss = contrastive_loss(model(emb, cue, mask), cfg.scale)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        log.append(float(loss))
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{np.mean(log[-50:]):.3f}")
+    with open(out / "metrics.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["step", "loss"])
+        writer.writerows(enumerate(log))
+    path = out / "aggregator.pt"
+    meta = {
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
+        "train_people": people,
+        "exclude_folds": list(cfg.exclude_folds),
+        "first_loss": float(np.mean(log[:50])),
+        "last_loss": float(np.mean(log[-50:])),
+        "embed_seconds": round(embed_s, 1),
+        "train_seconds": round(time.time() - start - embed_s, 1),
+    }
+    save_aggregator(path, model, checkpoint.model_id, meta)
+    return path

@@ -1,0 +1,73 @@
+"""Video input through OpenCV's FFmpeg backend: files (mp4/avi/mov/webm/...), camera indices, rtsp/http URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rnnface.errors import RnnfaceError
+
+
+class VideoError(RnnfaceError):
+    """A video cannot be opened or decoded, or a stream cannot be reached."""
+
+
+#: How long to wait for a network stream before calling it unreachable.
+OPEN_TIMEOUT_MS = 5000
+
+
+@dataclass
+class VideoSource:
+    """An opened video; iterate for (index, seconds, RGB frame)."""
+
+    name: str
+    capture: cv2.VideoCapture
+    fps: float
+    frames: int | None  # None for live sources
+    live: bool
+    decoded: int = 0
+
+    def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
+        while True:
+            ok, frame = self.capture.read()
+            if not ok or frame is None:
+                return
+            t = self.decoded / self.fps
+            self.decoded += 1
+            yield self.decoded - 1, t, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+    @property
+    def truncated(self) -> bool:
+        """A file that ended well before the frame count its header announced."""
+        return not self.live and self.frames is not None and self.decoded < 0.95 * self.frames - 1
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+def open_source(spec: str) -> VideoSource:
+    """Open a file path, a camera index ("0") or a stream URL; raise VideoError saying why not."""
+    live = spec.isdigit() or "://" in spec
+    if spec.isdigit():
+        capture = cv2.VideoCapture(int(spec))
+    elif "://" in spec:
+        capture = cv2.VideoCapture(spec, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS])
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise VideoError(f"{spec}: file not found" if not path.exists() else f"{spec}: not a file")
+        if path.stat().st_size == 0:
+            raise VideoError(f"{spec}: empty file")
+        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    if not capture.isOpened():
+        what = "camera" if spec.isdigit() else "stream (unreachable, or not a video)" if live else "file (not a video, or corrupt)"
+        raise VideoError(f"{spec}: cannot open this {what}")
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    fps = fps if fps and 1 <= fps <= 240 else 25.0
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    source = VideoSource(spec, capture, fps, count if count > 0 and not live else None, live)
+    return source

@@ -1,0 +1,92 @@
+"""Face tracks across frames: each detection joins the track it overlaps and resembles, or starts one.
+
+Association scores IoU with the track's last box plus cosine similarity with the track's mean
+embedding; pairs are taken greedily, best first (a handful of faces per frame needs nothing
+more). A track survives `max_missed` detection steps without a face before it ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rnnface.detection import Face
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+@dataclass
+class Track:
+    id: int
+    first_time: float
+    last_time: float
+    last_box: np.ndarray
+    embeddings: list[np.ndarray] = field(default_factory=list)
+    cues: list[np.ndarray] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+    missed: int = 0
+    label: str = ""  # running identity, for drawing
+
+    @property
+    def mean_embedding(self) -> np.ndarray:
+        m = np.mean(self.embeddings[-16:], axis=0)
+        return m / max(float(np.linalg.norm(m)), 1e-12)
+
+
+class Tracker:
+    """Keeps the live tracks and every finished one."""
+
+    def __init__(self, min_iou: float = 0.2, min_similarity: float = 0.5, max_missed: int = 5) -> None:
+        self.min_iou = min_iou
+        self.min_similarity = min_similarity
+        self.max_missed = max_missed
+        self.live: list[Track] = []
+        self.done: list[Track] = []
+        self._next = 0
+
+    def update(self, frame: int, t: float, faces: list[Face], embeddings: np.ndarray, cues: np.ndarray) -> list[Track]:
+        """Assign this detection step's faces to tracks; return the track of each face."""
+        candidates = []
+        for i, face in enumerate(faces):
+            for j, track in enumerate(self.live):
+                overlap = iou(face.box, track.last_box)
+                similarity = float(embeddings[i] @ track.mean_embedding)
+                if overlap >= self.min_iou or similarity >= self.min_similarity:
+                    candidates.append((overlap + similarity, i, j))
+        assigned: dict[int, Track] = {}
+        used: set[int] = set()
+        for _, i, j in sorted(candidates, reverse=True):
+            if i not in assigned and j not in used:
+                assigned[i] = self.live[j]
+                used.add(j)
+        for i, face in enumerate(faces):
+            track = assigned.get(i)
+            if track is None:
+                track = Track(self._next, t, t, face.box)
+                self._next += 1
+                self.live.append(track)
+                used.add(len(self.live) - 1)
+            track.last_box, track.last_time, track.missed = face.box, t, 0
+            track.embeddings.append(embeddings[i])
+            track.cues.append(cues[i])
+            track.frames.append(frame)
+            assigned[i] = track
+        for j, track in enumerate(self.live):
+            if j not in used and track not in assigned.values():
+                track.missed += 1
+        self.done += [tr for tr in self.live if tr.missed > self.max_missed]
+        self.live = [tr for tr in self.live if tr.missed <= self.max_missed]
+        return [assigned[i] for i in range(len(faces))]
+
+    def finish(self) -> list[Track]:
+        """Every track, in order of appearance."""
+        self.done += self.live
+        self.live = []
+        return sorted(self.done, key=lambda tr: tr.id)

@@ -1,0 +1,137 @@
+"""Video: synthetic clips of LFW faces (known who-is-where-when) through `rnnface video`; bad inputs; the aggregator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rnnface.aggregation import AggregatorConfig, RecurrentAggregator, load_aggregator, mean_pool, save_aggregator
+from rnnface.cli import app
+from rnnface.io import load_image
+from rnnface.video.synthetic import Actor, write_video
+
+runner = CliRunner()
+
+
+def run(*args, gallery: Path):
+    result = runner.invoke(app, [str(a) for a in args], env={"RNNFACE_MODEL": None, "RNNFACE_GALLERY": str(gallery)})
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.fixture
+def clip(lfw_images: Path, tmp_path: Path) -> Path:
+    def photo(person: str, n: int) -> np.ndarray:
+        return load_image(lfw_images / person / f"{person}_{n:04d}.jpg")
+
+    actors = [
+        Actor("George_W_Bush", photo("George_W_Bush", 5), 0.0, 3.0, (20, 40), (200, 60)),
+        Actor("Serena_Williams", photo("Serena_Williams", 3), 1.0, 4.0, (450, 300), (300, 250)),
+        Actor("Colin_Powell", photo("Colin_Powell", 2), 0.5, 3.5, (400, 20), (460, 100)),  # not enrolled
+    ]
+    return write_video(tmp_path / "clip.mp4", actors, seconds=4.0)
+
+
+def test_video_tracks_identities_and_outputs(clip, lfw_images, tmp_path):
+    g = tmp_path / "g.db"
+    bush = [lfw_images / "George_W_Bush" / f"George_W_Bush_000{i}.jpg" for i in (5, 6)]
+    assert run("enroll", "George_W_Bush", *bush, gallery=g).exit_code == 0
+    assert run("enroll", "Serena_Williams", lfw_images / "Serena_Williams" / "Serena_Williams_0003.jpg", gallery=g).exit_code == 0
+    out = tmp_path / "out"
+    result = run("video", clip, "--json", out / "t.json", "--out-video", out / "a.mp4", "--timeline", out / "t.png", "--pooling", "mean", gallery=g)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "t.json").read_text())
+    assert report["frames"] == 100 and report["detect_every"] == 3 and not report["truncated"]
+    tracks = {t["person"]: t for t in report["tracks"]}
+    assert sorted(tracks) == ["George_W_Bush", "Serena_Williams", "unknown"], report["tracks"]
+    assert len(report["tracks"]) == 3  # one track per actor: none split, none merged
+    assert tracks["George_W_Bush"]["first_time"] < 0.2 and 2.7 < tracks["George_W_Bush"]["last_time"] <= 3.0
+    assert 0.9 < tracks["Serena_Williams"]["first_time"] < 1.3 and tracks["Serena_Williams"]["last_time"] > 3.7
+    assert tracks["George_W_Bush"]["confidence"] > 0.9 and tracks["George_W_Bush"]["frames_used"] >= 25
+    annotated = cv2.VideoCapture(str(out / "a.mp4"))
+    assert int(annotated.get(cv2.CAP_PROP_FRAME_COUNT)) == 100 and int(annotated.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
+    assert cv2.imread(str(out / "t.png")).shape[0] > 100
+    assert "track 0: George_W_Bush" in result.output
+
+
+def test_video_without_faces_says_so(tmp_path):
+    clip = write_video(tmp_path / "empty.mp4", [], seconds=1.0)
+    result = run("video", clip, "--pooling", "mean", gallery=tmp_path / "g.db")
+    assert result.exit_code == 0 and "no face tracks found" in result.output
+
+
+def test_bad_videos_are_clear_errors(tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"this is not a video" * 100)
+    for args, message in [
+        ((junk,), "cannot open this file"),
+        ((tmp_path / "missing.mp4",), "file not found"),
+        (("rtsp://127.0.0.1:9/nothing",), "cannot open this stream"),
+    ]:
+        result = run("video", *args, "--pooling", "mean", gallery=tmp_path / "g.db")
+        assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_truncated_video_is_reported(tmp_path, lfw_images):
+    whole = tmp_path / "whole.avi"
+    writer = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
+    for i in range(50):
+        writer.write(np.full((240, 320, 3), i * 5, np.uint8))
+    writer.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    result = run("video", cut, "--pooling", "mean", gallery=tmp_path / "g.db")
+    assert result.exit_code == 2 and "ended early" in result.output, result.output
+
+
+def test_aggregator_starts_as_mean_pooling_and_round_trips(tmp_path):
+    agg = RecurrentAggregator(AggregatorConfig(embed_dim=16, hidden=8))
+    emb = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
+    np.testing.assert_allclose(agg.aggregate(emb, np.ones((5, 3))), mean_pool(emb), atol=1e-5)
+    save_aggregator(tmp_path / "a.pt", agg, "backbone@1", {"note": "test"})
+    loaded, meta = load_aggregator(tmp_path / "a.pt", "backbone@1")
+    assert meta["note"] == "test"
+    from rnnface.errors import ModelError
+
+    with pytest.raises(ModelError, match="trained on embeddings of backbone@1"):
+        load_aggregator(tmp_path / "a.pt", "another@2")
+
+
+def test_aggregator_training_steps_lower_the_loss():
+    from rnnface.aggregation.sets import SetData
+    from rnnface.training.aggregator import AggregatorTrainConfig, batch_of_sets, contrastive_loss
+
+    rng = np.random.default_rng(0)
+    people, per, dim = 24, 6, 16
+    centres = rng.standard_normal((people, 1, 1, dim))
+    noise_scale = np.array([0.5, 2.5])[None, None, :, None]  # variant 0 clean, variant 1 very noisy
+    emb = centres + noise_scale * rng.standard_normal((people, per, 2, dim))
+    emb = (emb / np.linalg.norm(emb, axis=-1, keepdims=True)).reshape(people * per, 2, dim).astype(np.float32)
+    cues = np.zeros((people * per, 2, 3), np.float32)
+    cues[:, 1, 2] = 1.0  # the noisy variant is flagged by a cue, as blur is
+    person_of = np.repeat([f"p{i}" for i in range(people)], per)
+    data = SetData(emb, cues, person_of, {f"p{i}": np.arange(i * per, (i + 1) * per) for i in range(people)})
+    cfg = AggregatorTrainConfig(backbone="unused", people=16, max_set=6, hidden=16, lr=3e-3)
+    torch.manual_seed(0)
+    model = RecurrentAggregator(AggregatorConfig(embed_dim=dim, hidden=16))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    names = sorted(data.images_of)
+    fixed = [batch_of_sets(data, names, cfg, np.random.default_rng(100 + i)) for i in range(4)]
+
+    def eval_loss() -> float:
+        with torch.no_grad():
+            return float(np.mean([contrastive_loss(model(*b), cfg.scale) for b in fixed]))
+
+    before = eval_loss()
+    for _ in range(150):
+        loss = contrastive_loss(model(*batch_of_sets(data, names, cfg, rng)), cfg.scale)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert eval_loss() < before - 0.05
