@@ -255,3 +255,26 @@ def test_two_writers_and_a_reader_at_once(tmp_path):
     assert len(committed) == 300
     assert int(outputs[2][0].split()[1]) > 0
     _assert_consistent(path, committed)
+
+
+def test_templates_can_come_from_another_pooling(location):
+    people = people_faces(3)
+    with open_gallery(location) as g:
+        enroll_all(g, people)
+        target = people["person_02"][0]
+        g.set_template("person_00", target)  # e.g. the recurrent aggregator's pooling
+        hits = g.search(target, top_k=2, by="template")[0]
+        assert {m.person for m in hits} == {"person_00", "person_02"} and hits[0].similarity == pytest.approx(1.0, abs=1e-5)
+        with pytest.raises(GalleryError, match="no person named 'ghost'"):
+            g.set_template("ghost", target)
+
+
+def test_cues_are_stored_and_exported(location, tmp_path):
+    cues = np.array([0.9, 0.5, 0.7], np.float32)
+    with open_gallery(location) as g:
+        g.enroll("a", [FaceRecord(np.ones(DIM, np.float32), cues=cues)], MODEL)
+        np.testing.assert_allclose(next(g.faces("a")).cues, cues, atol=1e-5)
+        g.export(tmp_path / "e.zip")
+    with open_gallery(tmp_path / "copy.db") as copy:
+        copy.import_file(tmp_path / "e.zip")
+        np.testing.assert_allclose(next(copy.faces("a")).cues, cues, atol=1e-5)

@@ -25,6 +25,9 @@ ModelOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 LargestOpt = Annotated[bool, typer.Option(help="Use the largest face of a photo with several (default: skip such photos).")]
 KeepOpt = Annotated[bool, typer.Option(help="Also store each aligned face crop, so `reindex` can re-embed after a model change.")]
+PoolingOpt = Annotated[
+    str, typer.Option(help="How a person's photos make their template: auto (the shipped recurrent aggregator), mean, or an aggregator checkpoint.")
+]
 
 
 def _open(gallery: str | None):
@@ -59,14 +62,17 @@ def enroll(
     model: ModelOpt = None,
     largest: LargestOpt = False,
     keep_crops: KeepOpt = False,
+    pooling: PoolingOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
     """Enroll one person from several photos, all in one transaction (each photo stored as its own embedding)."""
+    from rnnface.aggregation.pooling import resolve_pooling
     from rnnface.gallery.enroll import enroll_images
 
     pipeline = _pipeline(model)
+    pool, _ = resolve_pooling(pooling, pipeline.embedder.checkpoint.model_id)
     with _open(gallery) as g:
-        summary = enroll_images(g, pipeline, name, images, largest=largest, keep_crops=keep_crops)
+        summary = enroll_images(g, pipeline, name, images, largest=largest, keep_crops=keep_crops, pool=pool)
         _print_summary(summary, as_json, g.location)
 
 
@@ -79,13 +85,16 @@ def enroll_dir(
     keep_crops: KeepOpt = False,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N people (by name).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print a line as each person is committed.")] = False,
+    pooling: PoolingOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
     """Bulk-enroll a folder tree, one transaction per person, with a progress bar and a summary of what was skipped."""
+    from rnnface.aggregation.pooling import resolve_pooling
     from rnnface.data.folders import resolve_image_root
     from rnnface.gallery.enroll import enroll_directory
 
     pipeline = _pipeline(model)
+    pool, _ = resolve_pooling(pooling, pipeline.embedder.checkpoint.model_id)
     with _open(gallery) as g:
         summary = enroll_directory(
             g,
@@ -95,6 +104,7 @@ def enroll_dir(
             keep_crops=keep_crops,
             limit_people=limit,
             on_commit=(lambda person, n: typer.echo(f"committed {person} ({n} face(s))")) if verbose else None,
+            pool=pool,
         )
         _print_summary(summary, as_json, g.location)
 

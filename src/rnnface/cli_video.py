@@ -12,32 +12,6 @@ from rnnface.cli_gallery import GalleryOpt, ModelOpt
 
 app = typer.Typer()
 
-#: The aggregator shipped in the package (trained on the shipped backbone's embeddings).
-PACKAGED_AGGREGATOR = "aggregator.pt"
-
-
-def _pooling(choice: str, model_id: str):
-    """(pool function, description): 'mean', 'auto' (the shipped aggregator when it fits the model) or a checkpoint path."""
-    from importlib import resources
-
-    from rnnface.aggregation import load_aggregator
-    from rnnface.video.process import mean_pool_cues
-
-    if choice == "mean":
-        return mean_pool_cues, "mean"
-    path = Path(str(resources.files("rnnface.weights").joinpath(PACKAGED_AGGREGATOR))) if choice == "auto" else Path(choice)
-    if choice == "auto":
-        from rnnface.errors import ModelError
-
-        try:
-            model, _ = load_aggregator(path, model_id)
-        except ModelError:
-            return mean_pool_cues, "mean (no shipped aggregator for this model)"
-    else:
-        model, _ = load_aggregator(path, model_id)
-    return model.aggregate, f"recurrent aggregator ({path.name})"
-
-
 @app.command()
 def video(
     source: Annotated[str, typer.Argument(help="Video file, camera index (0) or stream URL (rtsp://, http://).")],
@@ -52,6 +26,7 @@ def video(
     max_frames: Annotated[Optional[int], typer.Option(min=1, help="Stop after N frames (needed for endless live sources).")] = None,
 ) -> None:
     """Track and recognize the faces of a video: a JSON timeline, an annotated video and a timeline picture."""
+    from rnnface.aggregation.pooling import resolve_pooling
     from rnnface.errors import RnnfaceError
     from rnnface.gallery import open_gallery
     from rnnface.recognition import FacePipeline
@@ -61,7 +36,7 @@ def video(
     from rnnface.video.source import VideoError, open_source
 
     pipeline = FacePipeline(model=model)
-    pool, pooling_name = _pooling(pooling, pipeline.embedder.checkpoint.model_id)
+    pool, pooling_name = resolve_pooling(pooling, pipeline.embedder.checkpoint.model_id)
     src = open_source(source)
     if src.live and max_frames is None:
         typer.echo("live source: stop with Ctrl-C, or pass --max-frames", err=True)

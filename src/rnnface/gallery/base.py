@@ -37,6 +37,7 @@ class FaceRecord:
     source: str = ""
     box: tuple[float, float, float, float] | None = None
     crop_png: bytes | None = None  # the aligned crop, kept so `reindex` can re-embed after a model change
+    cues: np.ndarray | None = None  # quality cues (detection score, size, sharpness) for the recurrent aggregator
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class StoredFace:
     source: str
     box: tuple[float, float, float, float] | None
     crop_png: bytes | None
+    cues: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,10 @@ class Gallery(ABC):
         """Stored faces (of one person, or all), in enrollment order."""
 
     @abstractmethod
+    def set_template(self, name: str, template: np.ndarray) -> None:
+        """Replace a person's template (by default the mean of their faces) with another pooling's."""
+
+    @abstractmethod
     def replace_embeddings(self, model_id: str, embeddings: dict[int, np.ndarray]) -> None:
         """Swap every face's embedding for a new model's, atomically (used by reindex)."""
 
@@ -180,7 +186,16 @@ class Gallery(ABC):
             "format": EXPORT_FORMAT,
             "model": self.model_id,
             "dim": self.dim,
-            "faces": [{"person": f.person, "source": f.source, "box": f.box, "crop": f.crop_png is not None} for f in stored],
+            "faces": [
+                {
+                    "person": f.person,
+                    "source": f.source,
+                    "box": f.box,
+                    "crop": f.crop_png is not None,
+                    "cues": None if f.cues is None else [float(v) for v in f.cues],
+                }
+                for f in stored
+            ],
         }
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +230,8 @@ class Gallery(ABC):
         by_person: dict[str, list[FaceRecord]] = {}
         for meta, e, crop in zip(manifest["faces"], emb, crops):
             box = tuple(meta["box"]) if meta.get("box") else None
-            by_person.setdefault(meta["person"], []).append(FaceRecord(e, meta.get("source", ""), box, crop))
+            cues = np.asarray(meta["cues"], np.float32) if meta.get("cues") is not None else None
+            by_person.setdefault(meta["person"], []).append(FaceRecord(e, meta.get("source", ""), box, crop, cues))
         self.enroll_many(list(by_person.items()), manifest["model"])
         return len(emb)
 

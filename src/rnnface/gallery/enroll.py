@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from rnnface.aggregation.model import quality_cues
+from rnnface.aggregation.pooling import Pool
 from rnnface.errors import GalleryError, RnnfaceError
 from rnnface.gallery.base import EnrollSummary, FaceRecord, Gallery
 from rnnface.io import load_image
@@ -23,21 +25,41 @@ def png_bytes(crop: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def face_record(pipeline: FacePipeline, path: str | os.PathLike, largest: bool = False, keep_crop: bool = False) -> FaceRecord:
-    """The one face of an enrollment photo; raises RnnfaceError naming why the photo cannot be used."""
-    image = load_image(path)
-    faces = pipeline.detect(image)
+def face_record(
+    pipeline: FacePipeline, image: str | os.PathLike | np.ndarray, source: str | None = None, largest: bool = False, keep_crop: bool = False
+) -> FaceRecord:
+    """The one face of an enrollment photo (path or RGB array); raises RnnfaceError naming why it cannot be used."""
+    pixels = load_image(image) if not isinstance(image, np.ndarray) else image
+    faces = pipeline.detect(pixels)
     if not faces:
         raise RnnfaceError("no face")
     if len(faces) > 1 and not largest:
         raise RnnfaceError(f"several faces ({len(faces)}); enroll a photo of one person, or pass --largest")
-    aligned = pipeline.align(image, faces[:1])[0]
-    embedding = pipeline.embedder.embed_crops(aligned.image[None])[0]
-    return FaceRecord(embedding, str(path), tuple(float(v) for v in faces[0].box), png_bytes(aligned.image) if keep_crop else None)
+    crop = pipeline.align(pixels, faces[:1])[0].image
+    embedding = pipeline.embedder.embed_crops(crop[None])[0]
+    box = tuple(float(v) for v in faces[0].box)
+    cues = quality_cues(crop, faces[0].score, box[3] - box[1])
+    return FaceRecord(embedding, source if source is not None else str(image), box, png_bytes(crop) if keep_crop else None, cues)
+
+
+def pool_template(gallery: Gallery, name: str, pool: Pool | None) -> None:
+    """Set `name`'s template by `pool` over all their stored faces (None keeps the gallery's mean)."""
+    if pool is None:
+        return
+    faces = list(gallery.faces(name))
+    if len(faces) < 2 or any(f.cues is None for f in faces):
+        return  # one face, or faces enrolled without cues: the mean is all there is to do
+    gallery.set_template(name, pool(np.stack([f.embedding for f in faces]), np.stack([f.cues for f in faces])))
 
 
 def enroll_images(
-    gallery: Gallery, pipeline: FacePipeline, name: str, images: Sequence[str | os.PathLike], largest: bool = False, keep_crops: bool = False
+    gallery: Gallery,
+    pipeline: FacePipeline,
+    name: str,
+    images: Sequence[str | os.PathLike],
+    largest: bool = False,
+    keep_crops: bool = False,
+    pool: Pool | None = None,
 ) -> EnrollSummary:
     """Enroll `name` from several photos in one transaction; photos that cannot be used are skipped with a reason."""
     model_id = pipeline.embedder.checkpoint.model_id
@@ -45,13 +67,14 @@ def enroll_images(
     summary, records = EnrollSummary(), []
     for path in images:
         try:
-            records.append(face_record(pipeline, path, largest, keep_crops))
+            records.append(face_record(pipeline, path, largest=largest, keep_crop=keep_crops))
         except RnnfaceError as exc:
             summary.skipped.append((str(path), _reason(exc, path)))
     if not records:
         reasons = "; ".join(f"{p}: {r}" for p, r in summary.skipped)
         raise GalleryError(f"nothing enrolled for {name!r}: {reasons}")
     gallery.enroll(name, records, model_id)
+    pool_template(gallery, name, pool)
     summary.people, summary.faces = 1, len(records)
     return summary
 
@@ -72,6 +95,7 @@ def enroll_directory(
     limit_people: int | None = None,
     progress: bool = True,
     on_commit: Callable[[str, int], None] | None = None,
+    pool: Pool | None = None,
 ) -> EnrollSummary:
     """Enroll every `<root>/<Person>/<image>`; each person is committed on its own, so an interruption keeps those done."""
     from tqdm import tqdm
@@ -90,11 +114,12 @@ def enroll_directory(
         records = []
         for path in by_person[person]:
             try:
-                records.append(face_record(pipeline, path, largest, keep_crops))
+                records.append(face_record(pipeline, path, largest=largest, keep_crop=keep_crops))
             except RnnfaceError as exc:
                 summary.skipped.append((str(path), _reason(exc, path)))
         if records:
             gallery.enroll(person, records, model_id)
+            pool_template(gallery, person, pool)
             summary.people += 1
             summary.faces += len(records)
             if on_commit is not None:

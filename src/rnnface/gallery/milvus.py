@@ -22,7 +22,7 @@ from rnnface.gallery.base import FaceRecord, Gallery, Match, PersonInfo, SearchB
 DEFAULT_COLLECTION = "faces"
 _MAX_TEXT = 65_535
 _FACES_PER_PERSON = 8
-_FIELDS = ["id", "person", "model", "source", "box", "crop", "vec"]
+_FIELDS = ["id", "person", "model", "source", "box", "crop", "cues", "vec"]
 
 
 def _literal(text: str) -> str:
@@ -70,6 +70,7 @@ class MilvusGallery(Gallery):
         schema.add_field("source", DataType.VARCHAR, max_length=4096)
         schema.add_field("box", DataType.VARCHAR, max_length=128)
         schema.add_field("crop", DataType.VARCHAR, max_length=_MAX_TEXT)
+        schema.add_field("cues", DataType.VARCHAR, max_length=256)
         schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
         params = self.client.prepare_index_params()
         params.add_index(field_name="vec", index_type=self.index_type, metric_type="IP")
@@ -119,7 +120,10 @@ class MilvusGallery(Gallery):
                 if len(crop) > _MAX_TEXT:
                     raise GalleryError(f"{name}: aligned crop too large to keep in Milvus ({len(crop)} bytes)")
                 box = json.dumps([round(float(v), 2) for v in f.box]) if f.box is not None else ""
-                rows.append({"person": name, "model": model_id, "source": f.source[:4096], "box": box, "crop": crop, "vec": normalize(f.embedding).tolist()})
+                cues = json.dumps([round(float(v), 5) for v in f.cues]) if f.cues is not None else ""
+                rows.append(
+                    {"person": name, "model": model_id, "source": f.source[:4096], "box": box, "crop": crop, "cues": cues, "vec": normalize(f.embedding).tolist()}
+                )
         ids = list(self.client.insert(self.collection, rows)["ids"])
         self._update_templates([name for name, _ in batch])
         out, start = [], 0
@@ -166,7 +170,7 @@ class MilvusGallery(Gallery):
             raise GalleryError(f"{self.location}: changed while re-embedding; run reindex again")
         records: dict[str, list[FaceRecord]] = {}
         for fid, f in stored.items():
-            records.setdefault(f.person, []).append(FaceRecord(embeddings[fid], f.source, f.box, f.crop_png))
+            records.setdefault(f.person, []).append(FaceRecord(embeddings[fid], f.source, f.box, f.crop_png, f.cues))
         # Milvus has no multi-row transaction: write the new space beside the old one, then swap names.
         live = (self.collection, self.people_collection)
         staging = (f"{self.collection}__reindex", f"{self.people_collection}__reindex")
@@ -201,7 +205,14 @@ class MilvusGallery(Gallery):
         for r in sorted(self._query(expr, _FIELDS), key=lambda r: r["id"]):
             box = tuple(json.loads(r["box"])) if r["box"] else None
             crop = base64.b64decode(r["crop"]) if r["crop"] else None
-            yield StoredFace(int(r["id"]), r["person"], np.asarray(r["vec"], dtype=np.float32), r["source"], box, crop)
+            cues = np.asarray(json.loads(r["cues"]), np.float32) if r["cues"] else None
+            yield StoredFace(int(r["id"]), r["person"], np.asarray(r["vec"], dtype=np.float32), r["source"], box, crop, cues)
+
+    def set_template(self, name: str, template: np.ndarray) -> None:
+        rows = self.client.query(self.people_collection, filter=f"name == {_literal(name)}", output_fields=["faces"]) if self._exists() else []
+        if not rows:
+            raise UnknownPersonError(f"{self.location}: no person named {name!r} (see `rnnface people`)")
+        self.client.upsert(self.people_collection, [{"name": name, "faces": rows[0]["faces"], "template": normalize(template).tolist()}])
 
     def search(self, queries: np.ndarray, top_k: int = 5, by: SearchBy = "face") -> list[list[Match]]:
         queries = normalize(np.atleast_2d(queries))

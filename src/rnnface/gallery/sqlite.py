@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS people (
 CREATE TABLE IF NOT EXISTS faces (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids are never reused, so the index can catch up by id
     person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-    embedding BLOB NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL, box TEXT, crop BLOB, created REAL NOT NULL);
+    embedding BLOB NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL, box TEXT, crop BLOB, cues BLOB, created REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS faces_person ON faces(person_id);
 """
 #: Faces fetched per query before grouping by person, so several faces of one person leave room for others.
@@ -136,7 +136,7 @@ class SqliteGallery(Gallery):
                 ids = []
                 for f in faces:
                     cur = self.db.execute(
-                        "INSERT INTO faces (person_id, embedding, model, source, box, crop, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO faces (person_id, embedding, model, source, box, crop, cues, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             person_id,
                             normalize(f.embedding).tobytes(),
@@ -144,6 +144,7 @@ class SqliteGallery(Gallery):
                             f.source,
                             json.dumps([round(float(v), 2) for v in f.box]) if f.box is not None else None,
                             f.crop_png,
+                            None if f.cues is None else np.asarray(f.cues, np.float32).tobytes(),
                             now,
                         ),
                     )
@@ -191,12 +192,27 @@ class SqliteGallery(Gallery):
         return [PersonInfo(name, n, kept) for name, n, kept in rows]
 
     def faces(self, person: str | None = None) -> Iterator[StoredFace]:
-        query = "SELECT f.id, p.name, f.embedding, f.source, f.box, f.crop FROM faces f JOIN people p ON p.id = f.person_id"
+        query = "SELECT f.id, p.name, f.embedding, f.source, f.box, f.crop, f.cues FROM faces f JOIN people p ON p.id = f.person_id"
         args: tuple = ()
         if person is not None:
             query, args = query + " WHERE p.name = ?", (person,)
-        for fid, name, emb, source, box, crop in self.db.execute(query + " ORDER BY f.id", args).fetchall():
-            yield StoredFace(fid, name, np.frombuffer(emb, dtype=np.float32).copy(), source, tuple(json.loads(box)) if box else None, crop)
+        for fid, name, emb, source, box, crop, cues in self.db.execute(query + " ORDER BY f.id", args).fetchall():
+            yield StoredFace(
+                fid,
+                name,
+                np.frombuffer(emb, dtype=np.float32).copy(),
+                source,
+                tuple(json.loads(box)) if box else None,
+                crop,
+                None if cues is None else np.frombuffer(cues, dtype=np.float32).copy(),
+            )
+
+    def set_template(self, name: str, template: np.ndarray) -> None:
+        with self._write():
+            cur = self.db.execute("UPDATE people SET template = ? WHERE name = ?", (normalize(template).tobytes(), name))
+            if cur.rowcount == 0:
+                raise UnknownPersonError(f"{self.location}: no person named {name!r} (see `rnnface people`)")
+            self._bump()
 
     # -- index ---------------------------------------------------------------------------------
 

@@ -32,12 +32,9 @@ from rnnface.errors import (
     RnnfaceError,
     UnknownPersonError,
 )
-from rnnface.gallery.base import FaceRecord
-from rnnface.gallery.enroll import png_bytes
+from rnnface.gallery.enroll import face_record, pool_template
 from rnnface.gallery.identify import identify_image
 from rnnface.io import load_image
-from rnnface.recognition.compare import cosine_similarity
-from rnnface.recognition.pipeline import pick_face
 from rnnface.service import schemas
 from rnnface.service.engine import Engine
 from rnnface.service.settings import ServiceSettings
@@ -265,22 +262,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             model_id = pipeline.embedder.checkpoint.model_id
             records, skipped = [], []
             for img, label in zip(decoded, labels):
-                faces = pipeline.detect(img)
-                if len(faces) > 1 and not largest:
-                    skipped.append({"image": label, "reason": f"several faces ({len(faces)}); send largest=true to use the largest"})
-                    continue
                 try:
-                    pick_face(faces, None, label)
-                except NoFaceError:
-                    skipped.append({"image": label, "reason": "no face"})
-                    continue
-                crop = pipeline.align(img, faces[:1])[0].image
-                emb = pipeline.embedder.embed_crops(crop[None])[0]
-                records.append(FaceRecord(emb, label, tuple(float(v) for v in faces[0].box), png_bytes(crop) if keep_crops else None))
+                    records.append(face_record(pipeline, img, label, largest=largest, keep_crop=keep_crops))
+                except RnnfaceError as exc:
+                    skipped.append({"image": label, "reason": str(exc)})
             if not records:
                 raise NoFaceError(f"nothing enrolled for {name!r}: " + "; ".join(f"{s['image']}: {s['reason']}" for s in skipped))
             with engine.gallery() as g:
                 g.enroll(name, records, model_id)
+                pool_template(g, name, engine.pool)
             return schemas.Enrolled(name=name, faces=len(records), skipped=skipped)
 
         return await compute(run, timeout=False)  # a write runs to completion: its transaction commits or not at all

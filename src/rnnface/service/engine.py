@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from rnnface.aggregation.pooling import Pool, resolve_pooling
 from rnnface.gallery import Gallery, open_gallery
 from rnnface.recognition import FacePipeline
 from rnnface.service.settings import ServiceSettings
@@ -18,6 +19,7 @@ class Engine:
         self.settings = settings
         self._pipeline: FacePipeline | None = None
         self._gallery: Gallery | None = None
+        self._pool: Pool | None = None
         self._load_lock = threading.Lock()
         self._gallery_lock = threading.RLock()
 
@@ -30,6 +32,15 @@ class Engine:
                 pipeline.embedder  # load now, under the lock, so concurrent first requests load it once
                 self._pipeline = pipeline
             return self._pipeline
+
+    @property
+    def pool(self) -> Pool:
+        """How enrollment pools a person's photos into their template (the shipped aggregator when it fits)."""
+        model_id = self.pipeline.embedder.checkpoint.model_id  # loads the model first, under its own lock
+        with self._load_lock:
+            if self._pool is None:
+                self._pool = resolve_pooling(self.settings.pooling, model_id)[0]
+            return self._pool
 
     @contextmanager
     def gallery(self) -> Iterator[Gallery]:

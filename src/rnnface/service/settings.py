@@ -19,6 +19,7 @@ class ServiceSettings(BaseSettings):
     open_reads: bool = Field(True, description="Read routes (detect, embed, verify, identify, people) work without the key.")
     gallery: str = Field(default_factory=default_gallery, description="Gallery path or URI, as for the CLI.")
     model: Path | None = Field(None, description="Checkpoint (default: the shipped one).")
+    pooling: str = Field("auto", description="Template pooling for enrollment: auto (shipped aggregator), mean, or a checkpoint path.")
     max_upload_bytes: int = Field(10 * 2**20, gt=0, description="Largest accepted image file.")
     max_images: int = Field(8, gt=0, description="Most images in one enrollment request.")
     max_pixels: int = Field(40_000_000, gt=0, description="Largest accepted image, in pixels.")

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm import tqdm
 
-from rnnface.aggregation.model import mean_pool, quality_cues
+from rnnface.aggregation.model import quality_cues
+from rnnface.aggregation.pooling import Pool, mean_pool_cues
 from rnnface.gallery.base import Gallery, Match
 from rnnface.gallery.identify import UNKNOWN
 from rnnface.recognition.pipeline import FacePipeline
 from rnnface.video.render import VideoWriter, draw_tracks
 from rnnface.video.source import VideoSource
 from rnnface.video.tracker import Track, Tracker
-
-Pool = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def mean_pool_cues(embeddings: np.ndarray, cues: np.ndarray) -> np.ndarray:
-    return mean_pool(embeddings)
 
 
 @dataclass
