@@ -304,6 +304,50 @@ def bench_service(
         raise typer.Exit(1)
 
 
+@bench_app.command("video")
+def bench_video(
+    data: Annotated[Optional[Path], typer.Option(help="LFW root or image tree (default: $RNNFACE_DATA).")] = None,
+    seconds: Annotated[float, typer.Option(min=1, help="Length of the synthetic clip.")] = 10,
+    faces: Annotated[int, typer.Option(min=0, max=3, help="Faces on screen (LFW photos moving over a background).")] = 3,
+    every: Annotated[int, typer.Option(min=1, help="Detect on every Nth frame.")] = 3,
+    min_face: Annotated[int, typer.Option(min=12, help="Smallest face to find, in pixels (as `rnnface video --min-face`).")] = 40,
+    out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_video.json"),
+) -> None:
+    """Frames per second of `rnnface video` on a synthetic 640x480 clip with up to 3 faces (target >= 25)."""
+    import tempfile
+
+    import numpy as np
+
+    from rnnface.aggregation.pooling import resolve_pooling
+    from rnnface.bench import machine, write_report
+    from rnnface.data.folders import resolve_image_root
+    from rnnface.detection import DEFAULT_DETECTOR, create_detector
+    from rnnface.io import load_image
+    from rnnface.recognition import FacePipeline
+    from rnnface.settings import Settings
+    from rnnface.video.process import process_video
+    from rnnface.video.source import open_source
+    from rnnface.video.synthetic import Actor, write_video
+
+    root = resolve_image_root(data or Settings.from_env().data)
+    people = sorted(p for p in root.iterdir() if p.is_dir())[:faces]
+    spots = [((20, 40), (200, 60)), ((450, 300), (300, 250)), ((400, 20), (460, 100))]
+    actors = [Actor(p.name, load_image(sorted(p.iterdir())[0]), 0.0, seconds, *spots[i]) for i, p in enumerate(people)]
+    pipeline = FacePipeline(detector=create_detector(DEFAULT_DETECTOR, min_face_size=min_face))
+    pool, pooling = resolve_pooling("auto", pipeline.embedder.checkpoint.model_id)
+    with tempfile.TemporaryDirectory(prefix="rnnface-video-") as tmp:
+        clip = write_video(Path(tmp) / "clip.mp4", actors, seconds)
+        pipeline.detect(load_image(sorted(people[0].iterdir())[0]) if people else np.zeros((64, 64, 3), np.uint8))  # warm up
+        source = open_source(str(clip))
+        report = process_video(source, pipeline, None, pool, pooling, every, progress=False)
+        source.close()
+    result = {"machine": machine(), "width": 640, "height": 480, "faces": faces, "detect_every": every, "min_face": min_face, "frames": report.frames,
+              "seconds": round(report.seconds, 2), "fps": report.processing_fps, "tracks": len(report.tracks), "pooling": pooling}
+    write_report(result, out)
+    typer.echo(f"640x480, {faces} face(s), detection every {every} frame(s): {report.frames} frames in {report.seconds:.1f} s = "
+               f"{report.processing_fps:.1f} frames/s (target >= 25); {len(report.tracks)} track(s); written: {out}")
+
+
 @app.command()
 def demo(
     data: Annotated[Optional[Path], typer.Option(help="LFW root holding lfw/ and pairs.txt (default: $RNNFACE_DATA).")] = None,

@@ -24,9 +24,11 @@ def video(
     out_video: Annotated[Optional[Path], typer.Option("--out-video", help="Write the annotated video (.mp4) here.")] = None,
     timeline: Annotated[Optional[Path], typer.Option(help="Write the who-is-on-screen picture (.png) here.")] = None,
     max_frames: Annotated[Optional[int], typer.Option(min=1, help="Stop after N frames (needed for endless live sources).")] = None,
+    min_face: Annotated[int, typer.Option(min=12, help="Smallest face to find, in pixels (smaller is slower).")] = 40,
 ) -> None:
     """Track and recognize the faces of a video: a JSON timeline, an annotated video and a timeline picture."""
     from rnnface.aggregation.pooling import resolve_pooling
+    from rnnface.detection import DEFAULT_DETECTOR, create_detector
     from rnnface.errors import RnnfaceError
     from rnnface.gallery import open_gallery
     from rnnface.recognition import FacePipeline
@@ -35,7 +37,7 @@ def video(
     from rnnface.video.render import VideoWriter, draw_timeline
     from rnnface.video.source import VideoError, open_source
 
-    pipeline = FacePipeline(model=model)
+    pipeline = FacePipeline(model=model, detector=create_detector(DEFAULT_DETECTOR, min_face_size=min_face))
     pool, pooling_name = resolve_pooling(pooling, pipeline.embedder.checkpoint.model_id)
     src = open_source(source)
     if src.live and max_frames is None:
