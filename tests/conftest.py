@@ -46,3 +46,14 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint(path, model, "conv_birnn", threshold=0.5, meta={"note": "untrained, tests only"})
     return path
+
+
+def run_gallery_cli(*args, gallery: Path):
+    """Invoke the rnnface CLI in-process with a given gallery and the shipped model; never a traceback."""
+    from typer.testing import CliRunner
+
+    from rnnface.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args], env={"RNNFACE_MODEL": None, "RNNFACE_GALLERY": str(gallery)})
+    assert "Traceback" not in result.output
+    return result

@@ -11,18 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from rnnface.cli import app
 from rnnface.gallery import FaceRecord, open_gallery
+from tests.conftest import run_gallery_cli
 
-runner = CliRunner()
-
-
-def run(*args, gallery: Path):
-    result = runner.invoke(app, [str(a) for a in args], env={"RNNFACE_MODEL": None, "RNNFACE_GALLERY": str(gallery)})
-    assert "Traceback" not in result.output
-    return result
+run = run_gallery_cli
 
 
 @pytest.fixture

@@ -188,7 +188,7 @@ def test_a_reader_sees_other_writers(tmp_path):
         assert all(m.person != "person_00" for m in reader.search(people["person_00"][0], top_k=5)[0])
 
 
-def test_index_kind_switches_to_hnsw_above_the_exact_limit(tmp_path, monkeypatch):
+def test_index_kind_switches_to_lsh_above_the_exact_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(gallery_index, "EXACT_LIMIT", 20)
     people = people_faces(10)
     with open_gallery(tmp_path / "g.db") as g:
@@ -196,12 +196,16 @@ def test_index_kind_switches_to_hnsw_above_the_exact_limit(tmp_path, monkeypatch
         g.search(people["person_00"][0])
         assert g._index.kind == "flat"
         enroll_all(g, dict(list(people.items())[5:]))
-        assert g.search(people["person_07"][2], top_k=1)[0][0].person == "person_07"
-        assert g._index.kind == "hnsw" and len(g._index) == 30
-    with open_gallery(tmp_path / "exact.db", index="flat") as g:
-        enroll_all(g, people)
-        g.search(people["person_00"][0])
-        assert g._index.kind == "flat"
+        hit = g.search(people["person_07"][2], top_k=1)[0][0]
+        assert hit.person == "person_07" and hit.similarity == pytest.approx(1.0, abs=1e-5)  # re-ranked: exact similarities
+        assert g._index.kind == "lsh" and len(g._index) == 30
+    with open_gallery(tmp_path / "g.db") as g:  # the saved LSH index loads and answers alike
+        assert g.search(people["person_03"][1], top_k=1)[0][0].person == "person_03" and g._index.kind == "lsh"
+    for kind in ("flat", "hnsw"):
+        with open_gallery(tmp_path / f"{kind}.db", index=kind) as g:
+            enroll_all(g, people)
+            assert g.search(people["person_05"][0], top_k=1)[0][0].person == "person_05"
+            assert g._index.kind == kind
 
 
 def test_not_a_gallery_file(tmp_path):

@@ -9,20 +9,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from rnnface.aggregation import AggregatorConfig, RecurrentAggregator, load_aggregator, mean_pool, save_aggregator
-from rnnface.cli import app
 from rnnface.io import load_image
 from rnnface.video.synthetic import Actor, write_video
+from tests.conftest import run_gallery_cli
 
-runner = CliRunner()
-
-
-def run(*args, gallery: Path):
-    result = runner.invoke(app, [str(a) for a in args], env={"RNNFACE_MODEL": None, "RNNFACE_GALLERY": str(gallery)})
-    assert "Traceback" not in result.output
-    return result
+run = run_gallery_cli
 
 
 @pytest.fixture

@@ -81,12 +81,13 @@ def train_aggregator(
     steps: Annotated[int, typer.Option(min=1, help="Training steps (batches of sets).")] = 1500,
     variants: Annotated[int, typer.Option(min=1, help="Versions of each image: 1 clean + degraded ones.")] = 3,
     cell: Annotated[str, typer.Option(help="gru, lstm or rnn.")] = "gru",
+    correction: Annotated[bool, typer.Option(help="Learn a correction beside the attention weights (off: attention-weighted mean).")] = True,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Train the recurrent aggregator on sets of LFW faces (identity-disjoint when folds are excluded)."""
     from rnnface.training.aggregator import AggregatorTrainConfig, train_aggregator as run
 
     folds = tuple(int(f) for f in exclude_folds.split(",") if f.strip())
-    cfg = AggregatorTrainConfig(backbone=str(backbone), cache=str(cache), out=str(out), exclude_folds=folds, steps=steps, variants=variants, cell=cell, seed=seed)
+    cfg = AggregatorTrainConfig(backbone=str(backbone), cache=str(cache), out=str(out), exclude_folds=folds, steps=steps, variants=variants, cell=cell, correction=correction, seed=seed)
     path = run(cfg)
     typer.echo(f"aggregator: {path}")

@@ -33,6 +33,7 @@ class AggregatorConfig:
     cues: int = NUM_CUES
     hidden: int = 128
     cell: str = "gru"
+    correction: bool = True  # False: attention-weighted mean only (fewer ways to overfit the training people)
 
 
 class RecurrentAggregator(nn.Module):
@@ -55,6 +56,8 @@ class RecurrentAggregator(nn.Module):
         logits = self.score(h).squeeze(-1).masked_fill(~mask, float("-inf"))
         weights = torch.softmax(logits, dim=1)
         pooled = (weights.unsqueeze(-1) * emb).sum(1)
+        if not self.config.correction:
+            return F.normalize(pooled, dim=-1)
         context = (weights.unsqueeze(-1) * h).sum(1)
         return F.normalize(pooled + self.correction(context), dim=-1)
 

@@ -30,6 +30,20 @@ MIN_IMAGES = 4
 MAX_SET = 8
 
 
+def template_scores(pool, rounds_data) -> tuple[np.ndarray, np.ndarray, float]:
+    """(scores, same, rank-1) of one pooling over rounds of (A, B) templates."""
+    scores, same, hits, n = [], [], 0, 0
+    for a, b in rounds_data:
+        za = np.stack([pool(e, c) for e, c in a])
+        zb = np.stack([pool(e, c) for e, c in b])
+        sims = za @ zb.T
+        scores.append(sims.ravel())
+        same.append(np.eye(len(a), dtype=bool).ravel())
+        hits += int((sims.argmax(0) == np.arange(len(a))).sum())
+        n += len(a)
+    return np.concatenate(scores), np.concatenate(same), hits / n
+
+
 def _methods(aggregator: RecurrentAggregator) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     return {
         "single image": lambda e, c: e[0],
@@ -38,7 +52,7 @@ def _methods(aggregator: RecurrentAggregator) -> dict[str, Callable[[np.ndarray,
     }
 
 
-def _templates(data: SetData, people: list[str], clean_share: float, rng: np.random.Generator):
+def draw_templates(data: SetData, people: list[str], clean_share: float, rng: np.random.Generator):
     """Two disjoint templates per person: lists of (embeddings, cues) for halves A and B."""
     a, b = [], []
     for p in people:
@@ -74,24 +88,16 @@ def evaluate_sets(
     with torch.inference_mode():
         for condition, clean_share in CONDITIONS.items():
             rng = np.random.default_rng(seed)
-            rounds_data = [_templates(data, people, clean_share, rng) for _ in range(rounds)]
+            rounds_data = [draw_templates(data, people, clean_share, rng) for _ in range(rounds)]
             for method, pool in _methods(agg).items():
-                scores, same, hits = [], [], 0
-                for a, b in rounds_data:
-                    za = np.stack([pool(e, c) for e, c in a])
-                    zb = np.stack([pool(e, c) for e, c in b])
-                    sims = za @ zb.T
-                    scores.append(sims.ravel())
-                    same.append(np.eye(len(people), dtype=bool).ravel())
-                    hits += int((sims.argmax(0) == np.arange(len(people))).sum())
-                s, y = np.concatenate(scores), np.concatenate(same)
+                s, y, rank1 = template_scores(pool, rounds_data)
                 rows.append(
                     {
                         "condition": condition,
                         "method": method,
                         "tar_at_far_1e-2": tar_at_far(s, y, 1e-2)[0],
                         "tar_at_far_1e-3": tar_at_far(s, y, 1e-3)[0],
-                        "rank1": hits / (rounds * len(people)),
+                        "rank1": rank1,
                     }
                 )
     return {

@@ -105,6 +105,7 @@ def bench_gallery(
     queries: int = 1000,
     similarity: float = 0.5,
     on_row: Callable[[dict], None] | None = None,
+    milvus_queries: int | None = None,
 ) -> list[dict]:
     """Rows for SQLite+FAISS at every size and Milvus Lite at `milvus_sizes`, each in a fresh temporary gallery."""
     rows = []
@@ -113,7 +114,9 @@ def bench_gallery(
             with tempfile.TemporaryDirectory(prefix="rnnface-bench-", dir=os.environ.get("RNNFACE_BENCH_TMP")) as tmp:
                 workdir = Path(tmp)
                 location = str(workdir / "g.db") if backend == "sqlite" else f"milvus:{workdir / 'g.db'}"
-                rows.append(bench_backend(location, workdir, n, dim, queries, similarity))
+                count = milvus_queries if backend == "milvus" and milvus_queries else queries
+                rows.append(bench_backend(location, workdir, n, dim, count, similarity))
+                rows[-1]["queries"] = count
                 if on_row is not None:
                     on_row(rows[-1])
     return rows
