@@ -82,12 +82,13 @@ def train_aggregator(
     variants: Annotated[int, typer.Option(min=1, help="Versions of each image: 1 clean + degraded ones.")] = 3,
     cell: Annotated[str, typer.Option(help="gru, lstm or rnn.")] = "gru",
     correction: Annotated[bool, typer.Option(help="Learn a correction beside the attention weights (off: attention-weighted mean).")] = True,
+    anchor: Annotated[float, typer.Option(help="Weight of the pull towards mean pooling (0 = none).")] = 5.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Train the recurrent aggregator on sets of LFW faces (identity-disjoint when folds are excluded)."""
     from rnnface.training.aggregator import AggregatorTrainConfig, train_aggregator as run
 
     folds = tuple(int(f) for f in exclude_folds.split(",") if f.strip())
-    cfg = AggregatorTrainConfig(backbone=str(backbone), cache=str(cache), out=str(out), exclude_folds=folds, steps=steps, variants=variants, cell=cell, correction=correction, seed=seed)
+    cfg = AggregatorTrainConfig(backbone=str(backbone), cache=str(cache), out=str(out), exclude_folds=folds, steps=steps, variants=variants, cell=cell, correction=correction, anchor=anchor, seed=seed)
     path = run(cfg)
     typer.echo(f"aggregator: {path}")
