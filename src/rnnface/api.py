@@ -76,20 +76,15 @@ def verify(
     return _pipeline(_model_key(model)).verify(image_a, image_b, threshold=threshold)
 
 
-def _gallery(gallery: str | os.PathLike | None):
-    from rnnface.gallery import open_gallery
-    from rnnface.settings import Settings
-
-    return open_gallery(gallery if gallery is not None else Settings.from_env().gallery)
-
-
 def enroll(
     name: str, images: Sequence[str | os.PathLike], gallery: str | os.PathLike | None = None, model: str | os.PathLike | None = None
 ) -> EnrollSummary:
     """Store one person's photos (one face each) in a gallery (default: $RNNFACE_GALLERY or the user's data dir)."""
     from rnnface.gallery.enroll import enroll_images
 
-    with _gallery(gallery) as g:
+    from rnnface.gallery import open_gallery
+
+    with open_gallery(gallery) as g:
         return enroll_images(g, _pipeline(_model_key(model)), name, images)
 
 
@@ -99,5 +94,7 @@ def identify(
     """Every face in `image` with its top-k gallery people; `.name` is "unknown" below the model's threshold."""
     from rnnface.gallery.identify import identify_image
 
-    with _gallery(gallery) as g:
+    from rnnface.gallery import open_gallery
+
+    with open_gallery(gallery) as g:
         return identify_image(g, _pipeline(_model_key(model)), image, top_k=top_k)

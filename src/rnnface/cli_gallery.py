@@ -32,9 +32,8 @@ PoolingOpt = Annotated[
 
 def _open(gallery: str | None):
     from rnnface.gallery import open_gallery
-    from rnnface.settings import Settings
 
-    return open_gallery(gallery or Settings.from_env().gallery)
+    return open_gallery(gallery or None)
 
 
 def _pipeline(model: Path | None):

@@ -32,7 +32,6 @@ def video(
     from rnnface.errors import RnnfaceError
     from rnnface.gallery import open_gallery
     from rnnface.recognition import FacePipeline
-    from rnnface.settings import Settings
     from rnnface.video.process import process_video
     from rnnface.video.render import VideoWriter, draw_timeline
     from rnnface.video.source import VideoError, open_source
@@ -43,9 +42,8 @@ def video(
     if src.live and max_frames is None:
         typer.echo("live source: stop with Ctrl-C, or pass --max-frames", err=True)
     writer = VideoWriter(out_video, src.fps) if out_video else None
-    location = gallery or Settings.from_env().gallery
     try:
-        with open_gallery(location) as g:
+        with open_gallery(gallery or None) as g:
             report = process_video(src, pipeline, g, pool, pooling_name, every, threshold, writer, max_frames)
     finally:
         src.close()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from rnnface.data.lfw import pairs_file, read_pairs
 from rnnface.draw import draw_faces, save_image
@@ -38,9 +40,9 @@ def run_demo(root: Path, out: Path, pipeline: FacePipeline, echo: Callable[[str]
         echo(f"1. enroll {len(enrolled)} people, 3 photos each, into {gallery_path}")
         crops = []
         for name in enrolled:
-            summary = enroll_images(gallery, pipeline, name, photos[name][:3], largest=True)  # LFW labels the central, largest face
+            summary = enroll_images(gallery, pipeline, name, photos[name][:3], largest=True, keep_crops=True)  # LFW: the largest face
             echo(f"   {name}: {summary.faces} face(s)" + "".join(f"; skipped {Path(i).name}: {r}" for i, r in summary.skipped))
-            crops += [pipeline.align(load_image(p), pipeline.detect(load_image(p))[:1])[0].image for p in photos[name][:1]]
+            crops.append(np.asarray(Image.open(io.BytesIO(next(gallery.faces(name)).crop_png)).convert("RGB")))
         save_image(np.concatenate(crops, axis=1), out / "enrolled.png")
         echo(f"   aligned faces: {out / 'enrolled.png'}")
         echo(f"2. identify other photos of them and of {len(left_out)} strangers (threshold {threshold:.3f})")

@@ -236,8 +236,15 @@ class Gallery(ABC):
         return len(emb)
 
 
-def open_gallery(location: str | os.PathLike, **options) -> Gallery:
-    """Open (creating if needed) the gallery at a path (SQLite + FAISS) or a backend URI such as milvus://host:port/coll."""
+def open_gallery(location: str | os.PathLike | None = None, **options) -> Gallery:
+    """Open (creating if needed) the gallery at a path (SQLite + FAISS) or a backend URI such as milvus://host:port/coll.
+
+    None means the configured one: $RNNFACE_GALLERY, else the user's data directory.
+    """
+    if location is None:
+        from rnnface.settings import Settings
+
+        location = Settings.from_env().gallery
     text = str(location)
     scheme = urlsplit(text).scheme if "://" in text or text.startswith("milvus:") else ""
     try:
