@@ -76,7 +76,7 @@ def train_aggregator(
     cache: Annotated[Path, typer.Option(help="Aligned-face cache (rnnface prepare).")] = Path("cache/lfw112"),
     out: Annotated[Path, typer.Option(help="Output directory (aggregator.pt, metrics.csv).")] = Path("runs/aggregator"),
     exclude_folds: Annotated[str, typer.Option(help="LFW View-2 folds whose people are left out, e.g. 0,1,2,3,4 ('' for none).")] = "",
-    steps: Annotated[int, typer.Option(min=1, help="Training steps (batches of sets).")] = 1500,
+    steps: Annotated[int, typer.Option(min=1, help="Training steps (batches of sets).")] = 600,
     variants: Annotated[int, typer.Option(min=1, help="Versions of each image: 1 clean + degraded ones.")] = 3,
     cell: Annotated[str, typer.Option(help="gru, lstm or rnn.")] = "gru",
     correction: Annotated[bool, typer.Option(help="Learn a correction beside the attention weights (off: attention-weighted mean).")] = True,

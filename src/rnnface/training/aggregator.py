@@ -40,7 +40,7 @@ class AggregatorTrainConfig:
     out: str = "runs/aggregator"
     exclude_folds: tuple[int, ...] = field(default_factory=tuple)
     variants: int = 3
-    steps: int = 1500
+    steps: int = 600
     people: int = 64  # P per batch
     max_set: int = 8
     hidden: int = 128
