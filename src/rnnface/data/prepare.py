@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import os
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -73,6 +74,10 @@ class FaceCache:
         if len(faces) != len(rows):
             raise DataError(f"{root}: faces.npy has {len(faces)} crops but index.csv {len(rows)} rows")
         return cls(root, faces, rows, meta)
+
+    def images_per_person(self) -> Counter:
+        """How many readable crops each person has."""
+        return Counter(r.person for r in self.rows if r.status != "unreadable")
 
 
 def central_face(faces: list[Face], width: int, height: int) -> Face:

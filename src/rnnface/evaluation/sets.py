@@ -75,10 +75,7 @@ def evaluate_sets(
         missing = set(folds) - set(meta.get("exclude_folds", []))
         if missing:
             raise DisjointnessError(f"the {name} was trained on the people of folds {sorted(missing)}; evaluate on folds it left out")
-    counts: dict[str, int] = {}
-    for r in cache.rows:
-        if r.status != "unreadable":
-            counts[r.person] = counts.get(r.person, 0) + 1
+    counts = cache.images_per_person()
     people = sorted(p for p in held_out_people(cache, tuple(folds)) if counts.get(p, 0) >= MIN_IMAGES)
     seen = (set(checkpoint.meta.get("train_people", [])) | set(agg_meta.get("train_people", []))) & set(people)
     if seen:

@@ -11,7 +11,6 @@ import base64
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from functools import cached_property
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -97,11 +96,6 @@ class MilvusGallery(Gallery):
         field = next(f for f in self.client.describe_collection(self.collection)["fields"] if f["name"] == "vec")
         return int(field["params"]["dim"])
 
-    @cached_property
-    def _search_dim(self) -> int | None:
-        """The dimension as searches see it; a collection's dimension never changes once created."""
-        return self.dim
-
     def __len__(self) -> int:
         if not self._exists():
             return 0
@@ -186,7 +180,6 @@ class MilvusGallery(Gallery):
             self.client.drop_collection(old)
             self.client.rename_collection(new, old)
             self.client.load_collection(old)
-        self.__dict__.pop("_search_dim", None)
 
     def people(self) -> list[PersonInfo]:
         if not self._exists():
@@ -216,11 +209,11 @@ class MilvusGallery(Gallery):
 
     def search(self, queries: np.ndarray, top_k: int = 5, by: SearchBy = "face") -> list[list[Match]]:
         queries = normalize(np.atleast_2d(queries))
-        if self._search_dim is None:
-            self.__dict__.pop("_search_dim")
+        dim = self.dim
+        if dim is None:
             raise EmptyGalleryError(f"{self.location}: the gallery is empty; enroll people first (rnnface enroll)")
-        if queries.shape[1] != self._search_dim:
-            raise GalleryError(f"query of dimension {queries.shape[1]}, the gallery holds {self._search_dim}")
+        if queries.shape[1] != dim:
+            raise GalleryError(f"query of dimension {queries.shape[1]}, the gallery holds {dim}")
         if by == "template":
             hits = self.client.search(self.people_collection, data=queries.tolist(), limit=top_k, anns_field="template", output_fields=["name"])
             return [[Match(h["entity"]["name"], float(h["distance"])) for h in row] for row in hits]

@@ -165,8 +165,7 @@ class SqliteGallery(Gallery):
             if not self.db.execute("SELECT 1 FROM faces LIMIT 1").fetchone():
                 self.db.execute("DELETE FROM meta WHERE key IN ('model', 'dim')")  # empty again: any model may start it
             self._bump(removal=True)
-        self._index = None  # a removed face must leave the index now, not at the next search
-        self._sync()
+        self._sync(rebuild=True)  # a removed face must leave the index now, not at the next search
         return n
 
     def replace_embeddings(self, model_id: str, embeddings: dict[int, np.ndarray]) -> None:
@@ -182,8 +181,7 @@ class SqliteGallery(Gallery):
             self._set_meta("model", model_id)
             self._set_meta("dim", dims.pop() if dims else self.dim)
             self._bump(removal=True)
-        self._index = None
-        self._sync()
+        self._sync(rebuild=True)
 
     def people(self) -> list[PersonInfo]:
         rows = self.db.execute(
@@ -222,8 +220,8 @@ class SqliteGallery(Gallery):
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dim or 0)
         return ids, vecs
 
-    def _sync(self) -> None:
-        """Bring the in-memory index up to the database: load the file, catch up by id, or rebuild."""
+    def _sync(self, rebuild: bool = False) -> None:
+        """Bring the in-memory index up to the database: load the file, catch up by id, or (`rebuild`) build anew."""
         self.db.execute("BEGIN")  # a read transaction: everything below sees one snapshot of the database
         try:
             meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
@@ -234,12 +232,12 @@ class SqliteGallery(Gallery):
                 self._index, self._stamp = None, None
                 return
             current = (uid, model, dim, generation, removals)
-            if self._stamp is not None and self._index is not None and self._stamp.key == current:
+            if not rebuild and self._stamp is not None and self._index is not None and self._stamp.key == current:
                 return
-            if self._index is None:
+            if self._index is None and not rebuild:
                 self._load_file()
             stamp = self._stamp
-            if self._index is None or stamp is None or stamp.key[:3] != current[:3] or stamp.removals != removals or stamp.generation > generation:
+            if rebuild or self._index is None or stamp is None or stamp.key[:3] != current[:3] or stamp.removals != removals or stamp.generation > generation:
                 ids, vecs = self._rows_after(-1)
                 kind = choose_kind(len(ids), self.index_kind)
                 log.info("building the %s index of %s from %d faces", kind, self.location, len(ids))

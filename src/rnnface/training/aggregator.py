@@ -88,10 +88,7 @@ def train_aggregator(cfg: AggregatorTrainConfig, progress: bool = True) -> Path:
     cache = FaceCache.open(cfg.cache)
     checkpoint = load_checkpoint(cfg.backbone)
     held_out = held_out_people(cache, cfg.exclude_folds) if cfg.exclude_folds else set()
-    counts: dict[str, int] = {}
-    for r in cache.rows:
-        if r.status != "unreadable":
-            counts[r.person] = counts.get(r.person, 0) + 1
+    counts = cache.images_per_person()
     everyone = sorted(p for p, n in counts.items() if n >= 2 and p not in held_out)
     rich = [p for p in everyone if counts[p] >= MIN_IMAGES]
     validation = sorted(rng.choice(rich, size=int(len(rich) * cfg.validation_share), replace=False).tolist()) if rich else []
