@@ -119,9 +119,11 @@ def test_models_lists_params_and_recurrent_share():
     assert result.exit_code == 0
     rows = json.loads(result.output)
     assert {(r["model"], r["cell"]) for r in rows} == {
-        (m, c) for m in ("seed_rowlstm", "renet", "conv_birnn") for c in ("rnn", "lstm", "gru")
+        (m, c) for m in ("seed_rowlstm", "renet", "conv_birnn", "facenet_birnn") for c in ("rnn", "lstm", "gru")
     }
-    assert all(r["params"] > 0 and 0.5 < r["recurrent_share"] < 1 for r in rows)
+    assert all(r["params"] > 0 and 0.5 < r["recurrent_share"] < 1 for r in rows if r["model"] != "facenet_birnn")
+    hybrid = {r["cell"]: r for r in rows if r["model"] == "facenet_birnn"}  # the head only: FaceNet is frozen
+    assert hybrid["gru"]["input"] == "facenet" and 0.2 < hybrid["rnn"]["recurrent_share"] < hybrid["gru"]["recurrent_share"]
     text = run("models").output
     assert "conv_birnn" in text and "%" in text
 

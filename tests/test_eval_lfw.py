@@ -33,10 +33,13 @@ def test_eval_lfw_identity_disjoint(tmp_path):
     valid[4 * 3 + 2] = False  # Person_03's third image, used in a mismatched pair of fold 1
     np.savez(cache / "teacher-face_recognition.npz", embeddings=peer.astype(np.float32), valid=valid)
     runner = CliRunner()
-    result = runner.invoke(app, ["eval", "lfw", "-m", str(a), "-m", str(b), "--cache", str(cache), "--pairs", str(pairs), "--out", str(out), "--calibrate", str(a), "--peer", "face_recognition"])
+    result = runner.invoke(app, ["eval", "lfw", "-m", str(a), "-m", str(b), "--cache", str(cache), "--pairs", str(pairs), "--out", str(out), "--calibrate", str(a), "--peer", "face_recognition", "--also", f"again={a},{b}"])
     assert result.exit_code == 0, result.output
-    report = json.loads((out / "lfw.json").read_text())
+    rows = json.loads((out / "lfw.json").read_text())["rows"]
+    report = rows["rnnface"]
     assert report["pairs"] == 8 and report["model_of_fold"] == {"0": "a", "1": "b"}
+    # a second group of identity-disjoint models in the same run gets its own row, by the same code
+    assert rows["again"]["accuracy_mean"] == report["accuracy_mean"] and rows["again"]["identification"] == report["identification"]
     assert 0.0 <= report["accuracy_mean"] <= 1.0 and len(report["fold_accuracies"]) == 2
     # 1:N: each half's gallery holds its 3 people; probes are their other images (3 + 3 + 3 per half)
     assert report["identification"]["gallery_sizes"] == {"a": 3, "b": 3}
@@ -47,8 +50,11 @@ def test_eval_lfw_identity_disjoint(tmp_path):
     assert (out / "lfw_roc.png").stat().st_size > 1000
     assert "| rnnface |" in (out / "lfw.md").read_text() and "| face_recognition |" in (out / "lfw.md").read_text()
     # the peer separates its well-clustered people perfectly; its face-less pair is scored as rejected
-    assert report["peers"]["face_recognition"]["pairs_without_face"] == 1
-    assert report["peers"]["face_recognition"]["accuracy_mean"] == 1.0
+    assert rows["face_recognition"]["pairs_without_face"] == 1
+    assert rows["face_recognition"]["accuracy_mean"] == 1.0
+    # the peer runs the same 1:N protocol over all folds' people (one gallery), at its own threshold
+    assert rows["face_recognition"]["identification"]["gallery_sizes"] == {"face_recognition": 6}
+    assert rows["face_recognition"]["identification"]["rank1"] > 0.8
     from rnnface.models import load_checkpoint
 
     calibrated = load_checkpoint(a)
@@ -59,7 +65,8 @@ def test_eval_lfw_identity_disjoint(tmp_path):
     result = runner.invoke(app, ["eval", "lfw", "-m", str(d), "--folds", "0,1", "--cache", str(cache), "--pairs", str(pairs), "--out", str(out)])
     assert result.exit_code == 0, result.output
     one = json.loads((out / "lfw.json").read_text())
-    assert one["folds"] == [0, 1] and one["pairs"] == 8 and one["identification"]["gallery_sizes"] == {"d": 6}
+    assert one["folds"] == [0, 1] and one["rows"]["rnnface"]["pairs"] == 8
+    assert one["rows"]["rnnface"]["identification"]["gallery_sizes"] == {"d": 6}
     result = runner.invoke(app, ["eval", "lfw", "-m", str(b), "--folds", "1", "--cache", str(cache), "--pairs", str(pairs), "--out", str(out)])
     assert result.exit_code == 2 and "at least 2 folds" in result.output
     result = runner.invoke(app, ["eval", "lfw", "-m", str(b), "--folds", "0,1", "--cache", str(cache), "--pairs", str(pairs), "--out", str(out)])

@@ -8,20 +8,24 @@ import torch
 
 from rnnface.errors import ModelError
 from rnnface.models import RNN_CELLS, create_model, list_models, load_checkpoint, recurrent_share, register_model, save_checkpoint
+from rnnface.models.registry import example_input
 
 
-def test_registry_lists_the_three_backbones():
-    assert {"seed_rowlstm", "renet", "conv_birnn"} <= set(list_models())
+def test_registry_lists_the_backbones():
+    assert {"seed_rowlstm", "renet", "conv_birnn", "facenet_birnn"} <= set(list_models())
+
+
+#: Hybrid heads start exactly at the CNN's embedding (zero correction), where no gradient reaches the
+#: sweeps yet; the plain (non-residual) head shows the gradient path.
+TEST_ARGS = {"facenet_birnn": {"residual": False}}
 
 
 @pytest.mark.parametrize("cell", sorted(RNN_CELLS))
 @pytest.mark.parametrize("name", list_models())
 def test_forward_backward_unit_norm(name, cell):
     torch.manual_seed(0)
-    model = create_model(name, cell=cell, embed_dim=48)
-    size = model.config.img_size
-    x = torch.randn(3, 3, size, size, requires_grad=False)
-    emb = model(x)
+    model = create_model(name, cell=cell, embed_dim=48, **TEST_ARGS.get(name, {}))
+    emb = model(example_input(model, 3))
     assert emb.shape == (3, 48)
     assert torch.allclose(emb.norm(dim=1), torch.ones(3), atol=1e-5)
     emb[:, 0].sum().backward()
@@ -29,10 +33,24 @@ def test_forward_backward_unit_norm(name, cell):
     assert all(g is not None for g in grads)
     rnn_grads = [p.grad.abs().sum() for m in model.modules() if isinstance(m, torch.nn.RNNBase) for p in m.parameters()]
     assert rnn_grads and all(g > 0 for g in rnn_grads)  # gradient reaches every recurrent layer
-    assert recurrent_share(model) > 0.5  # the recurrence carries the model
+    if getattr(model.config, "frontend", None) is None:
+        assert recurrent_share(model) > 0.5  # the recurrence carries the pixel backbones
 
 
-@pytest.mark.parametrize("name", list_models())
+def test_residual_hybrid_starts_at_the_cnn_embedding():
+    model = create_model("facenet_birnn").eval()
+    x = example_input(model, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), x["embedding"], atol=1e-6, rtol=0)
+    plain = create_model("facenet_birnn", hidden=())  # the average-pool head: no recurrent layer at all
+    assert recurrent_share(plain) == 0.0 and plain(x).shape == (4, 512)
+    with pytest.raises(ValueError, match="512-d"):
+        create_model("facenet_birnn", embed_dim=128)
+    with pytest.raises(ValueError, match="feature map"):
+        create_model("facenet_birnn", map="embedding")
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if n != "facenet_birnn"])
 def test_input_size_is_configurable(name):
     model = create_model(name, img_size=96 if name == "conv_birnn" else 48)
     model.eval()

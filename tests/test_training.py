@@ -36,16 +36,21 @@ def synthetic_faces(people: int, per_person: int, size: int = 32, seed: int = 0)
     return np.stack(faces), names
 
 
-def write_cache(root: Path, people: int = 12, per_person: int = 4) -> Path:
-    faces, names = synthetic_faces(people, per_person)
+def write_cache(root: Path, people: int = 12, per_person: int = 4, size: int = 32, crop: dict | None = None) -> Path:
+    """A face cache in `rnnface prepare`'s format holding synthetic faces."""
+    from rnnface.data.prepare import CACHE_VERSION
+
+    faces, names = synthetic_faces(people, per_person, size)
     root.mkdir(parents=True, exist_ok=True)
     np.save(root / "faces.npy", faces)
     with open(root / "index.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["path", "person", "status", "score", "faces"])
+        w.writerow(["path", "person", "status", "score", "faces", "box"])
         for i, n in enumerate(names):
-            w.writerow([f"{n}/{n}_{i:04d}.jpg", n, "ok", 0.99, 1])
-    (root / "meta.json").write_text(json.dumps({"data": str(root), "images": len(names), "counts": {}}))
+            w.writerow([f"{n}/{n}_{i:04d}.jpg", n, "ok", 0.99, 1, "40 40 200 200"])
+    crop = crop or {"method": "template", "size": size, "margin": 0, "resize": 0}
+    meta = {"version": CACHE_VERSION, "data": str(root), "images": len(names), "counts": {}, "config": {"crop": crop}}
+    (root / "meta.json").write_text(json.dumps(meta))
     return root
 
 
@@ -160,7 +165,7 @@ def _ddp_worker(rank: int, world: int, port: int, cache: str, out: str) -> None:
     train(config, progress=False)  # joins the gloo group via the torchrun environment variables
     # Then one DDP epoch by hand, each rank on its own batches: the weights must still agree afterwards.
     from rnnface.data.prepare import FaceCache
-    from rnnface.training.data import build_train_set
+    from rnnface.training.data import CropInputs, build_train_set
     from rnnface.training.loop import build_optimizer, train_one_epoch, warmup_cosine
 
     torch.manual_seed(0)  # same initial weights on both ranks
@@ -172,7 +177,8 @@ def _ddp_worker(rank: int, world: int, port: int, cache: str, out: str) -> None:
     optimizer = build_optimizer(ddp.parameters(), config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(1, 10))
     sampler = PKSampler(data.labels, 4, 2, seed=rank)
-    train_one_epoch(ddp, data, sampler, optimizer, scheduler, config, None, 32, progress=False)
+    inputs = CropInputs(FaceCache.open(cache), data.rows, 32)
+    train_one_epoch(ddp, data, inputs, sampler, optimizer, scheduler, config, progress=False)
     # Parameters only: BatchNorm running statistics are per-rank by design.
     torch.save({k: v.detach() for k, v in trainer.named_parameters()}, Path(out) / f"rank{rank}.pt")
     torch.distributed.destroy_process_group()
@@ -203,11 +209,15 @@ def test_distillation_from_a_cached_teacher(tmp_path):
     valid = np.ones(32, bool)
     valid[3] = False  # the teacher found no face in one image
     np.savez(cache / "teacher-face_recognition.npz", embeddings=teacher.astype(np.float32), valid=valid)
+    np.savez(cache / "teacher-facenet.npz", embeddings=rng.normal(size=(32, 6)).astype(np.float32), valid=np.ones(32, bool))
     out = tmp_path / "run"
     train(_tiny_config(cache, out, teacher="face_recognition", epochs=2), progress=False)
     assert load_checkpoint(out / "backbone.pt").meta["teacher"] == "face_recognition"
     heads = torch.load(out / "head.pt", weights_only=True)
     assert heads["distill"]["project.weight"].shape == (12, 16)
+    # the ensemble teacher concatenates its members (facenet 6 + face_recognition 12 dimensions)
+    train(_tiny_config(cache, tmp_path / "ens", teacher="ensemble", epochs=1), progress=False)
+    assert torch.load(tmp_path / "ens" / "head.pt", weights_only=True)["distill"]["project.weight"].shape == (18, 16)
 
 
 def test_distill_head_learns_teacher_geometry():

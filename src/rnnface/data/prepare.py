@@ -1,8 +1,9 @@
 """`rnnface prepare`: detect and align every image of an identity-folder dataset once, on all cores.
 
 The cache is a directory holding
-- `faces.npy`: (N, S, S, 3) uint8 aligned crops (memory-mapped on load),
-- `index.csv`: one row per image: path, person, status (ok / no_face / unreadable), score, faces,
+- `faces.npy`: (N, S, S, 3) uint8 face crops, cut as the config's crop spec says (memory-mapped on load),
+- `index.csv`: one row per image: path, person, status (ok / no_face / unreadable), score, faces and
+  the detector box (x1, y1, x2, y2) of the face used,
 - `meta.json`: the settings and statistics of the run, written last: its presence marks a complete cache.
 """
 
@@ -21,18 +22,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rnnface.alignment import align_face
+from rnnface.alignment import CropSpec
 from rnnface.data.folders import ImageRecord, list_identity_images, resolve_image_root
 from rnnface.detection import DEFAULT_DETECTOR, Detector, Face, create_detector
 from rnnface.errors import DataError, ImageError
 from rnnface.io import load_image
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: crop specs, boxes in the index
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    size: int = 112
+    crop: CropSpec = CropSpec()
     detector: str = DEFAULT_DETECTOR
     # Fallback crop for images with no detected face: LFW-style photos have the face centred,
     # covering about half the frame.
@@ -46,6 +47,7 @@ class FaceRow:
     status: str  # ok | no_face | unreadable
     score: float
     faces: int
+    box: tuple[float, float, float, float] | None = None  # detector box of the face used (None: no face)
 
 
 @dataclass
@@ -65,9 +67,11 @@ class FaceCache:
         if not meta_path.is_file():
             raise DataError(f"{root}: not a complete face cache (no meta.json); run `rnnface prepare`")
         meta = json.loads(meta_path.read_text())
+        if meta.get("version") != CACHE_VERSION:
+            raise DataError(f"{root}: a face cache of an older format; rebuild it with `rnnface prepare --force`")
         with open(root / "index.csv", newline="") as fh:
             rows = [
-                FaceRow(r["path"], r["person"], r["status"], float(r["score"]), int(r["faces"]))
+                FaceRow(r["path"], r["person"], r["status"], float(r["score"]), int(r["faces"]), _box(r["box"]))
                 for r in csv.DictReader(fh)
             ]
         faces = np.load(root / "faces.npy", mmap_mode="r")
@@ -75,9 +79,18 @@ class FaceCache:
             raise DataError(f"{root}: faces.npy has {len(faces)} crops but index.csv {len(rows)} rows")
         return cls(root, faces, rows, meta)
 
+    @property
+    def crop(self) -> CropSpec:
+        """How the cached faces were cut out."""
+        return CropSpec(**self.meta["config"]["crop"])
+
     def images_per_person(self) -> Counter:
         """How many readable crops each person has."""
         return Counter(r.person for r in self.rows if r.status != "unreadable")
+
+
+def _box(text: str) -> tuple[float, ...] | None:
+    return tuple(float(v) for v in text.split()) if text else None
 
 
 def central_face(faces: list[Face], width: int, height: int) -> Face:
@@ -102,17 +115,20 @@ def _init_worker(config: PrepareConfig, root: Path) -> None:
     _worker = (create_detector(config.detector), config, root)
 
 
-def _process(record: ImageRecord) -> tuple[np.ndarray | None, str, float, int]:
+def _process(record: ImageRecord) -> tuple[np.ndarray | None, FaceRow]:
     detector, config, root = _worker
     try:
         image = load_image(root / record.path)
     except ImageError:
-        return None, "unreadable", 0.0, 0
+        return None, FaceRow(record.path, record.person, "unreadable", 0.0, 0)
     faces = detector.detect(image)
     if not faces:
-        return align_face(image, None, config.size, config.fallback_crop).image, "no_face", 0.0, 0
+        crop = config.crop.crop(image, None, None, config.fallback_crop)
+        return crop.image, FaceRow(record.path, record.person, "no_face", 0.0, 0)
     face = central_face(faces, image.shape[1], image.shape[0])
-    return align_face(image, face.landmarks, config.size).image, "ok", face.score, len(faces)
+    box = tuple(round(float(v), 2) for v in face.box)
+    row = FaceRow(record.path, record.person, "ok", round(face.score, 5), len(faces), box)
+    return config.crop.crop(image, face.box, face.landmarks).image, row
 
 
 def prepare(
@@ -135,27 +151,24 @@ def prepare(
     out.mkdir(parents=True, exist_ok=True)
     meta_path.unlink(missing_ok=True)  # the cache is incomplete until meta.json is rewritten
     workers = workers or os.cpu_count() or 1
-    faces = np.lib.format.open_memmap(
-        out / "faces.npy", mode="w+", dtype=np.uint8, shape=(len(records), config.size, config.size, 3)
-    )
+    size = config.crop.size
+    faces = np.lib.format.open_memmap(out / "faces.npy", mode="w+", dtype=np.uint8, shape=(len(records), size, size, 3))
     rows: list[FaceRow] = []
     start = time.perf_counter()
     # spawn, not fork: a fork of a process whose OpenMP/OpenCV thread pools are running can deadlock.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(config, root)) as pool:
         results = pool.map(_process, records, chunksize=16)
-        for i, (record, (crop, status, score, n)) in enumerate(
-            tqdm(zip(records, results), total=len(records), desc="prepare", unit="img", disable=not progress)
-        ):
+        for i, (crop, row) in enumerate(tqdm(results, total=len(records), desc="prepare", unit="img", disable=not progress)):
             faces[i] = 0 if crop is None else crop
-            rows.append(FaceRow(record.path, record.person, status, round(score, 5), n))
+            rows.append(row)
     faces.flush()
     del faces
     seconds = time.perf_counter() - start
     with open(out / "index.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(FaceRow.__dataclass_fields__))
         writer.writeheader()
-        writer.writerows(asdict(r) for r in rows)
+        writer.writerows({**asdict(r), "box": " ".join(map(str, r.box or ()))} for r in rows)
     counts = {s: sum(r.status == s for r in rows) for s in ("ok", "no_face", "unreadable")}
     meta = {
         "version": CACHE_VERSION,

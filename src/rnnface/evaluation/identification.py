@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnface.data.lfw import read_pairs
+from rnnface.data.lfw import Pair
 from rnnface.data.prepare import FaceCache
-from rnnface.evaluation.lfw import DisjointnessError, load_assigned
+from rnnface.evaluation.lfw import DisjointnessError
+from rnnface.evaluation.sources import EmbeddingSource
 from rnnface.gallery import FaceRecord, Match, open_gallery
-from rnnface.recognition.embedder import Embedder
 
 
 @dataclass(frozen=True)
@@ -56,37 +56,35 @@ def stranger_scores(results: list[list[Match]], truth: list[str]) -> np.ndarray:
 
 def identify_lfw(
     cache: FaceCache,
-    checkpoints: list[str | Path],
-    pairs_path: str | Path,
-    flip: bool = True,
-    folds: set[int] | None = None,
+    sources: list[EmbeddingSource],
+    pairs: list[Pair],
     threshold: float | None = None,
 ) -> IdentificationReport:
-    pairs = [p for p in read_pairs(pairs_path) if folds is None or p.fold in folds]
-    loaded, assignment = load_assigned(checkpoints, pairs)
+    """1:N over the people of `pairs`, each fold group by the source covering it (a model that never saw them, or a peer)."""
     images_of = defaultdict(list)
     for i, row in enumerate(cache.rows):
         if row.status != "unreadable":
             images_of[row.person].append(i)
-    hits, probes, sizes, strangers, dir_hits = {1: 0, 5: 0}, 0, {}, [], 0
-    for name, ckpt in loaded.items():
-        folds = {f for f, owner in assignment.items() if owner == name}
+    hits, probes, sizes, strangers, dir_hits, done = {1: 0, 5: 0}, 0, {}, [], 0, set()
+    for source in sources:
+        folds = source.folds - done
+        done |= folds
         people = sorted({path.split("/")[0] for p in pairs if p.fold in folds for path in (p.a, p.b)})
         if not people:
             continue
-        seen = set(ckpt.meta.get("train_people", [])) & set(people)
+        seen = source.train_people & set(people)
         if seen:
-            raise DisjointnessError(f"{name} was trained on {len(seen)} gallery people, e.g. {sorted(seen)[0]}")
+            raise DisjointnessError(f"{source.name} was trained on {len(seen)} gallery people, e.g. {sorted(seen)[0]}")
         gallery_rows = [images_of[p][0] for p in people if images_of[p]]
         gallery_ids = np.array([cache.rows[r].person for r in gallery_rows])
         probe_rows = [r for p in people for r in images_of[p][1:]]
         probe_ids = np.array([cache.rows[r].person for r in probe_rows])
-        embedder = Embedder(ckpt, batch_size=128, flip=flip)
-        g = embedder.embed_crops(np.asarray(cache.faces[gallery_rows]))
-        q = embedder.embed_crops(np.asarray(cache.faces[probe_rows]))
+        g, _ = source.embed(gallery_rows)
+        q, _ = source.embed(probe_rows)
         with tempfile.TemporaryDirectory(prefix="rnnface-1n-") as tmp, open_gallery(Path(tmp) / "lfw.db", index="flat") as gallery:
-            model_id = ckpt.model_id
-            gallery.enroll_many([(str(pid), [FaceRecord(e, cache.rows[r].path)]) for pid, e, r in zip(gallery_ids, g, gallery_rows)], model_id)
+            gallery.enroll_many(
+                [(str(pid), [FaceRecord(e, cache.rows[r].path)]) for pid, e, r in zip(gallery_ids, g, gallery_rows)], source.model_id
+            )
             results = gallery.search(q, top_k=5)
         truth = [str(t) for t in probe_ids]
         for k, n in rank_hits(results, truth).items():
@@ -95,7 +93,7 @@ def identify_lfw(
             strangers.append(stranger_scores(results, truth))
             dir_hits += sum(bool(row) and row[0].person == t and row[0].similarity >= threshold for row, t in zip(results, truth))
         probes += len(probe_rows)
-        sizes[Path(name).parent.name or name] = len(gallery_rows)
+        sizes[source.name] = len(gallery_rows)
     if threshold is None:
         return IdentificationReport(hits[1] / probes, hits[5] / probes, probes, sizes)
     rejected = float(np.mean(np.concatenate(strangers) < threshold))

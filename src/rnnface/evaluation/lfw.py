@@ -17,7 +17,7 @@ from rnnface.data.prepare import FaceCache
 from rnnface.errors import RnnfaceError
 from rnnface.evaluation.protocol import VerificationReport, verification_report
 from rnnface.models import Checkpoint, load_checkpoint
-from rnnface.recognition.embedder import Embedder
+from rnnface.evaluation.sources import EmbeddingSource, model_source
 
 
 class DisjointnessError(RnnfaceError):
@@ -73,6 +73,47 @@ def load_assigned(checkpoints: list[str | Path], pairs: list[Pair]) -> tuple[dic
     return loaded, assign_models({name: ck.meta for name, ck in loaded.items()}, sorted({p.fold for p in pairs}))
 
 
+def model_sources(cache: FaceCache, checkpoints: list[str | Path], pairs: list[Pair], flip: bool = True) -> list[EmbeddingSource]:
+    """One embedding source per checkpoint, each for the folds assigned to it (see `assign_models`)."""
+    loaded, assignment = load_assigned(checkpoints, pairs)
+    sources = [model_source(name, ck, {f for f, o in assignment.items() if o == name}, cache, flip) for name, ck in loaded.items()]
+    return [s for s in sources if s.folds]
+
+
+def fold_pairs(pairs_path: str | Path, folds: set[int] | None = None) -> list[Pair]:
+    return [p for p in read_pairs(pairs_path) if folds is None or p.fold in folds]
+
+
+def score_pairs(cache: FaceCache, sources: list[EmbeddingSource], pairs: list[Pair]) -> tuple[LfwScores, int]:
+    """Cosine score of every pair by the source covering its fold.
+
+    A pair where a source found no face in either image gets score -1 (rejected), as a user of that
+    library would see it fail. Returns the scores and how many pairs that happened to.
+    """
+    row_of = {r.path: i for i, r in enumerate(cache.rows)}
+    scores, failed, owner = np.zeros(len(pairs)), 0, {}
+    for source in sources:
+        idx = [i for i, p in enumerate(pairs) if p.fold in source.folds and pairs[i].fold not in owner]
+        if not idx:
+            continue
+        mine = [pairs[i] for i in idx]
+        check_disjoint(mine, source.train_people, source.name)
+        paths = sorted({path for p in mine for path in (p.a, p.b)})
+        missing = [p for p in paths if p not in row_of]
+        if missing:
+            raise RnnfaceError(f"{cache.root}: {len(missing)} pair images are not in the cache, e.g. {missing[0]}")
+        emb, valid = source.embed([row_of[p] for p in paths])
+        at = {p: k for k, p in enumerate(paths)}
+        for i, pair in zip(idx, mine):
+            a, b = at[pair.a], at[pair.b]
+            if valid[a] and valid[b]:
+                scores[i] = float(emb[a] @ emb[b])
+            else:
+                scores[i], failed = -1.0, failed + 1
+        owner.update({p.fold: source.name for p in mine})
+    return LfwScores(pairs, scores, owner), failed
+
+
 def score_lfw(
     cache: FaceCache,
     checkpoints: list[str | Path],
@@ -81,45 +122,5 @@ def score_lfw(
     folds: set[int] | None = None,
 ) -> LfwScores:
     """Cosine score of every View-2 pair (or of those in `folds`), each fold by its identity-disjoint model."""
-    pairs = [p for p in read_pairs(pairs_path) if folds is None or p.fold in folds]
-    loaded, assignment = load_assigned(checkpoints, pairs)
-    row_of = {r.path: i for i, r in enumerate(cache.rows)}
-    scores = np.zeros(len(pairs))
-    for name, ckpt in loaded.items():
-        folds = {f for f, owner in assignment.items() if owner == name}
-        idx = [i for i, p in enumerate(pairs) if p.fold in folds]
-        if not idx:
-            continue
-        mine = [pairs[i] for i in idx]
-        check_disjoint(mine, set(ckpt.meta.get("train_people", [])), name)
-        paths = sorted({path for p in mine for path in (p.a, p.b)})
-        missing = [p for p in paths if p not in row_of]
-        if missing:
-            raise RnnfaceError(f"{cache.root}: {len(missing)} pair images are not in the cache, e.g. {missing[0]}")
-        embedder = Embedder(ckpt, batch_size=128, flip=flip)
-        emb = embedder.embed_crops(np.asarray(cache.faces[[row_of[p] for p in paths]]))
-        at = {p: k for k, p in enumerate(paths)}
-        for i, pair in zip(idx, mine):
-            scores[i] = float(emb[at[pair.a]] @ emb[at[pair.b]])
-    return LfwScores(pairs, scores, {f: Path(n).parent.name or n for f, n in assignment.items()})
-
-
-def score_peer(cache: FaceCache, peer: str, pairs_path: str | Path, folds: set[int] | None = None) -> tuple[LfwScores, int]:
-    """The same View-2 pairs scored by a pretrained peer (a registered teacher): cosine of its embeddings.
-
-    A pair where the peer found no face in either image gets score -1 (rejected), as a user of that
-    library would see it fail. Returns the scores and how many pairs that happened to.
-    """
-    from rnnface.training.teachers import teacher_embeddings
-
-    pairs = [p for p in read_pairs(pairs_path) if folds is None or p.fold in folds]
-    embeddings, valid = teacher_embeddings(cache, peer)
-    row_of = {r.path: i for i, r in enumerate(cache.rows)}
-    scores, failed = np.zeros(len(pairs)), 0
-    for i, pair in enumerate(pairs):
-        a, b = row_of[pair.a], row_of[pair.b]
-        if valid[a] and valid[b]:
-            scores[i] = float(embeddings[a] @ embeddings[b])
-        else:
-            scores[i], failed = -1.0, failed + 1
-    return LfwScores(pairs, scores, {}), failed
+    pairs = fold_pairs(pairs_path, folds)
+    return score_pairs(cache, model_sources(cache, checkpoints, pairs, flip), pairs)[0]

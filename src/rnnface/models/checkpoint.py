@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rnnface.alignment import CropSpec
 from rnnface.errors import ModelError
 from rnnface.models.registry import create_model, model_args
 
@@ -30,8 +31,23 @@ class Checkpoint:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def frontend(self) -> str | None:
+        """The pretrained front-end a hybrid backbone reads (None: the backbone sees pixels)."""
+        return self.args.get("frontend")
+
+    @property
+    def crop(self) -> CropSpec:
+        """How faces must be cut out for this model."""
+        if self.frontend is not None:
+            from rnnface.pretrained.facenet import FRONTENDS
+
+            return FRONTENDS[self.frontend].crop
+        return CropSpec()
+
+    @property
     def input_size(self) -> int:
-        return int(self.args["img_size"])
+        """Side of the model's input in pixels (a hybrid's front-end input)."""
+        return int(self.args["img_size"]) if "img_size" in self.args else self.crop.size
 
     @cached_property
     def model_id(self) -> str:
@@ -43,6 +59,7 @@ class Checkpoint:
         for key, tensor in sorted(self.model.state_dict().items()):
             digest.update(key.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(str(self.args.get("frontend_sha256", "")).encode())
         cell = self.args.get("cell", "")
         return f"{self.name}-{cell}-d{self.args.get('embed_dim', '')}@{digest.hexdigest()[:12]}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+import torch
 from torch import nn
 
 from rnnface.registry import Registry
@@ -30,6 +31,14 @@ def list_models() -> list[str]:
 def model_args(model: nn.Module) -> dict[str, Any]:
     """The config a backbone was built with, as plain values (what a checkpoint stores)."""
     return asdict(model.config)
+
+
+def example_input(model: nn.Module, batch: int) -> torch.Tensor | dict[str, torch.Tensor]:
+    """Random input of the right shape for `model`: pixels, or a hybrid head's front-end features."""
+    if hasattr(model, "example_input"):
+        return model.example_input(batch)
+    config = model.config
+    return torch.randn(batch, config.in_chans, config.img_size, config.img_size)
 
 
 def model_summary(name: str) -> str:

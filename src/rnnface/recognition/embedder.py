@@ -1,18 +1,20 @@
-"""Run a recurrent backbone on aligned face crops."""
+"""Run a checkpointed backbone on face crops: pixels straight in, or through its pretrained front-end."""
 
 from __future__ import annotations
 
 import os
+from functools import cached_property
 
 import numpy as np
 import torch
 
+from rnnface.alignment import CropSpec
 from rnnface.models.checkpoint import Checkpoint, load_checkpoint
 from rnnface.models.preprocess import to_model_input
 
 
 class Embedder:
-    """Embeds aligned crops with a checkpointed backbone, in batches, without gradients."""
+    """Embeds crops (cut as `crop` says) with a checkpointed backbone, in batches, without gradients."""
 
     def __init__(self, checkpoint: Checkpoint, batch_size: int = 64, flip: bool | None = None, device: str = "cpu") -> None:
         self.checkpoint = checkpoint
@@ -33,22 +35,48 @@ class Embedder:
         return self.checkpoint.input_size
 
     @property
+    def crop(self) -> CropSpec:
+        return self.checkpoint.crop
+
+    @property
     def threshold(self) -> float | None:
         return self.checkpoint.threshold
 
+    @cached_property
+    def frontend(self):
+        """The pretrained front-end of a hybrid backbone, loaded on first use (None for pixel backbones)."""
+        if self.checkpoint.frontend is None:
+            return None
+        from rnnface.pretrained.facenet import create_frontend
+
+        config = self.model.config
+        return create_frontend(config.frontend, config.frontend_sha256, config.inputs)
+
+    def _embed(self, crops: np.ndarray) -> torch.Tensor:
+        if self.frontend is None:
+            x = to_model_input(crops, self.input_size).to(self.device)
+            emb = self.model(x)
+            return torch.nn.functional.normalize(emb + self.model(x.flip(-1)), dim=-1) if self.flip else emb
+        emb = self.embed_features(self.frontend(crops))
+        if self.flip:
+            emb = torch.nn.functional.normalize(emb + self.embed_features(self.frontend(crops[:, :, ::-1])), dim=-1)
+        return emb
+
+    @torch.inference_mode()
+    def embed_features(self, features: dict[str, np.ndarray]) -> torch.Tensor:
+        """A hybrid head's embeddings of front-end outputs {name: (N, ...)} (e.g. from a feature cache)."""
+        return self.model({k: torch.from_numpy(np.array(v, dtype=np.float32)).to(self.device) for k, v in features.items()})
+
     @torch.inference_mode()
     def embed_crops(self, crops: np.ndarray) -> np.ndarray:
-        """(N, S, S, 3) uint8 aligned crops (any S; resized as in training) -> (N, D) float32 unit embeddings."""
+        """(N, S, S, 3) uint8 crops cut as `crop` says (template crops of any S are resized as in training)
+        -> (N, D) float32 unit embeddings."""
         crops = np.asarray(crops)
         if crops.ndim != 4 or crops.shape[3] != 3 or crops.shape[1] != crops.shape[2] or crops.dtype != np.uint8:
             raise ValueError(f"expected (N, S, S, 3) uint8 crops, got {crops.shape} {crops.dtype}")
-        out = []
-        for start in range(0, len(crops), self.batch_size):
-            x = to_model_input(crops[start : start + self.batch_size], self.input_size).to(self.device)
-            emb = self.model(x)
-            if self.flip:
-                emb = torch.nn.functional.normalize(emb + self.model(x.flip(-1)), dim=-1)
-            out.append(emb.float().cpu().numpy())
+        if self.frontend is not None and crops.shape[1] != self.crop.size:
+            raise ValueError(f"this model's front-end takes {self.crop.size}-pixel {self.crop.method} crops, got {crops.shape[1]}")
+        out = [self._embed(crops[start : start + self.batch_size]).float().cpu().numpy() for start in range(0, len(crops), self.batch_size)]
         if not out:
             dim = int(self.checkpoint.args.get("embed_dim", 0))
             return np.zeros((0, dim), dtype=np.float32)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rnnface.alignment import ALIGN_SIZE, AlignedFace, align_face
+from rnnface.alignment import AlignedFace
 from rnnface.detection import DEFAULT_DETECTOR, Detector, Face, create_detector
 from rnnface.errors import FaceIndexError, ModelError, NoFaceError
 from rnnface.io import load_image
@@ -88,8 +88,9 @@ class FacePipeline:
         return self.detector.detect(as_image(image))
 
     def align(self, image: np.ndarray, faces: list[Face]) -> list[AlignedFace]:
-        """Canonical ALIGN_SIZE crops of `faces` (the embedder resizes them exactly as training did)."""
-        return [align_face(image, face.landmarks, ALIGN_SIZE) for face in faces]
+        """Crops of `faces` cut as the model wants them (template crops are resized by the embedder as in training)."""
+        spec = self.embedder.crop
+        return [spec.crop(image, face.box, face.landmarks) for face in faces]
 
     def embed(self, image: ImageInput, faces: list[Face] | None = None) -> tuple[list[Face], np.ndarray]:
         """Detect (unless `faces` is given) and embed every face: (faces, (N, D) embeddings)."""

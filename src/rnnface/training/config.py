@@ -46,7 +46,7 @@ class TrainConfig:
     epochs: int = 20
     warmup_epochs: float = 1.0
     grad_clip: float | None = 5.0  # max gradient norm; None disables clipping
-    teacher: str | None = None  # distil from a pretrained embedder (see rnnface.training.teachers)
+    teacher: str | None = None  # distil from a pretrained embedder or an ensemble (see rnnface.pretrained.targets)
     distill_weight: float = 1.0  # weight of the distillation loss beside the margin loss
     seed: int = 0
     device: str = "cpu"

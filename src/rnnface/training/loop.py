@@ -18,13 +18,13 @@ from tqdm import tqdm
 
 from rnnface.data.prepare import FaceCache
 from rnnface.models import create_model, load_checkpoint, save_checkpoint
-from rnnface.models.preprocess import to_model_input
+from rnnface.pretrained.features import FrontendFeatures
+from rnnface.pretrained.targets import teacher_targets
 from rnnface.training.augment import build_augmentation
 from rnnface.training.config import TrainConfig, save_config
-from rnnface.training.data import TrainSet, build_train_set, held_out_people
+from rnnface.training.data import CropInputs, FeatureInputs, TrainSet, build_train_set, held_out_people
 from rnnface.training.heads import CombinedMarginHead, DistillHead
 from rnnface.training.sampler import PKSampler, UniformSampler
-from rnnface.training.teachers import centred, teacher_embeddings
 
 
 class FaceTrainer(nn.Module):
@@ -40,7 +40,8 @@ class FaceTrainer(nn.Module):
         self.distill_weight = distill_weight
 
     def forward(
-        self, x: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor | None = None, valid: torch.Tensor | None = None
+        self, x: torch.Tensor | dict[str, torch.Tensor], labels: torch.Tensor, teacher: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
         emb = self.backbone(x)
         loss = self.head(emb, labels)
@@ -96,23 +97,23 @@ def warmup_cosine(warmup_steps: int, total_steps: int):
 def train_one_epoch(
     trainer: nn.Module,
     data: TrainSet,
+    inputs: CropInputs | FeatureInputs,
     sampler,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     config: TrainConfig,
-    augment: nn.Module | None,
-    size: int,
     progress: bool = True,
     desc: str = "train",
 ) -> dict[str, float]:
-    """One pass of `sampler`'s batches; returns mean loss, images/s and the final learning rate."""
+    """One pass of `sampler`'s batches (indices into `data`, turned into model input by `inputs`);
+    returns mean loss, images/s and the final learning rate."""
     trainer.train()
     device = torch.device(config.device)
     use_amp = config.amp and device.type == "cuda"
     total, seen, start = 0.0, 0, time.perf_counter()
     bar = tqdm(sampler, desc=desc, unit="batch", disable=not progress, leave=False)
     for batch in bar:
-        x = to_model_input(data.crops[batch].to(device), size, augment)
+        x = inputs(batch, device)
         y = torch.from_numpy(data.labels[batch]).to(device)
         teacher = valid = None
         if data.teacher is not None:
@@ -151,12 +152,16 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     held_out = held_out_people(cache, config.exclude_folds, config.pairs)
     data = build_train_set(cache, held_out, config.min_images)
     if config.teacher is not None:
-        embeddings, valid = teacher_embeddings(cache, config.teacher, progress=progress and ddp.is_main)
-        data = data.with_teacher(centred(embeddings, valid), valid)
+        data = data.with_teacher(*teacher_targets(cache, config.teacher, data.rows, progress=progress and ddp.is_main))
     device = torch.device(config.device)
 
     backbone = create_model(config.model, **config.model_args)
-    size = backbone.config.img_size
+    if getattr(backbone.config, "frontend", None):
+        features = FrontendFeatures.open(cache, backbone.config.frontend)
+        inputs = FeatureInputs(features, data.rows, backbone.config.inputs, config.augment, seed=config.seed + 1000 * ddp.rank)
+    else:
+        size = backbone.config.img_size
+        inputs = CropInputs(cache, data.rows, size, build_augmentation(size).to(device) if config.augment else None)
     head = CombinedMarginHead(backbone.config.embed_dim, len(data.people), config.scale, config.resolved_margins)
     distill = DistillHead(backbone.config.embed_dim, data.teacher.shape[1]) if data.teacher is not None else None
     trainer: nn.Module = FaceTrainer(backbone, head, distill, config.distill_weight).to(device)
@@ -184,7 +189,6 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         start_epoch = state["epoch"] + 1
     if ddp.world_size > 1:
         trainer = nn.parallel.DistributedDataParallel(trainer)
-    augment = build_augmentation(size).to(device) if config.augment else None
     if ddp.is_main:
         save_config(config, out / "config.yaml")
         if start_epoch == 0:  # a fresh run: metrics of an earlier run in this directory are not ours
@@ -193,7 +197,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     writer = _tensorboard(out) if ddp.is_main else None
     for epoch in range(start_epoch, config.epochs):
         stats = train_one_epoch(
-            trainer, data, sampler, optimizer, scheduler, config, augment, size,
+            trainer, data, inputs, sampler, optimizer, scheduler, config,
             progress=progress and ddp.is_main, desc=f"epoch {epoch + 1}/{config.epochs}",
         )
         if not ddp.is_main:

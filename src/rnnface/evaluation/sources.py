@@ -1,0 +1,82 @@
+"""Where evaluation embeddings come from: identity-disjoint checkpoints (each for the folds it left
+out) or a pretrained peer (for every fold). Protocols score pairs and run 1:N through this one
+interface, so rnnface and its peers are measured by the same code on the same faces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnface.data.lfw import Pair
+from rnnface.data.prepare import FaceCache
+from rnnface.models import Checkpoint
+from rnnface.recognition.embedder import Embedder
+
+
+@dataclass
+class EmbeddingSource:
+    """Unit embeddings of cache rows, for the pairs of `folds`; `valid` False where no face was found."""
+
+    name: str
+    folds: set[int]
+    model_id: str
+    train_people: set[str] = field(default_factory=set)
+    _embeddings: np.ndarray | None = None  # (N, D) for every cache row, when precomputed (peers)
+    _valid: np.ndarray | None = None
+    _embedder: Embedder | None = None
+    _cache: FaceCache | None = None
+    _memo: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def embed(self, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(len(rows), D) embeddings and a (len(rows),) validity mask; each row is embedded once."""
+        if self._embeddings is not None:
+            return self._embeddings[rows], self._valid[rows]
+        todo = sorted({r for r in rows if r not in self._memo})
+        if todo:
+            for r, e in zip(todo, embed_cached(self._embedder, self._cache, todo)):
+                self._memo[r] = e
+        valid = np.array([self._cache.rows[r].status != "unreadable" for r in rows], bool)
+        return np.stack([self._memo[r] for r in rows]), valid
+
+
+def embed_cached(embedder: Embedder, cache: FaceCache, rows: list[int]) -> np.ndarray:
+    """Embeddings of cached faces; a hybrid reads its front-end's feature cache when there is one
+    (view 0 is the crop as inference sees it, view 1 its mirror) instead of running the CNN again."""
+    features_dir = cache.root / f"frontend-{embedder.checkpoint.frontend}"
+    if embedder.checkpoint.frontend is not None and (features_dir / "meta.json").is_file():
+        from rnnface.pretrained.features import FrontendFeatures
+
+        feats = FrontendFeatures.open(cache, embedder.checkpoint.frontend)
+        names = embedder.model.config.inputs
+        out = []
+        for start in range(0, len(rows), 256):
+            chunk = rows[start : start + 256]
+            emb = embedder.embed_features({n: feats.arrays[n][chunk, 0] for n in names})
+            if embedder.flip:
+                emb = emb + embedder.embed_features({n: feats.arrays[n][chunk, 1] for n in names})
+            out.append(torch.nn.functional.normalize(emb, dim=-1).float().numpy())
+        return np.concatenate(out) if out else np.zeros((0, embedder.model.config.embed_dim), np.float32)
+    return embedder.embed_crops(np.asarray(cache.faces[rows]))
+
+
+def model_source(name: str, ckpt: Checkpoint, folds: set[int], cache: FaceCache, flip: bool) -> EmbeddingSource:
+    return EmbeddingSource(
+        Path(name).parent.name or name, folds, ckpt.model_id, set(ckpt.meta.get("train_people", [])),
+        _embedder=Embedder(ckpt, batch_size=128, flip=flip), _cache=cache,
+    )
+
+
+def peer_source(cache: FaceCache, peer: str) -> EmbeddingSource:
+    """A pretrained peer for all folds: its raw embeddings, or for an ensemble its fused target vectors."""
+    from rnnface.pretrained.embedders import pretrained_embeddings
+    from rnnface.pretrained.targets import ENSEMBLES, teacher_targets
+
+    if peer in ENSEMBLES:
+        emb, valid = teacher_targets(cache, peer, np.arange(len(cache.rows)))
+        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    else:
+        emb, valid = pretrained_embeddings(cache, peer)
+    return EmbeddingSource(peer, set(range(10)), f"peer:{peer}", _embeddings=emb, _valid=valid)

@@ -1,0 +1,98 @@
+"""Hybrid backbones: a pretrained face CNN's feature maps, integrated by recurrent sweeps into the embedding.
+
+The CNN (the front-end, FaceNet from `rnnface.pretrained`) is frozen and runs outside PyTorch; the
+module here is only what is trained: it maps the front-end's outputs, a dict of tensors
+{map name: (B, C, H, W), "embedding": (B, 512)}, to a unit embedding. With `residual`, the
+recurrent branch adds a learnt correction to a linear map of the CNN's own embedding, both
+initialised so that training starts exactly at the CNN's embedding; `hidden=()` replaces the
+sweeps by average pooling (the non-recurrent head the ablations compare with).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rnnface.models.layers import AttentionPool, Sweep2D
+from rnnface.models.registry import register_model
+from rnnface.pretrained.facenet import FEATURE_MAPS, GRAPH_SHA256
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    frontend: str = "facenet"
+    frontend_sha256: str = GRAPH_SHA256  # identity of the frozen front-end the head was trained on
+    map: str = "block17"  # which front-end feature map the sweeps read
+    cell: str = "gru"
+    reduce: int = 256  # channels of the 1x1 convolution before the sweeps
+    hidden: tuple[int, ...] = (128,)  # one 2-D bidirectional sweep layer per entry; () = average pooling
+    residual: bool = True  # correct the CNN's own embedding instead of replacing it
+    dropout: float = 0.1
+    embed_dim: int = 512
+
+    def __post_init__(self) -> None:
+        if self.map not in FEATURE_MAPS or self.map == "embedding":
+            raise ValueError(f"map must be a FaceNet feature map ({', '.join(k for k in FEATURE_MAPS if k != 'embedding')}), got {self.map!r}")
+        if self.residual and self.embed_dim != FEATURE_MAPS["embedding"][1][0]:
+            raise ValueError(f"a residual head keeps the CNN's {FEATURE_MAPS['embedding'][1][0]}-d embedding size")
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The front-end outputs this head reads."""
+        return (self.map, "embedding") if self.residual else (self.map,)
+
+
+class HybridHead(nn.Module):
+    """Front-end feature map -> 1x1 reduction -> 2-D bidirectional sweeps -> attention pooling -> correction."""
+
+    def __init__(self, config: HybridConfig) -> None:
+        super().__init__()
+        self.config = config
+        channels = FEATURE_MAPS[config.map][1][0]
+        self.reduce = nn.Sequential(nn.Conv2d(channels, config.reduce, 1, bias=False), nn.BatchNorm2d(config.reduce), nn.PReLU(config.reduce))
+        sweeps, norms, width = [], [], config.reduce
+        for hidden in config.hidden:
+            sweeps.append(Sweep2D(width, hidden, config.cell))
+            norms.append(nn.GroupNorm(1, 2 * hidden))
+            width = 2 * hidden
+        self.sweeps = nn.ModuleList(sweeps)
+        self.norms = nn.ModuleList(norms)
+        self.pool = AttentionPool(width) if config.hidden else None
+        self.dropout = nn.Dropout(config.dropout)
+        self.out = nn.Linear(width, config.embed_dim)
+        if config.residual:
+            dim = config.embed_dim
+            self.base = nn.Linear(dim, dim, bias=False)
+            with torch.no_grad():  # start exactly at the CNN's embedding
+                self.base.weight.copy_(torch.eye(dim))
+                self.out.weight.zero_()
+                self.out.bias.zero_()
+
+    def example_input(self, batch: int) -> dict[str, torch.Tensor]:
+        """Random front-end outputs of the shapes this head reads (unit-norm embedding)."""
+        out = {name: torch.randn(batch, *FEATURE_MAPS[name][1]).relu() for name in self.config.inputs}
+        if "embedding" in out:
+            out["embedding"] = F.normalize(torch.randn(batch, self.config.embed_dim), dim=-1)
+        return out
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = self.reduce(features[self.config.map].float())
+        for sweep, norm in zip(self.sweeps, self.norms):
+            y = norm(sweep(x))
+            x = x + y if y.shape == x.shape else y
+        pooled = self.pool(x) if self.pool is not None else x.mean(dim=(2, 3))
+        out = self.out(self.dropout(pooled))
+        if self.config.residual:
+            out = out + self.base(features["embedding"].float())
+        return F.normalize(out, dim=-1)
+
+
+@register_model
+def facenet_birnn(**kwargs) -> HybridHead:
+    """Hybrid: FaceNet's Inception-B maps integrated by 2-D bidirectional sweeps, residual to its embedding."""
+    if "hidden" in kwargs:
+        kwargs["hidden"] = tuple(kwargs["hidden"])
+    return HybridHead(HybridConfig(**kwargs))

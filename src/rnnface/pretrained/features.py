@@ -1,0 +1,138 @@
+"""Front-end feature caches: a pretrained CNN's feature maps of every face in a face cache, computed once.
+
+Training a recurrent head on frozen front-end features then takes minutes on a CPU instead of
+running the CNN every step. View 0 of each face is its crop as inference sees it; view 1 its
+mirror image; further views are seeded random jitters (shift, scale, rotation, brightness,
+contrast, mirror), so augmentation survives the caching. Layout, under `<cache>/frontend-<name>/`:
+`<output>.npy` of shape (N, V, ...) (maps float16, the embedding float32) and `meta.json`, written
+last: its presence marks a complete feature cache.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from rnnface.data.prepare import FaceCache
+from rnnface.errors import DataError
+from rnnface.pretrained.facenet import FEATURE_MAPS, FaceNet
+
+FEATURES_VERSION = 1
+
+
+def jitter(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random view of one crop: mirror, +-6 % shift, +-8 % scale, +-10 degrees, brightness and contrast."""
+    size = crop.shape[0]
+    angle, scale = rng.uniform(-10, 10), rng.uniform(0.92, 1.08)
+    matrix = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
+    matrix[:, 2] += rng.uniform(-0.06, 0.06, 2) * size
+    out = cv2.warpAffine(crop, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    if rng.random() < 0.5:
+        out = out[:, ::-1]
+    out = out.astype(np.float32) * rng.uniform(0.75, 1.25) + rng.uniform(-25, 25)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def views_of(crop: np.ndarray, views: int, seed: int) -> np.ndarray:
+    """(V, S, S, 3): the crop, its mirror, then V - 2 seeded jitters."""
+    out = [crop, crop[:, ::-1]][:views]
+    rng = np.random.default_rng(seed)
+    out += [jitter(crop, rng) for _ in range(views - len(out))]
+    return np.ascontiguousarray(np.stack(out))
+
+
+@dataclass
+class FrontendFeatures:
+    """A complete feature cache: {output: (N, V, ...) memory-mapped array}."""
+
+    root: Path
+    arrays: dict[str, np.ndarray]
+    meta: dict
+
+    @property
+    def views(self) -> int:
+        return int(self.meta["views"])
+
+    @classmethod
+    def open(cls, cache: FaceCache, frontend: str = "facenet") -> FrontendFeatures:
+        root = cache.root / f"frontend-{frontend}"
+        meta_path = root / "meta.json"
+        if not meta_path.is_file():
+            raise DataError(f"{root}: no complete feature cache; run `rnnface features {cache.root}`")
+        meta = json.loads(meta_path.read_text())
+        arrays = {o: np.load(root / f"{o}.npy", mmap_mode="r") for o in meta["outputs"]}
+        if any(len(a) != len(cache.rows) for a in arrays.values()):
+            raise DataError(f"{root}: feature cache does not match its face cache ({len(cache.rows)} faces); rebuild it")
+        return cls(root, arrays, meta)
+
+
+_worker: tuple[FaceNet, FaceCache, int, int] | None = None
+
+
+def _init(cache_root: str, outputs: tuple[str, ...], views: int, seed: int) -> None:
+    global _worker
+    cv2.setNumThreads(1)  # parallelism comes from the processes
+    _worker = (FaceNet(outputs), FaceCache.open(cache_root), views, seed)
+
+
+def _features(index: int) -> dict[str, np.ndarray]:
+    net, cache, views, seed = _worker
+    return net(views_of(np.asarray(cache.faces[index]), views, seed * 1_000_003 + index))
+
+
+def build_features(
+    cache: FaceCache,
+    views: int = 2,
+    outputs: tuple[str, ...] = ("block17", "embedding"),
+    workers: int | None = None,
+    seed: int = 0,
+    force: bool = False,
+    progress: bool = True,
+) -> FrontendFeatures:
+    """Compute (or reuse) FaceNet's `outputs` for `views` views of every face of `cache`."""
+    if cache.crop != FaceNet.crop:
+        raise DataError(f"{cache.root}: faces are cut as {cache.crop}, FaceNet needs {FaceNet.crop}; prepare with --crop facenet")
+    if views < 1:
+        raise DataError(f"views must be >= 1, got {views}")
+    root = cache.root / "frontend-facenet"
+    settings = {"version": FEATURES_VERSION, "views": views, "outputs": list(outputs), "seed": seed, "faces": len(cache.rows)}
+    meta_path = root / "meta.json"
+    if meta_path.is_file() and not force:
+        meta = json.loads(meta_path.read_text())
+        if {k: meta.get(k) for k in settings} == settings:
+            return FrontendFeatures.open(cache)
+    FaceNet(outputs)  # fail here, clearly, if the package or graph is wrong
+    root.mkdir(parents=True, exist_ok=True)
+    meta_path.unlink(missing_ok=True)
+    n = len(cache.rows)
+    arrays = {
+        o: np.lib.format.open_memmap(
+            root / f"{o}.npy", mode="w+", dtype=np.float32 if o == "embedding" else np.float16, shape=(n, views, *FEATURE_MAPS[o][1])
+        )
+        for o in outputs
+    }
+    workers = workers or os.cpu_count() or 1
+    start = time.perf_counter()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init, initargs=(str(cache.root), outputs, views, seed)) as pool:
+        results = pool.map(_features, range(n), chunksize=8)
+        for i, feats in enumerate(tqdm(results, total=n, desc="features", unit="face", disable=not progress)):
+            for o in outputs:
+                arrays[o][i] = feats[o]
+    for array in arrays.values():
+        array.flush()
+    del arrays
+    meta = {**settings, "frontend": "facenet", "seconds": round(time.perf_counter() - start, 1), "workers": workers}
+    tmp = meta_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, meta_path)
+    return FrontendFeatures.open(cache)
