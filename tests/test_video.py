@@ -46,7 +46,8 @@ def test_video_tracks_identities_and_outputs(clip, lfw_images, tmp_path):
     assert len(report["tracks"]) == 3  # one track per actor: none split, none merged
     assert tracks["George_W_Bush"]["first_time"] < 0.2 and 2.7 < tracks["George_W_Bush"]["last_time"] <= 3.0
     assert 0.9 < tracks["Serena_Williams"]["first_time"] < 1.3 and tracks["Serena_Williams"]["last_time"] > 3.7
-    assert tracks["George_W_Bush"]["confidence"] > 0.9 and tracks["George_W_Bush"]["frames_used"] >= 25
+    # ~26 detection steps on screen; a face continuing its track is re-embedded every 2nd step (--reembed 2)
+    assert tracks["George_W_Bush"]["confidence"] > 0.9 and 12 <= tracks["George_W_Bush"]["frames_used"] <= 14
     annotated = cv2.VideoCapture(str(out / "a.mp4"))
     assert int(annotated.get(cv2.CAP_PROP_FRAME_COUNT)) == 100 and int(annotated.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
     assert cv2.imread(str(out / "t.png")).shape[0] > 100
@@ -128,3 +129,26 @@ def test_aggregator_training_steps_lower_the_loss():
         loss.backward()
         opt.step()
     assert eval_loss() < before - 0.05
+
+
+def test_tracker_reembeds_continuing_faces_every_nth_step():
+    from rnnface.detection import Face
+    from rnnface.video.tracker import Tracker
+
+    def face(x: float) -> Face:
+        return Face(np.array([x, 10.0, x + 50, 60.0]), 0.99, np.zeros((5, 2)))
+
+    tracker, cue = Tracker(), np.zeros(3)
+    embedded = []
+    for step in range(6):
+        faces = [face(10 + step), face(300)] if step < 3 else [face(10 + step), face(300), face(150)]
+        vecs = np.eye(4)[: len(faces)]  # three different people
+        need = tracker.needs_embedding(faces, reembed=2)
+        embedded.append(need)
+        tracker.update(step, float(step), faces, [v if n else None for v, n in zip(vecs, need)], [cue if n else None for n in need])
+    # first sight embeds; a continuing face every 2nd step; a new face (step 3) at once
+    assert embedded[0] == [True, True] and embedded[1] == [False, False] and embedded[2] == [True, True]
+    assert embedded[3] == [False, False, True]
+    tracks = tracker.finish()
+    assert len(tracks) == 3 and [len(t.embeddings) for t in tracks] == [3, 3, 2] and [len(t.frames) for t in tracks] == [6, 6, 3]
+    assert Tracker().needs_embedding([face(0)], reembed=1) == [True]

@@ -115,6 +115,30 @@ def _bench_checkpoint(ckpt, batch_sizes: Sequence[int], repeats: int) -> list[di
     return rows
 
 
+def bench_peer_embed(images: Sequence[np.ndarray], detector: str = DEFAULT_DETECTOR) -> dict | None:
+    """Median ms per face of dlib's embedder (face_recognition: 5-point landmarks + ResNet, the box given,
+    so detection is excluded as for rnnface's rows); None when its optional extra is not installed."""
+    try:
+        import face_recognition
+    except ImportError:
+        return None
+    det = create_detector(detector)
+    boxes = []
+    for image in images:
+        faces = det.detect(image)
+        if faces:
+            x1, y1, x2, y2 = (int(round(v)) for v in faces[0].box)
+            boxes.append((image, [(max(0, y1), x2, y2, max(0, x1))]))
+    face_recognition.face_encodings(*boxes[0])  # load the models outside the timing
+    times = []
+    for image, box in boxes:
+        start = time.perf_counter()
+        face_recognition.face_encodings(image, box)
+        times.append((time.perf_counter() - start) * 1000)
+    return {"stage": "embed", "model": "face_recognition (dlib)", "cell": "-", "input": "box", "batch": 1,
+            "ms_per_face": round(statistics.median(times), 3), "faces": len(times)}
+
+
 def machine() -> dict:
     """What the figures were measured on."""
     import os

@@ -252,7 +252,7 @@ def bench_pipeline(
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench.json"),
 ) -> None:
     """Time detect+align per image and each backbone's embedding per face (batch 1 and 32)."""
-    from rnnface.bench import bench_detect_align, bench_embed, machine, write_report
+    from rnnface.bench import bench_detect_align, bench_embed, bench_peer_embed, machine, write_report
     from rnnface.data.folders import list_identity_images, resolve_image_root
     from rnnface.io import load_image
     from rnnface.models import list_models
@@ -264,15 +264,17 @@ def bench_pipeline(
     sample = [load_image(root / r.path) for r in records[::step][:images]]
     det = bench_detect_align(sample)
     emb = bench_embed(list_models(), checkpoint=packaged_model())
+    peer = bench_peer_embed(sample[:50])
+    emb += [peer] if peer else []
     report = {"machine": machine(), "detect_align": det, "embed": emb}
     write_report(report, out)
     typer.echo(
         f"detect+align ({det['detector']}, {det['images']} images {det['image_shape'][1]}x{det['image_shape'][0]}, "
         f"faces in {det['faces_found']}): median {det['ms_per_image_median']:.1f} ms/image, p90 {det['ms_per_image_p90']:.1f}"
     )
-    typer.echo(f"{'model':<28}{'cell':<6}{'input':>6}{'batch':>7}{'ms/face':>10}")
+    typer.echo(f"{'model':<32}{'cell':<6}{'input':>18}{'batch':>7}{'ms/face':>10}")
     for r in emb:
-        typer.echo(f"{r['model']:<28}{r['cell']:<6}{r['input']:>6}{r['batch']:>7}{r['ms_per_face']:>10.2f}")
+        typer.echo(f"{r['model']:<32}{r['cell']:<6}{r['input']:>18}{r['batch']:>7}{r['ms_per_face']:>10.2f}")
     typer.echo(f"written: {out}")
 
 
@@ -372,6 +374,7 @@ def bench_video(
     with tempfile.TemporaryDirectory(prefix="rnnface-video-") as tmp:
         clip = write_video(Path(tmp) / "clip.mp4", actors, seconds)
         pipeline.detect(load_image(sorted(people[0].iterdir())[0]) if people else np.zeros((64, 64, 3), np.uint8))  # warm up
+        pipeline.embedder.embed_crops(np.zeros((1, pipeline.embedder.crop.size, pipeline.embedder.crop.size, 3), np.uint8))
         source = open_source(str(clip))
         report = process_video(source, pipeline, None, pool, pooling, every, progress=False)
         source.close()

@@ -25,6 +25,7 @@ def video(
     timeline: Annotated[Optional[Path], typer.Option(help="Write the who-is-on-screen picture (.png) here.")] = None,
     max_frames: Annotated[Optional[int], typer.Option(min=1, help="Stop after N frames (needed for endless live sources).")] = None,
     min_face: Annotated[int, typer.Option(min=12, help="Smallest face to find, in pixels (smaller is slower).")] = 40,
+    reembed: Annotated[int, typer.Option(min=1, help="Re-embed a face that plainly continues its track every Nth detection.")] = 2,
 ) -> None:
     """Track and recognize the faces of a video: a JSON timeline, an annotated video and a timeline picture."""
     from rnnface.aggregation.pooling import resolve_pooling
@@ -44,7 +45,7 @@ def video(
     writer = VideoWriter(out_video, src.fps) if out_video else None
     try:
         with open_gallery(gallery or None) as g:
-            report = process_video(src, pipeline, g, pool, pooling_name, every, threshold, writer, max_frames)
+            report = process_video(src, pipeline, g, pool, pooling_name, every, threshold, writer, max_frames, reembed=reembed)
     finally:
         src.close()
         if writer is not None:

@@ -140,6 +140,12 @@ def reindex(gallery: Gallery, pipeline: FacePipeline) -> int:
             "from their photos with the new model"
         )
     crops = np.stack([np.asarray(Image.open(io.BytesIO(f.crop_png)).convert("RGB")) for f in stored])
+    spec = pipeline.embedder.crop
+    if crops.shape[1] != spec.size:
+        raise GalleryError(
+            f"{gallery.location}: cannot reindex: the kept crops are {crops.shape[1]}-pixel crops cut for another kind of "
+            f"model, and this model needs {spec.size}-pixel {spec.method} crops; re-enroll the people from their photos"
+        )
     embeddings = pipeline.embedder.embed_crops(crops)
     gallery.replace_embeddings(pipeline.embedder.checkpoint.model_id, {f.id: e for f, e in zip(stored, embeddings)})
     return len(stored)

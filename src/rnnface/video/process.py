@@ -75,9 +75,13 @@ def process_video(
     writer: VideoWriter | None = None,
     max_frames: int | None = None,
     min_track_frames: int = 2,
+    reembed: int = 2,
     progress: bool = True,
 ) -> VideoReport:
-    """Run the whole video; tracks seen on fewer than `min_track_frames` detection steps are dropped as noise."""
+    """Run the whole video; tracks with fewer than `min_track_frames` embedded faces are dropped as noise.
+
+    A face plainly continuing its track is embedded every `reembed`-th detection step (see Tracker).
+    """
     threshold = pipeline.embedder.threshold if threshold is None else threshold
     if gallery is not None and gallery.model_id is not None:
         gallery.check_model(pipeline.embedder.checkpoint.model_id)
@@ -92,15 +96,18 @@ def process_video(
         frames += 1
         if index % every == 0:
             faces = pipeline.detect(frame)
-            if faces:
-                aligned = pipeline.align(frame, faces)
-                crops = np.stack([a.image for a in aligned])
-                embeddings = pipeline.embedder.embed_crops(crops)
-                cues = np.stack([quality_cues(c, f.score, float(f.box[3] - f.box[1])) for c, f in zip(crops, faces)])
-            else:
-                embeddings, cues = np.zeros((0, 1)), np.zeros((0, 3))
+            need = [i for i, n in enumerate(tracker.needs_embedding(faces, reembed)) if n]
+            embeddings: list[np.ndarray | None] = [None] * len(faces)
+            cues: list[np.ndarray | None] = [None] * len(faces)
+            if need:
+                crops = np.stack([a.image for a in pipeline.align(frame, [faces[i] for i in need])])
+                for i, crop, emb in zip(need, crops, pipeline.embedder.embed_crops(crops)):
+                    embeddings[i] = emb
+                    cues[i] = quality_cues(crop, faces[i].score, float(faces[i].box[3] - faces[i].box[1]))
             shown = tracker.update(index, t, faces, embeddings, cues)
             for track in shown:  # a running name for the annotated video
+                if track.since_embedded:  # no new face: the name stays
+                    continue
                 name, sim, _ = _identify(gallery, track.mean_embedding, threshold, top_k=1)
                 track.label = f"#{track.id} {name}" + (f" {sim:.2f}" if name != UNKNOWN else "")
         if writer is not None:

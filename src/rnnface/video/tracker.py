@@ -3,6 +3,10 @@
 Association scores IoU with the track's last box plus cosine similarity with the track's mean
 embedding; pairs are taken greedily, best first (a handful of faces per frame needs nothing
 more). A track survives `max_missed` detection steps without a face before it ends.
+
+Embedding is the costly step, so a face that plainly continues a live track (IoU >= 0.5 with its
+last box) is re-embedded only every `reembed`-th detection step; `needs_embedding` says which faces
+must be embedded now, and `update` takes None for the others (they join by overlap alone).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class Track:
     cues: list[np.ndarray] = field(default_factory=list)
     frames: list[int] = field(default_factory=list)
     missed: int = 0
+    since_embedded: int = 0  # detection steps since this track's face was last embedded
     label: str = ""  # running identity, for drawing
 
     @property
@@ -51,13 +56,28 @@ class Tracker:
         self.done: list[Track] = []
         self._next = 0
 
-    def update(self, frame: int, t: float, faces: list[Face], embeddings: np.ndarray, cues: np.ndarray) -> list[Track]:
-        """Assign this detection step's faces to tracks; return the track of each face."""
+    def needs_embedding(self, faces: list[Face], reembed: int = 1, continuing_iou: float = 0.5) -> list[bool]:
+        """Which faces must be embedded at this step: all but those plainly continuing a track embedded recently."""
+        out = []
+        for face in faces:
+            best = max(self.live, key=lambda tr: iou(face.box, tr.last_box), default=None)
+            continuing = best is not None and best.embeddings and iou(face.box, best.last_box) >= continuing_iou
+            out.append(not (continuing and best.since_embedded + 1 < reembed))
+        return out
+
+    def update(
+        self, frame: int, t: float, faces: list[Face], embeddings: list[np.ndarray | None], cues: list[np.ndarray | None]
+    ) -> list[Track]:
+        """Assign this detection step's faces to tracks; return the track of each face.
+
+        A face given no embedding (None) joins a track by overlap alone and adds nothing to its pooling.
+        """
         candidates = []
         for i, face in enumerate(faces):
             for j, track in enumerate(self.live):
                 overlap = iou(face.box, track.last_box)
-                similarity = float(embeddings[i] @ track.mean_embedding)
+                known = embeddings[i] is not None and track.embeddings
+                similarity = float(embeddings[i] @ track.mean_embedding) if known else 0.0
                 if overlap >= self.min_iou or similarity >= self.min_similarity:
                     candidates.append((overlap + similarity, i, j))
         assigned: dict[int, Track] = {}
@@ -74,8 +94,12 @@ class Tracker:
                 self.live.append(track)
                 used.add(len(self.live) - 1)
             track.last_box, track.last_time, track.missed = face.box, t, 0
-            track.embeddings.append(embeddings[i])
-            track.cues.append(cues[i])
+            if embeddings[i] is None:
+                track.since_embedded += 1
+            else:
+                track.embeddings.append(embeddings[i])
+                track.cues.append(cues[i])
+                track.since_embedded = 0
             track.frames.append(frame)
             assigned[i] = track
         for j, track in enumerate(self.live):
