@@ -82,8 +82,12 @@ def test_verify_with_checkpoint(lfw_images, tiny_checkpoint):
     data = json.loads(result.output)
     assert data["same"] is True and data["similarity"] == pytest.approx(1.0, abs=1e-4)
     assert data["threshold"] == 0.5
-    result = run("verify", a, a, "--model", tiny_checkpoint, "--threshold", "1.01")
-    assert result.exit_code == 0 and result.output.startswith("different")
+    result = run("verify", a, a, "--model", tiny_checkpoint, "--threshold", "0.2")
+    assert result.exit_code == 0 and result.output.startswith("same")
+    # issue 11, item 15: a NaN threshold called identical faces "different"; out-of-range ones meant nothing
+    for bad in ("nan", "1.01", "-inf"):
+        result = run("verify", a, a, "--model", tiny_checkpoint, "--threshold", bad)
+        assert result.exit_code == 2 and "threshold must be a finite cosine similarity in [-1, 1]" in result.output, bad
 
 
 def test_verify_reports_which_face_of_several(lfw_images, tiny_checkpoint, tmp_path):

@@ -45,7 +45,9 @@ def test_eval_lfw_identity_disjoint(tmp_path):
     assert report["identification"]["gallery_sizes"] == {"a": 3, "b": 3}
     assert report["identification"]["probes"] == 18
     ident = report["identification"]
-    assert ident["threshold"] == report["threshold_at_far"]["1e-03"]
+    point = ident["operating_point"]  # every pair of images within each half (3 people x 4 images per half)
+    assert point["impostor_pairs"] == 2 * (12 * 11 // 2 - 3 * 6) and point["genuine_pairs"] == 2 * 3 * 6
+    assert ident["threshold"] == point["threshold"] and 0.0 <= point["tar"] <= 1.0
     assert 0.0 <= ident["strangers_rejected"] <= 1.0 and 0.0 <= ident["dir_at_threshold"] <= ident["rank1"]
     assert (out / "lfw_roc.png").stat().st_size > 1000
     assert "| rnnface |" in (out / "lfw.md").read_text() and "| face_recognition |" in (out / "lfw.md").read_text()
@@ -53,12 +55,12 @@ def test_eval_lfw_identity_disjoint(tmp_path):
     assert rows["face_recognition"]["pairs_without_face"] == 1
     assert rows["face_recognition"]["accuracy_mean"] == 1.0
     # the peer runs the same 1:N protocol over all folds' people (one gallery), at its own threshold
-    assert rows["face_recognition"]["identification"]["gallery_sizes"] == {"face_recognition": 6}
+    assert rows["face_recognition"]["identification"]["gallery_sizes"] == {"face_recognition[0-0]": 3, "face_recognition[1-1]": 3}
     assert rows["face_recognition"]["identification"]["rank1"] > 0.8
     from rnnface.models import load_checkpoint
 
     calibrated = load_checkpoint(a)
-    assert calibrated.threshold == report["threshold_at_far"]["1e-03"]
+    assert calibrated.threshold == point["threshold"] and calibrated.meta["operating_point"]["far"] == 1e-4
     assert calibrated.meta["lfw_identity_disjoint"]["pairs"] == 8
     # One identity-disjoint model on the folds it left out
     d = train(_tiny_config(cache, tmp_path / "d", epochs=1, exclude_folds=(0, 1), pairs=str(pairs)), progress=False)
@@ -77,3 +79,21 @@ def test_eval_lfw_identity_disjoint(tmp_path):
     c = train(_tiny_config(cache, tmp_path / "c", epochs=1), progress=False)
     result = runner.invoke(app, ["eval", "lfw", "-m", str(c), "--cache", str(cache), "--pairs", str(pairs), "--out", str(out)])
     assert result.exit_code == 2 and "no identity-disjoint model" in result.output
+
+
+def test_operating_point_counts_every_cross_person_pair():
+    from rnnface.evaluation.identification import operating_point
+
+    # 3 people x 2 images on a line of angles: known cosines
+    angles = np.array([0.0, 0.1, 1.0, 1.1, 2.0, 2.1])
+    emb = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    labels = np.array(["a", "a", "b", "b", "c", "c"])
+    point = operating_point([(emb, labels)], far=1 / 12)
+    assert point.impostor_pairs == 12 and point.genuine_pairs == 3
+    # the highest impostor cosine is cos(0.9) (a1-b0 and b1-c0): at FAR 1/12 the threshold sits just above it
+    scores = emb @ emb.T
+    impostors = scores[labels[:, None] != labels[None, :]]
+    assert (impostors < point.threshold).all() and abs(point.threshold - np.cos(0.9)) < 1e-9
+    assert point.tar == 1.0  # every same-person pair (cos 0.1) is accepted
+    strict = operating_point([(emb, labels)], far=1e-6)  # fewer than one impostor allowed: above the highest one
+    assert strict.threshold > np.cos(0.9)

@@ -99,3 +99,41 @@ def test_bad_checkpoints_give_model_errors(tmp_path):
     torch.save({"weights": torch.zeros(2)}, other)
     with pytest.raises(ModelError, match="not an rnnface backbone checkpoint"):
         load_checkpoint(other)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"meta": None}, "meta must be a mapping"),
+        ({"model_args": {"img_size": -5}}, "does not match its model"),
+        ({"model_args": None}, "model_args and state_dict are required"),
+        ({"threshold": "0.5"}, r"threshold must be a finite cosine similarity in \[-1, 1\], got '0.5'"),
+        ({"threshold": float("nan")}, "got nan"),
+        ({"threshold": 1.5}, "got 1.5"),
+        ({"model": "nope"}, "unknown model 'nope'"),
+    ],
+)
+def test_checkpoints_with_bad_metadata_are_one_line_model_errors(tmp_path, change, message):
+    """Issue 11, item 15: bad metadata gave tracebacks, and a NaN threshold called identical faces different."""
+    model = create_model("renet", embed_dim=16, hidden=(8, 8))
+    path = tmp_path / "bad.pt"
+    save_checkpoint(path, model, "renet", threshold=0.3)
+    payload = torch.load(path, weights_only=True)
+    for key, value in change.items():
+        payload[key] = {**payload["model_args"], **value} if key == "model_args" and value is not None else value
+    torch.save(payload, path)
+    with pytest.raises(ModelError, match=message) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+
+
+def test_unreadable_checkpoint_message_is_one_line_without_torch_advice(tmp_path):
+    """Issue 11, item 19: torch's six-line advice to load with weights_only=False reached users."""
+
+    import argparse
+
+    path = tmp_path / "pickled.pt"  # a pickled object that a weights-only load refuses
+    torch.save({"format": "rnnface-backbone/1", "obj": argparse.Namespace(a=1)}, path)
+    with pytest.raises(ModelError, match="not a readable checkpoint") as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value) and "weights_only" not in str(info.value)

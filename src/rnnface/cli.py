@@ -451,9 +451,10 @@ def eval_lfw(
     flip: Annotated[bool, typer.Option(help="Average each embedding with its mirror image's.")] = True,
     name: Annotated[str, typer.Option(help="Row name in the table and plot.")] = "rnnface",
     also: Annotated[Optional[list[str]], typer.Option(help="More identity-disjoint models in the same run: NAME=a.pt,b.pt")] = None,
-    calibrate: Annotated[Optional[Path], typer.Option(help="Write the threshold at FAR=1e-3 into this checkpoint.")] = None,
+    calibrate: Annotated[Optional[Path], typer.Option(help="Write the operating threshold (at --far) into this checkpoint.")] = None,
     peer: Annotated[Optional[list[str]], typer.Option(help="Also score with a pretrained peer: face_recognition, facenet, ensemble.")] = None,
     folds: Annotated[Optional[str], typer.Option(help="Only these View-2 folds, e.g. 0,1,2,3,4 (default: all 10).")] = None,
+    far: Annotated[float, typer.Option(help="False-accept rate of the operating threshold (set over every cross-person pair of the evaluated people): used for the open-set figures and written by --calibrate.")] = 1e-4,
 ) -> None:
     """LFW View 2 (10-fold accuracy, AUC, EER, TAR@FAR, ROC) and 1:N rank-1/5, scored only by models that never saw the people."""
     from rnnface.data.lfw import pairs_file
@@ -461,7 +462,7 @@ def eval_lfw(
     from rnnface.evaluation.identification import identify_lfw
     from rnnface.evaluation.lfw import fold_pairs, model_sources, score_pairs
     from rnnface.evaluation.report import markdown_table, plot_roc, write_json
-    from rnnface.evaluation.sources import peer_source
+    from rnnface.evaluation.sources import peer_sources
     from rnnface.models.checkpoint import set_threshold
 
     face_cache = FaceCache.open(cache)
@@ -474,25 +475,28 @@ def eval_lfw(
             raise typer.BadParameter(f"--also takes NAME=a.pt,b.pt, got {item!r}")
         groups[label] = [Path(p) for p in paths.split(",")]
     sources = {label: model_sources(face_cache, ckpts, pair_list, flip) for label, ckpts in groups.items()}
-    sources.update({p: [peer_source(face_cache, p)] for p in peer or []})
+    fold_groups = [s.folds for s in sources[name]]
+    sources.update({p: peer_sources(face_cache, p, fold_groups) for p in peer or []})
     reports, curves, rows, lines = {}, {}, {}, []
     for label, group in sources.items():
         scores, failed = score_pairs(face_cache, group, pair_list)
         report = scores.report()
-        ident = identify_lfw(face_cache, group, pair_list, threshold=report.threshold_at_far["1e-03"])
+        ident = identify_lfw(face_cache, group, pair_list, far=far)
+        point = ident.operating_point
         reports[label], curves[label] = report, (scores.scores, scores.same)
         rows[label] = {**report.to_dict(), "identification": ident.to_dict(), "pairs_without_face": failed, "model_of_fold": scores.model_of_fold}
         lines.append(
-            f"| {label} | {100 * ident.rank1:.2f}% | {100 * ident.rank5:.2f}% | {ident.threshold:.4f} | "
+            f"| {label} | {100 * ident.rank1:.2f}% | {100 * ident.rank5:.2f}% | {point.threshold:.4f} | {100 * point.tar:.2f}% | "
             f"{100 * ident.strangers_rejected:.2f}% | {100 * ident.dir_at_threshold:.2f}% |"
         )
-    probes = rows[name]["identification"]["probes"]
-    sizes = rows[name]["identification"]["gallery_sizes"]
+    ident = rows[name]["identification"]
+    point = ident["operating_point"]
     table = markdown_table(reports) + (
-        f"\n1:N identification ({probes} probes; galleries of {sizes} people incl. single-image distractors), "
-        "open set at each method's FAR=1e-3 threshold:\n\n"
-        "| method | rank-1 | rank-5 | threshold | strangers rejected | identified (rank 1, above threshold) |\n"
-        "| --- | --- | --- | --- | --- | --- |\n" + "\n".join(lines) + "\n"
+        f"\n1:N identification ({ident['probes']} probes; galleries of {ident['gallery_sizes']} people incl. single-image "
+        f"distractors), open set at each method's FAR={far:g} threshold, set over all {point['impostor_pairs']:,} cross-person "
+        f"pairs of the evaluated people ({point['genuine_pairs']:,} same-person pairs):\n\n"
+        f"| method | rank-1 | rank-5 | threshold (FAR={far:g}) | TAR there | strangers rejected | identified (rank 1, above threshold) |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(lines) + "\n"
     )
     out.mkdir(parents=True, exist_ok=True)
     write_json(
@@ -509,11 +513,12 @@ def eval_lfw(
     plot_roc(curves, out / "lfw_roc.png", "LFW View 2 (rnnface: identity-disjoint models)")
     typer.echo(table)
     typer.echo(f"folds scored by: {rows[name]['model_of_fold']}")
-    threshold = reports[name].threshold_at_far["1e-03"]
-    typer.echo(f"threshold at FAR=1e-3: {threshold:.4f}; written {out}/lfw.json, lfw.md, lfw_roc.png")
+    threshold = point["threshold"]
+    typer.echo(f"threshold at FAR={far:g}: {threshold:.4f} (TAR {100 * point['tar']:.2f}%); written {out}/lfw.json, lfw.md, lfw_roc.png")
     if calibrate is not None:
-        set_threshold(calibrate, threshold, {"lfw_identity_disjoint": reports[name].to_dict(), "flip": flip})
-        typer.echo(f"calibrated threshold stored in {calibrate}")
+        meta = {"lfw_identity_disjoint": reports[name].to_dict(), "operating_point": point, "flip": flip}
+        set_threshold(calibrate, threshold, meta)
+        typer.echo(f"calibrated threshold (FAR={far:g}) stored in {calibrate}")
 
 
 @eval_app.command("sets")

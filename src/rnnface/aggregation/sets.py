@@ -15,6 +15,7 @@ import numpy as np
 
 from rnnface.aggregation.model import quality_cues
 from rnnface.data.prepare import FaceCache
+from rnnface.pretrained.features import embed_cached
 from rnnface.models.checkpoint import Checkpoint
 from rnnface.recognition.embedder import Embedder
 
@@ -71,7 +72,8 @@ def embed_variants(cache: FaceCache, checkpoint: Checkpoint, people: set[str], v
                 crop, factor = degrade(crop, rng)
             crops.append(crop)
             cue_rows.append(quality_cues(crop, cache.rows[i].score, LFW_FACE_HEIGHT * factor))
-        emb.append(embedder.embed_crops(np.stack(crops)))
+        # the clean variant is the cached face itself: a hybrid reads it from its feature cache
+        emb.append(embed_cached(embedder, cache, rows) if v == 0 else embedder.embed_crops(np.stack(crops)))
         cues.append(np.stack(cue_rows))
     person_of = np.array([cache.rows[i].person for i in rows])
     images_of: dict[str, list[int]] = defaultdict(list)

@@ -30,6 +30,17 @@ from rnnface.gallery import FaceRecord, Match, open_gallery
 
 
 @dataclass(frozen=True)
+class OperatingPoint:
+    """A threshold set at a false-accept rate over every cross-person pair of the evaluated people."""
+
+    far: float
+    threshold: float
+    tar: float  # share of same-person pairs (all of them, not only View 2's) accepted at the threshold
+    impostor_pairs: int
+    genuine_pairs: int
+
+
+@dataclass(frozen=True)
 class IdentificationReport:
     rank1: float
     rank5: float
@@ -38,9 +49,27 @@ class IdentificationReport:
     threshold: float | None = None
     strangers_rejected: float | None = None  # open set: probes rejected once their own person is set aside
     dir_at_threshold: float | None = None  # rank-1 hit and above the threshold
+    operating_point: OperatingPoint | None = None
 
     def to_dict(self) -> dict:
-        return self.__dict__.copy()
+        out = self.__dict__.copy()
+        out["operating_point"] = self.operating_point and self.operating_point.__dict__.copy()
+        return out
+
+
+def operating_point(groups: list[tuple[np.ndarray, np.ndarray]], far: float) -> OperatingPoint:
+    """The threshold at `far` over all cross-person pairs within each group of (embeddings, person labels)."""
+    impostor, genuine = [], []
+    for emb, labels in groups:
+        upper = np.triu_indices(len(emb), k=1)
+        scores = (emb @ emb.T)[upper]
+        same = labels[upper[0]] == labels[upper[1]]
+        impostor.append(scores[~same])
+        genuine.append(scores[same])
+    impostor, genuine = np.concatenate(impostor), np.concatenate(genuine)
+    k = max(1, int(np.floor(far * len(impostor))))  # at most a `far` share of impostors at or above the threshold
+    threshold = float(np.nextafter(np.partition(impostor, len(impostor) - k)[len(impostor) - k], np.inf))
+    return OperatingPoint(far, threshold, float(np.mean(genuine >= threshold)), len(impostor), len(genuine))
 
 
 def rank_hits(results: list[list[Match]], truth: list[str], ks: tuple[int, ...] = (1, 5)) -> dict[int, int]:
@@ -59,13 +88,18 @@ def identify_lfw(
     sources: list[EmbeddingSource],
     pairs: list[Pair],
     threshold: float | None = None,
+    far: float | None = None,
 ) -> IdentificationReport:
-    """1:N over the people of `pairs`, each fold group by the source covering it (a model that never saw them, or a peer)."""
+    """1:N over the people of `pairs`, each fold group by the source covering it (a model that never saw them, or a peer).
+
+    Open set at `threshold`, or, with `far`, at the threshold of that false-accept rate over every
+    cross-person pair of the evaluated people (millions of pairs, so rates down to 1e-5 are measured).
+    """
     images_of = defaultdict(list)
     for i, row in enumerate(cache.rows):
         if row.status != "unreadable":
             images_of[row.person].append(i)
-    hits, probes, sizes, strangers, dir_hits, done = {1: 0, 5: 0}, 0, {}, [], 0, set()
+    hits, probes, sizes, strangers, dir_hits, done, groups = {1: 0, 5: 0}, 0, {}, [], 0, set(), []
     for source in sources:
         folds = source.folds - done
         done |= folds
@@ -76,11 +110,15 @@ def identify_lfw(
         if seen:
             raise DisjointnessError(f"{source.name} was trained on {len(seen)} gallery people, e.g. {sorted(seen)[0]}")
         gallery_rows = [images_of[p][0] for p in people if images_of[p]]
-        gallery_ids = np.array([cache.rows[r].person for r in gallery_rows])
         probe_rows = [r for p in people for r in images_of[p][1:]]
-        probe_ids = np.array([cache.rows[r].person for r in probe_rows])
-        g, _ = source.embed(gallery_rows)
-        q, _ = source.embed(probe_rows)
+        rows = gallery_rows + probe_rows
+        emb, _ = source.embed(rows)
+        groups.append((source, gallery_rows, probe_rows, emb, np.array([cache.rows[r].person for r in rows])))
+    point = operating_point([(emb, labels) for *_, emb, labels in groups], far) if far is not None else None
+    threshold = point.threshold if point is not None else threshold
+    for source, gallery_rows, probe_rows, emb, labels in groups:
+        gallery_ids, probe_ids = labels[: len(gallery_rows)], labels[len(gallery_rows) :]
+        g, q = emb[: len(gallery_rows)], emb[len(gallery_rows) :]
         with tempfile.TemporaryDirectory(prefix="rnnface-1n-") as tmp, open_gallery(Path(tmp) / "lfw.db", index="flat") as gallery:
             gallery.enroll_many(
                 [(str(pid), [FaceRecord(e, cache.rows[r].path)]) for pid, e, r in zip(gallery_ids, g, gallery_rows)], source.model_id
@@ -97,4 +135,4 @@ def identify_lfw(
     if threshold is None:
         return IdentificationReport(hits[1] / probes, hits[5] / probes, probes, sizes)
     rejected = float(np.mean(np.concatenate(strangers) < threshold))
-    return IdentificationReport(hits[1] / probes, hits[5] / probes, probes, sizes, threshold, rejected, dir_hits / probes)
+    return IdentificationReport(hits[1] / probes, hits[5] / probes, probes, sizes, threshold, rejected, dir_hits / probes, point)

@@ -4,15 +4,15 @@ interface, so rnnface and its peers are measured by the same code on the same fa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from rnnface.data.lfw import Pair
 from rnnface.data.prepare import FaceCache
 from rnnface.models import Checkpoint
+from rnnface.pretrained.features import embed_cached
 from rnnface.recognition.embedder import Embedder
 
 
@@ -42,31 +42,20 @@ class EmbeddingSource:
         return np.stack([self._memo[r] for r in rows]), valid
 
 
-def embed_cached(embedder: Embedder, cache: FaceCache, rows: list[int]) -> np.ndarray:
-    """Embeddings of cached faces; a hybrid reads its front-end's feature cache when there is one
-    (view 0 is the crop as inference sees it, view 1 its mirror) instead of running the CNN again."""
-    features_dir = cache.root / f"frontend-{embedder.checkpoint.frontend}"
-    if embedder.checkpoint.frontend is not None and (features_dir / "meta.json").is_file():
-        from rnnface.pretrained.features import FrontendFeatures
-
-        feats = FrontendFeatures.open(cache, embedder.checkpoint.frontend)
-        names = embedder.model.config.inputs
-        out = []
-        for start in range(0, len(rows), 256):
-            chunk = rows[start : start + 256]
-            emb = embedder.embed_features({n: feats.arrays[n][chunk, 0] for n in names})
-            if embedder.flip:
-                emb = emb + embedder.embed_features({n: feats.arrays[n][chunk, 1] for n in names})
-            out.append(torch.nn.functional.normalize(emb, dim=-1).float().numpy())
-        return np.concatenate(out) if out else np.zeros((0, embedder.model.config.embed_dim), np.float32)
-    return embedder.embed_crops(np.asarray(cache.faces[rows]))
-
-
 def model_source(name: str, ckpt: Checkpoint, folds: set[int], cache: FaceCache, flip: bool) -> EmbeddingSource:
     return EmbeddingSource(
         Path(name).parent.name or name, folds, ckpt.model_id, set(ckpt.meta.get("train_people", [])),
         _embedder=Embedder(ckpt, batch_size=128, flip=flip), _cache=cache,
     )
+
+
+def peer_sources(cache: FaceCache, peer: str, fold_groups: list[set[int]] | None = None) -> list[EmbeddingSource]:
+    """A pretrained peer, split into the same fold groups as the models it is compared with (so its
+    1:N galleries are the same size), or one source for all folds."""
+    whole = peer_source(cache, peer)
+    if not fold_groups or len(fold_groups) == 1:
+        return [whole]
+    return [replace(whole, name=f"{peer}[{min(g)}-{max(g)}]", folds=set(g), _memo={}) for g in fold_groups]
 
 
 def peer_source(cache: FaceCache, peer: str) -> EmbeddingSource:

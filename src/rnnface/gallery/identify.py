@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from rnnface.detection import Face
 from rnnface.errors import GalleryError, EmptyGalleryError, ModelError
 from rnnface.gallery.base import Gallery, Match, SearchBy
+from rnnface.recognition.compare import check_threshold
 from rnnface.recognition.pipeline import FacePipeline, ImageInput, as_image
 
 UNKNOWN = "unknown"
@@ -42,7 +43,7 @@ def identify_image(
     if gallery.model_id is None:
         raise EmptyGalleryError(f"{gallery.location}: the gallery is empty; enroll people first (rnnface enroll)")
     gallery.check_model(model_id)
-    threshold = pipeline.embedder.threshold if threshold is None else threshold
+    threshold = pipeline.embedder.threshold if threshold is None else check_threshold(threshold)
     if threshold is None:
         raise ModelError("this checkpoint has no calibrated threshold; pass one explicitly (--threshold)")
     faces, embeddings = pipeline.embed(as_image(image))

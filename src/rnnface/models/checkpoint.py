@@ -15,7 +15,8 @@ from torch import nn
 
 from rnnface.alignment import CropSpec
 from rnnface.errors import ModelError
-from rnnface.models.registry import create_model, model_args
+from rnnface.recognition.compare import check_threshold
+from rnnface.models.registry import create_model, example_input, model_args
 
 FORMAT = "rnnface-backbone/1"
 
@@ -89,29 +90,42 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
-    """Rebuild the model stored at `path` (weights only: no pickled code is executed)."""
+    """Rebuild the model stored at `path` (weights only: no pickled code is executed).
+
+    Everything read is validated (format, model name and config, weights, threshold, metadata), and the
+    rebuilt model must run on an example input: a bad checkpoint is a one-line ModelError, never a traceback.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: checkpoint not found")
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise ModelError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # torch raises many types for a bad file; its multi-line advice is not for our users
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ModelError(f"{path}: not a readable checkpoint ({type(exc).__name__}{': ' + first if first else ''})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelError(f"{path}: not an rnnface backbone checkpoint (expected format {FORMAT})")
+    name, args, meta = payload.get("model"), payload.get("model_args"), payload.get("meta", {})
+    if not isinstance(name, str) or not isinstance(args, dict) or not isinstance(payload.get("state_dict"), dict):
+        raise ModelError(f"{path}: malformed checkpoint (model name, model_args and state_dict are required)")
+    if not isinstance(meta, dict):
+        raise ModelError(f"{path}: malformed checkpoint (meta must be a mapping, got {type(meta).__name__})")
+    threshold = payload.get("threshold")
+    if threshold is not None:
+        try:
+            threshold = check_threshold(threshold, "its threshold")
+        except ModelError as exc:
+            raise ModelError(f"{path}: malformed checkpoint ({exc})") from None
     try:
-        model = create_model(payload["model"], **payload["model_args"])
+        model = create_model(name, **args)
         model.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
-        raise ModelError(f"{path}: checkpoint does not match its model ({exc})") from None
-    model.eval()
-    return Checkpoint(
-        model=model,
-        name=payload["model"],
-        args=payload["model_args"],
-        threshold=payload.get("threshold"),
-        meta=payload.get("meta", {}),
-    )
+        model.eval()
+        with torch.no_grad():
+            model(example_input(model, 1))
+    except Exception as exc:  # any failure to rebuild or run the stored model
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ModelError(f"{path}: checkpoint does not match its model ({type(exc).__name__}: {first})") from None
+    return Checkpoint(model=model, name=name, args=args, threshold=threshold, meta=meta)
 
 
 def set_threshold(path: str | os.PathLike, threshold: float, meta_update: dict[str, Any] | None = None) -> None:

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from rnnface.data.prepare import FaceCache
 from rnnface.errors import DataError
 from rnnface.pretrained.facenet import FEATURE_MAPS, FaceNet
+from rnnface.recognition.embedder import Embedder
 
 FEATURES_VERSION = 1
 
@@ -136,3 +138,21 @@ def build_features(
     tmp.write_text(json.dumps(meta, indent=2))
     os.replace(tmp, meta_path)
     return FrontendFeatures.open(cache)
+
+
+def embed_cached(embedder: Embedder, cache: FaceCache, rows: list[int]) -> np.ndarray:
+    """Embeddings of cached faces; a hybrid reads its front-end's feature cache when there is one
+    (view 0 is the crop as inference sees it, view 1 its mirror) instead of running the CNN again."""
+    features_dir = cache.root / f"frontend-{embedder.checkpoint.frontend}"
+    if embedder.checkpoint.frontend is not None and (features_dir / "meta.json").is_file():
+        feats = FrontendFeatures.open(cache, embedder.checkpoint.frontend)
+        names = embedder.model.config.inputs
+        out = []
+        for start in range(0, len(rows), 256):
+            chunk = rows[start : start + 256]
+            emb = embedder.embed_features({n: feats.arrays[n][chunk, 0] for n in names})
+            if embedder.flip:
+                emb = emb + embedder.embed_features({n: feats.arrays[n][chunk, 1] for n in names})
+            out.append(torch.nn.functional.normalize(emb, dim=-1).float().numpy())
+        return np.concatenate(out) if out else np.zeros((0, embedder.model.config.embed_dim), np.float32)
+    return embedder.embed_crops(np.asarray(cache.faces[rows]))

@@ -1,8 +1,12 @@
-"""Cosine similarity between embeddings."""
+"""Cosine similarity between embeddings, and the thresholds that turn it into a decision."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from rnnface.errors import ModelError
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float | np.ndarray:
@@ -14,3 +18,10 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float | np.ndarray:
     if a.ndim == 1 and b.ndim == 1:
         return float(a_n @ b_n)
     return np.atleast_2d(a_n) @ np.atleast_2d(b_n).T
+
+
+def check_threshold(value: object, what: str = "threshold") -> float:
+    """A verification threshold as a float: a finite cosine similarity in [-1, 1], else ModelError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not -1.0 <= value <= 1.0:
+        raise ModelError(f"{what} must be a finite cosine similarity in [-1, 1], got {value!r}")
+    return float(value)

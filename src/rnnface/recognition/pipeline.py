@@ -13,7 +13,7 @@ from rnnface.alignment import AlignedFace
 from rnnface.detection import DEFAULT_DETECTOR, Detector, Face, create_detector
 from rnnface.errors import FaceIndexError, ModelError, NoFaceError
 from rnnface.io import load_image
-from rnnface.recognition.compare import cosine_similarity
+from rnnface.recognition.compare import check_threshold, cosine_similarity
 from rnnface.settings import Settings, resolve_model
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ class FacePipeline:
         names: tuple[str, str] = ("image A", "image B"),
     ) -> Verification:
         """Same person or not, at `threshold` (default: the checkpoint's calibrated one)."""
-        threshold = self.embedder.threshold if threshold is None else threshold
+        threshold = self.embedder.threshold if threshold is None else check_threshold(threshold)
         if threshold is None:
             raise ModelError("this checkpoint has no calibrated threshold; pass one explicitly (--threshold)")
         embeddings, chosen, counts = [], [], []

@@ -12,6 +12,7 @@ from rnnface.aggregation.model import quality_cues
 from rnnface.aggregation.pooling import Pool, mean_pool_cues
 from rnnface.gallery.base import Gallery, Match
 from rnnface.gallery.identify import UNKNOWN
+from rnnface.recognition.compare import check_threshold
 from rnnface.recognition.pipeline import FacePipeline
 from rnnface.video.render import VideoWriter, draw_tracks
 from rnnface.video.source import VideoSource
@@ -82,7 +83,7 @@ def process_video(
 
     A face plainly continuing its track is embedded every `reembed`-th detection step (see Tracker).
     """
-    threshold = pipeline.embedder.threshold if threshold is None else threshold
+    threshold = pipeline.embedder.threshold if threshold is None else check_threshold(threshold)
     if gallery is not None and gallery.model_id is not None:
         gallery.check_model(pipeline.embedder.checkpoint.model_id)
     tracker = Tracker()
