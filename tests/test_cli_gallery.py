@@ -162,3 +162,12 @@ def test_facade_enroll_and_identify(photos, tmp_path):
     assert rnnface.enroll("Serena_Williams", [photos["serena"]], gallery=g).faces == 1
     faces = rnnface.identify(photos["serena"], gallery=g)
     assert [f.name for f in faces] == ["Serena_Williams"] and faces[0].matches[0].similarity > 0.99
+
+
+@pytest.mark.parametrize("name", ["unknown", "UNKNOWN", "Ada\nLovelace", "Ada\tL", "Ada\u202eecalevoL"])
+def test_cli_refuses_reserved_and_control_character_names(tmp_path, photos, name):
+    """Issue 11, item 4: `unknown` as a name was indistinguishable from a rejection; control characters broke `people`."""
+    g = tmp_path / "g.db"
+    result = run("enroll", name, photos["bush1"], gallery=g)
+    assert result.exit_code == 2 and "invalid person name" in result.output, result.output
+    assert not g.exists() or json.loads(run("people", "--json", gallery=g).output)["people"] == []

@@ -94,6 +94,26 @@ def test_people_enroll_identify_delete(tmp_path, photos):
     assert [p["name"] for p in c.get("/api/v1/people").json()["people"]] == ["Serena_Williams"]
 
 
+@pytest.mark.parametrize("name", ["unknown", "Unknown", "Ada\nLovelace", "Ada\tL", "Ada\u202eecalevoL", "Ada\u200bL"])
+def test_reserved_and_control_character_names_are_refused(tmp_path, photos, name):
+    """Issue 11, item 4: `unknown` looked like a rejection; control and bidi characters broke `rnnface people`."""
+    c = client(tmp_path)
+    response = c.post("/api/v1/people", data={"name": name}, files=[("images", photos["bush1"])], headers=KEY)
+    assert response.status_code == 422 and "invalid person name" in response.json()["detail"], response.text
+    assert not (tmp_path / "g.db").exists() or _people(tmp_path) == []
+
+
+def test_names_with_slashes_stay_reachable_and_deletable(tmp_path, photos):
+    """Issue 11, item 9: `a/b` was stored (201) but GET/DELETE /people/a%2Fb answered 404: undeletable biometric data."""
+    c = client(tmp_path)
+    for name in ("AC/DC", "../../etc/passwd"):
+        assert c.post("/api/v1/people", data={"name": name}, files=[("images", photos["bush1"])], headers=KEY).status_code == 201
+        quoted = name.replace("/", "%2F")  # what the web page's encodeURIComponent sends
+        assert c.get(f"/api/v1/people/{quoted}").json()["faces"] == 1
+        assert c.delete(f"/api/v1/people/{quoted}", headers=KEY).json() == {"name": name, "faces": 1}
+    assert _people(tmp_path) == []
+
+
 def _people(tmp_path) -> list[str]:
     with open_gallery(tmp_path / "g.db") as g:
         return [p.name for p in g.people()]

@@ -13,6 +13,7 @@ teachers' embeddings. Writes reports/ablations.json and reports/ablations.md.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import time
@@ -47,7 +48,17 @@ def train_one(args: tuple[str, list[str], str, str]) -> tuple[str, str, float]:
     from rnnface.training.config import load_config
     from rnnface.training.loop import train
 
-    config = load_config(config_path, [*changes, f"out={out_root}/{slug(name)}-{Path(config_path).stem[-1]}"])
+    # the recipe row is the recipe's own run (runs/facenet-a, -b); each change gets a directory of its own
+    out = [f"out={out_root}/{slug(name)}-{Path(config_path).stem[-1]}"] if changes else []
+    config = load_config(config_path, [*changes, *out])
+    done = Path(config.out) / "backbone.pt"
+    if done.is_file():  # a finished run of exactly this config (e.g. the recipe itself) is reused
+        from rnnface.models import load_checkpoint
+
+        meta = load_checkpoint(done).meta
+        if meta.get("config") == json.loads(json.dumps(config.to_dict())) and meta.get("epoch") == config.epochs - 1:
+            with open(Path(config.out) / "metrics.csv", newline="") as fh:
+                return name, str(done), sum(float(r["seconds"]) for r in csv.DictReader(fh))
     start = time.perf_counter()
     checkpoint = train(config, progress=False)
     return name, str(checkpoint), time.perf_counter() - start

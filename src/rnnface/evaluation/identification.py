@@ -112,18 +112,21 @@ def identify_lfw(
         gallery_rows = [images_of[p][0] for p in people if images_of[p]]
         probe_rows = [r for p in people for r in images_of[p][1:]]
         rows = gallery_rows + probe_rows
-        emb, _ = source.embed(rows)
-        groups.append((source, gallery_rows, probe_rows, emb, np.array([cache.rows[r].person for r in rows])))
-    point = operating_point([(emb, labels) for *_, emb, labels in groups], far) if far is not None else None
+        emb, valid = source.embed(rows)
+        groups.append((source, gallery_rows, probe_rows, emb, valid, np.array([cache.rows[r].person for r in rows])))
+    # a photo where a peer found no face is neither enrolled nor found: its probe is a miss (and, as a stranger, rejected)
+    point = operating_point([(emb[ok], labels[ok]) for *_, emb, ok, labels in groups], far) if far is not None else None
     threshold = point.threshold if point is not None else threshold
-    for source, gallery_rows, probe_rows, emb, labels in groups:
-        gallery_ids, probe_ids = labels[: len(gallery_rows)], labels[len(gallery_rows) :]
-        g, q = emb[: len(gallery_rows)], emb[len(gallery_rows) :]
+    for source, gallery_rows, probe_rows, emb, valid, labels in groups:
+        n = len(gallery_rows)
+        gallery_ids, probe_ids = labels[:n], labels[n:]
         with tempfile.TemporaryDirectory(prefix="rnnface-1n-") as tmp, open_gallery(Path(tmp) / "lfw.db", index="flat") as gallery:
             gallery.enroll_many(
-                [(str(pid), [FaceRecord(e, cache.rows[r].path)]) for pid, e, r in zip(gallery_ids, g, gallery_rows)], source.model_id
+                [(str(pid), [FaceRecord(e, cache.rows[r].path)]) for pid, e, r, ok in zip(gallery_ids, emb[:n], gallery_rows, valid[:n]) if ok],
+                source.model_id,
             )
-            results = gallery.search(q, top_k=5)
+            found = iter(gallery.search(emb[n:][valid[n:]], top_k=5))
+            results = [next(found) if ok else [] for ok in valid[n:]]
         truth = [str(t) for t in probe_ids]
         for k, n in rank_hits(results, truth).items():
             hits[k] += n

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import unicodedata
 import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -94,6 +95,25 @@ def rank_people(
     return sorted(best.values(), key=lambda m: -m.similarity)[:top_k]
 
 
+#: What identification answers for a face it cannot name.
+UNKNOWN = "unknown"
+#: Names that identification itself answers with; a person enrolled under one would be indistinguishable from it.
+RESERVED_NAMES = frozenset({UNKNOWN})
+
+
+def check_name(name: object) -> str:
+    """A person's name as stored: 1-256 characters, no leading/trailing spaces, no control or invisible
+    formatting characters (newlines, tabs, bidi overrides, zero-width marks), not a reserved word."""
+    if not isinstance(name, str) or not name.strip() or name != name.strip() or len(name) > 256:
+        raise GalleryError(f"invalid person name {name!r}: 1-256 characters, no leading/trailing spaces")
+    bad = sorted({f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")})
+    if bad:
+        raise GalleryError(f"invalid person name {name!r}: control or invisible characters ({', '.join(bad)}) are not allowed")
+    if name.casefold() in RESERVED_NAMES:
+        raise GalleryError(f"invalid person name {name!r}: reserved (identification answers '{name.casefold()}' for a face it cannot name)")
+    return name
+
+
 class Gallery(ABC):
     """Persistent 1:N face store. Use as a context manager so derived data is flushed on exit."""
 
@@ -166,8 +186,7 @@ class Gallery(ABC):
     def check_batch(batch: Sequence[tuple[str, Sequence[FaceRecord]]], dim: int | None) -> int:
         """Validate names and embeddings of an enrollment; return the embedding dimension."""
         for name, faces in batch:
-            if not isinstance(name, str) or not name.strip() or name != name.strip() or len(name) > 256:
-                raise GalleryError(f"invalid person name {name!r}: 1-256 characters, no leading/trailing spaces")
+            check_name(name)
             if not faces:
                 raise GalleryError(f"{name}: nothing to enroll (no faces)")
             for f in faces:

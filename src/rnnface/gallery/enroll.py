@@ -14,7 +14,7 @@ from PIL import Image
 from rnnface.aggregation.model import quality_cues
 from rnnface.aggregation.pooling import Pool
 from rnnface.errors import GalleryError, RnnfaceError
-from rnnface.gallery.base import EnrollSummary, FaceRecord, Gallery
+from rnnface.gallery.base import EnrollSummary, FaceRecord, Gallery, check_name
 from rnnface.io import load_image
 from rnnface.recognition.pipeline import FacePipeline
 
@@ -62,6 +62,7 @@ def enroll_images(
     pool: Pool | None = None,
 ) -> EnrollSummary:
     """Enroll `name` from several photos in one transaction; photos that cannot be used are skipped with a reason."""
+    check_name(name)
     model_id = pipeline.embedder.checkpoint.model_id
     gallery.check_model(model_id)  # before any detection work
     summary, records = EnrollSummary(), []

@@ -6,11 +6,9 @@ from dataclasses import dataclass
 
 from rnnface.detection import Face
 from rnnface.errors import GalleryError, EmptyGalleryError, ModelError
-from rnnface.gallery.base import Gallery, Match, SearchBy
+from rnnface.gallery.base import UNKNOWN, Gallery, Match, SearchBy
 from rnnface.recognition.compare import check_threshold
 from rnnface.recognition.pipeline import FacePipeline, ImageInput, as_image
-
-UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from rnnface.errors import (
     RnnfaceError,
     UnknownPersonError,
 )
+from rnnface.gallery.base import check_name
 from rnnface.gallery.enroll import face_record, pool_template
 from rnnface.gallery.identify import identify_image
 from rnnface.io import load_image
@@ -231,7 +232,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
         return await compute(run)
 
-    @api.get("/people/{name}", response_model=schemas.Person, responses=errors, dependencies=[Depends(reader)], tags=["people"])
+    # {name:path}: a name with "/" (sent as %2F, which the server decodes) must still reach its person
+    @api.get("/people/{name:path}", response_model=schemas.Person, responses=errors, dependencies=[Depends(reader)], tags=["people"])
     async def get_person(name: NameParam) -> schemas.Person:
         """One enrolled person, with the sources of their faces."""
 
@@ -252,6 +254,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         keep_crops: Annotated[bool, Form(description="Store aligned crops so the gallery can be re-embedded.")] = False,
     ) -> schemas.Enrolled:
         """Enroll (or add photos to) a person, all photos in one transaction; unusable photos are listed, not stored."""
+        check_name(name)  # before any upload is decoded
         if len(images) > settings.max_images:
             raise HttpError(413, f"at most {settings.max_images} images per enrollment, got {len(images)}")
         decoded = [await read_image(f, f"images[{i}]") for i, f in enumerate(images)]
@@ -275,7 +278,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
         return await compute(run, timeout=False)  # a write runs to completion: its transaction commits or not at all
 
-    @api.delete("/people/{name}", response_model=schemas.Removed, responses=errors, dependencies=[Depends(writer)], tags=["people"])
+    @api.delete("/people/{name:path}", response_model=schemas.Removed, responses=errors, dependencies=[Depends(writer)], tags=["people"])
     async def delete_person(name: NameParam) -> schemas.Removed:
         """Delete a person with every embedding, crop and source reference."""
 
