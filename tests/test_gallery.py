@@ -282,3 +282,29 @@ def test_cues_are_stored_and_exported(location, tmp_path):
     with open_gallery(tmp_path / "copy.db") as copy:
         copy.import_file(tmp_path / "e.zip")
         np.testing.assert_allclose(next(copy.faces("a")).cues, cues, atol=1e-5)
+
+
+@pytest.mark.parametrize("target", ["sqlite", "milvus-lite"])
+def test_export_import_keeps_templates_bit_identical(tmp_path, location, target):
+    """Issue 11, item 12: aggregator templates were dropped on export/import (mean pooling came back)."""
+    people = people_faces(4)
+    rng = np.random.default_rng(5)
+    pooled = {name: unit(rng.standard_normal(DIM)).astype(np.float32) for name in people}  # not the mean of the faces
+    with open_gallery(location) as g:
+        enroll_all(g, people)
+        for name, template in pooled.items():
+            g.set_template(name, template)
+        before = g.templates()
+        g.export(tmp_path / "export.zip")
+    if target == "milvus-lite":
+        pytest.importorskip("pymilvus")
+        copy_location = f"milvus:{tmp_path / 'copy-milvus.db'}"
+    else:
+        copy_location = str(tmp_path / "copy.db")
+    with open_gallery(copy_location) as copy:
+        copy.import_file(tmp_path / "export.zip")
+        after = copy.templates()
+    assert sorted(after) == sorted(before)
+    for name in before:
+        assert after[name].tobytes() == before[name].tobytes(), name
+        np.testing.assert_array_equal(after[name], pooled[name])

@@ -76,8 +76,10 @@ class PersonInfo:
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
+    """Unit rows, float32; rows already of unit length (to float32 precision) come back bit for bit."""
     x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return np.where(np.abs(norms - 1.0) <= 1e-6, x, x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def rank_people(
@@ -154,6 +156,10 @@ class Gallery(ABC):
         """Replace a person's template (by default the mean of their faces) with another pooling's."""
 
     @abstractmethod
+    def templates(self) -> dict[str, np.ndarray]:
+        """Every person's template, by name."""
+
+    @abstractmethod
     def replace_embeddings(self, model_id: str, embeddings: dict[int, np.ndarray]) -> None:
         """Swap every face's embedding for a new model's, atomically (used by reindex)."""
 
@@ -201,10 +207,13 @@ class Gallery(ABC):
     def export(self, path: str | os.PathLike) -> int:
         """Write the whole gallery to one portable zip (manifest.json, embeddings.npy, crops/); return faces written."""
         stored = list(self.faces())
+        templates = self.templates()
+        people = sorted(templates)
         manifest = {
             "format": EXPORT_FORMAT,
             "model": self.model_id,
             "dim": self.dim,
+            "templates": people,  # row i of templates.npy is people[i]'s template
             "faces": [
                 {
                     "person": f.person,
@@ -225,6 +234,10 @@ class Gallery(ABC):
             emb = np.stack([f.embedding for f in stored]) if stored else np.zeros((0, self.dim or 0), np.float32)
             np.save(buf, emb.astype(np.float32), allow_pickle=False)
             zf.writestr("embeddings.npy", buf.getvalue())
+            buf = io.BytesIO()
+            rows = np.stack([templates[p] for p in people]) if people else np.zeros((0, self.dim or 0), np.float32)
+            np.save(buf, rows.astype(np.float32), allow_pickle=False)
+            zf.writestr("templates.npy", buf.getvalue())
             for i, f in enumerate(stored):
                 if f.crop_png is not None:
                     zf.writestr(f"crops/{i}.png", f.crop_png)
@@ -238,6 +251,7 @@ class Gallery(ABC):
                 manifest = json.loads(zf.read("manifest.json"))
                 emb = np.load(io.BytesIO(zf.read("embeddings.npy")), allow_pickle=False)
                 names = set(zf.namelist())
+                templates = np.load(io.BytesIO(zf.read("templates.npy")), allow_pickle=False) if "templates.npy" in names else None
                 crops = [zf.read(f"crops/{i}.png") if f"crops/{i}.png" in names else None for i in range(len(manifest["faces"]))]
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
             raise GalleryError(f"{path}: not a readable rnnface gallery export ({exc})") from None
@@ -246,12 +260,19 @@ class Gallery(ABC):
         if not manifest["faces"]:
             return 0
         self.check_model(manifest["model"])
+        existing = {p.name for p in self.people()}
         by_person: dict[str, list[FaceRecord]] = {}
         for meta, e, crop in zip(manifest["faces"], emb, crops):
             box = tuple(meta["box"]) if meta.get("box") else None
             cues = np.asarray(meta["cues"], np.float32) if meta.get("cues") is not None else None
             by_person.setdefault(meta["person"], []).append(FaceRecord(e, meta.get("source", ""), box, crop, cues))
         self.enroll_many(list(by_person.items()), manifest["model"])
+        # Templates (e.g. the recurrent aggregator's) come along for people new here; one already in this
+        # gallery keeps the gallery's own template of all their faces.
+        if templates is not None:
+            for name, template in zip(manifest.get("templates", []), templates):
+                if name in by_person and name not in existing:
+                    self.set_template(name, template)
         return len(emb)
 
 

@@ -207,6 +207,12 @@ class MilvusGallery(Gallery):
             raise UnknownPersonError(f"{self.location}: no person named {name!r} (see `rnnface people`)")
         self.client.upsert(self.people_collection, [{"name": name, "faces": rows[0]["faces"], "template": normalize(template).tolist()}])
 
+    def templates(self) -> dict[str, np.ndarray]:
+        if not self._exists():
+            return {}
+        rows = self.client.query(self.people_collection, filter='name != ""', output_fields=["name", "template"])
+        return {r["name"]: np.asarray(r["template"], dtype=np.float32) for r in sorted(rows, key=lambda r: r["name"])}
+
     def search(self, queries: np.ndarray, top_k: int = 5, by: SearchBy = "face") -> list[list[Match]]:
         queries = normalize(np.atleast_2d(queries))
         dim = self.dim

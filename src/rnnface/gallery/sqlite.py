@@ -212,6 +212,10 @@ class SqliteGallery(Gallery):
                 raise UnknownPersonError(f"{self.location}: no person named {name!r} (see `rnnface people`)")
             self._bump()
 
+    def templates(self) -> dict[str, np.ndarray]:
+        rows = self.db.execute("SELECT name, template FROM people ORDER BY name").fetchall()
+        return {name: np.frombuffer(t, dtype=np.float32).copy() for name, t in rows}
+
     # -- index ---------------------------------------------------------------------------------
 
     def _rows_after(self, max_id: int) -> tuple[np.ndarray, np.ndarray]:
