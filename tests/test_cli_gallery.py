@@ -171,3 +171,20 @@ def test_cli_refuses_reserved_and_control_character_names(tmp_path, photos, name
     result = run("enroll", name, photos["bush1"], gallery=g)
     assert result.exit_code == 2 and "invalid person name" in result.output, result.output
     assert not g.exists() or json.loads(run("people", "--json", gallery=g).output)["people"] == []
+
+
+def test_cli_refuses_another_programs_sqlite_file_unchanged(tmp_path):
+    """Issue 11, item 7: `rnnface people -g foreign.db` exited 0 after adding tables and switching the file to WAL."""
+    import hashlib
+    import sqlite3
+
+    path = tmp_path / "foreign.db"
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes VALUES (1, 'keep me');")
+    db.commit()
+    db.close()
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    for args in (("people",), ("remove", "Ada"), ("export", tmp_path / "out.zip")):
+        result = run(*args, gallery=path)
+        assert result.exit_code == 2 and "not an rnnface gallery" in result.output, (args, result.output)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before

@@ -217,6 +217,43 @@ def test_not_a_gallery_file(tmp_path):
         open_gallery("redis://localhost/x")
 
 
+def _foreign_files(tmp_path: Path) -> dict[str, Path]:
+    import sqlite3
+
+    files = {}
+    for kind, script in {
+        "unrelated table": "CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL); INSERT INTO invoices VALUES (1, 9.5);",
+        "meta of another shape": "CREATE TABLE meta (k TEXT, v TEXT, extra INT); CREATE TABLE people (x); CREATE TABLE faces (y);",
+        "schema 0": "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); CREATE TABLE people (x); CREATE TABLE faces (y);"
+        " INSERT INTO meta VALUES ('schema', '0'), ('uid', 'u');",
+    }.items():
+        path = tmp_path / f"{kind.replace(' ', '-')}.db"
+        db = sqlite3.connect(path)
+        db.executescript(script)
+        db.commit()
+        db.close()
+        files[kind] = path
+    return files
+
+
+def test_foreign_sqlite_files_are_refused_byte_for_byte_unchanged(tmp_path):
+    """Issue 11, item 7: another program's SQLite file got rnnface's tables and WAL mode before (or without) a refusal."""
+    import hashlib
+
+    for kind, path in _foreign_files(tmp_path).items():
+        before = hashlib.sha256(path.read_bytes()).hexdigest()
+        with pytest.raises(GalleryError, match="left unchanged"):
+            open_gallery(path)
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == before, kind
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(path.name)) == [path.name], kind  # no -wal, -shm, .faiss
+    empty = tmp_path / "empty.db"
+    empty.touch()  # a new, empty file is ours to fill
+    with open_gallery(empty) as g:
+        g.enroll("Ada", [FaceRecord(unit(np.ones(DIM)).astype(np.float32))], MODEL)
+    with open_gallery(empty) as g:
+        assert [p.name for p in g.people()] == ["Ada"]
+
+
 def _worker(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(WORKER), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -39,6 +39,30 @@ CREATE INDEX IF NOT EXISTS faces_person ON faces(person_id);
 _FACES_PER_PERSON = 8
 
 
+_TABLES = {"meta", "people", "faces"}
+
+
+def _refuse_foreign(path: Path) -> None:
+    """GalleryError, without writing a byte, unless `path` is new, empty, an empty SQLite database or an rnnface gallery."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} - {"sqlite_sequence"}
+            if not tables:
+                return
+            if tables != _TABLES:
+                raise GalleryError(f"{path}: not an rnnface gallery (an SQLite database with tables {', '.join(sorted(tables))}); left unchanged")
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise GalleryError(f"{path}: not an rnnface gallery ({exc}); left unchanged") from None
+    if meta.get("schema") != SCHEMA_VERSION or "uid" not in meta:
+        raise GalleryError(f"{path}: gallery schema {meta.get('schema')!r}, this rnnface reads {SCHEMA_VERSION!r}; left unchanged")
+
+
 @backends.register("sqlite")
 class SqliteGallery(Gallery):
     """SQLite (WAL, one transaction per enrollment) + FAISS. `location` is the .db path."""
@@ -50,6 +74,7 @@ class SqliteGallery(Gallery):
         self.index_kind = index
         if path.is_dir():
             raise GalleryError(f"{path}: is a directory, expected a gallery file")
+        _refuse_foreign(path)  # before anything is written: another program's file stays byte-for-byte as it was
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
