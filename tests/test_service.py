@@ -253,3 +253,16 @@ def test_bounded_load_has_no_server_errors(lfw_images):
     assert result["server_errors"] == 0, result["server_stderr_tail"]
     assert set(result["routes"]) == {"verify", "identify", "enroll"} and result["requests"] >= 12
     assert set(result["statuses"]) <= {"200", "201"}, result["statuses"]
+
+
+@pytest.mark.parametrize("variable, value", [("RNNFACE_MAX_UPLOAD_BYTES", "abc"), ("RNNFACE_OPEN_READS", "maybe"), ("RNNFACE_REQUEST_TIMEOUT_S", "-1")])
+def test_malformed_settings_are_one_line_naming_the_variable(variable, value):
+    """Issue 11, item 18: RNNFACE_MAX_UPLOAD_BYTES=abc gave a pydantic traceback."""
+    from typer.testing import CliRunner
+
+    from rnnface.cli import app
+
+    result = CliRunner().invoke(app, ["serve"], env={variable: value})
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: malformed setting:") and f"{variable}='{value}'" in lines[0], result.output

@@ -416,7 +416,7 @@ def serve(
 
     from rnnface.service.settings import ServiceSettings
 
-    settings = ServiceSettings()  # fail here, before binding, on a malformed setting
+    settings = ServiceSettings.from_env()  # fail here, before binding, on a malformed setting
     typer.echo(f"rnnface service on http://{host}:{port}/ (gallery {settings.gallery}; writes {'need X-API-Key' if settings.api_key else 'disabled: no RNNFACE_API_KEY'})")
     uvicorn.run("rnnface.service.app:create_app", factory=True, host=host, port=port, workers=workers)
 

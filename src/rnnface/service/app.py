@@ -75,7 +75,7 @@ ImageFile = Annotated[UploadFile, File(description="A photo: JPEG, PNG, WebP, BM
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """A new application with its own engine (model + gallery) and settings."""
-    settings = settings or ServiceSettings()
+    settings = settings or ServiceSettings.from_env()
     engine = Engine(settings)
 
     @asynccontextmanager

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rnnface.errors import RnnfaceError
 from rnnface.settings import default_gallery
+
+
+class SettingsError(RnnfaceError):
+    """An RNNFACE_* setting is malformed."""
 
 
 class ServiceSettings(BaseSettings):
@@ -24,3 +29,15 @@ class ServiceSettings(BaseSettings):
     max_images: int = Field(8, gt=0, description="Most images in one enrollment request.")
     max_pixels: int = Field(40_000_000, gt=0, description="Largest accepted image, in pixels.")
     request_timeout_s: float = Field(30.0, gt=0, description="Longest a read request may compute before a 504.")
+
+    @classmethod
+    def from_env(cls) -> ServiceSettings:
+        """The settings from the environment; a malformed variable is one SettingsError line naming it."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{cls.model_config['env_prefix']}{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise SettingsError(f"malformed setting: {problems}") from None
