@@ -152,3 +152,17 @@ def test_tracker_reembeds_continuing_faces_every_nth_step():
     tracks = tracker.finish()
     assert len(tracks) == 3 and [len(t.embeddings) for t in tracks] == [3, 3, 2] and [len(t.frames) for t in tracks] == [6, 6, 3]
     assert Tracker().needs_embedding([face(0)], reembed=1) == [True]
+
+
+def test_native_video_warnings_stay_off_the_terminal(tmp_path):
+    """Issue 11, item 22: FFmpeg's `moov atom not found` and OpenCV's `[ WARN] cap.cpp` printed before the error line."""
+    import subprocess
+    import sys
+
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 10)
+    script = Path(sys.executable).with_name("rnnface")  # the console script: native output goes to the real stderr
+    done = subprocess.run([str(script), "video", str(junk)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert lines == [f"error: {junk}: cannot open this file (not a video, or corrupt)"], lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +50,16 @@ class VideoSource:
         self.capture.release()
 
 
+def silence_native_logs() -> None:
+    """Keep FFmpeg's and OpenCV's own messages ("moov atom not found", "[ WARN] cap.cpp") off the terminal, where
+    they would print before our one-line error. FFmpeg reads its level when its backend loads, at the first capture."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
 def open_source(spec: str) -> VideoSource:
     """Open a file path, a camera index ("0") or a stream URL; raise VideoError saying why not."""
+    silence_native_logs()
     live = spec.isdigit() or "://" in spec
     if spec.isdigit():
         capture = cv2.VideoCapture(int(spec))
