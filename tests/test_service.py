@@ -266,3 +266,14 @@ def test_malformed_settings_are_one_line_naming_the_variable(variable, value):
     assert result.exit_code == 2 and "Traceback" not in result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: malformed setting:") and f"{variable}='{value}'" in lines[0], result.output
+
+
+def test_multipart_limit_errors_have_the_error_shape(tmp_path, photos):
+    """Issue 11, item 24: "Too many files" / "Part exceeded maximum size" lacked the `type` field of every other error."""
+    c = client(tmp_path)
+    big = c.post("/api/v1/people", data={"name": "x" * (1024 * 1024 + 10)}, files=[("images", photos["bush1"])], headers=KEY)
+    assert big.status_code == 400 and big.json()["type"] == "request" and "maximum size" in big.json()["detail"]
+    many = c.post("/api/v1/identify", files=[("image", ("a.png", b"x", "image/png"))] * 1001)
+    assert many.status_code in (400, 413) and many.json()["type"] == "request", many.text
+    missing = c.get("/api/v1/nowhere")
+    assert missing.status_code == 404 and missing.json() == {"detail": "Not Found", "type": "request"}

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rnnface import __version__
 from rnnface.errors import (
@@ -137,6 +138,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def rnnface_error(request: Request, exc: RnnfaceError) -> JSONResponse:
         status = next(code for cls, code in STATUS_OF + [(RnnfaceError, 422)] if isinstance(exc, cls))
         return _error(status, str(exc), type(exc).__name__)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def starlette_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own refusals (multipart limits: "Too many files", "Part exceeded maximum size"; 404; 405)
+        return _error(exc.status_code, str(exc.detail), "request")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
