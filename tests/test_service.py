@@ -277,3 +277,29 @@ def test_multipart_limit_errors_have_the_error_shape(tmp_path, photos):
     assert many.status_code in (400, 413) and many.json()["type"] == "request", many.text
     missing = c.get("/api/v1/nowhere")
     assert missing.status_code == 404 and missing.json() == {"detail": "Not Found", "type": "request"}
+
+
+def test_identify_holds_the_gallery_only_to_search(tmp_path, photos, monkeypatch):
+    """Issue 11, item 27: GET /people waited seconds behind identifies, which held the gallery lock while detecting and embedding."""
+    import threading
+    import time
+
+    c = client(tmp_path)
+    assert c.post("/api/v1/people", data={"name": "Bush"}, files=[("images", photos["bush1"])], headers=KEY).status_code == 201
+    pipeline = c.app.state.engine.pipeline
+    slow, real = threading.Event(), pipeline.embed
+
+    def slow_embed(*args, **kwargs):
+        slow.set()
+        time.sleep(2.0)  # a large photo
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "embed", slow_embed)
+    worker = threading.Thread(target=lambda: c.post("/api/v1/identify", files={"image": photos["bush2"]}))
+    worker.start()
+    assert slow.wait(10)
+    start = time.perf_counter()
+    assert c.get("/api/v1/people").status_code == 200
+    waited = time.perf_counter() - start
+    worker.join()
+    assert waited < 1.0, f"GET /people waited {waited:.1f} s behind an identify"

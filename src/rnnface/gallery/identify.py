@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from rnnface.detection import Face
 from rnnface.errors import GalleryError, EmptyGalleryError, ModelError
 from rnnface.gallery.base import UNKNOWN, Gallery, Match, SearchBy
@@ -37,14 +39,32 @@ def identify_image(
     by: SearchBy = "face",
 ) -> list[Identification]:
     """Every face in `image` (largest first) with its top-k gallery people; [] when the image has no face."""
-    model_id = pipeline.embedder.checkpoint.model_id
+    check_gallery(gallery, pipeline)  # before any detection work
+    faces, embeddings = pipeline.embed(as_image(image))
+    return search_faces(gallery, pipeline, faces, embeddings, top_k, threshold, by)
+
+
+def check_gallery(gallery: Gallery, pipeline: FacePipeline) -> None:
+    """Raise unless the gallery holds people embedded by the pipeline's model."""
     if gallery.model_id is None:
         raise EmptyGalleryError(f"{gallery.location}: the gallery is empty; enroll people first (rnnface enroll)")
-    gallery.check_model(model_id)
+    gallery.check_model(pipeline.embedder.checkpoint.model_id)
+
+
+def search_faces(
+    gallery: Gallery,
+    pipeline: FacePipeline,
+    faces: list[Face],
+    embeddings: np.ndarray,
+    top_k: int = 5,
+    threshold: float | None = None,
+    by: SearchBy = "face",
+) -> list[Identification]:
+    """The gallery part of `identify_image`, for faces already embedded (so a caller can hold the gallery only for it)."""
+    check_gallery(gallery, pipeline)
     threshold = pipeline.embedder.threshold if threshold is None else check_threshold(threshold)
     if threshold is None:
         raise ModelError("this checkpoint has no calibrated threshold; pass one explicitly (--threshold)")
-    faces, embeddings = pipeline.embed(as_image(image))
     if not faces:
         return []
     results = gallery.search(embeddings, top_k=top_k, by=by)

@@ -35,7 +35,7 @@ from rnnface.errors import (
 )
 from rnnface.gallery.base import check_name
 from rnnface.gallery.enroll import face_record, pool_template
-from rnnface.gallery.identify import identify_image
+from rnnface.gallery.identify import search_faces
 from rnnface.io import load_image
 from rnnface.service import schemas
 from rnnface.service.engine import Engine
@@ -222,8 +222,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
         def run() -> list:
             pipeline = engine.pipeline
+            faces, embeddings = pipeline.embed(img)  # detection and embedding need no gallery: it stays free meanwhile
             with engine.gallery() as g:
-                return identify_image(g, pipeline, img, top_k=top_k, threshold=threshold)
+                return search_faces(g, pipeline, faces, embeddings, top_k=top_k, threshold=threshold)
 
         results = await compute(run)
         return schemas.IdentifyResult(width=img.shape[1], height=img.shape[0], faces=[r.to_dict() for r in results])
