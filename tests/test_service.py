@@ -303,3 +303,39 @@ def test_identify_holds_the_gallery_only_to_search(tmp_path, photos, monkeypatch
     waited = time.perf_counter() - start
     worker.join()
     assert waited < 1.0, f"GET /people waited {waited:.1f} s behind an identify"
+
+
+def test_no_server_path_in_any_response(tmp_path, photos, lfw_images):
+    """Issue 11, item 3: CLI-enrolled photos' absolute paths went out in GET /people/{name} and identify's matches,
+    and error bodies quoted the gallery path."""
+    from rnnface.gallery.enroll import enroll_images
+    from rnnface.recognition import FacePipeline
+
+    c = client(tmp_path)
+    empty = c.post("/api/v1/identify", files={"image": photos["bush1"]})
+    assert empty.status_code == 409 and "g.db" in empty.json()["detail"]
+    with open_gallery(tmp_path / "g.db") as g:  # as `rnnface enroll` does: sources are server paths
+        enroll_images(g, FacePipeline(), "George_W_Bush", [lfw_images / "George_W_Bush" / "George_W_Bush_0001.jpg"])
+    responses = [
+        c.get("/api/v1/people/George_W_Bush"),
+        c.post("/api/v1/identify", files={"image": photos["bush2"]}),
+        c.get("/api/v1/people/nobody"),
+        c.post("/api/v1/identify", files={"image": ("x.png", b"not a png", "image/png")}),
+        empty,
+    ]
+    for r in responses:
+        assert str(tmp_path) not in r.text and str(lfw_images) not in r.text, r.text
+    assert responses[0].json()["sources"] == ["George_W_Bush_0001.jpg"]
+    assert responses[1].json()["faces"][0]["matches"][0]["source"] == "George_W_Bush_0001.jpg"
+
+
+def test_closed_reads_close_ready_and_the_spec_and_no_cdn_pages(tmp_path):
+    """Issue 11, items 3 and 5: /ready and /openapi.json stayed open with RNNFACE_OPEN_READS=false; /docs and /redoc
+    load Swagger/ReDoc from a CDN (blank offline, a third-party script)."""
+    closed = client(tmp_path, open_reads=False)
+    for path in ("/api/v1/ready", "/openapi.json"):
+        assert closed.get(path).status_code == 401, path
+        assert closed.get(path, headers=KEY).status_code == 200, path
+    assert closed.get("/api/v1/health").status_code == 200  # liveness tells nothing
+    for path in ("/docs", "/redoc"):
+        assert closed.get(path).status_code == 404 and client(tmp_path).get(path).status_code == 404

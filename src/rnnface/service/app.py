@@ -5,10 +5,12 @@ inference runs in worker threads off the event loop, and no state lives at modul
 """
 
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from importlib import resources
+from pathlib import PurePath
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -66,8 +68,25 @@ class HttpError(Exception):
         self.status = status
 
 
-def _error(status: int, message: str, kind: str) -> JSONResponse:
-    return JSONResponse({"detail": message, "type": kind}, status_code=status)
+#: An absolute filesystem path (two or more segments), to be cut down to its last segment.
+_PATH = re.compile(r"(?<![\w.:/])(?:/[^\s/:'\",;()]+){2,}")
+
+
+def redact(text: str, known: tuple[str, ...] = ()) -> str:
+    """`text` with server paths replaced by their file names (the `known` ones, which may hold spaces, first;
+    then anything shaped like an absolute path): no response tells where files live."""
+    for path in sorted(known, key=len, reverse=True):
+        text = text.replace(path, PurePath(path).name)
+    return _PATH.sub(lambda m: m.group(0).rsplit("/", 1)[-1], text)
+
+
+def source_name(source: str) -> str:
+    """What a client may see of a face's source: an upload label as it is, a server file by its name only."""
+    return PurePath(source).name if PurePath(source).is_absolute() else source
+
+
+def _error(status: int, message: str, kind: str, known: tuple[str, ...] = ()) -> JSONResponse:
+    return JSONResponse({"detail": redact(message, known), "type": kind}, status_code=status)
 
 
 NameParam = Annotated[str, Path(min_length=1, max_length=256, description="The person's name, as enrolled.")]
@@ -84,14 +103,21 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         yield
         await anyio.to_thread.run_sync(engine.close)
 
+    # No /docs or /redoc: FastAPI serves them from a CDN (blank offline, a third-party script on an admin page).
+    # The spec is at /openapi.json, open or keyed like every read.
     app = FastAPI(
         title="rnnface",
         version=__version__,
         summary="Face detection, verification and 1:N identification with recurrent networks.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.engine = engine
     app.state.settings = settings
+    # server paths that error messages may quote (the gallery's, the model's): cut to their names in responses
+    known_paths = tuple({str(p) for p in (settings.gallery, settings.model) if p} | {str(PurePath(settings.gallery).parent)} - {"", "."})
     key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Needed by write routes (and reads when RNNFACE_OPEN_READS=false).")
 
     def check_key(key: str | None, what: str) -> None:
@@ -132,12 +158,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @app.exception_handler(HttpError)
     async def http_error(request: Request, exc: HttpError) -> JSONResponse:
-        return _error(exc.status, str(exc), "request")
+        return _error(exc.status, str(exc), "request", known_paths)
 
     @app.exception_handler(RnnfaceError)
     async def rnnface_error(request: Request, exc: RnnfaceError) -> JSONResponse:
         status = next(code for cls, code in STATUS_OF + [(RnnfaceError, 422)] if isinstance(exc, cls))
-        return _error(status, str(exc), type(exc).__name__)
+        return _error(status, str(exc), type(exc).__name__, known_paths)
 
     @app.exception_handler(StarletteHTTPException)
     async def starlette_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -170,7 +196,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         """Liveness: the process answers."""
         return schemas.Health(status="ok", version=__version__)
 
-    @api.get("/ready", response_model=schemas.Ready, responses={503: {"model": schemas.Error}}, tags=["service"])
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(reader)])
+    async def openapi_spec() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @api.get("/ready", response_model=schemas.Ready, responses={503: {"model": schemas.Error}}, dependencies=[Depends(reader)], tags=["service"])
     async def ready() -> schemas.Ready:
         """Readiness: the model is loaded and the gallery opens (loads them if needed)."""
 
@@ -227,7 +257,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 return search_faces(g, pipeline, faces, embeddings, top_k=top_k, threshold=threshold)
 
         results = await compute(run)
-        return schemas.IdentifyResult(width=img.shape[1], height=img.shape[0], faces=[r.to_dict() for r in results])
+        faces = [r.to_dict() for r in results]
+        for face in faces:  # a CLI-enrolled face's source is a server path: only its file name goes out
+            for match in face["matches"]:
+                match["source"] = source_name(match["source"])
+        return schemas.IdentifyResult(width=img.shape[1], height=img.shape[0], faces=faces)
 
     @api.get("/people", response_model=schemas.PeopleList, responses=errors, dependencies=[Depends(reader)], tags=["people"])
     async def list_people() -> schemas.PeopleList:
@@ -249,7 +283,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                 faces = list(g.faces(name))
             if not faces:
                 raise UnknownPersonError(f"no person named {name!r}")
-            return schemas.Person(name=name, faces=len(faces), sources=[f.source for f in faces])
+            return schemas.Person(name=name, faces=len(faces), sources=[source_name(f.source) for f in faces])
 
         return await compute(run)
 
