@@ -339,3 +339,32 @@ def test_closed_reads_close_ready_and_the_spec_and_no_cdn_pages(tmp_path):
     assert closed.get("/api/v1/health").status_code == 200  # liveness tells nothing
     for path in ("/docs", "/redoc"):
         assert closed.get(path).status_code == 404 and client(tmp_path).get(path).status_code == 404
+
+
+def test_enroll_skips_every_unusable_photo_by_one_rule(tmp_path, photos, lfw_images):
+    """Issue 11, item 21: one non-image among several photos failed the whole request while face-less ones were
+    skipped, and the several-faces reason spoke the CLI's `--largest`."""
+    import io as _io
+
+    group = Image.new("RGB", (500, 250))
+    group.paste(Image.open(lfw_images / "George_W_Bush" / "George_W_Bush_0001.jpg"), (0, 0))
+    group.paste(Image.open(lfw_images / "Serena_Williams" / "Serena_Williams_0001.jpg"), (250, 0))
+    buf = _io.BytesIO()
+    group.save(buf, format="PNG")
+    c = client(tmp_path)
+    files = [
+        ("images", ("notes.txt", b"hello", "text/plain")),
+        ("images", photos["bush1"]),
+        ("images", ("broken.png", b"\x89PNG\r\n\x1a\n not really", "image/png")),
+        ("images", ("group.png", buf.getvalue(), "image/png")),
+        ("images", png()),
+    ]
+    response = c.post("/api/v1/people", data={"name": "Bush"}, files=files, headers=KEY)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["faces"] == 1 and [s["image"] for s in body["skipped"]] == ["upload:notes.txt", "upload:broken.png", "upload:group.png", "upload:blank.png"]
+    reasons = [s["reason"] for s in body["skipped"]]
+    assert "expected an image" in reasons[0] and "no face" == reasons[3]
+    assert "largest=true" in reasons[2] and "--largest" not in reasons[2]
+    nothing = c.post("/api/v1/people", data={"name": "Nobody"}, files=[("images", ("notes.txt", b"hello", "text/plain"))], headers=KEY)
+    assert nothing.status_code == 422 and "nothing enrolled" in nothing.json()["detail"]

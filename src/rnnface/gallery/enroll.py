@@ -26,15 +26,22 @@ def png_bytes(crop: np.ndarray) -> bytes:
 
 
 def face_record(
-    pipeline: FacePipeline, image: str | os.PathLike | np.ndarray, source: str | None = None, largest: bool = False, keep_crop: bool = False
+    pipeline: FacePipeline,
+    image: str | os.PathLike | np.ndarray,
+    source: str | None = None,
+    largest: bool = False,
+    keep_crop: bool = False,
+    largest_option: str = "--largest",
 ) -> FaceRecord:
-    """The one face of an enrollment photo (path or RGB array); raises RnnfaceError naming why it cannot be used."""
+    """The one face of an enrollment photo (path or RGB array); raises RnnfaceError naming why it cannot be used.
+
+    `largest_option` is how the caller's interface spells "use the largest face" (CLI flag, API field)."""
     pixels = load_image(image) if not isinstance(image, np.ndarray) else image
     faces = pipeline.detect(pixels)
     if not faces:
         raise RnnfaceError("no face")
     if len(faces) > 1 and not largest:
-        raise RnnfaceError(f"several faces ({len(faces)}); enroll a photo of one person, or pass --largest")
+        raise RnnfaceError(f"several faces ({len(faces)}); enroll a photo of one person, or pass {largest_option}")
     crop = pipeline.align(pixels, faces[:1])[0].image
     embedding = pipeline.embedder.embed_crops(crop[None])[0]
     box = tuple(float(v) for v in faces[0].box)

@@ -298,24 +298,34 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         check_name(name)  # before any upload is decoded
         if len(images) > settings.max_images:
             raise HttpError(413, f"at most {settings.max_images} images per enrollment, got {len(images)}")
-        decoded = [await read_image(f, f"images[{i}]") for i, f in enumerate(images)]
+        # One rule with the CLI: a photo that cannot be used (not an image, corrupt, no face, several faces) is
+        # listed with its reason and the others are enrolled; the request fails only when none can be used.
         labels = [f"upload:{(f.filename or f'image{i}')[:200]}" for i, f in enumerate(images)]
+        decoded, skipped = [], []  # (input position, ...) so the skips are listed in upload order
+        for i, (upload, label) in enumerate(zip(images, labels)):
+            try:
+                decoded.append((i, await read_image(upload, f"images[{i}]"), label))
+            except (ImageError, HttpError) as exc:
+                if isinstance(exc, ImageTooLargeError) or getattr(exc, "status", 415) == 413:
+                    raise  # a limit refuses the whole request
+                skipped.append((i, label, str(exc).split(": ", 1)[-1]))
 
         def run() -> schemas.Enrolled:
             pipeline = engine.pipeline
             model_id = pipeline.embedder.checkpoint.model_id
-            records, skipped = [], []
-            for img, label in zip(decoded, labels):
+            records = []
+            for i, img, label in decoded:
                 try:
-                    records.append(face_record(pipeline, img, label, largest=largest, keep_crop=keep_crops))
+                    records.append(face_record(pipeline, img, label, largest=largest, keep_crop=keep_crops, largest_option="largest=true"))
                 except RnnfaceError as exc:
-                    skipped.append({"image": label, "reason": str(exc)})
+                    skipped.append((i, label, str(exc)))
+            skipped.sort()
             if not records:
-                raise NoFaceError(f"nothing enrolled for {name!r}: " + "; ".join(f"{s['image']}: {s['reason']}" for s in skipped))
+                raise NoFaceError(f"nothing enrolled for {name!r}: " + "; ".join(f"{label}: {reason}" for _, label, reason in skipped))
             with engine.gallery() as g:
                 g.enroll(name, records, model_id)
                 pool_template(g, name, engine.pool)
-            return schemas.Enrolled(name=name, faces=len(records), skipped=skipped)
+            return schemas.Enrolled(name=name, faces=len(records), skipped=[{"image": label, "reason": r} for _, label, r in skipped])
 
         return await compute(run, timeout=False)  # a write runs to completion: its transaction commits or not at all
 
