@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnface.errors import GalleryError
+from rnnface.errors import EmptyGalleryError, GalleryError
 from rnnface.gallery import FaceRecord, open_gallery
 from rnnface.gallery import index as gallery_index
 from tests.gallery_worker import DIM, FACES, MODEL, embeddings_of
@@ -345,3 +345,43 @@ def test_export_import_keeps_templates_bit_identical(tmp_path, location, target)
     for name in before:
         assert after[name].tobytes() == before[name].tobytes(), name
         np.testing.assert_array_equal(after[name], pooled[name])
+
+
+def test_search_while_another_writer_empties_and_refills_the_gallery(tmp_path):
+    """Issue 11, item 13: a search racing a removal of the last person crashed with
+    `'NoneType' object has no attribute 'search'` or mixed dimensions; it must see one state or the other."""
+    import threading
+
+    path = tmp_path / "g.db"
+    face = people_faces(1)["person_00"]
+    with open_gallery(path) as g:
+        g.enroll("person_00", [FaceRecord(f) for f in face], MODEL)
+    errors, searches, stop = [], [0, 0], threading.Event()
+
+    def writer():
+        with open_gallery(path) as g:
+            while not stop.is_set():
+                g.remove("person_00")
+                g.enroll("person_00", [FaceRecord(f) for f in face], MODEL)
+
+    def reader():
+        with open_gallery(path) as g:
+            while not stop.is_set():
+                try:
+                    hits = g.search(face[0], top_k=1)
+                    assert hits[0] == [] or hits[0][0].person == "person_00"
+                    searches[0] += 1
+                except EmptyGalleryError:
+                    searches[1] += 1
+                except Exception as exc:  # noqa: BLE001 - anything else is the defect
+                    errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    time.sleep(4.0)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors[:3]
+    assert searches[0] > 10, searches

@@ -249,8 +249,11 @@ class SqliteGallery(Gallery):
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dim or 0)
         return ids, vecs
 
-    def _sync(self, rebuild: bool = False) -> None:
-        """Bring the in-memory index up to the database: load the file, catch up by id, or (`rebuild`) build anew."""
+    def _sync(self, rebuild: bool = False) -> tuple[FaceIndex | None, Stamp | None]:
+        """Bring the in-memory index up to the database: load the file, catch up by id, or (`rebuild`) build anew.
+
+        Returns the index and its stamp as of one snapshot of the database ((None, None) when it is empty), so a
+        caller never mixes states while other processes write."""
         self.db.execute("BEGIN")  # a read transaction: everything below sees one snapshot of the database
         try:
             meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
@@ -259,10 +262,10 @@ class SqliteGallery(Gallery):
             dim = int(meta["dim"]) if "dim" in meta else None
             if model is None:
                 self._index, self._stamp = None, None
-                return
+                return None, None
             current = (uid, model, dim, generation, removals)
             if not rebuild and self._stamp is not None and self._index is not None and self._stamp.key == current:
-                return
+                return self._index, self._stamp
             if self._index is None and not rebuild:
                 self._load_file()
             stamp = self._stamp
@@ -283,6 +286,7 @@ class SqliteGallery(Gallery):
             raise GalleryError(f"{self.location}: index has {len(self._index)} faces, database {count}; delete {self.index_path}")
         self._stamp = Stamp(uid, model, dim, self._index.kind, generation, removals, max_id, count)
         self._dirty = True
+        return self._index, self._stamp
 
     def _load_file(self) -> None:
         if not self.index_path.exists():
@@ -293,21 +297,31 @@ class SqliteGallery(Gallery):
             log.warning("%s: index file unusable (%s); rebuilding it from the database", self.index_path, exc)
             self._index, self._stamp = None, None
 
-    def search(self, queries: np.ndarray, top_k: int = 5, by: SearchBy = "face") -> list[list[Match]]:
-        queries = normalize(np.atleast_2d(queries))
-        if self.model_id is None:
+    def _check_query(self, queries: np.ndarray, dim: int | None) -> None:
+        if dim is None:
             raise EmptyGalleryError(f"{self.location}: the gallery is empty; enroll people first (rnnface enroll)")
-        if queries.shape[1] != self.dim:
-            raise GalleryError(f"query of dimension {queries.shape[1]}, the gallery holds {self.dim}")
+        if queries.shape[1] != dim:
+            raise GalleryError(f"query of dimension {queries.shape[1]}, the gallery holds {dim}")
+
+    def search(self, queries: np.ndarray, top_k: int = 5, by: SearchBy = "face") -> list[list[Match]]:
+        # Every check and lookup uses one snapshot: another process may empty or refill the gallery meanwhile.
+        queries = normalize(np.atleast_2d(queries))
         if by == "template":
-            rows = self.db.execute("SELECT name, template FROM people").fetchall()
+            self.db.execute("BEGIN")
+            try:
+                dim = self.dim
+                rows = self.db.execute("SELECT name, template FROM people").fetchall()
+            finally:
+                self.db.execute("COMMIT")
+            self._check_query(queries, dim if rows else None)
             names = [r[0] for r in rows]
             templates = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
             sims = queries @ templates.T
             order = np.argsort(-sims, axis=1)[:, :top_k]
             return [[Match(names[j], float(sims[q, j])) for j in row] for q, row in enumerate(order)]
-        self._sync()
-        sims, ids = self._index.search(queries, top_k * _FACES_PER_PERSON)
+        index, stamp = self._sync()
+        self._check_query(queries, stamp.dim if stamp is not None else None)
+        sims, ids = index.search(queries, top_k * _FACES_PER_PERSON)
         wanted = sorted({int(i) for i in ids.ravel() if i >= 0})
         person_of, source_of = {}, {}
         for start in range(0, len(wanted), 900):  # SQLite caps bound parameters
