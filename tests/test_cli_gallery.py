@@ -188,3 +188,29 @@ def test_cli_refuses_another_programs_sqlite_file_unchanged(tmp_path):
         result = run(*args, gallery=path)
         assert result.exit_code == 2 and "not an rnnface gallery" in result.output, (args, result.output)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_unreadable_photo_is_skipped_as_permission_denied(tmp_path, photos, monkeypatch):
+    """Issue 11, item 23: an unreadable photo showed a Typer error box, aborted the readable photos of `enroll`,
+    and `enroll-dir` called it corrupt."""
+    import shutil
+
+    from rnnface.io import image as image_module
+
+    locked = tmp_path / "locked.jpg"
+    shutil.copy(photos["bush2"], locked)
+    real_open = image_module.Image.open
+
+    def guarded_open(fp, *args, **kwargs):
+        if str(fp) == str(locked):
+            raise PermissionError(13, "Permission denied", str(fp))
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(image_module.Image, "open", guarded_open)
+    g = tmp_path / "g.db"
+    result = run("enroll", "Bush", photos["bush1"], locked, "--json", gallery=g)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["faces"] == 1 and summary["skipped"] == [{"image": str(locked), "reason": "unreadable: permission denied (the file cannot be read)"}]
+    result = run("detect", locked, gallery=g)
+    assert result.exit_code == 2 and result.output.strip() == f"error: {locked}: permission denied (the file cannot be read)"

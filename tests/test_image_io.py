@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rnnface.errors import ImageError
+from rnnface.errors import ImageError, ImageTooLargeError
 from rnnface.io import load_image
 
 
@@ -121,3 +121,38 @@ def test_corrupt_bytes_inside_valid_header(tmp_path):
 def test_empty_bytes():
     with pytest.raises(ImageError, match="empty input"):
         load_image(b"")
+
+
+def test_size_limits_are_checked_from_the_header(tmp_path):
+    """Issue 11, items 2 and 14: a 99,000,000 x 1 PNG (under the pixel limit) ran out of memory; a 16-bit image's
+    decode cost is counted in bytes, and its conversion stays within a few bytes per pixel."""
+    strip = tmp_path / "strip.png"
+    Image.new("L", (99_000, 1)).save(strip)
+    with pytest.raises(ImageTooLargeError, match="a side over the limit of 30,000 pixels"):
+        load_image(strip)
+    deep = tmp_path / "deep.png"
+    Image.fromarray(np.full((40, 30), 65535, np.uint16)).save(deep)
+    with pytest.raises(ImageTooLargeError, match=r"a 30x40 I;16 image takes 12,000 bytes to decode, over the limit of 1,000"):
+        load_image(deep, max_decoded_bytes=1000)
+    assert load_image(deep).shape == (40, 30, 3)
+
+
+def test_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
+    """Issue 11, item 23: an unreadable photo was called "corrupt or truncated"."""
+    from PIL import Image as PILImage
+
+    photo = tmp_path / "locked.jpg"
+    PILImage.new("RGB", (20, 20)).save(photo)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(photo))
+
+    monkeypatch.setattr(PILImage, "open", denied)
+    with pytest.raises(ImageError, match="locked.jpg: permission denied"):
+        load_image(photo)
+    monkeypatch.undo()
+    from pathlib import Path
+
+    monkeypatch.setattr(Path, "stat", denied)  # a file in a folder we may not enter: even stat() is refused
+    with pytest.raises(ImageError, match="locked.jpg: permission denied"):
+        load_image(photo)

@@ -368,3 +368,56 @@ def test_enroll_skips_every_unusable_photo_by_one_rule(tmp_path, photos, lfw_ima
     assert "largest=true" in reasons[2] and "--largest" not in reasons[2]
     nothing = c.post("/api/v1/people", data={"name": "Nobody"}, files=[("images", ("notes.txt", b"hello", "text/plain"))], headers=KEY)
     assert nothing.status_code == 422 and "nothing enrolled" in nothing.json()["detail"]
+
+
+def _png16(width: int, height: int) -> tuple[str, bytes, str]:
+    data = np.zeros((height, width), np.uint16)
+    data[::7, ::3] = 60000
+    buf = io.BytesIO()
+    Image.fromarray(data).save(buf, format="PNG")
+    return ("wide16.png", buf.getvalue(), "image/png")
+
+
+def test_decoded_bytes_are_limited_from_the_header(tmp_path):
+    """Issue 11, item 2: a tiny 16-bit PNG of 8000x5000 cost ~1.1 GB to decode; the limit counts decoded bytes."""
+    upload = _png16(8000, 5000)
+    assert len(upload[1]) < 200_000
+    c = client(tmp_path, max_decoded_bytes=100_000_000)
+    r = c.post("/api/v1/detect", files={"image": upload})
+    assert r.status_code == 413 and "bytes to decode, over the limit of 100,000,000" in r.json()["detail"]
+
+
+def test_concurrent_decodes_are_bounded_and_the_timeout_covers_decoding(tmp_path, monkeypatch):
+    """Issue 11, items 2 and 25: four large decodes at once multiplied memory; a slow decode answered 200 after
+    the request time limit."""
+    import threading
+    import time
+
+    from rnnface.service import app as app_module
+
+    active, peak, lock = [0], [0], threading.Lock()
+    real = app_module.load_image
+
+    def slow_load(*args, **kwargs):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            time.sleep(0.6)
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(app_module, "load_image", slow_load)
+    c = client(tmp_path, max_concurrent_decodes=2)
+    statuses = []
+    workers = [threading.Thread(target=lambda: statuses.append(c.post("/api/v1/detect", files={"image": png()}).status_code)) for _ in range(5)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert statuses == [200] * 5 and peak[0] == 2, (statuses, peak)
+    hurried = client(tmp_path, request_timeout_s=0.2)
+    r = hurried.post("/api/v1/detect", files={"image": png()})
+    assert r.status_code == 504 and "longer than 0.2 s" in r.json()["detail"]

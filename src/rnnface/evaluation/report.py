@@ -12,8 +12,9 @@ from rnnface.evaluation.protocol import VerificationReport
 
 def markdown_table(rows: dict[str, VerificationReport]) -> str:
     """One row per method: accuracy ± std, AUC, EER, TAR@FAR."""
+    folds = len(next(iter(rows.values())).fold_accuracies) if rows else 10
     lines = [
-        "| method | accuracy (10-fold) | AUC | EER | TAR@FAR=1e-2 | TAR@FAR=1e-3 |",
+        f"| method | accuracy ({folds}-fold) | AUC | EER | TAR@FAR=1e-2 | TAR@FAR=1e-3 |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, r in rows.items():

@@ -7,6 +7,7 @@ inference runs in worker threads off the event loop, and no state lives at modul
 import logging
 import re
 import secrets
+import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -118,6 +119,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.settings = settings
     # server paths that error messages may quote (the gallery's, the model's): cut to their names in responses
     known_paths = tuple({str(p) for p in (settings.gallery, settings.model) if p} | {str(PurePath(settings.gallery).parent)} - {"", "."})
+    decode_slots = threading.BoundedSemaphore(settings.max_concurrent_decodes)
     key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Needed by write routes (and reads when RNNFACE_OPEN_READS=false).")
 
     def check_key(key: str | None, what: str) -> None:
@@ -141,8 +143,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         data = await upload.read(settings.max_upload_bytes + 1)
         if len(data) > settings.max_upload_bytes:
             raise HttpError(413, f"{field}: file larger than the limit of {settings.max_upload_bytes:,} bytes")
+
+        def decode() -> np.ndarray:
+            # The slot is taken in the worker thread, so a decode abandoned by a timeout still holds it until it ends.
+            with decode_slots:
+                return load_image(data, max_pixels=settings.max_pixels, max_decoded_bytes=settings.max_decoded_bytes)
+
         try:
-            return await anyio.to_thread.run_sync(lambda: load_image(data, max_pixels=settings.max_pixels))
+            return await compute(decode)  # decoding counts against the request's time limit too
         except ImageError as exc:
             message = str(exc).split(": ", 1)[-1]
             raise type(exc)(f"{field}: {message}") from None

@@ -28,6 +28,8 @@ class ServiceSettings(BaseSettings):
     max_upload_bytes: int = Field(10 * 2**20, gt=0, description="Largest accepted image file.")
     max_images: int = Field(8, gt=0, description="Most images in one enrollment request.")
     max_pixels: int = Field(40_000_000, gt=0, description="Largest accepted image, in pixels.")
+    max_decoded_bytes: int = Field(500_000_000, gt=0, description="Most memory one image may take to decode (estimated from its header).")
+    max_concurrent_decodes: int = Field(2, gt=0, description="Images decoded at once; others wait (memory: this x max_decoded_bytes).")
     request_timeout_s: float = Field(30.0, gt=0, description="Longest a read request may compute before a 504.")
 
     @classmethod
