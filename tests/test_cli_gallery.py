@@ -62,7 +62,7 @@ def test_enroll_identify_draw_people_remove(photos, tmp_path, blank, corrupt):
 
     listing = json.loads(run("people", "--json", gallery=g).output)
     assert [(p["name"], p["faces"]) for p in listing["people"]] == [("George_W_Bush", 2), ("Serena_Williams", 1)]
-    assert listing["model"].startswith("conv_birnn")
+    assert listing["model"].startswith("facenet_birnn")
     assert run("remove", "George_W_Bush", gallery=g).output.strip() == "removed George_W_Bush: 2 face(s)"
     with open_gallery(g) as gallery:
         assert [p.name for p in gallery.people()] == ["Serena_Williams"] and len(gallery) == 1
@@ -214,3 +214,19 @@ def test_unreadable_photo_is_skipped_as_permission_denied(tmp_path, photos, monk
     assert summary["faces"] == 1 and summary["skipped"] == [{"image": str(locked), "reason": "unreadable: permission denied (the file cannot be read)"}]
     result = run("detect", locked, gallery=g)
     assert result.exit_code == 2 and result.output.strip() == f"error: {locked}: permission denied (the file cannot be read)"
+
+
+def test_enroll_dir_goes_on_past_an_invalid_folder_name(tmp_path, lfw_images):
+    """Issue 11, item 11: a folder name with a trailing space stopped `enroll-dir`: everyone after it silently not enrolled."""
+    import shutil
+
+    root = tmp_path / "people"
+    for folder, person in (("Aaron_Eckhart", "Aaron_Eckhart"), ("Bad_Name ", "George_W_Bush"), ("Serena_Williams", "Serena_Williams")):
+        (root / folder).mkdir(parents=True)
+        shutil.copy(lfw_images / person / f"{person}_0001.jpg", root / folder / "1.jpg")
+    g = tmp_path / "g.db"
+    result = run("enroll-dir", root, "--json", gallery=g)
+    assert result.exit_code == 2, result.output
+    summary = json.loads(result.output[result.output.index("{\n") : result.output.rindex("}") + 1])  # around the progress bar
+    assert summary["people"] == 2 and [r["folder"] for r in summary["refused"]] == ["Bad_Name "]
+    assert [p["name"] for p in json.loads(run("people", "--json", gallery=g).output)["people"]] == ["Aaron_Eckhart", "Serena_Williams"]

@@ -45,12 +45,18 @@ def _pipeline(model: Path | None):
 
 
 def _print_summary(summary, as_json: bool, where: str) -> None:
+    """Print what was enrolled and skipped; exit 2 after it when whole person folders were refused."""
     if as_json:
         typer.echo(json.dumps({"gallery": where, **summary.to_dict()}, indent=2))
-        return
-    for image, reason in summary.skipped:
-        typer.echo(f"skipped {image}: {reason}")
-    typer.echo(f"enrolled {summary.faces} face(s) of {summary.people} person(s) into {where}; skipped {len(summary.skipped)} image(s)")
+    else:
+        for image, reason in summary.skipped:
+            typer.echo(f"skipped {image}: {reason}")
+        for folder, reason in summary.refused:
+            typer.echo(f"refused folder {folder!r}: {reason}")
+        typer.echo(f"enrolled {summary.faces} face(s) of {summary.people} person(s) into {where}; skipped {len(summary.skipped)} image(s)")
+    if summary.refused:
+        typer.echo(f"error: {len(summary.refused)} person folder(s) not enrolled (invalid names); rename them and run again", err=True)
+        raise typer.Exit(2)
 
 
 @app.command()

@@ -301,6 +301,12 @@ class EnrollSummary:
     people: int = 0
     faces: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # person folders not enrolled at all, with why
 
     def to_dict(self) -> dict:
-        return {"people": self.people, "faces": self.faces, "skipped": [{"image": i, "reason": r} for i, r in self.skipped]}
+        return {
+            "people": self.people,
+            "faces": self.faces,
+            "skipped": [{"image": i, "reason": r} for i, r in self.skipped],
+            "refused": [{"folder": f, "reason": r} for f, r in self.refused],
+        }

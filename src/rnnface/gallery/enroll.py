@@ -119,6 +119,11 @@ def enroll_directory(
     gallery.check_model(model_id)
     summary = EnrollSummary()
     for person in tqdm(people, desc="enroll", unit="person", disable=not progress):
+        try:
+            check_name(person)
+        except GalleryError as exc:  # e.g. a folder name with a trailing space: list it and go on with the others
+            summary.refused.append((person, str(exc)))
+            continue
         records = []
         for path in by_person[person]:
             try:
