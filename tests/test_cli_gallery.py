@@ -230,3 +230,30 @@ def test_enroll_dir_goes_on_past_an_invalid_folder_name(tmp_path, lfw_images):
     summary = json.loads(result.output[result.output.index("{\n") : result.output.rindex("}") + 1])  # around the progress bar
     assert summary["people"] == 2 and [r["folder"] for r in summary["refused"]] == ["Bad_Name "]
     assert [p["name"] for p in json.loads(run("people", "--json", gallery=g).output)["people"]] == ["Aaron_Eckhart", "Serena_Williams"]
+
+
+def test_output_paths_are_checked_before_the_work_and_leave_no_temp_files(tmp_path, photos):
+    """Issue 11, item 17: export to a directory or an unwritable place, `video --json <dir>`, `-g file.jpg/g.db` and an
+    index path that is a directory gave tracebacks and left `.tmp` files."""
+    g = tmp_path / "g.db"
+    assert run("enroll", "Bush", photos["bush1"], gallery=g).exit_code == 0
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    cases = [
+        (("export", folder), "is a directory"),
+        (("export", tmp_path / "f.txt" / "out.zip"), "is a file, not a folder"),
+        (("detect", photos["bush1"], "--draw", folder), "is a directory"),
+        (("detect", photos["bush1"], "--draw", tmp_path / "boxes.xyz"), "unknown suffix"),
+        (("video", tmp_path / "none.mp4", "--json", folder), "is a directory"),
+    ]
+    (tmp_path / "f.txt").write_text("a file")
+    for args, message in cases:
+        result = run(*args, gallery=g)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+    result = run("people", gallery=tmp_path / "f.txt" / "g.db")
+    assert result.exit_code == 2 and "is a file, not a folder" in result.output, result.output
+    index_dir = tmp_path / "h.db.faiss"
+    index_dir.mkdir()
+    result = run("people", gallery=tmp_path / "h.db")
+    assert result.exit_code == 2 and "where the gallery keeps its index file" in result.output
+    assert not list(tmp_path.rglob("*.tmp"))

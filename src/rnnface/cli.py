@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from rnnface.errors import RnnfaceError
+from rnnface.io.paths import atomic_output, check_output
 
 
 #: Which pyproject extra brings each optional top-level module.
@@ -74,6 +75,8 @@ def detect(
     from rnnface.draw import draw_faces, save_image
     from rnnface.io import load_image
 
+    if draw is not None:
+        check_output(draw, "picture")
     img = load_image(image)
     faces = detect_faces(img)
     if draw is not None:
@@ -104,6 +107,8 @@ def embed(
     from rnnface.recognition import FacePipeline
     from rnnface.recognition.pipeline import pick_face
 
+    if out is not None:
+        check_output(out, "embeddings file")
     pipeline = FacePipeline(model=model)
     pipeline.embedder  # fail on a missing model before any detection work
     img = load_image(image)
@@ -113,7 +118,8 @@ def embed(
         faces = [faces[chosen]]
     faces, emb = pipeline.embed(img, faces)
     if out is not None:
-        np.save(out, emb)
+        with atomic_output(out, "embeddings file") as tmp, open(tmp, "wb") as fh:
+            np.save(fh, emb)
     if as_json:
         _print_json({"image": str(image), "faces": [{**f.to_dict(), "embedding": e.round(6).tolist()} for f, e in zip(faces, emb)]})
         return

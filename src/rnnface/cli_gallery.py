@@ -130,9 +130,12 @@ def identify(
     from rnnface.errors import NoFaceError
     from rnnface.gallery.identify import identify_image
     from rnnface.io import load_image
+    from rnnface.io.paths import check_output
 
     if by not in ("face", "template"):
         raise typer.BadParameter(f"--by takes 'face' or 'template', got {by!r}")
+    if draw is not None:
+        check_output(draw, "picture")
     pipeline = _pipeline(model)
     img = load_image(image)
     with _open(gallery) as g:

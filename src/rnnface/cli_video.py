@@ -32,11 +32,15 @@ def video(
     from rnnface.detection import DEFAULT_DETECTOR, create_detector
     from rnnface.errors import RnnfaceError
     from rnnface.gallery import open_gallery
+    from rnnface.io.paths import check_output
     from rnnface.recognition import FacePipeline
     from rnnface.video.process import process_video
     from rnnface.video.render import VideoWriter, draw_timeline
     from rnnface.video.source import VideoError, open_source
 
+    for path, what in ((out_json, "timeline JSON"), (out_video, "annotated video"), (timeline, "timeline picture")):
+        if path is not None:
+            check_output(path, what)  # before the whole video is processed
     pipeline = FacePipeline(model=model, detector=create_detector(DEFAULT_DETECTOR, min_face_size=min_face))
     pool, pooling_name = resolve_pooling(pooling, pipeline.embedder.checkpoint.model_id)
     src = open_source(source)

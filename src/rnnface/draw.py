@@ -11,6 +11,7 @@ from PIL import Image
 
 from rnnface.detection import Face
 from rnnface.errors import ImageError
+from rnnface.io.paths import atomic_output
 
 _BOX = (0, 200, 255)
 _POINT = (255, 64, 64)
@@ -37,9 +38,9 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face], labels: Sequence[str] |
 def save_image(image: np.ndarray, path: str | Path) -> Path:
     """Write an RGB uint8 array; the format follows the file suffix (.png, .jpg, ...)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        Image.fromarray(image).save(path)
-    except (ValueError, KeyError) as exc:
-        raise ImageError(f"{path}: cannot write an image with this name ({exc})") from None
+    image_format = Image.registered_extensions().get(path.suffix.lower())
+    if image_format is None:
+        raise ImageError(f"{path}: cannot write an image with this name (unknown suffix {path.suffix!r}; use .png or .jpg)")
+    with atomic_output(path, "picture") as tmp:
+        Image.fromarray(image).save(tmp, format=image_format)
     return path

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from rnnface.errors import GalleryError, ModelMismatchError
+from rnnface.io.paths import atomic_output, check_output
 from rnnface.registry import Registry
 
 SearchBy = Literal["face", "template"]
@@ -206,6 +207,7 @@ class Gallery(ABC):
 
     def export(self, path: str | os.PathLike) -> int:
         """Write the whole gallery to one portable zip (manifest.json, embeddings.npy, crops/); return faces written."""
+        check_output(path, "export")  # before reading the gallery
         stored = list(self.faces())
         templates = self.templates()
         people = sorted(templates)
@@ -225,10 +227,7 @@ class Gallery(ABC):
                 for f in stored
             ],
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        with atomic_output(path, "export") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("manifest.json", json.dumps(manifest))
             buf = io.BytesIO()
             emb = np.stack([f.embedding for f in stored]) if stored else np.zeros((0, self.dim or 0), np.float32)
@@ -241,7 +240,6 @@ class Gallery(ABC):
             for i, f in enumerate(stored):
                 if f.crop_png is not None:
                     zf.writestr(f"crops/{i}.png", f.crop_png)
-        os.replace(tmp, path)
         return len(stored)
 
     def import_file(self, path: str | os.PathLike) -> int:

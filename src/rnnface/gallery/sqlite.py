@@ -21,6 +21,7 @@ import numpy as np
 from rnnface.errors import GalleryError, UnknownPersonError, EmptyGalleryError
 from rnnface.gallery.base import FaceRecord, Gallery, Match, PersonInfo, SearchBy, StoredFace, backends, normalize, rank_people
 from rnnface.gallery.index import FaceIndex, IndexCorrupt, IndexKind, Stamp, choose_kind
+from rnnface.io.paths import OutputError, check_output
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,15 @@ class SqliteGallery(Gallery):
         self.index_kind = index
         if path.is_dir():
             raise GalleryError(f"{path}: is a directory, expected a gallery file")
+        if self.index_path.is_dir():
+            raise GalleryError(f"{self.index_path}: is a directory, where the gallery keeps its index file; move it away")
         _refuse_foreign(path)  # before anything is written: another program's file stays byte-for-byte as it was
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if not path.exists():  # a new gallery: its folder must take a file (an existing one may be read-only)
+                check_output(path, "gallery")
+                path.parent.mkdir(parents=True, exist_ok=True)
+        except (OSError, OutputError) as exc:
+            raise GalleryError(str(exc) if isinstance(exc, OutputError) else f"{path}: cannot create the gallery ({exc.strerror})") from None
         try:
             self.db = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")

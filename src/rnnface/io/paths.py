@@ -1,0 +1,44 @@
+"""Output files: checked before any work starts, written whole or not at all."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rnnface.errors import RnnfaceError
+
+
+class OutputError(RnnfaceError):
+    """An output file cannot be written where it was asked for."""
+
+
+def check_output(path: str | os.PathLike, what: str = "output") -> Path:
+    """`path` as a Path, or OutputError (naming it) if a file cannot be written there: a directory, a parent
+    that is missing or a file, or a folder this user may not write to. Checked before the work that fills it."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory; give a file name for the {what}")
+    parent = path.parent if str(path.parent) else Path(".")
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise OutputError(f"{path}: {existing} is a file, not a folder; cannot write the {what} there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: no permission to write the {what} in {existing}")
+    return path
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike, what: str = "output") -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed onto `path` when the block succeeds, removed when it fails."""
+    path = check_output(path, what)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write the {what} ({exc.strerror or exc})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
