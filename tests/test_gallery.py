@@ -39,9 +39,22 @@ def people_faces(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     return {f"person_{i:02d}": unit(centres[i] + 0.3 * rng.standard_normal((3, DIM))).astype(np.float32) for i in range(n)}
 
 
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (9, 9, 9)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+PNG = _png()  # a kept crop
+
+
 def enroll_all(gallery, people: dict[str, np.ndarray], crops: bool = False) -> None:
     for name, faces in people.items():
-        gallery.enroll(name, [FaceRecord(f, f"{name}/{j}.jpg", (1, 2, 3, 4), b"png" if crops else None) for j, f in enumerate(faces)], MODEL)
+        gallery.enroll(name, [FaceRecord(f, f"{name}/{j}.jpg", (1, 2, 3, 4), PNG if crops else None) for j, f in enumerate(faces)], MODEL)
 
 
 def test_enroll_search_remove_round_trip(location):
@@ -111,7 +124,7 @@ def test_export_import_between_backends(tmp_path, location):
         assert copy.import_file(tmp_path / "export.zip") == 15
         assert [(p.name, p.faces, p.sources_kept) for p in copy.people()] == [(n, 3, 3) for n in sorted(people)]
         stored = {f.source: f for f in copy.faces()}
-        assert stored["person_02/1.jpg"].crop_png == b"png" and stored["person_02/1.jpg"].box == (1, 2, 3, 4)
+        assert stored["person_02/1.jpg"].crop_png == PNG and stored["person_02/1.jpg"].box == (1, 2, 3, 4)
         np.testing.assert_allclose(stored["person_02/1.jpg"].embedding, people["person_02"][1], atol=1e-6)
     with open_gallery(tmp_path / "other.db") as other:
         other.enroll("x", [FaceRecord(np.ones(DIM, np.float32))], "another-model")
@@ -385,3 +398,60 @@ def test_search_while_another_writer_empties_and_refills_the_gallery(tmp_path):
         t.join(30)
     assert not errors, errors[:3]
     assert searches[0] > 10, searches
+
+
+def _rewrite(export: Path, out: Path, change) -> Path:
+    """A copy of an export archive with `change(members)` applied to its {name: bytes}."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(export) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    manifest = json.loads(members["manifest.json"])
+    replaced = change(members, manifest)  # bytes: a whole new manifest.json
+    members["manifest.json"] = replaced if isinstance(replaced, bytes) else json.dumps(manifest).encode()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out
+
+
+def _npy(array: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+MALFORMED = {
+    "missing person": lambda m, j: j["faces"][0].pop("person"),
+    "faces of the wrong type": lambda m, j: j.__setitem__("faces", [7] * len(j["faces"])),
+    "manifest a list": lambda m, j: b"[1, 2]",
+    "cues not numbers": lambda m, j: j["faces"][0].__setitem__("cues", ["a", "b", "c"]),
+    "box of 3 values": lambda m, j: j["faces"][0].__setitem__("box", [1, 2, 3]),
+    "null source": lambda m, j: j["faces"][0].__setitem__("source", None),
+    "null model": lambda m, j: j.__setitem__("model", None),
+    "name with a newline": lambda m, j: j["faces"][0].__setitem__("person", "a\nb"),
+    "embeddings of another shape": lambda m, j: m.__setitem__("embeddings.npy", _npy(np.zeros((2, 3), np.float32))),
+    "NaN embedding": lambda m, j: m.__setitem__("embeddings.npy", _npy(np.full((len(j["faces"]), DIM), np.nan, np.float32))),
+    "undecodable crop": lambda m, j: m.__setitem__("crops/0.png", b"not a png"),
+    "1 GB array in a small zip": lambda m, j: m.__setitem__("embeddings.npy", _npy(np.zeros((len(j["faces"]), 2**28 // len(j["faces"])), np.float32))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_export_archives_are_refused_and_change_nothing(tmp_path, case):
+    """Issue 11, item 16: malformed archives gave tracebacks, a 1 MB zip of a 1 GB array took 2 GB before failing,
+    and an archive with an undecodable crop imported, then crashed `reindex`."""
+    people = people_faces(2)
+    with open_gallery(tmp_path / "g.db") as g:
+        enroll_all(g, people, crops=True)
+        g.export(tmp_path / "export.zip")
+
+    bad = _rewrite(tmp_path / "export.zip", tmp_path / "bad.zip", MALFORMED[case])
+    with open_gallery(tmp_path / "other.db") as other:
+        other.enroll("x", [FaceRecord(unit(np.ones(DIM)).astype(np.float32))], MODEL)
+        with pytest.raises(GalleryError, match="rnnface gallery export"):
+            other.import_file(bad)
+        assert [(p.name, p.faces) for p in other.people()] == [("x", 1)]

@@ -191,7 +191,7 @@ def models(as_json: JsonOpt = False) -> None:
     typer.echo(f"{'model':<14}{'cell':<6}{'input':>6}{'dim':>5}{'params':>11}{'recurrent':>11}  description")
     for r in rows:
         mark = "*" if r["default_cell"] else " "
-        star = " (default model)" if r["model"] == DEFAULT_MODEL and r["default_cell"] else ""
+        star = " (shipped model)" if r["model"] == DEFAULT_MODEL and r["default_cell"] else ""
         typer.echo(
             f"{r['model']:<14}{r['cell'] + mark:<6}{r['input']:>6}{r['embed_dim']:>5}{r['params']:>11,}"
             f"{r['recurrent_share']:>10.1%}  {r['summary']}{star}"

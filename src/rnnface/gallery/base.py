@@ -19,6 +19,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import numpy as np
+from PIL import Image
 
 from rnnface.errors import GalleryError, ModelMismatchError
 from rnnface.io.paths import atomic_output, check_output
@@ -243,18 +244,22 @@ class Gallery(ABC):
         return len(stored)
 
     def import_file(self, path: str | os.PathLike) -> int:
-        """Add every face of an export file (same model only), in one transaction; return faces added."""
+        """Add every face of an export file (same model only), in one transaction; return faces added.
+
+        The archive is validated whole before anything is stored (manifest schema, array shapes and
+        values, decodable crops), and no member is read past the size its manifest accounts for."""
         try:
             with zipfile.ZipFile(path) as zf:
-                manifest = json.loads(zf.read("manifest.json"))
-                emb = np.load(io.BytesIO(zf.read("embeddings.npy")), allow_pickle=False)
+                manifest = _validated_manifest(json.loads(_member(zf, "manifest.json", MAX_MANIFEST_BYTES)))
+                n, dim = len(manifest["faces"]), manifest["dim"]
+                emb = _array(zf, "embeddings.npy", (n, dim))
                 names = set(zf.namelist())
-                templates = np.load(io.BytesIO(zf.read("templates.npy")), allow_pickle=False) if "templates.npy" in names else None
-                crops = [zf.read(f"crops/{i}.png") if f"crops/{i}.png" in names else None for i in range(len(manifest["faces"]))]
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+                templates = _array(zf, "templates.npy", (len(manifest["templates"]), dim)) if "templates.npy" in names else None
+                crops = [_crop(zf, f"crops/{i}.png") if f"crops/{i}.png" in names else None for i in range(n)]
+        except ExportError as exc:
+            raise GalleryError(f"{path}: not a valid rnnface gallery export ({exc})") from None
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
             raise GalleryError(f"{path}: not a readable rnnface gallery export ({exc})") from None
-        if manifest.get("format") != EXPORT_FORMAT or len(emb) != len(manifest.get("faces", [])):
-            raise GalleryError(f"{path}: not an rnnface gallery export (format {manifest.get('format')!r})")
         if not manifest["faces"]:
             return 0
         self.check_model(manifest["model"])
@@ -272,6 +277,82 @@ class Gallery(ABC):
                 if name in by_person and name not in existing:
                     self.set_template(name, template)
         return len(emb)
+
+
+#: Largest manifest.json read from an export, and largest crop image.
+MAX_MANIFEST_BYTES = 64 * 2**20
+MAX_CROP_BYTES = 2 * 2**20
+
+
+class ExportError(ValueError):
+    """Something in an export archive is not what an rnnface export holds."""
+
+
+def _member(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """A member's bytes, refused if it would uncompress past `limit` (a small zip can hold a huge array)."""
+    size = zf.getinfo(name).file_size
+    if size > limit:
+        raise ExportError(f"{name} uncompresses to {size:,} bytes, more than the {limit:,} its manifest accounts for")
+    data = zf.read(name)
+    if len(data) > limit:
+        raise ExportError(f"{name} is larger than its header says")
+    return data
+
+
+def _array(zf: zipfile.ZipFile, name: str, shape: tuple[int, int]) -> np.ndarray:
+    data = _member(zf, name, shape[0] * shape[1] * 4 + 4096)
+    array = np.load(io.BytesIO(data), allow_pickle=False)
+    if array.dtype != np.float32 or array.shape != shape or not np.all(np.isfinite(array)):
+        raise ExportError(f"{name} holds {array.dtype} {array.shape}, expected finite float32 {shape}")
+    return array
+
+
+def _crop(zf: zipfile.ZipFile, name: str) -> bytes:
+    data = _member(zf, name, MAX_CROP_BYTES)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means the crop cannot be re-embedded later
+        raise ExportError(f"{name} is not a decodable image ({type(exc).__name__})") from None
+    return data
+
+
+def _finite_numbers(value: object, length: int | None, what: str) -> list[float]:
+    ok = isinstance(value, list) and (length is None or len(value) == length) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value
+    )
+    if not ok:
+        raise ExportError(f"{what} must be a list of {length or 'some'} finite numbers, got {value!r:.60}")
+    return [float(v) for v in value]
+
+
+def _validated_manifest(manifest: object) -> dict:
+    """The manifest if it has an export's shape and values (every face checked), else ExportError."""
+    if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ExportError(f"manifest format {found!r}, expected {EXPORT_FORMAT!r}")
+    faces, model, dim = manifest.get("faces"), manifest.get("model"), manifest.get("dim")
+    if not isinstance(faces, list):
+        raise ExportError("manifest 'faces' must be a list")
+    if faces and (not isinstance(model, str) or not model or not isinstance(dim, int) or isinstance(dim, bool) or not 0 < dim <= 65536):
+        raise ExportError(f"manifest 'model' must name a model and 'dim' be a positive size, got {model!r}, {dim!r}")
+    templates = manifest.setdefault("templates", [])
+    if not isinstance(templates, list) or not all(isinstance(t, str) for t in templates):
+        raise ExportError("manifest 'templates' must be a list of names")
+    for i, face in enumerate(faces):
+        if not isinstance(face, dict):
+            raise ExportError(f"face {i} must be an object, got {type(face).__name__}")
+        try:
+            check_name(face.get("person"))
+        except GalleryError as exc:
+            raise ExportError(f"face {i}: {exc}") from None
+        if not isinstance(face.get("source", ""), str):
+            raise ExportError(f"face {i}: 'source' must be text, got {face.get('source')!r:.60}")
+        if face.get("box") is not None:
+            face["box"] = _finite_numbers(face["box"], 4, f"face {i}: 'box'")
+        if face.get("cues") is not None:
+            face["cues"] = _finite_numbers(face["cues"], None, f"face {i}: 'cues'")
+    return manifest
 
 
 def open_gallery(location: str | os.PathLike | None = None, **options) -> Gallery:

@@ -142,5 +142,5 @@ def renet(**kwargs) -> ReNet:
 
 @register_model
 def conv_birnn(**kwargs) -> ConvBiRNN:
-    """Conv stem + 2-D bidirectional sweeps + attention pooling (the default)."""
+    """Conv stem + 2-D bidirectional sweeps + attention pooling (the strongest pure recurrent backbone)."""
     return ConvBiRNN(ConvBiRNNConfig(**kwargs))
