@@ -257,3 +257,20 @@ def test_output_paths_are_checked_before_the_work_and_leave_no_temp_files(tmp_pa
     result = run("people", gallery=tmp_path / "h.db")
     assert result.exit_code == 2 and "where the gallery keeps its index file" in result.output
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_cli_reads_a_read_only_gallery_and_says_read_only_on_writes(tmp_path, photos, monkeypatch):
+    """Issue 11, item 20: a read-only gallery was reported as "not an rnnface gallery"."""
+    import os
+
+    from rnnface.gallery import sqlite as sqlite_module
+
+    g = tmp_path / "g.db"
+    assert run("enroll", "Bush", photos["bush1"], gallery=g).exit_code == 0
+    real_access = os.access
+    monkeypatch.setattr(sqlite_module.os, "access", lambda p, mode: False if mode & os.W_OK else real_access(p, mode))
+    listing = run("people", "--json", gallery=g)
+    assert listing.exit_code == 0 and [p["name"] for p in json.loads(listing.output)["people"]] == ["Bush"]
+    for args in (("enroll", "Serena", photos["serena"]), ("remove", "Bush")):
+        result = run(*args, gallery=g)
+        assert result.exit_code == 2 and "read-only" in result.output, result.output

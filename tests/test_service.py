@@ -421,3 +421,33 @@ def test_concurrent_decodes_are_bounded_and_the_timeout_covers_decoding(tmp_path
     hurried = client(tmp_path, request_timeout_s=0.2)
     r = hurried.post("/api/v1/detect", files={"image": png()})
     assert r.status_code == 504 and "longer than 0.2 s" in r.json()["detail"]
+
+
+def test_read_only_gallery_reads_work_and_writes_are_503(tmp_path, photos, monkeypatch):
+    """Issue 11, item 20: a read-only gallery was "not an rnnface gallery", writes on it answered 500, and a
+    misconfigured gallery path answered 422 (a client error)."""
+    import os
+
+    from rnnface.gallery import sqlite as sqlite_module
+
+    c = client(tmp_path)
+    assert c.post("/api/v1/people", data={"name": "Bush"}, files=[("images", photos["bush1"])], headers=KEY).status_code == 201
+    c.app.state.engine.close()
+    before = (tmp_path / "g.db").read_bytes()
+    real_access = os.access
+    monkeypatch.setattr(sqlite_module.os, "access", lambda p, mode: False if mode & os.W_OK else real_access(p, mode))
+    ro = client(tmp_path)
+    assert [p["name"] for p in ro.get("/api/v1/people").json()["people"]] == ["Bush"]
+    assert ro.post("/api/v1/identify", files={"image": photos["bush2"]}).json()["faces"][0]["name"] == "Bush"
+    for r in (
+        ro.post("/api/v1/people", data={"name": "Serena"}, files=[("images", photos["serena"])], headers=KEY),
+        ro.delete("/api/v1/people/Bush", headers=KEY),
+    ):
+        assert r.status_code == 503 and "read-only" in r.json()["detail"], r.text
+    ro.app.state.engine.close()
+    assert (tmp_path / "g.db").read_bytes() == before
+    monkeypatch.undo()
+    (tmp_path / "dir.db").mkdir()
+    broken = client(tmp_path, gallery=str(tmp_path / "dir.db"))
+    r = broken.get("/api/v1/people")
+    assert r.status_code == 503 and "cannot be opened" in r.json()["detail"]

@@ -37,6 +37,14 @@ class GalleryError(RnnfaceError):
     """A face gallery is missing, malformed, from another model, or asked for something it lacks."""
 
 
+class ReadOnlyGalleryError(GalleryError):
+    """The gallery can be read but not written (a read-only file or folder)."""
+
+
+class GalleryUnavailableError(GalleryError):
+    """The configured gallery cannot be opened (a server configuration problem, not the client's)."""
+
+
 class UnknownPersonError(GalleryError):
     """A person asked for by name is not in the gallery."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 import uuid
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnface.errors import GalleryError, UnknownPersonError, EmptyGalleryError
+from rnnface.errors import EmptyGalleryError, GalleryError, ReadOnlyGalleryError, UnknownPersonError
 from rnnface.gallery.base import FaceRecord, Gallery, Match, PersonInfo, SearchBy, StoredFace, backends, normalize, rank_people
 from rnnface.gallery.index import FaceIndex, IndexCorrupt, IndexKind, Stamp, choose_kind
 from rnnface.io.paths import OutputError, check_output
@@ -84,6 +85,11 @@ class SqliteGallery(Gallery):
                 path.parent.mkdir(parents=True, exist_ok=True)
         except (OSError, OutputError) as exc:
             raise GalleryError(str(exc) if isinstance(exc, OutputError) else f"{path}: cannot create the gallery ({exc.strerror})") from None
+        # A gallery we may not write (read-only file or folder) still answers every read; writes say why not.
+        self.read_only = path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK))
+        if self.read_only:
+            self._open_read_only(path, busy_timeout_s)
+            return
         try:
             self.db = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -101,15 +107,32 @@ class SqliteGallery(Gallery):
             raise GalleryError(f"{path}: not an rnnface gallery ({exc})") from None
         if schema != SCHEMA_VERSION:
             raise GalleryError(f"{path}: gallery schema {schema!r}, this rnnface reads {SCHEMA_VERSION!r}")
+        self._init_state()
+
+    def _init_state(self) -> None:
         self._index: FaceIndex | None = None
         self._stamp: Stamp | None = None
         self._dirty = False
         self._enrolled = False  # this session added faces: bring the index file up to date on close
 
+    def _open_read_only(self, path: Path, busy_timeout_s: float) -> None:
+        # immutable=1: nothing (not even a -shm file) is created beside a file we may not write
+        try:
+            self.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, timeout=busy_timeout_s,
+                                      isolation_level=None, check_same_thread=False)
+            schema = self._meta("schema")
+        except sqlite3.DatabaseError as exc:
+            raise GalleryError(f"{path}: not an rnnface gallery ({exc})") from None
+        if schema != SCHEMA_VERSION:
+            raise GalleryError(f"{path}: gallery schema {schema!r}, this rnnface reads {SCHEMA_VERSION!r}")
+        self._init_state()
+
     # -- storage -------------------------------------------------------------------------------
 
     def _write(self):
         """A write transaction taken up front (BEGIN IMMEDIATE), so concurrent writers queue, not fail."""
+        if self.read_only:
+            raise ReadOnlyGalleryError(f"{self.location}: the gallery is read-only (no permission to write it); reads still work")
         db = self.db
 
         class _Tx:
@@ -343,6 +366,8 @@ class SqliteGallery(Gallery):
 
     def flush(self) -> None:
         """Save the index file if it changed (it is rebuilt from SQLite whenever missing or stale)."""
+        if self.read_only:
+            return  # the index stays in memory
         if self._dirty and self._index is not None and self._stamp is not None:
             self._index.save(self.index_path, self._stamp)
             self._dirty = False

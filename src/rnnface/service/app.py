@@ -28,11 +28,13 @@ from rnnface.errors import (
     EmptyGalleryError,
     FaceIndexError,
     GalleryError,
+    GalleryUnavailableError,
     ImageError,
     ImageTooLargeError,
     ModelError,
     ModelMismatchError,
     NoFaceError,
+    ReadOnlyGalleryError,
     RnnfaceError,
     UnknownPersonError,
 )
@@ -56,6 +58,8 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (UnknownPersonError, 404),
     (EmptyGalleryError, 409),
     (ModelMismatchError, 409),
+    (ReadOnlyGalleryError, 503),
+    (GalleryUnavailableError, 503),
     (GalleryError, 422),
     (ModelError, 503),
 ]

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rnnface.aggregation.pooling import Pool, resolve_pooling
+from rnnface.errors import GalleryError, GalleryUnavailableError
 from rnnface.gallery import Gallery, open_gallery
 from rnnface.recognition import FacePipeline
 from rnnface.service.settings import ServiceSettings
@@ -47,7 +48,10 @@ class Engine:
         """The gallery, opened on first use and kept; held exclusively for the duration of the block."""
         with self._gallery_lock:
             if self._gallery is None:
-                self._gallery = open_gallery(self.settings.gallery)
+                try:
+                    self._gallery = open_gallery(self.settings.gallery)
+                except GalleryError as exc:
+                    raise GalleryUnavailableError(f"the configured gallery cannot be opened: {exc}") from None
             yield self._gallery
 
     def close(self) -> None:
