@@ -153,6 +153,14 @@ def test_kill_9_of_enroll_dir(lfw_images, tmp_path):
         assert set(committed) <= set(stored) and set(stored.values()) == {1}
         gallery.search(np.ones(gallery.dim, np.float32))
         assert len(gallery._index) == len(gallery) == len(stored)
+    # Issue 11, item 10: a rerun completes the job without duplicating what the killed run committed
+    result = run("enroll-dir", tree, "--json", gallery=g)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{\n") : result.output.rindex("}") + 1])
+    unusable = {Path(s["image"]).parent.name for s in summary["skipped"]}  # one photo each: no face, or several
+    assert summary["already"] == len(stored) and summary["people"] == 60 - len(stored) - len(unusable)
+    with open_gallery(g) as gallery:
+        assert {p.name: p.faces for p in gallery.people()} == {p.name: 1 for p in people if p.name not in unusable}
 
 
 def test_facade_enroll_and_identify(photos, tmp_path):

@@ -455,3 +455,20 @@ def test_malformed_export_archives_are_refused_and_change_nothing(tmp_path, case
         with pytest.raises(GalleryError, match="rnnface gallery export"):
             other.import_file(bad)
         assert [(p.name, p.faces) for p in other.people()] == [("x", 1)]
+
+
+def test_enrolling_and_importing_again_add_nothing(tmp_path, location):
+    """Issue 11, item 10: re-running an interrupted enrollment duplicated faces, and importing the same export
+    twice doubled the gallery; both are idempotent per (person, image content)."""
+    people = people_faces(3)
+    with open_gallery(location) as g:
+        enroll_all(g, people, crops=True)
+        assert g.enroll("person_00", [FaceRecord(people["person_00"][0] * 1.0000001)], MODEL) == []  # the same image again
+        twice = [FaceRecord(people["person_01"][0]), FaceRecord(people["person_01"][0])]
+        assert g.enroll("newcomer", twice, MODEL) and len(list(g.faces("newcomer"))) == 1  # repeated within one call
+        assert len(g) == 10
+        g.export(tmp_path / "export.zip")
+    with open_gallery(tmp_path / "copy.db") as copy:
+        assert copy.import_file(tmp_path / "export.zip") == 10
+        assert copy.import_file(tmp_path / "export.zip") == 0
+        assert len(copy) == 10 and [p.faces for p in copy.people()] == [1, 3, 3, 3]

@@ -81,7 +81,7 @@ def test_people_enroll_identify_delete(tmp_path, photos):
     c = client(tmp_path)
     response = c.post("/api/v1/people", data={"name": "George_W_Bush"}, files=[("images", photos["bush1"]), ("images", photos["bush2"]), ("images", png())], headers=KEY)
     assert response.status_code == 201, response.text
-    assert response.json() == {"name": "George_W_Bush", "faces": 2, "skipped": [{"image": "upload:blank.png", "reason": "no face"}]}
+    assert response.json() == {"name": "George_W_Bush", "faces": 2, "already": 0, "skipped": [{"image": "upload:blank.png", "reason": "no face"}]}
     assert c.post("/api/v1/people", data={"name": "Serena_Williams"}, files=[("images", photos["serena"])], headers=KEY).status_code == 201
     listing = c.get("/api/v1/people").json()
     assert [(p["name"], p["faces"]) for p in listing["people"]] == [("George_W_Bush", 2), ("Serena_Williams", 1)]

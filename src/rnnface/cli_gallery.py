@@ -53,7 +53,8 @@ def _print_summary(summary, as_json: bool, where: str) -> None:
             typer.echo(f"skipped {image}: {reason}")
         for folder, reason in summary.refused:
             typer.echo(f"refused folder {folder!r}: {reason}")
-        typer.echo(f"enrolled {summary.faces} face(s) of {summary.people} person(s) into {where}; skipped {len(summary.skipped)} image(s)")
+        already = f"; {summary.already} already in the gallery" if summary.already else ""
+        typer.echo(f"enrolled {summary.faces} face(s) of {summary.people} person(s) into {where}; skipped {len(summary.skipped)} image(s){already}")
     if summary.refused:
         typer.echo(f"error: {len(summary.refused)} person folder(s) not enrolled (invalid names); rename them and run again", err=True)
         raise typer.Exit(2)

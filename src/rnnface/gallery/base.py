@@ -84,6 +84,25 @@ def normalize(x: np.ndarray) -> np.ndarray:
     return np.where(np.abs(norms - 1.0) <= 1e-6, x, x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+#: Two faces of one person this similar come from the same image content (a re-run, a re-import): stored once.
+SAME_IMAGE_COSINE = 0.9999
+
+
+def new_faces(faces: Sequence[FaceRecord], stored: np.ndarray | None = None) -> list[FaceRecord]:
+    """`faces` less those already stored for the person (rows of `stored`) or repeated within `faces`:
+    enrolling the same photo twice, re-running an interrupted bulk enrollment or importing an export
+    again adds nothing (the model is deterministic, so the same image gives the same embedding)."""
+    kept: list[FaceRecord] = []
+    seen = normalize(stored) if stored is not None and len(stored) else np.zeros((0, 0), np.float32)
+    for f in faces:
+        e = normalize(np.asarray(f.embedding, np.float32))
+        if len(seen) and len(seen[0]) == len(e) and float((seen @ e).max()) >= SAME_IMAGE_COSINE:
+            continue
+        kept.append(f)
+        seen = e[None] if not len(seen) else np.vstack([seen, e])
+    return kept
+
+
 def rank_people(
     sims: np.ndarray, ids: np.ndarray, person_of: dict[int, str], top_k: int, source_of: dict[int, str] | None = None
 ) -> list[Match]:
@@ -244,7 +263,8 @@ class Gallery(ABC):
         return len(stored)
 
     def import_file(self, path: str | os.PathLike) -> int:
-        """Add every face of an export file (same model only), in one transaction; return faces added.
+        """Add every face of an export file (same model only), in one transaction; return faces added (faces
+        already in this gallery, e.g. from importing the same file before, are not added again).
 
         The archive is validated whole before anything is stored (manifest schema, array shapes and
         values, decodable crops), and no member is read past the size its manifest accounts for."""
@@ -269,14 +289,14 @@ class Gallery(ABC):
             box = tuple(meta["box"]) if meta.get("box") else None
             cues = np.asarray(meta["cues"], np.float32) if meta.get("cues") is not None else None
             by_person.setdefault(meta["person"], []).append(FaceRecord(e, meta.get("source", ""), box, crop, cues))
-        self.enroll_many(list(by_person.items()), manifest["model"])
+        added = sum(len(ids) for ids in self.enroll_many(list(by_person.items()), manifest["model"]))
         # Templates (e.g. the recurrent aggregator's) come along for people new here; one already in this
         # gallery keeps the gallery's own template of all their faces.
         if templates is not None:
             for name, template in zip(manifest.get("templates", []), templates):
                 if name in by_person and name not in existing:
                     self.set_template(name, template)
-        return len(emb)
+        return added
 
 
 #: Largest manifest.json read from an export, and largest crop image.
@@ -381,11 +401,13 @@ class EnrollSummary:
     faces: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # person folders not enrolled at all, with why
+    already: int = 0  # faces of images already in the gallery for that person (a re-run): not stored again
 
     def to_dict(self) -> dict:
         return {
             "people": self.people,
             "faces": self.faces,
+            "already": self.already,
             "skipped": [{"image": i, "reason": r} for i, r in self.skipped],
             "refused": [{"folder": f, "reason": r} for f, r in self.refused],
         }

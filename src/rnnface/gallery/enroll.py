@@ -81,9 +81,9 @@ def enroll_images(
     if not records:
         reasons = "; ".join(f"{p}: {r}" for p, r in summary.skipped)
         raise GalleryError(f"nothing enrolled for {name!r}: {reasons}")
-    gallery.enroll(name, records, model_id)
+    stored = gallery.enroll(name, records, model_id)
     pool_template(gallery, name, pool)
-    summary.people, summary.faces = 1, len(records)
+    summary.people, summary.faces, summary.already = 1, len(stored), len(records) - len(stored)
     return summary
 
 
@@ -131,12 +131,15 @@ def enroll_directory(
             except RnnfaceError as exc:
                 summary.skipped.append((str(path), _reason(exc, path)))
         if records:
-            gallery.enroll(person, records, model_id)
+            stored = gallery.enroll(person, records, model_id)
+            summary.already += len(records) - len(stored)
+            if not stored:
+                continue  # everyone of theirs was enrolled by an earlier (interrupted) run
             pool_template(gallery, person, pool)
             summary.people += 1
-            summary.faces += len(records)
+            summary.faces += len(stored)
             if on_commit is not None:
-                on_commit(person, len(records))
+                on_commit(person, len(stored))
     return summary
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from rnnface.errors import GalleryError, UnknownPersonError, EmptyGalleryError
-from rnnface.gallery.base import FaceRecord, Gallery, Match, PersonInfo, SearchBy, StoredFace, backends, normalize, rank_people
+from rnnface.gallery.base import FaceRecord, Gallery, Match, PersonInfo, SearchBy, StoredFace, backends, new_faces, normalize, rank_people
 
 DEFAULT_COLLECTION = "faces"
 _MAX_TEXT = 65_535
@@ -107,6 +107,7 @@ class MilvusGallery(Gallery):
         dim = self.check_batch(batch, self.dim)
         if not self._exists():
             self._create(dim)
+        batch = [(name, new_faces(faces, self._stored_embeddings(name))) for name, faces in batch]
         rows = []
         for name, faces in batch:
             for f in faces:
@@ -118,13 +119,17 @@ class MilvusGallery(Gallery):
                 rows.append(
                     {"person": name, "model": model_id, "source": f.source[:4096], "box": box, "crop": crop, "cues": cues, "vec": normalize(f.embedding).tolist()}
                 )
-        ids = list(self.client.insert(self.collection, rows)["ids"])
-        self._update_templates([name for name, _ in batch])
+        ids = list(self.client.insert(self.collection, rows)["ids"]) if rows else []
+        self._update_templates([name for name, faces in batch if faces])
         out, start = [], 0
         for _, faces in batch:
             out.append([int(i) for i in ids[start : start + len(faces)]])
             start += len(faces)
         return out
+
+    def _stored_embeddings(self, name: str) -> np.ndarray | None:
+        rows = self._query(f"person == {_literal(name)}", ["vec"])
+        return np.asarray([r["vec"] for r in rows], np.float32) if rows else None
 
     def _update_templates(self, names: list[str]) -> None:
         """Recompute the mean template of each named person from their stored faces."""

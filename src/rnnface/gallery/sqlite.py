@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnface.errors import EmptyGalleryError, GalleryError, ReadOnlyGalleryError, UnknownPersonError
-from rnnface.gallery.base import FaceRecord, Gallery, Match, PersonInfo, SearchBy, StoredFace, backends, normalize, rank_people
+from rnnface.gallery.base import FaceRecord, Gallery, Match, PersonInfo, SearchBy, StoredFace, backends, new_faces, normalize, rank_people
 from rnnface.gallery.index import FaceIndex, IndexCorrupt, IndexKind, Stamp, choose_kind
 from rnnface.io.paths import OutputError, check_output
 
@@ -185,10 +185,13 @@ class SqliteGallery(Gallery):
             for name, faces in batch:
                 row = self.db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
                 if row is None:
+                    faces = new_faces(faces)
                     cur = self.db.execute("INSERT INTO people (name, template, created) VALUES (?, ?, ?)", (name, b"", now))
                     person_id = cur.lastrowid
                 else:
                     person_id = row[0]
+                    stored = self.db.execute("SELECT embedding FROM faces WHERE person_id = ?", (person_id,)).fetchall()
+                    faces = new_faces(faces, np.frombuffer(b"".join(r[0] for r in stored), np.float32).reshape(len(stored), -1))
                 ids = []
                 for f in faces:
                     cur = self.db.execute(
@@ -205,7 +208,8 @@ class SqliteGallery(Gallery):
                         ),
                     )
                     ids.append(cur.lastrowid)
-                self._update_template(person_id)
+                if ids:
+                    self._update_template(person_id)
                 out.append(ids)
             self._bump()
         self._enrolled = True

@@ -335,9 +335,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             if not records:
                 raise NoFaceError(f"nothing enrolled for {name!r}: " + "; ".join(f"{label}: {reason}" for _, label, reason in skipped))
             with engine.gallery() as g:
-                g.enroll(name, records, model_id)
+                stored = g.enroll(name, records, model_id)
                 pool_template(g, name, engine.pool)
-            return schemas.Enrolled(name=name, faces=len(records), skipped=[{"image": label, "reason": r} for _, label, r in skipped])
+            already = len(records) - len(stored)
+            return schemas.Enrolled(name=name, faces=len(stored), already=already, skipped=[{"image": label, "reason": r} for _, label, r in skipped])
 
         return await compute(run, timeout=False)  # a write runs to completion: its transaction commits or not at all
 

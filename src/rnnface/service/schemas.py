@@ -96,8 +96,9 @@ class Skipped(BaseModel):
 
 class Enrolled(BaseModel):
     name: str
-    faces: int
+    faces: int  # faces stored by this request
     skipped: list[Skipped]
+    already: int = 0  # photos already enrolled for this person (the same image again): not stored twice
 
 
 class Removed(BaseModel):
