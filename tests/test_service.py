@@ -451,3 +451,26 @@ def test_read_only_gallery_reads_work_and_writes_are_503(tmp_path, photos, monke
     broken = client(tmp_path, gallery=str(tmp_path / "dir.db"))
     r = broken.get("/api/v1/people")
     assert r.status_code == 503 and "cannot be opened" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("change", ["deleted", "replaced"])
+def test_gallery_deleted_or_replaced_under_the_server(tmp_path, photos, change):
+    """Issue 11, item 8: with the gallery file deleted or replaced, /ready stayed ready, enrolls answered 201 into
+    the unlinked file (lost at shutdown), and a stray .faiss was written beside the path."""
+    c = client(tmp_path)
+    assert c.post("/api/v1/people", data={"name": "Bush"}, files=[("images", photos["bush1"])], headers=KEY).status_code == 201
+    for suffix in ("", "-wal", "-shm", ".faiss"):
+        (tmp_path / f"g.db{suffix}").unlink(missing_ok=True)
+    if change == "replaced":
+        with open_gallery(tmp_path / "g.db") as other:  # another gallery put in its place
+            other.enroll("Other", [FaceRecord(np.eye(512, dtype=np.float32)[0])], "another-model")
+        before = {p.name: p.read_bytes() for p in tmp_path.glob("g.db*")}
+    assert c.get("/api/v1/ready").status_code == 503
+    r = c.post("/api/v1/people", data={"name": "Serena"}, files=[("images", photos["serena"])], headers=KEY)
+    assert r.status_code == 503 and "deleted or replaced" in r.json()["detail"], r.text
+    assert c.delete("/api/v1/people/Bush", headers=KEY).status_code == 503
+    c.app.state.engine.close()
+    if change == "deleted":
+        assert not any(tmp_path.glob("g.db*"))  # nothing written back, no stray index file
+    else:
+        assert {p.name: p.read_bytes() for p in tmp_path.glob("g.db*")} == before  # the other gallery untouched

@@ -172,6 +172,9 @@ class Gallery(ABC):
     def faces(self, person: str | None = None) -> Iterator[StoredFace]:
         """Stored faces (of one person, or all), in enrollment order."""
 
+    def check_open(self) -> None:
+        """Raise GalleryUnavailableError if the storage opened is no longer where it was (deleted, replaced)."""
+
     @abstractmethod
     def set_template(self, name: str, template: np.ndarray) -> None:
         """Replace a person's template (by default the mean of their faces) with another pooling's."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnface.errors import EmptyGalleryError, GalleryError, ReadOnlyGalleryError, UnknownPersonError
+from rnnface.errors import EmptyGalleryError, GalleryError, GalleryUnavailableError, ReadOnlyGalleryError, UnknownPersonError
 from rnnface.gallery.base import FaceRecord, Gallery, Match, PersonInfo, SearchBy, StoredFace, backends, new_faces, normalize, rank_people
 from rnnface.gallery.index import FaceIndex, IndexCorrupt, IndexKind, Stamp, choose_kind
 from rnnface.io.paths import OutputError, check_output
@@ -72,6 +72,7 @@ class SqliteGallery(Gallery):
     def __init__(self, location: str, index: IndexKind = "auto", busy_timeout_s: float = 60.0) -> None:
         path = Path(location.removeprefix("sqlite://"))
         self.location = str(path)
+        self._identity: tuple[int, int] | None = None  # set once the file is open and set up
         self.index_path = path.with_name(path.name + ".faiss")
         self.index_kind = index
         if path.is_dir():
@@ -110,6 +111,8 @@ class SqliteGallery(Gallery):
         self._init_state()
 
     def _init_state(self) -> None:
+        stat = os.stat(self.location)
+        self._identity = (stat.st_dev, stat.st_ino)  # the file opened: noticed if it is deleted or replaced
         self._index: FaceIndex | None = None
         self._stamp: Stamp | None = None
         self._dirty = False
@@ -129,8 +132,24 @@ class SqliteGallery(Gallery):
 
     # -- storage -------------------------------------------------------------------------------
 
+    def _same_file(self) -> bool:
+        if self._identity is None:
+            return True
+        try:
+            stat = os.stat(self.location)
+        except OSError:
+            return False
+        return (stat.st_dev, stat.st_ino) == self._identity
+
+    def check_open(self) -> None:
+        if not self._same_file():
+            raise GalleryUnavailableError(
+                f"{self.location}: the gallery file was deleted or replaced while in use; nothing more is written to it (reopen it)"
+            )
+
     def _write(self):
         """A write transaction taken up front (BEGIN IMMEDIATE), so concurrent writers queue, not fail."""
+        self.check_open()  # never write into an unlinked file, or into one another process put in its place
         if self.read_only:
             raise ReadOnlyGalleryError(f"{self.location}: the gallery is read-only (no permission to write it); reads still work")
         db = self.db
@@ -370,8 +389,8 @@ class SqliteGallery(Gallery):
 
     def flush(self) -> None:
         """Save the index file if it changed (it is rebuilt from SQLite whenever missing or stale)."""
-        if self.read_only:
-            return  # the index stays in memory
+        if self.read_only or not self._same_file():
+            return  # the index stays in memory (and nothing is written beside a file that is gone)
         if self._dirty and self._index is not None and self._stamp is not None:
             self._index.save(self.index_path, self._stamp)
             self._dirty = False

@@ -52,6 +52,7 @@ class Engine:
                     self._gallery = open_gallery(self.settings.gallery)
                 except GalleryError as exc:
                     raise GalleryUnavailableError(f"the configured gallery cannot be opened: {exc}") from None
+            self._gallery.check_open()  # deleted or replaced under the running server: 503 until it is restarted
             yield self._gallery
 
     def close(self) -> None:
