@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 
 import numpy as np
@@ -11,6 +13,17 @@ import torch
 from rnnface.alignment import CropSpec
 from rnnface.models.checkpoint import Checkpoint, load_checkpoint
 from rnnface.models.preprocess import to_model_input
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with `n` torch threads, then restore the previous number."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class Embedder:
@@ -57,9 +70,12 @@ class Embedder:
             x = to_model_input(crops, self.input_size).to(self.device)
             emb = self.model(x)
             return torch.nn.functional.normalize(emb + self.model(x.flip(-1)), dim=-1) if self.flip else emb
-        emb = self.embed_features(self.frontend(crops))
-        if self.flip:
-            emb = torch.nn.functional.normalize(emb + self.embed_features(self.frontend(crops[:, :, ::-1])), dim=-1)
+        # The head is small: one torch thread, so torch's idle OpenMP workers do not spin against OpenCV's
+        # threads running the front-end (measured: ~4 ms a face at batch 1 on 2 cores).
+        with torch_threads(1):
+            emb = self.embed_features(self.frontend(crops))
+            if self.flip:
+                emb = torch.nn.functional.normalize(emb + self.embed_features(self.frontend(crops[:, :, ::-1])), dim=-1)
         return emb
 
     @torch.inference_mode()
