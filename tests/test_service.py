@@ -474,3 +474,93 @@ def test_gallery_deleted_or_replaced_under_the_server(tmp_path, photos, change):
         assert not any(tmp_path.glob("g.db*"))  # nothing written back, no stray index file
     else:
         assert {p.name: p.read_bytes() for p in tmp_path.glob("g.db*")} == before  # the other gallery untouched
+
+
+@pytest.fixture
+def real_server(tmp_path):
+    """A real `rnnface serve` on loopback (the test client would hide chunked and stalled bodies), small limits."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    env = {**os.environ, "RNNFACE_API_KEY": "s3cret", "RNNFACE_GALLERY": str(tmp_path / "g.db"), "RNNFACE_MAX_UPLOAD_BYTES": "100000",
+           "RNNFACE_MAX_IMAGES": "1", "RNNFACE_BODY_TIMEOUT_S": "1", "RNNFACE_OPEN_READS": "false", "TMPDIR": str(spool)}
+    proc = subprocess.Popen([sys.executable, "-m", "rnnface", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        yield port, spool
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _raw(port: int, head: str, body_chunks=(), chunked: bool = False, stall: float = 0.0) -> tuple[int, bytes, int]:
+    """Send a request by hand; return (status, response, body bytes the server let us send before it answered)."""
+    import socket
+    import time
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(head.encode())
+    sent = 0
+    try:
+        for chunk in body_chunks:
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            sent += len(chunk)
+        if stall:
+            time.sleep(stall)
+    except OSError:
+        pass  # the server answered and closed while we were still sending: what we want
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except OSError:
+        pass
+    sock.close()
+    return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0, data, sent
+
+
+def test_chunked_body_is_cut_off_at_the_limit_and_auth_comes_first(real_server):
+    """Issue 11, item 1: a chunked body was received (and spooled to disk) in full before the 413, and with closed
+    reads a 600 MB body was read before the 401."""
+    port, spool = real_server
+    part = b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+    big = (part if i == 0 else b"x" * 65536 for i in range(400))  # a file part of 26 MB, chunked (no Content-Length)
+    head = (f"POST /api/v1/identify HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret\r\nTransfer-Encoding: chunked\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+    status, response, sent = _raw(port, head, big, chunked=True)
+    assert status == 413 and b"larger than the limit of 165,536 bytes" in response, response[:300]
+    assert sent < 16 * 2**20, sent  # stopped well before the end (socket buffers hold a few MB)
+    assert not any(spool.rglob("*")), list(spool.rglob("*"))  # nothing spooled to disk
+    head = "POST /api/v1/identify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: multipart/form-data; boundary=b\r\n\r\n"
+    status, response, _ = _raw(port, head, (b"y" * 65536 for _ in range(2)), chunked=True)
+    assert status == 401 and b"API key" in response  # decided from the headers, before the body
+
+
+def test_stalled_body_gets_408(real_server):
+    """Issue 11, item 6: a request whose Content-Length exceeds what it sends was held open 40 s and more."""
+    import time
+
+    port, _ = real_server
+    head = ("POST /api/v1/identify HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret\r\nContent-Length: 100000\r\n"
+            "Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+    start = time.monotonic()
+    status, response, _ = _raw(port, head, [b"--b\r\n" + b"z" * 1000], stall=0.1)
+    assert status == 408 and b"not received within 1 s" in response, response[:300]
+    assert time.monotonic() - start < 8

@@ -43,6 +43,7 @@ from rnnface.gallery.enroll import face_record, pool_template
 from rnnface.gallery.identify import search_faces
 from rnnface.io import load_image
 from rnnface.service import schemas
+from rnnface.service.body import BodyGuard
 from rnnface.service.engine import Engine
 from rnnface.service.settings import ServiceSettings
 
@@ -191,14 +192,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _error(500, "internal server error (logged on the server)", "internal")
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        limit = settings.max_upload_bytes * settings.max_images + 65_536
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return _error(413, f"request body larger than the limit of {limit:,} bytes", "request")
-        return await call_next(request)
 
     api = APIRouter(prefix="/api/v1")
     errors: dict[int | str, dict[str, Any]] = {code: {"model": schemas.Error} for code in (401, 404, 409, 413, 415, 422, 503, 504)}
@@ -353,6 +346,27 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return await compute(run, timeout=False)
 
     app.include_router(api)
+
+    def authorize(scope) -> tuple[int, str] | None:
+        """The key check of the routes, decided from the headers alone, before any body byte is read."""
+        path, method = scope.get("path", ""), scope.get("method", "GET")
+        write = path.startswith("/api/v1/people") and method in ("POST", "DELETE")
+        read = (path.startswith("/api/v1/") and path != "/api/v1/health") or path == "/openapi.json"
+        if not write and not (read and not settings.open_reads):
+            return None
+        key = dict(scope.get("headers") or []).get(b"x-api-key")
+        try:
+            check_key(key.decode("latin-1") if key is not None else None, "write routes" if write else "read routes")
+        except HttpError as exc:
+            return exc.status, str(exc)
+        return None
+
+    app.add_middleware(
+        BodyGuard,
+        max_bytes=settings.max_upload_bytes * settings.max_images + 65_536,
+        read_timeout_s=settings.body_timeout_s,
+        authorize=authorize,
+    )
     static = resources.files("rnnface.service") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 
