@@ -166,3 +166,47 @@ def test_native_video_warnings_stay_off_the_terminal(tmp_path):
     assert done.returncode == 2
     lines = (done.stdout + done.stderr).strip().splitlines()
     assert lines == [f"error: {junk}: cannot open this file (not a video, or corrupt)"], lines
+
+
+def test_http_stream_that_stalls_is_reported(tmp_path, lfw_images):
+    """Issue 11, item 26: an HTTP video stream that stalled a third of the way through ended after 5 s with exit 0."""
+    import http.server
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import cv2
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
+    face = cv2.resize(cv2.imread(str(lfw_images / "George_W_Bush" / "George_W_Bush_0001.jpg")), (320, 240))
+    for i in range(150):
+        writer.write(np.roll(face, i, axis=1))
+    writer.release()
+    data = clip.read_bytes()
+
+    class Stalling(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server API
+            self.send_response(200)
+            self.send_header("Content-Type", "video/x-msvideo")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 3])
+            self.wfile.flush()
+            time.sleep(12)  # then nothing more
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        script = Path(sys.executable).with_name("rnnface")
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"
+        done = subprocess.run([str(script), "video", url, "--pooling", "mean", "--gallery", str(tmp_path / "g.db")],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        server.shutdown()
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "the stream stalled: no frame for 5 s after" in done.stderr, done.stderr

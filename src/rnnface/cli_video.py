@@ -36,7 +36,7 @@ def video(
     from rnnface.recognition import FacePipeline
     from rnnface.video.process import process_video
     from rnnface.video.render import VideoWriter, draw_timeline
-    from rnnface.video.source import VideoError, open_source
+    from rnnface.video.source import OPEN_TIMEOUT_MS, VideoError, open_source
 
     for path, what in ((out_json, "timeline JSON"), (out_video, "annotated video"), (timeline, "timeline picture")):
         if path is not None:
@@ -71,6 +71,11 @@ def video(
     for path, what in ((out_json, "timeline JSON"), (out_video, "annotated video"), (timeline, "timeline picture")):
         if path:
             typer.echo(f"{what}: {path}")
+    if src.stalled:
+        raise RnnfaceError(
+            f"{source}: the stream stalled: no frame for {OPEN_TIMEOUT_MS // 1000} s after {report.frames} frames; "
+            "results cover what was received"
+        )
     if report.truncated:
         raise RnnfaceError(f"{source}: the video ended early ({report.frames} of {src.frames} frames): truncated or damaged file; results cover what was decoded")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +29,17 @@ class VideoSource:
     name: str
     capture: cv2.VideoCapture
     fps: float
-    frames: int | None  # None for live sources
+    frames: int | None  # None where unknown (cameras, live streams)
     live: bool
     decoded: int = 0
+    stalled: bool = False  # a camera or stream stopped delivering frames (a read waited out the timeout)
 
     def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
         while True:
+            start = time.monotonic()
             ok, frame = self.capture.read()
             if not ok or frame is None:
+                self.stalled = self.live and time.monotonic() - start >= 0.8 * OPEN_TIMEOUT_MS / 1000
                 return
             t = self.decoded / self.fps
             self.decoded += 1
@@ -43,8 +47,8 @@ class VideoSource:
 
     @property
     def truncated(self) -> bool:
-        """A file that ended well before the frame count its header announced."""
-        return not self.live and self.frames is not None and self.decoded < 0.95 * self.frames - 1
+        """A file (local or over the network) that ended well before the frame count its header announced."""
+        return self.frames is not None and self.decoded < 0.95 * self.frames - 1
 
     def close(self) -> None:
         self.capture.release()
@@ -78,5 +82,5 @@ def open_source(spec: str) -> VideoSource:
     fps = capture.get(cv2.CAP_PROP_FPS)
     fps = fps if fps and 1 <= fps <= 240 else 25.0
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    source = VideoSource(spec, capture, fps, count if count > 0 and not live else None, live)
+    source = VideoSource(spec, capture, fps, count if count > 0 and not spec.isdigit() else None, live)
     return source
