@@ -209,4 +209,5 @@ def test_http_stream_that_stalls_is_reported(tmp_path, lfw_images):
     finally:
         server.shutdown()
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "the stream stalled: no frame for 5 s after" in done.stderr, done.stderr
+    # FFmpeg may notice the stall itself (no frame within the read timeout) or end at the frames it had buffered
+    assert "the stream stalled: no frame for 5 s" in done.stderr or "ended early (50 of 150 frames): the stream stalled" in done.stderr, done.stderr

@@ -77,7 +77,8 @@ def video(
             "results cover what was received"
         )
     if report.truncated:
-        raise RnnfaceError(f"{source}: the video ended early ({report.frames} of {src.frames} frames): truncated or damaged file; results cover what was decoded")
+        why = "the stream stalled or was cut off" if src.live else "truncated or damaged file"
+        raise RnnfaceError(f"{source}: the video ended early ({report.frames} of {src.frames} frames): {why}; results cover what was decoded")
 
 
 @app.command("train-aggregator")
