@@ -436,7 +436,7 @@ MALFORMED = {
     "embeddings of another shape": lambda m, j: m.__setitem__("embeddings.npy", _npy(np.zeros((2, 3), np.float32))),
     "NaN embedding": lambda m, j: m.__setitem__("embeddings.npy", _npy(np.full((len(j["faces"]), DIM), np.nan, np.float32))),
     "undecodable crop": lambda m, j: m.__setitem__("crops/0.png", b"not a png"),
-    "1 GB array in a small zip": lambda m, j: m.__setitem__("embeddings.npy", _npy(np.zeros((len(j["faces"]), 2**28 // len(j["faces"])), np.float32))),
+    "64 MB array in a small zip": lambda m, j: m.__setitem__("embeddings.npy", _npy(np.zeros((len(j["faces"]), 2**24 // len(j["faces"])), np.float32))),
 }
 
 
