@@ -88,29 +88,13 @@ class SqliteGallery(Gallery):
             raise GalleryError(str(exc) if isinstance(exc, OutputError) else f"{path}: cannot create the gallery ({exc.strerror})") from None
         # A gallery we may not write (read-only file or folder) still answers every read; writes say why not.
         self.read_only = path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK))
-        if self.read_only:
-            self._open_read_only(path, busy_timeout_s)
-            return
         try:
-            self.db = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.execute("PRAGMA secure_delete=ON")  # removed biometric data is overwritten, not just unlinked
-            with self._write():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('uid', ?)", (uuid.uuid4().hex,))
+            self._connect(path, busy_timeout_s)
             schema = self._meta("schema")
         except sqlite3.DatabaseError as exc:
             raise GalleryError(f"{path}: not an rnnface gallery ({exc})") from None
         if schema != SCHEMA_VERSION:
             raise GalleryError(f"{path}: gallery schema {schema!r}, this rnnface reads {SCHEMA_VERSION!r}")
-        self._init_state()
-
-    def _init_state(self) -> None:
         stat = os.stat(self.location)
         self._identity = (stat.st_dev, stat.st_ino)  # the file opened: noticed if it is deleted or replaced
         self._index: FaceIndex | None = None
@@ -118,17 +102,23 @@ class SqliteGallery(Gallery):
         self._dirty = False
         self._enrolled = False  # this session added faces: bring the index file up to date on close
 
-    def _open_read_only(self, path: Path, busy_timeout_s: float) -> None:
-        # immutable=1: nothing (not even a -shm file) is created beside a file we may not write
-        try:
-            self.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, timeout=busy_timeout_s,
-                                      isolation_level=None, check_same_thread=False)
-            schema = self._meta("schema")
-        except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"{path}: not an rnnface gallery ({exc})") from None
-        if schema != SCHEMA_VERSION:
-            raise GalleryError(f"{path}: gallery schema {schema!r}, this rnnface reads {SCHEMA_VERSION!r}")
-        self._init_state()
+    def _connect(self, path: Path, busy_timeout_s: float) -> None:
+        """Open the database: read-only as it is, or read-write (WAL) with the schema created when new."""
+        options = {"timeout": busy_timeout_s, "isolation_level": None, "check_same_thread": False}
+        if self.read_only:  # immutable=1: nothing (not even a -shm file) is created beside a file we may not write
+            self.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, **options)
+            return
+        self.db = sqlite3.connect(path, **options)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA secure_delete=ON")  # removed biometric data is overwritten, not just unlinked
+        with self._write():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('uid', ?)", (uuid.uuid4().hex,))
 
     # -- storage -------------------------------------------------------------------------------
 

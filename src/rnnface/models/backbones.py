@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnface.models.layers import AttentionPool, EmbeddingHead, Sweep2D, make_rnn
+from rnnface.models.layers import AttentionPool, EmbeddingHead, Sweep2D, make_rnn, run_sweeps, sweep_layers
 from rnnface.models.registry import register_model
 
 
@@ -110,22 +110,12 @@ class ConvBiRNN(nn.Module):
         self.config = config
         chans = (config.in_chans, *config.stem)
         self.stem = nn.Sequential(*(_conv_bn(a, b) for a, b in zip(chans[:-1], chans[1:])))
-        sweeps, norms, channels = [], [], chans[-1]
-        for hidden in config.hidden:
-            sweeps.append(Sweep2D(channels, hidden, config.cell))
-            norms.append(nn.GroupNorm(1, 2 * hidden))
-            channels = 2 * hidden
-        self.sweeps = nn.ModuleList(sweeps)
-        self.norms = nn.ModuleList(norms)
+        self.sweeps, self.norms, channels = sweep_layers(chans[-1], config.hidden, config.cell)
         self.pool = AttentionPool(channels, config.heads)
         self.head = EmbeddingHead(self.pool.out_channels, config.embed_dim, config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for sweep, norm in zip(self.sweeps, self.norms):
-            y = norm(sweep(x))
-            x = x + y if y.shape == x.shape else y
-        return self.head(self.pool(x))
+        return self.head(self.pool(run_sweeps(self.stem(x), self.sweeps, self.norms)))
 
 
 @register_model

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnface.models.layers import AttentionPool, Sweep2D
+from rnnface.models.layers import AttentionPool, run_sweeps, sweep_layers
 from rnnface.models.registry import register_model
 from rnnface.pretrained.facenet import FEATURE_MAPS, GRAPH_SHA256
 
@@ -53,13 +53,7 @@ class HybridHead(nn.Module):
         self.config = config
         channels = FEATURE_MAPS[config.map][1][0]
         self.reduce = nn.Sequential(nn.Conv2d(channels, config.reduce, 1, bias=False), nn.BatchNorm2d(config.reduce), nn.PReLU(config.reduce))
-        sweeps, norms, width = [], [], config.reduce
-        for hidden in config.hidden:
-            sweeps.append(Sweep2D(width, hidden, config.cell))
-            norms.append(nn.GroupNorm(1, 2 * hidden))
-            width = 2 * hidden
-        self.sweeps = nn.ModuleList(sweeps)
-        self.norms = nn.ModuleList(norms)
+        self.sweeps, self.norms, width = sweep_layers(config.reduce, config.hidden, config.cell)
         self.pool = AttentionPool(width) if config.hidden else None
         self.dropout = nn.Dropout(config.dropout)
         self.out = nn.Linear(width, config.embed_dim)
@@ -79,10 +73,7 @@ class HybridHead(nn.Module):
         return out
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = self.reduce(features[self.config.map].float())
-        for sweep, norm in zip(self.sweeps, self.norms):
-            y = norm(sweep(x))
-            x = x + y if y.shape == x.shape else y
+        x = run_sweeps(self.reduce(features[self.config.map].float()), self.sweeps, self.norms)
         pooled = self.pool(x) if self.pool is not None else x.mean(dim=(2, 3))
         out = self.out(self.dropout(pooled))
         if self.config.residual:

@@ -44,6 +44,24 @@ class Sweep2D(nn.Module):
         return cols.reshape(b, w, h, -1).permute(0, 3, 2, 1)
 
 
+def sweep_layers(channels: int, hidden: tuple[int, ...], cell: str) -> tuple[nn.ModuleList, nn.ModuleList, int]:
+    """Stacked `Sweep2D` layers (one per entry of `hidden`), a GroupNorm after each, and the channels they output."""
+    sweeps, norms = [], []
+    for size in hidden:
+        sweeps.append(Sweep2D(channels, size, cell))
+        norms.append(nn.GroupNorm(1, 2 * size))
+        channels = 2 * size
+    return nn.ModuleList(sweeps), nn.ModuleList(norms), channels
+
+
+def run_sweeps(x: torch.Tensor, sweeps: nn.ModuleList, norms: nn.ModuleList) -> torch.Tensor:
+    """Apply the sweep layers in turn; a layer whose output keeps the shape is residual."""
+    for sweep, norm in zip(sweeps, norms):
+        y = norm(sweep(x))
+        x = x + y if y.shape == x.shape else y
+    return x
+
+
 class AttentionPool(nn.Module):
     """Softmax-weighted average of the positions of a feature map (one learned scorer per head)."""
 
