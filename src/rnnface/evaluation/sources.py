@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnface.data.lfw import Pair
 from rnnface.data.prepare import FaceCache
 from rnnface.models import Checkpoint
 from rnnface.pretrained.features import embed_cached

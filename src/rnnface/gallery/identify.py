@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnface.detection import Face
-from rnnface.errors import GalleryError, EmptyGalleryError, ModelError
+from rnnface.errors import EmptyGalleryError, ModelError
 from rnnface.gallery.base import UNKNOWN, Gallery, Match, SearchBy
 from rnnface.recognition.compare import check_threshold
 from rnnface.recognition.pipeline import FacePipeline, ImageInput, as_image
