@@ -136,9 +136,9 @@ def pretrained_embeddings(cache: FaceCache, name: str, workers: int | None = Non
         if len(data["valid"]) == len(cache.rows):
             return data["embeddings"], data["valid"]
     valid_rows = np.array([r.status != "unreadable" for r in cache.rows])
-    if name == "facenet" and (cache.root / "frontend-facenet" / "meta.json").is_file():
-        from rnnface.pretrained.features import FrontendFeatures
+    from rnnface.pretrained.features import FrontendFeatures
 
+    if name == "facenet" and FrontendFeatures.complete(cache):
         feats = FrontendFeatures.open(cache)
         if "embedding" in feats.arrays:
             valid = valid_rows & np.array([r.box is not None for r in cache.rows])

@@ -64,9 +64,19 @@ class FrontendFeatures:
     def views(self) -> int:
         return int(self.meta["views"])
 
+    @staticmethod
+    def location(cache: FaceCache, frontend: str = "facenet") -> Path:
+        """Where the feature cache of `frontend` over `cache` lives."""
+        return cache.root / f"frontend-{frontend}"
+
+    @classmethod
+    def complete(cls, cache: FaceCache, frontend: str = "facenet") -> bool:
+        """Whether a finished feature cache is there (its meta.json is written last)."""
+        return (cls.location(cache, frontend) / "meta.json").is_file()
+
     @classmethod
     def open(cls, cache: FaceCache, frontend: str = "facenet") -> FrontendFeatures:
-        root = cache.root / f"frontend-{frontend}"
+        root = cls.location(cache, frontend)
         meta_path = root / "meta.json"
         if not meta_path.is_file():
             raise DataError(f"{root}: no complete feature cache; run `rnnface features {cache.root}`")
@@ -105,7 +115,7 @@ def build_features(
         raise DataError(f"{cache.root}: faces are cut as {cache.crop}, FaceNet needs {FaceNet.crop}; prepare with --crop facenet")
     if views < 1:
         raise DataError(f"views must be >= 1, got {views}")
-    root = cache.root / "frontend-facenet"
+    root = FrontendFeatures.location(cache)
     settings = {"version": FEATURES_VERSION, "views": views, "outputs": list(outputs), "seed": seed, "faces": len(cache.rows)}
     meta_path = root / "meta.json"
     if meta_path.is_file() and not force:
@@ -143,9 +153,9 @@ def build_features(
 def embed_cached(embedder: Embedder, cache: FaceCache, rows: list[int]) -> np.ndarray:
     """Embeddings of cached faces; a hybrid reads its front-end's feature cache when there is one
     (view 0 is the crop as inference sees it, view 1 its mirror) instead of running the CNN again."""
-    features_dir = cache.root / f"frontend-{embedder.checkpoint.frontend}"
-    if embedder.checkpoint.frontend is not None and (features_dir / "meta.json").is_file():
-        feats = FrontendFeatures.open(cache, embedder.checkpoint.frontend)
+    frontend = embedder.checkpoint.frontend
+    if frontend is not None and FrontendFeatures.complete(cache, frontend):
+        feats = FrontendFeatures.open(cache, frontend)
         names = embedder.model.config.inputs
         out = []
         for start in range(0, len(rows), 256):
