@@ -57,3 +57,14 @@ def run_gallery_cli(*args, gallery: Path):
     result = CliRunner().invoke(app, [str(a) for a in args], env={"RNNFACE_MODEL": None, "RNNFACE_GALLERY": str(gallery)})
     assert "Traceback" not in result.output
     return result
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """A real Milvus standalone server (PyPI's `milvus` package: its own etcd, a local port), for the session."""
+    from tests.milvus_server import Server
+
+    server = Server(tmp_path_factory.mktemp("milvus-server"))
+    server.start()
+    yield server
+    server.stop()

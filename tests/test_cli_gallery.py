@@ -282,3 +282,12 @@ def test_cli_reads_a_read_only_gallery_and_says_read_only_on_writes(tmp_path, ph
     for args in (("enroll", "Serena", photos["serena"]), ("remove", "Bush")):
         result = run(*args, gallery=g)
         assert result.exit_code == 2 and "read-only" in result.output, result.output
+
+
+def test_an_unreachable_milvus_server_is_one_line_and_a_non_zero_exit(tmp_path):
+    pytest.importorskip("pymilvus")
+    from tests.milvus_server import free_port
+
+    result = run_gallery_cli("people", gallery=f"milvus://127.0.0.1:{free_port()}/faces")
+    assert result.exit_code != 0 and "Milvus server cannot be reached" in result.output
+    assert not list(tmp_path.iterdir())

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnface.errors import EmptyGalleryError, GalleryError
+from rnnface.errors import EmptyGalleryError, GalleryError, GalleryUnavailableError
 from rnnface.gallery import FaceRecord, open_gallery
 from rnnface.gallery import index as gallery_index
 from tests.gallery_worker import DIM, FACES, MODEL, embeddings_of
@@ -24,11 +24,14 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-@pytest.fixture(params=["sqlite", "milvus-lite"])
+@pytest.fixture(params=["sqlite", "milvus-lite", "milvus-server"])
 def location(request, tmp_path) -> str:
+    """Every backend: SQLite + FAISS, Milvus Lite in a file, and a real Milvus server (a fresh collection per test)."""
     if request.param == "sqlite":
         return str(tmp_path / "gallery.db")
     pytest.importorskip("pymilvus")
+    if request.param == "milvus-server":
+        return request.getfixturevalue("milvus_server").location()
     return f"milvus:{tmp_path / 'milvus.db'}"
 
 
@@ -472,3 +475,62 @@ def test_enrolling_and_importing_again_add_nothing(tmp_path, location):
         assert copy.import_file(tmp_path / "export.zip") == 10
         assert copy.import_file(tmp_path / "export.zip") == 0
         assert len(copy) == 10 and [p.faces for p in copy.people()] == [1, 3, 3, 3]
+
+
+# -- a real Milvus server: what a server adds ---------------------------------------------------
+
+
+def test_server_search_right_after_each_enroll_finds_the_face(milvus_server):
+    people = people_faces(5)
+    with open_gallery(milvus_server.location()) as g:
+        for n, (name, faces) in enumerate(people.items(), 1):
+            g.enroll(name, [FaceRecord(f) for f in faces], MODEL)
+            assert g.search(faces[1], top_k=1)[0][0].person == name  # no wait and no flush between write and read
+            assert len(g) == 3 * n and g.templates().keys() == set(list(people)[:n])
+        g.remove("person_02")
+        assert all(m.person != "person_02" for m in g.search(people["person_02"][0], top_k=5)[0])
+
+
+def test_an_enrollment_cut_off_between_its_writes_is_repaired_by_running_it_again(milvus_server, monkeypatch):
+    faces = people_faces(2)
+    with open_gallery(milvus_server.location()) as g:
+        enroll_all(g, {"person_00": faces["person_00"]})
+
+        def server_gone(*args, **kwargs):
+            raise GalleryUnavailableError("the Milvus server cannot be reached (test)")
+
+        monkeypatch.setattr(g.client, "upsert", server_gone)  # the faces are written, the template write fails
+        with pytest.raises(GalleryUnavailableError):
+            g.enroll("person_01", [FaceRecord(f) for f in faces["person_01"]], MODEL)
+        monkeypatch.undo()
+        assert "person_01" not in g.templates()
+        g.enroll("person_01", [FaceRecord(f) for f in faces["person_01"]], MODEL)  # the same request again
+        assert len(g) == 6 and g.templates().keys() == {"person_00", "person_01"}
+        assert g.search(faces["person_01"][0], top_k=1, by="template")[0][0].person == "person_01"
+
+
+def test_a_server_that_goes_away_is_a_clear_error_and_the_gallery_reconnects(milvus_server, tmp_path):
+    from tests.milvus_server import free_port
+
+    people = people_faces(4)
+    with open_gallery(milvus_server.location()) as g:
+        enroll_all(g, dict(list(people.items())[:3]))
+        milvus_server.stop()  # the server, its etcd and all, gone mid-run
+        try:
+            for call in (
+                lambda: g.enroll("person_03", [FaceRecord(f) for f in people["person_03"]], MODEL),
+                lambda: g.search(people["person_00"][0]),
+                lambda: g.people(),
+                lambda: g.remove("person_00"),
+            ):
+                with pytest.raises(GalleryUnavailableError, match="Milvus server cannot be reached"):
+                    call()
+        finally:
+            milvus_server.start()  # back on the same port and data: the same gallery object carries on
+        assert [p.name for p in g.people()] == ["person_00", "person_01", "person_02"]  # the failed enrollment left nothing
+        assert g.search(people["person_01"][2], top_k=1)[0][0].person == "person_01"
+        enroll_all(g, {"person_03": people["person_03"]})
+        assert len(g) == 12 and g.search(people["person_03"][0], top_k=1)[0][0].person == "person_03"
+    assert not list(tmp_path.iterdir())  # nothing was written on our side
+    with pytest.raises(GalleryUnavailableError, match="cannot be reached"):
+        open_gallery(f"milvus://127.0.0.1:{free_port()}/faces")

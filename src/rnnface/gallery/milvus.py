@@ -15,13 +15,95 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from rnnface.errors import GalleryError, UnknownPersonError, EmptyGalleryError
+from rnnface.errors import EmptyGalleryError, GalleryError, GalleryUnavailableError, UnknownPersonError
 from rnnface.gallery.base import FaceRecord, Gallery, Match, PersonInfo, SearchBy, StoredFace, backends, new_faces, normalize, rank_people
 
 DEFAULT_COLLECTION = "faces"
 _MAX_TEXT = 65_535
 _FACES_PER_PERSON = 8
 _FIELDS = ["id", "person", "model", "source", "box", "crop", "cues", "vec"]
+#: Build parameters per index type (a server refuses HNSW/IVF without them), and the search breadth.
+_BUILD = {"HNSW": {"M": 32, "efConstruction": 200}, "IVF_FLAT": {"nlist": 1024}, "IVF_SQ8": {"nlist": 1024}}
+_SEARCH = {"HNSW": "ef", "IVF_FLAT": "nprobe", "IVF_SQ8": "nprobe"}
+HNSW_EF = 128
+_PAGE = 16_384  # the most rows one query answers
+IVF_NPROBE = 32
+
+
+#: Seconds one call to a Milvus server may take before it counts as unreachable.
+CALL_TIMEOUT_S = 60.0
+
+
+class _Client:
+    """A pymilvus client whose failures are gallery errors naming the location: a server that cannot be
+    reached is GalleryUnavailableError (and the next call connects afresh), a refused request GalleryError."""
+
+    def __init__(self, uri: str, location: str) -> None:
+        self.uri, self.location = uri, location
+        self._client = None
+
+    def _connect(self):
+        from pymilvus import MilvusClient
+
+        if self._client is None:
+            with self.translated():
+                # dedicated: a connection of our own, not one pymilvus shares (and keeps broken) across clients
+                self._client = MilvusClient(self.uri, timeout=CALL_TIMEOUT_S, dedicated=True)
+        return self._client
+
+    def translated(self):
+        """A context in which pymilvus errors become gallery errors."""
+        client = self
+
+        class _Translate:
+            def __enter__(self):
+                return None
+
+            def __exit__(self, exc_type, exc, tb):
+                if exc is None or isinstance(exc, GalleryError):
+                    return False
+                text = str(getattr(exc, "message", "") or exc)
+                if _unreachable(exc, text):
+                    client._drop()
+                    raise GalleryUnavailableError(f"{client.location}: the Milvus server cannot be reached ({text}); try again when it is back") from None
+                raise GalleryError(f"{client.location}: Milvus refused the request ({text})") from None
+
+        return _Translate()
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # a client of a server that is gone may fail to close; it is dropped either way
+                pass
+        self._client = None
+
+    def __getattr__(self, name: str):
+        method = getattr(self._connect(), name)
+
+        def call(*args, **kwargs):
+            with self.translated():
+                try:
+                    return method(*args, **kwargs)
+                except Exception as exc:
+                    if "not loaded" not in str(getattr(exc, "message", "")) or not args:
+                        raise
+                    self._client.load_collection(args[0])  # a restarted server does not load collections back by itself
+                    return method(*args, **kwargs)
+
+        return call
+
+    def close(self) -> None:
+        self._drop()
+
+
+def _unreachable(exc: BaseException, text: str) -> bool:
+    """Whether an error means the server is gone or not answering (rather than a refused request)."""
+    import grpc
+
+    if isinstance(exc, grpc.RpcError | ConnectionError | TimeoutError):
+        return True
+    return any(s in text for s in ("Fail connecting", "server unavailable", "UNAVAILABLE", "DEADLINE_EXCEEDED", "Connection refused"))
 
 
 def _literal(text: str) -> str:
@@ -34,8 +116,6 @@ class MilvusGallery(Gallery):
     """Gallery on Milvus via pymilvus. Writes of one enrollment go in one insert call."""
 
     def __init__(self, location: str, index: str = "auto") -> None:
-        from pymilvus import MilvusClient  # only when this backend is used
-
         parts = urlsplit(location)
         if parts.netloc:  # milvus://host:port/collection
             uri, collection = f"http://{parts.netloc}", parts.path.strip("/") or DEFAULT_COLLECTION
@@ -51,10 +131,8 @@ class MilvusGallery(Gallery):
         self.collection = collection
         self.people_collection = f"{collection}_people"
         self.index_type = ("FLAT" if self.lite else "HNSW") if index == "auto" else index.upper()
-        try:
-            self.client = MilvusClient(uri)
-        except Exception as exc:  # connection and file errors come as many types
-            raise GalleryError(f"{location}: cannot open Milvus ({type(exc).__name__}: {exc})") from None
+        self.client = _Client(uri, location)
+        self.client.list_collections()  # reachable (or the file usable) now, or a clear error now
 
     def _exists(self) -> bool:
         return self.client.has_collection(self.collection)
@@ -72,7 +150,7 @@ class MilvusGallery(Gallery):
         schema.add_field("cues", DataType.VARCHAR, max_length=256)
         schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
         params = self.client.prepare_index_params()
-        params.add_index(field_name="vec", index_type=self.index_type, metric_type="IP")
+        params.add_index(field_name="vec", index_type=self.index_type, metric_type="IP", params=_BUILD.get(self.index_type, {}))
         self.client.create_collection(self.collection, schema=schema, index_params=params, consistency_level="Strong")
         people = MilvusClient.create_schema(auto_id=False)
         people.add_field("name", DataType.VARCHAR, max_length=256, is_primary=True)
@@ -102,14 +180,18 @@ class MilvusGallery(Gallery):
         return int(self.client.query(self.collection, filter="", output_fields=["count(*)"])[0]["count(*)"])
 
     def enroll_many(self, batch: Sequence[tuple[str, Sequence[FaceRecord]]], model_id: str) -> list[list[int]]:
-        if self._exists():
+        exists = self._exists()
+        if exists:
             self.check_model(model_id)
-        dim = self.check_batch(batch, self.dim)
-        if not self._exists():
+        dim = self.check_batch(batch, self.dim if exists else None)
+        if not exists:
             self._create(dim)
-        batch = [(name, new_faces(faces, self._stored_embeddings(name))) for name, faces in batch]
-        rows = []
+        # One query for the stored faces of everyone in the batch (each round trip waits for a consistent view).
+        stored = self._stored_by_person([name for name, _ in batch]) if exists else {}
+        rows, kept = [], []
         for name, faces in batch:
+            faces = new_faces(faces, stored.get(name))
+            kept.append(len(faces))
             for f in faces:
                 crop = base64.b64encode(f.crop_png).decode() if f.crop_png else ""
                 if len(crop) > _MAX_TEXT:
@@ -119,39 +201,42 @@ class MilvusGallery(Gallery):
                 rows.append(
                     {"person": name, "model": model_id, "source": f.source[:4096], "box": box, "crop": crop, "cues": cues, "vec": normalize(f.embedding).tolist()}
                 )
+            if faces:
+                new = np.stack([normalize(f.embedding) for f in faces])
+                stored[name] = new if stored.get(name) is None else np.vstack([stored[name], new])
         ids = list(self.client.insert(self.collection, rows)["ids"]) if rows else []
-        self._update_templates([name for name, faces in batch if faces])
+        # Every person of the batch, not only those with new faces: re-running an enrollment that was cut off
+        # between the two writes (Milvus has no multi-collection transaction) repairs their template.
+        named = {name for name, _ in batch if stored.get(name) is not None}
+        templates = [{"name": n, "faces": len(stored[n]), "template": normalize(stored[n].sum(0)).tolist()} for n in sorted(named)]
+        if templates:
+            self.client.upsert(self.people_collection, templates)
         out, start = [], 0
-        for _, faces in batch:
-            out.append([int(i) for i in ids[start : start + len(faces)]])
-            start += len(faces)
+        for n in kept:
+            out.append([int(i) for i in ids[start : start + n]])
+            start += n
         return out
 
-    def _stored_embeddings(self, name: str) -> np.ndarray | None:
-        rows = self._query(f"person == {_literal(name)}", ["vec"])
-        return np.asarray([r["vec"] for r in rows], np.float32) if rows else None
-
-    def _update_templates(self, names: list[str]) -> None:
-        """Recompute the mean template of each named person from their stored faces."""
+    def _stored_by_person(self, names: list[str]) -> dict[str, np.ndarray]:
+        """Each named person's stored face embeddings (people with none are absent)."""
         names = sorted(set(names))
+        vecs: dict[str, list] = {}
         for start in range(0, len(names), 1000):
-            chunk = names[start : start + 1000]
-            vecs: dict[str, list] = {}
-            for r in self._query(f"person in {json.dumps(chunk)}", ["person", "vec"]):
+            for r in self._query(f"person in {json.dumps(names[start : start + 1000])}", ["person", "vec"]):
                 vecs.setdefault(r["person"], []).append(r["vec"])
-            rows = [
-                {"name": name, "faces": len(v), "template": normalize(np.asarray(v, dtype=np.float32).sum(0)).tolist()}
-                for name, v in vecs.items()
-            ]
-            if rows:
-                self.client.upsert(self.people_collection, rows)
+        return {name: np.asarray(v, np.float32) for name, v in vecs.items()}
 
     def _query(self, expr: str, fields: list[str]) -> list[dict]:
+        """Every row matching `expr`: one round trip when they fit in one answer, else paged by an iterator."""
+        rows = self.client.query(self.collection, filter=expr, output_fields=fields, limit=_PAGE)
+        if len(rows) < _PAGE:
+            return rows
         it = self.client.query_iterator(self.collection, batch_size=1000, filter=expr, output_fields=fields)
         rows = []
-        while batch := it.next():
-            rows.extend(batch)
-        it.close()
+        with self.client.translated():
+            while batch := it.next():
+                rows.extend(batch)
+            it.close()
         return rows
 
     def remove(self, name: str) -> int:
@@ -228,8 +313,11 @@ class MilvusGallery(Gallery):
         if by == "template":
             hits = self.client.search(self.people_collection, data=queries.tolist(), limit=top_k, anns_field="template", output_fields=["name"])
             return [[Match(h["entity"]["name"], float(h["distance"])) for h in row] for row in hits]
+        limit = min(16384, top_k * _FACES_PER_PERSON)
+        breadth = {"ef": max(HNSW_EF, limit), "nprobe": IVF_NPROBE}
+        params = {k: breadth[k] for k in [_SEARCH.get(self.index_type)] if k}
         hits = self.client.search(
-            self.collection, data=queries.tolist(), limit=min(16384, top_k * _FACES_PER_PERSON), anns_field="vec", output_fields=["person", "source"]
+            self.collection, data=queries.tolist(), limit=limit, anns_field="vec", output_fields=["person", "source"], search_params={"params": params}
         )
         out = []
         for row in hits:
