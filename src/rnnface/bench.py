@@ -58,35 +58,46 @@ def bench_detect_align(images: Sequence[np.ndarray], size: int = 112, detector: 
     }
 
 
+def _runtimes() -> tuple[str, ...]:
+    """torch, and onnx when onnxruntime is installed."""
+    from importlib.util import find_spec
+
+    return ("torch", "onnx") if find_spec("onnxruntime") and find_spec("onnx") else ("torch",)
+
+
 def bench_embed(
     models: Sequence[str], batch_sizes: Sequence[int] = (1, 32), repeats: int = 20, checkpoint: str | Path | None = None
 ) -> list[dict]:
-    """Median ms per face of each backbone's forward pass (default config), and of `checkpoint` if given."""
+    """Median ms per face of each backbone's forward pass (default config) in each runtime, and of `checkpoint` if given."""
     import torch
 
     from rnnface.models import create_model, load_checkpoint
-    from rnnface.models.registry import example_input
+    from rnnface.models.checkpoint import Checkpoint
+    from rnnface.models.onnx import OnnxModel
+    from rnnface.models.registry import example_input, model_args
 
-    named = [(name, create_model(name)) for name in models]
     rows = []
-    for name, model in named:
-        model.eval()
+    for name in models:
+        model = create_model(name).eval()
         size = getattr(model.config, "img_size", None) or f"{model.config.frontend} features"
-        for batch in batch_sizes:
-            x = example_input(model, batch)
-            with torch.inference_mode():
-                times = _time_ms(lambda: model(x), repeats=_repeats(batch, repeats))
-            rows.append(
-                {
-                    "stage": "embed",
-                    "model": name,
-                    "cell": model.config.cell,
-                    "input": size,
-                    "batch": batch,
-                    "ms_per_face": round(statistics.median(times) / batch, 3),
-                    "ms_per_batch": round(statistics.median(times), 2),
-                }
-            )
+        for runtime in _runtimes():
+            run = model if runtime == "torch" else OnnxModel.from_checkpoint(Checkpoint(model, name, model_args(model)))
+            for batch in batch_sizes:
+                x = example_input(model, batch)
+                with torch.inference_mode():
+                    times = _time_ms(lambda run=run, x=x: run(x), repeats=_repeats(batch, repeats))
+                rows.append(
+                    {
+                        "stage": "embed",
+                        "model": name,
+                        "cell": model.config.cell,
+                        "runtime": runtime,
+                        "input": size,
+                        "batch": batch,
+                        "ms_per_face": round(statistics.median(times) / batch, 3),
+                        "ms_per_batch": round(statistics.median(times), 2),
+                    }
+                )
     if checkpoint is not None:
         rows += _bench_checkpoint(load_checkpoint(checkpoint), batch_sizes, repeats)
     return rows
@@ -96,22 +107,24 @@ def _bench_checkpoint(ckpt, batch_sizes: Sequence[int], repeats: int) -> list[di
     """The shipped model as `embed`/`verify` run it, from crops (front-end included), flip-averaged if calibrated so."""
     from rnnface.recognition.embedder import Embedder
 
-    embedder = Embedder(ckpt)
     rows = []
-    for batch in batch_sizes:
-        crops = np.random.default_rng(0).integers(0, 256, (batch, embedder.crop.size, embedder.crop.size, 3), dtype=np.uint8)
-        times = _time_ms(lambda: embedder.embed_crops(crops), repeats=_repeats(batch, repeats))
-        rows.append(
-            {
-                "stage": "embed",
-                "model": f"{ckpt.name} (shipped{', flip' if embedder.flip else ''})",
-                "cell": ckpt.args["cell"],
-                "input": embedder.input_size if ckpt.frontend is None else f"{ckpt.frontend} {embedder.input_size}",
-                "batch": batch,
-                "ms_per_face": round(statistics.median(times) / batch, 3),
-                "ms_per_batch": round(statistics.median(times), 2),
-            }
-        )
+    for runtime in _runtimes():
+        embedder = Embedder(ckpt, runtime=runtime)
+        for batch in batch_sizes:
+            crops = np.random.default_rng(0).integers(0, 256, (batch, embedder.crop.size, embedder.crop.size, 3), dtype=np.uint8)
+            times = _time_ms(lambda crops=crops: embedder.embed_crops(crops), repeats=_repeats(batch, repeats))
+            rows.append(
+                {
+                    "stage": "embed",
+                    "model": f"{ckpt.name} (shipped{', flip' if embedder.flip else ''})",
+                    "cell": ckpt.args["cell"],
+                    "runtime": runtime,
+                    "input": embedder.input_size if ckpt.frontend is None else f"{ckpt.frontend} {embedder.input_size}",
+                    "batch": batch,
+                    "ms_per_face": round(statistics.median(times) / batch, 3),
+                    "ms_per_batch": round(statistics.median(times), 2),
+                }
+            )
     return rows
 
 
@@ -135,7 +148,7 @@ def bench_peer_embed(images: Sequence[np.ndarray], detector: str = DEFAULT_DETEC
         start = time.perf_counter()
         face_recognition.face_encodings(image, box)
         times.append((time.perf_counter() - start) * 1000)
-    return {"stage": "embed", "model": "face_recognition (dlib)", "cell": "-", "input": "box", "batch": 1,
+    return {"stage": "embed", "model": "face_recognition (dlib)", "cell": "-", "runtime": "dlib", "input": "box", "batch": 1,
             "ms_per_face": round(statistics.median(times), 3), "faces": len(times)}
 
 

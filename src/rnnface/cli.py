@@ -58,6 +58,9 @@ ModelOpt = Annotated[
     Optional[Path], typer.Option("--model", "-m", help="Checkpoint to use (default: $RNNFACE_MODEL, then the shipped one).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+RuntimeOpt = Annotated[
+    Optional[str], typer.Option("--runtime", help="What runs the embedding network: torch or onnx (default: $RNNFACE_RUNTIME, then torch).")
+]
 
 
 def _print_json(obj) -> None:
@@ -98,6 +101,7 @@ def embed(
     model: ModelOpt = None,
     face: Annotated[Optional[int], typer.Option(help="Embed only face N (0 = largest).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Also save the (N, D) embeddings as a .npy file.")] = None,
+    runtime: RuntimeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Embed every face of an image (or face N) with the recurrent model."""
@@ -109,7 +113,7 @@ def embed(
 
     if out is not None:
         check_output(out, "embeddings file")
-    pipeline = FacePipeline(model=model)
+    pipeline = FacePipeline(model=model, runtime=runtime)
     pipeline.embedder  # fail on a missing model before any detection work
     img = load_image(image)
     faces = pipeline.detect(img)
@@ -139,12 +143,13 @@ def verify(
     face_a: Annotated[Optional[int], typer.Option(help="Face number in the first image.")] = None,
     face_b: Annotated[Optional[int], typer.Option(help="Face number in the second image.")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Cosine threshold (default: the checkpoint's calibrated one).")] = None,
+    runtime: RuntimeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Are the faces in two images the same person? Exit 0 either way; the answer is printed."""
     from rnnface.recognition import FacePipeline
 
-    pipeline = FacePipeline(model=model)
+    pipeline = FacePipeline(model=model, runtime=runtime)
     result = pipeline.verify(
         image_a,
         image_b,
@@ -197,6 +202,31 @@ def models(as_json: JsonOpt = False) -> None:
             f"{r['recurrent_share']:>10.1%}  {r['summary']}{star}"
         )
     typer.echo("* = the backbone's default cell; any cell works: --cell rnn|lstm|gru in training.")
+
+
+@app.command("export-onnx")
+def export_onnx(
+    checkpoint: Annotated[Path, typer.Argument(help="rnnface checkpoint (.pt) to export.")],
+    out: Annotated[Path, typer.Argument(help="ONNX file to write.")],
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+) -> None:
+    """Write a backbone as ONNX (dynamic batch; recurrent layers as ONNX GRU/LSTM/RNN), checked against PyTorch."""
+    from rnnface.models import load_checkpoint
+    from rnnface.models.onnx import export_onnx as export, parity
+
+    check_output(out, "ONNX file")
+    ckpt = load_checkpoint(checkpoint)
+    data = export(ckpt, opset)
+    worst = parity(ckpt, data)
+    with atomic_output(out, "ONNX file") as tmp:
+        tmp.write_bytes(data)
+    typer.echo(f"wrote {out} ({len(data) / 2**20:.1f} MB, opset {opset}): {ckpt.model_id}")
+    typer.echo(f"parity with PyTorch on random inputs, batch 1 and 7: lowest cosine {worst:.6f}")
+    if ckpt.frontend is not None:
+        typer.echo(
+            f"note: this is the recurrent head we trained; its inputs are the outputs of the {ckpt.frontend} front-end "
+            "(a frozen TensorFlow graph that rnnface runs with OpenCV), which is not in this file"
+        )
 
 
 @app.command()
@@ -278,9 +308,9 @@ def bench_pipeline(
         f"detect+align ({det['detector']}, {det['images']} images {det['image_shape'][1]}x{det['image_shape'][0]}, "
         f"faces in {det['faces_found']}): median {det['ms_per_image_median']:.1f} ms/image, p90 {det['ms_per_image_p90']:.1f}"
     )
-    typer.echo(f"{'model':<32}{'cell':<6}{'input':>18}{'batch':>7}{'ms/face':>10}")
+    typer.echo(f"{'model':<32}{'cell':<6}{'runtime':<9}{'input':>18}{'batch':>7}{'ms/face':>10}")
     for r in emb:
-        typer.echo(f"{r['model']:<32}{r['cell']:<6}{r['input']:>18}{r['batch']:>7}{r['ms_per_face']:>10.2f}")
+        typer.echo(f"{r['model']:<32}{r['cell']:<6}{r.get('runtime', ''):<9}{r['input']:>18}{r['batch']:>7}{r['ms_per_face']:>10.2f}")
     typer.echo(f"written: {out}")
 
 

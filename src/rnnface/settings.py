@@ -29,14 +29,19 @@ class Settings:
     data: Path = DEFAULT_DATA  # RNNFACE_DATA: LFW root (holding lfw/ and pairs.txt) or an image tree
     model: Path | None = None  # RNNFACE_MODEL: checkpoint used by embed/verify
     gallery: str = ""  # RNNFACE_GALLERY: gallery path or URI (milvus://host:port/collection); default under XDG_DATA_HOME
+    runtime: str = "torch"  # RNNFACE_RUNTIME: what runs the embedding network, torch or onnx (onnxruntime)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         model = environ.get("RNNFACE_MODEL")
+        runtime = environ.get("RNNFACE_RUNTIME", "torch")
+        if runtime not in ("torch", "onnx"):
+            raise ModelError(f"RNNFACE_RUNTIME={runtime!r}: choose torch or onnx")
         return cls(
             data=Path(environ.get("RNNFACE_DATA", str(DEFAULT_DATA))),
             model=Path(model) if model else None,
             gallery=environ.get("RNNFACE_GALLERY") or default_gallery(environ),
+            runtime=runtime,
         )
 
 

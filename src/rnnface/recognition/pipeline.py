@@ -71,17 +71,21 @@ class FacePipeline:
         detector: Detector | str = DEFAULT_DETECTOR,
         settings: Settings | None = None,
         flip: bool | None = None,
+        runtime: str | None = None,
     ) -> None:
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
         self._model = model
         self._settings = settings
         self._flip = flip
+        self._runtime = runtime  # None: $RNNFACE_RUNTIME, else torch
 
     @cached_property
     def embedder(self) -> Embedder:
         from rnnface.recognition.embedder import Embedder  # torch loads only when a model is needed
 
-        return Embedder.from_path(resolve_model(self._model, self._settings), flip=self._flip)
+        settings = self._settings or Settings.from_env()
+        runtime = self._runtime or settings.runtime
+        return Embedder.from_path(resolve_model(self._model, settings), flip=self._flip, runtime=runtime)
 
     def detect(self, image: ImageInput) -> list[Face]:
         """Faces in `image`, largest first."""
