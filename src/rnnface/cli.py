@@ -316,17 +316,26 @@ def bench_pipeline(
 
 @bench_app.command("gallery")
 def bench_gallery(
-    sizes: Annotated[str, typer.Option(help="Gallery sizes (faces) for SQLite + FAISS, comma-separated.")] = "10000,100000,1000000",
-    milvus: Annotated[str, typer.Option(help="Sizes for Milvus Lite ('' to skip).")] = "10000,100000",
-    dim: Annotated[Optional[int], typer.Option(help="Embedding dimension (default: the shipped model's).")] = None,
-    queries: Annotated[int, typer.Option(help="Queries per size.")] = 1000,
-    milvus_queries: Annotated[int, typer.Option(help="Queries per size for Milvus Lite (slower per query).")] = 100,
-    similarity: Annotated[float, typer.Option(help="Cosine of each query to the stored face it was made from.")] = 0.5,
+    sizes: Annotated[str, typer.Option(help="Gallery sizes (faces), comma-separated.")] = "10000,100000,1000000",
+    indexes: Annotated[
+        str, typer.Option(help="Index kinds to measure, KIND or KIND:BREADTH (HNSW efSearch, IVF nprobe), comma-separated.")
+    ] = "flat,lsh,hnsw:128,hnsw:512,ivf:64,ivf:256",
+    cache: Annotated[Path, typer.Option(help="LFW face cache (rnnface prepare --crop facenet) the shipped model embeds.")] = Path("cache/lfw160"),
+    queries: Annotated[int, typer.Option(help="Queries per size: half real held-out LFW photos, half generated.")] = 1000,
+    uniform: Annotated[str, typer.Option(help="Sizes of the uniform-random stress case ('' to skip).")] = "1000000",
+    milvus_uri: Annotated[Optional[str], typer.Option(help="Also measure a Milvus server, milvus://HOST:PORT.")] = None,
+    milvus_sizes: Annotated[str, typer.Option(help="Sizes for the Milvus server.")] = "10000,100000",
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_gallery.json"),
 ) -> None:
-    """Gallery speed: enrollment rate, query p50/p99, batch throughput, recall@1 against exact search, memory."""
+    """Gallery indexes on the shipped model's real embeddings: build, p50/p99, recall@1 vs exact, rank-1, RSS, disk."""
+    import numpy as np
+
     from rnnface.bench import machine, write_report
-    from rnnface.gallery.bench import HEADER, bench_gallery as run, format_row
+    from rnnface.data.prepare import FaceCache
+    from rnnface.gallery.bench import HEADER, bench_indexes, bench_milvus, format_row, realistic_workload, uniform_workload
+    from rnnface.gallery.population import similarity_profile
+    from rnnface.pretrained.features import embed_cached
+    from rnnface.recognition.embedder import Embedder
     from rnnface.settings import packaged_model
 
     def parse(text: str) -> list[int]:
@@ -335,20 +344,49 @@ def bench_gallery(
         except ValueError:
             raise typer.BadParameter(f"sizes are comma-separated numbers of faces, got {text!r}") from None
 
-    if dim is None:
-        from rnnface.models import load_checkpoint
+    def parse_kinds(text: str) -> list[tuple[str, int | None]]:
+        out = []
+        for item in filter(None, (v.strip() for v in text.split(","))):
+            kind, _, breadth = item.partition(":")
+            if kind not in ("flat", "lsh", "hnsw", "ivf") or (breadth and not breadth.isdigit()):
+                raise typer.BadParameter(f"index {item!r}: flat, lsh, hnsw[:EF] or ivf[:NPROBE]")
+            out.append((kind, int(breadth) if breadth else None))
+        return out
 
-        shipped = packaged_model()
-        dim = int(load_checkpoint(shipped).args["embed_dim"]) if shipped else 256
-    typer.echo(HEADER)
+    kinds = parse_kinds(indexes)
+    check_output(out, "report")
+    face_cache = FaceCache.open(cache)
+    shipped = packaged_model()
+    embedder = Embedder.from_path(shipped)
+    ok = [i for i, r in enumerate(face_cache.rows) if r.status != "unreadable"]
+    embeddings = embed_cached(embedder, face_cache, ok)
+    people = [face_cache.rows[i].person for i in ok]
+    real = similarity_profile(embeddings, np.asarray(people))
     rows: list[dict] = []
+    report: dict = {"machine": machine(), "model": embedder.checkpoint.model_id, "real_lfw": real, "rows": rows}
 
     def row_done(row: dict) -> None:  # the report grows row by row, so an interrupted run keeps what it measured
         rows.append(row)
         typer.echo(format_row(row))
-        write_report({"machine": machine(), "query_similarity": similarity, "rows": rows}, out)
+        write_report(report, out)
 
-    run(parse(sizes), dim, parse(milvus), queries, similarity, on_row=row_done, milvus_queries=milvus_queries)
+    typer.echo(f"real LFW embeddings ({len(ok)} faces): " + ", ".join(f"{k} {v:.3f}" for k, v in real.items() if k != "gallery"))
+    typer.echo(HEADER)
+    for size in parse(sizes):
+        work = realistic_workload(size, embeddings, people, queries)
+        if "population" not in report:
+            sample = realistic_workload(len(ok), embeddings, people, queries)
+            pop = sample.population
+            rng = np.random.default_rng(0)
+            centres = pop.identities(len(set(people)), rng)
+            labels = np.unique(people, return_inverse=True)[1]
+            report["population"] = {"sigma": pop.sigma, "synthetic_lfw_shaped": similarity_profile(pop.photos(centres[labels], rng), labels.astype(str))}
+            typer.echo("synthetic, LFW-shaped: " + ", ".join(f"{k} {v:.3f}" for k, v in report["population"]["synthetic_lfw_shaped"].items() if k != "gallery"))
+        bench_indexes(work, kinds, on_row=row_done)
+        if milvus_uri and size in parse(milvus_sizes):
+            bench_milvus(realistic_workload(size, embeddings, people, queries), milvus_uri, on_row=row_done)
+    for size in parse(uniform):
+        bench_indexes(uniform_workload(size, embeddings.shape[1], queries), [("lsh", None)], on_row=row_done)
     typer.echo(f"written: {out}")
 
 

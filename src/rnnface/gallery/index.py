@@ -1,12 +1,16 @@
 """The FAISS index beside a SQLite gallery: derived data, saved with a stamp saying what it reflects.
 
-Exact inner product up to EXACT_LIMIT faces; above, "lsh": 256-bit sign codes of randomly rotated
-embeddings (random-hyperplane LSH) scanned by Hamming distance, the best `LSH_CANDIDATES` per
-wanted result then re-ranked exactly. Unlike HNSW or IVF, its recall does not depend on the data
-having cluster structure (measured: recall@1 0.99+ on 1M isotropic random vectors, where HNSW
-gave 0.19). HNSW stays available on request. The file
-holds a JSON stamp (database generation, highest face id, checksum) and the serialized index, so a
-missing, stale or corrupt file is detected on open and the index is rebuilt or caught up from SQLite.
+Exact inner product up to EXACT_LIMIT faces; above, an approximate index proposes CANDIDATES faces
+per query and the gallery re-ranks them exactly from the embeddings it stores, so the index itself
+need not hold full vectors. The default approximate kind, "lsh", keeps one sign bit per dimension of
+the randomly rotated embedding (random-hyperplane LSH: 64 bytes a face at 512-d) and scans them by
+Hamming distance. It was chosen by `rnnface bench gallery` on a population fitted to the shipped
+model's real LFW embeddings, where it met recall@1 >= 0.99 against exact search at 1M faces while
+HNSW and IVF, whose recall depends on queries landing near their neighbours' cells or graph
+regions, did not at the same latency (see the README table). "hnsw" (graph over 8-bit codes) and
+"ivf" (inverted lists of full vectors) stay available on request. The file holds a JSON stamp
+(database generation, highest face id, checksum) and the serialized index, so a missing, stale or
+corrupt file is detected on open and the index is rebuilt or caught up from SQLite.
 """
 
 from __future__ import annotations
@@ -21,13 +25,17 @@ from typing import Literal
 import faiss
 import numpy as np
 
-IndexKind = Literal["auto", "flat", "lsh", "hnsw"]
-Kind = Literal["flat", "lsh", "hnsw"]
-EXACT_LIMIT = 100_000
-LSH_CANDIDATES = 32  # re-ranked exactly per result asked for
+IndexKind = Literal["auto", "flat", "lsh", "hnsw", "ivf"]
+Kind = Literal["flat", "lsh", "hnsw", "ivf"]
+KINDS: tuple[str, ...] = ("flat", "lsh", "hnsw", "ivf")
+EXACT_LIMIT = 20_000
+CANDIDATES = 128  # faces an approximate index proposes per query, re-ranked exactly by the gallery
 HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 96
+HNSW_EF_CONSTRUCTION = 40
+HNSW_EF_SEARCH = 128
+IVF_LISTS = 4096  # at most; fewer for small galleries (about 40 faces per list)
+IVF_PROBES = 64
+TRAIN_SAMPLE = 100_000  # faces an index that learns its quantizer is trained on
 _MAGIC = b"RNNFACE-FAISS/1\n"
 
 
@@ -63,25 +71,45 @@ class IndexCorrupt(Exception):
 class FaceIndex:
     """Inner-product search over unit embeddings, keyed by the gallery's face ids."""
 
-    def __init__(self, dim: int, kind: Kind) -> None:
+    def __init__(self, dim: int, kind: Kind, size: int = 0) -> None:
+        """An empty index of `kind` for about `size` faces (IVF sizes its lists by it)."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
         self.dim = dim
         self.kind = kind
         if kind == "flat":
             base = faiss.IndexFlatIP(dim)
         elif kind == "lsh":
-            lsh = faiss.IndexLSH(dim, dim, True, False)  # one bit per dimension, after a random rotation
-            lsh.train(np.zeros((1, dim), np.float32))  # draws the rotation; the thresholds stay at zero
-            base = faiss.IndexRefineFlat(lsh)
-            base.k_factor = LSH_CANDIDATES
-        else:
-            base = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            base = faiss.IndexLSH(dim, dim, True, False)  # one bit per dimension, after a random rotation
+            base.train(np.zeros((1, dim), np.float32))  # draws the rotation; the thresholds stay at zero
+        elif kind == "hnsw":
+            base = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             base.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             base.hnsw.efSearch = HNSW_EF_SEARCH
+        else:
+            lists = int(min(IVF_LISTS, max(1, size // 40)))
+            base = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+            base.nprobe = min(IVF_PROBES, lists)
         self.index = faiss.IndexIDMap2(base)
+
+    @property
+    def approximate(self) -> bool:
+        """Whether results are candidates to re-rank exactly (anything but flat)."""
+        return self.kind != "flat"
+
+    @property
+    def needs_training(self) -> bool:
+        return not self.index.is_trained
+
+    def train(self, sample: np.ndarray) -> None:
+        """Learn the quantizer (HNSW's 8-bit ranges, IVF's lists) from a sample of the gallery."""
+        self.index.train(np.ascontiguousarray(sample, dtype=np.float32))
 
     @classmethod
     def build(cls, ids: np.ndarray, vectors: np.ndarray, dim: int, kind: Kind) -> FaceIndex:
-        index = cls(dim, kind)
+        index = cls(dim, kind, len(ids))
+        if index.needs_training:
+            index.train(vectors[:: max(1, len(vectors) // TRAIN_SAMPLE)])
         index.add(ids, vectors)
         return index
 
@@ -93,17 +121,18 @@ class FaceIndex:
             self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(similarities, face ids) of the k nearest faces per query; id -1 pads when fewer exist."""
+        """(scores, face ids) of the k best faces per query; id -1 pads when fewer exist. Scores are
+        cosine similarities for flat; for approximate kinds they only order candidates (re-rank them)."""
         k = max(1, min(k, len(self)))
-        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-        if self.kind == "lsh":  # re-ranked by squared L2 distance; for unit vectors cos = 1 - d/2
-            scores = np.where(ids >= 0, 1.0 - scores / 2.0, scores)
-        return scores, ids
+        return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
 
-    def set_ef_search(self, ef: int) -> None:
-        """Breadth of the HNSW search (recall/latency trade-off); no effect on exact search."""
+    def set_breadth(self, breadth: int) -> None:
+        """How widely an approximate search looks (HNSW efSearch, IVF nprobe): the recall/latency trade-off."""
+        base = faiss.downcast_index(self.index.index)
         if self.kind == "hnsw":
-            faiss.downcast_index(self.index.index).hnsw.efSearch = ef
+            base.hnsw.efSearch = breadth
+        elif self.kind == "ivf":
+            base.nprobe = breadth
 
     def save(self, path: Path, stamp: Stamp) -> None:
         """Write index + stamp atomically (a reader sees the old file or the new one, never half)."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from rnnface.errors import EmptyGalleryError, GalleryError, GalleryUnavailableError, ReadOnlyGalleryError, UnknownPersonError
 from rnnface.gallery.base import FaceRecord, Gallery, Match, PersonInfo, SearchBy, StoredFace, backends, new_faces, normalize, rank_people
-from rnnface.gallery.index import FaceIndex, IndexCorrupt, IndexKind, Stamp, choose_kind
+from rnnface.gallery.index import CANDIDATES, TRAIN_SAMPLE, FaceIndex, IndexCorrupt, IndexKind, Stamp, choose_kind
 from rnnface.io.paths import OutputError, check_output
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ CREATE INDEX IF NOT EXISTS faces_person ON faces(person_id);
 """
 #: Faces fetched per query before grouping by person, so several faces of one person leave room for others.
 _FACES_PER_PERSON = 8
+_BUILD_CHUNK = 50_000
 
 
 _TABLES = {"meta", "people", "faces"}
@@ -67,14 +68,16 @@ def _refuse_foreign(path: Path) -> None:
 
 @backends.register("sqlite")
 class SqliteGallery(Gallery):
-    """SQLite (WAL, one transaction per enrollment) + FAISS. `location` is the .db path."""
+    """SQLite (WAL, one transaction per enrollment) + FAISS. `location` is the .db path; `bulk`: a bulk load,
+    whose index is built by the first search (of this or a later session) instead of on close."""
 
-    def __init__(self, location: str, index: IndexKind = "auto", busy_timeout_s: float = 60.0) -> None:
+    def __init__(self, location: str, index: IndexKind = "auto", busy_timeout_s: float = 60.0, bulk: bool = False) -> None:
         path = Path(location.removeprefix("sqlite://"))
         self.location = str(path)
         self._identity: tuple[int, int] | None = None  # set once the file is open and set up
         self.index_path = path.with_name(path.name + ".faiss")
         self.index_kind = index
+        self.bulk = bulk
         if path.is_dir():
             raise GalleryError(f"{path}: is a directory, expected a gallery file")
         if self.index_path.is_dir():
@@ -95,6 +98,9 @@ class SqliteGallery(Gallery):
             raise GalleryError(f"{path}: not an rnnface gallery ({exc})") from None
         if schema != SCHEMA_VERSION:
             raise GalleryError(f"{path}: gallery schema {schema!r}, this rnnface reads {SCHEMA_VERSION!r}")
+        # Stored face embeddings and templates: float16 (1 KB a face at 512-d; cosines within 1e-6 of float32)
+        # in galleries made since, float32 in older ones.
+        self._dtype = np.dtype(self._meta("vectors") or "float32")
         stat = os.stat(self.location)
         self._identity = (stat.st_dev, stat.st_ino)  # the file opened: noticed if it is deleted or replaced
         self._index: FaceIndex | None = None
@@ -109,6 +115,7 @@ class SqliteGallery(Gallery):
             self.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, **options)
             return
         self.db = sqlite3.connect(path, **options)
+        self.db.execute("PRAGMA page_size=16384")  # takes effect only on a new file: ~1 KB rows pack 15 to a page
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
@@ -117,6 +124,8 @@ class SqliteGallery(Gallery):
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self.db.execute(statement)
+            if self._meta("schema") is None:  # a new gallery: half-precision embeddings (older ones keep float32)
+                self.db.execute("INSERT INTO meta VALUES ('vectors', 'float16')")
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('uid', ?)", (uuid.uuid4().hex,))
 
@@ -177,10 +186,17 @@ class SqliteGallery(Gallery):
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
 
+    def _encode(self, embedding: np.ndarray) -> bytes:
+        return normalize(embedding).astype(self._dtype).tobytes()
+
+    def _decode(self, blobs: Sequence[bytes]) -> np.ndarray:
+        """(N, D) float32 from stored embedding blobs."""
+        return normalize(np.frombuffer(b"".join(blobs), dtype=self._dtype).reshape(len(blobs), -1))
+
     def _update_template(self, person_id: int) -> None:
         rows = self.db.execute("SELECT embedding FROM faces WHERE person_id = ?", (person_id,)).fetchall()
-        template = normalize(np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32).reshape(len(rows), -1).sum(0))
-        self.db.execute("UPDATE people SET template = ? WHERE id = ?", (template.tobytes(), person_id))
+        template = self._decode([r[0] for r in rows]).sum(0)
+        self.db.execute("UPDATE people SET template = ? WHERE id = ?", (self._encode(template), person_id))
 
     def enroll_many(self, batch: Sequence[tuple[str, Sequence[FaceRecord]]], model_id: str) -> list[list[int]]:
         out: list[list[int]] = []
@@ -200,14 +216,14 @@ class SqliteGallery(Gallery):
                 else:
                     person_id = row[0]
                     stored = self.db.execute("SELECT embedding FROM faces WHERE person_id = ?", (person_id,)).fetchall()
-                    faces = new_faces(faces, np.frombuffer(b"".join(r[0] for r in stored), np.float32).reshape(len(stored), -1))
+                    faces = new_faces(faces, self._decode([r[0] for r in stored]))
                 ids = []
                 for f in faces:
                     cur = self.db.execute(
                         "INSERT INTO faces (person_id, embedding, model, source, box, crop, cues, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             person_id,
-                            normalize(f.embedding).tobytes(),
+                            self._encode(f.embedding),
                             model_id,
                             f.source,
                             json.dumps([round(float(v), 2) for v in f.box]) if f.box is not None else None,
@@ -244,7 +260,7 @@ class SqliteGallery(Gallery):
                 raise GalleryError(f"{self.location}: changed while re-embedding; run reindex again")
             dims = {np.asarray(e).shape[0] for e in embeddings.values()}
             for face_id, e in embeddings.items():
-                self.db.execute("UPDATE faces SET embedding = ?, model = ? WHERE id = ?", (normalize(e).tobytes(), model_id, face_id))
+                self.db.execute("UPDATE faces SET embedding = ?, model = ? WHERE id = ?", (self._encode(e), model_id, face_id))
             for (person_id,) in self.db.execute("SELECT id FROM people").fetchall():
                 self._update_template(person_id)
             self._set_meta("model", model_id)
@@ -267,7 +283,7 @@ class SqliteGallery(Gallery):
             yield StoredFace(
                 fid,
                 name,
-                np.frombuffer(emb, dtype=np.float32).copy(),
+                self._decode([emb])[0],
                 source,
                 tuple(json.loads(box)) if box else None,
                 crop,
@@ -276,22 +292,39 @@ class SqliteGallery(Gallery):
 
     def set_template(self, name: str, template: np.ndarray) -> None:
         with self._write():
-            cur = self.db.execute("UPDATE people SET template = ? WHERE name = ?", (normalize(template).tobytes(), name))
+            cur = self.db.execute("UPDATE people SET template = ? WHERE name = ?", (self._encode(template), name))
             if cur.rowcount == 0:
                 raise UnknownPersonError(f"{self.location}: no person named {name!r} (see `rnnface people`)")
             self._bump()
 
     def templates(self) -> dict[str, np.ndarray]:
         rows = self.db.execute("SELECT name, template FROM people ORDER BY name").fetchall()
-        return {name: np.frombuffer(t, dtype=np.float32).copy() for name, t in rows}
+        return {name: self._decode([t])[0] for name, t in rows}
 
     # -- index ---------------------------------------------------------------------------------
 
-    def _rows_after(self, max_id: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = self.db.execute("SELECT id, embedding FROM faces WHERE id > ? ORDER BY id", (max_id,)).fetchall()
+    def _rows_after(self, max_id: int, limit: int = -1) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.db.execute("SELECT id, embedding FROM faces WHERE id > ? ORDER BY id LIMIT ?", (max_id, limit)).fetchall()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dim or 0)
-        return ids, vecs
+        return ids, self._decode([r[1] for r in rows]) if rows else np.zeros((0, self.dim or 0), np.float32)
+
+    def _build(self, dim: int, requested: IndexKind) -> FaceIndex:
+        """A new index of every face, read in chunks (a million faces never sit in memory as float32 at once)."""
+        count = self.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
+        kind = choose_kind(count, requested)
+        log.info("building the %s index of %s from %d faces", kind, self.location, count)
+        index = FaceIndex(dim, kind, count)
+        if index.needs_training:
+            step = max(1, count // TRAIN_SAMPLE)
+            rows = self.db.execute("SELECT embedding FROM faces WHERE id % ? = 0", (step,)).fetchall()
+            index.train(self._decode([r[0] for r in rows]) if rows else self._rows_after(-1, TRAIN_SAMPLE)[1])
+        last = -1
+        while True:
+            ids, vecs = self._rows_after(last, _BUILD_CHUNK)
+            if not len(ids):
+                return index
+            index.add(ids, vecs)
+            last = int(ids[-1])
 
     def _sync(self, rebuild: bool = False) -> tuple[FaceIndex | None, Stamp | None]:
         """Bring the in-memory index up to the database: load the file, catch up by id, or (`rebuild`) build anew.
@@ -314,15 +347,11 @@ class SqliteGallery(Gallery):
                 self._load_file()
             stamp = self._stamp
             if rebuild or self._index is None or stamp is None or stamp.key[:3] != current[:3] or stamp.removals != removals or stamp.generation > generation:
-                ids, vecs = self._rows_after(-1)
-                kind = choose_kind(len(ids), self.index_kind)
-                log.info("building the %s index of %s from %d faces", kind, self.location, len(ids))
-                self._index = FaceIndex.build(ids, vecs, dim, kind)
+                self._index = self._build(dim, self.index_kind)
             else:
                 self._index.add(*self._rows_after(stamp.max_id))
-                wanted = choose_kind(len(self._index), self.index_kind)
-                if wanted != self._index.kind:
-                    self._index = FaceIndex.build(*self._rows_after(-1), dim, wanted)
+                if choose_kind(len(self._index), self.index_kind) != self._index.kind:
+                    self._index = self._build(dim, self.index_kind)
             max_id, count = self.db.execute("SELECT COALESCE(MAX(id), -1), COUNT(*) FROM faces").fetchone()
         finally:
             self.db.execute("COMMIT")
@@ -359,23 +388,43 @@ class SqliteGallery(Gallery):
                 self.db.execute("COMMIT")
             self._check_query(queries, dim if rows else None)
             names = [r[0] for r in rows]
-            templates = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+            templates = self._decode([r[1] for r in rows])
             sims = queries @ templates.T
             order = np.argsort(-sims, axis=1)[:, :top_k]
             return [[Match(names[j], float(sims[q, j])) for j in row] for q, row in enumerate(order)]
         index, stamp = self._sync()
         self._check_query(queries, stamp.dim if stamp is not None else None)
-        sims, ids = index.search(queries, top_k * _FACES_PER_PERSON)
+        wanted_per_query = top_k * _FACES_PER_PERSON
+        sims, ids = index.search(queries, max(wanted_per_query, CANDIDATES) if index.approximate else wanted_per_query)
         wanted = sorted({int(i) for i in ids.ravel() if i >= 0})
-        person_of, source_of = {}, {}
+        person_of, source_of, rows_of = {}, {}, {}
+        blobs = []
         for start in range(0, len(wanted), 900):  # SQLite caps bound parameters
             chunk = wanted[start : start + 900]
             marks = ",".join("?" * len(chunk))
-            for fid, name, source in self.db.execute(
-                f"SELECT f.id, p.name, f.source FROM faces f JOIN people p ON p.id = f.person_id WHERE f.id IN ({marks})", chunk
+            for fid, name, source, blob in self.db.execute(
+                f"SELECT f.id, p.name, f.source, f.embedding FROM faces f JOIN people p ON p.id = f.person_id WHERE f.id IN ({marks})", chunk
             ):
-                person_of[fid], source_of[fid] = name, source
+                person_of[fid], source_of[fid], rows_of[fid] = name, source, len(blobs)
+                blobs.append(blob)
+        if index.approximate:  # candidates re-ranked by their exact similarity, from the stored embeddings
+            stored = self._decode(blobs) if blobs else np.zeros((0, queries.shape[1]), np.float32)
+            sims, ids = self._rerank(queries, ids, stored, rows_of, wanted_per_query)
         return [rank_people(s, i, person_of, top_k, source_of) for s, i in zip(sims, ids)]
+
+    @staticmethod
+    def _rerank(queries: np.ndarray, ids: np.ndarray, stored: np.ndarray, rows_of: dict[int, int], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best k of each query's candidate faces by exact cosine similarity (-1 pads)."""
+        out_sims = np.full((len(queries), k), -np.inf, np.float32)
+        out_ids = np.full((len(queries), k), -1, np.int64)
+        for q, row in enumerate(ids):
+            found = [int(i) for i in row if int(i) in rows_of]
+            if not found:
+                continue
+            sims = stored[[rows_of[i] for i in found]] @ queries[q]
+            order = np.argsort(-sims)[:k]
+            out_sims[q, : len(order)], out_ids[q, : len(order)] = sims[order], np.asarray(found)[order]
+        return out_sims, out_ids
 
     def flush(self) -> None:
         """Save the index file if it changed (it is rebuilt from SQLite whenever missing or stale)."""
@@ -389,7 +438,7 @@ class SqliteGallery(Gallery):
 
     def close(self) -> None:
         try:
-            if self.model_id is not None and (self._enrolled or self._index is not None):
+            if self.model_id is not None and ((self._enrolled and not self.bulk) or self._index is not None):
                 self._sync()
             self.flush()
         finally:
