@@ -205,8 +205,9 @@ def test_a_reader_sees_other_writers(tmp_path):
         assert all(m.person != "person_00" for m in reader.search(people["person_00"][0], top_k=5)[0])
 
 
-def test_index_kind_switches_to_lsh_above_the_exact_limit(tmp_path, monkeypatch):
+def test_index_kind_switches_to_pq_above_the_exact_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(gallery_index, "EXACT_LIMIT", 20)
+    monkeypatch.setattr(gallery_index, "MIN_TRAINED", 20)
     people = people_faces(10)
     with open_gallery(tmp_path / "g.db") as g:
         enroll_all(g, dict(list(people.items())[:5]))
@@ -215,10 +216,10 @@ def test_index_kind_switches_to_lsh_above_the_exact_limit(tmp_path, monkeypatch)
         enroll_all(g, dict(list(people.items())[5:]))
         hit = g.search(people["person_07"][2], top_k=1)[0][0]
         assert hit.person == "person_07" and hit.similarity == pytest.approx(1.0, abs=1e-5)  # re-ranked: exact similarities
-        assert g._index.kind == "lsh" and len(g._index) == 30
-    with open_gallery(tmp_path / "g.db") as g:  # the saved LSH index loads and answers alike
-        assert g.search(people["person_03"][1], top_k=1)[0][0].person == "person_03" and g._index.kind == "lsh"
-    for kind in ("flat", "hnsw"):
+        assert g._index.kind == "pq" and len(g._index) == 30
+    with open_gallery(tmp_path / "g.db") as g:  # the saved PQ index loads and answers alike
+        assert g.search(people["person_03"][1], top_k=1)[0][0].person == "person_03" and g._index.kind == "pq"
+    for kind in gallery_index.KINDS:
         with open_gallery(tmp_path / f"{kind}.db", index=kind) as g:
             enroll_all(g, people)
             assert g.search(people["person_05"][0], top_k=1)[0][0].person == "person_05"

@@ -319,7 +319,7 @@ def bench_gallery(
     sizes: Annotated[str, typer.Option(help="Gallery sizes (faces), comma-separated.")] = "10000,100000,1000000",
     indexes: Annotated[
         str, typer.Option(help="Index kinds to measure, KIND or KIND:BREADTH (HNSW efSearch, IVF nprobe), comma-separated.")
-    ] = "flat,lsh,hnsw:128,hnsw:512,ivf:64,ivf:256",
+    ] = "flat,pq,lsh,hnsw:256,ivf:256",
     cache: Annotated[Path, typer.Option(help="LFW face cache (rnnface prepare --crop facenet) the shipped model embeds.")] = Path("cache/lfw160"),
     queries: Annotated[int, typer.Option(help="Queries per size: half real held-out LFW photos, half generated.")] = 1000,
     uniform: Annotated[str, typer.Option(help="Sizes of the uniform-random stress case ('' to skip).")] = "1000000",
@@ -348,8 +348,8 @@ def bench_gallery(
         out = []
         for item in filter(None, (v.strip() for v in text.split(","))):
             kind, _, breadth = item.partition(":")
-            if kind not in ("flat", "lsh", "hnsw", "ivf") or (breadth and not breadth.isdigit()):
-                raise typer.BadParameter(f"index {item!r}: flat, lsh, hnsw[:EF] or ivf[:NPROBE]")
+            if kind not in ("flat", "pq", "lsh", "hnsw", "ivf") or (breadth and not breadth.isdigit()):
+                raise typer.BadParameter(f"index {item!r}: flat, pq, lsh, hnsw[:EF] or ivf[:NPROBE]")
             out.append((kind, int(breadth) if breadth else None))
         return out
 
@@ -382,11 +382,12 @@ def bench_gallery(
             labels = np.unique(people, return_inverse=True)[1]
             report["population"] = {"sigma": pop.sigma, "synthetic_lfw_shaped": similarity_profile(pop.photos(centres[labels], rng), labels.astype(str))}
             typer.echo("synthetic, LFW-shaped: " + ", ".join(f"{k} {v:.3f}" for k, v in report["population"]["synthetic_lfw_shaped"].items() if k != "gallery"))
-        bench_indexes(work, kinds, on_row=row_done)
+        if kinds:
+            bench_indexes(work, kinds, on_row=row_done)
         if milvus_uri and size in parse(milvus_sizes):
             bench_milvus(realistic_workload(size, embeddings, people, queries), milvus_uri, on_row=row_done)
     for size in parse(uniform):
-        bench_indexes(uniform_workload(size, embeddings.shape[1], queries), [("lsh", None)], on_row=row_done)
+        bench_indexes(uniform_workload(size, embeddings.shape[1], queries), [("pq", None), ("lsh", None)], on_row=row_done)
     typer.echo(f"written: {out}")
 
 

@@ -98,7 +98,9 @@ def realistic_workload(size: int, embeddings: np.ndarray, people: list[str], que
     multi = sorted(p for p, r in rows.items() if len(r) >= 2)
     held_out_people = [multi[i] for i in sorted(rng.choice(len(multi), min(queries // 2, len(multi)), replace=False))]
     held = {rows[p][-1] for p in held_out_people}
-    enrolled = [i for i in range(len(people)) if i not in held]
+    # the other photos of the query people first, so that a gallery smaller than LFW still holds them
+    first = set(held_out_people)
+    enrolled = sorted((i for i in range(len(people)) if i not in held), key=lambda i: people[i] not in first)
     work = Workload("realistic", size, embeddings.shape[1], embeddings[enrolled], [people[i] for i in enrolled], seed=seed)
     work.population = fit_population(embeddings, np.asarray(people))
     for p in held_out_people:

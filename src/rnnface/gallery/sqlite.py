@@ -308,6 +308,17 @@ class SqliteGallery(Gallery):
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         return ids, self._decode([r[1] for r in rows]) if rows else np.zeros((0, self.dim or 0), np.float32)
 
+    def _keep_stored(self, index: FaceIndex, max_id: int) -> None:
+        """Give a loaded approximate index the stored embeddings (up to `max_id`) it re-ranks with."""
+        last = -1
+        while True:
+            ids, vecs = self._rows_after(last, _BUILD_CHUNK)
+            ids, vecs = ids[ids <= max_id], vecs[ids <= max_id]
+            if not len(ids):
+                return
+            index.keep(ids, vecs)
+            last = int(ids[-1])
+
     def _build(self, dim: int, requested: IndexKind) -> FaceIndex:
         """A new index of every face, read in chunks (a million faces never sit in memory as float32 at once)."""
         count = self.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
@@ -345,6 +356,8 @@ class SqliteGallery(Gallery):
                 return self._index, self._stamp
             if self._index is None and not rebuild:
                 self._load_file()
+                if self._index is not None and self._stamp is not None and not self._index.complete:
+                    self._keep_stored(self._index, self._stamp.max_id)
             stamp = self._stamp
             if rebuild or self._index is None or stamp is None or stamp.key[:3] != current[:3] or stamp.removals != removals or stamp.generation > generation:
                 self._index = self._build(dim, self.index_kind)
@@ -395,36 +408,17 @@ class SqliteGallery(Gallery):
         index, stamp = self._sync()
         self._check_query(queries, stamp.dim if stamp is not None else None)
         wanted_per_query = top_k * _FACES_PER_PERSON
-        sims, ids = index.search(queries, max(wanted_per_query, CANDIDATES) if index.approximate else wanted_per_query)
+        sims, ids = index.search(queries, wanted_per_query, candidates=CANDIDATES)
         wanted = sorted({int(i) for i in ids.ravel() if i >= 0})
-        person_of, source_of, rows_of = {}, {}, {}
-        blobs = []
+        person_of, source_of = {}, {}
         for start in range(0, len(wanted), 900):  # SQLite caps bound parameters
             chunk = wanted[start : start + 900]
             marks = ",".join("?" * len(chunk))
-            for fid, name, source, blob in self.db.execute(
-                f"SELECT f.id, p.name, f.source, f.embedding FROM faces f JOIN people p ON p.id = f.person_id WHERE f.id IN ({marks})", chunk
+            for fid, name, source in self.db.execute(
+                f"SELECT f.id, p.name, f.source FROM faces f JOIN people p ON p.id = f.person_id WHERE f.id IN ({marks})", chunk
             ):
-                person_of[fid], source_of[fid], rows_of[fid] = name, source, len(blobs)
-                blobs.append(blob)
-        if index.approximate:  # candidates re-ranked by their exact similarity, from the stored embeddings
-            stored = self._decode(blobs) if blobs else np.zeros((0, queries.shape[1]), np.float32)
-            sims, ids = self._rerank(queries, ids, stored, rows_of, wanted_per_query)
+                person_of[fid], source_of[fid] = name, source
         return [rank_people(s, i, person_of, top_k, source_of) for s, i in zip(sims, ids)]
-
-    @staticmethod
-    def _rerank(queries: np.ndarray, ids: np.ndarray, stored: np.ndarray, rows_of: dict[int, int], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The best k of each query's candidate faces by exact cosine similarity (-1 pads)."""
-        out_sims = np.full((len(queries), k), -np.inf, np.float32)
-        out_ids = np.full((len(queries), k), -1, np.int64)
-        for q, row in enumerate(ids):
-            found = [int(i) for i in row if int(i) in rows_of]
-            if not found:
-                continue
-            sims = stored[[rows_of[i] for i in found]] @ queries[q]
-            order = np.argsort(-sims)[:k]
-            out_sims[q, : len(order)], out_ids[q, : len(order)] = sims[order], np.asarray(found)[order]
-        return out_sims, out_ids
 
     def flush(self) -> None:
         """Save the index file if it changed (it is rebuilt from SQLite whenever missing or stale)."""
