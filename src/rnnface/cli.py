@@ -323,7 +323,7 @@ def bench_gallery(
     cache: Annotated[Path, typer.Option(help="LFW face cache (rnnface prepare --crop facenet) the shipped model embeds.")] = Path("cache/lfw160"),
     queries: Annotated[int, typer.Option(help="Queries per size: half real held-out LFW photos, half generated.")] = 1000,
     uniform: Annotated[str, typer.Option(help="Sizes of the uniform-random stress case ('' to skip).")] = "1000000",
-    milvus_uri: Annotated[Optional[str], typer.Option(help="Also measure a Milvus server, milvus://HOST:PORT.")] = None,
+    milvus_uri: Annotated[Optional[str], typer.Option(help="Also measure Milvus: a server (milvus://HOST:PORT) or Milvus Lite (milvus:PATH.db).")] = None,
     milvus_sizes: Annotated[str, typer.Option(help="Sizes for the Milvus server.")] = "10000,100000",
     out: Annotated[Path, typer.Option(help="JSON report to write.")] = Path("reports/bench_gallery.json"),
 ) -> None:

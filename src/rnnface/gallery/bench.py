@@ -234,7 +234,8 @@ def bench_indexes(
 
 
 def bench_milvus(work: Workload, uri: str, on_row: Callable[[dict], None] | None = None) -> dict:
-    """The same workload on a Milvus server (a fresh collection, dropped after): enrollment, latency, recall, rank-1.
+    """The same workload on Milvus (`uri`: milvus://HOST:PORT for a server, milvus:PATH.db for Milvus Lite) in a
+    fresh collection, dropped after: enrollment, latency, recall, rank-1.
 
     recall@1 counts a query found when its best face is as similar as exact search's best (ids differ between
     stores); memory and disk are the server's and are not measured here."""
@@ -243,7 +244,7 @@ def bench_milvus(work: Workload, uri: str, on_row: Callable[[dict], None] | None
     with tempfile.TemporaryDirectory(prefix="rnnface-bench-") as tmp:
         truth = enroll_workload(str(Path(tmp) / "truth.db"), work, Path(tmp))  # exact answers, from the same faces
     collection = f"bench_{os.getpid()}_{work.size}"
-    location = f"{uri.rstrip('/')}/{collection}"
+    location = f"{uri}#{collection}" if uri.endswith(".db") else f"{uri.rstrip('/')}/{collection}"
     gallery = MilvusGallery(location)
     try:
         start = time.perf_counter()
@@ -274,7 +275,7 @@ def bench_milvus(work: Workload, uri: str, on_row: Callable[[dict], None] | None
         "workload": work.name,
         "faces": work.size,
         "dim": work.dim,
-        "index": f"milvus {gallery.index_type}",
+        "index": f"milvus {'lite ' if gallery.lite else ''}{gallery.index_type}",
         "build_s": ready,
         "query_p50_ms": statistics.median(latencies),
         "query_p99_ms": float(np.percentile(latencies, 99)),
