@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 
 
+ETCD_PEER_PORT = 2380
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -45,6 +48,13 @@ class Server:
 
     def start(self, timeout_s: float = 120) -> None:
         from pymilvus import MilvusClient
+
+        with socket.socket() as s:  # the embedded etcd always listens on its peer port, 2380
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as etcd binds: only a listener there counts
+            try:
+                s.bind(("127.0.0.1", ETCD_PEER_PORT))
+            except OSError:
+                pytest.skip(f"port {ETCD_PEER_PORT} (embedded etcd's peer port) is taken, e.g. by a Milvus server already running here")
 
         log = open(self.base / "server.log", "ab")  # noqa: SIM115 - the server process keeps it
         self.proc = subprocess.Popen(
