@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-
 ETCD_PEER_PORT = 2380
 
 

@@ -10,8 +10,8 @@ import torch
 
 from rnnface.detection import DEFAULT_DETECTOR, create_detector
 from rnnface.io import load_image
-from rnnface.models.onnx import export_onnx
 from rnnface.models import RNN_CELLS, create_model, list_models, load_checkpoint, save_checkpoint
+from rnnface.models.onnx import export_onnx
 from rnnface.recognition.embedder import Embedder
 from rnnface.settings import packaged_model
 

@@ -542,7 +542,7 @@ def test_chunked_body_is_cut_off_at_the_limit_and_auth_comes_first(real_server):
     port, spool = real_server
     part = b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
     big = (part if i == 0 else b"x" * 65536 for i in range(400))  # a file part of 26 MB, chunked (no Content-Length)
-    head = (f"POST /api/v1/identify HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret\r\nTransfer-Encoding: chunked\r\n"
+    head = ("POST /api/v1/identify HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret\r\nTransfer-Encoding: chunked\r\n"
             "Content-Type: multipart/form-data; boundary=b\r\n\r\n")
     status, response, sent = _raw(port, head, big, chunked=True)
     assert status == 413 and b"larger than the limit of 165,536 bytes" in response, response[:300]

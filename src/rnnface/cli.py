@@ -333,7 +333,8 @@ def bench_gallery(
     from rnnface.bench import machine, write_report
     from rnnface.data.prepare import FaceCache
     from rnnface.gallery.bench import HEADER, bench_indexes, bench_milvus, format_row, realistic_workload, uniform_workload
-    from rnnface.gallery.population import similarity_profile
+    from rnnface.gallery.index import KINDS
+    from rnnface.gallery.population import fit_population, shaped_like, similarity_profile
     from rnnface.pretrained.features import embed_cached
     from rnnface.recognition.embedder import Embedder
     from rnnface.settings import packaged_model
@@ -348,8 +349,8 @@ def bench_gallery(
         out = []
         for item in filter(None, (v.strip() for v in text.split(","))):
             kind, _, breadth = item.partition(":")
-            if kind not in ("flat", "pq", "lsh", "hnsw", "ivf") or (breadth and not breadth.isdigit()):
-                raise typer.BadParameter(f"index {item!r}: flat, pq, lsh, hnsw[:EF] or ivf[:NPROBE]")
+            if kind not in KINDS or (breadth and not breadth.isdigit()):
+                raise typer.BadParameter(f"index {item!r}: one of {', '.join(KINDS)}, as KIND or KIND:BREADTH (hnsw efSearch, ivf nprobe)")
             out.append((kind, int(breadth) if breadth else None))
         return out
 
@@ -362,30 +363,34 @@ def bench_gallery(
     embeddings = embed_cached(embedder, face_cache, ok)
     people = [face_cache.rows[i].person for i in ok]
     real = similarity_profile(embeddings, np.asarray(people))
+    population = fit_population(embeddings, np.asarray(people))
+    synthetic = shaped_like(population, np.asarray(people))
     rows: list[dict] = []
-    report: dict = {"machine": machine(), "model": embedder.checkpoint.model_id, "real_lfw": real, "rows": rows}
+    report: dict = {
+        "machine": machine(),
+        "model": embedder.checkpoint.model_id,
+        "real_lfw": real,
+        "population": {"sigma": population.sigma, "synthetic_lfw_shaped": synthetic},
+        "rows": rows,
+    }
 
     def row_done(row: dict) -> None:  # the report grows row by row, so an interrupted run keeps what it measured
         rows.append(row)
         typer.echo(format_row(row))
         write_report(report, out)
 
-    typer.echo(f"real LFW embeddings ({len(ok)} faces): " + ", ".join(f"{k} {v:.3f}" for k, v in real.items() if k != "gallery"))
+    def profile(what: str, values: dict) -> None:
+        typer.echo(f"{what}: " + ", ".join(f"{k} {v:.3f}" for k, v in values.items() if k != "gallery"))
+
+    profile(f"real LFW embeddings ({len(ok)} faces)", real)
+    profile("synthetic, LFW-shaped", synthetic)
     typer.echo(HEADER)
     for size in parse(sizes):
-        work = realistic_workload(size, embeddings, people, queries)
-        if "population" not in report:
-            sample = realistic_workload(len(ok), embeddings, people, queries)
-            pop = sample.population
-            rng = np.random.default_rng(0)
-            centres = pop.identities(len(set(people)), rng)
-            labels = np.unique(people, return_inverse=True)[1]
-            report["population"] = {"sigma": pop.sigma, "synthetic_lfw_shaped": similarity_profile(pop.photos(centres[labels], rng), labels.astype(str))}
-            typer.echo("synthetic, LFW-shaped: " + ", ".join(f"{k} {v:.3f}" for k, v in report["population"]["synthetic_lfw_shaped"].items() if k != "gallery"))
+        work = realistic_workload(size, embeddings, people, population, queries)
         if kinds:
             bench_indexes(work, kinds, on_row=row_done)
         if milvus_uri and size in parse(milvus_sizes):
-            bench_milvus(realistic_workload(size, embeddings, people, queries), milvus_uri, on_row=row_done)
+            bench_milvus(work, milvus_uri, on_row=row_done)  # the same faces and queries (a second pass makes no new ones)
     for size in parse(uniform):
         bench_indexes(uniform_workload(size, embeddings.shape[1], queries), [("pq", None), ("lsh", None)], on_row=row_done)
     typer.echo(f"written: {out}")

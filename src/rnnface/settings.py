@@ -18,6 +18,9 @@ def default_gallery(environ: Mapping[str, str] = os.environ) -> str:
     return str(data_home / "rnnface" / "gallery.db")
 
 
+#: What can run the embedding network: PyTorch, or onnxruntime on the network exported in memory.
+RUNTIMES: tuple[str, ...] = ("torch", "onnx")
+
 #: The checkpoint shipped inside the package, once one has been trained (rnnface train).
 PACKAGED_MODEL = "default.pt"
 
@@ -35,8 +38,8 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         model = environ.get("RNNFACE_MODEL")
         runtime = environ.get("RNNFACE_RUNTIME", "torch")
-        if runtime not in ("torch", "onnx"):
-            raise ModelError(f"RNNFACE_RUNTIME={runtime!r}: choose torch or onnx")
+        if runtime not in RUNTIMES:
+            raise ModelError(f"RNNFACE_RUNTIME={runtime!r}: choose one of {', '.join(RUNTIMES)}")
         return cls(
             data=Path(environ.get("RNNFACE_DATA", str(DEFAULT_DATA))),
             model=Path(model) if model else None,

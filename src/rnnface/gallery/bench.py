@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnface.gallery.base import FaceRecord, normalize, open_gallery
-from rnnface.gallery.population import Population, fit_population
+from rnnface.gallery.population import Population
 
 MODEL_ID = "bench"
 CHUNK = 20_000  # faces generated and enrolled at a time
@@ -92,8 +92,11 @@ class Workload:
         self.query_kinds.append(kind)
 
 
-def realistic_workload(size: int, embeddings: np.ndarray, people: list[str], queries: int = 1000, seed: int = 0) -> Workload:
-    """Real faces (less one held-out photo per person with two or more) + fitted synthetic identities."""
+def realistic_workload(
+    size: int, embeddings: np.ndarray, people: list[str], population: Population, queries: int = 1000, seed: int = 0
+) -> Workload:
+    """Real faces (less one held-out photo per person with two or more) + synthetic identities of `population`
+    (fitted to the same embeddings: `fit_population`)."""
     rng = np.random.default_rng(seed)
     rows: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(people):
@@ -105,7 +108,7 @@ def realistic_workload(size: int, embeddings: np.ndarray, people: list[str], que
     first = set(held_out_people)
     enrolled = sorted((i for i in range(len(people)) if i not in held), key=lambda i: people[i] not in first)
     work = Workload("realistic", size, embeddings.shape[1], embeddings[enrolled], [people[i] for i in enrolled], seed=seed)
-    work.population = fit_population(embeddings, np.asarray(people))
+    work.population = population
     for p in held_out_people:
         work._add_query(embeddings[rows[p][-1]], p, "real")
     work.generated_queries = queries - len(held_out_people)
@@ -119,6 +122,18 @@ def uniform_workload(size: int, dim: int, queries: int = 1000, similarity: float
     return work
 
 
+def _batch(chunk: list[tuple[str, np.ndarray]]) -> list[tuple[str, list[np.ndarray]]]:
+    """A chunk's faces grouped by person, in first-seen order (one `enroll_many` batch)."""
+    groups: dict[str, list[np.ndarray]] = defaultdict(list)
+    for name, face in chunk:
+        groups[name].append(face)
+    return list(groups.items())
+
+
+def _enroll(gallery, batch: list[tuple[str, list[np.ndarray]]]) -> list[list[int]]:
+    return gallery.enroll_many([(n, [FaceRecord(f) for f in fs]) for n, fs in batch], MODEL_ID)
+
+
 def enroll_workload(location: str, work: Workload, scratch: Path) -> dict:
     """Enroll the workload (no index built); return the exact top-1 face id and person of every query and the rate.
 
@@ -130,11 +145,9 @@ def enroll_workload(location: str, work: Workload, scratch: Path) -> dict:
     start, at = time.perf_counter(), 0
     with open_gallery(location, bulk=True) as gallery:
         for chunk in work.chunks():
-            groups: dict[str, list[np.ndarray]] = defaultdict(list)
-            for name, face in chunk:
-                groups[name].append(face)
-            got = gallery.enroll_many([(n, [FaceRecord(f) for f in fs]) for n, fs in groups.items()], MODEL_ID)
-            order = [(n, f) for n, fs in groups.items() for f in fs]
+            batch = _batch(chunk)
+            got = _enroll(gallery, batch)
+            order = [(n, f) for n, fs in batch for f in fs]
             n = len(order)
             ids[at : at + n] = [i for g in got for i in g]
             stored[at : at + n] = _stored(np.stack([f for _, f in order])).astype(np.float16)
@@ -180,9 +193,7 @@ def _measure(location: str, kind: str, breadth: int | None, queries: np.ndarray,
         if breadth is not None:
             gallery._index.set_breadth(breadth)
         matches, latencies = _single_queries(gallery, queries)
-        result["found"], result["people"] = [m.face_id for m in matches], [m.person for m in matches]
-        result["query_p50_ms"] = statistics.median(latencies)
-        result["query_p99_ms"] = float(np.percentile(latencies, 99))
+        result["found"], result["people"], result["latencies"] = [m.face_id for m in matches], [m.person for m in matches], latencies
     result["peak_rss_mb"] = _peak_rss_mb()
 
 
@@ -198,6 +209,42 @@ def _measure_in_child(location: str, kind: str, breadth: int | None, queries: np
         return dict(result)
 
 
+def _row(
+    work: Workload,
+    truth: dict,
+    index: str,
+    build_s: float,
+    latencies: list[float],
+    people: list[str],
+    found: np.ndarray,
+    rss_mb: float | None,
+    disk_per_face: float | None,
+    enroll_rate: float,
+) -> dict:
+    """One report row: `people` is each query's best match, `found` whether it is exact search's best face."""
+    kinds_of = np.asarray(work.query_kinds)
+    real = kinds_of == "real"
+    right = np.asarray(people) == np.asarray(work.query_people)
+    return {
+        "workload": work.name,
+        "faces": work.size,
+        "dim": work.dim,
+        "index": index,
+        "build_s": build_s,
+        "query_p50_ms": statistics.median(latencies),
+        "query_p99_ms": float(np.percentile(latencies, 99)),
+        "recall_at_1": float(np.mean(found)),
+        "rank1": float(np.mean(right)),
+        "rank1_real": float(np.mean(right[real])) if real.any() else None,
+        "exact_rank1": float(np.mean(truth["truth_people"] == np.asarray(work.query_people))),
+        "peak_rss_mb": rss_mb,
+        "disk_bytes_per_face": disk_per_face,
+        "enroll_faces_per_s": enroll_rate,
+        "queries": len(work.queries),
+        "real_queries": int(real.sum()),
+    }
+
+
 def bench_indexes(
     work: Workload, kinds: list[tuple[str, int | None]], on_row: Callable[[dict], None] | None = None, workdir: str | None = None
 ) -> list[dict]:
@@ -207,33 +254,24 @@ def bench_indexes(
         db = Path(tmp) / "g.db"
         truth = enroll_workload(str(db), work, Path(tmp))
         queries = np.asarray(work.queries, np.float32)
-        kinds_of = np.asarray(work.query_kinds)
         (Path(tmp) / "faces.npy").unlink()
         base = db.stat().st_size + sum(p.stat().st_size for p in db.parent.glob("g.db-*"))
         for kind, breadth in kinds:
             index_file = Path(str(db) + ".faiss")
             index_file.unlink(missing_ok=True)
             m = _measure_in_child(str(db), kind, breadth, queries)
-            found = np.asarray(m["found"])
-            right = np.asarray(m["people"]) == np.asarray(work.query_people)
-            row = {
-                "workload": work.name,
-                "faces": work.size,
-                "dim": work.dim,
-                "index": kind + (f" {'ef' if kind == 'hnsw' else 'nprobe'}={breadth}" if breadth else ""),
-                "build_s": m["build_s"],
-                "query_p50_ms": m["query_p50_ms"],
-                "query_p99_ms": m["query_p99_ms"],
-                "recall_at_1": float(np.mean(found == truth["truth_ids"])),
-                "rank1": float(np.mean(right)),
-                "rank1_real": float(np.mean(right[kinds_of == "real"])) if (kinds_of == "real").any() else None,
-                "exact_rank1": float(np.mean(truth["truth_people"] == np.asarray(work.query_people))),
-                "peak_rss_mb": m["peak_rss_mb"],
-                "disk_bytes_per_face": (base + (index_file.stat().st_size if index_file.exists() else 0)) / work.size,
-                "enroll_faces_per_s": truth["enroll_faces_per_s"],
-                "queries": len(queries),
-                "real_queries": int((kinds_of == "real").sum()),
-            }
+            row = _row(
+                work,
+                truth,
+                kind + (f" {'ef' if kind == 'hnsw' else 'nprobe'}={breadth}" if breadth else ""),
+                m["build_s"],
+                m["latencies"],
+                m["people"],
+                np.asarray(m["found"]) == truth["truth_ids"],
+                m["peak_rss_mb"],
+                (base + (index_file.stat().st_size if index_file.exists() else 0)) / work.size,
+                truth["enroll_faces_per_s"],
+            )
             rows.append(row)
             if on_row is not None:
                 on_row(row)
@@ -256,10 +294,7 @@ def bench_milvus(work: Workload, uri: str, on_row: Callable[[dict], None] | None
     try:
         start = time.perf_counter()
         for chunk in work.chunks():
-            groups: dict[str, list[np.ndarray]] = defaultdict(list)
-            for name, face in chunk:
-                groups[name].append(face)
-            gallery.enroll_many([(n, [FaceRecord(f) for f in fs]) for n, fs in groups.items()], MODEL_ID)
+            _enroll(gallery, _batch(chunk))
         enroll_rate = work.size / (time.perf_counter() - start)
         queries = np.asarray(work.queries, np.float32)
         start = time.perf_counter()
@@ -271,26 +306,9 @@ def bench_milvus(work: Workload, uri: str, on_row: Callable[[dict], None] | None
         for name in (gallery.collection, gallery.people_collection):
             gallery.client.drop_collection(name)
         gallery.close()
-    kinds_of = np.asarray(work.query_kinds)
-    right = np.asarray(people) == np.asarray(work.query_people)
-    row = {
-        "workload": work.name,
-        "faces": work.size,
-        "dim": work.dim,
-        "index": f"milvus {'lite ' if gallery.lite else ''}{gallery.index_type}",
-        "build_s": ready,
-        "query_p50_ms": statistics.median(latencies),
-        "query_p99_ms": float(np.percentile(latencies, 99)),
-        "recall_at_1": float(np.mean(np.asarray(sims) >= truth["truth_sims"] - 1e-3)),
-        "rank1": float(np.mean(right)),
-        "rank1_real": float(np.mean(right[kinds_of == "real"])) if (kinds_of == "real").any() else None,
-        "exact_rank1": float(np.mean(truth["truth_people"] == np.asarray(work.query_people))),
-        "peak_rss_mb": None,
-        "disk_bytes_per_face": None,
-        "enroll_faces_per_s": enroll_rate,
-        "queries": len(queries),
-        "real_queries": int((kinds_of == "real").sum()),
-    }
+    index = f"milvus {'lite ' if gallery.lite else ''}{gallery.index_type}"
+    found = np.asarray(sims) >= truth["truth_sims"] - 1e-3
+    row = _row(work, truth, index, ready, latencies, people, found, None, None, enroll_rate)
     if on_row is not None:
         on_row(row)
     return row

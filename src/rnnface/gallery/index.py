@@ -130,14 +130,6 @@ class FaceIndex:
         self.parts[0].train(np.ascontiguousarray(sample, dtype=np.float32))
         self.parts[1:] = [faiss.clone_index(self.parts[0]) for _ in self.parts[1:]]  # all empty: same training
 
-    @classmethod
-    def build(cls, ids: np.ndarray, vectors: np.ndarray, dim: int, kind: Kind) -> FaceIndex:
-        index = cls(dim, kind, len(ids))
-        if index.needs_training:
-            index.train(vectors[:: max(1, len(vectors) // TRAIN_SAMPLE)])
-        index.add(ids, vectors)
-        return index
-
     def __len__(self) -> int:
         return sum(int(part.ntotal) for part in self.parts)
 
@@ -180,7 +172,9 @@ class FaceIndex:
         """(Q, <= k * SHARDS) positions of candidate faces (-1 pads), every part searched in its own thread."""
         def one(s: int) -> np.ndarray:
             part = self.parts[s]
-            _, rows = part.search(queries, max(1, min(k, int(part.ntotal)))) if part.ntotal else (None, np.full((len(queries), 1), -1))
+            if not part.ntotal:
+                return np.full((len(queries), 1), -1, np.int64)
+            _, rows = part.search(queries, min(k, int(part.ntotal)))
             return np.where(rows >= 0, rows * SHARDS + s, -1)
 
         return np.hstack(list(_pool().map(one, range(len(self.parts)))))

@@ -11,12 +11,24 @@ import base64
 import json
 import logging
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from rnnface.errors import EmptyGalleryError, GalleryError, GalleryUnavailableError, UnknownPersonError
-from rnnface.gallery.base import FaceRecord, Gallery, Match, PersonInfo, SearchBy, StoredFace, backends, new_faces, normalize, rank_people
+from rnnface.gallery.base import (
+    FaceRecord,
+    Gallery,
+    Match,
+    PersonInfo,
+    SearchBy,
+    StoredFace,
+    backends,
+    new_faces,
+    normalize,
+    rank_people,
+)
 
 DEFAULT_COLLECTION = "faces"
 _MAX_TEXT = 65_535
@@ -51,24 +63,19 @@ class _Client:
                 self._client = MilvusClient(self.uri, timeout=CALL_TIMEOUT_S, dedicated=True)
         return self._client
 
-    def translated(self):
-        """A context in which pymilvus errors become gallery errors."""
-        client = self
-
-        class _Translate:
-            def __enter__(self):
-                return None
-
-            def __exit__(self, exc_type, exc, tb):
-                if exc is None or isinstance(exc, GalleryError):
-                    return False
-                text = str(getattr(exc, "message", "") or exc)
-                if _unreachable(exc, text):
-                    client._drop()
-                    raise GalleryUnavailableError(f"{client.location}: the Milvus server cannot be reached ({text}); try again when it is back") from None
-                raise GalleryError(f"{client.location}: Milvus refused the request ({text})") from None
-
-        return _Translate()
+    @contextmanager
+    def translated(self) -> Iterator[None]:
+        """A block in which pymilvus errors become gallery errors."""
+        try:
+            yield
+        except GalleryError:
+            raise
+        except Exception as exc:  # pymilvus, grpc and socket errors come as many types
+            text = str(getattr(exc, "message", "") or exc)
+            if _unreachable(exc, text):
+                self._drop()
+                raise GalleryUnavailableError(f"{self.location}: the Milvus server cannot be reached ({text}); try again when it is back") from None
+            raise GalleryError(f"{self.location}: Milvus refused the request ({text})") from None
 
     def _drop(self) -> None:
         if self._client is not None:

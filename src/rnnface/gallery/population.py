@@ -108,3 +108,11 @@ def similarity_profile(embeddings: np.ndarray, people: np.ndarray, pairs: int = 
         "nearest_is_another_person": nearest_other,
         "gallery": len(embeddings),
     }
+
+
+def shaped_like(population: Population, people: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """`similarity_profile` of a synthetic gallery with as many people, and photos per person, as `people`."""
+    rng = np.random.default_rng(seed)
+    labels = np.unique(people, return_inverse=True)[1]
+    centres = population.identities(int(labels.max()) + 1, rng)
+    return similarity_profile(population.photos(centres[labels], rng), labels.astype(str))

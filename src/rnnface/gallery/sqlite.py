@@ -19,8 +19,25 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnface.errors import EmptyGalleryError, GalleryError, GalleryUnavailableError, ReadOnlyGalleryError, UnknownPersonError
-from rnnface.gallery.base import FaceRecord, Gallery, Match, PersonInfo, SearchBy, StoredFace, backends, new_faces, normalize, rank_people
+from rnnface.errors import (
+    EmptyGalleryError,
+    GalleryError,
+    GalleryUnavailableError,
+    ReadOnlyGalleryError,
+    UnknownPersonError,
+)
+from rnnface.gallery.base import (
+    FaceRecord,
+    Gallery,
+    Match,
+    PersonInfo,
+    SearchBy,
+    StoredFace,
+    backends,
+    new_faces,
+    normalize,
+    rank_people,
+)
 from rnnface.gallery.index import CANDIDATES, TRAIN_SAMPLE, FaceIndex, IndexCorrupt, IndexKind, Stamp, choose_kind
 from rnnface.io.paths import OutputError, check_output
 
@@ -308,16 +325,15 @@ class SqliteGallery(Gallery):
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         return ids, self._decode([r[1] for r in rows]) if rows else np.zeros((0, self.dim or 0), np.float32)
 
-    def _keep_stored(self, index: FaceIndex, max_id: int) -> None:
-        """Give a loaded approximate index the stored embeddings (up to `max_id`) it re-ranks with."""
-        last = -1
+    def _chunks(self, max_id: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, embeddings) of every stored face (up to `max_id`), in id order, _BUILD_CHUNK at a time."""
+        last, upto = -1, 2**63 - 1 if max_id is None else max_id
         while True:
-            ids, vecs = self._rows_after(last, _BUILD_CHUNK)
-            ids, vecs = ids[ids <= max_id], vecs[ids <= max_id]
-            if not len(ids):
+            rows = self.db.execute("SELECT id, embedding FROM faces WHERE id > ? AND id <= ? ORDER BY id LIMIT ?", (last, upto, _BUILD_CHUNK)).fetchall()
+            if not rows:
                 return
-            index.keep(ids, vecs)
-            last = int(ids[-1])
+            yield np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), self._decode([r[1] for r in rows])
+            last = rows[-1][0]
 
     def _build(self, dim: int, requested: IndexKind) -> FaceIndex:
         """A new index of every face, read in chunks (a million faces never sit in memory as float32 at once)."""
@@ -329,13 +345,9 @@ class SqliteGallery(Gallery):
             step = max(1, count // TRAIN_SAMPLE)
             rows = self.db.execute("SELECT embedding FROM faces WHERE id % ? = 0", (step,)).fetchall()
             index.train(self._decode([r[0] for r in rows]) if rows else self._rows_after(-1, TRAIN_SAMPLE)[1])
-        last = -1
-        while True:
-            ids, vecs = self._rows_after(last, _BUILD_CHUNK)
-            if not len(ids):
-                return index
+        for ids, vecs in self._chunks():
             index.add(ids, vecs)
-            last = int(ids[-1])
+        return index
 
     def _sync(self, rebuild: bool = False) -> tuple[FaceIndex | None, Stamp | None]:
         """Bring the in-memory index up to the database: load the file, catch up by id, or (`rebuild`) build anew.
@@ -357,7 +369,8 @@ class SqliteGallery(Gallery):
             if self._index is None and not rebuild:
                 self._load_file()
                 if self._index is not None and self._stamp is not None and not self._index.complete:
-                    self._keep_stored(self._index, self._stamp.max_id)
+                    for ids, vecs in self._chunks(self._stamp.max_id):  # the embeddings it re-ranks with
+                        self._index.keep(ids, vecs)
             stamp = self._stamp
             if rebuild or self._index is None or stamp is None or stamp.key[:3] != current[:3] or stamp.removals != removals or stamp.generation > generation:
                 self._index = self._build(dim, self.index_kind)

@@ -15,7 +15,6 @@ import json
 import os
 import warnings
 from collections.abc import Mapping
-from typing import Literal
 
 import numpy as np
 import torch
@@ -25,8 +24,6 @@ from rnnface.errors import ModelError
 from rnnface.models.checkpoint import Checkpoint
 from rnnface.models.registry import example_input
 
-Runtime = Literal["torch", "onnx"]
-RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 OPSET = 17
 OUTPUT = "embedding"
 

@@ -13,8 +13,9 @@ import torch
 from rnnface.alignment import CropSpec
 from rnnface.errors import ModelError
 from rnnface.models.checkpoint import Checkpoint, load_checkpoint
-from rnnface.models.onnx import RUNTIMES, OnnxModel
+from rnnface.models.onnx import OnnxModel
 from rnnface.models.preprocess import to_model_input
+from rnnface.settings import RUNTIMES
 
 
 @contextmanager
