@@ -540,3 +540,34 @@ def test_a_server_that_goes_away_is_a_clear_error_and_the_gallery_reconnects(mil
     assert not list(tmp_path.iterdir())  # nothing was written on our side
     with pytest.raises(GalleryUnavailableError, match="cannot be reached"):
         open_gallery(f"milvus://127.0.0.1:{free_port()}/faces")
+
+
+def test_two_galleries_in_one_process_save_the_index_without_colliding(tmp_path):
+    """Two open galleries of one file in one process (threads of a server) saving the index at the same time
+    wrote the same temporary file (named by process id): one rename found it gone (FileNotFoundError)."""
+    import threading
+
+    path = tmp_path / "g.db"
+    with open_gallery(path) as g:
+        enroll_all(g, people_faces(3))
+    barrier, errors = threading.Barrier(8), []
+
+    def save():
+        try:
+            with open_gallery(path) as g:
+                g.search(people_faces(1)["person_00"][0])  # loads the index: it will be saved on close
+                g._dirty = True
+                barrier.wait()
+        except Exception as exc:  # noqa: BLE001 - any error is the defect
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    for _ in range(20):
+        threads = [threading.Thread(target=save) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert not errors, errors[:3]
+    assert not list(tmp_path.glob("*.tmp"))
+    with open_gallery(path) as g:
+        assert g.search(people_faces(3)["person_02"][1], top_k=1)[0][0].person == "person_02"

@@ -28,6 +28,8 @@ from typing import Literal
 import faiss
 import numpy as np
 
+from rnnface.io.paths import atomic_output
+
 IndexKind = Literal["auto", "flat", "pq", "lsh", "hnsw", "ivf"]
 Kind = Literal["flat", "pq", "lsh", "hnsw", "ivf"]
 KINDS: tuple[str, ...] = ("flat", "pq", "lsh", "hnsw", "ivf")
@@ -214,12 +216,10 @@ class FaceIndex:
         header = json.dumps(
             {**asdict(stamp), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "parts": [len(b) for b in blobs]}
         ).encode()
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_output(path, "gallery index file") as tmp, open(tmp, "wb") as fh:
             fh.write(_MAGIC + len(header).to_bytes(8, "little") + header + data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> tuple[FaceIndex, Stamp]:

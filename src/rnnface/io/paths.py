@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,10 +32,11 @@ def check_output(path: str | os.PathLike, what: str = "output") -> Path:
 
 @contextmanager
 def atomic_output(path: str | os.PathLike, what: str = "output") -> Iterator[Path]:
-    """A temporary path beside `path` to write to; renamed onto `path` when the block succeeds, removed when it fails."""
+    """A temporary path beside `path` to write to; renamed onto `path` when the block succeeds, removed when it fails.
+    Its name is unique to the call, so two writers of one file (threads, processes) never share it."""
     path = check_output(path, what)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         yield tmp
         os.replace(tmp, path)
