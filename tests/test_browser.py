@@ -18,7 +18,8 @@ pytest.importorskip("fastapi", reason="the service extra is not installed")
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 uvicorn = pytest.importorskip("uvicorn")
 
-from rnnface.service import ServiceSettings, create_app  # noqa: E402
+from rnnface.service import create_app  # noqa: E402
+from rnnface.settings import Settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("RNNFACE_CHROMIUM", "/usr/bin/chromium")
@@ -31,7 +32,7 @@ def server(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(ServiceSettings(api_key="browser-key", gallery=str(tmp_path / "g.db")))
+    app = create_app(Settings(api_key="browser-key", gallery=str(tmp_path / "g.db")))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

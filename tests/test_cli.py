@@ -10,17 +10,7 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
-
-from rnnface.cli import app
-
-runner = CliRunner()
-
-
-def run(*args: str, env: dict | None = None):
-    result = runner.invoke(app, [str(a) for a in args], env={"RNNFACE_MODEL": None, **(env or {})})
-    assert "Traceback" not in result.output
-    return result
+from tests.conftest import run_cli as run
 
 
 def test_entry_point_runs_as_a_program(tmp_path):

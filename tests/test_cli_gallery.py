@@ -71,10 +71,12 @@ def test_enroll_identify_draw_people_remove(photos, tmp_path, blank, corrupt):
 
 def test_bad_input_is_a_clear_error_and_changes_nothing(photos, tmp_path, blank, corrupt):
     g = tmp_path / "g.db"
-    result = run("identify", photos["bush1"], gallery=g)
-    assert result.exit_code == 2 and "the gallery is empty" in result.output
+    for args in (("identify", photos["bush1"]), ("people",), ("remove", "Nobody"), ("export", tmp_path / "x.zip")):
+        result = run(*args, gallery=g)  # a mistyped gallery path is an error, not a new empty gallery
+        assert result.exit_code == 2 and "no gallery here" in result.output, (args, result.output)
     result = run("enroll", "Nobody", blank, corrupt, gallery=g)
     assert result.exit_code == 2 and "nothing enrolled for 'Nobody'" in result.output
+    assert not list(tmp_path.glob("g.db*"))  # a refused enrollment and the reads left no file behind
     assert run("enroll", "Serena_Williams", photos["serena"], gallery=g).exit_code == 0
     before = run("people", "--json", gallery=g).output
     for args, message in [
@@ -241,8 +243,8 @@ def test_enroll_dir_goes_on_past_an_invalid_folder_name(tmp_path, lfw_images):
 
 
 def test_output_paths_are_checked_before_the_work_and_leave_no_temp_files(tmp_path, photos):
-    """Issue 11, item 17: export to a directory or an unwritable place, `video --json <dir>`, `-g file.jpg/g.db` and an
-    index path that is a directory gave tracebacks and left `.tmp` files."""
+    """Outputs that cannot be written (a directory, a missing folder, a file where a folder must be, an unknown
+    picture suffix) are one-line errors before any work, and leave no temporary files; no folder is created."""
     g = tmp_path / "g.db"
     assert run("enroll", "Bush", photos["bush1"], gallery=g).exit_code == 0
     folder = tmp_path / "folder"
@@ -252,14 +254,17 @@ def test_output_paths_are_checked_before_the_work_and_leave_no_temp_files(tmp_pa
         (("export", tmp_path / "f.txt" / "out.zip"), "is a file, not a folder"),
         (("detect", photos["bush1"], "--draw", folder), "is a directory"),
         (("detect", photos["bush1"], "--draw", tmp_path / "boxes.xyz"), "unknown suffix"),
-        (("video", tmp_path / "none.mp4", "--json", folder), "is a directory"),
+        (("video", tmp_path / "none.mp4", "--out-json", folder), "is a directory"),
+        (("detect", photos["bush1"], "--draw", tmp_path / "missing" / "dir" / "x.png"), "the folder"),
+        (("identify", photos["bush1"], "--draw", tmp_path / "missing" / "x.png"), "does not exist"),
     ]
     (tmp_path / "f.txt").write_text("a file")
     for args, message in cases:
         result = run(*args, gallery=g)
         assert result.exit_code == 2 and message in result.output, (args, result.output)
-    result = run("people", gallery=tmp_path / "f.txt" / "g.db")
+    result = run("enroll", "Bush", photos["bush1"], gallery=tmp_path / "f.txt" / "g.db")
     assert result.exit_code == 2 and "is a file, not a folder" in result.output, result.output
+    assert not (tmp_path / "missing").exists()
     index_dir = tmp_path / "h.db.faiss"
     index_dir.mkdir()
     result = run("people", gallery=tmp_path / "h.db")

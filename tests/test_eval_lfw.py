@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 
-from typer.testing import CliRunner
 
-from rnnface.cli import app
+from tests.conftest import run_cli
 from rnnface.training.loop import train
 from tests.test_training import _tiny_config, write_cache
 
@@ -32,8 +31,7 @@ def test_eval_lfw_identity_disjoint(tmp_path):
     valid = np.ones(48, bool)
     valid[4 * 3 + 2] = False  # Person_03's third image, used in a mismatched pair of fold 1
     np.savez(cache / "teacher-face_recognition.npz", embeddings=peer.astype(np.float32), valid=valid)
-    runner = CliRunner()
-    result = runner.invoke(app, ["eval", "lfw", "-m", str(a), "-m", str(b), "--cache", str(cache), "--pairs", str(pairs), "--out", str(out), "--calibrate", str(a), "--peer", "face_recognition", "--also", f"again={a},{b}"])
+    result = run_cli("eval", "lfw", "-m", str(a), "-m", str(b), "--cache", str(cache), "--pairs", str(pairs), "--out", str(out), "--calibrate", str(a), "--peer", "face_recognition", "--also", f"again={a},{b}")
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "lfw.json").read_text())["rows"]
     report = rows["rnnface"]
@@ -64,20 +62,20 @@ def test_eval_lfw_identity_disjoint(tmp_path):
     assert calibrated.meta["lfw_identity_disjoint"]["pairs"] == 8
     # One identity-disjoint model on the folds it left out
     d = train(_tiny_config(cache, tmp_path / "d", epochs=1, exclude_folds=(0, 1), pairs=str(pairs)), progress=False)
-    result = runner.invoke(app, ["eval", "lfw", "-m", str(d), "--folds", "0,1", "--cache", str(cache), "--pairs", str(pairs), "--out", str(out)])
+    result = run_cli("eval", "lfw", "-m", str(d), "--folds", "0,1", "--cache", str(cache), "--pairs", str(pairs), "--out", str(out))
     assert result.exit_code == 0, result.output
     one = json.loads((out / "lfw.json").read_text())
     assert one["folds"] == [0, 1] and one["rows"]["rnnface"]["pairs"] == 8
     assert one["rows"]["rnnface"]["identification"]["gallery_sizes"] == {"d": 6}
-    result = runner.invoke(app, ["eval", "lfw", "-m", str(b), "--folds", "1", "--cache", str(cache), "--pairs", str(pairs), "--out", str(out)])
+    result = run_cli("eval", "lfw", "-m", str(b), "--folds", "1", "--cache", str(cache), "--pairs", str(pairs), "--out", str(out))
     assert result.exit_code == 2 and "at least 2 folds" in result.output
-    result = runner.invoke(app, ["eval", "lfw", "-m", str(b), "--folds", "0,1", "--cache", str(cache), "--pairs", str(pairs), "--out", str(out)])
+    result = run_cli("eval", "lfw", "-m", str(b), "--folds", "0,1", "--cache", str(cache), "--pairs", str(pairs), "--out", str(out))
     assert result.exit_code == 2 and "fold 0 has no identity-disjoint model" in result.output
-    result = runner.invoke(app, ["eval", "lfw", "-m", str(b), "--folds", "12", "--cache", str(cache), "--pairs", str(pairs)])
+    result = run_cli("eval", "lfw", "-m", str(b), "--folds", "12", "--cache", str(cache), "--pairs", str(pairs))
     assert result.exit_code == 2 and "fold numbers 0-9" in result.output
     # A model trained on everyone cannot score any fold: the protocol refuses.
     c = train(_tiny_config(cache, tmp_path / "c", epochs=1), progress=False)
-    result = runner.invoke(app, ["eval", "lfw", "-m", str(c), "--cache", str(cache), "--pairs", str(pairs), "--out", str(out)])
+    result = run_cli("eval", "lfw", "-m", str(c), "--cache", str(cache), "--pairs", str(pairs), "--out", str(out))
     assert result.exit_code == 2 and "no identity-disjoint model" in result.output
 
 

@@ -86,7 +86,7 @@ def test_enroll_search_remove_round_trip(location):
 def test_refuses_to_mix_models_and_changes_nothing(location):
     with open_gallery(location) as g:
         enroll_all(g, people_faces(2))
-        with pytest.raises(GalleryError, match="holds embeddings of model test-model.*current model is other"):
+        with pytest.raises(GalleryError, match="holds embeddings of model test-model.*model in use is other"):
             g.enroll("intruder", [FaceRecord(np.ones(DIM, np.float32))], "other")
         with pytest.raises(GalleryError, match="dimension 8"):
             g.enroll("person_00", [FaceRecord(np.ones(8, np.float32))], MODEL)
@@ -125,7 +125,7 @@ def test_export_import_between_backends(tmp_path, location):
         assert g.export(tmp_path / "export.zip") == 15
     with open_gallery(tmp_path / "copy.db") as copy:
         assert copy.import_file(tmp_path / "export.zip") == 15
-        assert [(p.name, p.faces, p.sources_kept) for p in copy.people()] == [(n, 3, 3) for n in sorted(people)]
+        assert [(p.name, p.faces, p.crops_kept) for p in copy.people()] == [(n, 3, 3) for n in sorted(people)]
         stored = {f.source: f for f in copy.faces()}
         assert stored["person_02/1.jpg"].crop_png == PNG and stored["person_02/1.jpg"].box == (1, 2, 3, 4)
         # the SQLite gallery stores half precision: the same direction to within 1e-6 of cosine

@@ -15,7 +15,7 @@ from rnnface.data.prepare import FaceCache
 from rnnface.errors import DataError, ModelError
 from rnnface.models import create_model, load_checkpoint, save_checkpoint
 from rnnface.pretrained import facenet
-from rnnface.pretrained.features import FrontendFeatures, build_features, views_of
+from rnnface.data.features import FrontendFeatures, build_features, views_of
 from rnnface.recognition.embedder import Embedder
 from tests.test_training import _tiny_config, write_cache
 
@@ -132,7 +132,7 @@ def test_hybrid_head_trains_on_cached_features_and_round_trips(tmp_path):
 
     path = train(config, progress=False)
     ckpt = load_checkpoint(path)
-    assert ckpt.frontend == "facenet" and ckpt.args["frontend_sha256"] == facenet.GRAPH_SHA256
+    assert ckpt.frontend.name == "facenet" and ckpt.args["frontend_sha256"] == facenet.GRAPH_SHA256
     assert ckpt.crop == CROPS["facenet"] and ckpt.input_size == 160
     # only what was trained is stored: no front-end weights in the checkpoint
     state = torch.load(path, weights_only=True)["state_dict"]

@@ -16,14 +16,16 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from rnnface.gallery import FaceRecord, open_gallery
-from rnnface.service import ServiceSettings, create_app
+from rnnface.service import create_app
+from rnnface.settings import Settings
+from tests.conftest import assert_no_crash
 
 KEY = {"X-API-Key": "s3cret"}
 
 
 def client(tmp_path: Path, **settings) -> TestClient:
     options = {"api_key": "s3cret", "gallery": str(tmp_path / "g.db"), **settings}
-    return TestClient(create_app(ServiceSettings(**options)), raise_server_exceptions=False)
+    return TestClient(create_app(Settings(**options)), raise_server_exceptions=False)
 
 
 def jpeg(path: Path) -> tuple[str, bytes, str]:
@@ -223,7 +225,7 @@ def test_fuzz_the_spec_finds_no_server_error(tmp_path, lfw_images):
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
 
-    app = create_app(ServiceSettings(api_key="s3cret", gallery=str(tmp_path / "fuzz.db")))
+    app = create_app(Settings(api_key="s3cret", gallery=str(tmp_path / "fuzz.db")))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     failures, statuses = [], []
     for operation in schema.get_all_operations():
@@ -247,7 +249,7 @@ def test_fuzz_the_spec_finds_no_server_error(tmp_path, lfw_images):
 
 def test_bounded_load_has_no_server_errors(lfw_images):
     """A short version of `rnnface bench service`: a real server, 4 concurrent clients mixing every write and read."""
-    from rnnface.service.loadtest import load_test
+    from rnnface.benchmarks.service import load_test
 
     result = load_test(lfw_images, clients=4, seconds=6, people=6)
     assert result["server_errors"] == 0, result["server_stderr_tail"]
@@ -263,7 +265,8 @@ def test_malformed_settings_are_one_line_naming_the_variable(variable, value):
     from rnnface.cli import app
 
     result = CliRunner().invoke(app, ["serve"], env={variable: value})
-    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert_no_crash(result)
+    assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: malformed setting:") and f"{variable}='{value}'" in lines[0], result.output
 
@@ -329,16 +332,36 @@ def test_no_server_path_in_any_response(tmp_path, photos, lfw_images):
     assert responses[1].json()["faces"][0]["matches"][0]["source"] == "George_W_Bush_0001.jpg"
 
 
-def test_closed_reads_close_ready_and_the_spec_and_no_cdn_pages(tmp_path):
-    """Issue 11, items 3 and 5: /ready and /openapi.json stayed open with RNNFACE_OPEN_READS=false; /docs and /redoc
-    load Swagger/ReDoc from a CDN (blank offline, a third-party script)."""
+def test_closed_reads_close_ready_the_spec_and_the_docs_which_load_nothing_from_a_cdn(tmp_path):
+    """With RNNFACE_OPEN_READS=false, /ready, /openapi.json and /docs need the key; the docs page serves the Swagger UI
+    that ships in a package (a CDN would be blank offline and a third-party script on an admin page)."""
     closed = client(tmp_path, open_reads=False)
-    for path in ("/api/v1/ready", "/openapi.json"):
+    for path in ("/api/v1/ready", "/openapi.json", "/docs"):
         assert closed.get(path).status_code == 401, path
         assert closed.get(path, headers=KEY).status_code == 200, path
     assert closed.get("/api/v1/health").status_code == 200  # liveness tells nothing
-    for path in ("/docs", "/redoc"):
-        assert closed.get(path).status_code == 404 and client(tmp_path).get(path).status_code == 404
+    page = client(tmp_path).get("/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text and "http" not in page.text.replace("http-equiv", "")
+    for asset in ("/static/swagger/swagger-ui-bundle.js", "/static/swagger/swagger-ui.css"):
+        assert client(tmp_path).get(asset).status_code == 200, asset
+    assert client(tmp_path).get("/redoc").status_code == 404
+
+
+def test_every_api_route_but_health_declares_its_access(tmp_path):
+    """The body guard and the routes read one declaration: reads and writes are all marked."""
+    from rnnface.service.access import access_of
+
+    app = client(tmp_path).app
+    for method, path, expected in [
+        ("GET", "/api/v1/health", "open"),
+        ("GET", "/api/v1/ready", "read"),
+        ("POST", "/api/v1/identify", "read"),
+        ("GET", "/api/v1/people/a/b", "read"),
+        ("POST", "/api/v1/people", "write"),
+        ("DELETE", "/api/v1/people/a%2Fb", "write"),
+        ("GET", "/openapi.json", "read"),
+    ]:
+        assert access_of(app, {"type": "http", "path": path, "method": method, "root_path": ""}) == expected, (method, path)
 
 
 def test_enroll_skips_every_unusable_photo_by_one_rule(tmp_path, photos, lfw_images):
@@ -393,7 +416,7 @@ def test_concurrent_decodes_are_bounded_and_the_timeout_covers_decoding(tmp_path
     import threading
     import time
 
-    from rnnface.service import app as app_module
+    from rnnface.service import engine as app_module
 
     active, peak, lock = [0], [0], threading.Lock()
     real = app_module.load_image

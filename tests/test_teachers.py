@@ -7,7 +7,7 @@ import pytest
 from rnnface.detection import create_detector
 from rnnface.errors import ModelError
 from rnnface.io import load_image
-from rnnface.pretrained import create_pretrained, list_pretrained
+from rnnface.pretrained.embedders import create_pretrained, list_pretrained
 
 
 @pytest.mark.parametrize("name", list_pretrained())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -37,7 +38,8 @@ def test_video_tracks_identities_and_outputs(clip, lfw_images, tmp_path):
     assert run("enroll", "George_W_Bush", *bush, gallery=g).exit_code == 0
     assert run("enroll", "Serena_Williams", lfw_images / "Serena_Williams" / "Serena_Williams_0003.jpg", gallery=g).exit_code == 0
     out = tmp_path / "out"
-    result = run("video", clip, "--json", out / "t.json", "--out-video", out / "a.mp4", "--timeline", out / "t.png", "--pooling", "mean", gallery=g)
+    out.mkdir()
+    result = run("video", clip, "--out-json", out / "t.json", "--out-video", out / "a.mp4", "--timeline", out / "t.png", "--pooling", "mean", gallery=g)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "t.json").read_text())
     assert report["frames"] == 100 and report["detect_every"] == 3 and not report["truncated"]
@@ -98,7 +100,7 @@ def test_aggregator_starts_as_mean_pooling_and_round_trips(tmp_path):
 
 
 def test_aggregator_training_steps_lower_the_loss():
-    from rnnface.aggregation.sets import SetData
+    from rnnface.evaluation.sets import SetData
     from rnnface.training.aggregator import AggregatorTrainConfig, batch_of_sets, contrastive_loss
 
     rng = np.random.default_rng(0)
@@ -162,7 +164,8 @@ def test_native_video_warnings_stay_off_the_terminal(tmp_path):
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video at all" * 10)
     script = Path(sys.executable).with_name("rnnface")  # the console script: native output goes to the real stderr
-    done = subprocess.run([str(script), "video", str(junk)], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}  # no user's gallery
+    done = subprocess.run([str(script), "video", str(junk)], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 2
     lines = (done.stdout + done.stderr).strip().splitlines()
     assert lines == [f"error: {junk}: cannot open this file (not a video, or corrupt)"], lines
@@ -204,8 +207,8 @@ def test_http_stream_that_stalls_is_reported(tmp_path, lfw_images):
     try:
         script = Path(sys.executable).with_name("rnnface")
         url = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"
-        done = subprocess.run([str(script), "video", url, "--pooling", "mean", "--gallery", str(tmp_path / "g.db")],
-                              capture_output=True, text=True, timeout=120)
+        env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}  # no user's gallery: every track unknown
+        done = subprocess.run([str(script), "video", url, "--pooling", "mean"], capture_output=True, text=True, timeout=300, env=env)
     finally:
         server.shutdown()
     assert done.returncode == 2, done.stdout + done.stderr

@@ -5,11 +5,30 @@
     result = rnnface.verify("a.jpg", "b.jpg")
     rnnface.enroll("Ada", ["ada1.jpg", "ada2.jpg"])  # into the default gallery
     [face.name for face in rnnface.identify("group.jpg")]
+
+The facade functions live in `rnnface.api` and load on first use: `import rnnface` (or any
+subpackage, e.g. `rnnface.models`) loads neither a network nor the layers above it.
 """
 
-from rnnface.api import align, compare, detect, embed, enroll, identify, load_image, verify
+from __future__ import annotations
+
+from typing import Any
+
 from rnnface.errors import RnnfaceError
 
 __version__ = "0.1.0"
 
-__all__ = ["RnnfaceError", "__version__", "align", "compare", "detect", "embed", "enroll", "identify", "load_image", "verify"]
+_FACADE = ("align", "compare", "detect", "embed", "enroll", "identify", "load_image", "verify")
+__all__ = ["RnnfaceError", "__version__", *_FACADE]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FACADE:
+        from rnnface import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'rnnface' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -15,11 +15,11 @@ import numpy as np
 from rnnface.alignment import AlignedFace, align_face
 from rnnface.detection import DEFAULT_DETECTOR, Face, create_detector
 from rnnface.io import load_image
-from rnnface.recognition.compare import cosine_similarity
 from rnnface.recognition.pipeline import FacePipeline, ImageInput, Verification, as_image, pick_face
+from rnnface.similarity import cosine_similarity
 
 if TYPE_CHECKING:
-    from rnnface.gallery.base import EnrollSummary
+    from rnnface.gallery.enroll import EnrollSummary
     from rnnface.gallery.identify import Identification
 
 __all__ = ["align", "compare", "detect", "embed", "enroll", "identify", "load_image", "verify"]
@@ -80,9 +80,8 @@ def enroll(
     name: str, images: Sequence[str | os.PathLike], gallery: str | os.PathLike | None = None, model: str | os.PathLike | None = None
 ) -> EnrollSummary:
     """Store one person's photos (one face each) in a gallery (default: $RNNFACE_GALLERY or the user's data dir)."""
-    from rnnface.gallery.enroll import enroll_images
-
     from rnnface.gallery import open_gallery
+    from rnnface.gallery.enroll import enroll_images
 
     with open_gallery(gallery) as g:
         return enroll_images(g, _pipeline(_model_key(model)), name, images)
@@ -92,9 +91,8 @@ def identify(
     image: ImageInput, gallery: str | os.PathLike | None = None, model: str | os.PathLike | None = None, top_k: int = 3
 ) -> list[Identification]:
     """Every face in `image` with its top-k gallery people; `.name` is "unknown" below the model's threshold."""
+    from rnnface.gallery import open_gallery
     from rnnface.gallery.identify import identify_image
 
-    from rnnface.gallery import open_gallery
-
-    with open_gallery(gallery) as g:
+    with open_gallery(gallery, create=False) as g:
         return identify_image(g, _pipeline(_model_key(model)), image, top_k=top_k)

@@ -14,7 +14,8 @@ from rnnface.data.lfw import pairs_file, read_pairs
 from rnnface.draw import draw_faces, save_image
 from rnnface.gallery import open_gallery
 from rnnface.gallery.enroll import enroll_images
-from rnnface.gallery.identify import UNKNOWN, identify_image
+from rnnface.gallery.identify import identify_image
+from rnnface.gallery.records import UNKNOWN
 from rnnface.io import load_image
 from rnnface.recognition import FacePipeline
 
@@ -34,7 +35,7 @@ def run_demo(root: Path, out: Path, pipeline: FacePipeline, echo: Callable[[str]
     for stale in out.glob("gallery.db*"):
         stale.unlink()
     shutil.rmtree(out / "identify", ignore_errors=True)
-    threshold = pipeline.embedder.threshold
+    threshold = pipeline.threshold()
     counts = {"identified": 0, "probes": 0, "strangers_rejected": 0, "strangers": 0}
     with open_gallery(gallery_path) as gallery:
         echo(f"1. enroll {len(enrolled)} people, 3 photos each, into {gallery_path}")

@@ -21,6 +21,14 @@ class NoFaceError(RnnfaceError):
     """No face was found where one was required."""
 
 
+class SeveralFacesError(RnnfaceError):
+    """A photo that must show one person shows several faces."""
+
+    def __init__(self, message: str, count: int) -> None:
+        super().__init__(message)
+        self.count = count
+
+
 class FaceIndexError(RnnfaceError):
     """A face number given by the user does not exist in the image."""
 

@@ -1,55 +1,78 @@
-"""Typed settings read from `RNNFACE_*` environment variables (command-line options override them)."""
+"""Typed settings from `RNNFACE_*` environment variables, for the library, the CLI and the service alike.
+
+One pydantic-settings object (as immich keeps one for its whole process): command-line options
+override it, and a malformed variable is one `SettingsError` line naming it. Read on first use,
+never at import.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
-from rnnface.errors import ModelError
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rnnface.errors import ModelError, RnnfaceError
 
 #: Where LFW sits beside a checkout of this repository (see README: how to get LFW).
 DEFAULT_DATA = Path("../shared/data/lfw")
-#: The gallery used when neither --gallery nor RNNFACE_GALLERY names one (XDG data home).
-def default_gallery(environ: Mapping[str, str] = os.environ) -> str:
-    data_home = Path(environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return str(data_home / "rnnface" / "gallery.db")
-
-
 #: What can run the embedding network: PyTorch, or onnxruntime on the network exported in memory.
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
-
-#: The checkpoint shipped inside the package, once one has been trained (rnnface train).
+#: The checkpoint shipped inside the package.
 PACKAGED_MODEL = "default.pt"
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Paths rnnface needs; every field has an environment variable of the same name in capitals."""
+class SettingsError(RnnfaceError):
+    """An RNNFACE_* setting is malformed."""
 
-    data: Path = DEFAULT_DATA  # RNNFACE_DATA: LFW root (holding lfw/ and pairs.txt) or an image tree
-    model: Path | None = None  # RNNFACE_MODEL: checkpoint used by embed/verify
-    gallery: str = ""  # RNNFACE_GALLERY: gallery path or URI (milvus://host:port/collection); default under XDG_DATA_HOME
-    runtime: str = "torch"  # RNNFACE_RUNTIME: what runs the embedding network, torch or onnx (onnxruntime)
+
+def default_gallery() -> str:
+    """The gallery used when neither --gallery nor RNNFACE_GALLERY names one (under XDG_DATA_HOME)."""
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return str(data_home / "rnnface" / "gallery.db")
+
+
+class Settings(BaseSettings):
+    """Everything rnnface can be told; each field is the variable RNNFACE_<FIELD>, e.g. RNNFACE_API_KEY=..."""
+
+    model_config = SettingsConfigDict(env_prefix="RNNFACE_", frozen=True, extra="ignore")
+
+    # -- the pipeline -------------------------------------------------------------------------------
+    data: Path = Field(DEFAULT_DATA, description="LFW root (holding lfw/ and pairs.txt) or an identity-folder image tree.")
+    model: Path | None = Field(None, description="Checkpoint used by embed, verify, identify (default: the shipped one).")
+    gallery: str = Field(default_factory=default_gallery, description="Gallery path, milvus:FILE.db or milvus://HOST:PORT/COLLECTION.")
+    runtime: Literal["torch", "onnx"] = Field("torch", description="What runs the embedding network: torch, or onnx (onnxruntime).")
+    pooling: str = Field("auto", description="Template pooling at enrollment: auto (shipped aggregator), mean, or a checkpoint path.")
+
+    # -- the HTTP service ---------------------------------------------------------------------------
+    api_key: SecretStr | None = Field(None, description="Key for write routes (X-API-Key header); unset: writes are refused.")
+    open_reads: bool = Field(True, description="Read routes (detect, embed, verify, identify, people) work without the key.")
+    max_upload_bytes: int = Field(10 * 2**20, gt=0, description="Largest accepted image file.")
+    max_images: int = Field(8, gt=0, description="Most images in one enrollment request.")
+    max_pixels: int = Field(40_000_000, gt=0, description="Largest accepted image, in pixels.")
+    max_decoded_bytes: int = Field(500_000_000, gt=0, description="Most memory one image may take to decode (estimated from its header).")
+    max_concurrent_decodes: int = Field(2, gt=0, description="Images decoded at once; others wait (memory: this x max_decoded_bytes).")
+    request_timeout_s: float = Field(30.0, gt=0, description="Longest a read request may compute before a 504.")
+    body_timeout_s: float = Field(10.0, gt=0, description="Longest wait for the next part of a request body before a 408.")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        model = environ.get("RNNFACE_MODEL")
-        runtime = environ.get("RNNFACE_RUNTIME", "torch")
-        if runtime not in RUNTIMES:
-            raise ModelError(f"RNNFACE_RUNTIME={runtime!r}: choose one of {', '.join(RUNTIMES)}")
-        return cls(
-            data=Path(environ.get("RNNFACE_DATA", str(DEFAULT_DATA))),
-            model=Path(model) if model else None,
-            gallery=environ.get("RNNFACE_GALLERY") or default_gallery(environ),
-            runtime=runtime,
-        )
+    def from_env(cls, **overrides: object) -> Settings:
+        """The settings from the environment (`overrides` win); a malformed variable is one SettingsError line."""
+        try:
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{cls.model_config['env_prefix']}{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise SettingsError(f"malformed setting: {problems}") from None
 
 
 def packaged_model() -> Path | None:
-    """The checkpoint shipped in the package, or None while none has been trained."""
+    """The checkpoint shipped in the package, or None when the package was built without one."""
     path = Path(str(resources.files("rnnface.weights").joinpath(PACKAGED_MODEL)))
     return path if path.is_file() else None
 
@@ -64,8 +87,7 @@ def resolve_model(model: str | os.PathLike | None, settings: Settings | None = N
     shipped = packaged_model()
     if shipped is None:
         raise ModelError(
-            "no trained model is available: this version of rnnface ships no checkpoint yet, and "
-            "random weights would give meaningless answers. Pass --model PATH (or set RNNFACE_MODEL) "
-            "to a checkpoint trained with rnnface."
+            "no trained model is available: this installation ships no checkpoint, and random weights would give "
+            "meaningless answers. Pass --model PATH (or set RNNFACE_MODEL) to a checkpoint trained with rnnface."
         )
     return shipped

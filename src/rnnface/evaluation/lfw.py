@@ -16,8 +16,8 @@ from rnnface.data.lfw import Pair, read_pairs
 from rnnface.data.prepare import FaceCache
 from rnnface.errors import RnnfaceError
 from rnnface.evaluation.protocol import VerificationReport, verification_report
-from rnnface.models import Checkpoint, load_checkpoint
 from rnnface.evaluation.sources import EmbeddingSource, model_source
+from rnnface.models import Checkpoint, load_checkpoint
 
 
 class DisjointnessError(RnnfaceError):
@@ -114,13 +114,56 @@ def score_pairs(cache: FaceCache, sources: list[EmbeddingSource], pairs: list[Pa
     return LfwScores(pairs, scores, owner), failed
 
 
-def score_lfw(
+@dataclass
+class LfwRun:
+    """`rnnface eval lfw`: the verification and 1:N figures of every method, scored in one run."""
+
+    name: str  # the row whose operating point --calibrate writes
+    far: float
+    reports: dict[str, VerificationReport]
+    rows: dict[str, dict]
+    curves: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    @property
+    def operating_point(self) -> dict:
+        return self.rows[self.name]["identification"]["operating_point"]
+
+    def markdown(self) -> str:
+        """The verification table, then the 1:N table (what lfw.md holds)."""
+        from rnnface.evaluation.report import identification_table, markdown_table
+
+        ident = self.rows[self.name]["identification"]
+        point = ident["operating_point"]
+        return (
+            markdown_table(self.reports)
+            + f"\n1:N identification ({ident['probes']} probes; galleries of {ident['gallery_sizes']} people incl. single-image "
+            f"distractors), open set at each method's FAR={self.far:g} threshold, set over all {point['impostor_pairs']:,} "
+            f"cross-person pairs of the evaluated people ({point['genuine_pairs']:,} same-person pairs):\n\n"
+            + identification_table({label: row["identification"] for label, row in self.rows.items()}, self.far)
+        )
+
+
+def run_lfw(
     cache: FaceCache,
-    checkpoints: list[str | Path],
-    pairs_path: str | Path,
+    groups: dict[str, list[Path]],
+    pairs: list[Pair],
+    name: str,
+    peers: list[str] = (),
     flip: bool = True,
-    folds: set[int] | None = None,
-) -> LfwScores:
-    """Cosine score of every View-2 pair (or of those in `folds`), each fold by its identity-disjoint model."""
-    pairs = fold_pairs(pairs_path, folds)
-    return score_pairs(cache, model_sources(cache, checkpoints, pairs, flip), pairs)[0]
+    far: float = 1e-4,
+) -> LfwRun:
+    """Score every group of identity-disjoint checkpoints (`groups`: label -> checkpoints) and every pretrained
+    peer on the same pairs and the same 1:N protocol; the peers are split into the same fold groups as `name`."""
+    from rnnface.evaluation.identification import identify_lfw
+    from rnnface.evaluation.sources import peer_sources
+
+    sources = {label: model_sources(cache, ckpts, pairs, flip) for label, ckpts in groups.items()}
+    fold_groups = [s.folds for s in sources[name]]
+    sources.update({p: peer_sources(cache, p, fold_groups) for p in peers})
+    reports, curves, rows = {}, {}, {}
+    for label, group in sources.items():
+        scores, failed = score_pairs(cache, group, pairs)
+        reports[label], curves[label] = scores.report(), (scores.scores, scores.same)
+        ident = identify_lfw(cache, group, pairs, far=far)
+        rows[label] = {**reports[label].to_dict(), "identification": ident.to_dict(), "pairs_without_face": failed, "model_of_fold": scores.model_of_fold}
+    return LfwRun(name, far, reports, rows, curves)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnface.evaluation.protocol import VerificationReport
+from rnnface.io.paths import atomic_output
 
 
 def markdown_table(rows: dict[str, VerificationReport]) -> str:
@@ -46,15 +47,36 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_output(path, "plot") as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    return path
+    return Path(path)
+
+
+def identification_table(rows: dict[str, dict], far: float) -> str:
+    """One row per method of its 1:N figures (`IdentificationReport.to_dict()`), each at its own FAR threshold."""
+    lines = [
+        f"| method | rank-1 | rank-5 | threshold (FAR={far:g}) | TAR there | strangers rejected | identified (rank 1, above threshold) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, ident in rows.items():
+        point = ident["operating_point"]
+        lines.append(
+            f"| {name} | {100 * ident['rank1']:.2f}% | {100 * ident['rank5']:.2f}% | {point['threshold']:.4f} | "
+            f"{100 * point['tar']:.2f}% | {100 * ident['strangers_rejected']:.2f}% | {100 * ident['dir_at_threshold']:.2f}% |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def write_json(data: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2))
-    return path
+    """Write `data` as indented JSON, whole or not at all."""
+    with atomic_output(path, "report") as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
+    return Path(path)
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    """Write a text report, whole or not at all."""
+    with atomic_output(path, "report") as tmp:
+        tmp.write_text(text)
+    return Path(path)

@@ -7,27 +7,106 @@ gallery for rank-1 holds each person's first template, probed by the second. Con
 (the photos as they are) and "noisy" (70% of the items degraded: low resolution, blur, occlusion,
 exposure, as video frames are). Methods: one image of the template, mean pooling, the aggregator.
 Backbone and aggregator must both have left these people out.
+
+The sets are made of each cached crop's `variants` versions (the first clean, the others degraded at
+random: blur, low resolution, occlusion, bad light), all embedded once by the frozen backbone with
+their quality cues, so sets can then be drawn freely (the aggregator's training draws them too).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 from rnnface.aggregation.model import RecurrentAggregator, load_aggregator, mean_pool
-from rnnface.aggregation.sets import SetData, draw_set, embed_variants
+from rnnface.data.lfw import held_out_people
 from rnnface.data.prepare import FaceCache
 from rnnface.evaluation.lfw import DisjointnessError
 from rnnface.evaluation.protocol import tar_at_far
-from rnnface.models.checkpoint import load_checkpoint
-from rnnface.training.data import held_out_people
+from rnnface.evaluation.sources import embed_cached
+from rnnface.models.checkpoint import Checkpoint, load_checkpoint
+from rnnface.recognition.embedder import Embedder
+from rnnface.recognition.quality import quality_cues
 
 CONDITIONS = {"clean": 1.0, "noisy": 0.3}  # share of clean items in a template
 MIN_IMAGES = 4
 MAX_SET = 8
+
+
+#: Typical LFW face height in pixels (about half of the 250-pixel photo), for the size cue of cached crops.
+LFW_FACE_HEIGHT = 110.0
+
+
+def degrade(crop: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """A randomly degraded copy of an aligned crop and its effective resolution factor (0-1]."""
+    size = crop.shape[0]
+    out = crop.astype(np.float32)
+    factor = float(rng.uniform(0.2, 1.0))
+    if factor < 0.9:  # low resolution: down and back up
+        small = max(8, int(size * factor))
+        out = cv2.resize(cv2.resize(out, (small, small), interpolation=cv2.INTER_AREA), (size, size), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.5:  # motion/defocus blur
+        out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.8, 3.0)))
+    if rng.random() < 0.3:  # occlusion patch
+        h, w = (int(v) for v in rng.integers(size // 5, size // 2, size=2))
+        y, x = (int(v) for v in rng.integers(0, size - max(h, w), size=2))
+        out[y : y + h, x : x + w] = rng.uniform(0, 255, size=3)
+    out = out * rng.uniform(0.6, 1.3) + rng.uniform(-30, 30)  # exposure
+    shift = rng.uniform(-4, 4, size=2)
+    out = cv2.warpAffine(out, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (size, size), borderMode=cv2.BORDER_REFLECT)
+    return np.clip(out, 0, 255).astype(np.uint8), factor
+
+
+@dataclass
+class SetData:
+    """Embeddings and cues of every variant of every image of some people."""
+
+    embeddings: np.ndarray  # (N, V, D)
+    cues: np.ndarray  # (N, V, C)
+    person_of: np.ndarray  # (N,) person name of each image
+    images_of: dict[str, np.ndarray]  # person -> image indices
+
+    @property
+    def variants(self) -> int:
+        return self.embeddings.shape[1]
+
+
+def embed_variants(cache: FaceCache, checkpoint: Checkpoint, people: set[str], variants: int = 3, seed: int = 0, flip: bool | None = None) -> SetData:
+    """Embed `variants` versions (clean + degraded) of every cached image of `people`."""
+    rng = np.random.default_rng(seed)
+    rows = [i for i, r in enumerate(cache.rows) if r.person in people and r.status != "unreadable"]
+    embedder = Embedder(checkpoint, batch_size=256, flip=flip)
+    emb, cues = [], []
+    for v in range(variants):
+        crops, cue_rows = [], []
+        for i in rows:
+            crop = np.asarray(cache.faces[i])
+            factor = 1.0
+            if v > 0:
+                crop, factor = degrade(crop, rng)
+            crops.append(crop)
+            cue_rows.append(quality_cues(crop, cache.rows[i].score, LFW_FACE_HEIGHT * factor))
+        # the clean variant is the cached face itself: a hybrid reads it from its feature cache
+        emb.append(embed_cached(embedder, cache, rows) if v == 0 else embedder.embed_crops(np.stack(crops)))
+        cues.append(np.stack(cue_rows))
+    person_of = np.array([cache.rows[i].person for i in rows])
+    images_of: dict[str, list[int]] = defaultdict(list)
+    for j, p in enumerate(person_of):
+        images_of[p].append(j)
+    return SetData(np.stack(emb, 1), np.stack(cues, 1), person_of, {p: np.array(v) for p, v in images_of.items()})
+
+
+def draw_set(data: SetData, images: np.ndarray, size: int, rng: np.random.Generator, clean_share: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """A set of `size` items from `images` (random order, a random variant of each, clean with p=clean_share)."""
+    chosen = rng.choice(images, size=size, replace=len(images) < size)
+    variant = np.where(rng.random(size) < clean_share, 0, rng.integers(1, data.variants, size=size)) if data.variants > 1 else np.zeros(size, int)
+    return data.embeddings[chosen, variant], data.cues[chosen, variant]
 
 
 def template_scores(pool, rounds_data) -> tuple[np.ndarray, np.ndarray, float]:
@@ -76,7 +155,7 @@ def evaluate_sets(
         if missing:
             raise DisjointnessError(f"the {name} was trained on the people of folds {sorted(missing)}; evaluate on folds it left out")
     counts = cache.images_per_person()
-    people = sorted(p for p in held_out_people(cache, tuple(folds)) if counts.get(p, 0) >= MIN_IMAGES)
+    people = sorted(p for p in held_out_people(cache.meta["data"], tuple(folds)) if counts.get(p, 0) >= MIN_IMAGES)
     seen = (set(checkpoint.meta.get("train_people", [])) | set(agg_meta.get("train_people", []))) & set(people)
     if seen:
         raise DisjointnessError(f"{len(seen)} evaluation people were trained on, e.g. {sorted(seen)[0]}")

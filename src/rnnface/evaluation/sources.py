@@ -9,10 +9,29 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnface.data.features import FrontendFeatures
 from rnnface.data.prepare import FaceCache
 from rnnface.models import Checkpoint
-from rnnface.pretrained.features import embed_cached
 from rnnface.recognition.embedder import Embedder
+from rnnface.similarity import normalize
+
+
+def embed_cached(embedder: Embedder, cache: FaceCache, rows: list[int]) -> np.ndarray:
+    """Embeddings of cached faces; a hybrid reads its front-end's feature cache when there is one
+    (view 0 is the crop as inference sees it, view 1 its mirror) instead of running the CNN again."""
+    frontend = embedder.checkpoint.frontend
+    if frontend is None or not FrontendFeatures.complete(cache, frontend.name):
+        return embedder.embed_crops(np.asarray(cache.faces[rows]))
+    feats = FrontendFeatures.open(cache, frontend.name)
+    names = embedder.checkpoint.model.config.inputs
+    out = []
+    for start in range(0, len(rows), 256):
+        chunk = rows[start : start + 256]
+        emb = embedder.embed_features({n: feats.arrays[n][chunk, 0] for n in names})
+        if embedder.flip:
+            emb = emb + embedder.embed_features({n: feats.arrays[n][chunk, 1] for n in names})
+        out.append(normalize(emb.float().numpy()))
+    return np.concatenate(out) if out else np.zeros((0, embedder.checkpoint.embed_dim), np.float32)
 
 
 @dataclass
@@ -59,12 +78,11 @@ def peer_sources(cache: FaceCache, peer: str, fold_groups: list[set[int]] | None
 
 def peer_source(cache: FaceCache, peer: str) -> EmbeddingSource:
     """A pretrained peer for all folds: its raw embeddings, or for an ensemble its fused target vectors."""
-    from rnnface.pretrained.embedders import pretrained_embeddings
-    from rnnface.pretrained.targets import ENSEMBLES, teacher_targets
+    from rnnface.data.teachers import ENSEMBLES, pretrained_embeddings, teacher_targets
 
     if peer in ENSEMBLES:
         emb, valid = teacher_targets(cache, peer, np.arange(len(cache.rows)))
-        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        emb = normalize(emb)
     else:
         emb, valid = pretrained_embeddings(cache, peer)
     return EmbeddingSource(peer, set(range(10)), f"peer:{peer}", _embeddings=emb, _valid=valid)

@@ -6,17 +6,43 @@ import io
 import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from rnnface.aggregation.model import quality_cues
 from rnnface.aggregation.pooling import Pool
-from rnnface.errors import GalleryError, RnnfaceError
-from rnnface.gallery.base import EnrollSummary, FaceRecord, Gallery, check_name
-from rnnface.io import load_image
-from rnnface.recognition.pipeline import FacePipeline
+from rnnface.errors import GalleryError, NoFaceError, RnnfaceError, SeveralFacesError
+from rnnface.gallery.base import Gallery
+from rnnface.gallery.records import FaceRecord, check_name
+from rnnface.recognition.pipeline import FacePipeline, ImageInput, as_image
+
+
+@dataclass
+class EnrollSummary:
+    """What a bulk enrollment did: people/faces stored, and every skipped image with its reason."""
+
+    people: int = 0
+    faces: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # person folders not enrolled at all, with why
+    already: int = 0  # faces of images already in the gallery for that person (a re-run): not stored again
+    several: list[str] = field(default_factory=list)  # photos skipped for several faces (the interface says how to take the largest)
+
+    def with_hint(self, hint: str) -> EnrollSummary:
+        """This summary with `hint` (how the interface takes the largest face) after each several-faces reason."""
+        skipped = [(i, f"{r}, or {hint}" if i in self.several else r) for i, r in self.skipped]
+        return EnrollSummary(self.people, self.faces, skipped, self.refused, self.already, self.several)
+
+    def to_dict(self) -> dict:
+        return {
+            "people": self.people,
+            "faces": self.faces,
+            "already": self.already,
+            "skipped": [{"image": i, "reason": r} for i, r in self.skipped],
+            "refused": [{"folder": f, "reason": r} for f, r in self.refused],
+        }
 
 
 def png_bytes(crop: np.ndarray) -> bytes:
@@ -25,28 +51,18 @@ def png_bytes(crop: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def face_record(
-    pipeline: FacePipeline,
-    image: str | os.PathLike | np.ndarray,
-    source: str | None = None,
-    largest: bool = False,
-    keep_crop: bool = False,
-    largest_option: str = "--largest",
-) -> FaceRecord:
-    """The one face of an enrollment photo (path or RGB array); raises RnnfaceError naming why it cannot be used.
-
-    `largest_option` is how the caller's interface spells "use the largest face" (CLI flag, API field)."""
-    pixels = load_image(image) if not isinstance(image, np.ndarray) else image
-    faces = pipeline.detect(pixels)
+def face_record(pipeline: FacePipeline, image: ImageInput, source: str | None = None, largest: bool = False, keep_crop: bool = False) -> FaceRecord:
+    """The one face of an enrollment photo (path, bytes or RGB array): NoFaceError or SeveralFacesError (with
+    the count; the caller's interface says how to pick the largest) when it cannot be used as it is."""
+    faces = pipeline.detect(pixels := as_image(image))
     if not faces:
-        raise RnnfaceError("no face")
+        raise NoFaceError("no face")
     if len(faces) > 1 and not largest:
-        raise RnnfaceError(f"several faces ({len(faces)}); enroll a photo of one person, or pass {largest_option}")
-    crop = pipeline.align(pixels, faces[:1])[0].image
-    embedding = pipeline.embedder.embed_crops(crop[None])[0]
-    box = tuple(float(v) for v in faces[0].box)
-    cues = quality_cues(crop, faces[0].score, box[3] - box[1])
-    return FaceRecord(embedding, source if source is not None else str(image), box, png_bytes(crop) if keep_crop else None, cues)
+        raise SeveralFacesError(f"several faces ({len(faces)}); enroll a photo of one person", len(faces))
+    found = pipeline.embed_faces(pixels, faces[:1])[0]
+    box = tuple(float(v) for v in found.face.box)
+    label = source if source is not None else str(image)
+    return FaceRecord(found.embedding, label, box, png_bytes(found.crop) if keep_crop else None, found.cues)
 
 
 def pool_template(gallery: Gallery, name: str, pool: Pool | None) -> None:
@@ -59,6 +75,61 @@ def pool_template(gallery: Gallery, name: str, pool: Pool | None) -> None:
     gallery.set_template(name, pool(np.stack([f.embedding for f in faces]), np.stack([f.cues for f in faces])))
 
 
+class NothingEnrolledError(GalleryError):
+    """No photo of a person could be used; `summary` says why each was skipped."""
+
+    def __init__(self, message: str, summary: EnrollSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+def usable_faces(
+    pipeline: FacePipeline, photos: Sequence[tuple[str, ImageInput]], summary: EnrollSummary, largest: bool = False, keep_crops: bool = False
+) -> list[FaceRecord]:
+    """The face of each (label, image) photo that can be enrolled; the others go to `summary.skipped` with why."""
+    records = []
+    for label, image in photos:
+        try:
+            records.append(face_record(pipeline, image, source=label, largest=largest, keep_crop=keep_crops))
+        except RnnfaceError as exc:
+            summary.skipped.append((label, _reason(exc, label)))
+            if isinstance(exc, SeveralFacesError):
+                summary.several.append(label)
+    return records
+
+
+def enroll_photos(
+    gallery: Gallery,
+    pipeline: FacePipeline,
+    name: str,
+    photos: Sequence[tuple[str, ImageInput]],
+    largest: bool = False,
+    keep_crops: bool = False,
+    pool: Pool | None = None,
+) -> EnrollSummary:
+    """Enroll `name` from (label, image) photos in one transaction; photos that cannot be used are skipped with a
+    reason, and NothingEnrolledError says why when none can."""
+    check_name(name)
+    gallery.check_model(pipeline.model_id)  # before any detection work
+    summary = EnrollSummary()
+    records = usable_faces(pipeline, photos, summary, largest, keep_crops)
+    return store_person(gallery, pipeline.model_id, name, records, summary, pool)
+
+
+def store_person(
+    gallery: Gallery, model_id: str, name: str, records: list[FaceRecord], summary: EnrollSummary, pool: Pool | None = None
+) -> EnrollSummary:
+    """Store one person's usable faces (found by `usable_faces`, e.g. outside a lock on the gallery) in one
+    transaction and pool their template; NothingEnrolledError when there are none."""
+    if not records:
+        reasons = "; ".join(f"{p}: {r}" for p, r in summary.skipped)
+        raise NothingEnrolledError(f"nothing enrolled for {name!r}: {reasons}", summary)
+    stored = gallery.enroll(name, records, model_id)
+    pool_template(gallery, name, pool)
+    summary.people, summary.faces, summary.already = 1, len(stored), len(records) - len(stored)
+    return summary
+
+
 def enroll_images(
     gallery: Gallery,
     pipeline: FacePipeline,
@@ -68,29 +139,14 @@ def enroll_images(
     keep_crops: bool = False,
     pool: Pool | None = None,
 ) -> EnrollSummary:
-    """Enroll `name` from several photos in one transaction; photos that cannot be used are skipped with a reason."""
-    check_name(name)
-    model_id = pipeline.embedder.checkpoint.model_id
-    gallery.check_model(model_id)  # before any detection work
-    summary, records = EnrollSummary(), []
-    for path in images:
-        try:
-            records.append(face_record(pipeline, path, largest=largest, keep_crop=keep_crops))
-        except RnnfaceError as exc:
-            summary.skipped.append((str(path), _reason(exc, path)))
-    if not records:
-        reasons = "; ".join(f"{p}: {r}" for p, r in summary.skipped)
-        raise GalleryError(f"nothing enrolled for {name!r}: {reasons}")
-    stored = gallery.enroll(name, records, model_id)
-    pool_template(gallery, name, pool)
-    summary.people, summary.faces, summary.already = 1, len(stored), len(records) - len(stored)
-    return summary
+    """`enroll_photos` of image files, each labelled by its path."""
+    return enroll_photos(gallery, pipeline, name, [(str(p), p) for p in images], largest, keep_crops, pool)
 
 
-def _reason(exc: RnnfaceError, path: str | os.PathLike) -> str:
+def _reason(exc: RnnfaceError, label: str) -> str:
     """The error text without the file name prefix the image loader adds."""
     text = str(exc)
-    prefix = f"{path}: "
+    prefix = f"{label}: "
     return f"unreadable: {text[len(prefix):]}" if text.startswith(prefix) else text
 
 
@@ -115,7 +171,7 @@ def enroll_directory(
     for record in list_identity_images(root):
         by_person[record.person].append(root / record.path)
     people = sorted(by_person)[:limit_people]
-    model_id = pipeline.embedder.checkpoint.model_id
+    model_id = pipeline.model_id
     gallery.check_model(model_id)
     summary = EnrollSummary()
     for person in tqdm(people, desc="enroll", unit="person", disable=not progress):
@@ -124,22 +180,18 @@ def enroll_directory(
         except GalleryError as exc:  # e.g. a folder name with a trailing space: list it and go on with the others
             summary.refused.append((person, str(exc)))
             continue
-        records = []
-        for path in by_person[person]:
-            try:
-                records.append(face_record(pipeline, path, largest=largest, keep_crop=keep_crops))
-            except RnnfaceError as exc:
-                summary.skipped.append((str(path), _reason(exc, path)))
-        if records:
-            stored = gallery.enroll(person, records, model_id)
-            summary.already += len(records) - len(stored)
-            if not stored:
-                continue  # everyone of theirs was enrolled by an earlier (interrupted) run
-            pool_template(gallery, person, pool)
-            summary.people += 1
-            summary.faces += len(stored)
-            if on_commit is not None:
-                on_commit(person, len(stored))
+        records = usable_faces(pipeline, [(str(p), p) for p in by_person[person]], summary, largest, keep_crops)
+        if not records:
+            continue
+        stored = gallery.enroll(person, records, model_id)
+        summary.already += len(records) - len(stored)
+        if not stored:
+            continue  # everyone of theirs was enrolled by an earlier (interrupted) run
+        pool_template(gallery, person, pool)
+        summary.people += 1
+        summary.faces += len(stored)
+        if on_commit is not None:
+            on_commit(person, len(stored))
     return summary
 
 
@@ -156,12 +208,12 @@ def reindex(gallery: Gallery, pipeline: FacePipeline) -> int:
             "from their photos with the new model"
         )
     crops = np.stack([np.asarray(Image.open(io.BytesIO(f.crop_png)).convert("RGB")) for f in stored])
-    spec = pipeline.embedder.crop
+    spec = pipeline.crop
     if crops.shape[1] != spec.size:
         raise GalleryError(
             f"{gallery.location}: cannot reindex: the kept crops are {crops.shape[1]}-pixel crops cut for another kind of "
             f"model, and this model needs {spec.size}-pixel {spec.method} crops; re-enroll the people from their photos"
         )
-    embeddings = pipeline.embedder.embed_crops(crops)
-    gallery.replace_embeddings(pipeline.embedder.checkpoint.model_id, {f.id: e for f, e in zip(stored, embeddings)})
+    embeddings = pipeline.embed_crops(crops)
+    gallery.replace_embeddings(pipeline.model_id, {f.id: e for f, e in zip(stored, embeddings)})
     return len(stored)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnface.detection import Face
-from rnnface.errors import EmptyGalleryError, ModelError
-from rnnface.gallery.base import UNKNOWN, Gallery, Match, SearchBy
-from rnnface.recognition.compare import check_threshold
+from rnnface.errors import EmptyGalleryError
+from rnnface.gallery.base import Gallery
+from rnnface.gallery.records import UNKNOWN, Match, SearchBy
 from rnnface.recognition.pipeline import FacePipeline, ImageInput, as_image
 
 
@@ -40,6 +40,7 @@ def identify_image(
 ) -> list[Identification]:
     """Every face in `image` (largest first) with its top-k gallery people; [] when the image has no face."""
     check_gallery(gallery, pipeline)  # before any detection work
+    pipeline.threshold(threshold)
     faces, embeddings = pipeline.embed(as_image(image))
     return search_faces(gallery, pipeline, faces, embeddings, top_k, threshold, by)
 
@@ -48,7 +49,7 @@ def check_gallery(gallery: Gallery, pipeline: FacePipeline) -> None:
     """Raise unless the gallery holds people embedded by the pipeline's model."""
     if gallery.model_id is None:
         raise EmptyGalleryError(f"{gallery.location}: the gallery is empty; enroll people first (rnnface enroll)")
-    gallery.check_model(pipeline.embedder.checkpoint.model_id)
+    gallery.check_model(pipeline.model_id)
 
 
 def search_faces(
@@ -62,10 +63,8 @@ def search_faces(
 ) -> list[Identification]:
     """The gallery part of `identify_image`, for faces already embedded (so a caller can hold the gallery only for it)."""
     check_gallery(gallery, pipeline)
-    threshold = pipeline.embedder.threshold if threshold is None else check_threshold(threshold)
-    if threshold is None:
-        raise ModelError("this checkpoint has no calibrated threshold; pass one explicitly (--threshold)")
+    decide = pipeline.threshold(threshold)
     if not faces:
         return []
     results = gallery.search(embeddings, top_k=top_k, by=by)
-    return [Identification(face, matches, float(threshold)) for face, matches in zip(faces, results)]
+    return [Identification(face, matches, decide) for face, matches in zip(faces, results)]

@@ -5,11 +5,10 @@ per query and the gallery re-ranks them exactly from the embeddings it stores, s
 need not hold full vectors. The default approximate kind, "pq", is product quantization with 4-bit
 codes scanned by FAISS's SIMD fast-scan kernels (32 bytes a face at 512-d), trained on the gallery
 itself. It was chosen by `rnnface bench gallery` on a population fitted to the shipped model's real
-LFW embeddings (see the README table): at 1M faces it proposes the exact best face among its
-candidates for 99 %+ of queries, where LSH's sign bits, an HNSW graph and IVF lists, at the same
-latency, do not (a new photo of a person sits at cosine ~0.7 from their stored ones, far enough
-that graph and cell searches miss it). "lsh", "hnsw" (graph over 8-bit codes) and "ivf" (inverted
-lists of full vectors) stay available on request. The file holds a JSON stamp
+LFW embeddings (the figures are in reports/bench_gallery.json and the README): a new photo of a
+person sits far enough from their stored ones that graph and cell searches at the same latency miss
+it more often. "lsh", "hnsw" (graph over 8-bit codes) and "ivf" (inverted lists of full vectors)
+stay available on request. The file holds a JSON stamp
 (database generation, highest face id, checksum) and the serialized index, so a missing, stale or
 corrupt file is detected on open and the index is rebuilt or caught up from SQLite.
 """
@@ -30,7 +29,6 @@ import numpy as np
 
 from rnnface.io.paths import atomic_output
 
-IndexKind = Literal["auto", "flat", "pq", "lsh", "hnsw", "ivf"]
 Kind = Literal["flat", "pq", "lsh", "hnsw", "ivf"]
 KINDS: tuple[str, ...] = ("flat", "pq", "lsh", "hnsw", "ivf")
 EXACT_LIMIT = 20_000
@@ -42,11 +40,15 @@ HNSW_EF_SEARCH = 128
 IVF_LISTS = 4096  # at most; fewer for small galleries (about 40 faces per list)
 IVF_PROBES = 64
 TRAIN_SAMPLE = 100_000  # faces an index that learns its quantizer is trained on
-SHARDS = 2  # parts of an approximate index, searched at once (this machine has 2 cores)
 _MAGIC = b"RNNFACE-FAISS/1\n"
 
 
-def choose_kind(count: int, requested: IndexKind = "auto") -> Kind:
+def default_shards() -> int:
+    """Parts of an approximate index, searched at once: one per core, up to 4 (FAISS scans one query on one core)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def choose_kind(count: int, requested: str = "auto") -> Kind:
     """Exact search while it is fast enough, product quantization + exact re-ranking beyond EXACT_LIMIT faces,
     unless a kind is requested (one that learns from the data only from MIN_TRAINED faces on)."""
     if requested != "auto":
@@ -76,7 +78,7 @@ class IndexCorrupt(Exception):
     """The index file cannot be trusted (truncated, checksum mismatch, unreadable)."""
 
 
-def _empty(dim: int, kind: Kind, size: int) -> faiss.Index:
+def _empty(dim: int, kind: Kind, size: int, shards: int) -> faiss.Index:
     """One untrained, empty FAISS index of `kind` (flat: keyed by face ids; the others: by position)."""
     if kind == "flat":
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
@@ -91,7 +93,7 @@ def _empty(dim: int, kind: Kind, size: int) -> faiss.Index:
         hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         hnsw.hnsw.efSearch = HNSW_EF_SEARCH
         return hnsw
-    lists = int(min(IVF_LISTS, max(1, size // (40 * SHARDS))))
+    lists = int(min(IVF_LISTS, max(1, size // (40 * shards))))
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
     ivf.nprobe = min(IVF_PROBES, lists)
     return ivf
@@ -100,17 +102,18 @@ def _empty(dim: int, kind: Kind, size: int) -> faiss.Index:
 class FaceIndex:
     """Inner-product search over unit embeddings, answering the gallery's face ids.
 
-    An approximate index is split into SHARDS parts searched in parallel threads (FAISS scans one
-    query on one core): face number p (in the order added) lives in part p % SHARDS at row p // SHARDS,
+    An approximate index is split into `shards` parts searched in parallel threads (FAISS scans one
+    query on one core): face number p (in the order added) lives in part p % shards at row p // shards,
     and the index holds every face's id and half-precision embedding by p for exact re-ranking."""
 
-    def __init__(self, dim: int, kind: Kind, size: int = 0) -> None:
+    def __init__(self, dim: int, kind: Kind, size: int = 0, shards: int | None = None) -> None:
         """An empty index of `kind` for about `size` faces (IVF sizes its lists by it)."""
         if kind not in KINDS:
             raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
         self.dim = dim
         self.kind = kind
-        self.parts = [_empty(dim, kind, size) for _ in range(1 if kind == "flat" else SHARDS)]
+        self.shards = 1 if kind == "flat" else shards or default_shards()
+        self.parts = [_empty(dim, kind, size, self.shards) for _ in range(self.shards)]
         self._reset_held(size)
 
     def _reset_held(self, capacity: int) -> None:
@@ -146,7 +149,7 @@ class FaceIndex:
             return
         first = len(self)
         for s, part in enumerate(self.parts):
-            part.add(np.ascontiguousarray(vectors[(s - first) % SHARDS :: SHARDS]))
+            part.add(np.ascontiguousarray(vectors[(s - first) % self.shards :: self.shards]))
         self.keep(ids, vectors)
 
     def keep(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -171,15 +174,15 @@ class FaceIndex:
         return not self.approximate or self._count == len(self)
 
     def _candidates(self, queries: np.ndarray, k: int) -> np.ndarray:
-        """(Q, <= k * SHARDS) positions of candidate faces (-1 pads), every part searched in its own thread."""
+        """(Q, <= k * shards) positions of candidate faces (-1 pads), every part searched in its own thread."""
         def one(s: int) -> np.ndarray:
             part = self.parts[s]
             if not part.ntotal:
                 return np.full((len(queries), 1), -1, np.int64)
             _, rows = part.search(queries, min(k, int(part.ntotal)))
-            return np.where(rows >= 0, rows * SHARDS + s, -1)
+            return np.where(rows >= 0, rows * self.shards + s, -1)
 
-        return np.hstack(list(_pool().map(one, range(len(self.parts)))))
+        return np.hstack(list(_pool(self.shards).map(one, range(self.shards))))
 
     def search(self, queries: np.ndarray, k: int, candidates: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(cosine similarities, face ids) of the k best faces per query, best first; id -1 pads. An approximate
@@ -188,7 +191,7 @@ class FaceIndex:
         if not self.approximate:
             return self.parts[0].search(queries, max(1, min(k, len(self))))
         held_ids, held = self._held_ids[: self._count], self._held
-        positions = self._candidates(queries, -(-max(k, candidates) // SHARDS))
+        positions = self._candidates(queries, -(-max(k, candidates) // self.shards))
         out_sims = np.full((len(queries), k), -np.inf, np.float32)
         out_ids = np.full((len(queries), k), -1, np.int64)
         for q, row in enumerate(positions):
@@ -237,10 +240,10 @@ class FaceIndex:
                 raise IndexCorrupt("checksum mismatch")
             sizes = header.pop("parts", None)
             stamp = Stamp(**header)
-            if not sizes or sum(sizes) != len(data) or len(sizes) != (1 if stamp.kind == "flat" else SHARDS):
+            if not sizes or sum(sizes) != len(data) or (stamp.kind == "flat" and len(sizes) != 1):
                 raise IndexCorrupt("an index file of another layout")
             index = cls.__new__(cls)
-            index.dim, index.kind, index.parts = stamp.dim, stamp.kind, []
+            index.dim, index.kind, index.shards, index.parts = stamp.dim, stamp.kind, len(sizes), []
             index._reset_held(stamp.count)
             offset = 0
             for size in sizes:
@@ -256,6 +259,6 @@ class FaceIndex:
 
 
 @functools.cache
-def _pool() -> ThreadPoolExecutor:
+def _pool(threads: int) -> ThreadPoolExecutor:
     """Threads that search an index's parts at once (FAISS releases the GIL while it scans)."""
-    return ThreadPoolExecutor(SHARDS, thread_name_prefix="rnnface-index")
+    return ThreadPoolExecutor(threads, thread_name_prefix="rnnface-index")

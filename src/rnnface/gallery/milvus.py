@@ -12,27 +12,18 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from rnnface.errors import EmptyGalleryError, GalleryError, GalleryUnavailableError, UnknownPersonError
-from rnnface.gallery.base import (
-    FaceRecord,
-    Gallery,
-    Match,
-    PersonInfo,
-    SearchBy,
-    StoredFace,
-    backends,
-    new_faces,
-    normalize,
-    rank_people,
-)
+from rnnface.errors import GalleryError, GalleryUnavailableError
+from rnnface.gallery.base import FaceHits, Gallery, backends
+from rnnface.gallery.records import FaceRecord, Match, PersonInfo, StoredFace, new_faces, no_such_person
+from rnnface.similarity import normalize
 
 DEFAULT_COLLECTION = "faces"
 _MAX_TEXT = 65_535
-_FACES_PER_PERSON = 8
 _FIELDS = ["id", "person", "model", "source", "box", "crop", "cues", "vec"]
 #: Build parameters per index type (a server refuses HNSW/IVF without them), and the search breadth.
 _BUILD = {"HNSW": {"M": 32, "efConstruction": 200}, "IVF_FLAT": {"nlist": 1024}, "IVF_SQ8": {"nlist": 1024}}
@@ -85,20 +76,61 @@ class _Client:
                 pass
         self._client = None
 
-    def __getattr__(self, name: str):
-        method = getattr(self._connect(), name)
+    def _call(self, method: str, *args, **kwargs):
+        """One pymilvus call, its errors translated; a collection a restarted server left unloaded is loaded and
+        the call made again."""
+        with self.translated():
+            client = self._connect()
+            try:
+                return getattr(client, method)(*args, **kwargs)
+            except Exception as exc:
+                if "not loaded" not in str(getattr(exc, "message", "")) or not args:
+                    raise
+                client.load_collection(args[0])
+                return getattr(client, method)(*args, **kwargs)
 
-        def call(*args, **kwargs):
-            with self.translated():
-                try:
-                    return method(*args, **kwargs)
-                except Exception as exc:
-                    if "not loaded" not in str(getattr(exc, "message", "")) or not args:
-                        raise
-                    self._client.load_collection(args[0])  # a restarted server does not load collections back by itself
-                    return method(*args, **kwargs)
+    # The pymilvus calls the gallery makes, each through `_call`.
+    def list_collections(self):
+        return self._call("list_collections")
 
-        return call
+    def has_collection(self, name: str) -> bool:
+        return self._call("has_collection", name)
+
+    def create_collection(self, name: str, **kwargs) -> None:
+        self._call("create_collection", name, **kwargs)
+
+    def describe_collection(self, name: str) -> dict:
+        return self._call("describe_collection", name)
+
+    def drop_collection(self, name: str) -> None:
+        self._call("drop_collection", name)
+
+    def rename_collection(self, old: str, new: str) -> None:
+        self._call("rename_collection", old, new)
+
+    def load_collection(self, name: str) -> None:
+        self._call("load_collection", name)
+
+    def prepare_index_params(self):
+        return self._call("prepare_index_params")
+
+    def insert(self, name: str, rows: list[dict]) -> dict:
+        return self._call("insert", name, rows)
+
+    def upsert(self, name: str, rows: list[dict]) -> dict:
+        return self._call("upsert", name, rows)
+
+    def delete(self, name: str, **kwargs) -> dict:
+        return self._call("delete", name, **kwargs)
+
+    def query(self, name: str, **kwargs) -> list[dict]:
+        return self._call("query", name, **kwargs)
+
+    def query_iterator(self, name: str, **kwargs):
+        return self._call("query_iterator", name, **kwargs)
+
+    def search(self, name: str, **kwargs) -> list[list[dict]]:
+        return self._call("search", name, **kwargs)
 
     def close(self) -> None:
         self._drop()
@@ -122,7 +154,7 @@ def _literal(text: str) -> str:
 class MilvusGallery(Gallery):
     """Gallery on Milvus via pymilvus. Writes of one enrollment go in one insert call."""
 
-    def __init__(self, location: str, index: str = "auto") -> None:
+    def __init__(self, location: str, *, index: str = "auto", bulk: bool = False, create: bool = True) -> None:
         parts = urlsplit(location)
         if parts.netloc:  # milvus://host:port/collection
             uri, collection = f"http://{parts.netloc}", parts.path.strip("/") or DEFAULT_COLLECTION
@@ -138,8 +170,13 @@ class MilvusGallery(Gallery):
         self.collection = collection
         self.people_collection = f"{collection}_people"
         self.index_type = ("FLAT" if self.lite else "HNSW") if index == "auto" else index.upper()
+        self.breadth: int | None = None  # search breadth (HNSW ef, IVF nprobe); None: the defaults below
+        if self.lite and not create and not Path(uri).exists():
+            raise GalleryError(f"{location}: no gallery here (nothing enrolled yet, or a mistyped --gallery)")
         self.client = _Client(uri, location)
         self.client.list_collections()  # reachable (or the file usable) now, or a clear error now
+        if not create and not self._exists():
+            raise GalleryError(f"{location}: no gallery here (nothing enrolled yet, or a mistyped --gallery)")
 
     def _exists(self) -> bool:
         return self.client.has_collection(self.collection)
@@ -250,7 +287,7 @@ class MilvusGallery(Gallery):
         expr = f"person == {_literal(name)}"
         n = int(self.client.query(self.collection, filter=expr, output_fields=["count(*)"])[0]["count(*)"]) if self._exists() else 0
         if not n:
-            raise UnknownPersonError(f"{self.location}: no person named {name!r} (see `rnnface people`)")
+            raise no_such_person(self.location, name)
         self.client.delete(self.collection, filter=expr)
         self.client.delete(self.people_collection, filter=f"name == {_literal(name)}")
         return n
@@ -301,7 +338,7 @@ class MilvusGallery(Gallery):
     def set_template(self, name: str, template: np.ndarray) -> None:
         rows = self.client.query(self.people_collection, filter=f"name == {_literal(name)}", output_fields=["faces"]) if self._exists() else []
         if not rows:
-            raise UnknownPersonError(f"{self.location}: no person named {name!r} (see `rnnface people`)")
+            raise no_such_person(self.location, name)
         self.client.upsert(self.people_collection, [{"name": name, "faces": rows[0]["faces"], "template": normalize(template).tolist()}])
 
     def templates(self) -> dict[str, np.ndarray]:
@@ -310,28 +347,37 @@ class MilvusGallery(Gallery):
         rows = self.client.query(self.people_collection, filter='name != ""', output_fields=["name", "template"])
         return {r["name"]: np.asarray(r["template"], dtype=np.float32) for r in sorted(rows, key=lambda r: r["name"])}
 
-    def search(self, queries: np.ndarray, top_k: int = 5, by: SearchBy = "face") -> list[list[Match]]:
-        queries = normalize(np.atleast_2d(queries))
-        dim = self.dim
-        if dim is None:
-            raise EmptyGalleryError(f"{self.location}: the gallery is empty; enroll people first (rnnface enroll)")
-        if queries.shape[1] != dim:
-            raise GalleryError(f"query of dimension {queries.shape[1]}, the gallery holds {dim}")
-        if by == "template":
-            hits = self.client.search(self.people_collection, data=queries.tolist(), limit=top_k, anns_field="template", output_fields=["name"])
-            return [[Match(h["entity"]["name"], float(h["distance"])) for h in row] for row in hits]
-        limit = min(16384, top_k * _FACES_PER_PERSON)
-        breadth = {"ef": max(HNSW_EF, limit), "nprobe": IVF_NPROBE}
-        params = {k: breadth[k] for k in [_SEARCH.get(self.index_type)] if k}
+    def _search_templates(self, queries: np.ndarray, k: int) -> list[list[Match]]:
+        self.check_query(queries, self.dim)
+        hits = self.client.search(self.people_collection, data=queries.tolist(), limit=k, anns_field="template", output_fields=["name"])
+        return [[Match(h["entity"]["name"], float(h["distance"])) for h in row] for row in hits]
+
+    def _search_faces(self, queries: np.ndarray, k: int) -> list[FaceHits]:
+        self.check_query(queries, self.dim)
+        limit = min(16384, k)
+        breadth = {"ef": max(self.breadth or HNSW_EF, limit), "nprobe": self.breadth or IVF_NPROBE}
+        params = {key: breadth[key] for key in [_SEARCH.get(self.index_type)] if key}
         hits = self.client.search(
-            self.collection, data=queries.tolist(), limit=limit, anns_field="vec", output_fields=["person", "source"], search_params={"params": params}
+            self.collection,
+            data=queries.tolist(),
+            limit=limit,
+            anns_field="vec",
+            output_fields=["person", "source"],
+            search_params={"params": params},
         )
         out = []
         for row in hits:
             person_of = {int(h["id"]): h["entity"]["person"] for h in row}
             source_of = {int(h["id"]): h["entity"]["source"] for h in row}
-            out.append(rank_people(np.array([h["distance"] for h in row]), np.array([h["id"] for h in row]), person_of, top_k, source_of))
+            out.append(FaceHits(np.array([h["distance"] for h in row]), np.array([h["id"] for h in row]), person_of, source_of))
         return out
+
+    def tune(self, breadth: int) -> None:
+        self.breadth = breadth
+
+    def drop(self) -> None:
+        for name in (self.collection, self.people_collection):
+            self.client.drop_collection(name)
 
     def close(self) -> None:
         self.client.close()

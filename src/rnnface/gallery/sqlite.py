@@ -15,31 +15,17 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from rnnface.errors import (
-    EmptyGalleryError,
-    GalleryError,
-    GalleryUnavailableError,
-    ReadOnlyGalleryError,
-    UnknownPersonError,
-)
-from rnnface.gallery.base import (
-    FaceRecord,
-    Gallery,
-    Match,
-    PersonInfo,
-    SearchBy,
-    StoredFace,
-    backends,
-    new_faces,
-    normalize,
-    rank_people,
-)
-from rnnface.gallery.index import CANDIDATES, TRAIN_SAMPLE, FaceIndex, IndexCorrupt, IndexKind, Stamp, choose_kind
+from rnnface.errors import GalleryError, GalleryUnavailableError, ReadOnlyGalleryError
+from rnnface.gallery.base import FaceHits, Gallery, backends
+from rnnface.gallery.index import CANDIDATES, KINDS, TRAIN_SAMPLE, FaceIndex, IndexCorrupt, Stamp, choose_kind
+from rnnface.gallery.records import FaceRecord, Match, PersonInfo, StoredFace, new_faces, no_such_person
 from rnnface.io.paths import OutputError, check_output
+from rnnface.similarity import normalize
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +40,6 @@ CREATE TABLE IF NOT EXISTS faces (
     embedding BLOB NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL, box TEXT, crop BLOB, cues BLOB, created REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS faces_person ON faces(person_id);
 """
-#: Faces fetched per query before grouping by person, so several faces of one person leave room for others.
-_FACES_PER_PERSON = 8
 _BUILD_CHUNK = 50_000
 
 
@@ -83,68 +67,109 @@ def _refuse_foreign(path: Path) -> None:
         raise GalleryError(f"{path}: gallery schema {meta.get('schema')!r}, this rnnface reads {SCHEMA_VERSION!r}; left unchanged")
 
 
+def _stale(stamp: Stamp | None, current: tuple) -> bool:
+    """Whether an index stamped `stamp` cannot catch up to the database state `current` by adding faces: another
+    gallery, model or dimension, a removal or re-embedding since, or a generation from the future (a restore)."""
+    uid, model, dim, generation, removals = current
+    return stamp is None or stamp.key[:3] != (uid, model, dim) or stamp.removals != removals or stamp.generation > generation
+
+
 @backends.register("sqlite")
 class SqliteGallery(Gallery):
     """SQLite (WAL, one transaction per enrollment) + FAISS. `location` is the .db path; `bulk`: a bulk load,
-    whose index is built by the first search (of this or a later session) instead of on close."""
+    whose index is built by the first search (of this or a later session) instead of on close. A new gallery's
+    file is made by its first write, so a refused enrollment or a read leaves nothing behind."""
 
-    def __init__(self, location: str, index: IndexKind = "auto", busy_timeout_s: float = 60.0, bulk: bool = False) -> None:
+    def __init__(self, location: str, *, index: str = "auto", bulk: bool = False, create: bool = True, busy_timeout_s: float = 60.0) -> None:
         path = Path(location.removeprefix("sqlite://"))
         self.location = str(path)
+        self.path = path
         self._identity: tuple[int, int] | None = None  # set once the file is open and set up
         self.index_path = path.with_name(path.name + ".faiss")
+        if index != "auto" and index not in KINDS:
+            raise GalleryError(f"{path}: unknown index kind {index!r}; choose auto or one of {', '.join(KINDS)}")
         self.index_kind = index
         self.bulk = bulk
+        self._busy_timeout_s = busy_timeout_s
         if path.is_dir():
             raise GalleryError(f"{path}: is a directory, expected a gallery file")
         if self.index_path.is_dir():
             raise GalleryError(f"{self.index_path}: is a directory, where the gallery keeps its index file; move it away")
         _refuse_foreign(path)  # before anything is written: another program's file stays byte-for-byte as it was
-        try:
-            if not path.exists():  # a new gallery: its folder must take a file (an existing one may be read-only)
-                check_output(path, "gallery")
-                path.parent.mkdir(parents=True, exist_ok=True)
-        except (OSError, OutputError) as exc:
-            raise GalleryError(str(exc) if isinstance(exc, OutputError) else f"{path}: cannot create the gallery ({exc.strerror})") from None
+        self._pending = not path.exists()  # no file yet: an empty in-memory stand-in until the first write
+        if self._pending and not create:
+            raise GalleryError(f"{path}: no gallery here (nothing enrolled yet, or a mistyped --gallery path)")
+        if self._pending:
+            try:  # a new gallery: its folder must take a file (made at the first write)
+                check_output(path, "gallery", parents=True)
+            except OutputError as exc:
+                raise GalleryError(str(exc)) from None
         # A gallery we may not write (read-only file or folder) still answers every read; writes say why not.
         self.read_only = path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK))
-        try:
-            self._connect(path, busy_timeout_s)
-            schema = self._meta("schema")
-        except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"{path}: not an rnnface gallery ({exc})") from None
-        if schema != SCHEMA_VERSION:
-            raise GalleryError(f"{path}: gallery schema {schema!r}, this rnnface reads {SCHEMA_VERSION!r}")
-        # Stored face embeddings and templates: float16 (1 KB a face at 512-d; cosines within 1e-6 of float32)
-        # in galleries made since, float32 in older ones.
-        self._dtype = np.dtype(self._meta("vectors") or "float32")
-        stat = os.stat(self.location)
-        self._identity = (stat.st_dev, stat.st_ino)  # the file opened: noticed if it is deleted or replaced
         self._index: FaceIndex | None = None
         self._stamp: Stamp | None = None
         self._dirty = False
         self._enrolled = False  # this session added faces: bring the index file up to date on close
+        self._open()
+
+    def _open(self) -> None:
+        """Connect to the file (or, for a gallery not made yet, to an empty in-memory stand-in) and check it."""
+        try:
+            self._connect(self.path, self._busy_timeout_s)
+            schema = self._meta("schema")
+        except sqlite3.DatabaseError as exc:
+            raise GalleryError(f"{self.path}: not an rnnface gallery ({exc})") from None
+        if schema != SCHEMA_VERSION:
+            raise GalleryError(f"{self.path}: gallery schema {schema!r}, this rnnface reads {SCHEMA_VERSION!r}")
+        # Stored face embeddings and templates: float16 (1 KB a face at 512-d; cosines within 1e-6 of float32)
+        # in galleries made since, float32 in older ones.
+        self._dtype = np.dtype(self._meta("vectors") or "float32")
+        if not self._pending:
+            stat = os.stat(self.location)
+            self._identity = (stat.st_dev, stat.st_ino)  # the file opened: noticed if it is deleted or replaced
 
     def _connect(self, path: Path, busy_timeout_s: float) -> None:
         """Open the database: read-only as it is, or read-write (WAL) with the schema created when new."""
         options = {"timeout": busy_timeout_s, "isolation_level": None, "check_same_thread": False}
         if self.read_only:  # immutable=1: nothing (not even a -shm file) is created beside a file we may not write
-            self.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, **options)
+            self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, **options)
             return
-        self.db = sqlite3.connect(path, **options)
-        self.db.execute("PRAGMA page_size=16384")  # takes effect only on a new file: ~1 KB rows pack 15 to a page
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute("PRAGMA secure_delete=ON")  # removed biometric data is overwritten, not just unlinked
-        with self._write():
+        self._db = sqlite3.connect(":memory:" if self._pending else path, **options)
+        self._db.execute("PRAGMA page_size=16384")  # takes effect only on a new file: ~1 KB rows pack 15 to a page
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA secure_delete=ON")  # removed biometric data is overwritten, not just unlinked
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
-                    self.db.execute(statement)
+                    self._db.execute(statement)
             if self._meta("schema") is None:  # a new gallery: half-precision embeddings (older ones keep float32)
-                self.db.execute("INSERT INTO meta VALUES ('vectors', 'float16')")
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('uid', ?)", (uuid.uuid4().hex,))
+                self._db.execute("INSERT INTO meta VALUES ('vectors', 'float16')")
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('uid', ?)", (uuid.uuid4().hex,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _materialize(self) -> None:
+        """Open the gallery's file instead of the empty stand-in: made by this gallery's first write, or by
+        another gallery of the same file (another process or thread) meanwhile."""
+        self._db.close()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _refuse_foreign(self.path)  # another program may have put a file there meanwhile
+        self._pending = False
+        self._open()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection; a gallery not made yet switches to its file as soon as the file exists (between
+        transactions, never inside one)."""
+        if self._pending and not self._db.in_transaction and self.path.exists():
+            self._materialize()
+        return self._db
 
     # -- storage -------------------------------------------------------------------------------
 
@@ -163,21 +188,21 @@ class SqliteGallery(Gallery):
                 f"{self.location}: the gallery file was deleted or replaced while in use; nothing more is written to it (reopen it)"
             )
 
-    def _write(self):
+    @contextmanager
+    def _write(self) -> Iterator[None]:
         """A write transaction taken up front (BEGIN IMMEDIATE), so concurrent writers queue, not fail."""
         self.check_open()  # never write into an unlinked file, or into one another process put in its place
         if self.read_only:
             raise ReadOnlyGalleryError(f"{self.location}: the gallery is read-only (no permission to write it); reads still work")
-        db = self.db
-
-        class _Tx:
-            def __enter__(self):
-                db.execute("BEGIN IMMEDIATE")
-
-            def __exit__(self, exc_type, *_):
-                db.execute("COMMIT" if exc_type is None else "ROLLBACK")
-
-        return _Tx()
+        if self._pending:
+            self._materialize()
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def _meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -261,7 +286,7 @@ class SqliteGallery(Gallery):
         with self._write():
             row = self.db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
             if row is None:
-                raise UnknownPersonError(f"{self.location}: no person named {name!r} (see `rnnface people`)")
+                raise no_such_person(self.location, name)
             n = self.db.execute("DELETE FROM faces WHERE person_id = ?", (row[0],)).rowcount
             self.db.execute("DELETE FROM people WHERE id = ?", (row[0],))
             if not self.db.execute("SELECT 1 FROM faces LIMIT 1").fetchone():
@@ -296,8 +321,12 @@ class SqliteGallery(Gallery):
         args: tuple = ()
         if person is not None:
             query, args = query + " WHERE p.name = ?", (person,)
-        for fid, name, emb, source, box, crop, cues in self.db.execute(query + " ORDER BY f.id", args).fetchall():
-            yield StoredFace(
+        cursor = self.db.execute(query + " ORDER BY f.id", args)
+        while rows := cursor.fetchmany(1000):  # a million faces are read a thousand at a time, not all at once
+            yield from (self._stored_face(*row) for row in rows)
+
+    def _stored_face(self, fid: int, name: str, emb: bytes, source: str, box: str | None, crop: bytes | None, cues: bytes | None) -> StoredFace:
+        return StoredFace(
                 fid,
                 name,
                 self._decode([emb])[0],
@@ -311,7 +340,7 @@ class SqliteGallery(Gallery):
         with self._write():
             cur = self.db.execute("UPDATE people SET template = ? WHERE name = ?", (self._encode(template), name))
             if cur.rowcount == 0:
-                raise UnknownPersonError(f"{self.location}: no person named {name!r} (see `rnnface people`)")
+                raise no_such_person(self.location, name)
             self._bump()
 
     def templates(self) -> dict[str, np.ndarray]:
@@ -320,14 +349,9 @@ class SqliteGallery(Gallery):
 
     # -- index ---------------------------------------------------------------------------------
 
-    def _rows_after(self, max_id: int, limit: int = -1) -> tuple[np.ndarray, np.ndarray]:
-        rows = self.db.execute("SELECT id, embedding FROM faces WHERE id > ? ORDER BY id LIMIT ?", (max_id, limit)).fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        return ids, self._decode([r[1] for r in rows]) if rows else np.zeros((0, self.dim or 0), np.float32)
-
-    def _chunks(self, max_id: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, embeddings) of every stored face (up to `max_id`), in id order, _BUILD_CHUNK at a time."""
-        last, upto = -1, 2**63 - 1 if max_id is None else max_id
+    def _chunks(self, after: int = -1, upto: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, embeddings) of the stored faces with `after` < id <= `upto`, in id order, _BUILD_CHUNK at a time."""
+        last, upto = after, 2**63 - 1 if upto is None else upto
         while True:
             rows = self.db.execute("SELECT id, embedding FROM faces WHERE id > ? AND id <= ? ORDER BY id LIMIT ?", (last, upto, _BUILD_CHUNK)).fetchall()
             if not rows:
@@ -335,7 +359,7 @@ class SqliteGallery(Gallery):
             yield np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), self._decode([r[1] for r in rows])
             last = rows[-1][0]
 
-    def _build(self, dim: int, requested: IndexKind) -> FaceIndex:
+    def _build(self, dim: int, requested: str) -> FaceIndex:
         """A new index of every face, read in chunks (a million faces never sit in memory as float32 at once)."""
         count = self.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
         kind = choose_kind(count, requested)
@@ -344,7 +368,7 @@ class SqliteGallery(Gallery):
         if index.needs_training:
             step = max(1, count // TRAIN_SAMPLE)
             rows = self.db.execute("SELECT embedding FROM faces WHERE id % ? = 0", (step,)).fetchall()
-            index.train(self._decode([r[0] for r in rows]) if rows else self._rows_after(-1, TRAIN_SAMPLE)[1])
+            index.train(self._decode([r[0] for r in rows]) if rows else next(self._chunks())[1][:TRAIN_SAMPLE])
         for ids, vecs in self._chunks():
             index.add(ids, vecs)
         return index
@@ -369,13 +393,13 @@ class SqliteGallery(Gallery):
             if self._index is None and not rebuild:
                 self._load_file()
                 if self._index is not None and self._stamp is not None and not self._index.complete:
-                    for ids, vecs in self._chunks(self._stamp.max_id):  # the embeddings it re-ranks with
+                    for ids, vecs in self._chunks(upto=self._stamp.max_id):  # the embeddings it re-ranks with
                         self._index.keep(ids, vecs)
-            stamp = self._stamp
-            if rebuild or self._index is None or stamp is None or stamp.key[:3] != current[:3] or stamp.removals != removals or stamp.generation > generation:
+            if rebuild or self._index is None or _stale(self._stamp, current):
                 self._index = self._build(dim, self.index_kind)
             else:
-                self._index.add(*self._rows_after(stamp.max_id))
+                for ids, vecs in self._chunks(after=self._stamp.max_id):
+                    self._index.add(ids, vecs)
                 if choose_kind(len(self._index), self.index_kind) != self._index.kind:
                     self._index = self._build(dim, self.index_kind)
             max_id, count = self.db.execute("SELECT COALESCE(MAX(id), -1), COUNT(*) FROM faces").fetchone()
@@ -396,42 +420,49 @@ class SqliteGallery(Gallery):
             log.warning("%s: index file unusable (%s); rebuilding it from the database", self.index_path, exc)
             self._index, self._stamp = None, None
 
-    def _check_query(self, queries: np.ndarray, dim: int | None) -> None:
-        if dim is None:
-            raise EmptyGalleryError(f"{self.location}: the gallery is empty; enroll people first (rnnface enroll)")
-        if queries.shape[1] != dim:
-            raise GalleryError(f"query of dimension {queries.shape[1]}, the gallery holds {dim}")
+    def _search_templates(self, queries: np.ndarray, k: int) -> list[list[Match]]:
+        self.db.execute("BEGIN")  # one snapshot: another process may empty or refill the gallery meanwhile
+        try:
+            dim = self.dim
+            rows = self.db.execute("SELECT name, template FROM people").fetchall()
+        finally:
+            self.db.execute("COMMIT")
+        self.check_query(queries, dim if rows else None)
+        names = [r[0] for r in rows]
+        sims = queries @ self._decode([r[1] for r in rows]).T
+        order = np.argsort(-sims, axis=1)[:, :k]
+        return [[Match(names[j], float(sims[q, j])) for j in row] for q, row in enumerate(order)]
 
-    def search(self, queries: np.ndarray, top_k: int = 5, by: SearchBy = "face") -> list[list[Match]]:
-        # Every check and lookup uses one snapshot: another process may empty or refill the gallery meanwhile.
-        queries = normalize(np.atleast_2d(queries))
-        if by == "template":
-            self.db.execute("BEGIN")
-            try:
-                dim = self.dim
-                rows = self.db.execute("SELECT name, template FROM people").fetchall()
-            finally:
-                self.db.execute("COMMIT")
-            self._check_query(queries, dim if rows else None)
-            names = [r[0] for r in rows]
-            templates = self._decode([r[1] for r in rows])
-            sims = queries @ templates.T
-            order = np.argsort(-sims, axis=1)[:, :top_k]
-            return [[Match(names[j], float(sims[q, j])) for j in row] for q, row in enumerate(order)]
-        index, stamp = self._sync()
-        self._check_query(queries, stamp.dim if stamp is not None else None)
-        wanted_per_query = top_k * _FACES_PER_PERSON
-        sims, ids = index.search(queries, wanted_per_query, candidates=CANDIDATES)
+    def _search_faces(self, queries: np.ndarray, k: int) -> list[FaceHits]:
+        index, stamp = self._sync()  # the index and its dimension as of one snapshot
+        self.check_query(queries, stamp.dim if stamp is not None else None)
+        sims, ids = index.search(queries, k, candidates=CANDIDATES)
         wanted = sorted({int(i) for i in ids.ravel() if i >= 0})
         person_of, source_of = {}, {}
         for start in range(0, len(wanted), 900):  # SQLite caps bound parameters
             chunk = wanted[start : start + 900]
             marks = ",".join("?" * len(chunk))
-            for fid, name, source in self.db.execute(
-                f"SELECT f.id, p.name, f.source FROM faces f JOIN people p ON p.id = f.person_id WHERE f.id IN ({marks})", chunk
-            ):
+            query = f"SELECT f.id, p.name, f.source FROM faces f JOIN people p ON p.id = f.person_id WHERE f.id IN ({marks})"
+            for fid, name, source in self.db.execute(query, chunk):
                 person_of[fid], source_of[fid] = name, source
-        return [rank_people(s, i, person_of, top_k, source_of) for s, i in zip(sims, ids)]
+        return [FaceHits(s, i, person_of, source_of) for s, i in zip(sims, ids)]
+
+    def tune(self, breadth: int) -> None:
+        self._sync()
+        if self._index is not None:
+            self._index.set_breadth(breadth)
+
+    def rebuild_index(self) -> None:
+        self._sync(rebuild=True)
+
+    def disk_bytes(self) -> int:
+        paths = [self.path, self.index_path, *self.path.parent.glob(self.path.name + "-*")]
+        return sum(p.stat().st_size for p in paths if p.is_file())
+
+    def drop(self) -> None:
+        self.close()
+        for p in [self.path, self.index_path, *self.path.parent.glob(self.path.name + "-*")]:
+            p.unlink(missing_ok=True)
 
     def flush(self) -> None:
         """Save the index file if it changed (it is rebuilt from SQLite whenever missing or stale)."""
@@ -445,8 +476,9 @@ class SqliteGallery(Gallery):
 
     def close(self) -> None:
         try:
-            if self.model_id is not None and ((self._enrolled and not self.bulk) or self._index is not None):
+            if not self._pending and self.model_id is not None and ((self._enrolled and not self.bulk) or self._index is not None):
                 self._sync()
-            self.flush()
+            if not self._pending:
+                self.flush()
         finally:
-            self.db.close()
+            self._db.close()

@@ -11,8 +11,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rnnface.alignment import CropSpec
 from rnnface.models.layers import AttentionPool, EmbeddingHead, Sweep2D, make_rnn, run_sweeps, sweep_layers
 from rnnface.models.registry import register_model
+
+
+class PixelBackbone(nn.Module):
+    """A backbone that reads the aligned crop itself: 5-point template crops, resized to `img_size`."""
+
+    crop = CropSpec()
+    frontend = None  # no pretrained front-end: pixels go straight in
+
+    @property
+    def input_size(self) -> int:
+        return int(self.config.img_size)
+
+    def example_input(self, batch: int) -> torch.Tensor:
+        """Random pixels of the shape this backbone reads."""
+        return torch.randn(batch, self.config.in_chans, self.config.img_size, self.config.img_size)
 
 
 @dataclass(frozen=True)
@@ -27,7 +43,7 @@ class RowRNNConfig:
     embed_dim: int = 256
 
 
-class RowRNN(nn.Module):
+class RowRNN(PixelBackbone):
     """The seed design: each image row is one timestep of a stacked RNN."""
 
     def __init__(self, config: RowRNNConfig) -> None:
@@ -64,7 +80,7 @@ class ReNetConfig:
     embed_dim: int = 256
 
 
-class ReNet(nn.Module):
+class ReNet(PixelBackbone):
     """ReNet (Visin et al. 2015): patch flattening + stacked 2-D bidirectional sweeps, no convolutions."""
 
     def __init__(self, config: ReNetConfig) -> None:
@@ -101,7 +117,7 @@ def _conv_bn(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.PReLU(cout))
 
 
-class ConvBiRNN(nn.Module):
+class ConvBiRNN(PixelBackbone):
     """A light convolutional stem, then 2-D bidirectional sweeps (rows, then columns) that carry the
     model, then attention pooling. Sweep layers after the first are residual."""
 

@@ -15,15 +15,17 @@ from torch import nn
 
 from rnnface.alignment import CropSpec
 from rnnface.errors import ModelError
-from rnnface.recognition.compare import check_threshold
+from rnnface.io.paths import atomic_output
+from rnnface.models.frontends import FrontEndSpec
 from rnnface.models.registry import create_model, example_input, model_args
+from rnnface.similarity import check_threshold
 
 FORMAT = "rnnface-backbone/1"
 
 
 @dataclass
 class Checkpoint:
-    """A backbone with what it needs at inference: its calibrated threshold and provenance."""
+    """A loaded model bundle: the backbone with what it needs at inference, its calibrated threshold and provenance."""
 
     model: nn.Module
     name: str
@@ -32,23 +34,23 @@ class Checkpoint:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def frontend(self) -> str | None:
+    def frontend(self) -> FrontEndSpec | None:
         """The pretrained front-end a hybrid backbone reads (None: the backbone sees pixels)."""
-        return self.args.get("frontend")
+        return self.model.frontend
 
     @property
     def crop(self) -> CropSpec:
-        """How faces must be cut out for this model."""
-        if self.frontend is not None:
-            from rnnface.pretrained.facenet import FRONTENDS
-
-            return FRONTENDS[self.frontend].crop
-        return CropSpec()
+        """How faces must be cut out for this model (the model says)."""
+        return self.model.crop
 
     @property
     def input_size(self) -> int:
         """Side of the model's input in pixels (a hybrid's front-end input)."""
-        return int(self.args["img_size"]) if "img_size" in self.args else self.crop.size
+        return self.model.input_size
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.config.embed_dim)
 
     @cached_property
     def model_id(self) -> str:
@@ -82,11 +84,8 @@ def save_checkpoint(
         # Plain JSON types only, so weights_only loading accepts it (numpy scalars would not be).
         "meta": json.loads(json.dumps(meta or {}, default=lambda v: v.item() if hasattr(v, "item") else str(v))),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path, "checkpoint") as tmp:
+        torch.save(payload, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:

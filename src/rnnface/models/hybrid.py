@@ -1,6 +1,6 @@
 """Hybrid backbones: a pretrained face CNN's feature maps, integrated by recurrent sweeps into the embedding.
 
-The CNN (the front-end, FaceNet from `rnnface.pretrained`) is frozen and runs outside PyTorch; the
+The CNN (the front-end, FaceNet; see `rnnface.models.frontends`) is frozen and runs outside PyTorch; the
 module here is only what is trained: it maps the front-end's outputs, a dict of tensors
 {map name: (B, C, H, W), "embedding": (B, 512)}, to a unit embedding. With `residual`, the
 recurrent branch adds a learnt correction to a linear map of the CNN's own embedding, both
@@ -16,15 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rnnface.alignment import CropSpec
+from rnnface.models.frontends import FACENET, FrontEndSpec, frontend_spec
 from rnnface.models.layers import AttentionPool, run_sweeps, sweep_layers
 from rnnface.models.registry import register_model
-from rnnface.pretrained.facenet import FEATURE_MAPS, GRAPH_SHA256
 
 
 @dataclass(frozen=True)
 class HybridConfig:
     frontend: str = "facenet"
-    frontend_sha256: str = GRAPH_SHA256  # identity of the frozen front-end the head was trained on
+    frontend_sha256: str = FACENET.sha256  # identity of the frozen front-end the head was trained on
     map: str = "block17"  # which front-end feature map the sweeps read
     cell: str = "gru"
     reduce: int = 256  # channels of the 1x1 convolution before the sweeps
@@ -34,10 +35,11 @@ class HybridConfig:
     embed_dim: int = 512
 
     def __post_init__(self) -> None:
-        if self.map not in FEATURE_MAPS or self.map == "embedding":
-            raise ValueError(f"map must be a FaceNet feature map ({', '.join(k for k in FEATURE_MAPS if k != 'embedding')}), got {self.map!r}")
-        if self.residual and self.embed_dim != FEATURE_MAPS["embedding"][1][0]:
-            raise ValueError(f"a residual head keeps the CNN's {FEATURE_MAPS['embedding'][1][0]}-d embedding size")
+        spec = frontend_spec(self.frontend)
+        if self.map not in spec.maps:
+            raise ValueError(f"map must be a {spec.name} feature map ({', '.join(spec.maps)}), got {self.map!r}")
+        if self.residual and self.embed_dim != spec.outputs["embedding"][0]:
+            raise ValueError(f"a residual head keeps the CNN's {spec.outputs['embedding'][0]}-d embedding size")
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -51,7 +53,8 @@ class HybridHead(nn.Module):
     def __init__(self, config: HybridConfig) -> None:
         super().__init__()
         self.config = config
-        channels = FEATURE_MAPS[config.map][1][0]
+        self.frontend: FrontEndSpec = frontend_spec(config.frontend)
+        channels = self.frontend.outputs[config.map][0]
         self.reduce = nn.Sequential(nn.Conv2d(channels, config.reduce, 1, bias=False), nn.BatchNorm2d(config.reduce), nn.PReLU(config.reduce))
         self.sweeps, self.norms, width = sweep_layers(config.reduce, config.hidden, config.cell)
         self.pool = AttentionPool(width) if config.hidden else None
@@ -65,9 +68,18 @@ class HybridHead(nn.Module):
                 self.out.weight.zero_()
                 self.out.bias.zero_()
 
+    @property
+    def crop(self) -> CropSpec:
+        """Faces are cut as the front-end was trained on them."""
+        return self.frontend.crop
+
+    @property
+    def input_size(self) -> int:
+        return self.frontend.crop.size
+
     def example_input(self, batch: int) -> dict[str, torch.Tensor]:
         """Random front-end outputs of the shapes this head reads (unit-norm embedding)."""
-        out = {name: torch.randn(batch, *FEATURE_MAPS[name][1]).relu() for name in self.config.inputs}
+        out = {name: torch.randn(batch, *self.frontend.outputs[name]).relu() for name in self.config.inputs}
         if "embedding" in out:
             out["embedding"] = F.normalize(torch.randn(batch, self.config.embed_dim), dim=-1)
         return out

@@ -32,7 +32,7 @@ def input_names(checkpoint: Checkpoint) -> list[str]:
     """The ONNX graph's input names: "pixels", or a hybrid's front-end outputs prefixed by the front-end's name."""
     if checkpoint.frontend is None:
         return ["pixels"]
-    return [f"{checkpoint.frontend}_{name}" for name in checkpoint.model.config.inputs]
+    return [f"{checkpoint.frontend.name}_{name}" for name in checkpoint.model.config.inputs]
 
 
 class _Positional(nn.Module):
@@ -57,11 +57,11 @@ def metadata(checkpoint: Checkpoint) -> dict[str, str]:
         "rnnface.flip": json.dumps(bool(checkpoint.meta.get("flip", False))),
         "rnnface.crop": json.dumps({"method": crop.method, "size": crop.size}),
         "rnnface.inputs": json.dumps(input_names(checkpoint)),
-        "rnnface.frontend": checkpoint.frontend or "",
+        "rnnface.frontend": checkpoint.frontend.name if checkpoint.frontend else "",
         "rnnface.note": (
             "pixels: RGB crop, (x - 127.5) / 128, N x 3 x S x S"
             if checkpoint.frontend is None
-            else f"the recurrent head only: feed it the outputs of the {checkpoint.frontend} front-end "
+            else f"the recurrent head only: feed it the outputs of the {checkpoint.frontend.name} front-end "
             f"(graph SHA-256 {checkpoint.args.get('frontend_sha256', '')}), which runs outside this file"
         ),
     }
@@ -105,7 +105,7 @@ class OnnxModel:
     """A backbone run by onnxruntime, called like the torch module: pixels or a hybrid's {map: features}
     in, (N, D) unit embeddings (a torch tensor) out."""
 
-    def __init__(self, model: bytes | str | os.PathLike, config: object | None = None, threads: int = 0) -> None:
+    def __init__(self, model: bytes | str | os.PathLike, threads: int = 0) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -120,12 +120,11 @@ class OnnxModel:
             raise ModelError(f"not a loadable ONNX model ({type(exc).__name__}: {exc})") from None
         self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
         self.inputs = [i.name for i in self.session.get_inputs()]
-        self.config = config
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint) -> OnnxModel:
         """Export the checkpoint in memory and open it (a hybrid head runs on one thread, as with torch)."""
-        return cls(export_onnx(checkpoint), checkpoint.model.config, threads=1 if checkpoint.frontend else 0)
+        return cls(export_onnx(checkpoint), threads=1 if checkpoint.frontend else 0)
 
     def __call__(self, x: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
         if isinstance(x, Mapping):
@@ -139,7 +138,7 @@ class OnnxModel:
 
 def parity(checkpoint: Checkpoint, onnx_model: bytes, batches: tuple[int, ...] = (1, 7), seed: int = 0) -> float:
     """Lowest cosine between onnxruntime's and PyTorch's embeddings of the same random inputs (1.0 = identical)."""
-    session = OnnxModel(onnx_model, checkpoint.model.config)
+    session = OnnxModel(onnx_model)
     model = checkpoint.model.eval()
     torch.manual_seed(seed)
     worst = 1.0

@@ -35,10 +35,7 @@ def model_args(model: nn.Module) -> dict[str, Any]:
 
 def example_input(model: nn.Module, batch: int) -> torch.Tensor | dict[str, torch.Tensor]:
     """Random input of the right shape for `model`: pixels, or a hybrid head's front-end features."""
-    if hasattr(model, "example_input"):
-        return model.example_input(batch)
-    config = model.config
-    return torch.randn(batch, config.in_chans, config.img_size, config.img_size)
+    return model.example_input(batch)
 
 
 def model_summary(name: str) -> str:

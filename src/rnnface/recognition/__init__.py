@@ -1,9 +1,20 @@
 """Recognition: embed aligned faces, compare embeddings, verify pairs of photos.
 
-The torch-based `Embedder` lives in `rnnface.recognition.embedder`, imported only when needed.
+`FacePipeline` (detect -> align -> embed -> compare) lives in `rnnface.recognition.pipeline` and the
+torch-based `Embedder` in `rnnface.recognition.embedder`; both load on first use, so importing this
+package (or `rnnface.recognition.quality`) costs nothing.
 """
 
-from rnnface.recognition.compare import cosine_similarity
-from rnnface.recognition.pipeline import FacePipeline, Verification
+from __future__ import annotations
 
-__all__ = ["FacePipeline", "Verification", "cosine_similarity"]
+from typing import Any
+
+__all__ = ["FacePipeline", "Verification"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from rnnface.recognition import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'rnnface.recognition' has no attribute {name!r}")

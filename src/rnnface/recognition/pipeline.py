@@ -1,23 +1,29 @@
-"""detect -> align -> embed -> compare, as one object holding a detector and a (lazily loaded) model."""
+"""detect -> align -> embed -> compare, as one object holding a detector and a (lazily loaded) model.
+
+Callers ask the pipeline, never its parts: `model_id` (the embedding space), `threshold()` (the one
+rule for which threshold decides), `embed_faces()` (each face with its crop, embedding and quality
+cues). `load()` loads the model now, so a missing one fails before any other work.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rnnface.alignment import AlignedFace
+from rnnface.alignment import AlignedFace, CropSpec
 from rnnface.detection import DEFAULT_DETECTOR, Detector, Face, create_detector
 from rnnface.errors import FaceIndexError, ModelError, NoFaceError
 from rnnface.io import load_image
-from rnnface.recognition.compare import check_threshold, cosine_similarity
-from rnnface.settings import Settings, resolve_model
+from rnnface.recognition.quality import quality_cues
+from rnnface.similarity import check_threshold, cosine_similarity
 
 if TYPE_CHECKING:
     from rnnface.recognition.embedder import Embedder
+    from rnnface.settings import Settings
 
 ImageInput = np.ndarray | str | os.PathLike | bytes
 
@@ -25,6 +31,16 @@ ImageInput = np.ndarray | str | os.PathLike | bytes
 def as_image(image: ImageInput) -> np.ndarray:
     """An RGB uint8 array, loading `image` first when it is a path or encoded bytes."""
     return image if isinstance(image, np.ndarray) else load_image(image)
+
+
+@dataclass(frozen=True)
+class EmbeddedFace:
+    """One detected face as the model saw it: the detection, its aligned crop, embedding and quality cues."""
+
+    face: Face
+    crop: np.ndarray  # (S, S, 3) uint8, cut as the model wants
+    embedding: np.ndarray  # (D,) unit vector
+    cues: np.ndarray  # detection score, size, sharpness (see rnnface.recognition.quality)
 
 
 @dataclass(frozen=True)
@@ -63,7 +79,7 @@ def pick_face(faces: list[Face], index: int | None, name: str) -> int:
 
 
 class FacePipeline:
-    """Detector + aligner + embedder. The model loads on the first call that needs it."""
+    """Detector + aligner + embedder. The model loads on the first call that needs it (or on `load()`)."""
 
     def __init__(
         self,
@@ -78,14 +94,39 @@ class FacePipeline:
         self._settings = settings
         self._flip = flip
         self._runtime = runtime  # None: $RNNFACE_RUNTIME, else torch
+        self._embedder: Embedder | None = None
+        self._lock = threading.Lock()
 
-    @cached_property
-    def embedder(self) -> Embedder:
-        from rnnface.recognition.embedder import Embedder  # torch loads only when a model is needed
+    def load(self) -> Embedder:
+        """The embedder, loaded once (concurrent first callers wait for the one load)."""
+        with self._lock:
+            if self._embedder is None:
+                from rnnface.recognition.embedder import Embedder  # torch loads only when a model is needed
+                from rnnface.settings import Settings, resolve_model
 
-        settings = self._settings or Settings.from_env()
-        runtime = self._runtime or settings.runtime
-        return Embedder.from_path(resolve_model(self._model, settings), flip=self._flip, runtime=runtime)
+                settings = self._settings or Settings.from_env()
+                runtime = self._runtime or settings.runtime
+                self._embedder = Embedder.from_path(resolve_model(self._model, settings), flip=self._flip, runtime=runtime)
+            return self._embedder
+
+    @property
+    def model_id(self) -> str:
+        """The embedding space of the model (what a gallery records); loads the model."""
+        return self.load().checkpoint.model_id
+
+    @property
+    def crop(self) -> CropSpec:
+        """How the model wants its faces cut."""
+        return self.load().crop
+
+    def threshold(self, override: float | None = None) -> float:
+        """The cosine threshold that decides: `override` when given (checked), else the model's calibrated one."""
+        if override is not None:
+            return check_threshold(override)
+        calibrated = self.load().checkpoint.threshold
+        if calibrated is None:
+            raise ModelError("this checkpoint has no calibrated threshold; pass one explicitly (--threshold)")
+        return calibrated
 
     def detect(self, image: ImageInput) -> list[Face]:
         """Faces in `image`, largest first."""
@@ -93,17 +134,34 @@ class FacePipeline:
 
     def align(self, image: np.ndarray, faces: list[Face]) -> list[AlignedFace]:
         """Crops of `faces` cut as the model wants them (template crops are resized by the embedder as in training)."""
-        spec = self.embedder.crop
+        spec = self.crop
         return [spec.crop(image, face.box, face.landmarks) for face in faces]
 
+    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 crops cut as `crop` says -> (N, D) unit embeddings."""
+        return self.load().embed_crops(crops)
+
     def embed(self, image: ImageInput, faces: list[Face] | None = None) -> tuple[list[Face], np.ndarray]:
-        """Detect (unless `faces` is given) and embed every face: (faces, (N, D) embeddings)."""
+        """Detect (unless `faces` is given) and embed every face: (faces, (N, D) embeddings; (0, D) for none)."""
         image = as_image(image)
         faces = self.detect(image) if faces is None else faces
-        crops = np.stack([a.image for a in self.align(image, faces)]) if faces else None
-        if crops is None:
-            return faces, np.zeros((0, 0), dtype=np.float32)
-        return faces, self.embedder.embed_crops(crops)
+        crops = [a.image for a in self.align(image, faces)]
+        if not crops:
+            return faces, np.zeros((0, self.load().checkpoint.embed_dim), np.float32)
+        return faces, self.embed_crops(np.stack(crops))
+
+    def embed_faces(self, image: ImageInput, faces: list[Face] | None = None) -> list[EmbeddedFace]:
+        """Every face (or those given) with its crop, embedding and quality cues, largest first."""
+        image = as_image(image)
+        faces = self.detect(image) if faces is None else faces
+        if not faces:
+            return []
+        crops = np.stack([a.image for a in self.align(image, faces)])
+        embeddings = self.embed_crops(crops)
+        return [
+            EmbeddedFace(face, crop, emb, quality_cues(crop, face.score, float(face.box[3] - face.box[1])))
+            for face, crop, emb in zip(faces, crops, embeddings)
+        ]
 
     def verify(
         self,
@@ -115,9 +173,7 @@ class FacePipeline:
         names: tuple[str, str] = ("image A", "image B"),
     ) -> Verification:
         """Same person or not, at `threshold` (default: the checkpoint's calibrated one)."""
-        threshold = self.embedder.threshold if threshold is None else check_threshold(threshold)
-        if threshold is None:
-            raise ModelError("this checkpoint has no calibrated threshold; pass one explicitly (--threshold)")
+        threshold = self.threshold(threshold)
         embeddings, chosen, counts = [], [], []
         for image, index, name in zip((image_a, image_b), (face_a, face_b), names):
             image = as_image(image)
@@ -128,4 +184,4 @@ class FacePipeline:
             chosen.append(i)
             counts.append(len(faces))
         similarity = float(cosine_similarity(embeddings[0], embeddings[1]))
-        return Verification(similarity, float(threshold), similarity >= threshold, chosen[0], chosen[1], *counts)
+        return Verification(similarity, threshold, similarity >= threshold, chosen[0], chosen[1], *counts)

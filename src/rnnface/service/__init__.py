@@ -1,6 +1,6 @@
-"""The HTTP service: a FastAPI app (versioned JSON routes + a web page) built by `create_app` from typed settings."""
+"""The HTTP service: a FastAPI app (versioned JSON routes, a web page, offline API docs) built by `create_app`
+from the typed `rnnface.settings.Settings`."""
 
 from rnnface.service.app import create_app
-from rnnface.service.settings import ServiceSettings
 
-__all__ = ["ServiceSettings", "create_app"]
+__all__ = ["create_app"]

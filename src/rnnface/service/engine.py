@@ -1,44 +1,45 @@
-"""What the routes compute with: the face pipeline (loaded on first use, once) and the gallery, behind locks."""
+"""What the routes compute with: the face pipeline (loaded on first use, once), the gallery behind a lock, the
+bounded image decoding and the time limit of a request."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
+
+import anyio
+import numpy as np
+from fastapi import UploadFile
 
 from rnnface.aggregation.pooling import Pool, resolve_pooling
-from rnnface.errors import GalleryError, GalleryUnavailableError
+from rnnface.errors import GalleryError, GalleryUnavailableError, ImageError
 from rnnface.gallery import Gallery, open_gallery
-from rnnface.recognition import FacePipeline
-from rnnface.service.settings import ServiceSettings
+from rnnface.io import load_image
+from rnnface.recognition.pipeline import FacePipeline
+from rnnface.service.errors import HttpError
+from rnnface.settings import Settings
+
+T = TypeVar("T")
 
 
 class Engine:
     """One per app (no module-level state). Blocking work runs in worker threads; gallery calls go one at a time."""
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._pipeline: FacePipeline | None = None
+        self.pipeline = FacePipeline(model=settings.model, settings=settings)
         self._gallery: Gallery | None = None
         self._pool: Pool | None = None
-        self._load_lock = threading.Lock()
+        self._pool_lock = threading.Lock()
         self._gallery_lock = threading.RLock()
-
-    @property
-    def pipeline(self) -> FacePipeline:
-        """The detector + model, loaded by the first request that needs them."""
-        with self._load_lock:
-            if self._pipeline is None:
-                pipeline = FacePipeline(model=self.settings.model)
-                pipeline.embedder  # load now, under the lock, so concurrent first requests load it once
-                self._pipeline = pipeline
-            return self._pipeline
+        self._decode_slots = threading.BoundedSemaphore(settings.max_concurrent_decodes)
 
     @property
     def pool(self) -> Pool:
         """How enrollment pools a person's photos into their template (the shipped aggregator when it fits)."""
-        model_id = self.pipeline.embedder.checkpoint.model_id  # loads the model first, under its own lock
-        with self._load_lock:
+        model_id = self.pipeline.model_id  # loads the model first, under its own lock
+        with self._pool_lock:
             if self._pool is None:
                 self._pool = resolve_pooling(self.settings.pooling, model_id)[0]
             return self._pool
@@ -54,6 +55,37 @@ class Engine:
                     raise GalleryUnavailableError(f"the configured gallery cannot be opened: {exc}") from None
             self._gallery.check_open()  # deleted or replaced under the running server: 503 until it is restarted
             yield self._gallery
+
+    async def compute(self, fn: Callable[[], T], timeout: bool = True) -> T:
+        """Run blocking work in a worker thread; reads give up with 504 after the configured time (writes never
+        do: a write runs to completion, so its transaction commits or not at all)."""
+        if not timeout:
+            return await anyio.to_thread.run_sync(fn)
+        limit = self.settings.request_timeout_s
+        with anyio.move_on_after(limit) as scope:
+            return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
+        if scope.cancelled_caught:
+            raise HttpError(504, f"request took longer than {limit:g} s")
+
+    async def read_image(self, upload: UploadFile, field: str) -> np.ndarray:
+        """An uploaded image within the limits, decoded; nothing touches the filesystem."""
+        settings = self.settings
+        if not (upload.content_type or "").startswith("image/"):
+            raise HttpError(415, f"{field}: expected an image upload (image/*), got {upload.content_type or 'no content type'}")
+        data = await upload.read(settings.max_upload_bytes + 1)
+        if len(data) > settings.max_upload_bytes:
+            raise HttpError(413, f"{field}: file larger than the limit of {settings.max_upload_bytes:,} bytes")
+
+        def decode() -> np.ndarray:
+            # The slot is taken in the worker thread, so a decode abandoned by a timeout still holds it until it ends.
+            with self._decode_slots:
+                return load_image(data, max_pixels=settings.max_pixels, max_decoded_bytes=settings.max_decoded_bytes)
+
+        try:
+            return await self.compute(decode)  # decoding counts against the request's time limit too
+        except ImageError as exc:
+            message = str(exc).split(": ", 1)[-1]
+            raise type(exc)(f"{field}: {message}") from None
 
     def close(self) -> None:
         with self._gallery_lock:

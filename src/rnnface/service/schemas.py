@@ -75,7 +75,7 @@ class IdentifyResult(BaseModel):
 class PersonSummary(BaseModel):
     name: str
     faces: int
-    sources_kept: int
+    crops_kept: int
 
 
 class PeopleList(BaseModel):

@@ -25,12 +25,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rnnface.aggregation.model import AggregatorConfig, RecurrentAggregator, save_aggregator
-from rnnface.aggregation.sets import SetData, draw_set, embed_variants
+from rnnface.data.lfw import held_out_people
 from rnnface.data.prepare import FaceCache
 from rnnface.evaluation.protocol import tar_at_far
-from rnnface.evaluation.sets import CONDITIONS, MIN_IMAGES, draw_templates, template_scores
+from rnnface.evaluation.sets import CONDITIONS, MIN_IMAGES, SetData, draw_set, draw_templates, embed_variants, template_scores
+from rnnface.io.paths import atomic_output
 from rnnface.models.checkpoint import load_checkpoint
-from rnnface.training.data import held_out_people
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def train_aggregator(cfg: AggregatorTrainConfig, progress: bool = True) -> Path:
     rng = np.random.default_rng(cfg.seed)
     cache = FaceCache.open(cfg.cache)
     checkpoint = load_checkpoint(cfg.backbone)
-    held_out = held_out_people(cache, cfg.exclude_folds) if cfg.exclude_folds else set()
+    held_out = held_out_people(cache.meta["data"], cfg.exclude_folds)
     counts = cache.images_per_person()
     everyone = sorted(p for p, n in counts.items() if n >= 2 and p not in held_out)
     rich = [p for p in everyone if counts[p] >= MIN_IMAGES]
@@ -135,7 +135,7 @@ def train_aggregator(cfg: AggregatorTrainConfig, progress: bool = True) -> Path:
             validate(step + 1)
     if best:
         model.load_state_dict(best["state"])
-    with open(out / "metrics.csv", "w", newline="") as fh:
+    with atomic_output(out / "metrics.csv", "metrics") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["step", "loss", "validation"])
         val = dict(val_log)

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from rnnface.errors import RnnfaceError
+from rnnface.io.paths import atomic_output
 
 #: (m1, m2, m3) of the combined margin cos(m1 * theta + m2) - m3 for each named loss.
 LOSS_MARGINS: dict[str, tuple[float, float, float]] = {
@@ -46,7 +47,7 @@ class TrainConfig:
     epochs: int = 20
     warmup_epochs: float = 1.0
     grad_clip: float | None = 5.0  # max gradient norm; None disables clipping
-    teacher: str | None = None  # distil from a pretrained embedder or an ensemble (see rnnface.pretrained.targets)
+    teacher: str | None = None  # distil from a pretrained embedder or an ensemble (see rnnface.data.teachers)
     distill_weight: float = 1.0  # weight of the distillation loss beside the margin loss
     seed: int = 0
     device: str = "cpu"
@@ -121,6 +122,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
+    """Write the config as YAML (what `--config` reads back), whole or not at all."""
     data = config.to_dict()
     data = {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+    with atomic_output(path, "config") as tmp:
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))

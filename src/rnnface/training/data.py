@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from rnnface.data.lfw import pairs_file, read_pairs
+from rnnface.data.features import FrontendFeatures
 from rnnface.data.prepare import FaceCache
 from rnnface.errors import DataError
 from rnnface.models.preprocess import to_model_input
-from rnnface.pretrained.features import FrontendFeatures
 
 
 class CropInputs:
@@ -59,20 +57,6 @@ class TrainSet:
         return TrainSet(
             self.labels, self.people, self.rows, torch.from_numpy(embeddings[self.rows]), torch.from_numpy(valid[self.rows])
         )
-
-
-def fold_people(pairs_path: str | Path, folds: tuple[int, ...]) -> set[str]:
-    """Everyone who appears in the given View-2 folds."""
-    return {
-        path.split("/")[0] for pair in read_pairs(pairs_path) if pair.fold in folds for path in (pair.a, pair.b)
-    }
-
-
-def held_out_people(cache: FaceCache, folds: tuple[int, ...], pairs: str | Path | None = None) -> set[str]:
-    """People of the excluded folds (empty when no fold is excluded)."""
-    if not folds:
-        return set()
-    return fold_people(pairs or pairs_file(cache.meta["data"]), folds)
 
 
 def build_train_set(cache: FaceCache, exclude: set[str], min_images: int = 2) -> TrainSet:

@@ -16,13 +16,15 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from rnnface.data.features import FrontendFeatures
+from rnnface.data.lfw import held_out_people
 from rnnface.data.prepare import FaceCache
-from rnnface.models import create_model, load_checkpoint, save_checkpoint
-from rnnface.pretrained.features import FrontendFeatures
-from rnnface.pretrained.targets import teacher_targets
+from rnnface.data.teachers import teacher_targets
+from rnnface.io.paths import atomic_output
+from rnnface.models import create_model, save_checkpoint
 from rnnface.training.augment import build_augmentation
 from rnnface.training.config import TrainConfig, save_config
-from rnnface.training.data import CropInputs, FeatureInputs, TrainSet, build_train_set, held_out_people
+from rnnface.training.data import CropInputs, FeatureInputs, TrainSet, build_train_set
 from rnnface.training.heads import CombinedMarginHead, DistillHead
 from rnnface.training.sampler import PKSampler, UniformSampler
 
@@ -140,8 +142,9 @@ def _unwrap(module: nn.Module) -> FaceTrainer:
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
     """Train a backbone on the cache in `config.cache`; returns the path of `backbone.pt`.
 
-    Writes to `config.out`: backbone.pt (inference checkpoint), head.pt (margin head),
-    state.pt (optimizer/scheduler/epoch, for --resume), metrics.csv and config.yaml.
+    Writes to `config.out`: backbone.pt (inference checkpoint), head.pt (margin head), state.pt (everything
+    --resume needs, in one file written last: model, heads, optimizer, scheduler, epoch), metrics.csv and
+    config.yaml.
     """
     config = config.validate()
     ddp = init_distributed(config.device)
@@ -149,18 +152,18 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = FaceCache.open(config.cache)
-    held_out = held_out_people(cache, config.exclude_folds, config.pairs)
+    held_out = held_out_people(cache.meta["data"], config.exclude_folds, config.pairs)
     data = build_train_set(cache, held_out, config.min_images)
     if config.teacher is not None:
         data = data.with_teacher(*teacher_targets(cache, config.teacher, data.rows, progress=progress and ddp.is_main))
     device = torch.device(config.device)
 
     backbone = create_model(config.model, **config.model_args)
-    if getattr(backbone.config, "frontend", None):
-        features = FrontendFeatures.open(cache, backbone.config.frontend)
+    if backbone.frontend is not None:  # a hybrid head trains on its front-end's cached features
+        features = FrontendFeatures.open(cache, backbone.frontend.name)
         inputs = FeatureInputs(features, data.rows, backbone.config.inputs, config.augment, seed=config.seed + 1000 * ddp.rank)
     else:
-        size = backbone.config.img_size
+        size = backbone.input_size
         inputs = CropInputs(cache, data.rows, size, build_augmentation(size).to(device) if config.augment else None)
     head = CombinedMarginHead(backbone.config.embed_dim, len(data.people), config.scale, config.resolved_margins)
     distill = DistillHead(backbone.config.embed_dim, data.teacher.shape[1]) if data.teacher is not None else None
@@ -176,12 +179,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     )
     start_epoch = 0
     if resume and (out / "state.pt").is_file():
-        state = torch.load(out / "state.pt", map_location=device, weights_only=True)
-        trainer.backbone.load_state_dict(load_checkpoint(out / "backbone.pt").model.state_dict())
-        heads = torch.load(out / "head.pt", map_location=device, weights_only=True)
-        trainer.head.load_state_dict(heads["state_dict"])
-        if trainer.distill is not None:
-            trainer.distill.load_state_dict(heads["distill"])
+        state = torch.load(out / "state.pt", map_location=device, weights_only=True)  # one file: all of one epoch
+        trainer.load_state_dict(state["trainer"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         sampler.rng.bit_generator.state = state["sampler_rng"]
@@ -216,17 +215,16 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
         heads = {"state_dict": inner.head.state_dict(), "num_classes": len(data.people)}
         if inner.distill is not None:
             heads["distill"] = inner.distill.state_dict()
-        torch.save(heads, out / "head.pt")
-        torch.save(
-            {
-                "epoch": epoch,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "sampler_rng": sampler.rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-            },
-            out / "state.pt",
-        )
+        _save(heads, out / "head.pt", "margin head")
+        state = {
+            "epoch": epoch,
+            "trainer": inner.state_dict(),  # backbone and heads again: resume needs this file alone
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "sampler_rng": sampler.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }
+        _save(state, out / "state.pt", "training state")
         _append_metrics(out / "metrics.csv", {"epoch": epoch + 1, **{k: round(v, 6) for k, v in stats.items()}})
         if writer is not None:
             for key, value in stats.items():
@@ -236,6 +234,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     if ddp.world_size > 1:
         dist.barrier()
     return out / "backbone.pt"
+
+
+def _save(obj: dict, path: Path, what: str) -> None:
+    with atomic_output(path, what) as tmp:
+        torch.save(obj, tmp)
 
 
 def _append_metrics(path: Path, row: dict) -> None:

@@ -8,11 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from rnnface.aggregation.model import quality_cues
 from rnnface.aggregation.pooling import Pool, mean_pool_cues
-from rnnface.gallery.base import Gallery, Match
-from rnnface.gallery.identify import UNKNOWN
-from rnnface.recognition.compare import check_threshold
+from rnnface.gallery.base import Gallery
+from rnnface.gallery.records import UNKNOWN, Match
 from rnnface.recognition.pipeline import FacePipeline
 from rnnface.video.render import VideoWriter, draw_tracks
 from rnnface.video.source import VideoSource
@@ -83,9 +81,9 @@ def process_video(
 
     A face plainly continuing its track is embedded every `reembed`-th detection step (see Tracker).
     """
-    threshold = pipeline.embedder.threshold if threshold is None else check_threshold(threshold)
+    threshold = pipeline.threshold(threshold)
     if gallery is not None and gallery.model_id is not None:
-        gallery.check_model(pipeline.embedder.checkpoint.model_id)
+        gallery.check_model(pipeline.model_id)
     tracker = Tracker()
     shown: list[Track] = []
     start = time.perf_counter()
@@ -100,11 +98,8 @@ def process_video(
             need = [i for i, n in enumerate(tracker.needs_embedding(faces, reembed)) if n]
             embeddings: list[np.ndarray | None] = [None] * len(faces)
             cues: list[np.ndarray | None] = [None] * len(faces)
-            if need:
-                crops = np.stack([a.image for a in pipeline.align(frame, [faces[i] for i in need])])
-                for i, crop, emb in zip(need, crops, pipeline.embedder.embed_crops(crops)):
-                    embeddings[i] = emb
-                    cues[i] = quality_cues(crop, faces[i].score, float(faces[i].box[3] - faces[i].box[1]))
+            for i, found in zip(need, pipeline.embed_faces(frame, [faces[i] for i in need])):
+                embeddings[i], cues[i] = found.embedding, found.cues
             shown = tracker.update(index, t, faces, embeddings, cues)
             for track in shown:  # a running name for the annotated video
                 if track.since_embedded:  # no new face: the name stays

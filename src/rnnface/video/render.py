@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from rnnface.errors import RnnfaceError
+from rnnface.io.paths import atomic_output
 
 
 def _colour(key: str) -> tuple[int, int, int]:
@@ -31,25 +32,31 @@ def draw_tracks(frame: np.ndarray, tracks) -> np.ndarray:
 
 
 class VideoWriter:
-    """MP4 (mp4v) writer of RGB frames, opened on the first frame."""
+    """MP4 (mp4v) writer of RGB frames, opened on the first frame; a context manager whose file appears at
+    `path` whole when the block succeeds, and not at all when it fails."""
 
     def __init__(self, path: str | Path, fps: float) -> None:
         self.path = Path(path)
         self.fps = fps
         self._writer: cv2.VideoWriter | None = None
+        self._output = atomic_output(self.path, "annotated video", keep_suffix=True)  # OpenCV picks the format by suffix
+
+    def __enter__(self) -> VideoWriter:
+        self._tmp = self._output.__enter__()
+        return self
 
     def write(self, frame: np.ndarray) -> None:
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             h, w = frame.shape[:2]
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self._writer.isOpened():
                 raise RnnfaceError(f"{self.path}: cannot write a video here (use a .mp4 name in a writable folder)")
         self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
 
-    def close(self) -> None:
+    def __exit__(self, *exc) -> None:
         if self._writer is not None:
             self._writer.release()
+        self._output.__exit__(*exc)
 
 
 def draw_timeline(tracks, duration: float, path: str | Path, width: int = 1000) -> Path:
@@ -71,7 +78,6 @@ def draw_timeline(tracks, duration: float, path: str | Path, width: int = 1000) 
         x1, x2 = left + int(t.first_time * scale), left + max(int(t.last_time * scale), int(t.first_time * scale) + 3)
         cv2.rectangle(img, (x1, y + 6), (x2, y + row - 8), _colour(t.person)[::-1], -1)
     cv2.putText(img, "who is on screen when", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), img)
-    return path
+    with atomic_output(path, "timeline picture") as tmp:
+        tmp.write_bytes(cv2.imencode(".png", img)[1].tobytes())
+    return Path(path)

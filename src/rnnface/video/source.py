@@ -61,6 +61,17 @@ def silence_native_logs() -> None:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
+def still_image_format(path: Path) -> str | None:
+    """The format of a single-frame image file (JPEG, PNG, ...) read from its header, or None for anything else."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.format if getattr(img, "n_frames", 1) == 1 else None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+
+
 def open_source(spec: str) -> VideoSource:
     """Open a file path, a camera index ("0") or a stream URL; raise VideoError saying why not."""
     silence_native_logs()
@@ -75,6 +86,9 @@ def open_source(spec: str) -> VideoSource:
             raise VideoError(f"{spec}: file not found" if not path.exists() else f"{spec}: not a file")
         if path.stat().st_size == 0:
             raise VideoError(f"{spec}: empty file")
+        still = still_image_format(path)
+        if still:  # FFmpeg would play it as a one-frame video (a truncated JPEG too)
+            raise VideoError(f"{spec}: a still {still} image, not a video; use `rnnface identify` or `detect` for photos")
         capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not capture.isOpened():
         what = "camera" if spec.isdigit() else "stream (unreachable, or not a video)" if live else "file (not a video, or corrupt)"

@@ -16,14 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rnnface.detection import Face
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
+from rnnface.detection import box_iou as iou
+from rnnface.similarity import normalize
 
 
 @dataclass
@@ -41,8 +35,7 @@ class Track:
 
     @property
     def mean_embedding(self) -> np.ndarray:
-        m = np.mean(self.embeddings[-16:], axis=0)
-        return m / max(float(np.linalg.norm(m)), 1e-12)
+        return normalize(np.mean(self.embeddings[-16:], axis=0))
 
 
 class Tracker:

@@ -20,13 +20,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from rnnface.data.prepare import FaceCache
 from rnnface.errors import DataError
-from rnnface.pretrained.facenet import FEATURE_MAPS, FaceNet
-from rnnface.recognition.embedder import Embedder
+from rnnface.io.paths import atomic_output
+from rnnface.pretrained.facenet import FaceNet
 
 FEATURES_VERSION = 1
 
@@ -128,7 +127,7 @@ def build_features(
     n = len(cache.rows)
     arrays = {
         o: np.lib.format.open_memmap(
-            root / f"{o}.npy", mode="w+", dtype=np.float32 if o == "embedding" else np.float16, shape=(n, views, *FEATURE_MAPS[o][1])
+            root / f"{o}.npy", mode="w+", dtype=np.float32 if o == "embedding" else np.float16, shape=(n, views, *FaceNet.spec.outputs[o])
         )
         for o in outputs
     }
@@ -144,25 +143,6 @@ def build_features(
         array.flush()
     del arrays
     meta = {**settings, "frontend": "facenet", "seconds": round(time.perf_counter() - start, 1), "workers": workers}
-    tmp = meta_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, meta_path)
+    with atomic_output(meta_path, "feature cache") as tmp:
+        tmp.write_text(json.dumps(meta, indent=2))
     return FrontendFeatures.open(cache)
-
-
-def embed_cached(embedder: Embedder, cache: FaceCache, rows: list[int]) -> np.ndarray:
-    """Embeddings of cached faces; a hybrid reads its front-end's feature cache when there is one
-    (view 0 is the crop as inference sees it, view 1 its mirror) instead of running the CNN again."""
-    frontend = embedder.checkpoint.frontend
-    if frontend is not None and FrontendFeatures.complete(cache, frontend):
-        feats = FrontendFeatures.open(cache, frontend)
-        names = embedder.model.config.inputs
-        out = []
-        for start in range(0, len(rows), 256):
-            chunk = rows[start : start + 256]
-            emb = embedder.embed_features({n: feats.arrays[n][chunk, 0] for n in names})
-            if embedder.flip:
-                emb = emb + embedder.embed_features({n: feats.arrays[n][chunk, 1] for n in names})
-            out.append(torch.nn.functional.normalize(emb, dim=-1).float().numpy())
-        return np.concatenate(out) if out else np.zeros((0, embedder.model.config.embed_dim), np.float32)
-    return embedder.embed_crops(np.asarray(cache.faces[rows]))

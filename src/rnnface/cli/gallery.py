@@ -1,53 +1,45 @@
-"""Gallery commands of the `rnnface` CLI: enroll, enroll-dir, identify, people, remove, export, import, reindex."""
+"""Gallery commands: enroll, enroll-dir, identify, people, remove, export, import, reindex.
+
+Commands that only read (identify, people, export) and those that change existing people (remove,
+reindex) never create a gallery: a mistyped --gallery is an error, not a new empty file.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-app = typer.Typer()
+from rnnface.cli.options import TYPER, GalleryOpt, JsonOpt, ModelOpt, ThresholdOpt, pipeline, print_json
 
-GalleryOpt = Annotated[
-    Optional[str],
+app = typer.Typer(**TYPER)
+
+LargestOpt = Annotated[bool, typer.Option(help="Use the largest face of a photo with several (default: skip such photos).")]
+KeepOpt = Annotated[
+    bool,
     typer.Option(
-        "--gallery",
-        "-g",
-        help="Gallery file (SQLite + FAISS), milvus:FILE.db (Milvus Lite) or milvus://HOST:PORT/COLLECTION "
-        "(default: $RNNFACE_GALLERY, then ~/.local/share/rnnface/gallery.db).",
+        help="Also store each aligned face crop (a face image, not only its embedding), so `reindex` can re-embed "
+        "the gallery after a model change. Off by default: crops are biometric images."
     ),
 ]
-ModelOpt = Annotated[
-    Optional[Path], typer.Option("--model", "-m", help="Checkpoint to use (default: $RNNFACE_MODEL, then the shipped one).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-LargestOpt = Annotated[bool, typer.Option(help="Use the largest face of a photo with several (default: skip such photos).")]
-KeepOpt = Annotated[bool, typer.Option(help="Also store each aligned face crop, so `reindex` can re-embed after a model change.")]
 PoolingOpt = Annotated[
     str, typer.Option(help="How a person's photos make their template: auto (the shipped recurrent aggregator), mean, or an aggregator checkpoint.")
 ]
+LARGEST_HINT = "pass --largest to use its largest face"
 
 
-def _open(gallery: str | None):
+def _open(gallery: str | None, create: bool = False):
     from rnnface.gallery import open_gallery
 
-    return open_gallery(gallery or None)
-
-
-def _pipeline(model: Path | None):
-    from rnnface.recognition import FacePipeline
-
-    pipeline = FacePipeline(model=model)
-    pipeline.embedder  # fail on a missing model before touching the gallery or any image
-    return pipeline
+    return open_gallery(gallery or None, create=create)
 
 
 def _print_summary(summary, as_json: bool, where: str) -> None:
     """Print what was enrolled and skipped; exit 2 after it when whole person folders were refused."""
+    summary = summary.with_hint(LARGEST_HINT)
     if as_json:
-        typer.echo(json.dumps({"gallery": where, **summary.to_dict()}, indent=2))
+        print_json({"gallery": where, **summary.to_dict()})
     else:
         for image, reason in summary.skipped:
             typer.echo(f"skipped {image}: {reason}")
@@ -73,12 +65,16 @@ def enroll(
 ) -> None:
     """Enroll one person from several photos, all in one transaction (each photo stored as its own embedding)."""
     from rnnface.aggregation.pooling import resolve_pooling
-    from rnnface.gallery.enroll import enroll_images
+    from rnnface.gallery.enroll import NothingEnrolledError, enroll_images
 
-    pipeline = _pipeline(model)
-    pool, _ = resolve_pooling(pooling, pipeline.embedder.checkpoint.model_id)
-    with _open(gallery) as g:
-        summary = enroll_images(g, pipeline, name, images, largest=largest, keep_crops=keep_crops, pool=pool)
+    pipe = pipeline(model)
+    pool, _ = resolve_pooling(pooling, pipe.model_id)
+    with _open(gallery, create=True) as g:
+        try:
+            summary = enroll_images(g, pipe, name, images, largest=largest, keep_crops=keep_crops, pool=pool)
+        except NothingEnrolledError as exc:
+            reasons = "; ".join(f"{i}: {r}" for i, r in exc.summary.with_hint(LARGEST_HINT).skipped)
+            raise NothingEnrolledError(f"nothing enrolled for {name!r}: {reasons}", exc.summary) from None
         _print_summary(summary, as_json, g.location)
 
 
@@ -99,12 +95,12 @@ def enroll_dir(
     from rnnface.data.folders import resolve_image_root
     from rnnface.gallery.enroll import enroll_directory
 
-    pipeline = _pipeline(model)
-    pool, _ = resolve_pooling(pooling, pipeline.embedder.checkpoint.model_id)
-    with _open(gallery) as g:
+    pipe = pipeline(model)
+    pool, _ = resolve_pooling(pooling, pipe.model_id)
+    with _open(gallery, create=True) as g:
         summary = enroll_directory(
             g,
-            pipeline,
+            pipe,
             resolve_image_root(root),
             largest=largest,
             keep_crops=keep_crops,
@@ -121,9 +117,12 @@ def identify(
     gallery: GalleryOpt = None,
     model: ModelOpt = None,
     top: Annotated[int, typer.Option("--top", "-k", min=1, help="People to list per face.")] = 3,
-    threshold: Annotated[Optional[float], typer.Option(help="Cosine threshold for a name (default: the model's calibrated one).")] = None,
-    by: Annotated[str, typer.Option(help="Match against each stored face ('face') or each person's mean template ('template').")] = "face",
-    draw: Annotated[Optional[Path], typer.Option(help="Write the image with boxes and names here.")] = None,
+    threshold: ThresholdOpt = None,
+    by: Annotated[
+        str,
+        typer.Option(help="Compare with every stored face of each person ('face'), or with each person's template ('template': the pooled embedding of all their photos)."),
+    ] = "face",
+    draw: Annotated[Optional[Path], typer.Option(help="Write the image with boxes and names here (.png or .jpg).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Who is in this photo? Each face gets its top-K people, or `unknown` below the threshold."""
@@ -137,17 +136,17 @@ def identify(
         raise typer.BadParameter(f"--by takes 'face' or 'template', got {by!r}")
     if draw is not None:
         check_output(draw, "picture")
-    pipeline = _pipeline(model)
-    img = load_image(image)
+    pipe = pipeline(model)
     with _open(gallery) as g:
-        results = identify_image(g, pipeline, img, top_k=top, threshold=threshold, by=by)
+        img = load_image(image)
+        results = identify_image(g, pipe, img, top_k=top, threshold=threshold, by=by)
         if not results:
             raise NoFaceError(f"{image}: no face detected")
     if draw is not None:
         labels = [f"{r.name} {r.matches[0].similarity:.2f}" if r.matches else r.name for r in results]
         save_image(draw_faces(img, [r.face for r in results], labels), draw)
     if as_json:
-        typer.echo(json.dumps({"image": str(image), "faces": [r.to_dict() for r in results]}, indent=2))
+        print_json({"image": str(image), "faces": [r.to_dict() for r in results]})
         return
     for i, r in enumerate(results):
         x1, y1, x2, y2 = r.face.box
@@ -163,10 +162,10 @@ def people(gallery: GalleryOpt = None, as_json: JsonOpt = False) -> None:
     with _open(gallery) as g:
         rows, model_id, where = g.people(), g.model_id, g.location
     if as_json:
-        typer.echo(json.dumps({"gallery": where, "model": model_id, "people": [p.to_dict() for p in rows]}, indent=2))
+        print_json({"gallery": where, "model": model_id, "people": [p.to_dict() for p in rows]})
         return
     for p in rows:
-        typer.echo(f"{p.name}\t{p.faces} face(s)" + (f", {p.sources_kept} crop(s) kept" if p.sources_kept else ""))
+        typer.echo(f"{p.name}\t{p.faces} face(s)" + (f", {p.crops_kept} crop(s) kept" if p.crops_kept else ""))
     typer.echo(f"{len(rows)} people, {sum(p.faces for p in rows)} faces in {where} (model {model_id or 'none yet'})")
 
 
@@ -198,17 +197,18 @@ def import_gallery(
     gallery: GalleryOpt = None,
 ) -> None:
     """Add every face of an export file (it must come from the same model), in one transaction."""
-    with _open(gallery) as g:
+    with _open(gallery, create=True) as g:
         n = g.import_file(file)
     typer.echo(f"imported {n} face(s) from {file}")
 
 
 @app.command()
 def reindex(gallery: GalleryOpt = None, model: ModelOpt = None) -> None:
-    """Re-embed every stored face with the current model (needs the crops kept by --keep-crops)."""
+    """Re-embed every stored face with the current model. Needs every face's aligned crop: only people enrolled
+    with --keep-crops can be re-embedded; others must be enrolled again from their photos."""
     from rnnface.gallery.enroll import reindex as run_reindex
 
-    pipeline = _pipeline(model)
+    pipe = pipeline(model)
     with _open(gallery) as g:
-        n = run_reindex(g, pipeline)
+        n = run_reindex(g, pipe)
         typer.echo(f"re-embedded {n} face(s) of {g.location} with {g.model_id}")

@@ -13,6 +13,7 @@ Each index kind is measured in a fresh process (its peak RSS is the gallery's, n
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import resource
@@ -26,16 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnface.gallery.base import FaceRecord, normalize, open_gallery
-from rnnface.gallery.population import Population
+from rnnface.benchmarks.population import Population, fit_population, shaped_like, similarity_profile
+from rnnface.benchmarks.report import machine, write_report
+from rnnface.gallery import FaceRecord, open_gallery
+from rnnface.gallery.index import KINDS
+from rnnface.similarity import normalize
 
 MODEL_ID = "bench"
 CHUNK = 20_000  # faces generated and enrolled at a time
-
-
-def _stored(x: np.ndarray) -> np.ndarray:
-    """What a SQLite gallery keeps of an embedding (half precision, unit length again on reading)."""
-    return normalize(normalize(x).astype(np.float16))
+EXACT_CHUNK = 100_000  # stored faces compared with every query at a time
 
 
 @dataclass
@@ -134,36 +134,31 @@ def _enroll(gallery, batch: list[tuple[str, list[np.ndarray]]]) -> list[list[int
     return gallery.enroll_many([(n, [FaceRecord(f) for f in fs]) for n, fs in batch], MODEL_ID)
 
 
-def enroll_workload(location: str, work: Workload, scratch: Path) -> dict:
+def enroll_workload(location: str, work: Workload) -> dict:
     """Enroll the workload (no index built); return the exact top-1 face id and person of every query and the rate.
 
-    The faces as stored are kept in a half-precision file in `scratch`, and exact search over it runs after
-    enrollment, since a generated query belongs to a chunk but must be compared with every chunk."""
-    stored = np.lib.format.open_memmap(scratch / "faces.npy", mode="w+", dtype=np.float16, shape=(work.size, work.dim))
-    ids = np.zeros(work.size, np.int64)
-    names = np.empty(work.size, object)
-    start, at = time.perf_counter(), 0
+    Exact search runs over the faces as the gallery stored them (read back after enrollment, since a generated
+    query belongs to a chunk but must be compared with every chunk)."""
+    start, count = time.perf_counter(), 0
     with open_gallery(location, bulk=True) as gallery:
         for chunk in work.chunks():
-            batch = _batch(chunk)
-            got = _enroll(gallery, batch)
-            order = [(n, f) for n, fs in batch for f in fs]
-            n = len(order)
-            ids[at : at + n] = [i for g in got for i in g]
-            stored[at : at + n] = _stored(np.stack([f for _, f in order])).astype(np.float16)
-            names[at : at + n] = [name for name, _ in order]
-            at += n
-    rate = at / (time.perf_counter() - start)
-    q = np.asarray(work.queries, np.float32)
-    best_sim = np.full(len(q), -np.inf, np.float32)
-    best = np.zeros(len(q), np.int64)
-    for s in range(0, at, 100_000):
-        sims = q @ stored[s : min(at, s + 100_000)].astype(np.float32).T
-        arg = sims.argmax(1)
-        val = sims[np.arange(len(q)), arg]
-        better = val > best_sim
-        best_sim[better], best[better] = val[better], arg[better] + s
-    return {"truth_ids": ids[best], "truth_people": names[best], "truth_sims": best_sim, "enroll_faces_per_s": rate}
+            _enroll(gallery, _batch(chunk))
+            count += len(chunk)
+        rate = count / (time.perf_counter() - start)
+        q = np.asarray(work.queries, np.float32)
+        best_sim = np.full(len(q), -np.inf, np.float32)
+        best_id = np.zeros(len(q), np.int64)
+        best_person = np.empty(len(q), object)
+        faces = gallery.faces()
+        while block := list(itertools.islice(faces, EXACT_CHUNK)):
+            sims = q @ np.stack([f.embedding for f in block]).T
+            arg = sims.argmax(1)
+            val = sims[np.arange(len(q)), arg]
+            better = val > best_sim
+            best_sim[better] = val[better]
+            best_id[better] = [block[j].id for j in arg[better]]
+            best_person[better] = [block[j].person for j in arg[better]]
+    return {"truth_ids": best_id, "truth_people": best_person, "truth_sims": best_sim, "enroll_faces_per_s": rate}
 
 
 def _peak_rss_mb() -> float:
@@ -188,12 +183,13 @@ def _measure(location: str, kind: str, breadth: int | None, queries: np.ndarray,
     """In a fresh process: open, build the index (timed), time single queries; peak RSS of this process."""
     with open_gallery(location, index=kind) as gallery:
         start = time.perf_counter()
-        gallery.search(queries[:1], top_k=1)
+        gallery.rebuild_index()
         result["build_s"] = time.perf_counter() - start
         if breadth is not None:
-            gallery._index.set_breadth(breadth)
+            gallery.tune(breadth)
         matches, latencies = _single_queries(gallery, queries)
         result["found"], result["people"], result["latencies"] = [m.face_id for m in matches], [m.person for m in matches], latencies
+        result["disk_bytes"] = gallery.disk_bytes()
     result["peak_rss_mb"] = _peak_rss_mb()
 
 
@@ -252,13 +248,9 @@ def bench_indexes(
     rows = []
     with tempfile.TemporaryDirectory(prefix="rnnface-bench-", dir=workdir or os.environ.get("RNNFACE_BENCH_TMP")) as tmp:
         db = Path(tmp) / "g.db"
-        truth = enroll_workload(str(db), work, Path(tmp))
+        truth = enroll_workload(str(db), work)
         queries = np.asarray(work.queries, np.float32)
-        (Path(tmp) / "faces.npy").unlink()
-        base = db.stat().st_size + sum(p.stat().st_size for p in db.parent.glob("g.db-*"))
         for kind, breadth in kinds:
-            index_file = Path(str(db) + ".faiss")
-            index_file.unlink(missing_ok=True)
             m = _measure_in_child(str(db), kind, breadth, queries)
             row = _row(
                 work,
@@ -269,7 +261,7 @@ def bench_indexes(
                 m["people"],
                 np.asarray(m["found"]) == truth["truth_ids"],
                 m["peak_rss_mb"],
-                (base + (index_file.stat().st_size if index_file.exists() else 0)) / work.size,
+                m["disk_bytes"] / work.size,
                 truth["enroll_faces_per_s"],
             )
             rows.append(row)
@@ -284,13 +276,11 @@ def bench_milvus(work: Workload, uri: str, on_row: Callable[[dict], None] | None
 
     recall@1 counts a query found when its best face is as similar as exact search's best (ids differ between
     stores); memory and disk are the server's and are not measured here."""
-    from rnnface.gallery.milvus import MilvusGallery
-
     with tempfile.TemporaryDirectory(prefix="rnnface-bench-") as tmp:
-        truth = enroll_workload(str(Path(tmp) / "truth.db"), work, Path(tmp))  # exact answers, from the same faces
+        truth = enroll_workload(str(Path(tmp) / "truth.db"), work)  # exact answers, from the same faces
     collection = f"bench_{os.getpid()}_{work.size}"
     location = f"{uri}#{collection}" if uri.endswith(".db") else f"{uri.rstrip('/')}/{collection}"
-    gallery = MilvusGallery(location)
+    gallery = open_gallery(location)
     try:
         start = time.perf_counter()
         for chunk in work.chunks():
@@ -303,10 +293,9 @@ def bench_milvus(work: Workload, uri: str, on_row: Callable[[dict], None] | None
         matches, latencies = _single_queries(gallery, queries)
         sims, people = [m.similarity for m in matches], [m.person for m in matches]
     finally:
-        for name in (gallery.collection, gallery.people_collection):
-            gallery.client.drop_collection(name)
+        gallery.drop()
         gallery.close()
-    index = f"milvus {'lite ' if gallery.lite else ''}{gallery.index_type}"
+    index = "milvus lite" if uri.endswith(".db") else "milvus server"
     found = np.asarray(sims) >= truth["truth_sims"] - 1e-3
     row = _row(work, truth, index, ready, latencies, people, found, None, None, enroll_rate)
     if on_row is not None:
@@ -326,3 +315,61 @@ def format_row(r: dict) -> str:
 
 def _num(value: float | None) -> str:
     return "server" if value is None else f"{value:.0f}"
+
+
+def parse_kinds(text: str) -> list[tuple[str, int | None]]:
+    """Index kinds to measure from "flat,pq,hnsw:256": KIND or KIND:BREADTH (hnsw efSearch, ivf nprobe)."""
+    out = []
+    for item in filter(None, (v.strip() for v in text.split(","))):
+        kind, _, breadth = item.partition(":")
+        if kind not in KINDS or (breadth and not breadth.isdigit()):
+            raise ValueError(f"index {item!r}: one of {', '.join(KINDS)}, as KIND or KIND:BREADTH (hnsw efSearch, ivf nprobe)")
+        out.append((kind, int(breadth) if breadth else None))
+    return out
+
+
+def run_gallery_bench(
+    embeddings: np.ndarray,
+    people: list[str],
+    model_id: str,
+    sizes: list[int],
+    kinds: list[tuple[str, int | None]],
+    out: Path,
+    queries: int = 1000,
+    uniform: list[int] = (),
+    milvus_uri: str | None = None,
+    milvus_sizes: list[int] = (),
+    echo: Callable[[str], None] = print,
+) -> dict:
+    """The whole `rnnface bench gallery` run over real embeddings (and their `people`); the report grows row by
+    row in `out`, so an interrupted run keeps what it measured."""
+    labels = np.asarray(people)
+    real = similarity_profile(embeddings, labels)
+    population = fit_population(embeddings, labels)
+    synthetic = shaped_like(population, labels)
+    rows: list[dict] = []
+    report = {
+        "machine": machine(),
+        "model": model_id,
+        "real_lfw": real,
+        "population": {"sigma": population.sigma, "synthetic_lfw_shaped": synthetic},
+        "rows": rows,
+    }
+
+    def row_done(row: dict) -> None:
+        rows.append(row)
+        echo(format_row(row))
+        write_report(report, out)
+
+    for what, values in ((f"real LFW embeddings ({len(embeddings)} faces)", real), ("synthetic, LFW-shaped", synthetic)):
+        echo(f"{what}: " + ", ".join(f"{k} {v:.3f}" for k, v in values.items() if k != "gallery"))
+    echo(HEADER)
+    for size in sizes:
+        work = realistic_workload(size, embeddings, people, population, queries)
+        if kinds:
+            bench_indexes(work, kinds, on_row=row_done)
+        if milvus_uri and size in milvus_sizes:
+            bench_milvus(work, milvus_uri, on_row=row_done)  # the same faces and queries (a second pass makes no new ones)
+    for size in uniform:
+        bench_indexes(uniform_workload(size, embeddings.shape[1], queries), [("pq", None), ("lsh", None)], on_row=row_done)
+    return report

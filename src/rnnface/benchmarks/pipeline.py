@@ -1,9 +1,7 @@
-"""`rnnface bench`: speed of detect+align per image and of each backbone per face, on this machine."""
+"""`rnnface bench pipeline`: speed of detect+align per image and of each backbone per face, on this machine."""
 
 from __future__ import annotations
 
-import json
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -79,7 +77,7 @@ def bench_embed(
     rows = []
     for name in models:
         model = create_model(name).eval()
-        size = getattr(model.config, "img_size", None) or f"{model.config.frontend} features"
+        size = model.input_size if model.frontend is None else f"{model.frontend.name} features"
         for runtime in _runtimes():
             run = model if runtime == "torch" else OnnxModel.from_checkpoint(Checkpoint(model, name, model_args(model)))
             for batch in batch_sizes:
@@ -119,7 +117,7 @@ def _bench_checkpoint(ckpt, batch_sizes: Sequence[int], repeats: int) -> list[di
                     "model": f"{ckpt.name} (shipped{', flip' if embedder.flip else ''})",
                     "cell": ckpt.args["cell"],
                     "runtime": runtime,
-                    "input": embedder.input_size if ckpt.frontend is None else f"{ckpt.frontend} {embedder.input_size}",
+                    "input": ckpt.input_size if ckpt.frontend is None else f"{ckpt.frontend.name} {ckpt.input_size}",
                     "batch": batch,
                     "ms_per_face": round(statistics.median(times) / batch, 3),
                     "ms_per_batch": round(statistics.median(times), 2),
@@ -152,23 +150,29 @@ def bench_peer_embed(images: Sequence[np.ndarray], detector: str = DEFAULT_DETEC
             "ms_per_face": round(statistics.median(times), 3), "faces": len(times)}
 
 
-def machine() -> dict:
-    """What the figures were measured on."""
-    import os
+def run_pipeline_bench(root: Path, images: int = 100, checkpoint: str | Path | None = None) -> dict:
+    """Every row of `rnnface bench pipeline` on `images` photos spread over the image tree at `root`."""
+    from rnnface.benchmarks.report import machine
+    from rnnface.data.folders import list_identity_images
+    from rnnface.io import load_image
+    from rnnface.models import list_models
 
-    import torch
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
+    records = list_identity_images(root)
+    step = max(1, len(records) // images)
+    sample = [load_image(root / r.path) for r in records[::step][:images]]
+    embed = bench_embed(list_models(), checkpoint=checkpoint)
+    peer = bench_peer_embed(sample[:50])
+    return {"machine": machine(), "detect_align": bench_detect_align(sample), "embed": embed + ([peer] if peer else [])}
 
 
-def write_report(report: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2))
-    return path
+def pipeline_table(report: dict) -> str:
+    """The report as the lines `rnnface bench pipeline` prints."""
+    det = report["detect_align"]
+    lines = [
+        f"detect+align ({det['detector']}, {det['images']} images {det['image_shape'][1]}x{det['image_shape'][0]}, "
+        f"faces in {det['faces_found']}): median {det['ms_per_image_median']:.1f} ms/image, p90 {det['ms_per_image_p90']:.1f}",
+        f"{'model':<32}{'cell':<6}{'runtime':<9}{'input':>18}{'batch':>7}{'ms/face':>10}",
+    ]
+    for r in report["embed"]:
+        lines.append(f"{r['model']:<32}{r['cell']:<6}{r.get('runtime', ''):<9}{r['input']:>18}{r['batch']:>7}{r['ms_per_face']:>10.2f}")
+    return "\n".join(lines)

@@ -31,7 +31,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -45,13 +45,16 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     raise RuntimeError("the server did not become ready")
 
 
-async def _client(base: str, photos: dict[str, list[bytes]], mix: dict[str, float], end: float, seed: int, log: list) -> None:
+async def _client(
+    base: str, photos: dict[str, list[bytes]], mix: dict[str, float], end: float, seed: int, log: list, limit: int | None
+) -> None:
     rng = random.Random(seed)
     people = sorted(photos)
     ops, weights = zip(*mix.items())
     async with httpx.AsyncClient(base_url=base, timeout=120, headers={"X-API-Key": KEY}) as client:
-        n = 0
-        while time.monotonic() < end:
+        n = sent = 0
+        while time.monotonic() < end and (limit is None or sent < limit):
+            sent += 1
             op = rng.choices(ops, weights)[0]
             person = rng.choice(people)
             if op == "verify":
@@ -69,8 +72,16 @@ async def _client(base: str, photos: dict[str, list[bytes]], mix: dict[str, floa
             log.append((op, response.status_code, (time.perf_counter() - start) * 1000))
 
 
-def load_test(lfw_root: Path, clients: int = 8, seconds: float = 60, people: int = 20, mix: dict[str, float] | None = None) -> dict:
-    """Run the server and `clients` concurrent clients for `seconds`; return the measured figures."""
+def load_test(
+    lfw_root: Path,
+    clients: int = 8,
+    seconds: float = 60,
+    people: int = 20,
+    mix: dict[str, float] | None = None,
+    requests_per_client: int | None = None,
+) -> dict:
+    """Run the server and `clients` concurrent clients for `seconds` (or until each sent `requests_per_client`);
+    return the measured figures."""
     mix = mix or {"verify": 0.4, "identify": 0.4, "enroll": 0.2}
     names = sorted(p.name for p in lfw_root.iterdir() if p.is_dir() and len(list(p.iterdir())) >= 4)[:people]
     photos = {name: [p.read_bytes() for p in sorted((lfw_root / name).iterdir())[:4]] for name in names}
@@ -90,7 +101,7 @@ def load_test(lfw_root: Path, clients: int = 8, seconds: float = 60, people: int
             start = time.monotonic()
 
             async def run_all() -> None:
-                await asyncio.gather(*(_client(base, photos, mix, end, seed, log) for seed in range(clients)))
+                await asyncio.gather(*(_client(base, photos, mix, end, seed, log, requests_per_client) for seed in range(clients)))
 
             asyncio.run(run_all())
             elapsed = time.monotonic() - start

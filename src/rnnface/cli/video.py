@@ -1,0 +1,98 @@
+"""The video command: face tracks of a file, camera or stream, recognized as wholes."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rnnface.cli.options import TYPER, GalleryOpt, JsonOpt, ModelOpt, ThresholdOpt, pipeline, print_json
+
+app = typer.Typer(**TYPER)
+
+
+def _gallery(location: str | None, stack: ExitStack):
+    """The gallery to name tracks from; without --gallery and with no default gallery yet, none (all unknown)."""
+    from rnnface.errors import GalleryError
+    from rnnface.gallery import open_gallery
+
+    try:
+        return stack.enter_context(open_gallery(location or None, create=False))
+    except GalleryError:
+        if location:
+            raise
+        return None
+
+
+@app.command()
+def video(
+    source: Annotated[str, typer.Argument(help="Video file, camera index (0) or stream URL (rtsp://, http://).")],
+    gallery: GalleryOpt = None,
+    model: ModelOpt = None,
+    every: Annotated[int, typer.Option(min=1, help="Detect faces on every Nth frame.")] = 3,
+    pooling: Annotated[str, typer.Option(help="How a track becomes one embedding: auto (shipped aggregator), mean, or an aggregator checkpoint.")] = "auto",
+    threshold: ThresholdOpt = None,
+    as_json: JsonOpt = False,
+    out_json: Annotated[Optional[Path], typer.Option("--out-json", help="Write the timeline as JSON here.")] = None,
+    out_video: Annotated[Optional[Path], typer.Option("--out-video", help="Write the annotated video (.mp4) here.")] = None,
+    timeline: Annotated[Optional[Path], typer.Option(help="Write the who-is-on-screen picture (.png) here.")] = None,
+    max_frames: Annotated[Optional[int], typer.Option(min=1, help="Stop after N frames (needed for endless live sources).")] = None,
+    min_face: Annotated[int, typer.Option(min=12, help="Smallest face to find, in pixels (smaller is slower).")] = 40,
+    reembed: Annotated[int, typer.Option(min=1, help="Re-embed a face that plainly continues its track every Nth detection.")] = 2,
+) -> None:
+    """Track and recognize the faces of a video: a JSON timeline, an annotated video and a timeline picture."""
+    import json
+
+    from rnnface.aggregation.pooling import resolve_pooling
+    from rnnface.errors import RnnfaceError
+    from rnnface.io.paths import atomic_output, check_output
+    from rnnface.video.process import process_video
+    from rnnface.video.render import VideoWriter, draw_timeline
+    from rnnface.video.source import OPEN_TIMEOUT_MS, VideoError, open_source
+
+    for path, what in ((out_json, "timeline JSON"), (out_video, "annotated video"), (timeline, "timeline picture")):
+        if path is not None:
+            check_output(path, what)  # before the whole video is processed
+    pipe = pipeline(model, min_face=min_face)
+    pool, pooling_name = resolve_pooling(pooling, pipe.model_id)
+    with ExitStack() as stack:
+        src = open_source(source)
+        stack.callback(src.close)
+        g = _gallery(gallery, stack)
+        if src.live and max_frames is None:
+            typer.echo("live source: stop with Ctrl-C, or pass --max-frames", err=True)
+        writer = stack.enter_context(VideoWriter(out_video, src.fps)) if out_video else None
+        report = process_video(src, pipe, g, pool, pooling_name, every, threshold, writer, max_frames, reembed=reembed)
+        if report.frames == 0:
+            raise VideoError(f"{source}: no frame could be decoded")
+    duration = report.frames / report.video_fps
+    if out_json:
+        with atomic_output(out_json, "timeline JSON") as tmp:
+            tmp.write_text(json.dumps(report.to_dict(), indent=2))
+    if timeline:
+        draw_timeline(report.tracks, duration, timeline)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        typer.echo(
+            f"{source}: {report.frames} frames ({duration:.1f} s), detection every {report.detect_every}, "
+            f"{report.processing_fps:.1f} frames/s processed; pooling: {report.pooling}"
+        )
+        if not report.tracks:
+            typer.echo("no face tracks found")
+        elif g is None:
+            typer.echo("no gallery enrolled yet: every track is `unknown` (enroll people, or pass --gallery)")
+        for t in report.tracks:
+            typer.echo(f"  track {t.id}: {t.person} ({t.confidence:.3f}) {t.first_time:.1f}-{t.last_time:.1f} s, {t.frames_used} frames")
+        for path, what in ((out_json, "timeline JSON"), (out_video, "annotated video"), (timeline, "timeline picture")):
+            if path:
+                typer.echo(f"{what}: {path}")
+    if src.stalled:
+        raise RnnfaceError(
+            f"{source}: the stream stalled: no frame for {OPEN_TIMEOUT_MS // 1000} s after {report.frames} frames; results cover what was received"
+        )
+    if report.truncated:
+        why = "the stream stalled or was cut off" if src.live else "truncated or damaged file"
+        raise RnnfaceError(f"{source}: the video ended early ({report.frames} of {src.frames} frames): {why}; results cover what was decoded")

@@ -1,0 +1,168 @@
+"""The portable export format of a gallery: one zip of manifest.json, embeddings.npy, templates.npy and crops/.
+
+Any backend writes it and any backend reads it back. Reading validates the whole archive before a
+caller stores anything (manifest schema, array shapes and values, decodable crops), and no member
+is read past the size its manifest accounts for, so a small zip cannot unpack into a huge array.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from rnnface.errors import GalleryError
+from rnnface.gallery.records import FaceRecord, StoredFace, check_name
+from rnnface.io.paths import atomic_output
+
+FORMAT = "rnnface-gallery-export/1"
+#: Largest manifest.json read from an export, and largest crop image.
+MAX_MANIFEST_BYTES = 64 * 2**20
+MAX_CROP_BYTES = 2 * 2**20
+
+
+class ArchiveError(ValueError):
+    """Something in an export archive is not what an rnnface export holds."""
+
+
+@dataclass(frozen=True)
+class Archive:
+    """What an export holds: the model, every face by person (in file order), and the templates it carried."""
+
+    model: str | None
+    dim: int | None
+    faces: dict[str, list[FaceRecord]]
+    templates: dict[str, np.ndarray]
+
+
+def write_archive(path: str | os.PathLike, model: str | None, dim: int | None, stored: list[StoredFace], templates: dict[str, np.ndarray]) -> None:
+    """Write faces and templates as one export zip, whole or not at all."""
+    people = sorted(templates)
+    manifest = {
+        "format": FORMAT,
+        "model": model,
+        "dim": dim,
+        "templates": people,  # row i of templates.npy is people[i]'s template
+        "faces": [
+            {
+                "person": f.person,
+                "source": f.source,
+                "box": f.box,
+                "crop": f.crop_png is not None,
+                "cues": None if f.cues is None else [float(v) for v in f.cues],
+            }
+            for f in stored
+        ],
+    }
+    with atomic_output(path, "export") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", json.dumps(manifest))
+        empty = np.zeros((0, dim or 0), np.float32)
+        zf.writestr("embeddings.npy", _npy(np.stack([f.embedding for f in stored]) if stored else empty))
+        zf.writestr("templates.npy", _npy(np.stack([templates[p] for p in people]) if people else empty))
+        for i, f in enumerate(stored):
+            if f.crop_png is not None:
+                zf.writestr(f"crops/{i}.png", f.crop_png)
+
+
+def read_archive(path: str | os.PathLike) -> Archive:
+    """The validated content of an export file; GalleryError naming the file and the problem otherwise."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            manifest = _validated_manifest(json.loads(_member(zf, "manifest.json", MAX_MANIFEST_BYTES)))
+            n, dim = len(manifest["faces"]), manifest["dim"]
+            emb = _array(zf, "embeddings.npy", (n, dim))
+            names = set(zf.namelist())
+            templates = _array(zf, "templates.npy", (len(manifest["templates"]), dim)) if "templates.npy" in names else None
+            crops = [_crop(zf, f"crops/{i}.png") if f"crops/{i}.png" in names else None for i in range(n)]
+    except ArchiveError as exc:
+        raise GalleryError(f"{path}: not a valid rnnface gallery export ({exc})") from None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        raise GalleryError(f"{path}: not a readable rnnface gallery export ({exc})") from None
+    faces: dict[str, list[FaceRecord]] = {}
+    for meta, e, crop in zip(manifest["faces"], emb, crops):
+        box = tuple(meta["box"]) if meta.get("box") else None
+        cues = np.asarray(meta["cues"], np.float32) if meta.get("cues") is not None else None
+        faces.setdefault(meta["person"], []).append(FaceRecord(e, meta.get("source", ""), box, crop, cues))
+    carried = dict(zip(manifest["templates"], templates)) if templates is not None else {}
+    return Archive(manifest["model"], dim, faces, carried)
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array.astype(np.float32), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _member(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """A member's bytes, refused if it would uncompress past `limit` (a small zip can hold a huge array)."""
+    size = zf.getinfo(name).file_size
+    if size > limit:
+        raise ArchiveError(f"{name} uncompresses to {size:,} bytes, more than the {limit:,} its manifest accounts for")
+    data = zf.read(name)
+    if len(data) > limit:
+        raise ArchiveError(f"{name} is larger than its header says")
+    return data
+
+
+def _array(zf: zipfile.ZipFile, name: str, shape: tuple[int, int]) -> np.ndarray:
+    data = _member(zf, name, shape[0] * shape[1] * 4 + 4096)
+    array = np.load(io.BytesIO(data), allow_pickle=False)
+    if array.dtype != np.float32 or array.shape != shape or not np.all(np.isfinite(array)):
+        raise ArchiveError(f"{name} holds {array.dtype} {array.shape}, expected finite float32 {shape}")
+    return array
+
+
+def _crop(zf: zipfile.ZipFile, name: str) -> bytes:
+    data = _member(zf, name, MAX_CROP_BYTES)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+    except Exception as exc:  # any decoder failure means the crop cannot be re-embedded later
+        raise ArchiveError(f"{name} is not a decodable image ({type(exc).__name__})") from None
+    return data
+
+
+def _finite_numbers(value: object, length: int | None, what: str) -> list[float]:
+    ok = (
+        isinstance(value, list)
+        and (length is None or len(value) == length)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)
+    )
+    if not ok:
+        raise ArchiveError(f"{what} must be a list of {length or 'some'} finite numbers, got {value!r:.60}")
+    return [float(v) for v in value]
+
+
+def _validated_manifest(manifest: object) -> dict:
+    """The manifest if it has an export's shape and values (every face checked), else ArchiveError."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ArchiveError(f"manifest format {found!r}, expected {FORMAT!r}")
+    faces, model, dim = manifest.get("faces"), manifest.get("model"), manifest.get("dim")
+    if not isinstance(faces, list):
+        raise ArchiveError("manifest 'faces' must be a list")
+    dim_ok = isinstance(dim, int) and not isinstance(dim, bool) and 0 < dim <= 65536
+    if faces and (not isinstance(model, str) or not model or not dim_ok):
+        raise ArchiveError(f"manifest 'model' must name a model and 'dim' be a positive size, got {model!r}, {dim!r}")
+    templates = manifest.setdefault("templates", [])
+    if not isinstance(templates, list) or not all(isinstance(t, str) for t in templates):
+        raise ArchiveError("manifest 'templates' must be a list of names")
+    for i, face in enumerate(faces):
+        if not isinstance(face, dict):
+            raise ArchiveError(f"face {i} must be an object, got {type(face).__name__}")
+        try:
+            check_name(face.get("person"))
+        except GalleryError as exc:
+            raise ArchiveError(f"face {i}: {exc}") from None
+        if not isinstance(face.get("source", ""), str):
+            raise ArchiveError(f"face {i}: 'source' must be text, got {face.get('source')!r:.60}")
+        if face.get("box") is not None:
+            face["box"] = _finite_numbers(face["box"], 4, f"face {i}: 'box'")
+        if face.get("cues") is not None:
+            face["cues"] = _finite_numbers(face["cues"], None, f"face {i}: 'cues'")
+    return manifest

