@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test bench models teacher clean
+.PHONY: setup demo test test-fast lint format bench models teacher clean
 
 setup: $(STAMP)
 
@@ -23,8 +23,21 @@ teacher: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/rnnface demo
 
-test: $(STAMP)
+# What CI runs (.ci/run): lint, then every test (LFW, the real Milvus server, the browser and the slow ones too).
+test: $(STAMP) lint
 	$(BIN)/pytest
+
+# The edit loop: lint, then every test but the slow, real-server and browser ones.
+test-fast: $(STAMP) lint
+	$(BIN)/pytest -m "not slow and not milvus_server and not browser"
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff format --check src tests tools
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests tools
+	$(BIN)/ruff format src tests tools
 
 bench: $(STAMP)
 	$(BIN)/rnnface bench pipeline

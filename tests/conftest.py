@@ -1,4 +1,10 @@
-"""Shared fixtures: the LFW copy beside the repo (tests needing it skip with a reason when absent)."""
+"""Shared fixtures: the LFW copy beside the repo (tests needing it skip with a reason when absent).
+
+Markers (declared in pyproject.toml, `--strict-markers`): `lfw` (set here on every test that uses an LFW
+fixture), `milvus_server` (set here on every test that uses the real server), `slow` and `browser` (set on the
+tests themselves). `make test` (what CI runs) runs them all; `make test-fast` leaves out slow, milvus_server and
+browser for the edit loop.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+LFW_FIXTURES = {"lfw_root", "lfw_images", "lfw_face"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what a test needs from what it uses: the LFW fixtures, the real Milvus server."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & LFW_FIXTURES:
+            item.add_marker(pytest.mark.lfw)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "milvus_server" in fixtures or "milvus-server" in params.values():
+            item.add_marker(pytest.mark.milvus_server)
 
 
 def _lfw_root() -> Path:

@@ -21,7 +21,7 @@ def _blob_image(points: np.ndarray, shape: tuple[int, int], sigma: float) -> np.
     """A black image with one Gaussian spot per point, each in its own colour channel group."""
     yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
     img = np.zeros((*shape, 3))
-    for (x, y) in points:
+    for x, y in points:
         img[..., 0] += 255 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
     return np.clip(img, 0, 255).astype(np.uint8)
 

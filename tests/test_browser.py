@@ -21,10 +21,19 @@ uvicorn = pytest.importorskip("uvicorn")
 from rnnface.service import create_app  # noqa: E402
 from rnnface.settings import Settings  # noqa: E402
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("RNNFACE_CHROMIUM", "/usr/bin/chromium")
 # As root in a closed network: no sandbox, and no background calls home that the network would refuse.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture
@@ -36,9 +45,8 @@ def server(tmp_path):
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline, "server did not start"
+    while not srv.started:  # up when uvicorn says so; a server thread that dies instead fails the test at once
+        assert thread.is_alive(), "the server thread ended before the server started"
         time.sleep(0.05)
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True

@@ -10,13 +10,16 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+
 from tests.conftest import run_cli as run
 
 
 def test_entry_point_runs_as_a_program(tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    proc = subprocess.run([sys.executable, "-m", "rnnface", "detect", str(bad)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnnface", "detect", str(bad)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "bad.jpg" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -74,7 +77,7 @@ def test_verify_with_checkpoint(lfw_images, tiny_checkpoint):
     assert data["threshold"] == 0.5
     result = run("verify", a, a, "--model", tiny_checkpoint, "--threshold", "0.2")
     assert result.exit_code == 0 and result.output.startswith("same")
-    # issue 11, item 15: a NaN threshold called identical faces "different"; out-of-range ones meant nothing
+    # a threshold must be a finite cosine in [-1, 1]: NaN would call identical faces "different"
     for bad in ("nan", "1.01", "-inf"):
         result = run("verify", a, a, "--model", tiny_checkpoint, "--threshold", bad)
         assert result.exit_code == 2 and "threshold must be a finite cosine similarity in [-1, 1]" in result.output, bad
@@ -117,7 +120,10 @@ def test_models_lists_params_and_recurrent_share():
     }
     assert all(r["params"] > 0 and 0.5 < r["recurrent_share"] < 1 for r in rows if r["model"] != "facenet_birnn")
     hybrid = {r["cell"]: r for r in rows if r["model"] == "facenet_birnn"}  # the head only: FaceNet is frozen
-    assert hybrid["gru"]["input"] == "facenet" and 0.2 < hybrid["rnn"]["recurrent_share"] < hybrid["gru"]["recurrent_share"]
+    assert (
+        hybrid["gru"]["input"] == "facenet"
+        and 0.2 < hybrid["rnn"]["recurrent_share"] < hybrid["gru"]["recurrent_share"]
+    )
     text = run("models").output
     assert "conv_birnn" in text and "%" in text
 

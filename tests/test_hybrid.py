@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from rnnface.alignment import CROPS, crop_box
+from rnnface.data.features import FrontendFeatures, build_features, views_of
 from rnnface.data.prepare import FaceCache
 from rnnface.errors import DataError, ModelError
 from rnnface.models import create_model, load_checkpoint, save_checkpoint
 from rnnface.pretrained import facenet
-from rnnface.data.features import FrontendFeatures, build_features, views_of
 from rnnface.recognition.embedder import Embedder
 from tests.test_training import _tiny_config, write_cache
 
@@ -59,6 +59,7 @@ def test_frontend_names_the_missing_package(monkeypatch):
         facenet.FaceNet()
 
 
+@pytest.mark.slow
 def test_frontend_on_real_faces(lfw_root, tmp_path):
     """Real FaceNet on real LFW crops: the maps hybrid heads read, and an embedding that tells people apart."""
     from rnnface.data.prepare import PrepareConfig, prepare
@@ -120,14 +121,19 @@ def write_features(cache: Path, views: int = 2, seed: int = 0) -> None:
     root.mkdir()
     np.save(root / "block17.npy", maps.astype(np.float16))
     np.save(root / "embedding.npy", emb.astype(np.float32))
-    (root / "meta.json").write_text(json.dumps({"version": 1, "views": views, "outputs": ["block17", "embedding"], "seed": 0, "faces": n}))
+    (root / "meta.json").write_text(
+        json.dumps({"version": 1, "views": views, "outputs": ["block17", "embedding"], "seed": 0, "faces": n})
+    )
 
 
+@pytest.mark.slow
 def test_hybrid_head_trains_on_cached_features_and_round_trips(tmp_path):
     cache = write_cache(tmp_path / "cache", people=8, per_person=4, size=16, crop=dict(vars(CROPS["facenet"])))
     write_features(cache)
     out = tmp_path / "run"
-    config = _tiny_config(cache, out, model="facenet_birnn", model_args={"cell": "lstm", "hidden": [16], "reduce": 32}, epochs=3, lr=1e-2)
+    config = _tiny_config(
+        cache, out, model="facenet_birnn", model_args={"cell": "lstm", "hidden": [16], "reduce": 32}, epochs=3, lr=1e-2
+    )
     from rnnface.training.loop import train
 
     path = train(config, progress=False)
@@ -148,7 +154,9 @@ def test_hybrid_head_trains_on_cached_features_and_round_trips(tmp_path):
         emb = ckpt.model(x)
     assert not torch.allclose(emb, x["embedding"], atol=1e-3)
     embedder = Embedder(ckpt, flip=False)
-    np.testing.assert_allclose(embedder.embed_features({k: v.numpy() for k, v in x.items()}).numpy(), emb.numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        embedder.embed_features({k: v.numpy() for k, v in x.items()}).numpy(), emb.numpy(), atol=1e-6
+    )
 
 
 def test_hybrid_training_needs_the_feature_cache(tmp_path):

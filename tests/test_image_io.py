@@ -15,7 +15,9 @@ from rnnface.io import load_image
 def _gradient(w: int = 40, h: int = 30) -> np.ndarray:
     x = np.linspace(0, 255, w, dtype=np.uint8)[None, :, None]
     y = np.linspace(0, 255, h, dtype=np.uint8)[:, None, None]
-    return np.concatenate([np.broadcast_to(x, (h, w, 1)), np.broadcast_to(y, (h, w, 1)), np.full((h, w, 1), 77, np.uint8)], 2)
+    return np.concatenate(
+        [np.broadcast_to(x, (h, w, 1)), np.broadcast_to(y, (h, w, 1)), np.full((h, w, 1), 77, np.uint8)], 2
+    )
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ppm"])
@@ -124,21 +126,23 @@ def test_empty_bytes():
 
 
 def test_size_limits_are_checked_from_the_header(tmp_path):
-    """Issue 11, items 2 and 14: a 99,000,000 x 1 PNG (under the pixel limit) ran out of memory; a 16-bit image's
-    decode cost is counted in bytes, and its conversion stays within a few bytes per pixel."""
+    """A 99,000,000 x 1 strip is refused by its side; a 16-bit image's decode cost is counted in bytes, and its
+    conversion stays within a few bytes per pixel."""
     strip = tmp_path / "strip.png"
     Image.new("L", (99_000, 1)).save(strip)
     with pytest.raises(ImageTooLargeError, match="a side over the limit of 30,000 pixels"):
         load_image(strip)
     deep = tmp_path / "deep.png"
     Image.fromarray(np.full((40, 30), 65535, np.uint16)).save(deep)
-    with pytest.raises(ImageTooLargeError, match=r"a 30x40 I;16 image takes 12,000 bytes to decode, over the limit of 1,000"):
+    with pytest.raises(
+        ImageTooLargeError, match=r"a 30x40 I;16 image takes 12,000 bytes to decode, over the limit of 1,000"
+    ):
         load_image(deep, max_decoded_bytes=1000)
     assert load_image(deep).shape == (40, 30, 3)
 
 
 def test_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
-    """Issue 11, item 23: an unreadable photo was called "corrupt or truncated"."""
+    """A file this user may not read is called unreadable (permission denied), not corrupt."""
     from PIL import Image as PILImage
 
     photo = tmp_path / "locked.jpg"

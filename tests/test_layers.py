@@ -47,7 +47,9 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_every_package_is_placed_in_a_layer():
-    units = {p.stem if p.is_file() else p.name for p in SRC.iterdir() if (p.suffix == ".py" or (p / "__init__.py").exists())}
+    units = {
+        p.stem if p.is_file() else p.name for p in SRC.iterdir() if (p.suffix == ".py" or (p / "__init__.py").exists())
+    }
     assert units <= set(LEVEL), f"place these in LAYERS: {sorted(units - set(LEVEL))}"
 
 
@@ -64,6 +66,12 @@ def test_no_module_imports_a_higher_layer():
 
 
 def test_importing_the_model_layer_loads_nothing_above_it():
-    code = "import sys, rnnface.models; print(sorted({m.split('.')[1] for m in sys.modules if m.startswith('rnnface.')}))"
-    loaded = set(ast.literal_eval(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout))
+    code = (
+        "import sys, rnnface.models; print(sorted({m.split('.')[1] for m in sys.modules if m.startswith('rnnface.')}))"
+    )
+    loaded = set(
+        ast.literal_eval(
+            subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        )
+    )
     assert not loaded & {"recognition", "detection", "gallery", "service", "training", "evaluation"}, loaded

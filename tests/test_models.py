@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from rnnface.errors import ModelError
-from rnnface.models import RNN_CELLS, create_model, list_models, load_checkpoint, recurrent_share, register_model, save_checkpoint
+from rnnface.models import (
+    RNN_CELLS,
+    create_model,
+    list_models,
+    load_checkpoint,
+    recurrent_share,
+    register_model,
+    save_checkpoint,
+)
 from rnnface.models.registry import example_input
 
 
@@ -114,7 +122,7 @@ def test_bad_checkpoints_give_model_errors(tmp_path):
     ],
 )
 def test_checkpoints_with_bad_metadata_are_one_line_model_errors(tmp_path, change, message):
-    """Issue 11, item 15: bad metadata gave tracebacks, and a NaN threshold called identical faces different."""
+    """Malformed metadata and thresholds (NaN, out of range) are one-line ModelErrors."""
     model = create_model("renet", embed_dim=16, hidden=(8, 8))
     path = tmp_path / "bad.pt"
     save_checkpoint(path, model, "renet", threshold=0.3)
@@ -128,7 +136,7 @@ def test_checkpoints_with_bad_metadata_are_one_line_model_errors(tmp_path, chang
 
 
 def test_unreadable_checkpoint_message_is_one_line_without_torch_advice(tmp_path):
-    """Issue 11, item 19: torch's six-line advice to load with weights_only=False reached users."""
+    """An unreadable checkpoint is one line that names the file, without torch's advice to load it unsafely."""
 
     import argparse
 

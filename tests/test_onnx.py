@@ -19,8 +19,14 @@ from tests.conftest import assert_no_crash
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-PHOTOS = ["George_W_Bush/George_W_Bush_0001.jpg", "George_W_Bush/George_W_Bush_0002.jpg", "Serena_Williams/Serena_Williams_0001.jpg",
-          "Colin_Powell/Colin_Powell_0001.jpg", "Tony_Blair/Tony_Blair_0001.jpg", "Aaron_Eckhart/Aaron_Eckhart_0001.jpg"]
+PHOTOS = [
+    "George_W_Bush/George_W_Bush_0001.jpg",
+    "George_W_Bush/George_W_Bush_0002.jpg",
+    "Serena_Williams/Serena_Williams_0001.jpg",
+    "Colin_Powell/Colin_Powell_0001.jpg",
+    "Tony_Blair/Tony_Blair_0001.jpg",
+    "Aaron_Eckhart/Aaron_Eckhart_0001.jpg",
+]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +48,9 @@ def _crops(checkpoint, faces) -> np.ndarray:
 def _checkpoint(name: str, cell: str, tmp_path):
     torch.manual_seed(0)
     model = create_model(name, cell=cell)
-    if hasattr(model, "base"):  # a fresh hybrid head starts at exactly FaceNet's embedding: give its recurrent path weight
+    if hasattr(
+        model, "base"
+    ):  # a fresh hybrid head starts at exactly FaceNet's embedding: give its recurrent path weight
         model.out.reset_parameters()
     path = tmp_path / f"{name}-{cell}.pt"
     save_checkpoint(path, model, name, threshold=0.5)
@@ -59,10 +67,14 @@ def test_onnxruntime_embeds_real_faces_as_pytorch_does(name, cell, tmp_path, rea
     got = onnx_embedder.embed_crops(crops)
     cosines = (reference * got).sum(1)
     assert cosines.min() >= 0.9999, cosines
-    one = np.concatenate([onnx_embedder.embed_crops(c[None]) for c in crops])  # dynamic batch: 1 at a time = all at once
+    one = np.concatenate(
+        [onnx_embedder.embed_crops(c[None]) for c in crops]
+    )  # dynamic batch: one at a time = all at once
     assert (one * got).sum(1).min() >= 0.9999
     ops = {n.op_type for n in onnx.load_from_string(export_onnx(ckpt)).graph.node}
-    assert {"gru": "GRU", "lstm": "LSTM", "rnn": "RNN"}[cell] in ops  # recurrent layers as ONNX recurrent ops, not unrolled
+    assert {"gru": "GRU", "lstm": "LSTM", "rnn": "RNN"}[
+        cell
+    ] in ops  # recurrent layers as ONNX recurrent ops, not unrolled
 
 
 def test_export_onnx_cli_writes_the_shipped_model_with_its_metadata(tmp_path, real_faces):

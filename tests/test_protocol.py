@@ -44,7 +44,9 @@ def test_report_auc_and_eer():
     same = np.array([0, 0, 1, 1], bool)
     report = verification_report(scores, same, np.array([0, 0, 1, 1]))
     assert report.auc == pytest.approx(0.75)
-    perfect = verification_report(np.array([0.1, 0.2, 0.8, 0.9]), same.copy() | np.array([0, 0, 1, 1], bool), np.array([0, 1, 0, 1]))
+    perfect = verification_report(
+        np.array([0.1, 0.2, 0.8, 0.9]), same.copy() | np.array([0, 0, 1, 1], bool), np.array([0, 1, 0, 1])
+    )
     assert perfect.auc == 1.0 and perfect.eer == 0.0 and perfect.accuracy_mean == 1.0
 
 

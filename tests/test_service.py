@@ -57,7 +57,14 @@ def test_health_ready_page_and_spec(tmp_path):
     assert page.status_code == 200 and "<title>rnnface</title>" in page.text
     assert "http" not in c.get("/static/app.js").text.replace("HTTP ", "")  # nothing loaded from elsewhere
     paths = c.get("/openapi.json").json()["paths"]
-    assert {"/api/v1/detect", "/api/v1/embed", "/api/v1/verify", "/api/v1/identify", "/api/v1/people", "/api/v1/people/{name}"} <= set(paths)
+    assert {
+        "/api/v1/detect",
+        "/api/v1/embed",
+        "/api/v1/verify",
+        "/api/v1/identify",
+        "/api/v1/people",
+        "/api/v1/people/{name}",
+    } <= set(paths)
 
 
 def test_ready_is_503_without_a_model(tmp_path):
@@ -75,21 +82,44 @@ def test_face_routes(tmp_path, photos):
     assert vec.shape == (512,) and abs(np.linalg.norm(vec) - 1) < 1e-3
     same = c.post("/api/v1/verify", files={"image_a": photos["bush1"], "image_b": photos["bush1"]}).json()
     assert same["same"] is True and same["similarity"] > 0.99
-    diff = c.post("/api/v1/verify", files={"image_a": photos["bush1"], "image_b": photos["serena"]}, data={"threshold": "0.9"}).json()
+    diff = c.post(
+        "/api/v1/verify", files={"image_a": photos["bush1"], "image_b": photos["serena"]}, data={"threshold": "0.9"}
+    ).json()
     assert diff["same"] is False and diff["threshold"] == 0.9
 
 
 def test_people_enroll_identify_delete(tmp_path, photos):
     c = client(tmp_path)
-    response = c.post("/api/v1/people", data={"name": "George_W_Bush"}, files=[("images", photos["bush1"]), ("images", photos["bush2"]), ("images", png())], headers=KEY)
+    response = c.post(
+        "/api/v1/people",
+        data={"name": "George_W_Bush"},
+        files=[("images", photos["bush1"]), ("images", photos["bush2"]), ("images", png())],
+        headers=KEY,
+    )
     assert response.status_code == 201, response.text
-    assert response.json() == {"name": "George_W_Bush", "faces": 2, "already": 0, "skipped": [{"image": "upload:blank.png", "reason": "no face"}]}
-    assert c.post("/api/v1/people", data={"name": "Serena_Williams"}, files=[("images", photos["serena"])], headers=KEY).status_code == 201
+    assert response.json() == {
+        "name": "George_W_Bush",
+        "faces": 2,
+        "already": 0,
+        "skipped": [{"image": "upload:blank.png", "reason": "no face"}],
+    }
+    assert (
+        c.post(
+            "/api/v1/people", data={"name": "Serena_Williams"}, files=[("images", photos["serena"])], headers=KEY
+        ).status_code
+        == 201
+    )
     listing = c.get("/api/v1/people").json()
     assert [(p["name"], p["faces"]) for p in listing["people"]] == [("George_W_Bush", 2), ("Serena_Williams", 1)]
-    assert c.get("/api/v1/people/George_W_Bush").json()["sources"] == ["upload:George_W_Bush_0001.jpg", "upload:George_W_Bush_0002.jpg"]
+    assert c.get("/api/v1/people/George_W_Bush").json()["sources"] == [
+        "upload:George_W_Bush_0001.jpg",
+        "upload:George_W_Bush_0002.jpg",
+    ]
     faces = c.post("/api/v1/identify", files={"image": photos["bush1"]}, data={"top_k": "2"}).json()["faces"]
-    assert faces[0]["name"] == "George_W_Bush" and [m["person"] for m in faces[0]["matches"]] == ["George_W_Bush", "Serena_Williams"]
+    assert faces[0]["name"] == "George_W_Bush" and [m["person"] for m in faces[0]["matches"]] == [
+        "George_W_Bush",
+        "Serena_Williams",
+    ]
     stranger = c.post("/api/v1/identify", files={"image": photos["powell"]}).json()["faces"]
     assert stranger[0]["name"] == "unknown"
     assert c.delete("/api/v1/people/George_W_Bush", headers=KEY).json() == {"name": "George_W_Bush", "faces": 2}
@@ -98,7 +128,7 @@ def test_people_enroll_identify_delete(tmp_path, photos):
 
 @pytest.mark.parametrize("name", ["unknown", "Unknown", "Ada\nLovelace", "Ada\tL", "Ada\u202eecalevoL", "Ada\u200bL"])
 def test_reserved_and_control_character_names_are_refused(tmp_path, photos, name):
-    """Issue 11, item 4: `unknown` looked like a rejection; control and bidi characters broke `rnnface people`."""
+    """Reserved names and control or bidi characters are refused at enrollment (422)."""
     c = client(tmp_path)
     response = c.post("/api/v1/people", data={"name": name}, files=[("images", photos["bush1"])], headers=KEY)
     assert response.status_code == 422 and "invalid person name" in response.json()["detail"], response.text
@@ -106,10 +136,13 @@ def test_reserved_and_control_character_names_are_refused(tmp_path, photos, name
 
 
 def test_names_with_slashes_stay_reachable_and_deletable(tmp_path, photos):
-    """Issue 11, item 9: `a/b` was stored (201) but GET/DELETE /people/a%2Fb answered 404: undeletable biometric data."""
+    """A name with `/` is reachable and deletable through /people/{name} (percent-encoded)."""
     c = client(tmp_path)
     for name in ("AC/DC", "../../etc/passwd"):
-        assert c.post("/api/v1/people", data={"name": name}, files=[("images", photos["bush1"])], headers=KEY).status_code == 201
+        assert (
+            c.post("/api/v1/people", data={"name": name}, files=[("images", photos["bush1"])], headers=KEY).status_code
+            == 201
+        )
         quoted = name.replace("/", "%2F")  # what the web page's encodeURIComponent sends
         assert c.get(f"/api/v1/people/{quoted}").json()["faces"] == 1
         assert c.delete(f"/api/v1/people/{quoted}", headers=KEY).json() == {"name": name, "faces": 1}
@@ -123,7 +156,10 @@ def _people(tmp_path) -> list[str]:
 
 def test_writes_need_the_key_and_change_nothing_without_it(tmp_path, photos):
     c = client(tmp_path)
-    assert c.post("/api/v1/people", data={"name": "Serena"}, files=[("images", photos["serena"])], headers=KEY).status_code == 201
+    assert (
+        c.post("/api/v1/people", data={"name": "Serena"}, files=[("images", photos["serena"])], headers=KEY).status_code
+        == 201
+    )
     for headers in ({}, {"X-API-Key": "wrong"}):
         r = c.post("/api/v1/people", data={"name": "Intruder"}, files=[("images", photos["bush1"])], headers=headers)
         assert r.status_code == 401 and "API key" in r.json()["detail"]
@@ -198,20 +234,29 @@ def test_gallery_errors_map_to_statuses(tmp_path, photos):
     other = client(tmp_path, gallery=str(tmp_path / "other.db"))
     r = other.post("/api/v1/identify", files={"image": photos["serena"]})
     assert r.status_code == 409 and "another-model@1" in r.json()["detail"]
-    assert other.post("/api/v1/people", data={"name": "Serena"}, files=[("images", photos["serena"])], headers=KEY).status_code == 409
+    enrolled = other.post("/api/v1/people", data={"name": "Serena"}, files=[("images", photos["serena"])], headers=KEY)
+    assert enrolled.status_code == 409
     assert _people(tmp_path) == []
 
 
 def test_slow_requests_time_out(tmp_path, monkeypatch):
-    import time
+    import threading
 
     from rnnface.recognition.pipeline import FacePipeline
 
-    monkeypatch.setattr(FacePipeline, "detect", lambda self, image: time.sleep(0.5) or [])
+    release, finished = threading.Event(), threading.Event()
+
+    def stuck(self, image):  # a detection that outlasts the time limit, until the test lets it go
+        release.wait()
+        finished.set()
+        return []
+
+    monkeypatch.setattr(FacePipeline, "detect", stuck)
     c = client(tmp_path, request_timeout_s=0.05)
     r = c.post("/api/v1/detect", files={"image": png()})
     assert r.status_code == 504 and "longer than 0.05 s" in r.json()["detail"]
-    time.sleep(0.6)  # let the abandoned worker thread finish before the app goes
+    release.set()
+    assert finished.wait(60)  # the abandoned worker thread ends before the app goes
 
 
 def test_oversized_body_is_refused_before_reading(tmp_path):
@@ -220,6 +265,7 @@ def test_oversized_body_is_refused_before_reading(tmp_path):
     assert r.status_code == 413
 
 
+@pytest.mark.slow
 def test_fuzz_the_spec_finds_no_server_error(tmp_path, lfw_images):
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, given, settings
@@ -239,7 +285,7 @@ def test_fuzz_the_spec_finds_no_server_error(tmp_path, lfw_images):
             try:
                 case.validate_response(response, checks=[not_a_server_error])
             except Exception as exc:  # collect every failing operation, not just the first
-                failures.append(f"{op.label}: {exc}")
+                failures.append(f"{case.operation.label}: {exc}")
                 raise
 
         check()
@@ -247,19 +293,23 @@ def test_fuzz_the_spec_finds_no_server_error(tmp_path, lfw_images):
     assert len(statuses) >= 60 and max(statuses) < 500 and {200, 422} <= set(statuses)
 
 
+@pytest.mark.slow
 def test_bounded_load_has_no_server_errors(lfw_images):
     """A short version of `rnnface bench service`: a real server, 4 concurrent clients mixing every write and read."""
     from rnnface.benchmarks.service import load_test
 
-    result = load_test(lfw_images, clients=4, seconds=6, people=6)
+    result = load_test(lfw_images, clients=4, seconds=3600, people=6, requests_per_client=8)  # a count, not a clock
     assert result["server_errors"] == 0, result["server_stderr_tail"]
-    assert set(result["routes"]) == {"verify", "identify", "enroll"} and result["requests"] >= 12
+    assert set(result["routes"]) == {"verify", "identify", "enroll"} and result["requests"] == 32
     assert set(result["statuses"]) <= {"200", "201"}, result["statuses"]
 
 
-@pytest.mark.parametrize("variable, value", [("RNNFACE_MAX_UPLOAD_BYTES", "abc"), ("RNNFACE_OPEN_READS", "maybe"), ("RNNFACE_REQUEST_TIMEOUT_S", "-1")])
+@pytest.mark.parametrize(
+    "variable, value",
+    [("RNNFACE_MAX_UPLOAD_BYTES", "abc"), ("RNNFACE_OPEN_READS", "maybe"), ("RNNFACE_REQUEST_TIMEOUT_S", "-1")],
+)
 def test_malformed_settings_are_one_line_naming_the_variable(variable, value):
-    """Issue 11, item 18: RNNFACE_MAX_UPLOAD_BYTES=abc gave a pydantic traceback."""
+    """A malformed RNNFACE_* variable is one line naming it, exit 2, before the server binds."""
     from typer.testing import CliRunner
 
     from rnnface.cli import app
@@ -268,13 +318,17 @@ def test_malformed_settings_are_one_line_naming_the_variable(variable, value):
     assert_no_crash(result)
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: malformed setting:") and f"{variable}='{value}'" in lines[0], result.output
+    assert (
+        len(lines) == 1 and lines[0].startswith("error: malformed setting:") and f"{variable}='{value}'" in lines[0]
+    ), result.output
 
 
 def test_multipart_limit_errors_have_the_error_shape(tmp_path, photos):
-    """Issue 11, item 24: "Too many files" / "Part exceeded maximum size" lacked the `type` field of every other error."""
+    """Starlette's own refusals (multipart limits, 404) answer in the error shape of every other error."""
     c = client(tmp_path)
-    big = c.post("/api/v1/people", data={"name": "x" * (1024 * 1024 + 10)}, files=[("images", photos["bush1"])], headers=KEY)
+    big = c.post(
+        "/api/v1/people", data={"name": "x" * (1024 * 1024 + 10)}, files=[("images", photos["bush1"])], headers=KEY
+    )
     assert big.status_code == 400 and big.json()["type"] == "request" and "maximum size" in big.json()["detail"]
     many = c.post("/api/v1/identify", files=[("image", ("a.png", b"x", "image/png"))] * 1001)
     assert many.status_code in (400, 413) and many.json()["type"] == "request", many.text
@@ -283,34 +337,40 @@ def test_multipart_limit_errors_have_the_error_shape(tmp_path, photos):
 
 
 def test_identify_holds_the_gallery_only_to_search(tmp_path, photos, monkeypatch):
-    """Issue 11, item 27: GET /people waited seconds behind identifies, which held the gallery lock while detecting and embedding."""
+    """Identify holds the gallery only to search: a listing goes through while an identify is still embedding."""
     import threading
-    import time
 
     c = client(tmp_path)
-    assert c.post("/api/v1/people", data={"name": "Bush"}, files=[("images", photos["bush1"])], headers=KEY).status_code == 201
+    assert (
+        c.post("/api/v1/people", data={"name": "Bush"}, files=[("images", photos["bush1"])], headers=KEY).status_code
+        == 201
+    )
     pipeline = c.app.state.engine.pipeline
-    slow, real = threading.Event(), pipeline.embed
+    slow, release, real, statuses = threading.Event(), threading.Event(), pipeline.embed, []
 
-    def slow_embed(*args, **kwargs):
+    def slow_embed(*args, **kwargs):  # a large photo: embedding lasts until the test releases it
         slow.set()
-        time.sleep(2.0)  # a large photo
+        release.wait(300)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(pipeline, "embed", slow_embed)
     worker = threading.Thread(target=lambda: c.post("/api/v1/identify", files={"image": photos["bush2"]}))
     worker.start()
-    assert slow.wait(10)
-    start = time.perf_counter()
-    assert c.get("/api/v1/people").status_code == 200
-    waited = time.perf_counter() - start
+    assert slow.wait(120)  # the identify is embedding, and stays there until the listing is done
+    listed = threading.Thread(target=lambda: statuses.append(c.get("/api/v1/people").status_code))
+    listed.start()
+    listed.join(120)  # returns at once unless the listing waits for the identify, which waits for the listing
+    blocked = listed.is_alive()
+    release.set()
     worker.join()
-    assert waited < 1.0, f"GET /people waited {waited:.1f} s behind an identify"
+    listed.join()
+    assert not blocked and statuses == [200], (
+        "GET /people waited behind an identify that held the gallery while embedding"
+    )
 
 
 def test_no_server_path_in_any_response(tmp_path, photos, lfw_images):
-    """Issue 11, item 3: CLI-enrolled photos' absolute paths went out in GET /people/{name} and identify's matches,
-    and error bodies quoted the gallery path."""
+    """No response carries a server path: sources of CLI-enrolled photos and paths in errors go out as file names."""
     from rnnface.gallery.enroll import enroll_images
     from rnnface.recognition import FacePipeline
 
@@ -341,7 +401,9 @@ def test_closed_reads_close_ready_the_spec_and_the_docs_which_load_nothing_from_
         assert closed.get(path, headers=KEY).status_code == 200, path
     assert closed.get("/api/v1/health").status_code == 200  # liveness tells nothing
     page = client(tmp_path).get("/docs")
-    assert page.status_code == 200 and "/openapi.json" in page.text and "http" not in page.text.replace("http-equiv", "")
+    assert (
+        page.status_code == 200 and "/openapi.json" in page.text and "http" not in page.text.replace("http-equiv", "")
+    )
     for asset in ("/static/swagger/swagger-ui-bundle.js", "/static/swagger/swagger-ui.css"):
         assert client(tmp_path).get(asset).status_code == 200, asset
     assert client(tmp_path).get("/redoc").status_code == 404
@@ -361,12 +423,15 @@ def test_every_api_route_but_health_declares_its_access(tmp_path):
         ("DELETE", "/api/v1/people/a%2Fb", "write"),
         ("GET", "/openapi.json", "read"),
     ]:
-        assert access_of(app, {"type": "http", "path": path, "method": method, "root_path": ""}) == expected, (method, path)
+        assert access_of(app, {"type": "http", "path": path, "method": method, "root_path": ""}) == expected, (
+            method,
+            path,
+        )
 
 
 def test_enroll_skips_every_unusable_photo_by_one_rule(tmp_path, photos, lfw_images):
-    """Issue 11, item 21: one non-image among several photos failed the whole request while face-less ones were
-    skipped, and the several-faces reason spoke the CLI's `--largest`."""
+    """Every unusable upload (not an image, corrupt, no face, several faces) is skipped with its reason in upload
+    order, by the CLI's rule; the several-faces reason speaks the API (`largest=true`)."""
     import io as _io
 
     group = Image.new("RGB", (500, 250))
@@ -385,11 +450,21 @@ def test_enroll_skips_every_unusable_photo_by_one_rule(tmp_path, photos, lfw_ima
     response = c.post("/api/v1/people", data={"name": "Bush"}, files=files, headers=KEY)
     assert response.status_code == 201, response.text
     body = response.json()
-    assert body["faces"] == 1 and [s["image"] for s in body["skipped"]] == ["upload:notes.txt", "upload:broken.png", "upload:group.png", "upload:blank.png"]
+    assert body["faces"] == 1 and [s["image"] for s in body["skipped"]] == [
+        "upload:notes.txt",
+        "upload:broken.png",
+        "upload:group.png",
+        "upload:blank.png",
+    ]
     reasons = [s["reason"] for s in body["skipped"]]
-    assert "expected an image" in reasons[0] and "no face" == reasons[3]
+    assert "expected an image" in reasons[0] and reasons[3] == "no face"
     assert "largest=true" in reasons[2] and "--largest" not in reasons[2]
-    nothing = c.post("/api/v1/people", data={"name": "Nobody"}, files=[("images", ("notes.txt", b"hello", "text/plain"))], headers=KEY)
+    nothing = c.post(
+        "/api/v1/people",
+        data={"name": "Nobody"},
+        files=[("images", ("notes.txt", b"hello", "text/plain"))],
+        headers=KEY,
+    )
     assert nothing.status_code == 422 and "nothing enrolled" in nothing.json()["detail"]
 
 
@@ -402,7 +477,7 @@ def _png16(width: int, height: int) -> tuple[str, bytes, str]:
 
 
 def test_decoded_bytes_are_limited_from_the_header(tmp_path):
-    """Issue 11, item 2: a tiny 16-bit PNG of 8000x5000 cost ~1.1 GB to decode; the limit counts decoded bytes."""
+    """The decode limit counts decoded bytes: a tiny 16-bit PNG of 8000x5000 is refused (413) before decoding."""
     upload = _png16(8000, 5000)
     assert len(upload[1]) < 200_000
     c = client(tmp_path, max_decoded_bytes=100_000_000)
@@ -411,22 +486,30 @@ def test_decoded_bytes_are_limited_from_the_header(tmp_path):
 
 
 def test_concurrent_decodes_are_bounded_and_the_timeout_covers_decoding(tmp_path, monkeypatch):
-    """Issue 11, items 2 and 25: four large decodes at once multiplied memory; a slow decode answered 200 after
-    the request time limit."""
+    """At most `max_concurrent_decodes` images decode at once, and the request time limit covers decoding (504)."""
     import threading
-    import time
 
     from rnnface.service import engine as app_module
 
     active, peak, lock = [0], [0], threading.Lock()
     real = app_module.load_image
 
+    two, entered, hold, done = threading.Barrier(2), [0], threading.Event(), threading.Event()
+
     def slow_load(*args, **kwargs):
+        """The first two decodes wait for each other (two run at once, and no third may join); the sixth, of the
+        hurried request, lasts until the test lets it go."""
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
+            entered[0] += 1
+            mine = entered[0]
         try:
-            time.sleep(0.6)
+            if mine <= 2:
+                two.wait(120)
+            if mine == 6:
+                hold.wait(300)
+                done.set()
             return real(*args, **kwargs)
         finally:
             with lock:
@@ -435,7 +518,10 @@ def test_concurrent_decodes_are_bounded_and_the_timeout_covers_decoding(tmp_path
     monkeypatch.setattr(app_module, "load_image", slow_load)
     c = client(tmp_path, max_concurrent_decodes=2)
     statuses = []
-    workers = [threading.Thread(target=lambda: statuses.append(c.post("/api/v1/detect", files={"image": png()}).status_code)) for _ in range(5)]
+    workers = [
+        threading.Thread(target=lambda: statuses.append(c.post("/api/v1/detect", files={"image": png()}).status_code))
+        for _ in range(5)
+    ]
     for w in workers:
         w.start()
     for w in workers:
@@ -444,17 +530,21 @@ def test_concurrent_decodes_are_bounded_and_the_timeout_covers_decoding(tmp_path
     hurried = client(tmp_path, request_timeout_s=0.2)
     r = hurried.post("/api/v1/detect", files={"image": png()})
     assert r.status_code == 504 and "longer than 0.2 s" in r.json()["detail"]
+    hold.set()
+    assert done.wait(60)  # the abandoned decode ends before the app goes
 
 
 def test_read_only_gallery_reads_work_and_writes_are_503(tmp_path, photos, monkeypatch):
-    """Issue 11, item 20: a read-only gallery was "not an rnnface gallery", writes on it answered 500, and a
-    misconfigured gallery path answered 422 (a client error)."""
+    """A read-only gallery answers reads; writes and a misconfigured gallery path are 503 (the server's problem)."""
     import os
 
     from rnnface.gallery import sqlite as sqlite_module
 
     c = client(tmp_path)
-    assert c.post("/api/v1/people", data={"name": "Bush"}, files=[("images", photos["bush1"])], headers=KEY).status_code == 201
+    assert (
+        c.post("/api/v1/people", data={"name": "Bush"}, files=[("images", photos["bush1"])], headers=KEY).status_code
+        == 201
+    )
     c.app.state.engine.close()
     before = (tmp_path / "g.db").read_bytes()
     real_access = os.access
@@ -478,10 +568,12 @@ def test_read_only_gallery_reads_work_and_writes_are_503(tmp_path, photos, monke
 
 @pytest.mark.parametrize("change", ["deleted", "replaced"])
 def test_gallery_deleted_or_replaced_under_the_server(tmp_path, photos, change):
-    """Issue 11, item 8: with the gallery file deleted or replaced, /ready stayed ready, enrolls answered 201 into
-    the unlinked file (lost at shutdown), and a stray .faiss was written beside the path."""
+    """A gallery file deleted or replaced under the server: /ready and writes answer 503, nothing is written back."""
     c = client(tmp_path)
-    assert c.post("/api/v1/people", data={"name": "Bush"}, files=[("images", photos["bush1"])], headers=KEY).status_code == 201
+    assert (
+        c.post("/api/v1/people", data={"name": "Bush"}, files=[("images", photos["bush1"])], headers=KEY).status_code
+        == 201
+    )
     for suffix in ("", "-wal", "-shm", ".faiss"):
         (tmp_path / f"g.db{suffix}").unlink(missing_ok=True)
     if change == "replaced":
@@ -515,15 +607,27 @@ def real_server(tmp_path):
         port = s.getsockname()[1]
     spool = tmp_path / "tmp"
     spool.mkdir()
-    env = {**os.environ, "RNNFACE_API_KEY": "s3cret", "RNNFACE_GALLERY": str(tmp_path / "g.db"), "RNNFACE_MAX_UPLOAD_BYTES": "100000",
-           "RNNFACE_MAX_IMAGES": "1", "RNNFACE_BODY_TIMEOUT_S": "1", "RNNFACE_OPEN_READS": "false", "TMPDIR": str(spool)}
-    proc = subprocess.Popen([sys.executable, "-m", "rnnface", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "RNNFACE_API_KEY": "s3cret",
+        "RNNFACE_GALLERY": str(tmp_path / "g.db"),
+        "RNNFACE_MAX_UPLOAD_BYTES": "100000",
+        "RNNFACE_MAX_IMAGES": "1",
+        "RNNFACE_BODY_TIMEOUT_S": "1",
+        "RNNFACE_OPEN_READS": "false",
+        "TMPDIR": str(spool),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnface", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while True:  # up when it answers; a server that exits instead fails the test at once
+            assert proc.poll() is None, f"rnnface serve exited with status {proc.returncode}"
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=30).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
@@ -560,30 +664,33 @@ def _raw(port: int, head: str, body_chunks=(), chunked: bool = False, stall: flo
 
 
 def test_chunked_body_is_cut_off_at_the_limit_and_auth_comes_first(real_server):
-    """Issue 11, item 1: a chunked body was received (and spooled to disk) in full before the 413, and with closed
-    reads a 600 MB body was read before the 401."""
+    """A chunked body is cut off at the limit (413) without spooling to disk, and the key is checked before the body."""
     port, spool = real_server
     part = b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
     big = (part if i == 0 else b"x" * 65536 for i in range(400))  # a file part of 26 MB, chunked (no Content-Length)
-    head = ("POST /api/v1/identify HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret\r\nTransfer-Encoding: chunked\r\n"
-            "Content-Type: multipart/form-data; boundary=b\r\n\r\n")
+    head = (
+        "POST /api/v1/identify HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+    )
     status, response, sent = _raw(port, head, big, chunked=True)
     assert status == 413 and b"larger than the limit of 165,536 bytes" in response, response[:300]
     assert sent < 16 * 2**20, sent  # stopped well before the end (socket buffers hold a few MB)
     assert not any(spool.rglob("*")), list(spool.rglob("*"))  # nothing spooled to disk
-    head = "POST /api/v1/identify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: multipart/form-data; boundary=b\r\n\r\n"
+    head = (
+        "POST /api/v1/identify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+    )
     status, response, _ = _raw(port, head, (b"y" * 65536 for _ in range(2)), chunked=True)
     assert status == 401 and b"API key" in response  # decided from the headers, before the body
 
 
 def test_stalled_body_gets_408(real_server):
-    """Issue 11, item 6: a request whose Content-Length exceeds what it sends was held open 40 s and more."""
-    import time
+    """A body that stops arriving is answered 408 after the body timeout."""
 
     port, _ = real_server
-    head = ("POST /api/v1/identify HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret\r\nContent-Length: 100000\r\n"
-            "Content-Type: multipart/form-data; boundary=b\r\n\r\n")
-    start = time.monotonic()
+    head = (
+        "POST /api/v1/identify HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret\r\nContent-Length: 100000\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+    )
     status, response, _ = _raw(port, head, [b"--b\r\n" + b"z" * 1000], stall=0.1)
     assert status == 408 and b"not received within 1 s" in response, response[:300]
-    assert time.monotonic() - start < 8

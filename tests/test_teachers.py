@@ -1,4 +1,5 @@
-"""Pretrained embedders (teachers and peers) on real photos; dlib's where its optional extra is installed (`make teacher`)."""
+"""Pretrained embedders (teachers and peers) on real photos; dlib's where its optional extra is installed (`make
+teacher`)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 
 from rnnface.models import create_model, load_checkpoint
 from rnnface.models.preprocess import to_model_input
-from rnnface.training.config import ConfigError, LOSS_MARGINS, TrainConfig, apply_overrides, load_config
+from rnnface.training.config import LOSS_MARGINS, ConfigError, TrainConfig, apply_overrides, load_config
 from rnnface.training.heads import CombinedMarginHead
 from rnnface.training.loop import FaceTrainer, train
 from rnnface.training.sampler import PKSampler, UniformSampler
@@ -86,7 +86,7 @@ def test_margins_lower_the_target_logit():
     base = plain.logits(emb, labels).gather(1, labels[:, None])
     assert (head.logits(emb, labels).gather(1, labels[:, None]) < base).all()
     np.testing.assert_allclose(cosface.logits(emb, labels).gather(1, labels[:, None]), base - 0.35, atol=1e-6)
-    other = (torch.arange(3)[None] != labels[:, None])
+    other = torch.arange(3)[None] != labels[:, None]
     assert torch.equal(head.logits(emb, labels)[other], plain.logits(emb, labels)[other])
     torch.set_grad_enabled(True)
 
@@ -126,8 +126,16 @@ def test_config_yaml_and_overrides(tmp_path):
 
 def _tiny_config(cache: Path, out: Path, **changes) -> TrainConfig:
     base = TrainConfig(
-        cache=str(cache), out=str(out), model_args=TINY_MODEL, p=4, k=2, epochs=2, warmup_epochs=0.5,
-        lr=3e-3, scale=16.0, loss="cosface",
+        cache=str(cache),
+        out=str(out),
+        model_args=TINY_MODEL,
+        p=4,
+        k=2,
+        epochs=2,
+        warmup_epochs=0.5,
+        lr=3e-3,
+        scale=16.0,
+        loss="cosface",
     )
     return replace(base, **changes)
 
@@ -140,21 +148,27 @@ def test_train_writes_checkpoints_and_resumes(tmp_path):
     assert ckpt.meta["epoch"] == 1 and len(ckpt.meta["train_people"]) == 12
     assert {p.name for p in out.iterdir()} >= {"backbone.pt", "head.pt", "state.pt", "metrics.csv", "config.yaml"}
     assert "backbone" not in torch.load(out / "head.pt", weights_only=True)["state_dict"]  # head apart from backbone
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
-    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert _epochs(out) == ["1", "2"]
     train(_tiny_config(cache, out, epochs=3), resume=True, progress=False)
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
-    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert _epochs(out) == ["1", "2", "3"]
     assert load_checkpoint(out / "backbone.pt").meta["epoch"] == 2
     train(_tiny_config(cache, out, epochs=1), progress=False)  # a fresh run in the same directory
-    assert [r["epoch"] for r in csv.DictReader(open(out / "metrics.csv"))] == ["1"]
+    assert _epochs(out) == ["1"]
+
+
+def _epochs(out) -> list[str]:
+    """The epochs metrics.csv has rows for."""
+    with open(out / "metrics.csv", newline="") as fh:
+        return [r["epoch"] for r in csv.DictReader(fh)]
 
 
 def test_same_seed_same_weights(tmp_path):
     cache = write_cache(tmp_path / "cache")
     a = train(_tiny_config(cache, tmp_path / "a", epochs=1), progress=False)
     b = train(_tiny_config(cache, tmp_path / "b", epochs=1), progress=False)
-    for (k, va), vb in zip(load_checkpoint(a).model.state_dict().items(), load_checkpoint(b).model.state_dict().values()):
+    for (k, va), vb in zip(
+        load_checkpoint(a).model.state_dict().items(), load_checkpoint(b).model.state_dict().values()
+    ):
         assert torch.equal(va, vb), k
 
 
@@ -184,6 +198,7 @@ def _ddp_worker(rank: int, world: int, port: int, cache: str, out: str) -> None:
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_process_gloo_ddp(tmp_path):
     cache = write_cache(tmp_path / "cache", people=16)
     out = tmp_path / "ddp"
@@ -195,7 +210,9 @@ def test_two_process_gloo_ddp(tmp_path):
     rank0 = torch.load(out / "rank0.pt", weights_only=True)
     rank1 = torch.load(out / "rank1.pt", weights_only=True)
     initial = torch.load(out / "initial.pt", weights_only=True)
-    assert not torch.equal(rank0["backbone.sweeps.0.horizontal.weight_ih_l0"], initial["backbone.sweeps.0.horizontal.weight_ih_l0"])
+    assert not torch.equal(
+        rank0["backbone.sweeps.0.horizontal.weight_ih_l0"], initial["backbone.sweeps.0.horizontal.weight_ih_l0"]
+    )
     for key in rank0:
         assert torch.allclose(rank0[key], rank1[key], atol=1e-6), key
 
@@ -209,7 +226,9 @@ def test_distillation_from_a_cached_teacher(tmp_path):
     valid = np.ones(32, bool)
     valid[3] = False  # the teacher found no face in one image
     np.savez(cache / "teacher-face_recognition.npz", embeddings=teacher.astype(np.float32), valid=valid)
-    np.savez(cache / "teacher-facenet.npz", embeddings=rng.normal(size=(32, 6)).astype(np.float32), valid=np.ones(32, bool))
+    np.savez(
+        cache / "teacher-facenet.npz", embeddings=rng.normal(size=(32, 6)).astype(np.float32), valid=np.ones(32, bool)
+    )
     out = tmp_path / "run"
     train(_tiny_config(cache, out, teacher="face_recognition", epochs=2), progress=False)
     assert load_checkpoint(out / "backbone.pt").meta["teacher"] == "face_recognition"

@@ -36,10 +36,27 @@ def test_video_tracks_identities_and_outputs(clip, lfw_images, tmp_path):
     g = tmp_path / "g.db"
     bush = [lfw_images / "George_W_Bush" / f"George_W_Bush_000{i}.jpg" for i in (5, 6)]
     assert run("enroll", "George_W_Bush", *bush, gallery=g).exit_code == 0
-    assert run("enroll", "Serena_Williams", lfw_images / "Serena_Williams" / "Serena_Williams_0003.jpg", gallery=g).exit_code == 0
+    assert (
+        run(
+            "enroll", "Serena_Williams", lfw_images / "Serena_Williams" / "Serena_Williams_0003.jpg", gallery=g
+        ).exit_code
+        == 0
+    )
     out = tmp_path / "out"
     out.mkdir()
-    result = run("video", clip, "--out-json", out / "t.json", "--out-video", out / "a.mp4", "--timeline", out / "t.png", "--pooling", "mean", gallery=g)
+    result = run(
+        "video",
+        clip,
+        "--out-json",
+        out / "t.json",
+        "--out-video",
+        out / "a.mp4",
+        "--timeline",
+        out / "t.png",
+        "--pooling",
+        "mean",
+        gallery=g,
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "t.json").read_text())
     assert report["frames"] == 100 and report["detect_every"] == 3 and not report["truncated"]
@@ -147,17 +164,23 @@ def test_tracker_reembeds_continuing_faces_every_nth_step():
         vecs = np.eye(4)[: len(faces)]  # three different people
         need = tracker.needs_embedding(faces, reembed=2)
         embedded.append(need)
-        tracker.update(step, float(step), faces, [v if n else None for v, n in zip(vecs, need)], [cue if n else None for n in need])
+        tracker.update(
+            step, float(step), faces, [v if n else None for v, n in zip(vecs, need)], [cue if n else None for n in need]
+        )
     # first sight embeds; a continuing face every 2nd step; a new face (step 3) at once
     assert embedded[0] == [True, True] and embedded[1] == [False, False] and embedded[2] == [True, True]
     assert embedded[3] == [False, False, True]
     tracks = tracker.finish()
-    assert len(tracks) == 3 and [len(t.embeddings) for t in tracks] == [3, 3, 2] and [len(t.frames) for t in tracks] == [6, 6, 3]
+    assert (
+        len(tracks) == 3
+        and [len(t.embeddings) for t in tracks] == [3, 3, 2]
+        and [len(t.frames) for t in tracks] == [6, 6, 3]
+    )
     assert Tracker().needs_embedding([face(0)], reembed=1) == [True]
 
 
 def test_native_video_warnings_stay_off_the_terminal(tmp_path):
-    """Issue 11, item 22: FFmpeg's `moov atom not found` and OpenCV's `[ WARN] cap.cpp` printed before the error line."""
+    """FFmpeg's and OpenCV's own messages stay off the terminal: a bad video prints exactly one error line."""
     import subprocess
     import sys
 
@@ -171,13 +194,13 @@ def test_native_video_warnings_stay_off_the_terminal(tmp_path):
     assert lines == [f"error: {junk}: cannot open this file (not a video, or corrupt)"], lines
 
 
+@pytest.mark.slow
 def test_http_stream_that_stalls_is_reported(tmp_path, lfw_images):
-    """Issue 11, item 26: an HTTP video stream that stalled a third of the way through ended after 5 s with exit 0."""
+    """An HTTP stream that stalls a third of the way through is reported (exit 2), with the frames received."""
     import http.server
     import subprocess
     import sys
     import threading
-    import time
 
     import cv2
 
@@ -197,20 +220,27 @@ def test_http_stream_that_stalls_is_reported(tmp_path, lfw_images):
             self.end_headers()
             self.wfile.write(data[: len(data) // 3])
             self.wfile.flush()
-            time.sleep(12)  # then nothing more
+            done.wait()  # then nothing more, until the test is over
 
         def log_message(self, *args):
             pass
 
+    done = threading.Event()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         script = Path(sys.executable).with_name("rnnface")
         url = f"http://127.0.0.1:{server.server_address[1]}/clip.avi"
         env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}  # no user's gallery: every track unknown
-        done = subprocess.run([str(script), "video", url, "--pooling", "mean"], capture_output=True, text=True, timeout=300, env=env)
+        finished = subprocess.run(
+            [str(script), "video", url, "--pooling", "mean"], capture_output=True, text=True, timeout=300, env=env
+        )
     finally:
+        done.set()
         server.shutdown()
-    assert done.returncode == 2, done.stdout + done.stderr
+    assert finished.returncode == 2, finished.stdout + finished.stderr
     # FFmpeg may notice the stall itself (no frame within the read timeout) or end at the frames it had buffered
-    assert "the stream stalled: no frame for 5 s" in done.stderr or "ended early (50 of 150 frames): the stream stalled" in done.stderr, done.stderr
+    err = finished.stderr
+    assert (
+        "the stream stalled: no frame for 5 s" in err or "ended early (50 of 150 frames): the stream stalled" in err
+    ), err

@@ -97,7 +97,8 @@ def main() -> None:
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "ablations.json").write_text(json.dumps(results, indent=2))
     lines = [
-        "| change (full recipe budget, models A + B) | LFW accuracy, 10 folds | AUC | TAR@FAR=1e-3 | training time (A + B) |",
+        "| change (full recipe budget, models A + B) | LFW accuracy, 10 folds | AUC | TAR@FAR=1e-3 | training time "
+        "(A + B) |",
         "| --- | --- | --- | --- | --- |",
     ]
     for r in results:

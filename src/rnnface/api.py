@@ -77,7 +77,10 @@ def verify(
 
 
 def enroll(
-    name: str, images: Sequence[str | os.PathLike], gallery: str | os.PathLike | None = None, model: str | os.PathLike | None = None
+    name: str,
+    images: Sequence[str | os.PathLike],
+    gallery: str | os.PathLike | None = None,
+    model: str | os.PathLike | None = None,
 ) -> EnrollSummary:
     """Store one person's photos (one face each) in a gallery (default: $RNNFACE_GALLERY or the user's data dir)."""
     from rnnface.gallery import open_gallery

@@ -21,13 +21,17 @@ from rnnface.recognition import FacePipeline
 
 
 def demo_people(root: Path, people: int, strangers: int, min_photos: int = 8) -> tuple[list[str], list[str]]:
-    """The first `people` (by name) with at least `min_photos` photos to enroll, and the next `strangers` to leave out."""
+    """The first `people` (by name) with at least `min_photos` photos to enroll, and the next `strangers` to leave
+    out."""
     candidates = sorted(p.name for p in root.iterdir() if p.is_dir() and len(list(p.iterdir())) >= min_photos)
     return candidates[:people], candidates[people : people + strangers]
 
 
-def run_demo(root: Path, out: Path, pipeline: FacePipeline, echo: Callable[[str], None], people: int = 6, strangers: int = 4) -> dict:
-    """Enroll 3 photos of each person into a fresh gallery in `out`, identify 2 other photos of each and one of each stranger, verify two pairs."""
+def run_demo(
+    root: Path, out: Path, pipeline: FacePipeline, echo: Callable[[str], None], people: int = 6, strangers: int = 4
+) -> dict:
+    """Enroll 3 photos of each person into a fresh gallery in `out`, identify 2 other photos of each and one of each
+    stranger, verify two pairs."""
     enrolled, left_out = demo_people(root, people, strangers)
     photos = {name: sorted((root / name).iterdir()) for name in enrolled + left_out}
     out.mkdir(parents=True, exist_ok=True)
@@ -41,18 +45,26 @@ def run_demo(root: Path, out: Path, pipeline: FacePipeline, echo: Callable[[str]
         echo(f"1. enroll {len(enrolled)} people, 3 photos each, into {gallery_path}")
         crops = []
         for name in enrolled:
-            summary = enroll_images(gallery, pipeline, name, photos[name][:3], largest=True, keep_crops=True)  # LFW: the largest face
-            echo(f"   {name}: {summary.faces} face(s)" + "".join(f"; skipped {Path(i).name}: {r}" for i, r in summary.skipped))
+            # LFW photos are of one person each: the largest face is theirs
+            summary = enroll_images(gallery, pipeline, name, photos[name][:3], largest=True, keep_crops=True)
+            echo(
+                f"   {name}: {summary.faces} face(s)"
+                + "".join(f"; skipped {Path(i).name}: {r}" for i, r in summary.skipped)
+            )
             crops.append(np.asarray(Image.open(io.BytesIO(next(gallery.faces(name)).crop_png)).convert("RGB")))
         save_image(np.concatenate(crops, axis=1), out / "enrolled.png")
         echo(f"   aligned faces: {out / 'enrolled.png'}")
         echo(f"2. identify other photos of them and of {len(left_out)} strangers (threshold {threshold:.3f})")
-        probes = [(p, name) for name in enrolled for p in photos[name][3:5]] + [(photos[name][0], UNKNOWN) for name in left_out]
+        probes = [(p, name) for name in enrolled for p in photos[name][3:5]] + [
+            (photos[name][0], UNKNOWN) for name in left_out
+        ]
         for path, truth in probes:
             image = load_image(path)
             results = identify_image(gallery, pipeline, image, top_k=3)
             labels = [f"{r.name} {r.matches[0].similarity:.2f}" for r in results]
-            drawn = save_image(draw_faces(image, [r.face for r in results], labels), out / "identify" / path.with_suffix(".png").name)
+            drawn = save_image(
+                draw_faces(image, [r.face for r in results], labels), out / "identify" / path.with_suffix(".png").name
+            )
             answer = results[0] if results else None
             said = answer.name if answer else "no face"
             best = f"{answer.matches[0].person} {answer.matches[0].similarity:.3f}" if answer else "-"
@@ -70,5 +82,8 @@ def run_demo(root: Path, out: Path, pipeline: FacePipeline, echo: Callable[[str]
     for pair in (next(p for p in all_pairs if p.same), next(p for p in all_pairs if not p.same)):
         result = pipeline.verify(root / pair.a, root / pair.b)
         verdict = "same" if result.same else "different"
-        echo(f"   {pair.a} vs {pair.b}: {verdict} ({result.similarity:.3f}); truth {'same' if pair.same else 'different'}")
+        echo(
+            f"   {pair.a} vs {pair.b}: {verdict} ({result.similarity:.3f}); truth "
+            f"{'same' if pair.same else 'different'}"
+        )
     return counts

@@ -31,7 +31,9 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face], labels: Sequence[str] |
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = max(0, y1 - th - 4)
         cv2.rectangle(out, (x1, top), (x1 + tw + 4, top + th + 4), _BOX, -1)
-        cv2.putText(out, label, (x1 + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
+        cv2.putText(
+            out, label, (x1 + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA
+        )
     return out
 
 
@@ -40,7 +42,9 @@ def save_image(image: np.ndarray, path: str | Path) -> Path:
     path = Path(path)
     image_format = Image.registered_extensions().get(path.suffix.lower())
     if image_format is None:
-        raise ImageError(f"{path}: cannot write an image with this name (unknown suffix {path.suffix!r}; use .png or .jpg)")
+        raise ImageError(
+            f"{path}: cannot write an image with this name (unknown suffix {path.suffix!r}; use .png or .jpg)"
+        )
     with atomic_output(path, "picture") as tmp:
         Image.fromarray(image).save(tmp, format=image_format)
     return path

@@ -41,22 +41,42 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RNNFACE_", frozen=True, extra="ignore")
 
     # -- the pipeline -------------------------------------------------------------------------------
-    data: Path = Field(DEFAULT_DATA, description="LFW root (holding lfw/ and pairs.txt) or an identity-folder image tree.")
-    model: Path | None = Field(None, description="Checkpoint used by embed, verify, identify (default: the shipped one).")
-    gallery: str = Field(default_factory=default_gallery, description="Gallery path, milvus:FILE.db or milvus://HOST:PORT/COLLECTION.")
-    runtime: Literal["torch", "onnx"] = Field("torch", description="What runs the embedding network: torch, or onnx (onnxruntime).")
-    pooling: str = Field("auto", description="Template pooling at enrollment: auto (shipped aggregator), mean, or a checkpoint path.")
+    data: Path = Field(
+        DEFAULT_DATA, description="LFW root (holding lfw/ and pairs.txt) or an identity-folder image tree."
+    )
+    model: Path | None = Field(
+        None, description="Checkpoint used by embed, verify, identify (default: the shipped one)."
+    )
+    gallery: str = Field(
+        default_factory=default_gallery, description="Gallery path, milvus:FILE.db or milvus://HOST:PORT/COLLECTION."
+    )
+    runtime: Literal["torch", "onnx"] = Field(
+        "torch", description="What runs the embedding network: torch, or onnx (onnxruntime)."
+    )
+    pooling: str = Field(
+        "auto", description="Template pooling at enrollment: auto (shipped aggregator), mean, or a checkpoint path."
+    )
 
     # -- the HTTP service ---------------------------------------------------------------------------
-    api_key: SecretStr | None = Field(None, description="Key for write routes (X-API-Key header); unset: writes are refused.")
-    open_reads: bool = Field(True, description="Read routes (detect, embed, verify, identify, people) work without the key.")
+    api_key: SecretStr | None = Field(
+        None, description="Key for write routes (X-API-Key header); unset: writes are refused."
+    )
+    open_reads: bool = Field(
+        True, description="Read routes (detect, embed, verify, identify, people) work without the key."
+    )
     max_upload_bytes: int = Field(10 * 2**20, gt=0, description="Largest accepted image file.")
     max_images: int = Field(8, gt=0, description="Most images in one enrollment request.")
     max_pixels: int = Field(40_000_000, gt=0, description="Largest accepted image, in pixels.")
-    max_decoded_bytes: int = Field(500_000_000, gt=0, description="Most memory one image may take to decode (estimated from its header).")
-    max_concurrent_decodes: int = Field(2, gt=0, description="Images decoded at once; others wait (memory: this x max_decoded_bytes).")
+    max_decoded_bytes: int = Field(
+        500_000_000, gt=0, description="Most memory one image may take to decode (estimated from its header)."
+    )
+    max_concurrent_decodes: int = Field(
+        2, gt=0, description="Images decoded at once; others wait (memory: this x max_decoded_bytes)."
+    )
     request_timeout_s: float = Field(30.0, gt=0, description="Longest a read request may compute before a 504.")
-    body_timeout_s: float = Field(10.0, gt=0, description="Longest wait for the next part of a request body before a 408.")
+    body_timeout_s: float = Field(
+        10.0, gt=0, description="Longest wait for the next part of a request body before a 408."
+    )
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -76,9 +76,17 @@ def mean_pool(embeddings: np.ndarray) -> np.ndarray:
     return normalize(np.asarray(embeddings, np.float32).mean(0))
 
 
-def save_aggregator(path: str | os.PathLike, model: RecurrentAggregator, backbone: str, meta: dict[str, Any] | None = None) -> None:
+def save_aggregator(
+    path: str | os.PathLike, model: RecurrentAggregator, backbone: str, meta: dict[str, Any] | None = None
+) -> None:
     """Write the aggregator with its config and the backbone (model id) whose embeddings it reads."""
-    payload = {"format": FORMAT, "config": asdict(model.config), "state_dict": model.state_dict(), "backbone": backbone, "meta": meta or {}}
+    payload = {
+        "format": FORMAT,
+        "config": asdict(model.config),
+        "state_dict": model.state_dict(),
+        "backbone": backbone,
+        "meta": meta or {},
+    }
     with atomic_output(path, "aggregator checkpoint") as tmp:
         torch.save(payload, tmp)
 
@@ -95,7 +103,9 @@ def load_aggregator(path: str | os.PathLike, backbone: str | None = None) -> tup
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelError(f"{path}: not an rnnface aggregator checkpoint (expected format {FORMAT})")
     if backbone is not None and payload["backbone"] != backbone:
-        raise ModelError(f"{path}: aggregator trained on embeddings of {payload['backbone']}, but the model in use is {backbone}")
+        raise ModelError(
+            f"{path}: aggregator trained on embeddings of {payload['backbone']}, but the model in use is {backbone}"
+        )
     model = RecurrentAggregator(AggregatorConfig(**payload["config"]))
     model.load_state_dict(payload["state_dict"])
     model.eval()

@@ -22,7 +22,8 @@ def mean_pool_cues(embeddings: np.ndarray, cues: np.ndarray) -> np.ndarray:
 
 
 def resolve_pooling(choice: str, model_id: str) -> tuple[Pool, str]:
-    """(pool function, its description) for 'mean', 'auto' (the shipped aggregator if it fits `model_id`, else mean) or a checkpoint path."""
+    """(pool function, its description) for 'mean', 'auto' (the shipped aggregator if it fits `model_id`, else mean)
+    or a checkpoint path."""
     if choice == "mean":
         return mean_pool_cues, "mean"
     if choice == "auto":

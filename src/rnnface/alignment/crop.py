@@ -53,7 +53,9 @@ def crop_box(image: np.ndarray, box: np.ndarray, margin: int, resize: int, size:
     sx, sy = resize / (right - left), resize / (bottom - top)
     # cv2.resize maps pixel centres: u = (x - left + 0.5) * sx - 0.5, then the centre crop shifts by offset.
     matrix = np.array([[sx, 0.0, (0.5 - left) * sx - 0.5 - offset], [0.0, sy, (0.5 - top) * sy - 0.5 - offset]])
-    return AlignedFace(np.ascontiguousarray(scaled[offset : offset + size, offset : offset + size]), matrix, fallback=False)
+    return AlignedFace(
+        np.ascontiguousarray(scaled[offset : offset + size, offset : offset + size]), matrix, fallback=False
+    )
 
 
 #: Crops by name, for `rnnface prepare --crop`.

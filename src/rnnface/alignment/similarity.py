@@ -74,9 +74,7 @@ def _warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
         # Strong minification: area-resample first so the bilinear warp does not alias.
         factor = 2.0 * scale
         h, w = image.shape[:2]
-        small = cv2.resize(
-            image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA
-        )
+        small = cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
         ratio = np.array([small.shape[1] / w, small.shape[0] / h])
         # cv2.resize maps pixel centres: x_small = (x + 0.5) * ratio - 0.5.
         linear = matrix[:, :2] / ratio
@@ -104,7 +102,5 @@ def align_face(
     height, width = image.shape[:2]
     side = fallback_crop * min(height, width)
     scale = size / side
-    matrix = np.array(
-        [[scale, 0.0, -(width - side) / 2 * scale], [0.0, scale, -(height - side) / 2 * scale]]
-    )
+    matrix = np.array([[scale, 0.0, -(width - side) / 2 * scale], [0.0, scale, -(height - side) / 2 * scale]])
     return AlignedFace(_warp(image, matrix, size), matrix, fallback=True)

@@ -64,7 +64,10 @@ class Workload:
             yield real[start : start + CHUNK]
         synthetic = self.size - len(real)
         rng = np.random.default_rng(self.seed)
-        per_chunk = np.bincount(rng.integers(0, max(1, -(-synthetic // CHUNK)), self.generated_queries), minlength=max(1, -(-synthetic // CHUNK)))
+        per_chunk = np.bincount(
+            rng.integers(0, max(1, -(-synthetic // CHUNK)), self.generated_queries),
+            minlength=max(1, -(-synthetic // CHUNK)),
+        )
         for c, start in enumerate(range(0, synthetic, CHUNK)):
             n = min(CHUNK, synthetic - start)
             draw = np.random.default_rng((self.seed, c))
@@ -74,15 +77,27 @@ class Workload:
                 faces = self.population.photos(np.repeat(centres, 2, axis=0)[:n], draw)
             else:
                 centres = faces = normalize(draw.standard_normal((n, self.dim), dtype=np.float32))
-            names = [f"synthetic_{first + i // 2:07d}" for i in range(n)] if self.population is not None else [f"u{start + i:08d}" for i in range(n)]
-            for j in draw.choice(len(centres) if self.population is not None else n, min(per_chunk[c], n) if make_queries else 0, replace=False):
+            names = (
+                [f"synthetic_{first + i // 2:07d}" for i in range(n)]
+                if self.population is not None
+                else [f"u{start + i:08d}" for i in range(n)]
+            )
+            for j in draw.choice(
+                len(centres) if self.population is not None else n,
+                min(per_chunk[c], n) if make_queries else 0,
+                replace=False,
+            ):
                 if self.population is not None:
                     q = self.population.photos(centres[j : j + 1], draw)[0]
                     self._add_query(q, f"synthetic_{first + j:07d}", "generated")
                 else:  # the stress case: a stored face moved to cosine `similarity`
                     noise = normalize(draw.standard_normal(self.dim, dtype=np.float32))
                     noise = normalize(noise - (noise @ faces[j]) * faces[j])
-                    self._add_query(normalize(self.similarity * faces[j] + np.sqrt(1 - self.similarity**2) * noise), names[j], "generated")
+                    self._add_query(
+                        normalize(self.similarity * faces[j] + np.sqrt(1 - self.similarity**2) * noise),
+                        names[j],
+                        "generated",
+                    )
             yield list(zip(names, faces))
         self.queries_made = True
 
@@ -107,7 +122,9 @@ def realistic_workload(
     # the other photos of the query people first, so that a gallery smaller than LFW still holds them
     first = set(held_out_people)
     enrolled = sorted((i for i in range(len(people)) if i not in held), key=lambda i: people[i] not in first)
-    work = Workload("realistic", size, embeddings.shape[1], embeddings[enrolled], [people[i] for i in enrolled], seed=seed)
+    work = Workload(
+        "realistic", size, embeddings.shape[1], embeddings[enrolled], [people[i] for i in enrolled], seed=seed
+    )
     work.population = population
     for p in held_out_people:
         work._add_query(embeddings[rows[p][-1]], p, "real")
@@ -188,7 +205,11 @@ def _measure(location: str, kind: str, breadth: int | None, queries: np.ndarray,
         if breadth is not None:
             gallery.tune(breadth)
         matches, latencies = _single_queries(gallery, queries)
-        result["found"], result["people"], result["latencies"] = [m.face_id for m in matches], [m.person for m in matches], latencies
+        result["found"], result["people"], result["latencies"] = (
+            [m.face_id for m in matches],
+            [m.person for m in matches],
+            latencies,
+        )
         result["disk_bytes"] = gallery.disk_bytes()
     result["peak_rss_mb"] = _peak_rss_mb()
 
@@ -242,11 +263,16 @@ def _row(
 
 
 def bench_indexes(
-    work: Workload, kinds: list[tuple[str, int | None]], on_row: Callable[[dict], None] | None = None, workdir: str | None = None
+    work: Workload,
+    kinds: list[tuple[str, int | None]],
+    on_row: Callable[[dict], None] | None = None,
+    workdir: str | None = None,
 ) -> list[dict]:
     """Enroll `work` once into a SQLite gallery, then measure each (index kind, breadth) on it."""
     rows = []
-    with tempfile.TemporaryDirectory(prefix="rnnface-bench-", dir=workdir or os.environ.get("RNNFACE_BENCH_TMP")) as tmp:
+    with tempfile.TemporaryDirectory(
+        prefix="rnnface-bench-", dir=workdir or os.environ.get("RNNFACE_BENCH_TMP")
+    ) as tmp:
         db = Path(tmp) / "g.db"
         truth = enroll_workload(str(db), work)
         queries = np.asarray(work.queries, np.float32)
@@ -303,13 +329,18 @@ def bench_milvus(work: Workload, uri: str, on_row: Callable[[dict], None] | None
     return row
 
 
-HEADER = f"{'workload':<11}{'faces':>10}  {'index':<14}{'build s':>8}{'p50 ms':>8}{'p99 ms':>8}{'recall@1':>9}{'rank-1':>8}{'exact':>7}{'RSS MB':>8}{'B/face':>8}"
+HEADER = (
+    f"{'workload':<11}{'faces':>10}  {'index':<14}{'build s':>8}{'p50 ms':>8}{'p99 ms':>8}"
+    f"{'recall@1':>9}{'rank-1':>8}{'exact':>7}{'RSS MB':>8}{'B/face':>8}"
+)
 
 
 def format_row(r: dict) -> str:
     return (
-        f"{r['workload']:<11}{r['faces']:>10,}  {r['index']:<14}{r['build_s']:>8.1f}{r['query_p50_ms']:>8.2f}{r['query_p99_ms']:>8.2f}"
-        f"{r['recall_at_1']:>9.3f}{r['rank1']:>8.3f}{r['exact_rank1']:>7.3f}{_num(r['peak_rss_mb']):>8}{_num(r['disk_bytes_per_face']):>8}"
+        f"{r['workload']:<11}{r['faces']:>10,}  "
+        f"{r['index']:<14}{r['build_s']:>8.1f}{r['query_p50_ms']:>8.2f}{r['query_p99_ms']:>8.2f}"
+        f"{r['recall_at_1']:>9.3f}{r['rank1']:>8.3f}{r['exact_rank1']:>7.3f}"
+        f"{_num(r['peak_rss_mb']):>8}{_num(r['disk_bytes_per_face']):>8}"
     )
 
 
@@ -323,7 +354,9 @@ def parse_kinds(text: str) -> list[tuple[str, int | None]]:
     for item in filter(None, (v.strip() for v in text.split(","))):
         kind, _, breadth = item.partition(":")
         if kind not in KINDS or (breadth and not breadth.isdigit()):
-            raise ValueError(f"index {item!r}: one of {', '.join(KINDS)}, as KIND or KIND:BREADTH (hnsw efSearch, ivf nprobe)")
+            raise ValueError(
+                f"index {item!r}: one of {', '.join(KINDS)}, as KIND or KIND:BREADTH (hnsw efSearch, ivf nprobe)"
+            )
         out.append((kind, int(breadth) if breadth else None))
     return out
 
@@ -361,7 +394,10 @@ def run_gallery_bench(
         echo(format_row(row))
         write_report(report, out)
 
-    for what, values in ((f"real LFW embeddings ({len(embeddings)} faces)", real), ("synthetic, LFW-shaped", synthetic)):
+    for what, values in (
+        (f"real LFW embeddings ({len(embeddings)} faces)", real),
+        ("synthetic, LFW-shaped", synthetic),
+    ):
         echo(f"{what}: " + ", ".join(f"{k} {v:.3f}" for k, v in values.items() if k != "gallery"))
     echo(HEADER)
     for size in sizes:
@@ -369,7 +405,10 @@ def run_gallery_bench(
         if kinds:
             bench_indexes(work, kinds, on_row=row_done)
         if milvus_uri and size in milvus_sizes:
-            bench_milvus(work, milvus_uri, on_row=row_done)  # the same faces and queries (a second pass makes no new ones)
+            # the same faces and queries (a second pass over the workload makes no new ones)
+            bench_milvus(work, milvus_uri, on_row=row_done)
     for size in uniform:
-        bench_indexes(uniform_workload(size, embeddings.shape[1], queries), [("pq", None), ("lsh", None)], on_row=row_done)
+        bench_indexes(
+            uniform_workload(size, embeddings.shape[1], queries), [("pq", None), ("lsh", None)], on_row=row_done
+        )
     return report

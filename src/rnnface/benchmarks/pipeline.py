@@ -66,7 +66,8 @@ def _runtimes() -> tuple[str, ...]:
 def bench_embed(
     models: Sequence[str], batch_sizes: Sequence[int] = (1, 32), repeats: int = 20, checkpoint: str | Path | None = None
 ) -> list[dict]:
-    """Median ms per face of each backbone's forward pass (default config) in each runtime, and of `checkpoint` if given."""
+    """Median ms per face of each backbone's forward pass (default config) in each runtime, and of `checkpoint` if
+    given."""
     import torch
 
     from rnnface.models import create_model, load_checkpoint
@@ -109,8 +110,12 @@ def _bench_checkpoint(ckpt, batch_sizes: Sequence[int], repeats: int) -> list[di
     for runtime in _runtimes():
         embedder = Embedder(ckpt, runtime=runtime)
         for batch in batch_sizes:
-            crops = np.random.default_rng(0).integers(0, 256, (batch, embedder.crop.size, embedder.crop.size, 3), dtype=np.uint8)
-            times = _time_ms(lambda crops=crops: embedder.embed_crops(crops), repeats=_repeats(batch, repeats))
+            crops = np.random.default_rng(0).integers(
+                0, 256, (batch, embedder.crop.size, embedder.crop.size, 3), dtype=np.uint8
+            )
+            times = _time_ms(
+                lambda crops=crops, embedder=embedder: embedder.embed_crops(crops), repeats=_repeats(batch, repeats)
+            )
             rows.append(
                 {
                     "stage": "embed",
@@ -146,8 +151,16 @@ def bench_peer_embed(images: Sequence[np.ndarray], detector: str = DEFAULT_DETEC
         start = time.perf_counter()
         face_recognition.face_encodings(image, box)
         times.append((time.perf_counter() - start) * 1000)
-    return {"stage": "embed", "model": "face_recognition (dlib)", "cell": "-", "runtime": "dlib", "input": "box", "batch": 1,
-            "ms_per_face": round(statistics.median(times), 3), "faces": len(times)}
+    return {
+        "stage": "embed",
+        "model": "face_recognition (dlib)",
+        "cell": "-",
+        "runtime": "dlib",
+        "input": "box",
+        "batch": 1,
+        "ms_per_face": round(statistics.median(times), 3),
+        "faces": len(times),
+    }
 
 
 def run_pipeline_bench(root: Path, images: int = 100, checkpoint: str | Path | None = None) -> dict:
@@ -170,9 +183,13 @@ def pipeline_table(report: dict) -> str:
     det = report["detect_align"]
     lines = [
         f"detect+align ({det['detector']}, {det['images']} images {det['image_shape'][1]}x{det['image_shape'][0]}, "
-        f"faces in {det['faces_found']}): median {det['ms_per_image_median']:.1f} ms/image, p90 {det['ms_per_image_p90']:.1f}",
+        f"faces in {det['faces_found']}): median {det['ms_per_image_median']:.1f} ms/image, p90 "
+        f"{det['ms_per_image_p90']:.1f}",
         f"{'model':<32}{'cell':<6}{'runtime':<9}{'input':>18}{'batch':>7}{'ms/face':>10}",
     ]
     for r in report["embed"]:
-        lines.append(f"{r['model']:<32}{r['cell']:<6}{r.get('runtime', ''):<9}{r['input']:>18}{r['batch']:>7}{r['ms_per_face']:>10.2f}")
+        lines.append(
+            f"{r['model']:<32}{r['cell']:<6}{r.get('runtime', ''):<9}{r['input']:>18}{r['batch']:>7}"
+            f"{r['ms_per_face']:>10.2f}"
+        )
     return "\n".join(lines)

@@ -44,7 +44,9 @@ class Population:
 
     def photos(self, centres: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One unit embedding per centre: a new photo of that person."""
-        scale = np.exp(self.sigma * rng.standard_normal((len(centres), 1), dtype=np.float32) - self.sigma**2).astype(np.float32)
+        scale = np.exp(self.sigma * rng.standard_normal((len(centres), 1), dtype=np.float32) - self.sigma**2).astype(
+            np.float32
+        )
         return normalize(centres + scale * (rng.standard_normal(centres.shape, dtype=np.float32) @ self.within.T))
 
 
@@ -79,7 +81,9 @@ def fit_population(embeddings: np.ndarray, people: np.ndarray) -> Population:
     return replace(population, sigma=float(sigma))
 
 
-def similarity_profile(embeddings: np.ndarray, people: np.ndarray, pairs: int = 20_000, seed: int = 0) -> dict[str, float]:
+def similarity_profile(
+    embeddings: np.ndarray, people: np.ndarray, pairs: int = 20_000, seed: int = 0
+) -> dict[str, float]:
     """Mean and spread of same-person and different-person cosines, and how often a photo's nearest
     other photo is of another person: what a synthetic population must reproduce of the real one."""
     rng = np.random.default_rng(seed)

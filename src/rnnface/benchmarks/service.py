@@ -46,7 +46,13 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 600) -> None:
 
 
 async def _client(
-    base: str, photos: dict[str, list[bytes]], mix: dict[str, float], end: float, seed: int, log: list, limit: int | None
+    base: str,
+    photos: dict[str, list[bytes]],
+    mix: dict[str, float],
+    end: float,
+    seed: int,
+    log: list,
+    limit: int | None,
 ) -> None:
     rng = random.Random(seed)
     people = sorted(photos)
@@ -59,14 +65,21 @@ async def _client(
             person = rng.choice(people)
             if op == "verify":
                 other = rng.choice(people)
-                files = {"image_a": ("a.jpg", rng.choice(photos[person]), "image/jpeg"), "image_b": ("b.jpg", rng.choice(photos[other]), "image/jpeg")}
+                files = {
+                    "image_a": ("a.jpg", rng.choice(photos[person]), "image/jpeg"),
+                    "image_b": ("b.jpg", rng.choice(photos[other]), "image/jpeg"),
+                }
                 request = client.post("/api/v1/verify", files=files)
             elif op == "identify":
-                request = client.post("/api/v1/identify", files={"image": ("q.jpg", rng.choice(photos[person]), "image/jpeg")})
+                request = client.post(
+                    "/api/v1/identify", files={"image": ("q.jpg", rng.choice(photos[person]), "image/jpeg")}
+                )
             else:
                 n += 1
                 files = [("images", ("e.jpg", rng.choice(photos[person]), "image/jpeg"))]
-                request = client.post("/api/v1/people", data={"name": f"load-{seed}-{n}", "largest": "true"}, files=files)
+                request = client.post(
+                    "/api/v1/people", data={"name": f"load-{seed}-{n}", "largest": "true"}, files=files
+                )
             start = time.perf_counter()
             response = await request
             log.append((op, response.status_code, (time.perf_counter() - start) * 1000))
@@ -95,13 +108,21 @@ def load_test(
             _wait_ready(base, proc)
             for name in names:  # a gallery to identify against
                 files = [("images", (f"{i}.jpg", b, "image/jpeg")) for i, b in enumerate(photos[name][:2])]
-                httpx.post(base + "/api/v1/people", data={"name": name, "largest": "true"}, files=files, headers={"X-API-Key": KEY}, timeout=120)
+                httpx.post(
+                    base + "/api/v1/people",
+                    data={"name": name, "largest": "true"},
+                    files=files,
+                    headers={"X-API-Key": KEY},
+                    timeout=120,
+                )
             log: list[tuple[str, int, float]] = []
             end = time.monotonic() + seconds
             start = time.monotonic()
 
             async def run_all() -> None:
-                await asyncio.gather(*(_client(base, photos, mix, end, seed, log, requests_per_client) for seed in range(clients)))
+                await asyncio.gather(
+                    *(_client(base, photos, mix, end, seed, log, requests_per_client) for seed in range(clients))
+                )
 
             asyncio.run(run_all())
             elapsed = time.monotonic() - start
@@ -120,8 +141,14 @@ def load_test(
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "server_errors": sum(v for k, v in statuses.items() if k >= 500),
         "routes": {
-            op: {"requests": len(ms), "p50_ms": statistics.median(ms), "p99_ms": float(np.percentile(ms, 99))} for op, ms in sorted(by_op.items())
+            op: {"requests": len(ms), "p50_ms": statistics.median(ms), "p99_ms": float(np.percentile(ms, 99))}
+            for op, ms in sorted(by_op.items())
         },
-        "all": {"p50_ms": statistics.median(m for *_, m in log), "p99_ms": float(np.percentile([m for *_, m in log], 99))} if log else {},
+        "all": {
+            "p50_ms": statistics.median(m for *_, m in log),
+            "p99_ms": float(np.percentile([m for *_, m in log], 99)),
+        }
+        if log
+        else {},
         "server_stderr_tail": err[-2000:],
     }

@@ -25,7 +25,8 @@ _EXTRAS = {
 
 
 class _Group(TyperGroup):
-    """Turns every RnnfaceError into `error: ...` and exit 2, and a missing optional package into the extra to install."""
+    """Turns every RnnfaceError into `error: ...` and exit 2, and a missing optional package into the extra to
+    install."""
 
     def invoke(self, ctx: typer.Context):
         try:
@@ -40,7 +41,9 @@ class _Group(TyperGroup):
             raise typer.Exit(2) from None
 
 
-app = typer.Typer(cls=_Group, help="Face detection, alignment and recognition with recurrent networks.", no_args_is_help=True, **TYPER)
+app = typer.Typer(
+    cls=_Group, help="Face detection, alignment and recognition with recurrent networks.", no_args_is_help=True, **TYPER
+)
 for group in (faces, gallery, video, data, train, service):
     app.add_typer(group.app)
 app.add_typer(bench.app, name="bench")
@@ -54,7 +57,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Face detection, alignment and recognition with recurrent networks."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -43,13 +43,17 @@ def bench_pipeline(
 def bench_gallery(
     sizes: Annotated[str, typer.Option(help="Gallery sizes (faces), comma-separated.")] = "10000,100000,1000000",
     indexes: Annotated[
-        str, typer.Option(help="Index kinds to measure, KIND or KIND:BREADTH (HNSW efSearch, IVF nprobe), comma-separated.")
+        str,
+        typer.Option(help="Index kinds to measure, KIND or KIND:BREADTH (HNSW efSearch, IVF nprobe), comma-separated."),
     ] = "flat,pq,lsh,hnsw:256,ivf:256",
     cache: CacheOpt = DEFAULT_CACHE,
-    queries: Annotated[int, typer.Option(min=1, help="Queries per size: half real held-out LFW photos, half generated.")] = 1000,
+    queries: Annotated[
+        int, typer.Option(min=1, help="Queries per size: half real held-out LFW photos, half generated.")
+    ] = 1000,
     uniform: Annotated[str, typer.Option(help="Sizes of the uniform-random stress case ('' to skip).")] = "1000000",
     milvus_uri: Annotated[
-        Optional[str], typer.Option(help="Also measure Milvus: a server (milvus://HOST:PORT) or Milvus Lite (milvus:PATH.db).")
+        str | None,
+        typer.Option(help="Also measure Milvus: a server (milvus://HOST:PORT) or Milvus Lite (milvus:PATH.db)."),
     ] = None,
     milvus_sizes: Annotated[str, typer.Option(help="Sizes for the Milvus server.")] = "10000,100000",
     out: OutOpt = Path("reports/bench_gallery.json"),
@@ -70,10 +74,11 @@ def bench_gallery(
     ok = [i for i, r in enumerate(face_cache.rows) if r.status != "unreadable"]
     embeddings = embed_cached(embedder, face_cache, ok)
     people = [face_cache.rows[i].person for i in ok]
+    model_id = embedder.checkpoint.model_id
+    sizes_, uniform_, milvus_ = _sizes(sizes), _sizes(uniform), _sizes(milvus_sizes)
     run_gallery_bench(
-        embeddings, people, embedder.checkpoint.model_id, _sizes(sizes), kinds, out, queries,
-        _sizes(uniform), milvus_uri, _sizes(milvus_sizes), typer.echo,
-    )  # fmt: skip
+        embeddings, people, model_id, sizes_, kinds, out, queries, uniform_, milvus_uri, milvus_, typer.echo
+    )
     typer.echo(f"written: {out}")
 
 
@@ -91,7 +96,10 @@ def bench_service(
     check_output(out, "report")
     result = load_test(image_root(data), clients=clients, seconds=seconds)
     write_report({"machine": machine(), **result}, out)
-    typer.echo(f"{result['clients']} clients, {result['seconds']} s: {result['requests']} requests, {result['requests_per_s']:.1f}/s, statuses {result['statuses']}")
+    typer.echo(
+        f"{result['clients']} clients, {result['seconds']} s: {result['requests']} requests, "
+        f"{result['requests_per_s']:.1f}/s, statuses {result['statuses']}"
+    )
     typer.echo(f"{'route':<10}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}")
     for op, r in result["routes"].items():
         typer.echo(f"{op:<10}{r['requests']:>9}{r['p50_ms']:>9.0f}{r['p99_ms']:>9.0f}")
@@ -104,9 +112,13 @@ def bench_service(
 def bench_video(
     data: DataOpt = None,
     seconds: Annotated[float, typer.Option(min=1, help="Length of the synthetic clip.")] = 10,
-    faces: Annotated[int, typer.Option(min=0, max=3, help="Faces on screen (LFW photos moving over a background).")] = 3,
+    faces: Annotated[
+        int, typer.Option(min=0, max=3, help="Faces on screen (LFW photos moving over a background).")
+    ] = 3,
     every: Annotated[int, typer.Option(min=1, help="Detect on every Nth frame.")] = 3,
-    min_face: Annotated[int, typer.Option(min=12, help="Smallest face to find, in pixels (as `rnnface video --min-face`).")] = 40,
+    min_face: Annotated[
+        int, typer.Option(min=12, help="Smallest face to find, in pixels (as `rnnface video --min-face`).")
+    ] = 40,
     out: OutOpt = Path("reports/bench_video.json"),
 ) -> None:
     """Frames per second of `rnnface video` on a synthetic 640x480 clip with up to 3 faces (target >= 25)."""
@@ -117,6 +129,7 @@ def bench_video(
     r = run_video_bench(image_root(data), seconds, faces, every, min_face)
     write_report(r, out)
     typer.echo(
-        f"{r['width']}x{r['height']}, {faces} face(s), detection every {every} frame(s): {r['frames']} frames in {r['seconds']:.1f} s = "
+        f"{r['width']}x{r['height']}, {faces} face(s), detection every {every} frame(s): {r['frames']} frames in "
+        f"{r['seconds']:.1f} s = "
         f"{r['fps']:.1f} frames/s (target >= 25); {r['tracks']} track(s); written: {out}"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,9 +16,14 @@ app = typer.Typer(**TYPER)
 def prepare(
     data_dir: Annotated[Path, typer.Argument(help="Identity-folder dataset (<Person>/<img>), e.g. LFW.")],
     out: Annotated[Path, typer.Option(help="Cache directory to write (reused when complete).")],
-    crop: Annotated[str, typer.Option(help="How faces are cut out: arcface (5-point template) or facenet (box crop, the shipped model's).")] = "arcface",
-    size: Annotated[Optional[int], typer.Option(help="Side of the template crops in pixels (arcface: 112).")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Processes (default: all cores).")] = None,
+    crop: Annotated[
+        str,
+        typer.Option(
+            help="How faces are cut out: arcface (5-point template) or facenet (box crop, the shipped model's)."
+        ),
+    ] = "arcface",
+    size: Annotated[int | None, typer.Option(help="Side of the template crops in pixels (arcface: 112).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: all cores).")] = None,
     force: Annotated[bool, typer.Option(help="Rebuild even if a complete cache exists.")] = False,
 ) -> None:
     """Detect and crop every image once into a compact cache for training and evaluation."""
@@ -49,7 +54,7 @@ def prepare(
 def features(
     cache_dir: Annotated[Path, typer.Argument(help="Face cache made with `rnnface prepare --crop facenet`.")],
     views: Annotated[int, typer.Option(help="Views per face: the crop, its mirror, then random jitters.")] = 3,
-    workers: Annotated[Optional[int], typer.Option(help="Processes (default: all cores).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes (default: all cores).")] = None,
     force: Annotated[bool, typer.Option(help="Recompute even if a complete feature cache exists.")] = False,
 ) -> None:
     """Run the FaceNet front-end once over a face cache, keeping the feature maps hybrid heads train on."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,7 +16,9 @@ app = typer.Typer(**TYPER)
 @app.command()
 def detect(
     image: Annotated[Path, typer.Argument(help="Image file.")],
-    draw: Annotated[Optional[Path], typer.Option(help="Write the image with boxes and landmarks here (.png or .jpg).")] = None,
+    draw: Annotated[
+        Path | None, typer.Option(help="Write the image with boxes and landmarks here (.png or .jpg).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Find every face: box, score and 5 landmarks (numbered largest first)."""
@@ -31,7 +33,9 @@ def detect(
     if draw is not None:
         save_image(draw_faces(img, faces), draw)
     if as_json:
-        print_json({"image": str(image), "width": img.shape[1], "height": img.shape[0], "faces": [f.to_dict() for f in faces]})
+        print_json(
+            {"image": str(image), "width": img.shape[1], "height": img.shape[0], "faces": [f.to_dict() for f in faces]}
+        )
         return
     typer.echo(f"{image}: {len(faces)} face(s)")
     for i, face in enumerate(faces):
@@ -45,8 +49,8 @@ def detect(
 def embed(
     image: Annotated[Path, typer.Argument(help="Image file.")],
     model: ModelOpt = None,
-    face: Annotated[Optional[int], typer.Option(help="Embed only face N (0 = largest).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Also save the (N, D) embeddings as a .npy file.")] = None,
+    face: Annotated[int | None, typer.Option(help="Embed only face N (0 = largest).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also save the (N, D) embeddings as a .npy file.")] = None,
     runtime: RuntimeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -69,7 +73,12 @@ def embed(
         with atomic_output(out, "embeddings file") as tmp, open(tmp, "wb") as fh:
             np.save(fh, emb)
     if as_json:
-        print_json({"image": str(image), "faces": [{**f.to_dict(), "embedding": e.round(6).tolist()} for f, e in zip(faces, emb)]})
+        print_json(
+            {
+                "image": str(image),
+                "faces": [{**f.to_dict(), "embedding": e.round(6).tolist()} for f, e in zip(faces, emb)],
+            }
+        )
         return
     for i, e in enumerate(emb):
         head = " ".join(f"{v:+.3f}" for v in e[:6])
@@ -83,9 +92,9 @@ def verify(
     image_a: Annotated[Path, typer.Argument(help="First image.")],
     image_b: Annotated[Path, typer.Argument(help="Second image.")],
     model: ModelOpt = None,
-    face: Annotated[Optional[int], typer.Option(help="Use face N in both images (default: the largest).")] = None,
-    face_a: Annotated[Optional[int], typer.Option(help="Face number in the first image.")] = None,
-    face_b: Annotated[Optional[int], typer.Option(help="Face number in the second image.")] = None,
+    face: Annotated[int | None, typer.Option(help="Use face N in both images (default: the largest).")] = None,
+    face_a: Annotated[int | None, typer.Option(help="Face number in the first image.")] = None,
+    face_b: Annotated[int | None, typer.Option(help="Face number in the second image.")] = None,
     threshold: ThresholdOpt = None,
     runtime: RuntimeOpt = None,
     as_json: JsonOpt = False,
@@ -167,6 +176,7 @@ def export_onnx(
     typer.echo(f"parity with PyTorch on random inputs, batch 1 and 7: lowest cosine {worst:.6f}")
     if ckpt.frontend is not None:
         typer.echo(
-            f"note: this is the recurrent head we trained; its inputs are the outputs of the {ckpt.frontend.name} front-end "
+            f"note: this is the recurrent head we trained; its inputs are the outputs of the {ckpt.frontend.name} "
+            "front-end "
             "(a frozen TensorFlow graph that rnnface runs with OpenCV), which is not in this file"
         )

@@ -7,7 +7,7 @@ reindex) never create a gallery: a mistyped --gallery is an error, not a new emp
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,7 +15,9 @@ from rnnface.cli.options import TYPER, GalleryOpt, JsonOpt, ModelOpt, ThresholdO
 
 app = typer.Typer(**TYPER)
 
-LargestOpt = Annotated[bool, typer.Option(help="Use the largest face of a photo with several (default: skip such photos).")]
+LargestOpt = Annotated[
+    bool, typer.Option(help="Use the largest face of a photo with several (default: skip such photos).")
+]
 KeepOpt = Annotated[
     bool,
     typer.Option(
@@ -24,7 +26,11 @@ KeepOpt = Annotated[
     ),
 ]
 PoolingOpt = Annotated[
-    str, typer.Option(help="How a person's photos make their template: auto (the shipped recurrent aggregator), mean, or an aggregator checkpoint.")
+    str,
+    typer.Option(
+        help="How a person's photos make their template: auto (the shipped recurrent aggregator), mean, or an "
+        "aggregator checkpoint."
+    ),
 ]
 LARGEST_HINT = "pass --largest to use its largest face"
 
@@ -46,9 +52,15 @@ def _print_summary(summary, as_json: bool, where: str) -> None:
         for folder, reason in summary.refused:
             typer.echo(f"refused folder {folder!r}: {reason}")
         already = f"; {summary.already} already in the gallery" if summary.already else ""
-        typer.echo(f"enrolled {summary.faces} face(s) of {summary.people} person(s) into {where}; skipped {len(summary.skipped)} image(s){already}")
+        typer.echo(
+            f"enrolled {summary.faces} face(s) of {summary.people} person(s) into {where}; skipped "
+            f"{len(summary.skipped)} image(s){already}"
+        )
     if summary.refused:
-        typer.echo(f"error: {len(summary.refused)} person folder(s) not enrolled (invalid names); rename them and run again", err=True)
+        typer.echo(
+            f"error: {len(summary.refused)} person folder(s) not enrolled (invalid names); rename them and run again",
+            err=True,
+        )
         raise typer.Exit(2)
 
 
@@ -85,7 +97,7 @@ def enroll_dir(
     model: ModelOpt = None,
     largest: LargestOpt = False,
     keep_crops: KeepOpt = False,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N people (by name).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N people (by name).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print a line as each person is committed.")] = False,
     pooling: PoolingOpt = "auto",
     as_json: JsonOpt = False,
@@ -120,9 +132,12 @@ def identify(
     threshold: ThresholdOpt = None,
     by: Annotated[
         str,
-        typer.Option(help="Compare with every stored face of each person ('face'), or with each person's template ('template': the pooled embedding of all their photos)."),
+        typer.Option(
+            help="Compare with every stored face of each person ('face'), or with each person's template "
+            "('template': the pooled embedding of all their photos)."
+        ),
     ] = "face",
-    draw: Annotated[Optional[Path], typer.Option(help="Write the image with boxes and names here (.png or .jpg).")] = None,
+    draw: Annotated[Path | None, typer.Option(help="Write the image with boxes and names here (.png or .jpg).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Who is in this photo? Each face gets its top-K people, or `unknown` below the threshold."""
@@ -151,7 +166,9 @@ def identify(
     for i, r in enumerate(results):
         x1, y1, x2, y2 = r.face.box
         ranked = ", ".join(f"{m.person} {m.similarity:.3f}" for m in r.matches)
-        typer.echo(f"face {i} ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}): {r.name}  [{ranked}]  (threshold {r.threshold:.3f})")
+        typer.echo(
+            f"face {i} ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}): {r.name}  [{ranked}]  (threshold {r.threshold:.3f})"
+        )
     if draw is not None:
         typer.echo(f"drawn: {draw}")
 

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 #: Every command group of the CLI is built this way: plain Click help (no rich boxes, no `<bool>` on flags).
 TYPER = {"rich_markup_mode": None, "pretty_exceptions_enable": False, "add_completion": False}
 
-ModelOpt = Annotated[Optional[Path], typer.Option("--model", "-m", help="Checkpoint to use (default: $RNNFACE_MODEL, then the shipped one).")]
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option("--model", "-m", help="Checkpoint to use (default: $RNNFACE_MODEL, then the shipped one)."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 RuntimeOpt = Annotated[
-    Optional[str],
-    typer.Option("--runtime", help="What runs the embedding network: torch or onnx (default: $RNNFACE_RUNTIME, then torch)."),
+    str | None,
+    typer.Option(
+        "--runtime", help="What runs the embedding network: torch or onnx (default: $RNNFACE_RUNTIME, then torch)."
+    ),
 ]
 GalleryOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--gallery",
         "-g",
@@ -26,11 +31,18 @@ GalleryOpt = Annotated[
         "(default: $RNNFACE_GALLERY, then ~/.local/share/rnnface/gallery.db).",
     ),
 ]
-ThresholdOpt = Annotated[Optional[float], typer.Option(help="Cosine threshold for a match (default: the model's calibrated one).")]
-DataOpt = Annotated[Optional[Path], typer.Option(help="LFW root or an identity-folder image tree (default: $RNNFACE_DATA).")]
+ThresholdOpt = Annotated[
+    float | None, typer.Option(help="Cosine threshold for a match (default: the model's calibrated one).")
+]
+DataOpt = Annotated[
+    Path | None, typer.Option(help="LFW root or an identity-folder image tree (default: $RNNFACE_DATA).")
+]
 #: The face cache the shipped model (a FaceNet hybrid) reads: `rnnface prepare LFW --out cache/lfw160 --crop facenet`.
 DEFAULT_CACHE = Path("cache/lfw160")
-CacheOpt = Annotated[Path, typer.Option(help="Face cache of LFW (rnnface prepare), cut as the model wants (the shipped one: --crop facenet).")]
+CacheOpt = Annotated[
+    Path,
+    typer.Option(help="Face cache of LFW (rnnface prepare), cut as the model wants (the shipped one: --crop facenet)."),
+]
 
 
 def print_json(obj: object) -> None:

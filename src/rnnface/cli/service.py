@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,7 +20,10 @@ def serve(
     gallery: GalleryOpt = None,
     model: ModelOpt = None,
     api_key: Annotated[
-        Optional[str], typer.Option(help="Key that write routes need in X-API-Key (default: $RNNFACE_API_KEY; unset: writes are refused).")
+        str | None,
+        typer.Option(
+            help="Key that write routes need in X-API-Key (default: $RNNFACE_API_KEY; unset: writes are refused)."
+        ),
     ] = None,
 ) -> None:
     """Run the HTTP API (/api/v1; interactive docs at /docs, spec at /openapi.json) and the web page (/).
@@ -35,20 +38,26 @@ def serve(
     os.environ.update({k: v for k, v in overrides.items() if v})  # the worker processes read the settings afresh
     settings = Settings.from_env()  # fail here, before binding, on a malformed setting
     writes = "need X-API-Key" if settings.api_key else "disabled: no RNNFACE_API_KEY"
-    typer.echo(f"rnnface service on http://{host}:{port}/ (API docs at /docs; gallery {settings.gallery}; writes {writes})")
+    typer.echo(
+        f"rnnface service on http://{host}:{port}/ (API docs at /docs; gallery {settings.gallery}; writes {writes})"
+    )
     uvicorn.run("rnnface.service.app:create_app", factory=True, host=host, port=port, workers=workers)
 
 
 @app.command()
 def demo(
-    data: Annotated[Optional[Path], typer.Option(help="LFW root holding lfw/ and pairs.txt (default: $RNNFACE_DATA).")] = None,
-    out: Annotated[Path, typer.Option(help="Where to write the gallery and the annotated pictures.")] = Path("demo-out"),
+    data: Annotated[
+        Path | None, typer.Option(help="LFW root holding lfw/ and pairs.txt (default: $RNNFACE_DATA).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the gallery and the annotated pictures.")] = Path(
+        "demo-out"
+    ),
     model: ModelOpt = None,
     people: Annotated[int, typer.Option(min=1, help="People to enroll.")] = 6,
     strangers: Annotated[int, typer.Option(min=0, help="People left out, to be answered `unknown`.")] = 4,
 ) -> None:
-    """The main job on LFW: enroll people, identify them and strangers in other photos, verify pairs, draw the results."""
+    """The main job on LFW: enroll people, identify them and strangers in other photos, verify pairs, draw the
+    results."""
     from rnnface.demo import run_demo
 
     run_demo(image_root(data), out, pipeline(model), typer.echo, people=people, strangers=strangers)
-

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -26,21 +26,47 @@ def _gallery(location: str | None, stack: ExitStack):
         return None
 
 
+def _print_report(report, source: str, named: bool) -> None:
+    duration = report.frames / report.video_fps
+    typer.echo(
+        f"{source}: {report.frames} frames ({duration:.1f} s), detection every {report.detect_every}, "
+        f"{report.processing_fps:.1f} frames/s processed; pooling: {report.pooling}"
+    )
+    if not report.tracks:
+        typer.echo("no face tracks found")
+    elif not named:
+        typer.echo("no gallery enrolled yet: every track is `unknown` (enroll people, or pass --gallery)")
+    for t in report.tracks:
+        span = f"{t.first_time:.1f}-{t.last_time:.1f} s"
+        typer.echo(f"  track {t.id}: {t.person} ({t.confidence:.3f}) {span}, {t.frames_used} frames")
+
+
 @app.command()
 def video(
     source: Annotated[str, typer.Argument(help="Video file, camera index (0) or stream URL (rtsp://, http://).")],
     gallery: GalleryOpt = None,
     model: ModelOpt = None,
     every: Annotated[int, typer.Option(min=1, help="Detect faces on every Nth frame.")] = 3,
-    pooling: Annotated[str, typer.Option(help="How a track becomes one embedding: auto (shipped aggregator), mean, or an aggregator checkpoint.")] = "auto",
+    pooling: Annotated[
+        str,
+        typer.Option(
+            help="How a track becomes one embedding: auto (shipped aggregator), mean, or an aggregator checkpoint."
+        ),
+    ] = "auto",
     threshold: ThresholdOpt = None,
     as_json: JsonOpt = False,
-    out_json: Annotated[Optional[Path], typer.Option("--out-json", help="Write the timeline as JSON here.")] = None,
-    out_video: Annotated[Optional[Path], typer.Option("--out-video", help="Write the annotated video (.mp4) here.")] = None,
-    timeline: Annotated[Optional[Path], typer.Option(help="Write the who-is-on-screen picture (.png) here.")] = None,
-    max_frames: Annotated[Optional[int], typer.Option(min=1, help="Stop after N frames (needed for endless live sources).")] = None,
+    out_json: Annotated[Path | None, typer.Option("--out-json", help="Write the timeline as JSON here.")] = None,
+    out_video: Annotated[
+        Path | None, typer.Option("--out-video", help="Write the annotated video (.mp4) here.")
+    ] = None,
+    timeline: Annotated[Path | None, typer.Option(help="Write the who-is-on-screen picture (.png) here.")] = None,
+    max_frames: Annotated[
+        int | None, typer.Option(min=1, help="Stop after N frames (needed for endless live sources).")
+    ] = None,
     min_face: Annotated[int, typer.Option(min=12, help="Smallest face to find, in pixels (smaller is slower).")] = 40,
-    reembed: Annotated[int, typer.Option(min=1, help="Re-embed a face that plainly continues its track every Nth detection.")] = 2,
+    reembed: Annotated[
+        int, typer.Option(min=1, help="Re-embed a face that plainly continues its track every Nth detection.")
+    ] = 2,
 ) -> None:
     """Track and recognize the faces of a video: a JSON timeline, an annotated video and a timeline picture."""
     import json
@@ -76,23 +102,18 @@ def video(
     if as_json:
         print_json(report.to_dict())
     else:
-        typer.echo(
-            f"{source}: {report.frames} frames ({duration:.1f} s), detection every {report.detect_every}, "
-            f"{report.processing_fps:.1f} frames/s processed; pooling: {report.pooling}"
-        )
-        if not report.tracks:
-            typer.echo("no face tracks found")
-        elif g is None:
-            typer.echo("no gallery enrolled yet: every track is `unknown` (enroll people, or pass --gallery)")
-        for t in report.tracks:
-            typer.echo(f"  track {t.id}: {t.person} ({t.confidence:.3f}) {t.first_time:.1f}-{t.last_time:.1f} s, {t.frames_used} frames")
+        _print_report(report, source, g is not None)
         for path, what in ((out_json, "timeline JSON"), (out_video, "annotated video"), (timeline, "timeline picture")):
             if path:
                 typer.echo(f"{what}: {path}")
     if src.stalled:
         raise RnnfaceError(
-            f"{source}: the stream stalled: no frame for {OPEN_TIMEOUT_MS // 1000} s after {report.frames} frames; results cover what was received"
+            f"{source}: the stream stalled: no frame for {OPEN_TIMEOUT_MS // 1000} s after {report.frames} frames; "
+            "results cover what was received"
         )
     if report.truncated:
         why = "the stream stalled or was cut off" if src.live else "truncated or damaged file"
-        raise RnnfaceError(f"{source}: the video ended early ({report.frames} of {src.frames} frames): {why}; results cover what was decoded")
+        raise RnnfaceError(
+            f"{source}: the video ended early ({report.frames} of {src.frames} frames): {why}; results cover what "
+            "was decoded"
+        )

@@ -82,7 +82,9 @@ class FrontendFeatures:
         meta = json.loads(meta_path.read_text())
         arrays = {o: np.load(root / f"{o}.npy", mmap_mode="r") for o in meta["outputs"]}
         if any(len(a) != len(cache.rows) for a in arrays.values()):
-            raise DataError(f"{root}: feature cache does not match its face cache ({len(cache.rows)} faces); rebuild it")
+            raise DataError(
+                f"{root}: feature cache does not match its face cache ({len(cache.rows)} faces); rebuild it"
+            )
         return cls(root, arrays, meta)
 
 
@@ -111,11 +113,19 @@ def build_features(
 ) -> FrontendFeatures:
     """Compute (or reuse) FaceNet's `outputs` for `views` views of every face of `cache`."""
     if cache.crop != FaceNet.crop:
-        raise DataError(f"{cache.root}: faces are cut as {cache.crop}, FaceNet needs {FaceNet.crop}; prepare with --crop facenet")
+        raise DataError(
+            f"{cache.root}: faces are cut as {cache.crop}, FaceNet needs {FaceNet.crop}; prepare with --crop facenet"
+        )
     if views < 1:
         raise DataError(f"views must be >= 1, got {views}")
     root = FrontendFeatures.location(cache)
-    settings = {"version": FEATURES_VERSION, "views": views, "outputs": list(outputs), "seed": seed, "faces": len(cache.rows)}
+    settings = {
+        "version": FEATURES_VERSION,
+        "views": views,
+        "outputs": list(outputs),
+        "seed": seed,
+        "faces": len(cache.rows),
+    }
     meta_path = root / "meta.json"
     if meta_path.is_file() and not force:
         meta = json.loads(meta_path.read_text())
@@ -127,14 +137,19 @@ def build_features(
     n = len(cache.rows)
     arrays = {
         o: np.lib.format.open_memmap(
-            root / f"{o}.npy", mode="w+", dtype=np.float32 if o == "embedding" else np.float16, shape=(n, views, *FaceNet.spec.outputs[o])
+            root / f"{o}.npy",
+            mode="w+",
+            dtype=np.float32 if o == "embedding" else np.float16,
+            shape=(n, views, *FaceNet.spec.outputs[o]),
         )
         for o in outputs
     }
     workers = workers or os.cpu_count() or 1
     start = time.perf_counter()
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init, initargs=(str(cache.root), outputs, views, seed)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init, initargs=(str(cache.root), outputs, views, seed)
+    ) as pool:
         results = pool.map(_features, range(n), chunksize=8)
         for i, feats in enumerate(tqdm(results, total=n, desc="features", unit="face", disable=not progress)):
             for o in outputs:

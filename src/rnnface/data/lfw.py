@@ -60,7 +60,9 @@ def fold_people(pairs_path: str | Path, folds: tuple[int, ...] | set[int]) -> se
     return {path.split("/")[0] for pair in read_pairs(pairs_path) if pair.fold in folds for path in (pair.a, pair.b)}
 
 
-def held_out_people(dataset: str | Path, folds: tuple[int, ...] | set[int], pairs: str | Path | None = None) -> set[str]:
+def held_out_people(
+    dataset: str | Path, folds: tuple[int, ...] | set[int], pairs: str | Path | None = None
+) -> set[str]:
     """People of the excluded `folds` of the LFW at `dataset` (empty when no fold is excluded): the people an
     identity-disjoint model must never have seen."""
     if not folds:

@@ -147,7 +147,11 @@ def prepare(
     meta_path = out / "meta.json"
     if meta_path.is_file() and not force:
         meta = json.loads(meta_path.read_text())
-        if meta.get("config") == asdict(config) and meta.get("images") == len(records) and meta.get("version") == CACHE_VERSION:
+        if (
+            meta.get("config") == asdict(config)
+            and meta.get("images") == len(records)
+            and meta.get("version") == CACHE_VERSION
+        ):
             return replace(FaceCache.open(out), reused=True)
     out.mkdir(parents=True, exist_ok=True)
     meta_path.unlink(missing_ok=True)  # the cache is incomplete until meta.json is rewritten
@@ -160,7 +164,9 @@ def prepare(
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(config, root)) as pool:
         results = pool.map(_process, records, chunksize=16)
-        for i, (crop, row) in enumerate(tqdm(results, total=len(records), desc="prepare", unit="img", disable=not progress)):
+        for i, (crop, row) in enumerate(
+            tqdm(results, total=len(records), desc="prepare", unit="img", disable=not progress)
+        ):
             faces[i] = 0 if crop is None else crop
             rows.append(row)
     faces.flush()

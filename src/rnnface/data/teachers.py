@@ -49,7 +49,9 @@ def _embed_row(row: FaceRow) -> np.ndarray | None:
         return None
 
 
-def pretrained_embeddings(cache: FaceCache, name: str, workers: int | None = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def pretrained_embeddings(
+    cache: FaceCache, name: str, workers: int | None = None, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) embeddings of every cached face by the pretrained embedder `name`, and an (N,) validity mask.
 
     Computed once, then read from `teacher-<name>.npz`. FaceNet on a FaceNet-cropped cache reads
@@ -69,7 +71,9 @@ def pretrained_embeddings(cache: FaceCache, name: str, workers: int | None = Non
     create_pretrained(name)  # fail early, in this process, if the extra is missing
     context = multiprocessing.get_context("spawn")
     root = Path(cache.meta["data"])
-    pool = ProcessPoolExecutor(workers or os.cpu_count() or 1, mp_context=context, initializer=_init, initargs=(name, root))
+    pool = ProcessPoolExecutor(
+        workers or os.cpu_count() or 1, mp_context=context, initializer=_init, initargs=(name, root)
+    )
     with pool:
         rows = pool.map(_embed_row, cache.rows, chunksize=16)
         results = list(tqdm(rows, total=len(cache.rows), desc=name, disable=not progress))
@@ -104,7 +108,9 @@ def cosine_spread(unit: np.ndarray, rows: np.ndarray, pairs: int = 20000, seed: 
     return float(np.einsum("ij,ij->i", unit[a], unit[b]).std())
 
 
-def teacher_targets(cache: FaceCache, teacher: str, fit: np.ndarray, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def teacher_targets(
+    cache: FaceCache, teacher: str, fit: np.ndarray, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) targets for every cache row and an (N,) validity mask; statistics from the `fit` rows only."""
     members = ENSEMBLES.get(teacher, (teacher,))
     parts, valid = [], np.ones(len(cache.rows), bool)

@@ -36,8 +36,7 @@ class Face:
             "box": [round(float(v), 2) for v in self.box],
             "score": round(float(self.score), 4),
             "landmarks": {
-                name: [round(float(x), 2), round(float(y), 2)]
-                for name, (x, y) in zip(LANDMARK_NAMES, self.landmarks)
+                name: [round(float(x), 2), round(float(y), 2)] for name, (x, y) in zip(LANDMARK_NAMES, self.landmarks)
             },
         }
 

@@ -90,7 +90,8 @@ def identify_lfw(
     threshold: float | None = None,
     far: float | None = None,
 ) -> IdentificationReport:
-    """1:N over the people of `pairs`, each fold group by the source covering it (a model that never saw them, or a peer).
+    """1:N over the people of `pairs`, each fold group by the source covering it (a model that never saw them, or
+    a peer).
 
     Open set at `threshold`, or, with `far`, at the threshold of that false-accept rate over every
     cross-person pair of the evaluated people (millions of pairs, so rates down to 1e-5 are measured).
@@ -114,15 +115,23 @@ def identify_lfw(
         rows = gallery_rows + probe_rows
         emb, valid = source.embed(rows)
         groups.append((source, gallery_rows, probe_rows, emb, valid, np.array([cache.rows[r].person for r in rows])))
-    # a photo where a peer found no face is neither enrolled nor found: its probe is a miss (and, as a stranger, rejected)
+    # a photo where a peer found no face is neither enrolled nor found: its probe is a miss (and, as a stranger,
+    # rejected)
     point = operating_point([(emb[ok], labels[ok]) for *_, emb, ok, labels in groups], far) if far is not None else None
     threshold = point.threshold if point is not None else threshold
     for source, gallery_rows, probe_rows, emb, valid, labels in groups:
         n = len(gallery_rows)
         gallery_ids, probe_ids = labels[:n], labels[n:]
-        with tempfile.TemporaryDirectory(prefix="rnnface-1n-") as tmp, open_gallery(Path(tmp) / "lfw.db", index="flat") as gallery:
+        with (
+            tempfile.TemporaryDirectory(prefix="rnnface-1n-") as tmp,
+            open_gallery(Path(tmp) / "lfw.db", index="flat") as gallery,
+        ):
             gallery.enroll_many(
-                [(str(pid), [FaceRecord(e, cache.rows[r].path)]) for pid, e, r, ok in zip(gallery_ids, emb[:n], gallery_rows, valid[:n]) if ok],
+                [
+                    (str(pid), [FaceRecord(e, cache.rows[r].path)])
+                    for pid, e, r, ok in zip(gallery_ids, emb[:n], gallery_rows, valid[:n])
+                    if ok
+                ],
                 source.model_id,
             )
             found = iter(gallery.search(emb[n:][valid[n:]], top_k=5))
@@ -132,10 +141,14 @@ def identify_lfw(
             hits[k] += n
         if threshold is not None:
             strangers.append(stranger_scores(results, truth))
-            dir_hits += sum(bool(row) and row[0].person == t and row[0].similarity >= threshold for row, t in zip(results, truth))
+            dir_hits += sum(
+                bool(row) and row[0].person == t and row[0].similarity >= threshold for row, t in zip(results, truth)
+            )
         probes += len(probe_rows)
         sizes[source.name] = len(gallery_rows)
     if threshold is None:
         return IdentificationReport(hits[1] / probes, hits[5] / probes, probes, sizes)
     rejected = float(np.mean(np.concatenate(strangers) < threshold))
-    return IdentificationReport(hits[1] / probes, hits[5] / probes, probes, sizes, threshold, rejected, dir_hits / probes, point)
+    return IdentificationReport(
+        hits[1] / probes, hits[5] / probes, probes, sizes, threshold, rejected, dir_hits / probes, point
+    )

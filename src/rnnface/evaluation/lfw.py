@@ -73,10 +73,15 @@ def load_assigned(checkpoints: list[str | Path], pairs: list[Pair]) -> tuple[dic
     return loaded, assign_models({name: ck.meta for name, ck in loaded.items()}, sorted({p.fold for p in pairs}))
 
 
-def model_sources(cache: FaceCache, checkpoints: list[str | Path], pairs: list[Pair], flip: bool = True) -> list[EmbeddingSource]:
+def model_sources(
+    cache: FaceCache, checkpoints: list[str | Path], pairs: list[Pair], flip: bool = True
+) -> list[EmbeddingSource]:
     """One embedding source per checkpoint, each for the folds assigned to it (see `assign_models`)."""
     loaded, assignment = load_assigned(checkpoints, pairs)
-    sources = [model_source(name, ck, {f for f, o in assignment.items() if o == name}, cache, flip) for name, ck in loaded.items()]
+    sources = [
+        model_source(name, ck, {f for f, o in assignment.items() if o == name}, cache, flip)
+        for name, ck in loaded.items()
+    ]
     return [s for s in sources if s.folds]
 
 
@@ -136,8 +141,10 @@ class LfwRun:
         point = ident["operating_point"]
         return (
             markdown_table(self.reports)
-            + f"\n1:N identification ({ident['probes']} probes; galleries of {ident['gallery_sizes']} people incl. single-image "
-            f"distractors), open set at each method's FAR={self.far:g} threshold, set over all {point['impostor_pairs']:,} "
+            + f"\n1:N identification ({ident['probes']} probes; galleries of {ident['gallery_sizes']} people incl. "
+            "single-image "
+            f"distractors), open set at each method's FAR={self.far:g} threshold, set over all "
+            f"{point['impostor_pairs']:,} "
             f"cross-person pairs of the evaluated people ({point['genuine_pairs']:,} same-person pairs):\n\n"
             + identification_table({label: row["identification"] for label, row in self.rows.items()}, self.far)
         )
@@ -165,5 +172,10 @@ def run_lfw(
         scores, failed = score_pairs(cache, group, pairs)
         reports[label], curves[label] = scores.report(), (scores.scores, scores.same)
         ident = identify_lfw(cache, group, pairs, far=far)
-        rows[label] = {**reports[label].to_dict(), "identification": ident.to_dict(), "pairs_without_face": failed, "model_of_fold": scores.model_of_fold}
+        rows[label] = {
+            **reports[label].to_dict(),
+            "identification": ident.to_dict(),
+            "pairs_without_face": failed,
+            "model_of_fold": scores.model_of_fold,
+        }
     return LfwRun(name, far, reports, rows, curves)

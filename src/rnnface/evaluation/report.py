@@ -56,14 +56,16 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
 def identification_table(rows: dict[str, dict], far: float) -> str:
     """One row per method of its 1:N figures (`IdentificationReport.to_dict()`), each at its own FAR threshold."""
     lines = [
-        f"| method | rank-1 | rank-5 | threshold (FAR={far:g}) | TAR there | strangers rejected | identified (rank 1, above threshold) |",
+        f"| method | rank-1 | rank-5 | threshold (FAR={far:g}) | TAR there | strangers rejected | identified (rank "
+        "1, above threshold) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, ident in rows.items():
         point = ident["operating_point"]
         lines.append(
             f"| {name} | {100 * ident['rank1']:.2f}% | {100 * ident['rank5']:.2f}% | {point['threshold']:.4f} | "
-            f"{100 * point['tar']:.2f}% | {100 * ident['strangers_rejected']:.2f}% | {100 * ident['dir_at_threshold']:.2f}% |"
+            f"{100 * point['tar']:.2f}% | {100 * ident['strangers_rejected']:.2f}% | "
+            f"{100 * ident['dir_at_threshold']:.2f}% |"
         )
     return "\n".join(lines) + "\n"
 

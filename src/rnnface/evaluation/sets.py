@@ -50,7 +50,9 @@ def degrade(crop: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, flo
     factor = float(rng.uniform(0.2, 1.0))
     if factor < 0.9:  # low resolution: down and back up
         small = max(8, int(size * factor))
-        out = cv2.resize(cv2.resize(out, (small, small), interpolation=cv2.INTER_AREA), (size, size), interpolation=cv2.INTER_LINEAR)
+        out = cv2.resize(
+            cv2.resize(out, (small, small), interpolation=cv2.INTER_AREA), (size, size), interpolation=cv2.INTER_LINEAR
+        )
     if rng.random() < 0.5:  # motion/defocus blur
         out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.8, 3.0)))
     if rng.random() < 0.3:  # occlusion patch
@@ -59,7 +61,9 @@ def degrade(crop: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, flo
         out[y : y + h, x : x + w] = rng.uniform(0, 255, size=3)
     out = out * rng.uniform(0.6, 1.3) + rng.uniform(-30, 30)  # exposure
     shift = rng.uniform(-4, 4, size=2)
-    out = cv2.warpAffine(out, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (size, size), borderMode=cv2.BORDER_REFLECT)
+    out = cv2.warpAffine(
+        out, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (size, size), borderMode=cv2.BORDER_REFLECT
+    )
     return np.clip(out, 0, 255).astype(np.uint8), factor
 
 
@@ -77,7 +81,14 @@ class SetData:
         return self.embeddings.shape[1]
 
 
-def embed_variants(cache: FaceCache, checkpoint: Checkpoint, people: set[str], variants: int = 3, seed: int = 0, flip: bool | None = None) -> SetData:
+def embed_variants(
+    cache: FaceCache,
+    checkpoint: Checkpoint,
+    people: set[str],
+    variants: int = 3,
+    seed: int = 0,
+    flip: bool | None = None,
+) -> SetData:
     """Embed `variants` versions (clean + degraded) of every cached image of `people`."""
     rng = np.random.default_rng(seed)
     rows = [i for i, r in enumerate(cache.rows) if r.person in people and r.status != "unreadable"]
@@ -102,10 +113,16 @@ def embed_variants(cache: FaceCache, checkpoint: Checkpoint, people: set[str], v
     return SetData(np.stack(emb, 1), np.stack(cues, 1), person_of, {p: np.array(v) for p, v in images_of.items()})
 
 
-def draw_set(data: SetData, images: np.ndarray, size: int, rng: np.random.Generator, clean_share: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+def draw_set(
+    data: SetData, images: np.ndarray, size: int, rng: np.random.Generator, clean_share: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
     """A set of `size` items from `images` (random order, a random variant of each, clean with p=clean_share)."""
     chosen = rng.choice(images, size=size, replace=len(images) < size)
-    variant = np.where(rng.random(size) < clean_share, 0, rng.integers(1, data.variants, size=size)) if data.variants > 1 else np.zeros(size, int)
+    variant = (
+        np.where(rng.random(size) < clean_share, 0, rng.integers(1, data.variants, size=size))
+        if data.variants > 1
+        else np.zeros(size, int)
+    )
     return data.embeddings[chosen, variant], data.cues[chosen, variant]
 
 
@@ -145,7 +162,12 @@ def draw_templates(data: SetData, people: list[str], clean_share: float, rng: np
 
 
 def evaluate_sets(
-    cache: FaceCache, backbone: str | Path, aggregator: str | Path, folds: tuple[int, ...] = (0, 1, 2, 3, 4), rounds: int = 3, seed: int = 0
+    cache: FaceCache,
+    backbone: str | Path,
+    aggregator: str | Path,
+    folds: tuple[int, ...] = (0, 1, 2, 3, 4),
+    rounds: int = 3,
+    seed: int = 0,
 ) -> dict:
     """TAR@FAR 1e-2/1e-3 and rank-1 per condition and method, on people both models left out."""
     checkpoint = load_checkpoint(backbone)
@@ -153,7 +175,9 @@ def evaluate_sets(
     for name, meta in (("backbone", checkpoint.meta), ("aggregator", agg_meta)):
         missing = set(folds) - set(meta.get("exclude_folds", []))
         if missing:
-            raise DisjointnessError(f"the {name} was trained on the people of folds {sorted(missing)}; evaluate on folds it left out")
+            raise DisjointnessError(
+                f"the {name} was trained on the people of folds {sorted(missing)}; evaluate on folds it left out"
+            )
     counts = cache.images_per_person()
     people = sorted(p for p in held_out_people(cache.meta["data"], tuple(folds)) if counts.get(p, 0) >= MIN_IMAGES)
     seen = (set(checkpoint.meta.get("train_people", [])) | set(agg_meta.get("train_people", []))) & set(people)
@@ -192,6 +216,7 @@ def markdown(report: dict) -> str:
     lines = ["| condition | method | TAR@FAR=1e-2 | TAR@FAR=1e-3 | rank-1 |", "| --- | --- | --- | --- | --- |"]
     for r in report["rows"]:
         lines.append(
-            f"| {r['condition']} | {r['method']} | {100 * r['tar_at_far_1e-2']:.2f}% | {100 * r['tar_at_far_1e-3']:.2f}% | {100 * r['rank1']:.2f}% |"
+            f"| {r['condition']} | {r['method']} | {100 * r['tar_at_far_1e-2']:.2f}% | "
+            f"{100 * r['tar_at_far_1e-3']:.2f}% | {100 * r['rank1']:.2f}% |"
         )
     return "\n".join(lines) + "\n"

@@ -62,8 +62,12 @@ class EmbeddingSource:
 
 def model_source(name: str, ckpt: Checkpoint, folds: set[int], cache: FaceCache, flip: bool) -> EmbeddingSource:
     return EmbeddingSource(
-        Path(name).parent.name or name, folds, ckpt.model_id, set(ckpt.meta.get("train_people", [])),
-        _embedder=Embedder(ckpt, batch_size=128, flip=flip), _cache=cache,
+        Path(name).parent.name or name,
+        folds,
+        ckpt.model_id,
+        set(ckpt.meta.get("train_people", [])),
+        _embedder=Embedder(ckpt, batch_size=128, flip=flip),
+        _cache=cache,
     )
 
 

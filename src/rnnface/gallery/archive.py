@@ -40,7 +40,13 @@ class Archive:
     templates: dict[str, np.ndarray]
 
 
-def write_archive(path: str | os.PathLike, model: str | None, dim: int | None, stored: list[StoredFace], templates: dict[str, np.ndarray]) -> None:
+def write_archive(
+    path: str | os.PathLike,
+    model: str | None,
+    dim: int | None,
+    stored: list[StoredFace],
+    templates: dict[str, np.ndarray],
+) -> None:
     """Write faces and templates as one export zip, whole or not at all."""
     people = sorted(templates)
     manifest = {
@@ -77,7 +83,9 @@ def read_archive(path: str | os.PathLike) -> Archive:
             n, dim = len(manifest["faces"]), manifest["dim"]
             emb = _array(zf, "embeddings.npy", (n, dim))
             names = set(zf.namelist())
-            templates = _array(zf, "templates.npy", (len(manifest["templates"]), dim)) if "templates.npy" in names else None
+            templates = (
+                _array(zf, "templates.npy", (len(manifest["templates"]), dim)) if "templates.npy" in names else None
+            )
             crops = [_crop(zf, f"crops/{i}.png") if f"crops/{i}.png" in names else None for i in range(n)]
     except ArchiveError as exc:
         raise GalleryError(f"{path}: not a valid rnnface gallery export ({exc})") from None

@@ -17,7 +17,16 @@ import numpy as np
 
 from rnnface.errors import EmptyGalleryError, GalleryError, ModelMismatchError
 from rnnface.gallery.archive import read_archive, write_archive
-from rnnface.gallery.records import FACES_PER_PERSON, FaceRecord, Match, PersonInfo, SearchBy, StoredFace, check_name, rank_people
+from rnnface.gallery.records import (
+    FACES_PER_PERSON,
+    FaceRecord,
+    Match,
+    PersonInfo,
+    SearchBy,
+    StoredFace,
+    check_name,
+    rank_people,
+)
 from rnnface.io.paths import check_output
 from rnnface.registry import Registry
 from rnnface.similarity import normalize
@@ -40,12 +49,7 @@ class FaceHits:
 class Gallery(ABC):
     """Persistent 1:N face store. Use as a context manager so derived data is flushed on exit."""
 
-    location: str
-
-    def __init__(self, location: str, *, index: str = "auto", bulk: bool = False, create: bool = True) -> None:
-        """Open the store at `location`. `index`: the nearest-neighbour index kind (backend-specific, "auto"
-        lets the backend choose); `bulk`: a bulk load that defers derived data; `create`: make the gallery if
-        there is none (reading commands pass False, so a mistyped location is an error, not a new gallery)."""
+    location: str  # every backend opens as Backend(location, *, index="auto", bulk=False, create=True)
 
     # -- storage: what each backend implements ---------------------------------------------------
 
@@ -200,11 +204,14 @@ class Gallery(ABC):
         return added
 
 
-def open_gallery(location: str | os.PathLike | None = None, *, index: str = "auto", bulk: bool = False, create: bool = True) -> Gallery:
+def open_gallery(
+    location: str | os.PathLike | None = None, *, index: str = "auto", bulk: bool = False, create: bool = True
+) -> Gallery:
     """Open the gallery at a path (SQLite + FAISS) or a backend URI such as milvus://host:port/collection.
 
-    None means the configured one: $RNNFACE_GALLERY, else the user's data directory. With `create=False`
-    a gallery that does not exist yet is a GalleryError (reading never creates one).
+    None means the configured one: $RNNFACE_GALLERY, else the user's data directory. `index`: the nearest-
+    neighbour index kind (backend-specific; "auto" lets the backend choose); `bulk`: a bulk load that defers
+    derived data; `create=False`: a gallery that does not exist yet is a GalleryError (reading never creates one).
     """
     if location is None:
         from rnnface.settings import Settings

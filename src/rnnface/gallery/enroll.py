@@ -28,7 +28,8 @@ class EnrollSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # person folders not enrolled at all, with why
     already: int = 0  # faces of images already in the gallery for that person (a re-run): not stored again
-    several: list[str] = field(default_factory=list)  # photos skipped for several faces (the interface says how to take the largest)
+    # photos skipped for several faces (the interface says how to take the largest)
+    several: list[str] = field(default_factory=list)
 
     def with_hint(self, hint: str) -> EnrollSummary:
         """This summary with `hint` (how the interface takes the largest face) after each several-faces reason."""
@@ -51,7 +52,9 @@ def png_bytes(crop: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def face_record(pipeline: FacePipeline, image: ImageInput, source: str | None = None, largest: bool = False, keep_crop: bool = False) -> FaceRecord:
+def face_record(
+    pipeline: FacePipeline, image: ImageInput, source: str | None = None, largest: bool = False, keep_crop: bool = False
+) -> FaceRecord:
     """The one face of an enrollment photo (path, bytes or RGB array): NoFaceError or SeveralFacesError (with
     the count; the caller's interface says how to pick the largest) when it cannot be used as it is."""
     faces = pipeline.detect(pixels := as_image(image))
@@ -84,7 +87,11 @@ class NothingEnrolledError(GalleryError):
 
 
 def usable_faces(
-    pipeline: FacePipeline, photos: Sequence[tuple[str, ImageInput]], summary: EnrollSummary, largest: bool = False, keep_crops: bool = False
+    pipeline: FacePipeline,
+    photos: Sequence[tuple[str, ImageInput]],
+    summary: EnrollSummary,
+    largest: bool = False,
+    keep_crops: bool = False,
 ) -> list[FaceRecord]:
     """The face of each (label, image) photo that can be enrolled; the others go to `summary.skipped` with why."""
     records = []
@@ -117,7 +124,12 @@ def enroll_photos(
 
 
 def store_person(
-    gallery: Gallery, model_id: str, name: str, records: list[FaceRecord], summary: EnrollSummary, pool: Pool | None = None
+    gallery: Gallery,
+    model_id: str,
+    name: str,
+    records: list[FaceRecord],
+    summary: EnrollSummary,
+    pool: Pool | None = None,
 ) -> EnrollSummary:
     """Store one person's usable faces (found by `usable_faces`, e.g. outside a lock on the gallery) in one
     transaction and pool their template; NothingEnrolledError when there are none."""
@@ -147,7 +159,7 @@ def _reason(exc: RnnfaceError, label: str) -> str:
     """The error text without the file name prefix the image loader adds."""
     text = str(exc)
     prefix = f"{label}: "
-    return f"unreadable: {text[len(prefix):]}" if text.startswith(prefix) else text
+    return f"unreadable: {text[len(prefix) :]}" if text.startswith(prefix) else text
 
 
 def enroll_directory(
@@ -161,7 +173,8 @@ def enroll_directory(
     on_commit: Callable[[str, int], None] | None = None,
     pool: Pool | None = None,
 ) -> EnrollSummary:
-    """Enroll every `<root>/<Person>/<image>`; each person is committed on its own, so an interruption keeps those done."""
+    """Enroll every `<root>/<Person>/<image>`; each person is committed on its own, so an interruption keeps those
+    done."""
     from tqdm import tqdm
 
     from rnnface.data.folders import list_identity_images
@@ -203,15 +216,18 @@ def reindex(gallery: Gallery, pipeline: FacePipeline) -> int:
     missing = [f for f in stored if f.crop_png is None]
     if missing:
         raise GalleryError(
-            f"{gallery.location}: cannot reindex: {len(missing)} of {len(stored)} faces were enrolled without their aligned crop "
-            f"(e.g. {missing[0].person}: {missing[0].source or 'no source'}); enroll with --keep-crops, or re-enroll those people "
+            f"{gallery.location}: cannot reindex: {len(missing)} of {len(stored)} faces were enrolled without their "
+            "aligned crop "
+            f"(e.g. {missing[0].person}: {missing[0].source or 'no source'}); enroll with --keep-crops, or re-enroll "
+            "those people "
             "from their photos with the new model"
         )
     crops = np.stack([np.asarray(Image.open(io.BytesIO(f.crop_png)).convert("RGB")) for f in stored])
     spec = pipeline.crop
     if crops.shape[1] != spec.size:
         raise GalleryError(
-            f"{gallery.location}: cannot reindex: the kept crops are {crops.shape[1]}-pixel crops cut for another kind of "
+            f"{gallery.location}: cannot reindex: the kept crops are {crops.shape[1]}-pixel crops cut for another "
+            "kind of "
             f"model, and this model needs {spec.size}-pixel {spec.method} crops; re-enroll the people from their photos"
         )
     embeddings = pipeline.embed_crops(crops)

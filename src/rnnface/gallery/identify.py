@@ -27,7 +27,12 @@ class Identification:
         return self.matches[0].person if self.matches and self.matches[0].similarity >= self.threshold else UNKNOWN
 
     def to_dict(self) -> dict:
-        return {**self.face.to_dict(), "name": self.name, "threshold": round(self.threshold, 4), "matches": [m.to_dict() for m in self.matches]}
+        return {
+            **self.face.to_dict(),
+            "name": self.name,
+            "threshold": round(self.threshold, 4),
+            "matches": [m.to_dict() for m in self.matches],
+        }
 
 
 def identify_image(
@@ -61,7 +66,8 @@ def search_faces(
     threshold: float | None = None,
     by: SearchBy = "face",
 ) -> list[Identification]:
-    """The gallery part of `identify_image`, for faces already embedded (so a caller can hold the gallery only for it)."""
+    """The gallery part of `identify_image`, for faces already embedded (so a caller can hold the gallery only for
+    it)."""
     check_gallery(gallery, pipeline)
     decide = pipeline.threshold(threshold)
     if not faces:

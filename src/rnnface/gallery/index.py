@@ -175,6 +175,7 @@ class FaceIndex:
 
     def _candidates(self, queries: np.ndarray, k: int) -> np.ndarray:
         """(Q, <= k * shards) positions of candidate faces (-1 pads), every part searched in its own thread."""
+
         def one(s: int) -> np.ndarray:
             part = self.parts[s]
             if not part.ntotal:
@@ -217,7 +218,12 @@ class FaceIndex:
         blobs = [faiss.serialize_index(part).tobytes() for part in self.parts]
         data = b"".join(blobs)
         header = json.dumps(
-            {**asdict(stamp), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "parts": [len(b) for b in blobs]}
+            {
+                **asdict(stamp),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": len(data),
+                "parts": [len(b) for b in blobs],
+            }
         ).encode()
         with atomic_output(path, "gallery index file") as tmp, open(tmp, "wb") as fh:
             fh.write(_MAGIC + len(header).to_bytes(8, "little") + header + data)

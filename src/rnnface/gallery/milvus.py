@@ -8,6 +8,7 @@ per-person templates in COLLECTION_people.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 from collections.abc import Iterator, Sequence
@@ -65,15 +66,15 @@ class _Client:
             text = str(getattr(exc, "message", "") or exc)
             if _unreachable(exc, text):
                 self._drop()
-                raise GalleryUnavailableError(f"{self.location}: the Milvus server cannot be reached ({text}); try again when it is back") from None
+                raise GalleryUnavailableError(
+                    f"{self.location}: the Milvus server cannot be reached ({text}); try again when it is back"
+                ) from None
             raise GalleryError(f"{self.location}: Milvus refused the request ({text})") from None
 
     def _drop(self) -> None:
         if self._client is not None:
-            try:
+            with contextlib.suppress(Exception):  # a client of a server that is gone may fail to close; dropped anyway
                 self._client.close()
-            except Exception:  # a client of a server that is gone may fail to close; it is dropped either way
-                pass
         self._client = None
 
     def _call(self, method: str, *args, **kwargs):
@@ -142,7 +143,10 @@ def _unreachable(exc: BaseException, text: str) -> bool:
 
     if isinstance(exc, grpc.RpcError | ConnectionError | TimeoutError):
         return True
-    return any(s in text for s in ("Fail connecting", "server unavailable", "UNAVAILABLE", "DEADLINE_EXCEEDED", "Connection refused"))
+    return any(
+        s in text
+        for s in ("Fail connecting", "server unavailable", "UNAVAILABLE", "DEADLINE_EXCEEDED", "Connection refused")
+    )
 
 
 def _literal(text: str) -> str:
@@ -194,7 +198,9 @@ class MilvusGallery(Gallery):
         schema.add_field("cues", DataType.VARCHAR, max_length=256)
         schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
         params = self.client.prepare_index_params()
-        params.add_index(field_name="vec", index_type=self.index_type, metric_type="IP", params=_BUILD.get(self.index_type, {}))
+        params.add_index(
+            field_name="vec", index_type=self.index_type, metric_type="IP", params=_BUILD.get(self.index_type, {})
+        )
         self.client.create_collection(self.collection, schema=schema, index_params=params, consistency_level="Strong")
         people = MilvusClient.create_schema(auto_id=False)
         people.add_field("name", DataType.VARCHAR, max_length=256, is_primary=True)
@@ -202,7 +208,9 @@ class MilvusGallery(Gallery):
         people.add_field("template", DataType.FLOAT_VECTOR, dim=dim)
         pparams = self.client.prepare_index_params()
         pparams.add_index(field_name="template", index_type="FLAT", metric_type="IP")
-        self.client.create_collection(self.people_collection, schema=people, index_params=pparams, consistency_level="Strong")
+        self.client.create_collection(
+            self.people_collection, schema=people, index_params=pparams, consistency_level="Strong"
+        )
 
     @property
     def model_id(self) -> str | None:
@@ -243,7 +251,15 @@ class MilvusGallery(Gallery):
                 box = json.dumps([round(float(v), 2) for v in f.box]) if f.box is not None else ""
                 cues = json.dumps([round(float(v), 5) for v in f.cues]) if f.cues is not None else ""
                 rows.append(
-                    {"person": name, "model": model_id, "source": f.source[:4096], "box": box, "crop": crop, "cues": cues, "vec": normalize(f.embedding).tolist()}
+                    {
+                        "person": name,
+                        "model": model_id,
+                        "source": f.source[:4096],
+                        "box": box,
+                        "crop": crop,
+                        "cues": cues,
+                        "vec": normalize(f.embedding).tolist(),
+                    }
                 )
             if faces:
                 new = np.stack([normalize(f.embedding) for f in faces])
@@ -252,7 +268,10 @@ class MilvusGallery(Gallery):
         # Every person of the batch, not only those with new faces: re-running an enrollment that was cut off
         # between the two writes (Milvus has no multi-collection transaction) repairs their template.
         named = {name for name, _ in batch if stored.get(name) is not None}
-        templates = [{"name": n, "faces": len(stored[n]), "template": normalize(stored[n].sum(0)).tolist()} for n in sorted(named)]
+        templates = [
+            {"name": n, "faces": len(stored[n]), "template": normalize(stored[n].sum(0)).tolist()}
+            for n in sorted(named)
+        ]
         if templates:
             self.client.upsert(self.people_collection, templates)
         out, start = [], 0
@@ -285,7 +304,11 @@ class MilvusGallery(Gallery):
 
     def remove(self, name: str) -> int:
         expr = f"person == {_literal(name)}"
-        n = int(self.client.query(self.collection, filter=expr, output_fields=["count(*)"])[0]["count(*)"]) if self._exists() else 0
+        n = (
+            int(self.client.query(self.collection, filter=expr, output_fields=["count(*)"])[0]["count(*)"])
+            if self._exists()
+            else 0
+        )
         if not n:
             raise no_such_person(self.location, name)
         self.client.delete(self.collection, filter=expr)
@@ -333,13 +356,22 @@ class MilvusGallery(Gallery):
             box = tuple(json.loads(r["box"])) if r["box"] else None
             crop = base64.b64decode(r["crop"]) if r["crop"] else None
             cues = np.asarray(json.loads(r["cues"]), np.float32) if r["cues"] else None
-            yield StoredFace(int(r["id"]), r["person"], np.asarray(r["vec"], dtype=np.float32), r["source"], box, crop, cues)
+            yield StoredFace(
+                int(r["id"]), r["person"], np.asarray(r["vec"], dtype=np.float32), r["source"], box, crop, cues
+            )
 
     def set_template(self, name: str, template: np.ndarray) -> None:
-        rows = self.client.query(self.people_collection, filter=f"name == {_literal(name)}", output_fields=["faces"]) if self._exists() else []
+        rows = (
+            self.client.query(self.people_collection, filter=f"name == {_literal(name)}", output_fields=["faces"])
+            if self._exists()
+            else []
+        )
         if not rows:
             raise no_such_person(self.location, name)
-        self.client.upsert(self.people_collection, [{"name": name, "faces": rows[0]["faces"], "template": normalize(template).tolist()}])
+        self.client.upsert(
+            self.people_collection,
+            [{"name": name, "faces": rows[0]["faces"], "template": normalize(template).tolist()}],
+        )
 
     def templates(self) -> dict[str, np.ndarray]:
         if not self._exists():
@@ -349,7 +381,9 @@ class MilvusGallery(Gallery):
 
     def _search_templates(self, queries: np.ndarray, k: int) -> list[list[Match]]:
         self.check_query(queries, self.dim)
-        hits = self.client.search(self.people_collection, data=queries.tolist(), limit=k, anns_field="template", output_fields=["name"])
+        hits = self.client.search(
+            self.people_collection, data=queries.tolist(), limit=k, anns_field="template", output_fields=["name"]
+        )
         return [[Match(h["entity"]["name"], float(h["distance"])) for h in row] for row in hits]
 
     def _search_faces(self, queries: np.ndarray, k: int) -> list[FaceHits]:
@@ -369,7 +403,9 @@ class MilvusGallery(Gallery):
         for row in hits:
             person_of = {int(h["id"]): h["entity"]["person"] for h in row}
             source_of = {int(h["id"]): h["entity"]["source"] for h in row}
-            out.append(FaceHits(np.array([h["distance"] for h in row]), np.array([h["id"] for h in row]), person_of, source_of))
+            out.append(
+                FaceHits(np.array([h["distance"] for h in row]), np.array([h["id"] for h in row]), person_of, source_of)
+            )
         return out
 
     def tune(self, breadth: int) -> None:

@@ -56,7 +56,12 @@ class Match:
     source: str = ""
 
     def to_dict(self) -> dict:
-        return {"person": self.person, "similarity": round(self.similarity, 4), "face_id": self.face_id, "source": self.source}
+        return {
+            "person": self.person,
+            "similarity": round(self.similarity, 4),
+            "face_id": self.face_id,
+            "source": self.source,
+        }
 
 
 @dataclass(frozen=True)
@@ -78,11 +83,18 @@ def check_name(name: object) -> str:
     formatting characters (newlines, tabs, bidi overrides, zero-width marks), not a reserved word."""
     if not isinstance(name, str) or not name.strip() or name != name.strip() or len(name) > 256:
         raise GalleryError(f"invalid person name {name!r}: 1-256 characters, no leading/trailing spaces")
-    bad = sorted({f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")})
+    bad = sorted(
+        {f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")}
+    )
     if bad:
-        raise GalleryError(f"invalid person name {name!r}: control or invisible characters ({', '.join(bad)}) are not allowed")
+        raise GalleryError(
+            f"invalid person name {name!r}: control or invisible characters ({', '.join(bad)}) are not allowed"
+        )
     if name.casefold() in RESERVED_NAMES:
-        raise GalleryError(f"invalid person name {name!r}: reserved (identification answers '{name.casefold()}' for a face it cannot name)")
+        raise GalleryError(
+            f"invalid person name {name!r}: reserved (identification answers '{name.casefold()}' for a face it "
+            "cannot name)"
+        )
     return name
 
 

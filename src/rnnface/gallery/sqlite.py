@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS people (
 CREATE TABLE IF NOT EXISTS faces (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids are never reused, so the index can catch up by id
     person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-    embedding BLOB NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL, box TEXT, crop BLOB, cues BLOB, created REAL NOT NULL);
+    embedding BLOB NOT NULL, model TEXT NOT NULL, source TEXT NOT NULL, box TEXT, crop BLOB, cues BLOB,
+    created REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS faces_person ON faces(person_id);
 """
 _BUILD_CHUNK = 50_000
@@ -47,31 +48,44 @@ _TABLES = {"meta", "people", "faces"}
 
 
 def _refuse_foreign(path: Path) -> None:
-    """GalleryError, without writing a byte, unless `path` is new, empty, an empty SQLite database or an rnnface gallery."""
+    """GalleryError, without writing a byte, unless `path` is new, empty, an empty SQLite database or an rnnface
+    gallery."""
     if not path.exists() or path.stat().st_size == 0:
         return
     try:
         db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} - {"sqlite_sequence"}
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} - {
+                "sqlite_sequence"
+            }
             if not tables:
                 return
             if tables != _TABLES:
-                raise GalleryError(f"{path}: not an rnnface gallery (an SQLite database with tables {', '.join(sorted(tables))}); left unchanged")
+                raise GalleryError(
+                    f"{path}: not an rnnface gallery (an SQLite database with tables {', '.join(sorted(tables))}); "
+                    "left unchanged"
+                )
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
         raise GalleryError(f"{path}: not an rnnface gallery ({exc}); left unchanged") from None
     if meta.get("schema") != SCHEMA_VERSION or "uid" not in meta:
-        raise GalleryError(f"{path}: gallery schema {meta.get('schema')!r}, this rnnface reads {SCHEMA_VERSION!r}; left unchanged")
+        raise GalleryError(
+            f"{path}: gallery schema {meta.get('schema')!r}, this rnnface reads {SCHEMA_VERSION!r}; left unchanged"
+        )
 
 
 def _stale(stamp: Stamp | None, current: tuple) -> bool:
     """Whether an index stamped `stamp` cannot catch up to the database state `current` by adding faces: another
     gallery, model or dimension, a removal or re-embedding since, or a generation from the future (a restore)."""
     uid, model, dim, generation, removals = current
-    return stamp is None or stamp.key[:3] != (uid, model, dim) or stamp.removals != removals or stamp.generation > generation
+    return (
+        stamp is None
+        or stamp.key[:3] != (uid, model, dim)
+        or stamp.removals != removals
+        or stamp.generation > generation
+    )
 
 
 @backends.register("sqlite")
@@ -80,7 +94,15 @@ class SqliteGallery(Gallery):
     whose index is built by the first search (of this or a later session) instead of on close. A new gallery's
     file is made by its first write, so a refused enrollment or a read leaves nothing behind."""
 
-    def __init__(self, location: str, *, index: str = "auto", bulk: bool = False, create: bool = True, busy_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        location: str,
+        *,
+        index: str = "auto",
+        bulk: bool = False,
+        create: bool = True,
+        busy_timeout_s: float = 60.0,
+    ) -> None:
         path = Path(location.removeprefix("sqlite://"))
         self.location = str(path)
         self.path = path
@@ -94,7 +116,9 @@ class SqliteGallery(Gallery):
         if path.is_dir():
             raise GalleryError(f"{path}: is a directory, expected a gallery file")
         if self.index_path.is_dir():
-            raise GalleryError(f"{self.index_path}: is a directory, where the gallery keeps its index file; move it away")
+            raise GalleryError(
+                f"{self.index_path}: is a directory, where the gallery keeps its index file; move it away"
+            )
         _refuse_foreign(path)  # before anything is written: another program's file stays byte-for-byte as it was
         self._pending = not path.exists()  # no file yet: an empty in-memory stand-in until the first write
         if self._pending and not create:
@@ -185,7 +209,8 @@ class SqliteGallery(Gallery):
     def check_open(self) -> None:
         if not self._same_file():
             raise GalleryUnavailableError(
-                f"{self.location}: the gallery file was deleted or replaced while in use; nothing more is written to it (reopen it)"
+                f"{self.location}: the gallery file was deleted or replaced while in use; nothing more is written to "
+                "it (reopen it)"
             )
 
     @contextmanager
@@ -193,7 +218,9 @@ class SqliteGallery(Gallery):
         """A write transaction taken up front (BEGIN IMMEDIATE), so concurrent writers queue, not fail."""
         self.check_open()  # never write into an unlinked file, or into one another process put in its place
         if self.read_only:
-            raise ReadOnlyGalleryError(f"{self.location}: the gallery is read-only (no permission to write it); reads still work")
+            raise ReadOnlyGalleryError(
+                f"{self.location}: the gallery is read-only (no permission to write it); reads still work"
+            )
         if self._pending:
             self._materialize()
         self.db.execute("BEGIN IMMEDIATE")
@@ -209,7 +236,9 @@ class SqliteGallery(Gallery):
         return row[0] if row else None
 
     def _set_meta(self, key: str, value: object) -> None:
-        self.db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, str(value)))
+        self.db.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, str(value))
+        )
 
     def _bump(self, removal: bool = False) -> None:
         self._set_meta("generation", int(self._meta("generation") or 0) + 1)
@@ -253,7 +282,9 @@ class SqliteGallery(Gallery):
                 row = self.db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
                 if row is None:
                     faces = new_faces(faces)
-                    cur = self.db.execute("INSERT INTO people (name, template, created) VALUES (?, ?, ?)", (name, b"", now))
+                    cur = self.db.execute(
+                        "INSERT INTO people (name, template, created) VALUES (?, ?, ?)", (name, b"", now)
+                    )
                     person_id = cur.lastrowid
                 else:
                     person_id = row[0]
@@ -262,7 +293,8 @@ class SqliteGallery(Gallery):
                 ids = []
                 for f in faces:
                     cur = self.db.execute(
-                        "INSERT INTO faces (person_id, embedding, model, source, box, crop, cues, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO faces (person_id, embedding, model, source, box, crop, cues, created) VALUES "
+                        "(?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             person_id,
                             self._encode(f.embedding),
@@ -302,7 +334,9 @@ class SqliteGallery(Gallery):
                 raise GalleryError(f"{self.location}: changed while re-embedding; run reindex again")
             dims = {np.asarray(e).shape[0] for e in embeddings.values()}
             for face_id, e in embeddings.items():
-                self.db.execute("UPDATE faces SET embedding = ?, model = ? WHERE id = ?", (self._encode(e), model_id, face_id))
+                self.db.execute(
+                    "UPDATE faces SET embedding = ?, model = ? WHERE id = ?", (self._encode(e), model_id, face_id)
+                )
             for (person_id,) in self.db.execute("SELECT id FROM people").fetchall():
                 self._update_template(person_id)
             self._set_meta("model", model_id)
@@ -312,12 +346,16 @@ class SqliteGallery(Gallery):
 
     def people(self) -> list[PersonInfo]:
         rows = self.db.execute(
-            "SELECT p.name, COUNT(f.id), COUNT(f.crop) FROM people p LEFT JOIN faces f ON f.person_id = p.id GROUP BY p.id ORDER BY p.name"
+            "SELECT p.name, COUNT(f.id), COUNT(f.crop) FROM people p LEFT JOIN faces f ON f.person_id = p.id GROUP "
+            "BY p.id ORDER BY p.name"
         )
         return [PersonInfo(name, n, kept) for name, n, kept in rows]
 
     def faces(self, person: str | None = None) -> Iterator[StoredFace]:
-        query = "SELECT f.id, p.name, f.embedding, f.source, f.box, f.crop, f.cues FROM faces f JOIN people p ON p.id = f.person_id"
+        query = (
+            "SELECT f.id, p.name, f.embedding, f.source, f.box, f.crop, f.cues "
+            "FROM faces f JOIN people p ON p.id = f.person_id"
+        )
         args: tuple = ()
         if person is not None:
             query, args = query + " WHERE p.name = ?", (person,)
@@ -325,16 +363,18 @@ class SqliteGallery(Gallery):
         while rows := cursor.fetchmany(1000):  # a million faces are read a thousand at a time, not all at once
             yield from (self._stored_face(*row) for row in rows)
 
-    def _stored_face(self, fid: int, name: str, emb: bytes, source: str, box: str | None, crop: bytes | None, cues: bytes | None) -> StoredFace:
+    def _stored_face(
+        self, fid: int, name: str, emb: bytes, source: str, box: str | None, crop: bytes | None, cues: bytes | None
+    ) -> StoredFace:
         return StoredFace(
-                fid,
-                name,
-                self._decode([emb])[0],
-                source,
-                tuple(json.loads(box)) if box else None,
-                crop,
-                None if cues is None else np.frombuffer(cues, dtype=np.float32).copy(),
-            )
+            fid,
+            name,
+            self._decode([emb])[0],
+            source,
+            tuple(json.loads(box)) if box else None,
+            crop,
+            None if cues is None else np.frombuffer(cues, dtype=np.float32).copy(),
+        )
 
     def set_template(self, name: str, template: np.ndarray) -> None:
         with self._write():
@@ -353,7 +393,10 @@ class SqliteGallery(Gallery):
         """(ids, embeddings) of the stored faces with `after` < id <= `upto`, in id order, _BUILD_CHUNK at a time."""
         last, upto = after, 2**63 - 1 if upto is None else upto
         while True:
-            rows = self.db.execute("SELECT id, embedding FROM faces WHERE id > ? AND id <= ? ORDER BY id LIMIT ?", (last, upto, _BUILD_CHUNK)).fetchall()
+            rows = self.db.execute(
+                "SELECT id, embedding FROM faces WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                (last, upto, _BUILD_CHUNK),
+            ).fetchall()
             if not rows:
                 return
             yield np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), self._decode([r[1] for r in rows])
@@ -406,7 +449,9 @@ class SqliteGallery(Gallery):
         finally:
             self.db.execute("COMMIT")
         if count != len(self._index):
-            raise GalleryError(f"{self.location}: index has {len(self._index)} faces, database {count}; delete {self.index_path}")
+            raise GalleryError(
+                f"{self.location}: index has {len(self._index)} faces, database {count}; delete {self.index_path}"
+            )
         self._stamp = Stamp(uid, model, dim, self._index.kind, generation, removals, max_id, count)
         self._dirty = True
         return self._index, self._stamp
@@ -442,7 +487,8 @@ class SqliteGallery(Gallery):
         for start in range(0, len(wanted), 900):  # SQLite caps bound parameters
             chunk = wanted[start : start + 900]
             marks = ",".join("?" * len(chunk))
-            query = f"SELECT f.id, p.name, f.source FROM faces f JOIN people p ON p.id = f.person_id WHERE f.id IN ({marks})"
+            join = "SELECT f.id, p.name, f.source FROM faces f JOIN people p ON p.id = f.person_id"
+            query = f"{join} WHERE f.id IN ({marks})"
             for fid, name, source in self.db.execute(query, chunk):
                 person_of[fid], source_of[fid] = name, source
         return [FaceHits(s, i, person_of, source_of) for s, i in zip(sims, ids)]
@@ -476,7 +522,11 @@ class SqliteGallery(Gallery):
 
     def close(self) -> None:
         try:
-            if not self._pending and self.model_id is not None and ((self._enrolled and not self.bulk) or self._index is not None):
+            if (
+                not self._pending
+                and self.model_id is not None
+                and ((self._enrolled and not self.bulk) or self._index is not None)
+            ):
                 self._sync()
             if not self._pending:
                 self.flush()

@@ -24,8 +24,27 @@ MAX_SIDE = 30_000
 #: Most memory one decode may take (the decoded source plus its RGB copy), estimated from the header.
 MAX_DECODED_BYTES = 1_500_000_000
 #: Bytes per pixel of each Pillow mode as decoded (unlisted modes count 4).
-_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "I;16": 2, "I;16B": 2, "I;16L": 2, "RGB": 3, "YCbCr": 3,
-               "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "CMYK": 4, "RGBX": 4, "I": 4, "F": 4}
+_MODE_BYTES = {
+    "1": 1,
+    "L": 1,
+    "P": 1,
+    "LA": 2,
+    "PA": 2,
+    "La": 2,
+    "I;16": 2,
+    "I;16B": 2,
+    "I;16L": 2,
+    "RGB": 3,
+    "YCbCr": 3,
+    "LAB": 3,
+    "HSV": 3,
+    "RGBA": 4,
+    "RGBa": 4,
+    "CMYK": 4,
+    "RGBX": 4,
+    "I": 4,
+    "F": 4,
+}
 
 ImageSource = str | PathLike | bytes
 
@@ -63,8 +82,49 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
+def _stream(source: ImageSource, name: str) -> io.BytesIO | Path:
+    """What Pillow opens for `source`, or ImageError when there is nothing to decode there."""
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError(f"{name}: empty input, no image data")
+        return io.BytesIO(source)
+    path = Path(source)
+    try:
+        if not path.exists():
+            raise ImageError(f"{name}: file not found")
+        if path.is_dir():
+            raise ImageError(f"{name}: is a directory, not an image file")
+        if not path.is_file():  # a FIFO or a device would block or never end: not a photo
+            raise ImageError(f"{name}: not a regular file (a pipe, socket or device), not an image file")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{name}: empty file, no image data")
+    except PermissionError:
+        raise ImageError(f"{name}: permission denied (the file cannot be read)") from None
+    return path
+
+
+def _check_size(img: Image.Image, name: str, max_pixels: int, max_side: int, max_decoded_bytes: int) -> None:
+    """ImageTooLargeError when the header announces more than the limits allow (nothing decoded yet)."""
+    width, height = img.size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{name}: image is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}"
+        )
+    if max(width, height) > max_side:
+        raise ImageTooLargeError(f"{name}: image is {width}x{height}, a side over the limit of {max_side:,} pixels")
+    cost = decode_cost(width, height, img.mode)
+    if cost > max_decoded_bytes:
+        raise ImageTooLargeError(
+            f"{name}: a {width}x{height} {img.mode} image takes {cost:,} bytes to decode, over the limit of "
+            f"{max_decoded_bytes:,}"
+        )
+
+
 def load_image(
-    source: ImageSource, max_pixels: int = MAX_PIXELS, max_side: int = MAX_SIDE, max_decoded_bytes: int = MAX_DECODED_BYTES
+    source: ImageSource,
+    max_pixels: int = MAX_PIXELS,
+    max_side: int = MAX_SIDE,
+    max_decoded_bytes: int = MAX_DECODED_BYTES,
 ) -> np.ndarray:
     """Load an image file (path) or encoded bytes as an (H, W, 3) uint8 RGB array.
 
@@ -74,51 +134,22 @@ def load_image(
     decoded bytes) are checked from the header, before anything is decoded.
     """
     name = _name(source)
-    if isinstance(source, bytes):
-        if not source:
-            raise ImageError(f"{name}: empty input, no image data")
-        stream: io.BytesIO | Path = io.BytesIO(source)
-    else:
-        path = Path(source)
-        try:
-            if not path.exists():
-                raise ImageError(f"{name}: file not found")
-            if path.is_dir():
-                raise ImageError(f"{name}: is a directory, not an image file")
-            if path.stat().st_size == 0:
-                raise ImageError(f"{name}: empty file, no image data")
-        except PermissionError:
-            raise ImageError(f"{name}: permission denied (the file cannot be read)") from None
-        stream = path
+    stream = _stream(source, name)
     try:
         with warnings.catch_warnings():
-            # The pixel limit below replaces Pillow's own warning threshold.
+            # The limits below replace Pillow's own warning threshold.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(stream) as img:
-                width, height = img.size
-                if width * height > max_pixels:
-                    raise ImageTooLargeError(
-                        f"{name}: image is {width}x{height} = {width * height:,} pixels, "
-                        f"over the limit of {max_pixels:,}"
-                    )
-                if max(width, height) > max_side:
-                    raise ImageTooLargeError(f"{name}: image is {width}x{height}, a side over the limit of {max_side:,} pixels")
-                cost = decode_cost(width, height, img.mode)
-                if cost > max_decoded_bytes:
-                    raise ImageTooLargeError(
-                        f"{name}: a {width}x{height} {img.mode} image takes {cost:,} bytes to decode, "
-                        f"over the limit of {max_decoded_bytes:,}"
-                    )
+                _check_size(img, name, max_pixels, max_side, max_decoded_bytes)
                 img.load()
-                img = ImageOps.exif_transpose(img)
-                return _to_rgb8(img)
+                return _to_rgb8(ImageOps.exif_transpose(img))
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image, or an unsupported format") from None
     except PermissionError:
         raise ImageError(f"{name}: permission denied (the file cannot be read)") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name}: image too large to decode safely ({exc})") from None
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(f"{name}: image too large to decode (over Pillow's own pixel limit)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{name}: corrupt or truncated image ({exc})") from None

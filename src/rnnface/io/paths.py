@@ -34,7 +34,9 @@ def check_output(path: str | os.PathLike, what: str = "output", parents: bool = 
 
 
 @contextmanager
-def atomic_output(path: str | os.PathLike, what: str = "output", parents: bool = True, keep_suffix: bool = False) -> Iterator[Path]:
+def atomic_output(
+    path: str | os.PathLike, what: str = "output", parents: bool = True, keep_suffix: bool = False
+) -> Iterator[Path]:
     """A temporary path beside `path` to write to; renamed onto `path` when the block succeeds, removed when it fails.
     Its name is unique to the call, so two writers of one file (threads, processes) never share it; with
     `keep_suffix` it ends in the same suffix (for writers that choose a format by it). Missing parent folders

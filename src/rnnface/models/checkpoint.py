@@ -101,7 +101,9 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
         payload = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file; its multi-line advice is not for our users
         first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise ModelError(f"{path}: not a readable checkpoint ({type(exc).__name__}{': ' + first if first else ''})") from None
+        raise ModelError(
+            f"{path}: not a readable checkpoint ({type(exc).__name__}{': ' + first if first else ''})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelError(f"{path}: not an rnnface backbone checkpoint (expected format {FORMAT})")
     name, args, meta = payload.get("model"), payload.get("model_args"), payload.get("meta", {})

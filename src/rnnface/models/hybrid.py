@@ -55,7 +55,9 @@ class HybridHead(nn.Module):
         self.config = config
         self.frontend: FrontEndSpec = frontend_spec(config.frontend)
         channels = self.frontend.outputs[config.map][0]
-        self.reduce = nn.Sequential(nn.Conv2d(channels, config.reduce, 1, bias=False), nn.BatchNorm2d(config.reduce), nn.PReLU(config.reduce))
+        self.reduce = nn.Sequential(
+            nn.Conv2d(channels, config.reduce, 1, bias=False), nn.BatchNorm2d(config.reduce), nn.PReLU(config.reduce)
+        )
         self.sweeps, self.norms, width = sweep_layers(config.reduce, config.hidden, config.cell)
         self.pool = AttentionPool(width) if config.hidden else None
         self.dropout = nn.Dropout(config.dropout)

@@ -8,7 +8,7 @@ from torch import nn
 
 
 def to_model_input(crops: torch.Tensor | np.ndarray, size: int, augment: nn.Module | None = None) -> torch.Tensor:
-    """(B, S, S, 3) uint8 RGB crops -> (B, 3, size, size) float in [-1, 1]; antialiased resize, optional augmentation."""
+    """(B, S, S, 3) uint8 RGB crops -> (B, 3, size, size) floats in [-1, 1]: antialiased resize, optional augmenting."""
     if isinstance(crops, np.ndarray):
         crops = torch.from_numpy(np.ascontiguousarray(crops))
     x = crops.permute(0, 3, 1, 2).float().div_(255.0)

@@ -60,7 +60,9 @@ class DlibEmbedder(PretrainedEmbedder):
         self._fr = face_recognition
 
     def embed(self, image: np.ndarray, box: np.ndarray | None) -> np.ndarray | None:
-        found = [np.array([l, t, r, b], float) for t, r, b, l in self._fr.face_locations(image)]
+        found = [
+            np.array([left, top, right, bottom], float) for top, right, bottom, left in self._fr.face_locations(image)
+        ]
         if box is not None:
             best = max(found, key=lambda f: box_iou(f, box), default=None)
             chosen = best if best is not None and box_iou(best, box) >= 0.3 else np.asarray(box, float)

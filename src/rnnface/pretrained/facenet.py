@@ -116,7 +116,8 @@ def create_frontend(spec: FrontEndSpec | str, sha256: str, outputs: tuple[str, .
     spec = frontend_spec(spec) if isinstance(spec, str) else spec
     if sha256 != spec.sha256:
         raise ModelError(
-            f"this checkpoint was trained on a {spec.name} graph with SHA-256 {sha256[:16]}…; the installed {spec.package} "
+            f"this checkpoint was trained on a {spec.name} graph with SHA-256 {sha256[:16]}…; the installed "
+            f"{spec.package} "
             f"has {spec.sha256[:16]}…"
         )
     return RUNNERS[spec.name](outputs)

@@ -37,7 +37,12 @@ class Embedder:
     """Embeds crops (cut as `crop` says) with a checkpointed backbone, in batches, without gradients."""
 
     def __init__(
-        self, checkpoint: Checkpoint, batch_size: int = 64, flip: bool | None = None, device: str = "cpu", runtime: str = "torch"
+        self,
+        checkpoint: Checkpoint,
+        batch_size: int = 64,
+        flip: bool | None = None,
+        device: str = "cpu",
+        runtime: str = "torch",
     ) -> None:
         if runtime not in RUNTIMES:
             raise ModelError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
@@ -89,7 +94,9 @@ class Embedder:
     @torch.inference_mode()
     def embed_features(self, features: dict[str, np.ndarray]) -> torch.Tensor:
         """A hybrid head's embeddings of front-end outputs {name: (N, ...)} (e.g. from a feature cache)."""
-        return self.run({k: torch.from_numpy(np.array(v, dtype=np.float32)).to(self.device) for k, v in features.items()})
+        return self.run(
+            {k: torch.from_numpy(np.array(v, dtype=np.float32)).to(self.device) for k, v in features.items()}
+        )
 
     @torch.inference_mode()
     def embed_crops(self, crops: np.ndarray) -> np.ndarray:
@@ -99,6 +106,11 @@ class Embedder:
         if crops.ndim != 4 or crops.shape[3] != 3 or crops.shape[1] != crops.shape[2] or crops.dtype != np.uint8:
             raise ValueError(f"expected (N, S, S, 3) uint8 crops, got {crops.shape} {crops.dtype}")
         if self.frontend is not None and crops.shape[1] != self.crop.size:
-            raise ValueError(f"this model's front-end takes {self.crop.size}-pixel {self.crop.method} crops, got {crops.shape[1]}")
-        out = [self._embed(crops[start : start + self.batch_size]).float().cpu().numpy() for start in range(0, len(crops), self.batch_size)]
+            raise ValueError(
+                f"this model's front-end takes {self.crop.size}-pixel {self.crop.method} crops, got {crops.shape[1]}"
+            )
+        out = [
+            self._embed(crops[start : start + self.batch_size]).float().cpu().numpy()
+            for start in range(0, len(crops), self.batch_size)
+        ]
         return np.concatenate(out) if out else np.zeros((0, self.checkpoint.embed_dim), dtype=np.float32)

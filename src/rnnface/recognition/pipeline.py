@@ -74,7 +74,9 @@ def pick_face(faces: list[Face], index: int | None, name: str) -> int:
     if index is None:
         return 0
     if not 0 <= index < len(faces):
-        raise FaceIndexError(f"{name}: face {index} requested, but only {len(faces)} face(s) found (0-{len(faces) - 1})")
+        raise FaceIndexError(
+            f"{name}: face {index} requested, but only {len(faces)} face(s) found (0-{len(faces) - 1})"
+        )
     return index
 
 
@@ -106,7 +108,9 @@ class FacePipeline:
 
                 settings = self._settings or Settings.from_env()
                 runtime = self._runtime or settings.runtime
-                self._embedder = Embedder.from_path(resolve_model(self._model, settings), flip=self._flip, runtime=runtime)
+                self._embedder = Embedder.from_path(
+                    resolve_model(self._model, settings), flip=self._flip, runtime=runtime
+                )
             return self._embedder
 
     @property

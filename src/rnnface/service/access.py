@@ -16,7 +16,9 @@ from rnnface.service.errors import HttpError
 from rnnface.settings import Settings
 
 Access = Literal["open", "read", "write"]
-KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="Needed by write routes (and reads when RNNFACE_OPEN_READS=false).")
+KEY_HEADER = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="Needed by write routes (and reads when RNNFACE_OPEN_READS=false)."
+)
 
 
 def refusal(settings: Settings, access: Access, key: str | None) -> HttpError | None:
@@ -25,7 +27,9 @@ def refusal(settings: Settings, access: Access, key: str | None) -> HttpError | 
         return None
     expected = settings.api_key.get_secret_value() if settings.api_key else None
     if expected is None:
-        return HttpError(401, f"{access} routes need an API key, and this server has none configured (set RNNFACE_API_KEY)")
+        return HttpError(
+            401, f"{access} routes need an API key, and this server has none configured (set RNNFACE_API_KEY)"
+        )
     if key is None or not secrets.compare_digest(key.encode(), expected.encode()):
         return HttpError(401, "missing or wrong API key (X-API-Key header)")
     return None

@@ -11,7 +11,9 @@ import anyio
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: (status, message) when a request must be refused before its body is read, else None.
 Authorize = Callable[[Scope], tuple[int, str] | None]
 
@@ -27,7 +29,7 @@ class BodyGuard:
         self.read_timeout_s = read_timeout_s
         self.authorize = authorize
 
-    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -39,40 +41,52 @@ class BodyGuard:
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             await _respond(send, 413, f"request body larger than the limit of {self.max_bytes:,} bytes", "request")
             return
-        state = {"received": 0, "answered": False, "started": False}
-
-        async def guarded_receive() -> Message:
-            if state["answered"]:
-                return {"type": "http.disconnect"}
-            try:
-                with anyio.fail_after(self.read_timeout_s):
-                    message = await receive()
-            except TimeoutError:
-                await refuse(408, f"request body not received within {self.read_timeout_s:g} s")
-                return {"type": "http.disconnect"}
-            if message["type"] == "http.request":
-                state["received"] += len(message.get("body", b""))
-                if state["received"] > self.max_bytes:
-                    await refuse(413, f"request body larger than the limit of {self.max_bytes:,} bytes")
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def refuse(status: int, detail: str) -> None:
-            if not state["started"]:
-                await _respond(send, status, detail, "request")
-            state["answered"] = True
-
-        async def guarded_send(message: Message) -> None:
-            if state["answered"]:
-                return  # we already answered; the app's own reply to the cut-off body is dropped
-            state["started"] = True
-            await send(message)
-
-        await self.app(scope, guarded_receive, guarded_send)
+        guarded = _GuardedRequest(self, receive, send)
+        await self.app(scope, guarded.receive, guarded.send)
 
 
-async def _respond(send: Callable[[Message], Awaitable[None]], status: int, detail: str, kind: str) -> None:
+class _GuardedRequest:
+    """One request's body, counted and timed as it arrives; once refused, the app sees a disconnect and its
+    own reply is dropped."""
+
+    def __init__(self, guard: BodyGuard, receive: Receive, send: Send) -> None:
+        self.guard, self._receive, self._send = guard, receive, send
+        self.received, self.answered, self.started = 0, False, False
+
+    async def receive(self) -> Message:
+        guard = self.guard
+        if self.answered:
+            return {"type": "http.disconnect"}
+        try:
+            with anyio.fail_after(guard.read_timeout_s):
+                message = await self._receive()
+        except TimeoutError:
+            return await self.refuse(408, f"request body not received within {guard.read_timeout_s:g} s")
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > guard.max_bytes:
+                return await self.refuse(413, f"request body larger than the limit of {guard.max_bytes:,} bytes")
+        return message
+
+    async def refuse(self, status: int, detail: str) -> Message:
+        if not self.started:
+            await _respond(self._send, status, detail, "request")
+        self.answered = True
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        if self.answered:
+            return  # we already answered; the app's own reply to the cut-off body is dropped
+        self.started = True
+        await self._send(message)
+
+
+async def _respond(send: Send, status: int, detail: str, kind: str) -> None:
     body = json.dumps({"detail": detail, "type": kind}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

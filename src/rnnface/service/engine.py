@@ -71,7 +71,9 @@ class Engine:
         """An uploaded image within the limits, decoded; nothing touches the filesystem."""
         settings = self.settings
         if not (upload.content_type or "").startswith("image/"):
-            raise HttpError(415, f"{field}: expected an image upload (image/*), got {upload.content_type or 'no content type'}")
+            raise HttpError(
+                415, f"{field}: expected an image upload (image/*), got {upload.content_type or 'no content type'}"
+            )
         data = await upload.read(settings.max_upload_bytes + 1)
         if len(data) > settings.max_upload_bytes:
             raise HttpError(413, f"{field}: file larger than the limit of {settings.max_upload_bytes:,} bytes")

@@ -19,7 +19,9 @@ from rnnface.service.errors import HttpError, source_name
 
 NameParam = Annotated[str, Path(min_length=1, max_length=256, description="The person's name, as enrolled.")]
 ImageFile = Annotated[UploadFile, File(description="A photo: JPEG, PNG, WebP, BMP, GIF or TIFF.")]
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": schemas.Error} for code in (401, 404, 409, 413, 415, 422, 503, 504)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": schemas.Error} for code in (401, 404, 409, 413, 415, 422, 503, 504)
+}
 #: How an API client asks enrollment to take the largest face of a photo with several.
 LARGEST_HINT = "set largest=true to use its largest face"
 
@@ -38,7 +40,13 @@ async def health() -> schemas.Health:
     return schemas.Health(status="ok", version=__version__)
 
 
-@api.get("/ready", response_model=schemas.Ready, responses={503: {"model": schemas.Error}}, dependencies=[READ], tags=["service"])
+@api.get(
+    "/ready",
+    response_model=schemas.Ready,
+    responses={503: {"model": schemas.Error}},
+    dependencies=[READ],
+    tags=["service"],
+)
 async def ready(engine: EngineDep) -> schemas.Ready:
     """Readiness: the model is loaded and the gallery opens (loads them if needed)."""
 
@@ -75,16 +83,22 @@ async def verify(
     engine: EngineDep,
     image_a: ImageFile,
     image_b: ImageFile,
-    threshold: Annotated[float | None, Form(ge=-1, le=1, description="Cosine threshold (default: the model's calibrated one).")] = None,
+    threshold: Annotated[
+        float | None, Form(ge=-1, le=1, description="Cosine threshold (default: the model's calibrated one).")
+    ] = None,
 ) -> schemas.VerifyResult:
     """Are the largest faces of two photos the same person?"""
     a = await engine.read_image(image_a, "image_a")
     b = await engine.read_image(image_b, "image_b")
-    result = await engine.compute(lambda: engine.pipeline.verify(a, b, threshold=threshold, names=("image_a", "image_b")))
+    result = await engine.compute(
+        lambda: engine.pipeline.verify(a, b, threshold=threshold, names=("image_a", "image_b"))
+    )
     return schemas.VerifyResult(**result.to_dict())
 
 
-@api.post("/identify", response_model=schemas.IdentifyResult, responses=ERRORS, dependencies=[READ], tags=["recognition"])
+@api.post(
+    "/identify", response_model=schemas.IdentifyResult, responses=ERRORS, dependencies=[READ], tags=["recognition"]
+)
 async def identify(
     engine: EngineDep,
     image: ImageFile,
@@ -133,7 +147,9 @@ async def get_person(engine: EngineDep, name: NameParam) -> schemas.Person:
     return await engine.compute(run)
 
 
-@api.post("/people", status_code=201, response_model=schemas.Enrolled, responses=ERRORS, dependencies=[WRITE], tags=["people"])
+@api.post(
+    "/people", status_code=201, response_model=schemas.Enrolled, responses=ERRORS, dependencies=[WRITE], tags=["people"]
+)
 async def enroll(
     engine: EngineDep,
     name: Annotated[str, Form(min_length=1, max_length=256, description="The person's name.")],
@@ -186,7 +202,9 @@ async def enroll(
     return schemas.Enrolled(name=name, faces=summary.faces, already=summary.already, skipped=skipped)
 
 
-@api.delete("/people/{name:path}", response_model=schemas.Removed, responses=ERRORS, dependencies=[WRITE], tags=["people"])
+@api.delete(
+    "/people/{name:path}", response_model=schemas.Removed, responses=ERRORS, dependencies=[WRITE], tags=["people"]
+)
 async def delete_person(engine: EngineDep, name: NameParam) -> schemas.Removed:
     """Delete a person with every embedding, crop and source reference."""
 

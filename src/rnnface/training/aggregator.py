@@ -28,7 +28,15 @@ from rnnface.aggregation.model import AggregatorConfig, RecurrentAggregator, sav
 from rnnface.data.lfw import held_out_people
 from rnnface.data.prepare import FaceCache
 from rnnface.evaluation.protocol import tar_at_far
-from rnnface.evaluation.sets import CONDITIONS, MIN_IMAGES, SetData, draw_set, draw_templates, embed_variants, template_scores
+from rnnface.evaluation.sets import (
+    CONDITIONS,
+    MIN_IMAGES,
+    SetData,
+    draw_set,
+    draw_templates,
+    embed_variants,
+    template_scores,
+)
 from rnnface.io.paths import atomic_output
 from rnnface.models.checkpoint import load_checkpoint
 
@@ -91,13 +99,21 @@ def train_aggregator(cfg: AggregatorTrainConfig, progress: bool = True) -> Path:
     counts = cache.images_per_person()
     everyone = sorted(p for p, n in counts.items() if n >= 2 and p not in held_out)
     rich = [p for p in everyone if counts[p] >= MIN_IMAGES]
-    validation = sorted(rng.choice(rich, size=int(len(rich) * cfg.validation_share), replace=False).tolist()) if rich else []
+    validation = (
+        sorted(rng.choice(rich, size=int(len(rich) * cfg.validation_share), replace=False).tolist()) if rich else []
+    )
     people = [p for p in everyone if p not in set(validation)]
     start = time.time()
     data = embed_variants(cache, checkpoint, set(everyone), cfg.variants, cfg.seed)
-    val_rounds = [draw_templates(data, validation, CONDITIONS["noisy"], np.random.default_rng(cfg.seed + 7)) for _ in range(2)]
+    val_rounds = [
+        draw_templates(data, validation, CONDITIONS["noisy"], np.random.default_rng(cfg.seed + 7)) for _ in range(2)
+    ]
     embed_s = time.time() - start
-    model = RecurrentAggregator(AggregatorConfig(embed_dim=data.embeddings.shape[2], hidden=cfg.hidden, cell=cfg.cell, correction=cfg.correction))
+    model = RecurrentAggregator(
+        AggregatorConfig(
+            embed_dim=data.embeddings.shape[2], hidden=cfg.hidden, cell=cfg.cell, correction=cfg.correction
+        )
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     out = Path(cfg.out)

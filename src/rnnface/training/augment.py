@@ -18,4 +18,3 @@ def build_augmentation(size: int) -> nn.Module:
         K.RandomGaussianBlur((5, 5), (0.1, 1.5), p=0.2),
         K.RandomErasing(scale=(0.02, 0.12), ratio=(0.5, 2.0), p=0.3),
     )
-

@@ -33,7 +33,9 @@ class FeatureInputs:
     otherwise every face is seen as inference sees it (view 0).
     """
 
-    def __init__(self, features: FrontendFeatures, rows: np.ndarray, names: tuple[str, ...], augment: bool, seed: int = 0) -> None:
+    def __init__(
+        self, features: FrontendFeatures, rows: np.ndarray, names: tuple[str, ...], augment: bool, seed: int = 0
+    ) -> None:
         self.arrays = {n: torch.from_numpy(np.ascontiguousarray(features.arrays[n][rows])) for n in names}
         self.views = features.views if augment else 1
         self.rng = np.random.default_rng(seed)
@@ -55,7 +57,11 @@ class TrainSet:
     def with_teacher(self, embeddings: np.ndarray, valid: np.ndarray) -> TrainSet:
         """This set plus the teacher's embeddings of its rows (given for every cache row)."""
         return TrainSet(
-            self.labels, self.people, self.rows, torch.from_numpy(embeddings[self.rows]), torch.from_numpy(valid[self.rows])
+            self.labels,
+            self.people,
+            self.rows,
+            torch.from_numpy(embeddings[self.rows]),
+            torch.from_numpy(valid[self.rows]),
         )
 
 

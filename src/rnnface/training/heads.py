@@ -28,7 +28,9 @@ class CombinedMarginHead(nn.Module):
         return F.cross_entropy(self.logits(embeddings, labels), labels)
 
     def logits(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        cos = F.linear(F.normalize(embeddings.float(), dim=-1), F.normalize(self.weight, dim=-1)).clamp(-1 + 1e-7, 1 - 1e-7)
+        cos = F.linear(F.normalize(embeddings.float(), dim=-1), F.normalize(self.weight, dim=-1)).clamp(
+            -1 + 1e-7, 1 - 1e-7
+        )
         target = cos.gather(1, labels[:, None])
         if self.m1 != 1.0 or self.m2 != 0.0:
             theta = torch.acos(target)

@@ -33,7 +33,11 @@ class FaceTrainer(nn.Module):
     """Backbone + margin head (+ distillation head) as one module, so DistributedDataParallel syncs all."""
 
     def __init__(
-        self, backbone: nn.Module, head: CombinedMarginHead, distill: DistillHead | None = None, distill_weight: float = 1.0
+        self,
+        backbone: nn.Module,
+        head: CombinedMarginHead,
+        distill: DistillHead | None = None,
+        distill_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -42,7 +46,10 @@ class FaceTrainer(nn.Module):
         self.distill_weight = distill_weight
 
     def forward(
-        self, x: torch.Tensor | dict[str, torch.Tensor], labels: torch.Tensor, teacher: torch.Tensor | None = None,
+        self,
+        x: torch.Tensor | dict[str, torch.Tensor],
+        labels: torch.Tensor,
+        teacher: torch.Tensor | None = None,
         valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
         emb = self.backbone(x)
@@ -80,7 +87,9 @@ def seed_everything(seed: int) -> None:
 
 def build_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=True, weight_decay=config.weight_decay)
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, nesterov=True, weight_decay=config.weight_decay
+        )
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
@@ -132,11 +141,38 @@ def train_one_epoch(
         seen += len(batch)
         bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
     seconds = time.perf_counter() - start
-    return {"loss": total / max(1, seen), "images_per_s": seen / seconds, "seconds": seconds, "lr": scheduler.get_last_lr()[0]}
+    return {
+        "loss": total / max(1, seen),
+        "images_per_s": seen / seconds,
+        "seconds": seconds,
+        "lr": scheduler.get_last_lr()[0],
+    }
 
 
 def _unwrap(module: nn.Module) -> FaceTrainer:
     return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+def model_inputs(backbone: nn.Module, cache: FaceCache, data: TrainSet, config: TrainConfig, seed: int):
+    """What turns a batch of training rows into the backbone's input: a hybrid head reads its front-end's cached
+    features, a pixel backbone the cached crops (augmented on the training device)."""
+    if backbone.frontend is not None:
+        features = FrontendFeatures.open(cache, backbone.frontend.name)
+        return FeatureInputs(features, data.rows, backbone.config.inputs, config.augment, seed=seed)
+    size = backbone.input_size
+    augment = build_augmentation(size).to(torch.device(config.device)) if config.augment else None
+    return CropInputs(cache, data.rows, size, augment)
+
+
+def _resume(path: Path, trainer: nn.Module, optimizer, scheduler, sampler, device: torch.device) -> int:
+    """Load the state of the last finished epoch (one file holds all of it); return the epoch to start at."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    trainer.load_state_dict(state["trainer"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    sampler.rng.bit_generator.state = state["sampler_rng"]
+    torch.set_rng_state(state["torch_rng"])
+    return state["epoch"] + 1
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
@@ -159,12 +195,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     device = torch.device(config.device)
 
     backbone = create_model(config.model, **config.model_args)
-    if backbone.frontend is not None:  # a hybrid head trains on its front-end's cached features
-        features = FrontendFeatures.open(cache, backbone.frontend.name)
-        inputs = FeatureInputs(features, data.rows, backbone.config.inputs, config.augment, seed=config.seed + 1000 * ddp.rank)
-    else:
-        size = backbone.input_size
-        inputs = CropInputs(cache, data.rows, size, build_augmentation(size).to(device) if config.augment else None)
+    inputs = model_inputs(backbone, cache, data, config, seed=config.seed + 1000 * ddp.rank)
     head = CombinedMarginHead(backbone.config.embed_dim, len(data.people), config.scale, config.resolved_margins)
     distill = DistillHead(backbone.config.embed_dim, data.teacher.shape[1]) if data.teacher is not None else None
     trainer: nn.Module = FaceTrainer(backbone, head, distill, config.distill_weight).to(device)
@@ -179,13 +210,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     )
     start_epoch = 0
     if resume and (out / "state.pt").is_file():
-        state = torch.load(out / "state.pt", map_location=device, weights_only=True)  # one file: all of one epoch
-        trainer.load_state_dict(state["trainer"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        sampler.rng.bit_generator.state = state["sampler_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch = state["epoch"] + 1
+        start_epoch = _resume(out / "state.pt", trainer, optimizer, scheduler, sampler, device)
     if ddp.world_size > 1:
         trainer = nn.parallel.DistributedDataParallel(trainer)
     if ddp.is_main:
@@ -196,49 +221,78 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     writer = _tensorboard(out) if ddp.is_main else None
     for epoch in range(start_epoch, config.epochs):
         stats = train_one_epoch(
-            trainer, data, inputs, sampler, optimizer, scheduler, config,
-            progress=progress and ddp.is_main, desc=f"epoch {epoch + 1}/{config.epochs}",
+            trainer,
+            data,
+            inputs,
+            sampler,
+            optimizer,
+            scheduler,
+            config,
+            progress=progress and ddp.is_main,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
         )
         if not ddp.is_main:
             continue
-        inner = _unwrap(trainer)
-        meta = {
-            "config": config.to_dict(),
-            "epoch": epoch,
-            "exclude_folds": list(config.exclude_folds),
-            "train_people": data.people,
-            "teacher": config.teacher,
-            "train_images": len(data.labels),
-            "world_size": ddp.world_size,
-        }
-        save_checkpoint(out / "backbone.pt", inner.backbone, config.model, meta=meta)
-        heads = {"state_dict": inner.head.state_dict(), "num_classes": len(data.people)}
-        if inner.distill is not None:
-            heads["distill"] = inner.distill.state_dict()
-        _save(heads, out / "head.pt", "margin head")
-        state = {
-            "epoch": epoch,
-            "trainer": inner.state_dict(),  # backbone and heads again: resume needs this file alone
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "sampler_rng": sampler.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-        }
-        _save(state, out / "state.pt", "training state")
-        _append_metrics(out / "metrics.csv", {"epoch": epoch + 1, **{k: round(v, 6) for k, v in stats.items()}})
-        if writer is not None:
-            for key, value in stats.items():
-                writer.add_scalar(f"train/{key}", value, epoch + 1)
-        if progress:
-            tqdm.write(f"epoch {epoch + 1}: loss {stats['loss']:.4f}, {stats['images_per_s']:.0f} img/s, lr {stats['lr']:.2e}")
+        save_epoch(out, _unwrap(trainer), config, data, epoch, optimizer, scheduler, sampler, ddp.world_size)
+        _log_epoch(out, epoch, stats, writer, progress)
     if ddp.world_size > 1:
         dist.barrier()
     return out / "backbone.pt"
 
 
+def save_epoch(
+    out: Path,
+    inner: FaceTrainer,
+    config: TrainConfig,
+    data: TrainSet,
+    epoch: int,
+    optimizer,
+    scheduler,
+    sampler,
+    world: int,
+) -> None:
+    """The files of one finished epoch: backbone.pt (inference), head.pt (margin heads), then state.pt (all that
+    --resume needs, written last so that it never points past the others)."""
+    meta = {
+        "config": config.to_dict(),
+        "epoch": epoch,
+        "exclude_folds": list(config.exclude_folds),
+        "train_people": data.people,
+        "teacher": config.teacher,
+        "train_images": len(data.labels),
+        "world_size": world,
+    }
+    save_checkpoint(out / "backbone.pt", inner.backbone, config.model, meta=meta)
+    heads = {"state_dict": inner.head.state_dict(), "num_classes": len(data.people)}
+    if inner.distill is not None:
+        heads["distill"] = inner.distill.state_dict()
+    _save(heads, out / "head.pt", "margin head")
+    state = {
+        "epoch": epoch,
+        "trainer": inner.state_dict(),  # backbone and heads again: resume needs this file alone
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "sampler_rng": sampler.rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+    }
+    _save(state, out / "state.pt", "training state")
+
+
 def _save(obj: dict, path: Path, what: str) -> None:
     with atomic_output(path, what) as tmp:
         torch.save(obj, tmp)
+
+
+def _log_epoch(out: Path, epoch: int, stats: dict[str, float], writer, progress: bool) -> None:
+    """One epoch's figures: a metrics.csv row, TensorBoard scalars (when installed), a progress line."""
+    _append_metrics(out / "metrics.csv", {"epoch": epoch + 1, **{k: round(v, 6) for k, v in stats.items()}})
+    if writer is not None:
+        for key, value in stats.items():
+            writer.add_scalar(f"train/{key}", value, epoch + 1)
+    if progress:
+        tqdm.write(
+            f"epoch {epoch + 1}: loss {stats['loss']:.4f}, {stats['images_per_s']:.0f} img/s, lr {stats['lr']:.2e}"
+        )
 
 
 def _append_metrics(path: Path, row: dict) -> None:

@@ -52,15 +52,24 @@ class VideoReport:
     tracks: list[TrackResult]
 
     def to_dict(self) -> dict:
-        return {**{k: v for k, v in self.__dict__.items() if k != "tracks"}, "tracks": [t.to_dict() for t in self.tracks]}
+        return {
+            **{k: v for k, v in self.__dict__.items() if k != "tracks"},
+            "tracks": [t.to_dict() for t in self.tracks],
+        }
 
 
-def _identify(gallery: Gallery | None, vector: np.ndarray, threshold: float, top_k: int = 3) -> tuple[str, float, list[Match]]:
+def _identify(
+    gallery: Gallery | None, vector: np.ndarray, threshold: float, top_k: int = 3
+) -> tuple[str, float, list[Match]]:
     if gallery is None or gallery.model_id is None:
         return UNKNOWN, 0.0, []
     matches = gallery.search(vector[None], top_k=top_k)[0]
     best = matches[0] if matches else None
-    return (best.person if best and best.similarity >= threshold else UNKNOWN), (best.similarity if best else 0.0), matches
+    return (
+        (best.person if best and best.similarity >= threshold else UNKNOWN),
+        (best.similarity if best else 0.0),
+        matches,
+    )
 
 
 def process_video(
@@ -115,7 +124,17 @@ def process_video(
             continue
         vector = pool(np.stack(track.embeddings), np.stack(track.cues))
         person, confidence, matches = _identify(gallery, vector, threshold)
-        results.append(TrackResult(track.id, person, confidence, track.first_time, track.last_time, len(track.embeddings), matches))
+        results.append(
+            TrackResult(track.id, person, confidence, track.first_time, track.last_time, len(track.embeddings), matches)
+        )
     return VideoReport(
-        source.name, source.fps, frames, every, seconds, frames / seconds if seconds else 0.0, pooling, source.truncated, results
+        source.name,
+        source.fps,
+        frames,
+        every,
+        seconds,
+        frames / seconds if seconds else 0.0,
+        pooling,
+        source.truncated,
+        results,
     )

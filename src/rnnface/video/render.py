@@ -39,7 +39,8 @@ class VideoWriter:
         self.path = Path(path)
         self.fps = fps
         self._writer: cv2.VideoWriter | None = None
-        self._output = atomic_output(self.path, "annotated video", keep_suffix=True)  # OpenCV picks the format by suffix
+        # OpenCV picks the container by the suffix, so the temporary file keeps it
+        self._output = atomic_output(self.path, "annotated video", keep_suffix=True)
 
     def __enter__(self) -> VideoWriter:
         self._tmp = self._output.__enter__()

@@ -79,7 +79,11 @@ def open_source(spec: str) -> VideoSource:
     if spec.isdigit():
         capture = cv2.VideoCapture(int(spec))
     elif "://" in spec:
-        capture = cv2.VideoCapture(spec, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS])
+        capture = cv2.VideoCapture(
+            spec,
+            cv2.CAP_FFMPEG,
+            [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS],
+        )
     else:
         path = Path(spec)
         if not path.is_file():
@@ -88,10 +92,18 @@ def open_source(spec: str) -> VideoSource:
             raise VideoError(f"{spec}: empty file")
         still = still_image_format(path)
         if still:  # FFmpeg would play it as a one-frame video (a truncated JPEG too)
-            raise VideoError(f"{spec}: a still {still} image, not a video; use `rnnface identify` or `detect` for photos")
+            raise VideoError(
+                f"{spec}: a still {still} image, not a video; use `rnnface identify` or `detect` for photos"
+            )
         capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not capture.isOpened():
-        what = "camera" if spec.isdigit() else "stream (unreachable, or not a video)" if live else "file (not a video, or corrupt)"
+        what = (
+            "camera"
+            if spec.isdigit()
+            else "stream (unreachable, or not a video)"
+            if live
+            else "file (not a video, or corrupt)"
+        )
         raise VideoError(f"{spec}: cannot open this {what}")
     fps = capture.get(cv2.CAP_PROP_FPS)
     fps = fps if fps and 1 <= fps <= 240 else 25.0

@@ -31,7 +31,14 @@ def face_patch(photo: np.ndarray, side: int = 150) -> np.ndarray:
     return photo[y : y + side, x : x + side]
 
 
-def write_video(path: str | Path, actors: list[Actor], seconds: float, fps: float = 25.0, size: tuple[int, int] = (640, 480), seed: int = 0) -> Path:
+def write_video(
+    path: str | Path,
+    actors: list[Actor],
+    seconds: float,
+    fps: float = 25.0,
+    size: tuple[int, int] = (640, 480),
+    seed: int = 0,
+) -> Path:
     """Render the actors over a textured background into an mp4 file."""
     width, height = size
     rng = np.random.default_rng(seed)

@@ -59,7 +59,12 @@ class Tracker:
         return out
 
     def update(
-        self, frame: int, t: float, faces: list[Face], embeddings: list[np.ndarray | None], cues: list[np.ndarray | None]
+        self,
+        frame: int,
+        t: float,
+        faces: list[Face],
+        embeddings: list[np.ndarray | None],
+        cues: list[np.ndarray | None],
     ) -> list[Track]:
         """Assign this detection step's faces to tracks; return the track of each face.
 
