@@ -108,3 +108,21 @@ def test_enroll_identify_verify_delete_in_the_page(server, browser, lfw_images):
     page.click("#enroll-form button[type=submit]")
     playwright_api.expect(page.locator("#enroll-result")).to_contain_text("missing or wrong API key")
     playwright_api.expect(page.locator("#people-list tr")).to_have_count(1)
+
+
+def test_the_page_keeps_the_key_for_the_tab_only_and_forgets_it_on_request(server, browser):
+    page = browser.new_page()
+    page.goto(server + "/")
+    page.fill("#api-key", "s3cret")
+    page.dispatch_event("#api-key", "change")
+    stored = page.evaluate("() => [localStorage.getItem('rnnface-api-key'), sessionStorage.getItem('rnnface-api-key')]")
+    assert stored == [None, "s3cret"]  # never in localStorage, which outlives the tab on disk
+    page.reload()
+    assert page.input_value("#api-key") == "s3cret"  # the same tab keeps it
+    page.click("#forget-key")
+    assert (
+        page.input_value("#api-key") == "" and page.evaluate("() => sessionStorage.getItem('rnnface-api-key')") is None
+    )
+    fresh = browser.new_page()  # another tab (context pages share storage only for local, not session, storage)
+    fresh.goto(server + "/")
+    assert fresh.input_value("#api-key") == ""

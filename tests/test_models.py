@@ -142,6 +142,39 @@ def test_unreadable_checkpoint_message_is_one_line_without_torch_advice(tmp_path
 
     path = tmp_path / "pickled.pt"  # a pickled object that a weights-only load refuses
     torch.save({"format": "rnnface-backbone/1", "obj": argparse.Namespace(a=1)}, path)
-    with pytest.raises(ModelError, match="not a readable checkpoint") as info:
+    with pytest.raises(ModelError, match="not a checkpoint rnnface can load safely") as info:
         load_checkpoint(path)
-    assert "\n" not in str(info.value) and "weights_only" not in str(info.value)
+    assert "\n" not in str(info.value) and "weights_only" not in str(info.value) and str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("nan", "weights hold NaN or infinite values"),
+        ("missing", "missing weights: head.fc.weight"),
+        ("shape", r"wrong shapes: head.fc.weight \(\(16, 3\) stored, \(16, 128\) expected\)"),
+        ("frontend", "unknown front-end 'vgg'"),
+    ],
+)
+def test_damaged_weights_and_unknown_front_ends_are_refused_at_load(tmp_path, damage, message):
+    """NaN weights (which made `verify` answer "different (similarity nan)"), weights that do not fit (the
+    message cut at torch's colon) and a front-end nobody knows (a KeyError in every later command) are one-line
+    errors naming the file, at load."""
+    name, args = ("facenet_birnn", {}) if damage == "frontend" else ("renet", {"embed_dim": 16, "hidden": (8, 64)})
+    model = create_model(name, **args)
+    path = tmp_path / "bad.pt"
+    save_checkpoint(path, model, name, threshold=0.3)
+    payload = torch.load(path, weights_only=True)
+    weights = payload["state_dict"]
+    if damage == "nan":
+        weights["head.fc.weight"][0, 0] = float("nan")
+    elif damage == "missing":
+        del weights["head.fc.weight"]
+    elif damage == "shape":
+        weights["head.fc.weight"] = torch.zeros(16, 3)
+    else:
+        payload["model_args"]["frontend"] = "vgg"
+    torch.save(payload, path)
+    with pytest.raises(ModelError, match=message) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)

@@ -486,7 +486,7 @@ def test_decoded_bytes_are_limited_from_the_header(tmp_path):
 
 
 def test_concurrent_decodes_are_bounded_and_the_timeout_covers_decoding(tmp_path, monkeypatch):
-    """At most `max_concurrent_decodes` images decode at once, and the request time limit covers decoding (504)."""
+    """At most `max_concurrent_images` images decode at once, and the request time limit covers decoding (504)."""
     import threading
 
     from rnnface.service import engine as app_module
@@ -516,7 +516,7 @@ def test_concurrent_decodes_are_bounded_and_the_timeout_covers_decoding(tmp_path
                 active[0] -= 1
 
     monkeypatch.setattr(app_module, "load_image", slow_load)
-    c = client(tmp_path, max_concurrent_decodes=2)
+    c = client(tmp_path, max_concurrent_images=2)
     statuses = []
     workers = [
         threading.Thread(target=lambda: statuses.append(c.post("/api/v1/detect", files={"image": png()}).status_code))
@@ -694,3 +694,111 @@ def test_stalled_body_gets_408(real_server):
     )
     status, response, _ = _raw(port, head, [b"--b\r\n" + b"z" * 1000], stall=0.1)
     assert status == 408 and b"not received within 1 s" in response, response[:300]
+
+
+def test_decoded_images_are_bounded_while_they_wait_for_detection(tmp_path, monkeypatch):
+    """Sixteen requests of a small file of many pixels at once: at most `max_concurrent_images` decoded images exist
+    at any time, the others wait undecoded (decoding alone was bounded, not the decoded images queuing for the
+    detector: the server grew to gigabytes)."""
+    import threading
+    import weakref
+
+    from rnnface.recognition.pipeline import FacePipeline
+    from rnnface.service import engine as engine_module
+
+    big = io.BytesIO()
+    Image.new("RGB", (3000, 3000), (90, 120, 150)).save(big, format="PNG")  # 27 MB decoded, tens of KB on the wire
+    assert len(big.getvalue()) < 200_000
+    c = client(tmp_path, max_concurrent_images=2)
+    engine = c.app.state.engine
+    alive, peak, decoded, lock = [0], [0], [0], threading.Lock()
+    real_load = engine_module.load_image
+
+    def gone() -> None:
+        with lock:
+            alive[0] -= 1
+
+    def counting_load(*args, **kwargs):
+        image = real_load(*args, **kwargs)
+        with lock:
+            alive[0] += 1
+            decoded[0] += 1
+            peak[0] = max(peak[0], alive[0])
+        weakref.finalize(image, gone)
+        return image
+
+    def held_detect(self, image):  # the detector is busy until every request is in: decoded, or waiting for a slot
+        waiting = getattr(getattr(engine, "slots", None), "waiting", 0)
+        while decoded[0] + waiting < 16:
+            threading.Event().wait(0.01)
+            waiting = getattr(getattr(engine, "slots", None), "waiting", 0)
+        return []
+
+    monkeypatch.setattr(engine_module, "load_image", counting_load)
+    monkeypatch.setattr(FacePipeline, "detect", held_detect)
+    statuses = []
+    files = {"image": ("big.png", big.getvalue(), "image/png")}
+    workers = [
+        threading.Thread(target=lambda: statuses.append(c.post("/api/v1/detect", files=files).status_code))
+        for _ in range(16)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert statuses == [200] * 16 and decoded[0] == 16
+    assert peak[0] <= 2, f"{peak[0]} decoded images held at once"
+
+
+def test_a_trickled_body_is_cut_off_by_one_deadline_for_the_whole_body(real_server):
+    """One byte every fifth of a second keeps each wait under the 1 s body timeout; the deadline covers the whole
+    body, so the server answers 408 while the client is still trickling."""
+    import select
+    import socket
+
+    port, _ = real_server
+    head = (
+        "POST /api/v1/identify HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret\r\nContent-Length: 90000\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+        '--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+    )
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(head.encode())
+    trickled = 0
+    for _ in range(300):  # a minute of trickling at most
+        if select.select([sock], [], [], 0.2)[0]:  # the server answered
+            break
+        sock.sendall(b"x")
+        trickled += 1
+    response = sock.recv(4096)
+    sock.close()
+    assert response.startswith(b"HTTP/1.1 408") and b"not received within 1 s" in response, response[:200]
+    assert trickled < 300, "the server waited for the whole trickle"
+
+
+def test_an_answer_before_the_body_is_all_in_closes_the_connection(real_server):
+    """A request refused while its body is still arriving (here: too many files, mid-body) is answered with
+    `connection: close`, so the rest of its body is not read on and on."""
+    import socket
+
+    port, _ = real_server
+    parts = b"".join(
+        b'--b\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\nx\r\n'
+        for _ in range(1200)
+    )
+    head = (
+        "POST /api/v1/identify HTTP/1.1\r\nHost: x\r\nX-API-Key: s3cret\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+    )
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(head.encode() + b"%x\r\n%s\r\n" % (len(parts), parts))  # the body goes on: no final chunk yet
+    response = b""
+    while b"\r\n\r\n" not in response:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        response += chunk
+    sock.close()
+    status_line, _, headers = response.partition(b"\r\n")
+    assert status_line.split()[1] in (b"400", b"413"), response[:300]
+    assert b"connection: close" in headers.lower(), response[:300]

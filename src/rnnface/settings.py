@@ -70,12 +70,15 @@ class Settings(BaseSettings):
     max_decoded_bytes: int = Field(
         500_000_000, gt=0, description="Most memory one image may take to decode (estimated from its header)."
     )
-    max_concurrent_decodes: int = Field(
-        2, gt=0, description="Images decoded at once; others wait (memory: this x max_decoded_bytes)."
+    max_concurrent_images: int = Field(
+        2,
+        gt=0,
+        description="Images decoded and being worked on at once; others wait (memory: this x max_decoded_bytes).",
     )
+    max_connections: int = Field(32, gt=0, description="Connections each server process serves at once; more get 503.")
     request_timeout_s: float = Field(30.0, gt=0, description="Longest a read request may compute before a 504.")
     body_timeout_s: float = Field(
-        10.0, gt=0, description="Longest wait for the next part of a request body before a 408."
+        10.0, gt=0, description="Longest a whole request body may take to arrive before a 408."
     )
 
     @classmethod

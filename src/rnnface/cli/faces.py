@@ -162,6 +162,7 @@ def export_onnx(
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
 ) -> None:
     """Write a backbone as ONNX (dynamic batch; recurrent layers as ONNX GRU/LSTM/RNN), checked against PyTorch."""
+    from rnnface.errors import ModelError
     from rnnface.models import load_checkpoint
     from rnnface.models.onnx import export_onnx as export
     from rnnface.models.onnx import parity
@@ -170,6 +171,11 @@ def export_onnx(
     ckpt = load_checkpoint(checkpoint)
     data = export(ckpt, opset)
     worst = parity(ckpt, data)
+    if not worst >= 0.9999:  # NaN fails too
+        raise ModelError(
+            f"{checkpoint}: the exported network does not reproduce PyTorch's (lowest cosine {worst:.6f}); "
+            "nothing written"
+        )
     with atomic_output(out, "ONNX file") as tmp:
         tmp.write_bytes(data)
     typer.echo(f"wrote {out} ({len(data) / 2**20:.1f} MB, opset {opset}): {ckpt.model_id}")

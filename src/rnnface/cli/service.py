@@ -41,7 +41,14 @@ def serve(
     typer.echo(
         f"rnnface service on http://{host}:{port}/ (API docs at /docs; gallery {settings.gallery}; writes {writes})"
     )
-    uvicorn.run("rnnface.service.app:create_app", factory=True, host=host, port=port, workers=workers)
+    uvicorn.run(
+        "rnnface.service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        limit_concurrency=settings.max_connections,  # more connections at once are answered 503
+    )
 
 
 @app.command()

@@ -11,10 +11,8 @@ last: its presence marks a complete feature cache.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +20,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from rnnface.data.prepare import FaceCache
+from rnnface.data.prepare import FaceCache, damaged, read_meta
+from rnnface.data.workers import worker_pool
 from rnnface.errors import DataError
 from rnnface.io.paths import atomic_output
 from rnnface.pretrained.facenet import FaceNet
@@ -75,16 +74,19 @@ class FrontendFeatures:
 
     @classmethod
     def open(cls, cache: FaceCache, frontend: str = "facenet") -> FrontendFeatures:
+        """The feature cache of `frontend` over `cache`; DataError saying how to rebuild it when it is incomplete
+        or damaged (a truncated array, a meta.json that is not JSON)."""
         root = cls.location(cache, frontend)
         meta_path = root / "meta.json"
         if not meta_path.is_file():
             raise DataError(f"{root}: no complete feature cache; run `rnnface features {cache.root}`")
-        meta = json.loads(meta_path.read_text())
-        arrays = {o: np.load(root / f"{o}.npy", mmap_mode="r") for o in meta["outputs"]}
+        meta = read_meta(meta_path)
+        try:
+            arrays = {o: np.load(root / f"{o}.npy", mmap_mode="r") for o in meta["outputs"]}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise damaged(root, exc) from None
         if any(len(a) != len(cache.rows) for a in arrays.values()):
-            raise DataError(
-                f"{root}: feature cache does not match its face cache ({len(cache.rows)} faces); rebuild it"
-            )
+            raise damaged(root, f"it does not match its face cache ({len(cache.rows)} faces)")
         return cls(root, arrays, meta)
 
 
@@ -93,7 +95,6 @@ _worker: tuple[FaceNet, FaceCache, int, int] | None = None
 
 def _init(cache_root: str, outputs: tuple[str, ...], views: int, seed: int) -> None:
     global _worker
-    cv2.setNumThreads(1)  # parallelism comes from the processes
     _worker = (FaceNet(outputs), FaceCache.open(cache_root), views, seed)
 
 
@@ -128,7 +129,7 @@ def build_features(
     }
     meta_path = root / "meta.json"
     if meta_path.is_file() and not force:
-        meta = json.loads(meta_path.read_text())
+        meta = read_meta(meta_path)
         if {k: meta.get(k) for k in settings} == settings:
             return FrontendFeatures.open(cache)
     FaceNet(outputs)  # fail here, clearly, if the package or graph is wrong
@@ -146,10 +147,7 @@ def build_features(
     }
     workers = workers or os.cpu_count() or 1
     start = time.perf_counter()
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init, initargs=(str(cache.root), outputs, views, seed)
-    ) as pool:
+    with worker_pool(workers, _init, (str(cache.root), outputs, views, seed)) as pool:
         results = pool.map(_features, range(n), chunksize=8)
         for i, feats in enumerate(tqdm(results, total=n, desc="features", unit="face", disable=not progress)):
             for o in outputs:

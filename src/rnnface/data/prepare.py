@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
 import os
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from tqdm import tqdm
 
 from rnnface.alignment import CropSpec
 from rnnface.data.folders import ImageRecord, list_identity_images, resolve_image_root
+from rnnface.data.workers import worker_pool
 from rnnface.detection import DEFAULT_DETECTOR, Detector, Face, create_detector
 from rnnface.errors import DataError, ImageError
 from rnnface.io import load_image
@@ -63,21 +62,27 @@ class FaceCache:
 
     @classmethod
     def open(cls, root: str | Path) -> FaceCache:
+        """The cache at `root`; DataError saying how to rebuild it when it is incomplete, damaged or of another
+        version (a truncated array, a meta.json that is not JSON, a missing index)."""
         root = Path(root)
-        meta_path = root / "meta.json"
-        if not meta_path.is_file():
+        if not (root / "meta.json").is_file():
             raise DataError(f"{root}: not a complete face cache (no meta.json); run `rnnface prepare`")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("version") != CACHE_VERSION:
-            raise DataError(f"{root}: a face cache of an older format; rebuild it with `rnnface prepare --force`")
-        with open(root / "index.csv", newline="") as fh:
-            rows = [
-                FaceRow(r["path"], r["person"], r["status"], float(r["score"]), int(r["faces"]), _box(r["box"]))
-                for r in csv.DictReader(fh)
-            ]
-        faces = np.load(root / "faces.npy", mmap_mode="r")
-        if len(faces) != len(rows):
-            raise DataError(f"{root}: faces.npy has {len(faces)} crops but index.csv {len(rows)} rows")
+        try:
+            meta = read_meta(root / "meta.json")
+            if meta.get("version") != CACHE_VERSION:
+                raise DataError(f"{root}: a face cache of an older format; rebuild it with `rnnface prepare --force`")
+            with open(root / "index.csv", newline="") as fh:
+                rows = [
+                    FaceRow(r["path"], r["person"], r["status"], float(r["score"]), int(r["faces"]), _box(r["box"]))
+                    for r in csv.DictReader(fh)
+                ]
+            faces = np.load(root / "faces.npy", mmap_mode="r")
+        except DataError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise damaged(root, exc) from None
+        if len(faces) != len(rows) or faces.ndim != 4:
+            raise damaged(root, f"faces.npy holds {faces.shape}, index.csv {len(rows)} rows")
         return cls(root, faces, rows, meta)
 
     @property
@@ -88,6 +93,23 @@ class FaceCache:
     def images_per_person(self) -> Counter:
         """How many readable crops each person has."""
         return Counter(r.person for r in self.rows if r.status != "unreadable")
+
+
+def damaged(root: Path, why: object) -> DataError:
+    """The one message for a cache that cannot be read as it is: what is wrong, and how to start it afresh."""
+    text = f"{type(why).__name__}: {why}" if isinstance(why, BaseException) else str(why)
+    return DataError(f"{root}: incomplete or damaged cache ({text[:200]}); rerun with --force to build it afresh")
+
+
+def read_meta(path: Path) -> dict:
+    """A cache's meta.json as a mapping; DataError (a damaged cache) for anything else, however deeply nested."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise damaged(path.parent, f"meta.json is not readable JSON ({type(exc).__name__})") from None
+    if not isinstance(meta, dict):
+        raise damaged(path.parent, "meta.json is not a mapping")
+    return meta
 
 
 def _box(text: str) -> tuple[float, ...] | None:
@@ -110,9 +132,6 @@ _worker: tuple[Detector, PrepareConfig, Path] | None = None
 
 def _init_worker(config: PrepareConfig, root: Path) -> None:
     global _worker
-    import cv2
-
-    cv2.setNumThreads(1)  # parallelism comes from the processes
     _worker = (create_detector(config.detector), config, root)
 
 
@@ -146,12 +165,9 @@ def prepare(
     records = list_identity_images(root)
     meta_path = out / "meta.json"
     if meta_path.is_file() and not force:
-        meta = json.loads(meta_path.read_text())
-        if (
-            meta.get("config") == asdict(config)
-            and meta.get("images") == len(records)
-            and meta.get("version") == CACHE_VERSION
-        ):
+        meta = read_meta(meta_path)
+        same = meta.get("config") == asdict(config) and meta.get("images") == len(records)
+        if same and meta.get("version") == CACHE_VERSION:
             return replace(FaceCache.open(out), reused=True)
     out.mkdir(parents=True, exist_ok=True)
     meta_path.unlink(missing_ok=True)  # the cache is incomplete until meta.json is rewritten
@@ -160,9 +176,8 @@ def prepare(
     faces = np.lib.format.open_memmap(out / "faces.npy", mode="w+", dtype=np.uint8, shape=(len(records), size, size, 3))
     rows: list[FaceRow] = []
     start = time.perf_counter()
-    # spawn, not fork: a fork of a process whose OpenMP/OpenCV thread pools are running can deadlock.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(config, root)) as pool:
+    pool = worker_pool(workers, _init_worker, (config, root))
+    with pool:
         results = pool.map(_process, records, chunksize=16)
         for i, (crop, row) in enumerate(
             tqdm(results, total=len(records), desc="prepare", unit="img", disable=not progress)

@@ -12,9 +12,6 @@ Labels are never used.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +19,7 @@ from tqdm import tqdm
 
 from rnnface.data.features import FrontendFeatures
 from rnnface.data.prepare import FaceCache, FaceRow
+from rnnface.data.workers import worker_pool
 from rnnface.errors import ImageError
 from rnnface.io import load_image
 from rnnface.io.paths import atomic_output
@@ -35,9 +33,6 @@ _worker: tuple[PretrainedEmbedder, Path] | None = None
 
 def _init(name: str, root: Path) -> None:
     global _worker
-    import cv2
-
-    cv2.setNumThreads(1)  # parallelism comes from the processes
     _worker = (create_pretrained(name), root)
 
 
@@ -69,12 +64,8 @@ def pretrained_embeddings(
             valid = valid_rows & np.array([r.box is not None for r in cache.rows])
             return _store(path, np.asarray(feats.arrays["embedding"][:, 0]), valid, name)
     create_pretrained(name)  # fail early, in this process, if the extra is missing
-    context = multiprocessing.get_context("spawn")
     root = Path(cache.meta["data"])
-    pool = ProcessPoolExecutor(
-        workers or os.cpu_count() or 1, mp_context=context, initializer=_init, initargs=(name, root)
-    )
-    with pool:
+    with worker_pool(workers, _init, (name, root)) as pool:
         rows = pool.map(_embed_row, cache.rows, chunksize=16)
         results = list(tqdm(rows, total=len(cache.rows), desc=name, disable=not progress))
     dim = next((len(r) for r in results if r is not None), 1)

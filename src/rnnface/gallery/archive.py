@@ -17,13 +17,18 @@ import numpy as np
 from PIL import Image
 
 from rnnface.errors import GalleryError
-from rnnface.gallery.records import FaceRecord, StoredFace, check_name
+from rnnface.gallery.records import FaceRecord, StoredFace, check_name, shown
 from rnnface.io.paths import atomic_output
 
 FORMAT = "rnnface-gallery-export/1"
 #: Largest manifest.json read from an export, and largest crop image.
-MAX_MANIFEST_BYTES = 64 * 2**20
+MAX_MANIFEST_BYTES = 256 * 2**20
 MAX_CROP_BYTES = 2 * 2**20
+#: Most faces in one archive, widest embedding, and most embedding numbers (faces x dimension: 1 GiB of float32,
+#: e.g. 524,288 faces at 512-d), checked from the manifest before any array is read.
+MAX_FACES = 2_000_000
+MAX_DIM = 4096
+MAX_VALUES = 2**28
 
 
 class ArchiveError(ValueError):
@@ -79,7 +84,7 @@ def read_archive(path: str | os.PathLike) -> Archive:
     """The validated content of an export file; GalleryError naming the file and the problem otherwise."""
     try:
         with zipfile.ZipFile(path) as zf:
-            manifest = _validated_manifest(json.loads(_member(zf, "manifest.json", MAX_MANIFEST_BYTES)))
+            manifest = _validated_manifest(_json(_member(zf, "manifest.json", MAX_MANIFEST_BYTES)))
             n, dim = len(manifest["faces"]), manifest["dim"]
             emb = _array(zf, "embeddings.npy", (n, dim))
             names = set(zf.namelist())
@@ -90,7 +95,7 @@ def read_archive(path: str | os.PathLike) -> Archive:
     except ArchiveError as exc:
         raise GalleryError(f"{path}: not a valid rnnface gallery export ({exc})") from None
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
-        raise GalleryError(f"{path}: not a readable rnnface gallery export ({exc})") from None
+        raise GalleryError(f"{path}: not a readable rnnface gallery export ({str(exc)[:200]})") from None
     faces: dict[str, list[FaceRecord]] = {}
     for meta, e, crop in zip(manifest["faces"], emb, crops):
         box = tuple(meta["box"]) if meta.get("box") else None
@@ -98,6 +103,13 @@ def read_archive(path: str | os.PathLike) -> Archive:
         faces.setdefault(meta["person"], []).append(FaceRecord(e, meta.get("source", ""), box, crop, cues))
     carried = dict(zip(manifest["templates"], templates)) if templates is not None else {}
     return Archive(manifest["model"], dim, faces, carried)
+
+
+def _json(data: bytes) -> object:
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ArchiveError("manifest.json is nested too deeply to be an export's manifest") from None
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -154,9 +166,17 @@ def _validated_manifest(manifest: object) -> dict:
     faces, model, dim = manifest.get("faces"), manifest.get("model"), manifest.get("dim")
     if not isinstance(faces, list):
         raise ArchiveError("manifest 'faces' must be a list")
-    dim_ok = isinstance(dim, int) and not isinstance(dim, bool) and 0 < dim <= 65536
+    dim_ok = isinstance(dim, int) and not isinstance(dim, bool) and 0 < dim <= MAX_DIM
     if faces and (not isinstance(model, str) or not model or not dim_ok):
-        raise ArchiveError(f"manifest 'model' must name a model and 'dim' be a positive size, got {model!r}, {dim!r}")
+        raise ArchiveError(
+            f"manifest 'model' must name a model and 'dim' be a size of 1-{MAX_DIM}, "
+            f"got {shown(str(model))}, {dim!r:.20}"
+        )
+    if len(faces) > MAX_FACES or (faces and len(faces) * dim > MAX_VALUES):
+        raise ArchiveError(
+            f"{len(faces):,} faces of dimension {dim} are more than an archive may hold ({MAX_FACES:,} faces, "
+            f"{MAX_VALUES:,} embedding numbers)"
+        )
     templates = manifest.setdefault("templates", [])
     if not isinstance(templates, list) or not all(isinstance(t, str) for t in templates):
         raise ArchiveError("manifest 'templates' must be a list of names")

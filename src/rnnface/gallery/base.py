@@ -195,7 +195,15 @@ class Gallery(ABC):
         archive = read_archive(path)
         if not archive.faces:
             return 0
-        self.check_model(archive.model)
+        if self.model_id is not None and self.model_id != archive.model:
+            raise ModelMismatchError(
+                f"{path}: the archive holds embeddings of model {archive.model}, and {self.location} those of "
+                f"{self.model_id}; import it into a gallery of that model, or re-embed one of them (`rnnface reindex`)"
+            )
+        if self.dim is not None and self.dim != archive.dim:
+            raise GalleryError(
+                f"{path}: the archive holds {archive.dim}-d embeddings, {self.location} {self.dim}-d ones"
+            )
         existing = {p.name for p in self.people()}
         added = sum(len(ids) for ids in self.enroll_many(list(archive.faces.items()), archive.model))
         for name, template in archive.templates.items():

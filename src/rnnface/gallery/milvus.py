@@ -20,7 +20,7 @@ import numpy as np
 
 from rnnface.errors import GalleryError, GalleryUnavailableError
 from rnnface.gallery.base import FaceHits, Gallery, backends
-from rnnface.gallery.records import FaceRecord, Match, PersonInfo, StoredFace, new_faces, no_such_person
+from rnnface.gallery.records import MAX_NAME_CHARS, FaceRecord, Match, PersonInfo, StoredFace, new_faces, no_such_person
 from rnnface.similarity import normalize
 
 DEFAULT_COLLECTION = "faces"
@@ -85,9 +85,10 @@ class _Client:
             try:
                 return getattr(client, method)(*args, **kwargs)
             except Exception as exc:
-                if "not loaded" not in str(getattr(exc, "message", "")) or not args:
+                text = str(getattr(exc, "message", "") or exc)
+                if not args or not any(s in text for s in ("not loaded", "released", "load() before")):
                     raise
-                client.load_collection(args[0])
+                client.load_collection(args[0])  # released (a restarted server, another process of Milvus Lite)
                 return getattr(client, method)(*args, **kwargs)
 
     # The pymilvus calls the gallery makes, each through `_call`.
@@ -150,8 +151,21 @@ def _unreachable(exc: BaseException, text: str) -> bool:
 
 
 def _literal(text: str) -> str:
-    """A Milvus filter string literal (JSON escaping is what its expression parser accepts)."""
-    return json.dumps(text)
+    """A Milvus filter string literal: the text itself between double quotes, only backslash and quote escaped.
+    (JSON's \\u escapes are refused by Milvus Lite, and its surrogate pairs by the server: every character of a
+    name, "Zoë" or "顔認識" or an emoji, goes in as it is.)"""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _literals(texts: Sequence[str]) -> str:
+    return "[" + ", ".join(_literal(t) for t in texts) + "]"
+
+
+#: Bytes a name field holds: 4 a character, so any name of MAX_NAME_CHARS characters fits (Milvus counts bytes).
+_NAME_BYTES = 4 * MAX_NAME_CHARS
+#: The fields of each collection of an rnnface gallery (anything else under our name is not ours).
+_FACE_FIELDS = {"id", "person", "model", "source", "box", "crop", "cues", "vec"}
+_PEOPLE_FIELDS = {"name", "faces", "template"}
 
 
 @backends.register("milvus")
@@ -168,8 +182,10 @@ class MilvusGallery(Gallery):
             self.lite = True
             if not uri.endswith(".db"):
                 raise GalleryError(f"{location}: a Milvus Lite gallery is a file ending in .db (milvus:PATH.db)")
-        # Milvus Lite has no server clock; pymilvus warns about it on every paged query.
-        logging.getLogger("pymilvus").setLevel(logging.ERROR)
+        # pymilvus logs a traceback before raising each error we turn into one line, and Milvus Lite's embedded gRPC
+        # server logs its own; neither is for our users.
+        for name in ("pymilvus", "grpc._server"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         self.location = location
         self.collection = collection
         self.people_collection = f"{collection}_people"
@@ -178,19 +194,50 @@ class MilvusGallery(Gallery):
         if self.lite and not create and not Path(uri).exists():
             raise GalleryError(f"{location}: no gallery here (nothing enrolled yet, or a mistyped --gallery)")
         self.client = _Client(uri, location)
-        self.client.list_collections()  # reachable (or the file usable) now, or a clear error now
-        if not create and not self._exists():
+        present = set(self.client.list_collections())  # reachable (or the file usable) now, or a clear error now
+        faces, people = self.collection in present, self.people_collection in present
+        if not create and not (faces or people):
             raise GalleryError(f"{location}: no gallery here (nothing enrolled yet, or a mistyped --gallery)")
+        for name, fields, there in (
+            (self.collection, _FACE_FIELDS, faces),
+            (self.people_collection, _PEOPLE_FIELDS, people),
+        ):
+            if there:
+                found = {f["name"] for f in self.client.describe_collection(name)["fields"]}
+                if found != fields:
+                    raise GalleryError(
+                        f"{location}: the collection {name!r} is not an rnnface collection (fields "
+                        f"{', '.join(sorted(found))}); left unchanged"
+                    )
+                self.client.load_collection(name)  # a collection another process (or a restart) left released
+        self._missing = (
+            None if faces == people else f"the collection {self.people_collection if faces else self.collection!r}"
+        )
 
     def _exists(self) -> bool:
         return self.client.has_collection(self.collection)
+
+    def _check_whole(self) -> None:
+        """GalleryError when one of the gallery's two collections is gone (dropped outside rnnface): its people and
+        their templates no longer agree, so nothing is listed or named until what is left is removed."""
+        if self._missing is None:
+            return
+        left = self.collection if self._exists() else self.people_collection
+        field = "person" if left == self.collection else "name"
+        rows = self.client.query(left, filter=f'{field} != ""', output_fields=[field], limit=_PAGE)
+        names = sorted({r[field] for r in rows})
+        shown = ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
+        raise GalleryError(
+            f"{self.location}: a half-missing gallery: {self._missing} is gone; `rnnface remove` each of the people "
+            f"left ({shown or 'none'}) to delete what remains of them, then enroll them again"
+        )
 
     def _create(self, dim: int) -> None:
         from pymilvus import DataType, MilvusClient
 
         schema = MilvusClient.create_schema(auto_id=True)
         schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("person", DataType.VARCHAR, max_length=256)
+        schema.add_field("person", DataType.VARCHAR, max_length=_NAME_BYTES)
         schema.add_field("model", DataType.VARCHAR, max_length=128)
         schema.add_field("source", DataType.VARCHAR, max_length=4096)
         schema.add_field("box", DataType.VARCHAR, max_length=128)
@@ -201,16 +248,21 @@ class MilvusGallery(Gallery):
         params.add_index(
             field_name="vec", index_type=self.index_type, metric_type="IP", params=_BUILD.get(self.index_type, {})
         )
-        self.client.create_collection(self.collection, schema=schema, index_params=params, consistency_level="Strong")
+        if not self.client.has_collection(self.collection):
+            self.client.create_collection(
+                self.collection, schema=schema, index_params=params, consistency_level="Strong"
+            )
         people = MilvusClient.create_schema(auto_id=False)
-        people.add_field("name", DataType.VARCHAR, max_length=256, is_primary=True)
+        people.add_field("name", DataType.VARCHAR, max_length=_NAME_BYTES, is_primary=True)
         people.add_field("faces", DataType.INT64)
         people.add_field("template", DataType.FLOAT_VECTOR, dim=dim)
         pparams = self.client.prepare_index_params()
         pparams.add_index(field_name="template", index_type="FLAT", metric_type="IP")
-        self.client.create_collection(
-            self.people_collection, schema=people, index_params=pparams, consistency_level="Strong"
-        )
+        if not self.client.has_collection(self.people_collection):
+            self.client.create_collection(
+                self.people_collection, schema=people, index_params=pparams, consistency_level="Strong"
+            )
+        self._missing = None
 
     @property
     def model_id(self) -> str | None:
@@ -232,6 +284,7 @@ class MilvusGallery(Gallery):
         return int(self.client.query(self.collection, filter="", output_fields=["count(*)"])[0]["count(*)"])
 
     def enroll_many(self, batch: Sequence[tuple[str, Sequence[FaceRecord]]], model_id: str) -> list[list[int]]:
+        self._check_whole()
         exists = self._exists()
         if exists:
             self.check_model(model_id)
@@ -285,7 +338,7 @@ class MilvusGallery(Gallery):
         names = sorted(set(names))
         vecs: dict[str, list] = {}
         for start in range(0, len(names), 1000):
-            for r in self._query(f"person in {json.dumps(names[start : start + 1000])}", ["person", "vec"]):
+            for r in self._query(f"person in {_literals(names[start : start + 1000])}", ["person", "vec"]):
                 vecs.setdefault(r["person"], []).append(r["vec"])
         return {name: np.asarray(v, np.float32) for name, v in vecs.items()}
 
@@ -303,17 +356,35 @@ class MilvusGallery(Gallery):
         return rows
 
     def remove(self, name: str) -> int:
-        expr = f"person == {_literal(name)}"
+        """Delete the person's faces and template; a template left without faces (an enrollment cut off between
+        its two writes, a collection dropped outside rnnface) is deleted too."""
+        expr, key = f"person == {_literal(name)}", f"name == {_literal(name)}"
+        faces, people = self._exists(), self.client.has_collection(self.people_collection)
         n = (
             int(self.client.query(self.collection, filter=expr, output_fields=["count(*)"])[0]["count(*)"])
-            if self._exists()
+            if faces
             else 0
         )
-        if not n:
+        template = (
+            bool(self.client.query(self.people_collection, filter=key, output_fields=["name"])) if people else False
+        )
+        if not n and not template:
             raise no_such_person(self.location, name)
-        self.client.delete(self.collection, filter=expr)
-        self.client.delete(self.people_collection, filter=f"name == {_literal(name)}")
+        if n:
+            self.client.delete(self.collection, filter=expr)
+        if people:
+            self.client.delete(self.people_collection, filter=key)
+        self._drop_if_emptied()
         return n
+
+    def _drop_if_emptied(self) -> None:
+        """A half-missing gallery whose last remains were removed is no gallery at all any more."""
+        if self._missing is None:
+            return
+        left = self.collection if self._exists() else self.people_collection
+        if not int(self.client.query(left, filter="", output_fields=["count(*)"])[0]["count(*)"]):
+            self.client.drop_collection(left)
+            self._missing = None
 
     def replace_embeddings(self, model_id: str, embeddings: dict[int, np.ndarray]) -> None:
         stored = {f.id: f for f in self.faces()}
@@ -339,6 +410,7 @@ class MilvusGallery(Gallery):
             self.client.load_collection(old)
 
     def people(self) -> list[PersonInfo]:
+        self._check_whole()
         if not self._exists():
             return []
         counts: dict[str, list[int]] = {}
@@ -380,13 +452,21 @@ class MilvusGallery(Gallery):
         return {r["name"]: np.asarray(r["template"], dtype=np.float32) for r in sorted(rows, key=lambda r: r["name"])}
 
     def _search_templates(self, queries: np.ndarray, k: int) -> list[list[Match]]:
+        self._check_whole()
         self.check_query(queries, self.dim)
         hits = self.client.search(
             self.people_collection, data=queries.tolist(), limit=k, anns_field="template", output_fields=["name"]
         )
-        return [[Match(h["entity"]["name"], float(h["distance"])) for h in row] for row in hits]
+        # a template whose faces are gone (a cut-off enrollment) names nobody: identify names only people listed
+        names = sorted({h["entity"]["name"] for row in hits for h in row})
+        listed = {r["person"] for r in self._query(f"person in {_literals(names)}", ["person"])} if names else set()
+        return [
+            [Match(h["entity"]["name"], float(h["distance"])) for h in row if h["entity"]["name"] in listed]
+            for row in hits
+        ]
 
     def _search_faces(self, queries: np.ndarray, k: int) -> list[FaceHits]:
+        self._check_whole()
         self.check_query(queries, self.dim)
         limit = min(16384, k)
         breadth = {"ef": max(self.breadth or HNSW_EF, limit), "nprobe": self.breadth or IVF_NPROBE}

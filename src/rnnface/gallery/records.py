@@ -78,22 +78,45 @@ def no_such_person(location: str, name: str) -> UnknownPersonError:
     return UnknownPersonError(f"{location}: no person named {name!r} (see `rnnface people`)")
 
 
+#: Longest person name, in characters (every backend stores this many: a Milvus field holds 4 bytes a character).
+MAX_NAME_CHARS = 256
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """`text` as an error message quotes it: repr, cut to `limit` characters (a 5,000-character name is not echoed)."""
+    quoted = repr(text)
+    return quoted if len(quoted) <= limit else f"{quoted[: limit - 5]}...'"
+
+
+def looks_reserved(name: str) -> bool:
+    """Whether `name` reads as a word identification answers with: after NFKC folding (fullwidth letters) and
+    case folding, or letter for letter by Unicode's confusables (a Cyrillic `о` in `unknоwn`)."""
+    from confusables import is_confusable
+
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return any(folded == word or is_confusable(folded, word) for word in RESERVED_NAMES)
+
+
 def check_name(name: object) -> str:
     """A person's name as stored: 1-256 characters, no leading/trailing spaces, no control or invisible
-    formatting characters (newlines, tabs, bidi overrides, zero-width marks), not a reserved word."""
-    if not isinstance(name, str) or not name.strip() or name != name.strip() or len(name) > 256:
-        raise GalleryError(f"invalid person name {name!r}: 1-256 characters, no leading/trailing spaces")
+    formatting characters (newlines, tabs, bidi overrides, zero-width marks), not a reserved word or a look-alike."""
+    if not isinstance(name, str) or not name.strip() or name != name.strip() or len(name) > MAX_NAME_CHARS:
+        what = shown(name) if isinstance(name, str) else type(name).__name__
+        length = f" ({len(name):,} characters)" if isinstance(name, str) and len(name) > MAX_NAME_CHARS else ""
+        raise GalleryError(
+            f"invalid person name {what}{length}: 1-{MAX_NAME_CHARS} characters, no leading/trailing spaces"
+        )
     bad = sorted(
         {f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")}
     )
     if bad:
         raise GalleryError(
-            f"invalid person name {name!r}: control or invisible characters ({', '.join(bad)}) are not allowed"
+            f"invalid person name {shown(name)}: control or invisible characters ({', '.join(bad[:8])}) are not allowed"
         )
-    if name.casefold() in RESERVED_NAMES:
+    if looks_reserved(name):
         raise GalleryError(
-            f"invalid person name {name!r}: reserved (identification answers '{name.casefold()}' for a face it "
-            "cannot name)"
+            f"invalid person name {shown(name)}: reserved, or reads as a reserved word (identification answers "
+            f"'{UNKNOWN}' for a face it cannot name)"
         )
     return name
 
@@ -102,17 +125,40 @@ def new_faces(faces: Sequence[FaceRecord], stored: np.ndarray | None = None) -> 
     """`faces` less those already stored for the person (rows of `stored`) or repeated within `faces`.
 
     Enrolling the same photo twice, re-running an interrupted bulk enrollment or importing an export
-    again adds nothing: the model is deterministic, so the same image gives the same embedding.
+    again adds nothing: the model is deterministic, so the same image gives the same embedding. Linear
+    in the number of faces: each face is compared only with those sharing one of its random-hyperplane
+    hashes (a copy, at cosine >= 0.9999, shares them with near certainty).
     """
+    if not faces:
+        return []
+    new = normalize(np.stack([np.asarray(f.embedding, np.float32) for f in faces]))
+    old = normalize(stored) if stored is not None and len(stored) and stored.shape[1] == new.shape[1] else new[:0]
+    vectors = np.concatenate([old, new])
+    buckets: dict[tuple[int, int], list[int]] = {}
+    keys = _hash_keys(vectors)
+    kept_rows = list(range(len(old)))  # rows of `vectors` kept so far: the stored ones, then each new one kept
+    for row in kept_rows:
+        for key in keys[row]:
+            buckets.setdefault(key, []).append(row)
     kept: list[FaceRecord] = []
-    seen = normalize(stored) if stored is not None and len(stored) else np.zeros((0, 0), np.float32)
-    for f in faces:
-        e = normalize(np.asarray(f.embedding, np.float32))
-        if len(seen) and len(seen[0]) == len(e) and float((seen @ e).max()) >= SAME_IMAGE_COSINE:
+    for i, face in enumerate(faces):
+        row = len(old) + i
+        candidates = {r for key in keys[row] for r in buckets.get(key, ())}
+        if candidates and float((vectors[sorted(candidates)] @ vectors[row]).max()) >= SAME_IMAGE_COSINE:
             continue
-        kept.append(f)
-        seen = e[None] if not len(seen) else np.vstack([seen, e])
+        kept.append(face)
+        for key in keys[row]:
+            buckets.setdefault(key, []).append(row)
     return kept
+
+
+def _hash_keys(vectors: np.ndarray, tables: int = 4, bits: int = 16) -> list[tuple[tuple[int, int], ...]]:
+    """Each row's bucket in each of `tables` random-hyperplane hashes of `bits` bits (fixed seed: the same
+    vector always lands in the same buckets)."""
+    planes = np.random.default_rng(0).standard_normal((tables, bits, vectors.shape[1])).astype(np.float32)
+    signs = (np.einsum("tbd,nd->ntb", planes, vectors) > 0).astype(np.int64)
+    codes = signs @ (1 << np.arange(bits))
+    return [tuple((t, int(c)) for t, c in enumerate(row)) for row in codes]
 
 
 def rank_people(

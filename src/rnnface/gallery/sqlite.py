@@ -24,7 +24,7 @@ from rnnface.errors import GalleryError, GalleryUnavailableError, ReadOnlyGaller
 from rnnface.gallery.base import FaceHits, Gallery, backends
 from rnnface.gallery.index import CANDIDATES, KINDS, TRAIN_SAMPLE, FaceIndex, IndexCorrupt, Stamp, choose_kind
 from rnnface.gallery.records import FaceRecord, Match, PersonInfo, StoredFace, new_faces, no_such_person
-from rnnface.io.paths import OutputError, check_output
+from rnnface.io.paths import OutputError, check_output, remove_stale_temporaries
 from rnnface.similarity import normalize
 
 log = logging.getLogger(__name__)
@@ -47,13 +47,25 @@ _BUILD_CHUNK = 50_000
 _TABLES = {"meta", "people", "faces"}
 
 
+def _writable(path: Path) -> bool:
+    """Whether this process may change `path` and make files beside it (SQLite's -wal and -shm)."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def _read_only_uri(path: Path) -> str:
+    """How to open a gallery this process may not write: immutable=1, so SQLite creates nothing beside it (not even
+    a -shm file, which a reader without write access would leave owned by them, breaking the owner's gallery)."""
+    return f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+
+
 def _refuse_foreign(path: Path) -> None:
     """GalleryError, without writing a byte, unless `path` is new, empty, an empty SQLite database or an rnnface
     gallery."""
     if not path.exists() or path.stat().st_size == 0:
         return
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        uri = f"{path.resolve().as_uri()}?mode=ro" if _writable(path) else _read_only_uri(path)
+        db = sqlite3.connect(uri, uri=True)
         try:
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} - {
                 "sqlite_sequence"
@@ -76,16 +88,8 @@ def _refuse_foreign(path: Path) -> None:
         )
 
 
-def _stale(stamp: Stamp | None, current: tuple) -> bool:
-    """Whether an index stamped `stamp` cannot catch up to the database state `current` by adding faces: another
-    gallery, model or dimension, a removal or re-embedding since, or a generation from the future (a restore)."""
-    uid, model, dim, generation, removals = current
-    return (
-        stamp is None
-        or stamp.key[:3] != (uid, model, dim)
-        or stamp.removals != removals
-        or stamp.generation > generation
-    )
+#: Generations whose tokens a gallery keeps: an index older than this many writes is rebuilt, not caught up.
+TOKENS_KEPT = 1000
 
 
 @backends.register("sqlite")
@@ -129,10 +133,12 @@ class SqliteGallery(Gallery):
             except OutputError as exc:
                 raise GalleryError(str(exc)) from None
         # A gallery we may not write (read-only file or folder) still answers every read; writes say why not.
-        self.read_only = path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK))
+        self.read_only = path.exists() and not _writable(path)
         self._index: FaceIndex | None = None
         self._stamp: Stamp | None = None
         self._dirty = False
+        if not self.read_only:
+            remove_stale_temporaries(self.index_path)  # left by index saves that were killed
         self._enrolled = False  # this session added faces: bring the index file up to date on close
         self._open()
 
@@ -155,8 +161,8 @@ class SqliteGallery(Gallery):
     def _connect(self, path: Path, busy_timeout_s: float) -> None:
         """Open the database: read-only as it is, or read-write (WAL) with the schema created when new."""
         options = {"timeout": busy_timeout_s, "isolation_level": None, "check_same_thread": False}
-        if self.read_only:  # immutable=1: nothing (not even a -shm file) is created beside a file we may not write
-            self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, **options)
+        if self.read_only:
+            self._db = sqlite3.connect(_read_only_uri(path), uri=True, **options)
             return
         self._db = sqlite3.connect(":memory:" if self._pending else path, **options)
         self._db.execute("PRAGMA page_size=16384")  # takes effect only on a new file: ~1 KB rows pack 15 to a page
@@ -240,10 +246,16 @@ class SqliteGallery(Gallery):
             "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, str(value))
         )
 
-    def _bump(self, removal: bool = False) -> None:
-        self._set_meta("generation", int(self._meta("generation") or 0) + 1)
-        if removal:
-            self._set_meta("removals", int(self._meta("removals") or 0) + 1)
+    def _bump(self, counter: str | None = None) -> None:
+        """A new generation (with a random token of its own, written in the same transaction as the change, so a
+        database restored from a backup is never mistaken for the one an index was made from); `counter`, if
+        given ("removals" or "rebuilds"), counts the kind of change the index must learn of."""
+        generation = int(self._meta("generation") or 0) + 1
+        self._set_meta("generation", generation)
+        self._set_meta(f"token:{generation}", uuid.uuid4().hex)
+        self.db.execute("DELETE FROM meta WHERE key = ?", (f"token:{generation - TOKENS_KEPT}",))
+        if counter is not None:
+            self._set_meta(counter, int(self._meta(counter) or 0) + 1)
 
     @property
     def model_id(self) -> str | None:
@@ -323,8 +335,8 @@ class SqliteGallery(Gallery):
             self.db.execute("DELETE FROM people WHERE id = ?", (row[0],))
             if not self.db.execute("SELECT 1 FROM faces LIMIT 1").fetchone():
                 self.db.execute("DELETE FROM meta WHERE key IN ('model', 'dim')")  # empty again: any model may start it
-            self._bump(removal=True)
-        self._sync(rebuild=True)  # a removed face must leave the index now, not at the next search
+            self._bump("removals")
+        self._sync()  # a removed face leaves the index now (marked removed: no rebuild), not at the next search
         return n
 
     def replace_embeddings(self, model_id: str, embeddings: dict[int, np.ndarray]) -> None:
@@ -341,8 +353,8 @@ class SqliteGallery(Gallery):
                 self._update_template(person_id)
             self._set_meta("model", model_id)
             self._set_meta("dim", dims.pop() if dims else self.dim)
-            self._bump(removal=True)
-        self._sync(rebuild=True)
+            self._bump("rebuilds")
+        self._sync()
 
     def people(self) -> list[PersonInfo]:
         rows = self.db.execute(
@@ -416,54 +428,92 @@ class SqliteGallery(Gallery):
             index.add(ids, vecs)
         return index
 
+    def _state(self) -> dict:
+        """The database's state an index must match, read inside the caller's transaction."""
+        meta = dict(self.db.execute("SELECT key, value FROM meta WHERE key NOT LIKE 'token:%'").fetchall())
+        return {
+            "gallery": meta["uid"],
+            "model": meta.get("model"),
+            "dim": int(meta["dim"]) if "dim" in meta else None,
+            "generation": int(meta.get("generation", 0)),
+            "removals": int(meta.get("removals", 0)),
+            "rebuilds": int(meta.get("rebuilds", 0)),
+        }
+
+    def _token(self, generation: int) -> str:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (f"token:{generation}",)).fetchone()
+        return row[0] if row else ""
+
+    def _descends(self, stamp: Stamp | None, state: dict) -> bool:
+        """Whether an index stamped `stamp` was made from an earlier state of this very database (same gallery,
+        model, dimension and re-embedding count, and the token the database wrote at the stamp's generation), so it
+        can catch up by removing and adding faces. A restored backup fails the token check."""
+        if stamp is None or stamp.generation > state["generation"]:
+            return False
+        keys = ("gallery", "model", "dim", "rebuilds")
+        same = tuple(getattr(stamp, k) for k in keys) == tuple(state[k] for k in keys)
+        return same and self._token(stamp.generation) == stamp.token
+
+    def _catch_up(self, index: FaceIndex, stamp: Stamp, state: dict) -> None:
+        """Bring an index that descends from this database up to it: removed faces out, new faces in."""
+        if stamp.removals != state["removals"]:
+            rows = self.db.execute("SELECT id FROM faces WHERE id <= ?", (stamp.max_id,))
+            stored = np.fromiter((r[0] for r in rows), dtype=np.int64)
+            index.remove(np.setdiff1d(index.ids(), stored, assume_unique=True))
+        for ids, vecs in self._chunks(after=stamp.max_id):
+            index.add(ids, vecs)
+
+    def _from_file(self, state: dict) -> tuple[FaceIndex, Stamp] | tuple[None, None]:
+        """The saved index, when it descends from this database, with the embeddings it re-ranks with read back."""
+        if not self.index_path.exists():
+            return None, None
+        try:
+            index, stamp = FaceIndex.load(self.index_path)
+        except IndexCorrupt as exc:
+            log.warning("%s: index file unusable (%s); rebuilding it from the database", self.index_path, exc)
+            return None, None
+        if not self._descends(stamp, state):
+            return None, None
+        for ids, vecs in self._chunks(upto=stamp.max_id):
+            index.fill(ids, vecs)
+        index.settle()  # faces removed since it was saved
+        return index, stamp
+
     def _sync(self, rebuild: bool = False) -> tuple[FaceIndex | None, Stamp | None]:
-        """Bring the in-memory index up to the database: load the file, catch up by id, or (`rebuild`) build anew.
+        """Bring the in-memory index up to the database: catch up the one in memory, else load the saved file and
+        catch it up, else (or with `rebuild`) build anew.
 
         Returns the index and its stamp as of one snapshot of the database ((None, None) when it is empty), so a
         caller never mixes states while other processes write."""
         self.db.execute("BEGIN")  # a read transaction: everything below sees one snapshot of the database
         try:
-            meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
-            generation, removals = int(meta.get("generation", 0)), int(meta.get("removals", 0))
-            model, uid = meta.get("model"), meta["uid"]
-            dim = int(meta["dim"]) if "dim" in meta else None
-            if model is None:
+            state = self._state()
+            if state["model"] is None:
                 self._index, self._stamp = None, None
                 return None, None
-            current = (uid, model, dim, generation, removals)
-            if not rebuild and self._stamp is not None and self._index is not None and self._stamp.key == current:
-                return self._index, self._stamp
-            if self._index is None and not rebuild:
-                self._load_file()
-                if self._index is not None and self._stamp is not None and not self._index.complete:
-                    for ids, vecs in self._chunks(upto=self._stamp.max_id):  # the embeddings it re-ranks with
-                        self._index.keep(ids, vecs)
-            if rebuild or self._index is None or _stale(self._stamp, current):
-                self._index = self._build(dim, self.index_kind)
-            else:
-                for ids, vecs in self._chunks(after=self._stamp.max_id):
-                    self._index.add(ids, vecs)
-                if choose_kind(len(self._index), self.index_kind) != self._index.kind:
-                    self._index = self._build(dim, self.index_kind)
+            token, stamp = self._token(state["generation"]), self._stamp
+            if not rebuild and stamp is not None and stamp.generation == state["generation"] and stamp.token == token:
+                return self._index, stamp
+            index = self._index if not rebuild and self._descends(stamp, state) else None
+            if index is None and not rebuild:
+                index, stamp = self._from_file(state)
+            if index is not None:
+                self._catch_up(index, stamp, state)
+                if choose_kind(len(index), self.index_kind) != index.kind or index.dead_share > 0.25:
+                    index = None  # grown past its kind, or too many removed faces to skip over
+            if index is None:
+                index = self._build(state["dim"], self.index_kind)
             max_id, count = self.db.execute("SELECT COALESCE(MAX(id), -1), COUNT(*) FROM faces").fetchone()
         finally:
             self.db.execute("COMMIT")
-        if count != len(self._index):
+        if count != len(index):
             raise GalleryError(
-                f"{self.location}: index has {len(self._index)} faces, database {count}; delete {self.index_path}"
+                f"{self.location}: index has {len(index)} faces, database {count}; delete {self.index_path}"
             )
-        self._stamp = Stamp(uid, model, dim, self._index.kind, generation, removals, max_id, count)
+        fields = {k: state[k] for k in ("gallery", "model", "dim", "generation", "removals", "rebuilds")}
+        self._index, self._stamp = index, Stamp(kind=index.kind, max_id=max_id, count=count, token=token, **fields)
         self._dirty = True
         return self._index, self._stamp
-
-    def _load_file(self) -> None:
-        if not self.index_path.exists():
-            return
-        try:
-            self._index, self._stamp = FaceIndex.load(self.index_path)
-        except IndexCorrupt as exc:
-            log.warning("%s: index file unusable (%s); rebuilding it from the database", self.index_path, exc)
-            self._index, self._stamp = None, None
 
     def _search_templates(self, queries: np.ndarray, k: int) -> list[list[Match]]:
         self.db.execute("BEGIN")  # one snapshot: another process may empty or refill the gallery meanwhile

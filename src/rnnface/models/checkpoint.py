@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -91,23 +92,17 @@ def save_checkpoint(
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
     """Rebuild the model stored at `path` (weights only: no pickled code is executed).
 
-    Everything read is validated (format, model name and config, weights, threshold, metadata), and the
-    rebuilt model must run on an example input: a bad checkpoint is a one-line ModelError, never a traceback.
+    Everything read is validated (format, model name and config, front-end, weights and their values, threshold,
+    metadata), and the rebuilt model must run on an example input: a bad checkpoint is a one-line ModelError
+    naming the file, never a traceback.
     """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: checkpoint not found")
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file; its multi-line advice is not for our users
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise ModelError(
-            f"{path}: not a readable checkpoint ({type(exc).__name__}{': ' + first if first else ''})"
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ModelError(f"{path}: not an rnnface backbone checkpoint (expected format {FORMAT})")
+    payload = _read(path, device)
     name, args, meta = payload.get("model"), payload.get("model_args"), payload.get("meta", {})
-    if not isinstance(name, str) or not isinstance(args, dict) or not isinstance(payload.get("state_dict"), dict):
+    weights = payload.get("state_dict")
+    if not isinstance(name, str) or not isinstance(args, dict) or not isinstance(weights, dict):
         raise ModelError(f"{path}: malformed checkpoint (model name, model_args and state_dict are required)")
     if not isinstance(meta, dict):
         raise ModelError(f"{path}: malformed checkpoint (meta must be a mapping, got {type(meta).__name__})")
@@ -119,14 +114,74 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
             raise ModelError(f"{path}: malformed checkpoint ({exc})") from None
     try:
         model = create_model(name, **args)
-        model.load_state_dict(payload["state_dict"])
+    except Exception as exc:  # an unknown name, front-end or config value
+        raise ModelError(f"{path}: checkpoint of a model this rnnface cannot build ({_first_line(exc)})") from None
+    _check_frontend(path, model, args)
+    _load_weights(path, model, weights)
+    try:
         model.eval()
         with torch.no_grad():
             model(example_input(model, 1))
-    except Exception as exc:  # any failure to rebuild or run the stored model
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise ModelError(f"{path}: checkpoint does not match its model ({type(exc).__name__}: {first})") from None
+    except Exception as exc:  # the stored model does not run
+        raise ModelError(
+            f"{path}: checkpoint does not match its model ({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
     return Checkpoint(model=model, name=name, args=args, threshold=threshold, meta=meta)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]
+
+
+def _read(path: Path, device: str) -> dict:
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc):  # torch advises loading it unsafely: not advice for our users
+            raise ModelError(
+                f"{path}: not a checkpoint rnnface can load safely (it holds Python objects besides weights, and "
+                "loading it would run their code)"
+            ) from None
+        raise ModelError(f"{path}: not a readable checkpoint (damaged, or not a checkpoint)") from None
+    except Exception as exc:  # torch raises many types for a bad file
+        raise ModelError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelError(f"{path}: not an rnnface backbone checkpoint (expected format {FORMAT})")
+    return payload
+
+
+def _check_frontend(path: Path, model: nn.Module, args: dict) -> None:
+    """A hybrid's front-end must be the very graph it was trained on (its hash is in the checkpoint)."""
+    spec = model.frontend
+    trained = args.get("frontend_sha256")
+    if spec is not None and trained != spec.sha256:
+        raise ModelError(
+            f"{path}: trained on a {spec.name} graph with SHA-256 {str(trained)[:16]}…; the installed {spec.package} "
+            f"has {spec.sha256[:16]}…"
+        )
+
+
+def _load_weights(path: Path, model: nn.Module, weights: dict) -> None:
+    """Load `weights` into `model`, saying exactly what does not fit, and refuse NaN or infinite values."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    wrong = [
+        f"{k} ({tuple(weights[k].shape)} stored, {tuple(v.shape)} expected)"
+        for k, v in expected.items()
+        if k in weights and (not isinstance(weights[k], torch.Tensor) or weights[k].shape != v.shape)
+    ]
+    problems = [
+        f"{label}: {', '.join(items[:3])}{f' and {len(items) - 3} more' if len(items) > 3 else ''}"
+        for label, items in (("missing weights", missing), ("unexpected weights", unexpected), ("wrong shapes", wrong))
+        if items
+    ]
+    if problems:
+        raise ModelError(f"{path}: checkpoint does not match its model ({'; '.join(problems)})")
+    bad = [k for k, t in weights.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ModelError(f"{path}: weights hold NaN or infinite values ({', '.join(bad[:3])})")
+    model.load_state_dict(weights)
 
 
 def set_threshold(path: str | os.PathLike, threshold: float, meta_update: dict[str, Any] | None = None) -> None:

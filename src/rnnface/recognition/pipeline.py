@@ -167,6 +167,21 @@ class FacePipeline:
             for face, crop, emb in zip(faces, crops, embeddings)
         ]
 
+    def face_embedding(
+        self, image: ImageInput, index: int | None = None, name: str = "image"
+    ) -> tuple[np.ndarray, int, int]:
+        """The embedding of face `index` of `image` (default: the largest), that face's number, and the face count."""
+        image = as_image(image)
+        faces = self.detect(image)
+        i = pick_face(faces, index, name)
+        return self.embed(image, [faces[i]])[1][0], i, len(faces)
+
+    @staticmethod
+    def decide(a: tuple[np.ndarray, int, int], b: tuple[np.ndarray, int, int], threshold: float) -> Verification:
+        """The verification of two `face_embedding` results at `threshold`."""
+        similarity = float(cosine_similarity(a[0], b[0]))
+        return Verification(similarity, threshold, similarity >= threshold, a[1], b[1], a[2], b[2])
+
     def verify(
         self,
         image_a: ImageInput,
@@ -178,14 +193,6 @@ class FacePipeline:
     ) -> Verification:
         """Same person or not, at `threshold` (default: the checkpoint's calibrated one)."""
         threshold = self.threshold(threshold)
-        embeddings, chosen, counts = [], [], []
-        for image, index, name in zip((image_a, image_b), (face_a, face_b), names):
-            image = as_image(image)
-            faces = self.detect(image)
-            i = pick_face(faces, index, name)
-            _, emb = self.embed(image, [faces[i]])
-            embeddings.append(emb[0])
-            chosen.append(i)
-            counts.append(len(faces))
-        similarity = float(cosine_similarity(embeddings[0], embeddings[1]))
-        return Verification(similarity, threshold, similarity >= threshold, chosen[0], chosen[1], *counts)
+        a = self.face_embedding(image_a, face_a, names[0])
+        b = self.face_embedding(image_b, face_b, names[1])
+        return self.decide(a, b, threshold)

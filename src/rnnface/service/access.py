@@ -1,6 +1,7 @@
-"""Who may call what: every route declares its access (open, read or write) once, and one rule decides it
-from the X-API-Key header. The route's dependency enforces it, and the body guard reads the same declaration
-to refuse a request before any byte of its body is read."""
+"""Who may call what, with how much: every route declares its access (open, read or write) and the images it
+takes, once. One rule decides the access from the X-API-Key header: the route's dependency enforces it, and the
+body guard reads the same declarations to refuse a request before any byte of its body is read, and to cut off
+a body past what the route can take."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from starlette.routing import Match
 
+from rnnface.service.body import Admission
 from rnnface.service.errors import HttpError
 from rnnface.settings import Settings
 
@@ -50,6 +52,25 @@ class Requires:
 READ, WRITE = Depends(Requires("read")), Depends(Requires("write"))
 
 
+class Takes:
+    """The dependency that declares how many images a route's body carries (its body limit follows)."""
+
+    def __init__(self, images: int | None) -> None:
+        self.images = images  # None: as many as RNNFACE_MAX_IMAGES allows
+
+    async def __call__(self) -> None:
+        return None
+
+
+def takes(images: int | None) -> object:
+    """`dependencies=[takes(1)]`: the route's body holds `images` uploads (None: up to RNNFACE_MAX_IMAGES)."""
+    return Depends(Takes(images))
+
+
+#: What a body may hold beside its images: the multipart framing and form fields.
+FORM_BYTES = 65_536
+
+
 def _routes(routes: list) -> list:
     """Every route, those of included routers too (FastAPI keeps an included router as one entry)."""
     out = []
@@ -59,21 +80,33 @@ def _routes(routes: list) -> list:
     return out
 
 
-def access_of(app: FastAPI, scope: dict) -> Access:
-    """The access the route a request goes to declares ("open" for anything that declares none)."""
+def _declared(app: FastAPI, scope: dict) -> list:
+    """The dependencies of the route a request goes to ([] when it goes to none of the API's routes)."""
     for route in _routes(app.router.routes):
         if isinstance(route, APIRoute) and route.matches(scope)[0] is Match.FULL:
-            declared = [d.dependency.access for d in route.dependencies if isinstance(d.dependency, Requires)]
-            return declared[0] if declared else "open"
-    return "open"
+            return [d.dependency for d in route.dependencies]
+    return []
 
 
-def authorizer(app: FastAPI, settings: Settings):
-    """The body guard's check: (status, message) of a refusal decided from the headers alone, else None."""
+def access_of(app: FastAPI, scope: dict) -> Access:
+    """The access the route a request goes to declares ("open" for anything that declares none)."""
+    return next((d.access for d in _declared(app, scope) if isinstance(d, Requires)), "open")
 
-    def authorize(scope: dict) -> tuple[int, str] | None:
+
+def body_limit(app: FastAPI, scope: dict, settings: Settings) -> int:
+    """Most bytes the body of a request may have: the images its route takes at their size limit, and a form."""
+    images = next((d.images for d in _declared(app, scope) if isinstance(d, Takes)), 0)
+    count = settings.max_images if images is None else images
+    return count * settings.max_upload_bytes + FORM_BYTES
+
+
+def admitter(app: FastAPI, settings: Settings):
+    """The body guard's check, from the headers alone: a refusal, or the body limit of the request's route."""
+
+    def admit(scope: dict) -> Admission:
         key = dict(scope.get("headers") or []).get(b"x-api-key")
         refused = refusal(settings, access_of(app, scope), key.decode("latin-1") if key is not None else None)
-        return None if refused is None else (refused.status, str(refused))
+        limit = body_limit(app, scope, settings)
+        return Admission(None if refused is None else (refused.status, str(refused)), limit)
 
-    return authorize
+    return admit

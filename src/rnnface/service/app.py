@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from rnnface import __version__
-from rnnface.service.access import READ, authorizer
+from rnnface.service.access import READ, admitter
 from rnnface.service.body import BodyGuard
 from rnnface.service.engine import Engine
 from rnnface.service.errors import install_error_handlers
@@ -68,12 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             swagger_favicon_url="/static/swagger/favicon-32x32.png",
         )
 
-    app.add_middleware(
-        BodyGuard,
-        max_bytes=settings.max_upload_bytes * settings.max_images + 65_536,
-        read_timeout_s=settings.body_timeout_s,
-        authorize=authorizer(app, settings),
-    )
+    app.add_middleware(BodyGuard, admit=admitter(app, settings), body_timeout_s=settings.body_timeout_s)
     static = resources.files("rnnface.service") / "static"
     app.mount("/static/swagger", StaticFiles(directory=str(swagger_ui_path)), name="swagger")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

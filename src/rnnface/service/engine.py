@@ -23,6 +23,27 @@ from rnnface.settings import Settings
 T = TypeVar("T")
 
 
+class ImageSlots:
+    """Room for `size` decoded images at once; a request that needs one waits for it (`waiting` counts them)."""
+
+    def __init__(self, size: int) -> None:
+        self._free = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self.waiting = 0
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        with self._lock:
+            self.waiting += 1
+        self._free.acquire()
+        with self._lock:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
 class Engine:
     """One per app (no module-level state). Blocking work runs in worker threads; gallery calls go one at a time."""
 
@@ -33,7 +54,7 @@ class Engine:
         self._pool: Pool | None = None
         self._pool_lock = threading.Lock()
         self._gallery_lock = threading.RLock()
-        self._decode_slots = threading.BoundedSemaphore(settings.max_concurrent_decodes)
+        self.slots = ImageSlots(settings.max_concurrent_images)
 
     @property
     def pool(self) -> Pool:
@@ -67,27 +88,30 @@ class Engine:
         if scope.cancelled_caught:
             raise HttpError(504, f"request took longer than {limit:g} s")
 
-    async def read_image(self, upload: UploadFile, field: str) -> np.ndarray:
-        """An uploaded image within the limits, decoded; nothing touches the filesystem."""
-        settings = self.settings
+    async def upload_bytes(self, upload: UploadFile, field: str) -> bytes:
+        """The bytes of an uploaded image within the size limit (nothing touches the filesystem)."""
+        limit = self.settings.max_upload_bytes
         if not (upload.content_type or "").startswith("image/"):
             raise HttpError(
                 415, f"{field}: expected an image upload (image/*), got {upload.content_type or 'no content type'}"
             )
-        data = await upload.read(settings.max_upload_bytes + 1)
-        if len(data) > settings.max_upload_bytes:
-            raise HttpError(413, f"{field}: file larger than the limit of {settings.max_upload_bytes:,} bytes")
+        data = await upload.read(limit + 1)
+        if len(data) > limit:
+            raise HttpError(413, f"{field}: file larger than the limit of {limit:,} bytes")
+        return data
 
-        def decode() -> np.ndarray:
-            # The slot is taken in the worker thread, so a decode abandoned by a timeout still holds it until it ends.
-            with self._decode_slots:
-                return load_image(data, max_pixels=settings.max_pixels, max_decoded_bytes=settings.max_decoded_bytes)
-
-        try:
-            return await self.compute(decode)  # decoding counts against the request's time limit too
-        except ImageError as exc:
-            message = str(exc).split(": ", 1)[-1]
-            raise type(exc)(f"{field}: {message}") from None
+    @contextmanager
+    def image(self, data: bytes, field: str) -> Iterator[np.ndarray]:
+        """An uploaded image decoded, in one of the server's image slots for as long as the block works on it (in a
+        worker thread): at most `max_concurrent_images` decoded images exist at once, whatever their requests wait
+        for, so many small files of many pixels cannot fill memory."""
+        settings = self.settings
+        with self.slots.hold():
+            try:
+                pixels = load_image(data, max_pixels=settings.max_pixels, max_decoded_bytes=settings.max_decoded_bytes)
+            except ImageError as exc:
+                raise type(exc)(f"{field}: {str(exc).split(': ', 1)[-1]}") from None
+            yield pixels
 
     def close(self) -> None:
         with self._gallery_lock:

@@ -13,7 +13,7 @@ from rnnface.gallery.enroll import EnrollSummary, NothingEnrolledError, store_pe
 from rnnface.gallery.identify import search_faces
 from rnnface.gallery.records import check_name
 from rnnface.service import schemas
-from rnnface.service.access import READ, WRITE
+from rnnface.service.access import READ, WRITE, takes
 from rnnface.service.engine import Engine
 from rnnface.service.errors import HttpError, source_name
 
@@ -61,24 +61,43 @@ async def ready(engine: EngineDep) -> schemas.Ready:
         raise HttpError(503, f"not ready: {exc}") from None
 
 
-@api.post("/detect", response_model=schemas.Detection, responses=ERRORS, dependencies=[READ], tags=["faces"])
+ONE_IMAGE, TWO_IMAGES, IMAGES = takes(1), takes(2), takes(None)
+
+
+@api.post("/detect", response_model=schemas.Detection, responses=ERRORS, dependencies=[READ, ONE_IMAGE], tags=["faces"])
 async def detect(engine: EngineDep, image: ImageFile) -> schemas.Detection:
     """Every face: box, score, 5 landmarks (largest first)."""
-    img = await engine.read_image(image, "image")
-    faces = await engine.compute(lambda: engine.pipeline.detect(img))
-    return schemas.Detection(width=img.shape[1], height=img.shape[0], faces=[f.to_dict() for f in faces])
+    data = await engine.upload_bytes(image, "image")
+
+    def run():
+        with engine.image(data, "image") as img:
+            return img.shape, engine.pipeline.detect(img)
+
+    (height, width, _), faces = await engine.compute(run)
+    return schemas.Detection(width=width, height=height, faces=[f.to_dict() for f in faces])
 
 
-@api.post("/embed", response_model=schemas.Embedding, responses=ERRORS, dependencies=[READ], tags=["faces"])
+@api.post("/embed", response_model=schemas.Embedding, responses=ERRORS, dependencies=[READ, ONE_IMAGE], tags=["faces"])
 async def embed(engine: EngineDep, image: ImageFile) -> schemas.Embedding:
     """Every face with its unit embedding from the recurrent model."""
-    img = await engine.read_image(image, "image")
-    faces, emb = await engine.compute(lambda: engine.pipeline.embed(img))
+    data = await engine.upload_bytes(image, "image")
+
+    def run():
+        with engine.image(data, "image") as img:
+            return engine.pipeline.embed(img)
+
+    faces, emb = await engine.compute(run)
     faces_out = [{**f.to_dict(), "embedding": e.round(6).tolist()} for f, e in zip(faces, emb)]
     return schemas.Embedding(model=engine.pipeline.model_id, faces=faces_out)
 
 
-@api.post("/verify", response_model=schemas.VerifyResult, responses=ERRORS, dependencies=[READ], tags=["recognition"])
+@api.post(
+    "/verify",
+    response_model=schemas.VerifyResult,
+    responses=ERRORS,
+    dependencies=[READ, TWO_IMAGES],
+    tags=["recognition"],
+)
 async def verify(
     engine: EngineDep,
     image_a: ImageFile,
@@ -88,16 +107,29 @@ async def verify(
     ] = None,
 ) -> schemas.VerifyResult:
     """Are the largest faces of two photos the same person?"""
-    a = await engine.read_image(image_a, "image_a")
-    b = await engine.read_image(image_b, "image_b")
-    result = await engine.compute(
-        lambda: engine.pipeline.verify(a, b, threshold=threshold, names=("image_a", "image_b"))
-    )
-    return schemas.VerifyResult(**result.to_dict())
+    uploads = [
+        (await engine.upload_bytes(upload, field), field)
+        for upload, field in ((image_a, "image_a"), (image_b, "image_b"))
+    ]
+
+    def run():
+        pipeline = engine.pipeline
+        decide = pipeline.threshold(threshold)
+        found = []
+        for data, field in uploads:  # one after the other: one image in memory at a time
+            with engine.image(data, field) as img:
+                found.append(pipeline.face_embedding(img, None, field))
+        return pipeline.decide(*found, decide)
+
+    return schemas.VerifyResult(**(await engine.compute(run)).to_dict())
 
 
 @api.post(
-    "/identify", response_model=schemas.IdentifyResult, responses=ERRORS, dependencies=[READ], tags=["recognition"]
+    "/identify",
+    response_model=schemas.IdentifyResult,
+    responses=ERRORS,
+    dependencies=[READ, ONE_IMAGE],
+    tags=["recognition"],
 )
 async def identify(
     engine: EngineDep,
@@ -106,19 +138,21 @@ async def identify(
     threshold: Annotated[float | None, Form(ge=-1, le=1, description="Cosine threshold for a name.")] = None,
 ) -> schemas.IdentifyResult:
     """Every face with its top-k people from the gallery, named or `unknown`."""
-    img = await engine.read_image(image, "image")
+    data = await engine.upload_bytes(image, "image")
 
-    def run() -> list:
+    def run() -> tuple:
         pipeline = engine.pipeline
-        faces, embeddings = pipeline.embed(img)  # detection and embedding need no gallery: it stays free meanwhile
+        with engine.image(data, "image") as img:
+            shape, (faces, embeddings) = img.shape, pipeline.embed(img)  # no gallery needed: it stays free meanwhile
         with engine.gallery() as g:
-            return search_faces(g, pipeline, faces, embeddings, top_k=top_k, threshold=threshold)
+            return shape, search_faces(g, pipeline, faces, embeddings, top_k=top_k, threshold=threshold)
 
-    faces = [r.to_dict() for r in await engine.compute(run)]
+    (height, width, _), results = await engine.compute(run)
+    faces = [r.to_dict() for r in results]
     for face in faces:  # a CLI-enrolled face's source is a server path: only its file name goes out
         for match in face["matches"]:
             match["source"] = source_name(match["source"])
-    return schemas.IdentifyResult(width=img.shape[1], height=img.shape[0], faces=faces)
+    return schemas.IdentifyResult(width=width, height=height, faces=faces)
 
 
 @api.get("/people", response_model=schemas.PeopleList, responses=ERRORS, dependencies=[READ], tags=["people"])
@@ -148,7 +182,12 @@ async def get_person(engine: EngineDep, name: NameParam) -> schemas.Person:
 
 
 @api.post(
-    "/people", status_code=201, response_model=schemas.Enrolled, responses=ERRORS, dependencies=[WRITE], tags=["people"]
+    "/people",
+    status_code=201,
+    response_model=schemas.Enrolled,
+    responses=ERRORS,
+    dependencies=[WRITE, IMAGES],
+    tags=["people"],
 )
 async def enroll(
     engine: EngineDep,
@@ -163,42 +202,42 @@ async def enroll(
     if len(images) > limit:
         raise HttpError(413, f"at most {limit} images per enrollment, got {len(images)}")
     # One rule with the CLI: a photo that cannot be used (not an image, corrupt, no face, several faces) is
-    # listed with its reason and the others are enrolled; the request fails only when none can be used.
-    photos, positions, undecodable = [], [], []  # positions: each photo's place among the uploads
+    # listed with its reason and the others are enrolled; the request fails only when none can be used, or when
+    # one passes a limit. Photos are decoded and embedded one at a time (one image slot).
+    uploads = []  # (label, bytes or None, why not)
     for i, upload in enumerate(images):
         label = f"upload:{(upload.filename or f'image{i}')[:200]}"
         try:
-            photos.append((label, await engine.read_image(upload, f"images[{i}]")))
-            positions.append(i)
-        except (ImageError, HttpError) as exc:
-            if isinstance(exc, ImageTooLargeError) or getattr(exc, "status", 415) == 413:
+            uploads.append((label, await engine.upload_bytes(upload, f"images[{i}]"), ""))
+        except HttpError as exc:
+            if exc.status == 413:
                 raise  # a limit refuses the whole request
-            undecodable.append((i, label, str(exc).split(": ", 1)[-1]))
-
-    def in_upload_order(summary: EnrollSummary) -> list[tuple[str, str]]:
-        """Every skipped upload with its reason, in the order they came: those that did not decode and those
-        enrollment skipped (each of which is the next photo of its label)."""
-        pending = list(zip(positions, (label for label, _ in photos)))
-        skipped = list(undecodable)
-        for label, reason in summary.with_hint(LARGEST_HINT).skipped:
-            k = next(k for k, (_, candidate) in enumerate(pending) if candidate == label)
-            skipped.append((pending.pop(k)[0], label, reason))
-        return [(label, reason) for _, label, reason in sorted(skipped)]
+            uploads.append((label, None, str(exc).split(": ", 1)[-1]))
 
     def run() -> EnrollSummary:
-        pipeline, summary = engine.pipeline, EnrollSummary()
+        pipeline, summary, records = engine.pipeline, EnrollSummary(), []
         with engine.gallery() as g:
             g.check_model(pipeline.model_id)  # before any detection work
-        records = usable_faces(pipeline, photos, summary, largest, keep_crops)  # the gallery stays free meanwhile
+        for i, (label, data, why) in enumerate(uploads):  # the gallery stays free meanwhile
+            if data is None:
+                summary.skipped.append((label, why))
+                continue
+            try:
+                with engine.image(data, f"images[{i}]") as img:
+                    records += usable_faces(pipeline, [(label, img)], summary, largest, keep_crops)
+            except ImageTooLargeError:
+                raise
+            except ImageError as exc:
+                summary.skipped.append((label, str(exc).split(": ", 1)[-1]))
         with engine.gallery() as g:
             return store_person(g, pipeline.model_id, name, records, summary, engine.pool)
 
     try:
         summary = await engine.compute(run, timeout=False)  # a write runs to completion
     except NothingEnrolledError as exc:
-        reasons = "; ".join(f"{label}: {reason}" for label, reason in in_upload_order(exc.summary))
+        reasons = "; ".join(f"{label}: {reason}" for label, reason in exc.summary.with_hint(LARGEST_HINT).skipped)
         raise NothingEnrolledError(f"nothing enrolled for {name!r}: {reasons}", exc.summary) from None
-    skipped = [{"image": label, "reason": reason} for label, reason in in_upload_order(summary)]
+    skipped = [{"image": label, "reason": reason} for label, reason in summary.with_hint(LARGEST_HINT).skipped]
     return schemas.Enrolled(name=name, faces=summary.faces, already=summary.already, skipped=skipped)
 
 

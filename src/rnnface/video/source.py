@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from rnnface.errors import RnnfaceError
+from rnnface.io.image import MAX_PIXELS, MAX_SIDE
 
 
 class VideoError(RnnfaceError):
@@ -33,6 +34,8 @@ class VideoSource:
     live: bool
     decoded: int = 0
     stalled: bool = False  # a camera or stream stopped delivering frames (a read waited out the timeout)
+    max_pixels: int = MAX_PIXELS
+    max_side: int = MAX_SIDE
 
     def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
         while True:
@@ -41,6 +44,8 @@ class VideoSource:
             if not ok or frame is None:
                 self.stalled = self.live and time.monotonic() - start >= 0.8 * OPEN_TIMEOUT_MS / 1000
                 return
+            if not self.decoded:  # a source that did not say its frame size: the first frame says it
+                check_frame_size(self.name, frame.shape[1], frame.shape[0], self.max_pixels, self.max_side)
             t = self.decoded / self.fps
             self.decoded += 1
             yield self.decoded - 1, t, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
@@ -61,6 +66,15 @@ def silence_native_logs() -> None:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
+def check_frame_size(name: str, width: int, height: int, max_pixels: int, max_side: int) -> None:
+    """VideoError when frames are larger than a photo may be (the image limits apply to every frame)."""
+    if width * height > max_pixels or max(width, height) > max_side:
+        raise VideoError(
+            f"{name}: frames of {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,} pixels "
+            f"(or {max_side:,} a side)"
+        )
+
+
 def still_image_format(path: Path) -> str | None:
     """The format of a single-frame image file (JPEG, PNG, ...) read from its header, or None for anything else."""
     from PIL import Image, UnidentifiedImageError
@@ -72,8 +86,9 @@ def still_image_format(path: Path) -> str | None:
         return None
 
 
-def open_source(spec: str) -> VideoSource:
-    """Open a file path, a camera index ("0") or a stream URL; raise VideoError saying why not."""
+def open_source(spec: str, max_pixels: int = MAX_PIXELS, max_side: int = MAX_SIDE) -> VideoSource:
+    """Open a file path, a camera index ("0") or a stream URL; raise VideoError saying why not (frames over the
+    image limits included, checked from the header before a frame is decoded when the container says its size)."""
     silence_native_logs()
     live = spec.isdigit() or "://" in spec
     if spec.isdigit():
@@ -108,5 +123,12 @@ def open_source(spec: str) -> VideoSource:
     fps = capture.get(cv2.CAP_PROP_FPS)
     fps = fps if fps and 1 <= fps <= 240 else 25.0
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    source = VideoSource(spec, capture, fps, count if count > 0 and not spec.isdigit() else None, live)
-    return source
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    if width and height:
+        try:
+            check_frame_size(spec, width, height, max_pixels, max_side)
+        except VideoError:
+            capture.release()
+            raise
+    frames = count if count > 0 and not spec.isdigit() else None
+    return VideoSource(spec, capture, fps, frames, live, max_pixels=max_pixels, max_side=max_side)

@@ -177,8 +177,15 @@ async function refreshPeople() {
 }
 
 $("people-refresh").addEventListener("click", refreshPeople);
-$("api-key").value = localStorage.getItem("rnnface-api-key") || "";
-$("api-key").addEventListener("change", () => localStorage.setItem("rnnface-api-key", $("api-key").value));
+// The key lives for this tab only (sessionStorage: gone when the tab closes, never written to disk for good);
+// "forget" clears it at once. An older page kept it in localStorage: that copy is removed.
+localStorage.removeItem("rnnface-api-key");
+$("api-key").value = sessionStorage.getItem("rnnface-api-key") || "";
+$("api-key").addEventListener("change", () => sessionStorage.setItem("rnnface-api-key", $("api-key").value));
+$("forget-key").addEventListener("click", () => {
+  sessionStorage.removeItem("rnnface-api-key");
+  $("api-key").value = "";
+});
 
 call("GET", "/health")
   .then((h) => { $("status").textContent = `service ok (v${h.version})`; })
