@@ -38,7 +38,7 @@ def test_serve_takes_gallery_model_and_key_options(monkeypatch, tmp_path, tiny_c
         str(tiny_checkpoint),
         "k3y",
     )
-    assert started["port"] == 8123
+    assert started["port"] == 8123 and started["limit_concurrency"] == 32  # RNNFACE_MAX_CONNECTIONS: more get 503
 
 
 @pytest.mark.parametrize(

@@ -160,3 +160,29 @@ def test_repeated_faces_are_found_in_linear_time():
     faces = [FaceRecord(e) for e in np.concatenate([base, base * 1.0000001])]
     kept = new_faces(faces)
     assert len(kept) == 100_000 and all(k is f for k, f in zip(kept, faces))
+
+
+def test_import_messages_name_the_archive_and_never_echo_a_huge_name(tmp_path):
+    face = {"person": "x" * 5000, "source": "", "box": None, "crop": False, "cues": None}
+    manifest = {"format": "rnnface-gallery-export/1", "model": "m", "dim": 4, "templates": [], "faces": [face]}
+    archive = _archive(tmp_path / "long.zip", manifest)
+    with open_gallery(tmp_path / "g.db") as g, pytest.raises(GalleryError) as info:
+        g.import_file(archive)
+    message = str(info.value)
+    assert str(archive) in message and "(5,000 characters)" in message and len(message) < 400
+    with open_gallery(tmp_path / "h.db") as g:  # another dimension: said, naming the archive
+        enroll(g, "A", faces_of(1))
+    dims = {
+        "format": "rnnface-gallery-export/1",
+        "model": MODEL,
+        "dim": 4,
+        "templates": [],
+        "faces": [{**face, "person": "B"}],
+    }
+    import io as _io
+
+    buf = _io.BytesIO()
+    np.save(buf, np.ones((1, 4), np.float32))
+    archive = _archive(tmp_path / "dims.zip", dims, {"embeddings.npy": buf.getvalue()})
+    with open_gallery(tmp_path / "h.db") as g, pytest.raises(GalleryError, match=rf"{archive}: the archive holds 4-d"):
+        g.import_file(archive)

@@ -160,3 +160,34 @@ def test_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "stat", denied)  # a file in a folder we may not enter: even stat() is refused
     with pytest.raises(ImageError, match="locked.jpg: permission denied"):
         load_image(photo)
+
+
+def test_a_fifo_or_device_is_not_read_as_a_photo(tmp_path):
+    """A FIFO would block the read (and was called "an empty file"); a device never ends: both are refused by what
+    they are, before anything is opened."""
+    import os
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero"):
+        with pytest.raises(ImageError, match="not a regular file") as info:
+            load_image(path)
+        assert "\n" not in str(info.value)
+
+
+def test_pillows_own_size_refusal_is_phrased_as_ours(tmp_path):
+    """A header announcing more pixels than Pillow itself will open is refused in our words, not Pillow's
+    "decompression bomb DOS attack"."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 20_000, 20_000, 8, 2, 0, 0, 0))  # 400 MP, 24-bit
+    path = tmp_path / "huge.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+    with pytest.raises(ImageTooLargeError) as info:
+        load_image(path, max_pixels=10**12, max_side=10**6, max_decoded_bytes=10**13)
+    assert "DOS" not in str(info.value) and "decompression bomb" not in str(info.value).lower()
+    assert str(path) in str(info.value)

@@ -70,7 +70,7 @@ def test_video_tracks_identities_and_outputs(clip, lfw_images, tmp_path):
     annotated = cv2.VideoCapture(str(out / "a.mp4"))
     assert int(annotated.get(cv2.CAP_PROP_FRAME_COUNT)) == 100 and int(annotated.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
     assert cv2.imread(str(out / "t.png")).shape[0] > 100
-    assert "track 0: George_W_Bush" in result.output
+    assert "track 1: George_W_Bush" in result.output
 
 
 def test_video_without_faces_says_so(tmp_path):
@@ -244,3 +244,22 @@ def test_http_stream_that_stalls_is_reported(tmp_path, lfw_images):
     assert (
         "the stream stalled: no frame for 5 s" in err or "ended early (50 of 150 frames): the stream stalled" in err
     ), err
+
+
+def test_frames_over_the_image_limits_are_refused_before_decoding(tmp_path):
+    """The image limits apply to every frame: a video whose frames are larger is refused from its header (a 4.6 MB
+    MJPEG of 16,000 x 16,000 frames took 3.7 GB)."""
+    from rnnface.video.source import VideoError, open_source
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 25, (640, 480))
+    for _ in range(5):
+        writer.write(np.zeros((480, 640, 3), np.uint8))
+    writer.release()
+    with pytest.raises(VideoError, match=r"frames of 640x480 = 307,200 pixels, over the limit of 100,000"):
+        open_source(str(clip), max_pixels=100_000)
+    with pytest.raises(VideoError, match="over the limit"):
+        open_source(str(clip), max_side=600)
+    source = open_source(str(clip))  # within the default limits
+    assert sum(1 for _ in source) == 5
+    source.close()

@@ -108,6 +108,24 @@ def bench_service(
         raise typer.Exit(1)
 
 
+@app.command("tracking")
+def bench_tracking(data: DataOpt = None, out: OutOpt = Path("reports/bench_tracking.json")) -> None:
+    """IDF1, identity switches and wrong-name seconds of `rnnface video` on multi-shot LFW videos, before and now."""
+    from rnnface.benchmarks.report import machine, write_report
+    from rnnface.benchmarks.tracking import HEADER, run_tracking_bench
+
+    check_output(out, "report")
+    typer.echo(HEADER)
+    report = run_tracking_bench(image_root(data), typer.echo)
+    write_report({"machine": machine(), **report}, out)
+    for label, t in report["totals"].items():
+        typer.echo(
+            f"all, {label}: IDF1 {t['idf1']:.2f}, {t['identity_switches']} identity switches, "
+            f"{t['wrong_name_seconds']:.1f} wrong-name seconds, right name {100 * t['right_name_share']:.0f}%"
+        )
+    typer.echo(f"written: {out}")
+
+
 @app.command("video")
 def bench_video(
     data: DataOpt = None,

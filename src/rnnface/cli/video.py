@@ -98,7 +98,7 @@ def video(
         with atomic_output(out_json, "timeline JSON") as tmp:
             tmp.write_text(json.dumps(report.to_dict(), indent=2))
     if timeline:
-        draw_timeline(report.tracks, duration, timeline)
+        draw_timeline(report.tracks, duration, timeline, cuts=tuple(c / report.video_fps for c in report.cuts))
     if as_json:
         print_json(report.to_dict())
     else:

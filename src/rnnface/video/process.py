@@ -1,4 +1,11 @@
-"""Video -> tracks -> identities: detect every Nth frame, track, embed, pool each track, search the gallery."""
+"""Video -> shots -> tracks -> identities: detect every Nth frame, track within a shot, embed, pool each track,
+search the gallery.
+
+A track is one person's segment of one shot: every track ends at a shot cut, and a face whose embedding no
+longer agrees with its track starts a new one (see `rnnface.video.tracker`). A track is named from its own faces
+only (the aggregator starts afresh for each), and only when it has enough of them (`min_named_frames`): a
+segment too short to decide is `unknown`, never the name of the segment before it.
+"""
 
 from __future__ import annotations
 
@@ -13,19 +20,25 @@ from rnnface.gallery.base import Gallery
 from rnnface.gallery.records import UNKNOWN, Match
 from rnnface.recognition.pipeline import FacePipeline
 from rnnface.video.render import VideoWriter, draw_tracks
+from rnnface.video.shots import ShotDetector
 from rnnface.video.source import VideoSource
 from rnnface.video.tracker import Track, Tracker
 
 
 @dataclass
 class TrackResult:
+    """One track as reported: who (or `unknown`), when, in which shot, and its boxes at each detection step."""
+
     id: int
     person: str
     confidence: float  # cosine similarity of the pooled track to that person (best match)
     first_time: float
     last_time: float
     frames_used: int
+    shot: int = 0
     matches: list[Match] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+    boxes: list[np.ndarray] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -35,6 +48,7 @@ class TrackResult:
             "first_time": round(self.first_time, 3),
             "last_time": round(self.last_time, 3),
             "frames_used": self.frames_used,
+            "shot": self.shot,
             "matches": [m.to_dict() for m in self.matches],
         }
 
@@ -50,6 +64,7 @@ class VideoReport:
     pooling: str
     truncated: bool
     tracks: list[TrackResult]
+    cuts: list[int] = field(default_factory=list)  # frames that begin a new shot
 
     def to_dict(self) -> dict:
         return {
@@ -72,6 +87,17 @@ def _identify(
     )
 
 
+@dataclass(frozen=True)
+class TrackingRules:
+    """How faces become tracks: shot cuts end tracks, embeddings split them, and how many faces name one.
+    `cuts=False, split_below=None` is the tracker as it was before either existed (kept for the benchmark)."""
+
+    cuts: bool = True
+    split_below: float | None = 0.3  # cosine under which a face is not the person its track follows
+    min_track_frames: int = 2  # embedded faces a track needs to be reported at all (fewer: noise)
+    min_named_frames: int = 3  # embedded faces a track needs to be named (fewer: `unknown`)
+
+
 def process_video(
     source: VideoSource,
     pipeline: FacePipeline,
@@ -82,19 +108,22 @@ def process_video(
     threshold: float | None = None,
     writer: VideoWriter | None = None,
     max_frames: int | None = None,
-    min_track_frames: int = 2,
     reembed: int = 2,
     progress: bool = True,
+    rules: TrackingRules = TrackingRules(),
 ) -> VideoReport:
-    """Run the whole video; tracks with fewer than `min_track_frames` embedded faces are dropped as noise.
+    """Run the whole video: detect on every `every`-th frame (and on the first frame of every shot), track, name.
 
     A face plainly continuing its track is embedded every `reembed`-th detection step (see Tracker).
     """
     threshold = pipeline.threshold(threshold)
     if gallery is not None and gallery.model_id is not None:
         gallery.check_model(pipeline.model_id)
-    tracker = Tracker()
+    tracker = Tracker(split_below=rules.split_below)
+    shots = ShotDetector(source.fps) if rules.cuts else None
     shown: list[Track] = []
+    shot_of: dict[int, int] = {}
+    cuts: list[int] = []
     start = time.perf_counter()
     total = min(source.frames or 0, max_frames or source.frames or 0) or None
     frames = 0
@@ -102,39 +131,82 @@ def process_video(
         if max_frames is not None and index >= max_frames:
             break
         frames += 1
-        if index % every == 0:
-            faces = pipeline.detect(frame)
-            need = [i for i, n in enumerate(tracker.needs_embedding(faces, reembed)) if n]
-            embeddings: list[np.ndarray | None] = [None] * len(faces)
-            cues: list[np.ndarray | None] = [None] * len(faces)
-            for i, found in zip(need, pipeline.embed_faces(frame, [faces[i] for i in need])):
-                embeddings[i], cues[i] = found.embedding, found.cues
-            shown = tracker.update(index, t, faces, embeddings, cues)
-            for track in shown:  # a running name for the annotated video
-                if track.since_embedded:  # no new face: the name stays
-                    continue
-                name, sim, _ = _identify(gallery, track.mean_embedding, threshold, top_k=1)
-                track.label = f"#{track.id} {name}" + (f" {sim:.2f}" if name != UNKNOWN else "")
+        cut = shots is not None and shots.cut(index, frame)
+        if cut:
+            tracker.cut()
+            cuts.append(index)
+            shown = []
+        if cut or index % every == 0:
+            shown = _step(tracker, pipeline, gallery, frame, index, t, threshold, reembed, rules)
+            for track in shown:
+                shot_of.setdefault(track.id, len(cuts))
         if writer is not None:
             writer.write(draw_tracks(frame, shown))
     seconds = time.perf_counter() - start
+    results = _results(tracker.finish(), gallery, pool, threshold, rules, shot_of)
+    fps = frames / seconds if seconds else 0.0
+    return VideoReport(source.name, source.fps, frames, every, seconds, fps, pooling, source.truncated, results, cuts)
+
+
+def _step(
+    tracker: Tracker,
+    pipeline: FacePipeline,
+    gallery: Gallery | None,
+    frame: np.ndarray,
+    index: int,
+    t: float,
+    threshold: float,
+    reembed: int,
+    rules: TrackingRules,
+) -> list[Track]:
+    """One detection step: detect, embed the faces that need it, track, and label the tracks for the video."""
+    faces = pipeline.detect(frame)
+    need = [i for i, n in enumerate(tracker.needs_embedding(faces, reembed)) if n]
+    embeddings: list[np.ndarray | None] = [None] * len(faces)
+    cues: list[np.ndarray | None] = [None] * len(faces)
+    for i, found in zip(need, pipeline.embed_faces(frame, [faces[i] for i in need])):
+        embeddings[i], cues[i] = found.embedding, found.cues
+    shown = tracker.update(index, t, faces, embeddings, cues)
+    for track in shown:  # a running name for the annotated video, from this track's own faces
+        if track.since_embedded:  # no new face: the name stays
+            continue
+        if len(track.embeddings) < rules.min_named_frames:
+            track.label = f"#{track.id} {UNKNOWN}"
+            continue
+        name, sim, _ = _identify(gallery, track.mean_embedding, threshold, top_k=1)
+        track.label = f"#{track.id} {name}" + (f" {sim:.2f}" if name != UNKNOWN else "")
+    return shown
+
+
+def _results(
+    tracks: list[Track],
+    gallery: Gallery | None,
+    pool: Pool,
+    threshold: float,
+    rules: TrackingRules,
+    shot_of: dict[int, int],
+) -> list[TrackResult]:
+    """The reported tracks, numbered 1, 2, ... in order of appearance (noise dropped), each named from its own faces."""
     results = []
-    for track in tracker.finish():
-        if len(track.embeddings) < min_track_frames:
+    for track in tracks:
+        if len(track.embeddings) < rules.min_track_frames:
             continue
         vector = pool(np.stack(track.embeddings), np.stack(track.cues))
         person, confidence, matches = _identify(gallery, vector, threshold)
+        if len(track.embeddings) < rules.min_named_frames:
+            person = UNKNOWN  # too few faces to decide who this is
         results.append(
-            TrackResult(track.id, person, confidence, track.first_time, track.last_time, len(track.embeddings), matches)
+            TrackResult(
+                len(results) + 1,
+                person,
+                confidence,
+                track.first_time,
+                track.last_time,
+                len(track.embeddings),
+                shot_of.get(track.id, 0),
+                matches,
+                list(track.frames),
+                list(track.boxes),
+            )
         )
-    return VideoReport(
-        source.name,
-        source.fps,
-        frames,
-        every,
-        seconds,
-        frames / seconds if seconds else 0.0,
-        pooling,
-        source.truncated,
-        results,
-    )
+    return results

@@ -11,10 +11,17 @@ import numpy as np
 from rnnface.errors import RnnfaceError
 from rnnface.io.paths import atomic_output
 
+#: Strong colours for named people (RGB, the tab10 palette), handed out in order of first appearance.
+PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (188, 189, 34), (23, 190, 207)]  # fmt: skip
+UNKNOWN_COLOUR = (170, 170, 170)  # muted: `unknown` is not a person
+
 
 def _colour(key: str) -> tuple[int, int, int]:
-    h = zlib.crc32(key.encode())
-    return (64 + h % 160, 64 + (h >> 8) % 160, 64 + (h >> 16) % 160)
+    """A steady colour for a name without a place in a legend (the live labels of the annotated video)."""
+    if key == "unknown":
+        return UNKNOWN_COLOUR
+    return PALETTE[zlib.crc32(key.encode()) % len(PALETTE)]
 
 
 def draw_tracks(frame: np.ndarray, tracks) -> np.ndarray:
@@ -22,7 +29,7 @@ def draw_tracks(frame: np.ndarray, tracks) -> np.ndarray:
     out = frame.copy()
     for track in tracks:
         x1, y1, x2, y2 = (int(round(v)) for v in track.last_box)
-        colour = _colour(track.label.split(" ")[1] if " " in track.label else str(track.id))
+        colour = _colour(track.label.split(" ")[1] if " " in track.label else "unknown")
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2)
         (tw, th), _ = cv2.getTextSize(track.label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
         top = max(0, y1 - th - 6)
@@ -60,25 +67,40 @@ class VideoWriter:
         self._output.__exit__(*exc)
 
 
-def draw_timeline(tracks, duration: float, path: str | Path, width: int = 1000) -> Path:
-    """PNG: one row per track, a bar from its first to its last time, labelled with the person."""
-    row, left, top = 34, 220, 40
-    height = top + row * max(1, len(tracks)) + 40
+def draw_timeline(tracks, duration: float, path: str | Path, cuts: tuple[float, ...] = (), width: int = 1000) -> Path:
+    """PNG: one row per track (numbered 1, 2, ...), a bar from its first to its last time in its person's colour
+    (named people strong, `unknown` muted grey), dashed lines at shot cuts, and a legend of who is who."""
+    row, left, top = 30, 200, 44
+    people = list(dict.fromkeys(t.person for t in tracks if t.person != "unknown"))
+    colour = {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(people)} | {"unknown": UNKNOWN_COLOUR}
+    legend = [*people, "unknown"] if any(t.person == "unknown" for t in tracks) else people
+    height = top + row * max(1, len(tracks)) + 46 + 24 * ((len(legend) + 3) // 4)
     img = np.full((height, width, 3), 255, np.uint8)
     span = max(duration, 1e-3)
     scale = (width - left - 20) / span
+    bottom = top + row * max(1, len(tracks))
     step = max(1, int(round(span / 10)))
     for s in range(0, int(span) + 1, step):
         x = left + int(s * scale)
-        cv2.line(img, (x, top - 10), (x, height - 30), (225, 225, 225), 1)
-        cv2.putText(img, f"{s}s", (x - 8, height - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (80, 80, 80), 1, cv2.LINE_AA)
+        cv2.line(img, (x, top - 10), (x, bottom), (230, 230, 230), 1)
+        cv2.putText(img, f"{s}s", (x - 8, bottom + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (80, 80, 80), 1, cv2.LINE_AA)
+    for c in cuts:  # shot cuts: no track crosses one
+        x = left + int(c * scale)
+        for y in range(top - 10, bottom, 8):
+            cv2.line(img, (x, y), (x, min(y + 4, bottom)), (120, 120, 120), 1)
     for i, t in enumerate(tracks):
         y = top + i * row
-        label = f"#{t.id} {t.person}"
-        cv2.putText(img, label, (8, y + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (20, 20, 20), 1, cv2.LINE_AA)
-        x1, x2 = left + int(t.first_time * scale), left + max(int(t.last_time * scale), int(t.first_time * scale) + 3)
-        cv2.rectangle(img, (x1, y + 6), (x2, y + row - 8), _colour(t.person)[::-1], -1)
+        cv2.putText(
+            img, f"#{t.id} {t.person}"[:26], (8, y + 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (20, 20, 20), 1, cv2.LINE_AA
+        )
+        x1 = left + int(t.first_time * scale)
+        x2 = max(left + int(t.last_time * scale), x1 + 3)
+        cv2.rectangle(img, (x1, y + 5), (x2, y + row - 7), colour[t.person][::-1], -1)
     cv2.putText(img, "who is on screen when", (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    for k, name in enumerate(legend):
+        x, y = 8 + (k % 4) * ((width - 16) // 4), bottom + 36 + 24 * (k // 4)
+        cv2.rectangle(img, (x, y - 11), (x + 16, y + 3), colour[name][::-1], -1)
+        cv2.putText(img, name[:28], (x + 22, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (20, 20, 20), 1, cv2.LINE_AA)
     with atomic_output(path, "timeline picture") as tmp:
         tmp.write_bytes(cv2.imencode(".png", img)[1].tobytes())
     return Path(path)
