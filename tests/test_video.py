@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from rnnface.aggregation import AggregatorConfig, RecurrentAggregator, load_aggregator, mean_pool, save_aggregator
+from rnnface.aggregation.pooling import mean_pool_cues
 from rnnface.io import load_image
 from rnnface.video.synthetic import Actor, write_video
 from tests.conftest import run_gallery_cli
@@ -263,3 +264,68 @@ def test_frames_over_the_image_limits_are_refused_before_decoding(tmp_path):
     source = open_source(str(clip))  # within the default limits
     assert sum(1 for _ in source) == 5
     source.close()
+
+
+def test_a_track_never_crosses_a_shot_cut(tmp_path, lfw_images):
+    """A cut from one person to a stranger on the same spot: two tracks, the stranger `unknown` (the track of the
+    first shot went on into the second and gave the stranger the first person's name)."""
+    from rnnface.video.synthetic import Shot, write_shots
+
+    bush = sorted((lfw_images / "George_W_Bush").iterdir())
+    stranger = load_image(sorted((lfw_images / "Colin_Powell").iterdir())[0])
+    spot = (245, 165)
+    shots = [
+        Shot(3, [Actor("George_W_Bush", load_image(bush[0]), 0, 3, spot, (251, 165))], background=1),
+        Shot(3, [Actor("Colin_Powell", stranger, 0, 3, spot, (251, 165))], background=2),
+    ]
+    clip = tmp_path / "cut.mp4"
+    write_shots(clip, shots)
+    g = tmp_path / "g.db"
+    assert run("enroll", "George_W_Bush", *bush[1:4], gallery=g).exit_code == 0
+    result = run("video", clip, "--pooling", "mean", "--out-json", tmp_path / "t.json", gallery=g)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "t.json").read_text())
+    assert report["cuts"] == [75]
+    tracks = report["tracks"]
+    assert [(t["track"], t["person"], t["shot"]) for t in tracks] == [(1, "George_W_Bush", 0), (2, "unknown", 1)], (
+        tracks
+    )
+    assert tracks[0]["last_time"] < 3.0 <= tracks[1]["first_time"]
+
+
+def test_a_face_that_disagrees_with_its_track_starts_another():
+    """Two people swap places under one box (a crossing, a box sliding onto a neighbour): the face whose embedding
+    disagrees with the track starts a new track instead of continuing it."""
+    from rnnface.detection import Face
+    from rnnface.video.tracker import Tracker
+
+    rng = np.random.default_rng(0)
+    a, b = (v / np.linalg.norm(v) for v in rng.standard_normal((2, 32)))
+    box = np.array([100.0, 100.0, 200.0, 200.0])
+    face = Face(box, 0.99, np.zeros((5, 2)))
+    cue = np.zeros(3, np.float32)
+    tracker = Tracker()
+    first = tracker.update(0, 0.0, [face], [a], [cue])[0]
+    assert tracker.update(3, 0.1, [face], [a], [cue])[0] is first
+    other = tracker.update(6, 0.2, [face], [b], [cue])[0]  # the same box, another person
+    assert other is not first and other.embeddings[0] is b
+    assert Tracker(split_below=None).update(0, 0.0, [face], [a], [cue])[0] is not None  # the old rule still exists
+
+
+def test_a_segment_too_short_to_decide_is_unknown(tmp_path):
+    from rnnface.gallery import FaceRecord, open_gallery
+    from rnnface.video.process import TrackingRules, _results
+    from rnnface.video.tracker import Track
+
+    rng = np.random.default_rng(1)
+    person = rng.standard_normal(16).astype(np.float32)
+    person /= np.linalg.norm(person)
+    with open_gallery(tmp_path / "g.db") as g:
+        g.enroll("Ada", [FaceRecord(person)], "m")
+        tracks = []
+        for n in (1, 2, 3):
+            track = Track(n, 0.0, 1.0, np.zeros(4))
+            track.embeddings, track.cues = [person] * n, [np.zeros(3, np.float32)] * n
+            tracks.append(track)
+        results = _results(tracks, g, mean_pool_cues, 0.5, TrackingRules(), {})
+    assert [(r.id, r.person, r.frames_used) for r in results] == [(1, "unknown", 2), (2, "Ada", 3)]

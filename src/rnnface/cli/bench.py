@@ -121,7 +121,8 @@ def bench_tracking(data: DataOpt = None, out: OutOpt = Path("reports/bench_track
     for label, t in report["totals"].items():
         typer.echo(
             f"all, {label}: IDF1 {t['idf1']:.2f}, {t['identity_switches']} identity switches, "
-            f"{t['wrong_name_seconds']:.1f} wrong-name seconds, right name {100 * t['right_name_share']:.0f}%"
+            f"{t['tracks_over_people']} tracks over several people, {t['wrong_name_seconds']:.1f} wrong-name seconds, "
+            f"right name {100 * t['right_name_share']:.0f}%"
         )
     typer.echo(f"written: {out}")
 

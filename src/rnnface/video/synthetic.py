@@ -66,36 +66,40 @@ def face_patch(photo: np.ndarray, side: int = PATCH) -> np.ndarray:
 
 
 def _background(seed: int, size: tuple[int, int]) -> np.ndarray:
+    """A textured gradient; each seed but 0 gets colours of its own (consecutive shots look unlike each other)."""
     width, height = size
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width]
-    tint = rng.uniform(0.2, 1.0, 3) if seed else np.array([1.0, 1.0, 0.47])
-    background = np.stack(
-        [xx * 255 / width * tint[0], yy * 255 / height * tint[1], np.full_like(xx, 255) * tint[2]], -1
-    )
+    if seed:
+        base, slope = rng.uniform(0, 255, 3), rng.uniform(-120, 120, (2, 3))
+        background = base + xx[..., None] / width * slope[0] + yy[..., None] / height * slope[1]
+    else:
+        background = np.stack([xx * 255 / width, yy * 255 / height, np.full_like(xx, 120)], -1)
     return np.clip(background * 0.6 + rng.normal(0, 8, background.shape), 0, 255).astype(np.uint8)
 
 
 def render(shots: list[Shot], fps: float, size: tuple[int, int]) -> tuple[list[np.ndarray], list[Truth]]:
-    """Every frame of the shots one after the other, and the ground truth of every visible face (an occluded one
-    is not counted as visible)."""
+    """Every frame of the shots one after the other, and the ground truth of every visible face (one mostly
+    covered by the occluder or by a face drawn over it is not counted as visible)."""
     frames, truth = [], []
     for shot in shots:
         background = _background(shot.background, size)
         patches = [face_patch(a.photo) for a in shot.actors]
         for i in range(int(round(shot.seconds * fps))):
-            t, frame = i / fps, background.copy()
+            t, frame, drawn = i / fps, background.copy(), []
             for actor, patch in zip(shot.actors, patches):
                 corner = actor.corner(t, size)
                 if corner is None:
                     continue
                 x, y = corner
                 frame[y : y + PATCH, x : x + PATCH] = patch
-                box = (x, y, x + PATCH, y + PATCH)
-                if not _hidden(shot, t, box):
-                    truth.append(Truth(len(frames), actor.person, box))
-            if shot.occluder is not None:
-                x0, y0, x1, y1 = _occluder_box(shot, t)
+                drawn.append((actor.person, (x, y, x + PATCH, y + PATCH)))
+            covers = [_occluder_box(shot, t)] if shot.occluder is not None else []
+            for k, (person, box) in enumerate(drawn):  # later faces are drawn over earlier ones
+                if not any(_covered(box, other) for other in covers + [b for _, b in drawn[k + 1 :]]):
+                    truth.append(Truth(len(frames), person, box))
+            if covers:
+                x0, y0, x1, y1 = covers[0]
                 frame[y0:y1, x0:x1] = 90
             frames.append(frame)
     return frames, truth
@@ -107,13 +111,10 @@ def _occluder_box(shot: Shot, t: float) -> tuple[int, int, int, int]:
     return x, y, x + w, y + h
 
 
-def _hidden(shot: Shot, t: float, box: tuple[int, int, int, int]) -> bool:
-    """Whether the occluder covers most of the face in `box` at `t`."""
-    if shot.occluder is None:
-        return False
-    x0, y0, x1, y1 = _occluder_box(shot, t)
-    ix = max(0, min(x1, box[2]) - max(x0, box[0]))
-    iy = max(0, min(y1, box[3]) - max(y0, box[1]))
+def _covered(box: tuple[int, int, int, int], cover: tuple[int, int, int, int]) -> bool:
+    """Whether `cover` hides most of the face in `box`."""
+    ix = max(0, min(cover[2], box[2]) - max(cover[0], box[0]))
+    iy = max(0, min(cover[3], box[3]) - max(cover[1], box[1]))
     return ix * iy > 0.4 * PATCH * PATCH
 
 

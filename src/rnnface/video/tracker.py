@@ -47,7 +47,7 @@ class Tracker:
     """Keeps the live tracks and every finished one."""
 
     def __init__(
-        self, min_iou: float = 0.2, min_similarity: float = 0.5, max_missed: int = 5, split_below: float | None = 0.3
+        self, min_iou: float = 0.2, min_similarity: float = 0.5, max_missed: int = 10, split_below: float | None = 0.3
     ) -> None:
         self.min_iou = min_iou
         self.min_similarity = min_similarity
@@ -72,7 +72,8 @@ class Tracker:
             continuing = best is not None and best.embeddings and overlaps[-1][0] >= continuing_iou
             crowded = len(overlaps) > 1 and overlaps[-2][0] > 0.05
             shared = best is not None and sum(iou(f.box, best.last_box) > 0.05 for f in faces) > 1
-            out.append(not (continuing and not crowded and not shared and best.since_embedded + 1 < reembed))
+            recent = best is not None and not best.missed and best.since_embedded + 1 < reembed
+            out.append(not (continuing and not crowded and not shared and recent))
         return out
 
     def update(
