@@ -15,13 +15,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LFW_FIXTURES = {"lfw_root", "lfw_images", "lfw_face"}
+DATA_FIXTURES = LFW_FIXTURES | {"cfp_root"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark what a test needs from what it uses: the LFW fixtures, the real Milvus server."""
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        if fixtures & LFW_FIXTURES:
+        if fixtures & DATA_FIXTURES:
             item.add_marker(pytest.mark.lfw)
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "milvus_server" in fixtures or "milvus-server" in params.values():
@@ -38,6 +39,15 @@ def lfw_root() -> Path:
     root = _lfw_root()
     if not (root / "lfw").is_dir():
         pytest.skip(f"LFW not found at {root} (set RNNFACE_DATA to an LFW root holding lfw/ and pairs.txt)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def cfp_root() -> Path:
+    """CFP root holding Data/Images and Protocol/ (beside the repo, or $RNNFACE_CFP)."""
+    root = Path(os.environ.get("RNNFACE_CFP", REPO.parent / "shared" / "data" / "cfp"))
+    if not (root / "Data" / "Images").is_dir():
+        pytest.skip(f"CFP not found at {root} (set RNNFACE_CFP to a CFP root holding Data/ and Protocol/)")
     return root
 
 
@@ -63,6 +73,23 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     model = create_model("conv_birnn", stem=(8, 16, 16), hidden=(16,), embed_dim=32)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint(path, model, "conv_birnn", threshold=0.5, meta={"note": "untrained, tests only"})
+    return path
+
+
+@pytest.fixture(scope="session")
+def calibrated_model(tmp_path_factory) -> Path:
+    """The shipped model with a synthetic calibration (named points at their FARs), for threshold plumbing."""
+    import numpy as np
+
+    from rnnface.models import load_checkpoint, save_checkpoint
+    from rnnface.operating import Calibration
+    from rnnface.settings import Settings, resolve_model
+
+    rng = np.random.default_rng(0)
+    calibration = Calibration.from_scores(rng.normal(0, 0.12, 200_000), rng.normal(0.65, 0.12, 5_000), "synthetic")
+    shipped = load_checkpoint(resolve_model(None, Settings()))
+    path = tmp_path_factory.mktemp("calibrated") / "calibrated.pt"
+    save_checkpoint(path, shipped.model, shipped.name, meta=shipped.meta, calibration=calibration)
     return path
 
 

@@ -74,13 +74,15 @@ def test_verify_with_checkpoint(lfw_images, tiny_checkpoint):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["same"] is True and data["similarity"] == pytest.approx(1.0, abs=1e-4)
-    assert data["threshold"] == 0.5
+    assert (data["threshold"], data["point"]) == (0.5, "checkpoint")  # an uncalibrated model's single threshold
     result = run("verify", a, a, "--model", tiny_checkpoint, "--threshold", "0.2")
-    assert result.exit_code == 0 and result.output.startswith("same")
-    # a threshold must be a finite cosine in [-1, 1]: NaN would call identical faces "different"
-    for bad in ("nan", "1.01", "-inf"):
+    assert result.exit_code == 0 and result.output.startswith("same (similarity 1.0000, threshold 0.2000: given)")
+    # a threshold must be a point name or a finite cosine in [-1, 1]: NaN would call identical faces "different"
+    for bad in ("nan", "1.01", "-inf", "medium"):
         result = run("verify", a, a, "--model", tiny_checkpoint, "--threshold", bad)
-        assert result.exit_code == 2 and "threshold must be a finite cosine similarity in [-1, 1]" in result.output, bad
+        assert result.exit_code == 2 and "or a cosine similarity in [-1, 1]; got" in result.output, bad
+    result = run("verify", a, a, "--model", tiny_checkpoint, "--threshold", "strict")
+    assert result.exit_code == 2 and "no calibrated operating points, so 'strict' means nothing" in result.output
 
 
 def test_verify_reports_which_face_of_several(lfw_images, tiny_checkpoint, tmp_path):

@@ -115,10 +115,12 @@ def test_enroll_dir_summary_export_import_and_reindex(lfw_images, tmp_path, blan
     (tree / "Ghost" / "blank.png").symlink_to(blank)
     g = tmp_path / "g.db"
     result = run("enroll-dir", tree, "--keep-crops", "--json", gallery=g)
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.output[result.output.index("{") :])
+    assert result.exit_code == 2, result.output  # Ghost has no usable photo: refused, and the exit says so
+    summary = json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])
     assert (summary["people"], summary["faces"]) == (2, 3)  # Aaron Eckhart has one photo
     assert summary["skipped"] == [{"image": str(tree / "Ghost" / "blank.png"), "reason": "no face"}]
+    assert summary["refused"] == [{"folder": "Ghost", "reason": "no usable photo (all 1 skipped)"}]
+    assert "error: 1 person folder(s) not enrolled" in result.output
 
     assert run("export", tmp_path / "g.zip", gallery=g).exit_code == 0
     copy = tmp_path / "copy.db"
@@ -164,9 +166,10 @@ def test_kill_9_of_enroll_dir(lfw_images, tmp_path):
         assert len(gallery._index) == len(gallery) == len(stored)
     # a rerun completes the job without duplicating what the killed run committed
     result = run("enroll-dir", tree, "--json", gallery=g)
-    assert result.exit_code == 0, result.output
     summary = json.loads(result.output[result.output.index("{\n") : result.output.rindex("}") + 1])
     unusable = {Path(s["image"]).parent.name for s in summary["skipped"]}  # one photo each: no face, or several
+    assert result.exit_code == (2 if unusable else 0), result.output
+    assert {r["folder"] for r in summary["refused"]} == unusable
     assert summary["already"] == len(stored) and summary["people"] == 60 - len(stored) - len(unusable)
     with open_gallery(g) as gallery:
         assert {p.name: p.faces for p in gallery.people()} == {p.name: 1 for p in people if p.name not in unusable}

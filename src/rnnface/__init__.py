@@ -5,6 +5,7 @@
     result = rnnface.verify("a.jpg", "b.jpg")
     rnnface.enroll("Ada", ["ada1.jpg", "ada2.jpg"])  # into the default gallery
     [face.name for face in rnnface.identify("group.jpg")]
+    report = rnnface.process_video("clip.mp4")  # face tracks, each named from its own faces
 
 The facade functions live in `rnnface.api` and load on first use: `import rnnface` (or any
 subpackage, e.g. `rnnface.models`) loads neither a network nor the layers above it.
@@ -18,7 +19,7 @@ from rnnface.errors import RnnfaceError
 
 __version__ = "0.1.0"
 
-_FACADE = ("align", "compare", "detect", "embed", "enroll", "identify", "load_image", "verify")
+_FACADE = ("align", "compare", "detect", "embed", "enroll", "identify", "load_image", "process_video", "verify")
 __all__ = ["RnnfaceError", "__version__", *_FACADE]
 
 

@@ -1,6 +1,9 @@
-"""The face_recognition-style facade: verb-named functions returning arrays and dataclasses.
+"""The face_recognition-style facade: verb-named functions over plain arrays, returning arrays and dataclasses.
 
-Models load on first use and are kept per model path, so repeated calls are cheap.
+Models load on first use and are kept per model path and detection settings, so repeated calls are cheap.
+Every function that takes photos takes the same detection choices as the CLI (`min_score`, `min_face`, and
+`detect=False` for a photo that is already a face crop); `embed` and `verify` also take faces found earlier
+(as face_recognition's `known_face_locations`).
 """
 
 from __future__ import annotations
@@ -13,35 +16,50 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rnnface.alignment import AlignedFace, align_face
-from rnnface.detection import DEFAULT_DETECTOR, Face, create_detector
+from rnnface.detection import DetectionSettings, Face, face_at
 from rnnface.io import load_image
+from rnnface.operating import SEARCH_FPIR, ThresholdSpec
 from rnnface.recognition.pipeline import FacePipeline, ImageInput, Verification, as_image, pick_face
 from rnnface.similarity import cosine_similarity
 
 if TYPE_CHECKING:
     from rnnface.gallery.enroll import EnrollSummary
     from rnnface.gallery.identify import Identification
+    from rnnface.video.process import VideoReport
 
-__all__ = ["align", "compare", "detect", "embed", "enroll", "identify", "load_image", "verify"]
+__all__ = ["align", "compare", "detect", "embed", "enroll", "identify", "load_image", "process_video", "verify"]
 
-
-@lru_cache(maxsize=4)
-def _detector(name: str):
-    return create_detector(name)
-
-
-@lru_cache(maxsize=4)
-def _pipeline(model: str | None) -> FacePipeline:
-    return FacePipeline(model=model)
+Box = Sequence[float]  # x1, y1, x2, y2 in pixels
+KnownFaces = Sequence[Face | Box]
 
 
-def _model_key(model: str | os.PathLike | None) -> str | None:
-    return None if model is None else str(model)
+@lru_cache(maxsize=8)
+def _pipeline(model: str | None, settings: DetectionSettings, detect: bool) -> FacePipeline:
+    from rnnface.recognition.faceness import face_detector
+
+    return FacePipeline(model=model, detector=face_detector(settings, detect))
 
 
-def detect(image: ImageInput, detector: str = DEFAULT_DETECTOR) -> list[Face]:
+def _get(
+    model: str | os.PathLike | None, min_score: float | None, min_face: int | None, detect: bool = True
+) -> FacePipeline:
+    """The cached pipeline of this model and these detection choices (None: the defaults)."""
+    base = DetectionSettings()
+    settings = DetectionSettings(
+        min_score=base.min_score if min_score is None else min_score,
+        min_face=base.min_face if min_face is None else min_face,
+    )
+    return _pipeline(None if model is None else str(model), settings, detect)
+
+
+def _known(faces: KnownFaces) -> list[Face]:
+    """Faces found earlier: Face records as they are, boxes (x1, y1, x2, y2) with their typical landmarks."""
+    return [f if isinstance(f, Face) else face_at(np.asarray(f, dtype=np.float64)) for f in faces]
+
+
+def detect(image: ImageInput, min_score: float | None = None, min_face: int | None = None) -> list[Face]:
     """Every face in `image` (array, path or bytes): box, score and 5 landmarks, largest first."""
-    return _detector(detector).detect(as_image(image))
+    return _get(None, min_score, min_face).detect(as_image(image))
 
 
 def align(image: ImageInput, face: Face | np.ndarray | None, size: int = 112) -> AlignedFace:
@@ -50,15 +68,26 @@ def align(image: ImageInput, face: Face | np.ndarray | None, size: int = 112) ->
     return align_face(as_image(image), landmarks, size)
 
 
-def embed(image: ImageInput, model: str | os.PathLike | None = None, face: int | None = None) -> np.ndarray:
-    """Unit embeddings of the faces in `image`: (N, D) for all faces, or (D,) for face number `face`."""
-    pipeline = _pipeline(_model_key(model))
+def embed(
+    image: ImageInput,
+    model: str | os.PathLike | None = None,
+    face: int | None = None,
+    faces: KnownFaces | None = None,
+    detect: bool = True,
+    min_score: float | None = None,
+    min_face: int | None = None,
+) -> np.ndarray:
+    """Unit embeddings of the faces in `image`: (N, D) for all faces, or (D,) for face number `face`.
+
+    `faces`: faces found earlier (Face records or boxes), embedded as given, without detection; `detect=False`:
+    the photo itself is the face."""
+    pipeline = _get(model, min_score, min_face, detect)
     image = as_image(image)
-    faces = pipeline.detect(image)
+    found = pipeline.detect(image) if faces is None else _known(faces)
     if face is None:
-        return pipeline.embed(image, faces)[1]
-    i = pick_face(faces, face, "image")
-    return pipeline.embed(image, [faces[i]])[1][0]
+        return pipeline.embed(image, found)[1]
+    i = pick_face(found, face, "image")
+    return pipeline.embed(image, [found[i]])[1][0]
 
 
 def compare(a: np.ndarray, b: np.ndarray) -> float | np.ndarray:
@@ -70,10 +99,17 @@ def verify(
     image_a: ImageInput,
     image_b: ImageInput,
     model: str | os.PathLike | None = None,
-    threshold: float | None = None,
+    threshold: ThresholdSpec = None,
+    face_a: int | None = None,
+    face_b: int | None = None,
+    detect: bool = True,
+    min_score: float | None = None,
+    min_face: int | None = None,
 ) -> Verification:
-    """Whether the largest faces of two images are the same person, at the model's calibrated threshold."""
-    return _pipeline(_model_key(model)).verify(image_a, image_b, threshold=threshold)
+    """Whether two faces are the same person (by default each photo's largest; `face_a`/`face_b` choose), at
+    `threshold`: strict, balanced (the default), loose or a cosine. `.threshold` says which point decided."""
+    pipeline = _get(model, min_score, min_face, detect)
+    return pipeline.verify(image_a, image_b, face_a=face_a, face_b=face_b, threshold=threshold)
 
 
 def enroll(
@@ -81,21 +117,74 @@ def enroll(
     images: Sequence[str | os.PathLike],
     gallery: str | os.PathLike | None = None,
     model: str | os.PathLike | None = None,
+    largest: bool = False,
+    detect: bool = True,
+    min_score: float | None = None,
+    min_face: int | None = None,
 ) -> EnrollSummary:
-    """Store one person's photos (one face each) in a gallery (default: $RNNFACE_GALLERY or the user's data dir)."""
+    """Store one person's photos in a gallery (default: $RNNFACE_GALLERY or the user's data dir). A photo counts
+    when its dominant face is clear (other faces much smaller or weaker); `largest` takes the largest face of a
+    group photo."""
     from rnnface.gallery import open_gallery
     from rnnface.gallery.enroll import enroll_images
 
     with open_gallery(gallery) as g:
-        return enroll_images(g, _pipeline(_model_key(model)), name, images)
+        return enroll_images(g, _get(model, min_score, min_face, detect), name, images, largest=largest)
 
 
 def identify(
-    image: ImageInput, gallery: str | os.PathLike | None = None, model: str | os.PathLike | None = None, top_k: int = 3
+    image: ImageInput,
+    gallery: str | os.PathLike | None = None,
+    model: str | os.PathLike | None = None,
+    top_k: int = 3,
+    threshold: ThresholdSpec = None,
+    fpir: float = SEARCH_FPIR,
+    by: str = "face",
+    detect: bool = True,
+    min_score: float | None = None,
+    min_face: int | None = None,
 ) -> list[Identification]:
-    """Every face in `image` with its top-k gallery people; `.name` is "unknown" below the model's threshold."""
+    """Every face in `image` with its top-k gallery people; `.name` is "unknown" below the threshold: by default
+    the one at which a stranger gets a name with probability `fpir`, at this gallery's size (see rnnface.operating);
+    else strict, balanced, loose or a cosine."""
     from rnnface.gallery import open_gallery
     from rnnface.gallery.identify import identify_image
 
+    pipeline = _get(model, min_score, min_face, detect)
     with open_gallery(gallery, create=False) as g:
-        return identify_image(g, _pipeline(_model_key(model)), image, top_k=top_k)
+        return identify_image(g, pipeline, image, top_k=top_k, threshold=threshold, by=by, fpir=fpir)
+
+
+def process_video(
+    source: str | os.PathLike | int,
+    gallery: str | os.PathLike | None = None,
+    model: str | os.PathLike | None = None,
+    every: int = 3,
+    threshold: ThresholdSpec = None,
+    fpir: float = SEARCH_FPIR,
+    pooling: str = "auto",
+    out_video: str | os.PathLike | None = None,
+    max_frames: int | None = None,
+    min_face: int = 40,
+) -> VideoReport:
+    """Track and name the faces of a video file, camera index or stream URL: detection every `every` frames
+    (and on each shot's first), tracks that end at cuts and split when a face stops agreeing with its track,
+    each named from its own faces. `out_video` also writes the annotated video. `.tracks` holds the timeline."""
+    from contextlib import ExitStack
+
+    from rnnface.aggregation.pooling import resolve_pooling
+    from rnnface.gallery import open_gallery
+    from rnnface.video.process import process_video as run
+    from rnnface.video.render import VideoWriter
+    from rnnface.video.source import open_source
+
+    pipeline = _get(model, None, min_face)
+    pool, pooling_name = resolve_pooling(pooling, pipeline.model_id)
+    with ExitStack() as stack:
+        src = open_source(str(source))
+        stack.callback(src.close)
+        g = stack.enter_context(open_gallery(gallery, create=False)) if gallery is not None else None
+        writer = stack.enter_context(VideoWriter(out_video, src.fps)) if out_video is not None else None
+        return run(
+            src, pipeline, g, pool, pooling_name, every, threshold, writer, max_frames, fpir=fpir, progress=False
+        )

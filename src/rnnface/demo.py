@@ -14,7 +14,7 @@ from rnnface.data.lfw import pairs_file, read_pairs
 from rnnface.draw import draw_faces, save_image
 from rnnface.gallery import open_gallery
 from rnnface.gallery.enroll import enroll_images
-from rnnface.gallery.identify import identify_image
+from rnnface.gallery.identify import identify_image, search_threshold
 from rnnface.gallery.records import UNKNOWN
 from rnnface.io import load_image
 from rnnface.recognition import FacePipeline
@@ -39,7 +39,6 @@ def run_demo(
     for stale in out.glob("gallery.db*"):
         stale.unlink()
     shutil.rmtree(out / "identify", ignore_errors=True)
-    threshold = pipeline.threshold()
     counts = {"identified": 0, "probes": 0, "strangers_rejected": 0, "strangers": 0}
     with open_gallery(gallery_path) as gallery:
         echo(f"1. enroll {len(enrolled)} people, 3 photos each, into {gallery_path}")
@@ -54,7 +53,11 @@ def run_demo(
             crops.append(np.asarray(Image.open(io.BytesIO(next(gallery.faces(name)).crop_png)).convert("RGB")))
         save_image(np.concatenate(crops, axis=1), out / "enrolled.png")
         echo(f"   aligned faces: {out / 'enrolled.png'}")
-        echo(f"2. identify other photos of them and of {len(left_out)} strangers (threshold {threshold:.3f})")
+        search = search_threshold(gallery, pipeline)
+        echo(
+            f"2. identify other photos of them and of {len(left_out)} strangers (threshold {search.value:.3f}: "
+            f"{search.describe()})"
+        )
         probes = [(p, name) for name in enrolled for p in photos[name][3:5]] + [
             (photos[name][0], UNKNOWN) for name in left_out
         ]
@@ -77,7 +80,7 @@ def run_demo(
         f"   {counts['identified']}/{counts['probes']} enrolled people named, "
         f"{counts['strangers_rejected']}/{counts['strangers']} strangers answered unknown"
     )
-    echo("3. verify two LFW pairs")
+    echo(f"3. verify two LFW pairs (threshold {pipeline.threshold().value:.3f}: {pipeline.threshold().describe()})")
     all_pairs = read_pairs(pairs_file(root))
     for pair in (next(p for p in all_pairs if p.same), next(p for p in all_pairs if not p.same)):
         result = pipeline.verify(root / pair.a, root / pair.b)

@@ -37,6 +37,10 @@ class ModelError(RnnfaceError):
     """A model or checkpoint is missing, unknown or malformed."""
 
 
+class ThresholdError(RnnfaceError):
+    """An asked-for threshold is neither a named operating point of the model nor a cosine in [-1, 1]."""
+
+
 class DataError(RnnfaceError):
     """A dataset directory or cache is missing or malformed."""
 

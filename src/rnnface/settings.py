@@ -17,8 +17,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rnnface.errors import ModelError, RnnfaceError
 
-#: Where LFW sits beside a checkout of this repository (see README: how to get LFW).
+#: Where LFW and CFP sit beside a checkout of this repository (see README: how to get them).
 DEFAULT_DATA = Path("../shared/data/lfw")
+DEFAULT_CFP = Path("../shared/data/cfp")
 #: What can run the embedding network: PyTorch, or onnxruntime on the network exported in memory.
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 #: The checkpoint shipped inside the package.
@@ -44,6 +45,7 @@ class Settings(BaseSettings):
     data: Path = Field(
         DEFAULT_DATA, description="LFW root (holding lfw/ and pairs.txt) or an identity-folder image tree."
     )
+    cfp: Path = Field(DEFAULT_CFP, description="CFP root (holding Data/ and Protocol/), for `rnnface eval cfp`.")
     model: Path | None = Field(
         None, description="Checkpoint used by embed, verify, identify (default: the shipped one)."
     )
@@ -55,6 +57,12 @@ class Settings(BaseSettings):
     )
     pooling: str = Field(
         "auto", description="Template pooling at enrollment: auto (shipped aggregator), mean, or a checkpoint path."
+    )
+    min_score: float | None = Field(
+        None, ge=0, le=1, description="Lowest detector score kept as a face (default: the detector's, 0.9)."
+    )
+    min_face: int | None = Field(
+        None, ge=1, description="Smallest face kept, in pixels of its box's shorter side (default: 20)."
     )
 
     # -- the HTTP service ---------------------------------------------------------------------------

@@ -156,7 +156,6 @@ def _best_pairing(pairs: Counter) -> int:
 def run_tracking_bench(root: Path, echo=print) -> dict:
     """Every scenario under the rules of before and of now; the figures per scenario and in total."""
     pipeline = FacePipeline()
-    threshold = pipeline.threshold()
     built, enroll_photos = scenarios(root)
     rows = []
     with tempfile.TemporaryDirectory(prefix="rnnface-tracking-") as tmp:
@@ -177,7 +176,7 @@ def run_tracking_bench(root: Path, echo=print) -> dict:
                             mean_pool_cues,
                             "mean",
                             EVERY,
-                            threshold,
+                            None,  # the default: set for the gallery's size
                             progress=False,
                             rules=rules,
                         )

@@ -9,7 +9,7 @@ import numpy as np
 
 from rnnface.aggregation.pooling import resolve_pooling
 from rnnface.benchmarks.report import machine
-from rnnface.detection import DEFAULT_DETECTOR, create_detector
+from rnnface.detection import DEFAULT_DETECTOR, DetectionSettings, create_detector
 from rnnface.io import load_image
 from rnnface.recognition.pipeline import FacePipeline
 from rnnface.video.process import process_video
@@ -26,7 +26,7 @@ def run_video_bench(root: Path, seconds: float = 10, faces: int = 3, every: int 
     people = sorted(p for p in root.iterdir() if p.is_dir())[:faces]
     photos = [load_image(sorted(p.iterdir())[0]) for p in people]
     actors = [Actor(p.name, photo, 0.0, seconds, *PATHS[i]) for i, (p, photo) in enumerate(zip(people, photos))]
-    pipeline = FacePipeline(detector=create_detector(DEFAULT_DETECTOR, min_face_size=min_face))
+    pipeline = FacePipeline(detector=create_detector(DEFAULT_DETECTOR, settings=DetectionSettings(min_face=min_face)))
     pool, pooling = resolve_pooling("auto", pipeline.model_id)
     # load the networks outside the timing
     pipeline.detect(photos[0] if photos else np.zeros((64, 64, 3), np.uint8))

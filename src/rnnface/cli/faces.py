@@ -7,116 +7,274 @@ from typing import Annotated
 
 import typer
 
-from rnnface.cli.options import TYPER, JsonOpt, ModelOpt, RuntimeOpt, ThresholdOpt, pipeline, print_json
+from rnnface.cli.inputs import Rows, attempt, check_draw, drawn_path, expand_images, output_mode, progress, read_pairs
+from rnnface.cli.options import (
+    TYPER,
+    CsvOpt,
+    FpirOpt,
+    JsonOpt,
+    MinFaceOpt,
+    MinScoreOpt,
+    ModelOpt,
+    NoDetectOpt,
+    RuntimeOpt,
+    ThresholdOpt,
+    detector,
+    pipeline,
+    print_json,
+)
 from rnnface.io.paths import atomic_output, check_output
 
 app = typer.Typer(**TYPER)
 
 
+ImagesArg = Annotated[list[Path], typer.Argument(help="Photos, and folders of photos (all levels down).")]
+DrawOpt = Annotated[
+    Path | None,
+    typer.Option(help="Write each photo with its boxes here: a .png/.jpg for one photo, a folder for several."),
+]
+
+
+def _faces_text(image: Path, faces, shown: list[int] | None = None) -> str:
+    lines = [f"{image}: {len(faces)} face(s)"]
+    for i, face in zip(shown or range(len(faces)), faces):
+        x1, y1, x2, y2 = face.box
+        lines.append(f"  {i}: box=({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}) score={face.score:.3f}")
+    return "\n".join(lines)
+
+
+def _face_rows(image: Path, faces, extra=None) -> list[dict]:
+    return [
+        {"image": str(image), "face": i, **dict(zip(("x1", "y1", "x2", "y2"), map(float, f.box))), "score": f.score}
+        | (extra(i) if extra else {})
+        for i, f in enumerate(faces)
+    ]
+
+
 @app.command()
 def detect(
-    image: Annotated[Path, typer.Argument(help="Image file.")],
-    draw: Annotated[
-        Path | None, typer.Option(help="Write the image with boxes and landmarks here (.png or .jpg).")
-    ] = None,
+    images: ImagesArg,
+    draw: DrawOpt = None,
+    min_score: MinScoreOpt = None,
+    min_face: MinFaceOpt = None,
     as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
 ) -> None:
-    """Find every face: box, score and 5 landmarks (numbered largest first)."""
-    from rnnface.api import detect as detect_faces
+    """Find every face: box, score and 5 landmarks (numbered largest first), in each photo given."""
     from rnnface.draw import draw_faces, save_image
     from rnnface.io import load_image
 
-    if draw is not None:
-        check_output(draw, "picture")
-    img = load_image(image)
-    faces = detect_faces(img)
-    if draw is not None:
-        save_image(draw_faces(img, faces), draw)
-    if as_json:
-        print_json(
-            {"image": str(image), "width": img.shape[1], "height": img.shape[0], "faces": [f.to_dict() for f in faces]}
+    mode, paths = output_mode(as_json, as_csv), expand_images(images)
+    single = len(images) == 1 and len(paths) == 1 and not images[0].is_dir()
+    check_draw(draw, single)
+    found = detector(min_score, min_face)
+    rows, drawn = Rows(mode, ["image", "face", "x1", "y1", "x2", "y2", "score", "error"], single), set()
+    for path in progress(paths, "detect"):
+        result = attempt(single, lambda path=path: (img := load_image(path), found.detect(img)))
+        if isinstance(result, Exception):
+            rows.add({"image": str(path), "error": str(result)})
+            continue
+        img, faces = result
+        if draw is not None:
+            save_image(draw_faces(img, faces), target := drawn_path(draw, path, single, drawn))
+        record = {"image": str(path), "width": img.shape[1], "height": img.shape[0]}
+        rows.add(
+            {**record, "faces": [f.to_dict() for f in faces]},
+            _faces_text(path, faces) + (f"\ndrawn: {target}" if draw is not None else ""),
+            _face_rows(path, faces),
         )
-        return
-    typer.echo(f"{image}: {len(faces)} face(s)")
-    for i, face in enumerate(faces):
-        x1, y1, x2, y2 = face.box
-        typer.echo(f"  {i}: box=({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}) score={face.score:.3f}")
-    if draw is not None:
-        typer.echo(f"drawn: {draw}")
+    rows.finish(len(paths))
 
 
 @app.command()
 def embed(
-    image: Annotated[Path, typer.Argument(help="Image file.")],
+    images: ImagesArg,
     model: ModelOpt = None,
-    face: Annotated[int | None, typer.Option(help="Embed only face N (0 = largest).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Also save the (N, D) embeddings as a .npy file.")] = None,
+    face: Annotated[int | None, typer.Option(help="Embed only face N of each photo (0 = largest).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Also save the embeddings as one (N, D) .npy file, rows in printed order.")
+    ] = None,
     runtime: RuntimeOpt = None,
+    min_score: MinScoreOpt = None,
+    min_face: MinFaceOpt = None,
+    no_detect: NoDetectOpt = False,
     as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
 ) -> None:
-    """Embed every face of an image (or face N) with the recurrent model."""
+    """Embed every face of each photo (or face N) with the recurrent model."""
     import numpy as np
 
     from rnnface.io import load_image
     from rnnface.recognition.pipeline import pick_face
 
+    mode, paths = output_mode(as_json, as_csv), expand_images(images)
+    single = len(images) == 1 and len(paths) == 1 and not images[0].is_dir()
     if out is not None:
         check_output(out, "embeddings file")
-    pipe = pipeline(model, runtime)
-    img = load_image(image)
-    faces = pipe.detect(img)
-    chosen = pick_face(faces, face, str(image))  # also raises the no-face error
-    if face is not None:
-        faces = [faces[chosen]]
-    faces, emb = pipe.embed(img, faces)
-    if out is not None:
-        with atomic_output(out, "embeddings file") as tmp, open(tmp, "wb") as fh:
-            np.save(fh, emb)
-    if as_json:
-        print_json(
-            {
-                "image": str(image),
-                "faces": [{**f.to_dict(), "embedding": e.round(6).tolist()} for f, e in zip(faces, emb)],
-            }
+    pipe = pipeline(model, runtime, detector(min_score, min_face, no_detect))
+
+    def run(path: Path):
+        img = load_image(path)
+        faces = pipe.detect(img)
+        chosen = pick_face(faces, face, str(path))  # also raises the no-face error
+        numbers = [chosen] if face is not None else list(range(len(faces)))
+        return numbers, *pipe.embed(img, [faces[i] for i in numbers])
+
+    rows = Rows(mode, ["image", "face", "x1", "y1", "x2", "y2", "score", "embedding", "error"], single)
+    kept = []
+    for path in progress(paths, "embed"):
+        result = attempt(single, lambda path=path: run(path))
+        if isinstance(result, Exception):
+            rows.add({"image": str(path), "error": str(result)})
+            continue
+        numbers, faces, emb = result
+        kept.append(emb)
+        text = "\n".join(
+            f"{path if not single else 'face'}{'' if single else ' face'} {n}: dim={len(e)} "
+            f"[{' '.join(f'{v:+.3f}' for v in e[:6])} ...]"
+            for n, e in zip(numbers, emb)
         )
-        return
-    for i, e in enumerate(emb):
-        head = " ".join(f"{v:+.3f}" for v in e[:6])
-        typer.echo(f"face {face if face is not None else i}: dim={len(e)} [{head} ...]")
-    if out is not None:
-        typer.echo(f"saved: {out}")
+        rows.add(
+            {
+                "image": str(path),
+                "faces": [{**f.to_dict(), "embedding": e.round(6).tolist()} for f, e in zip(faces, emb)],
+            },
+            text,
+            [
+                {**row, "face": n, "embedding": " ".join(f"{v:.6f}" for v in e)}
+                for row, n, e in zip(_face_rows(path, faces), numbers, emb)
+            ],
+        )
+    if out is not None and kept:
+        with atomic_output(out, "embeddings file") as tmp, open(tmp, "wb") as fh:
+            np.save(fh, np.concatenate(kept))
+        if mode == "text":
+            typer.echo(f"saved: {out}")
+    rows.finish(len(paths))
+
+
+def _verify_pairs(
+    image_a: Path | None, image_b: Path | None, pairs: Path | None
+) -> tuple[list[tuple[Path, Path]], bool]:
+    """The pairs to compare, and whether this is the one pair of two photos given."""
+    if pairs is not None:
+        if image_a is not None or image_b is not None:
+            raise typer.BadParameter("give two photos (or folders), or --pairs, not both")
+        return read_pairs(pairs), False
+    if image_a is None or image_b is None:
+        raise typer.BadParameter("give two photos (or folders), or --pairs FILE")
+    left, right = expand_images([image_a]), expand_images([image_b])
+    single = not image_a.is_dir() and not image_b.is_dir()
+    return [(a, b) for a in left for b in right if a != b or single], single
 
 
 @app.command()
 def verify(
-    image_a: Annotated[Path, typer.Argument(help="First image.")],
-    image_b: Annotated[Path, typer.Argument(help="Second image.")],
+    image_a: Annotated[Path | None, typer.Argument(help="First photo, or a folder.")] = None,
+    image_b: Annotated[
+        Path | None, typer.Argument(help="Second photo, or a folder (every photo of A with each).")
+    ] = None,
+    pairs: Annotated[
+        Path | None,
+        typer.Option(help="A file of pairs to compare: two image paths a line (tab, comma or spaces between)."),
+    ] = None,
     model: ModelOpt = None,
     face: Annotated[int | None, typer.Option(help="Use face N in both images (default: the largest).")] = None,
     face_a: Annotated[int | None, typer.Option(help="Face number in the first image.")] = None,
     face_b: Annotated[int | None, typer.Option(help="Face number in the second image.")] = None,
     threshold: ThresholdOpt = None,
     runtime: RuntimeOpt = None,
+    min_score: MinScoreOpt = None,
+    min_face: MinFaceOpt = None,
+    no_detect: NoDetectOpt = False,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Are the faces in two photos the same person? Also for every photo of two folders, or each pair of a pairs
+    file. Exit 0 whatever the answer (it is printed); 2 when a photo could not be used."""
+    mode = output_mode(as_json, as_csv)
+    todo, single = _verify_pairs(image_a, image_b, pairs)
+    pipe = pipeline(model, runtime, detector(min_score, min_face, no_detect))
+    decide = pipe.threshold(threshold)
+    embedded: dict[tuple[Path, int | None], tuple] = {}  # each photo is embedded once, however many pairs hold it
+
+    def embedding(path: Path, number: int | None):
+        if (path, number) not in embedded:
+            embedded[(path, number)] = pipe.face_embedding(path, number, str(path))
+        return embedded[(path, number)]
+
+    columns = ["image_a", "image_b", "same", "similarity", "threshold", "point", "far", "face_a", "face_b", "error"]
+    rows = Rows(mode, columns, single)
+    for a, b in progress(todo, "verify"):
+        result = attempt(
+            single,
+            lambda a=a, b=b: pipe.decide(
+                embedding(a, face if face_a is None else face_a),
+                embedding(b, face if face_b is None else face_b),
+                decide,
+            ),
+        )
+        if isinstance(result, Exception):
+            rows.add({"image_a": str(a), "image_b": str(b), "image": f"{a} / {b}", "error": str(result)})
+            continue
+        record = {"image_a": str(a), "image_b": str(b), **result.to_dict()}
+        rows.add(record, _verdict(a, b, result, single))
+    if mode == "text" and not single:
+        typer.echo(f"threshold {decide.value:.4f}: {decide.describe()}")
+    rows.finish(len(todo), "pair")
+
+
+def _verdict(a: Path, b: Path, result, single: bool) -> str:
+    verdict = "same" if result.same else "different"
+    if not single:
+        return f"{verdict}\t{result.similarity:.4f}\t{a}\t{b}"
+    lines = [
+        f"{name}: {count} faces; used face {used}" + (" (largest)" if used == 0 else "")
+        for name, used, count in ((a, result.face_a, result.faces_in_a), (b, result.face_b, result.faces_in_b))
+        if count > 1
+    ]
+    t = result.threshold
+    lines.append(f"{verdict} (similarity {result.similarity:.4f}, threshold {t.value:.4f}: {t.describe()})")
+    return "\n".join(lines)
+
+
+@app.command()
+def thresholds(
+    model: ModelOpt = None,
+    sizes: Annotated[
+        str, typer.Option(help="Gallery sizes (entries) to show identify's threshold for, comma-separated.")
+    ] = "10,100,1000,10000,100000",
+    fpir: FpirOpt = 0.01,
     as_json: JsonOpt = False,
 ) -> None:
-    """Are the faces in two images the same person? Exit 0 either way; the answer is printed."""
-    pipe = pipeline(model, runtime)
-    result = pipe.verify(
-        image_a,
-        image_b,
-        face_a=face if face_a is None else face_a,
-        face_b=face if face_b is None else face_b,
-        threshold=threshold,
-        names=(str(image_a), str(image_b)),
-    )
+    """The model's operating points: each one's threshold, and the FAR and TAR it measured on LFW and CFP; then
+    the threshold identify uses by default at several gallery sizes (set for --fpir)."""
+    from rnnface.errors import ThresholdError
+    from rnnface.evaluation.report import points_table
+
+    try:
+        counts = [int(v) for v in sizes.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--sizes takes comma-separated whole numbers, got {sizes!r}") from None
+    pipe = pipeline(model)
+    calibration = pipe.load().checkpoint.calibration
+    if calibration is None:
+        raise ThresholdError(
+            f"this model has no calibrated operating points (single threshold {pipe.threshold().value})"
+        )
+    searches = [pipe.threshold(None, comparisons=n, fpir=fpir) for n in counts]
     if as_json:
-        print_json(result.to_dict())
+        print_json({"model": pipe.model_id, **calibration.to_dict(), "search": [t.to_dict() for t in searches]})
         return
-    for name, used, count in ((image_a, result.face_a, result.faces_in_a), (image_b, result.face_b, result.faces_in_b)):
-        if count > 1:
-            typer.echo(f"{name}: {count} faces; used face {used}" + (" (largest)" if used == 0 else ""))
-    verdict = "same" if result.same else "different"
-    typer.echo(f"{verdict} (similarity {result.similarity:.4f}, threshold {result.threshold:.4f})")
+    typer.echo(f"{pipe.model_id}, calibrated on {calibration.data} ({calibration.impostor_pairs:,} cross-person pairs)")
+    typer.echo(points_table(calibration))
+    typer.echo(f"identify, by default (FPIR {fpir:g} at the gallery's size):")
+    for n, t in zip(counts, searches):
+        typer.echo(
+            f"  {n:>9,} entries: threshold {t.value:.4f} (FAR {t.far:.1e} per comparison){' *' if t.floor else ''}"
+        )
+    if any(t.floor for t in searches):
+        typer.echo("  * past the calibration's strictest measured point: its threshold")
 
 
 @app.command()

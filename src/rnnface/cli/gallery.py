@@ -11,7 +11,21 @@ from typing import Annotated
 
 import typer
 
-from rnnface.cli.options import TYPER, GalleryOpt, JsonOpt, ModelOpt, ThresholdOpt, pipeline, print_json
+from rnnface.cli.options import (
+    TYPER,
+    CsvOpt,
+    FpirOpt,
+    GalleryOpt,
+    JsonOpt,
+    MinFaceOpt,
+    MinScoreOpt,
+    ModelOpt,
+    NoDetectOpt,
+    ThresholdOpt,
+    detector,
+    pipeline,
+    print_json,
+)
 
 app = typer.Typer(**TYPER)
 
@@ -42,13 +56,15 @@ def _open(gallery: str | None, create: bool = False):
 
 
 def _print_summary(summary, as_json: bool, where: str) -> None:
-    """Print what was enrolled and skipped; exit 2 after it when whole person folders were refused."""
+    """Print what was enrolled, skipped and ignored; exit 2 after it when whole person folders were refused."""
     summary = summary.with_hint(LARGEST_HINT)
     if as_json:
         print_json({"gallery": where, **summary.to_dict()})
     else:
         for image, reason in summary.skipped:
             typer.echo(f"skipped {image}: {reason}")
+        for path, reason in summary.ignored:
+            typer.echo(f"ignored {path}: {reason}")
         for folder, reason in summary.refused:
             typer.echo(f"refused folder {folder!r}: {reason}")
         already = f"; {summary.already} already in the gallery" if summary.already else ""
@@ -57,10 +73,7 @@ def _print_summary(summary, as_json: bool, where: str) -> None:
             f"{len(summary.skipped)} image(s){already}"
         )
     if summary.refused:
-        typer.echo(
-            f"error: {len(summary.refused)} person folder(s) not enrolled (invalid names); rename them and run again",
-            err=True,
-        )
+        typer.echo(f"error: {len(summary.refused)} person folder(s) not enrolled (listed above)", err=True)
         raise typer.Exit(2)
 
 
@@ -73,13 +86,16 @@ def enroll(
     largest: LargestOpt = False,
     keep_crops: KeepOpt = False,
     pooling: PoolingOpt = "auto",
+    min_score: MinScoreOpt = None,
+    min_face: MinFaceOpt = None,
+    no_detect: NoDetectOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Enroll one person from several photos, all in one transaction (each photo stored as its own embedding)."""
     from rnnface.aggregation.pooling import resolve_pooling
     from rnnface.gallery.enroll import NothingEnrolledError, enroll_images
 
-    pipe = pipeline(model)
+    pipe = pipeline(model, faces=detector(min_score, min_face, no_detect))
     pool, _ = resolve_pooling(pooling, pipe.model_id)
     with _open(gallery, create=True) as g:
         try:
@@ -100,6 +116,9 @@ def enroll_dir(
     limit: Annotated[int | None, typer.Option(help="Only the first N people (by name).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print a line as each person is committed.")] = False,
     pooling: PoolingOpt = "auto",
+    min_score: MinScoreOpt = None,
+    min_face: MinFaceOpt = None,
+    no_detect: NoDetectOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Bulk-enroll a folder tree, one transaction per person, with a progress bar and a summary of what was skipped."""
@@ -107,7 +126,7 @@ def enroll_dir(
     from rnnface.data.folders import resolve_image_root
     from rnnface.gallery.enroll import enroll_directory
 
-    pipe = pipeline(model)
+    pipe = pipeline(model, faces=detector(min_score, min_face, no_detect))
     pool, _ = resolve_pooling(pooling, pipe.model_id)
     with _open(gallery, create=True) as g:
         summary = enroll_directory(
@@ -125,11 +144,12 @@ def enroll_dir(
 
 @app.command()
 def identify(
-    image: Annotated[Path, typer.Argument(help="Photo to search the gallery with (every face in it).")],
+    images: Annotated[list[Path], typer.Argument(help="Photos to search the gallery with (every face), or folders.")],
     gallery: GalleryOpt = None,
     model: ModelOpt = None,
     top: Annotated[int, typer.Option("--top", "-k", min=1, help="People to list per face.")] = 3,
     threshold: ThresholdOpt = None,
+    fpir: FpirOpt = 0.01,
     by: Annotated[
         str,
         typer.Option(
@@ -137,40 +157,78 @@ def identify(
             "('template': the pooled embedding of all their photos)."
         ),
     ] = "face",
-    draw: Annotated[Path | None, typer.Option(help="Write the image with boxes and names here (.png or .jpg).")] = None,
+    draw: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write each photo with boxes and names here: a .png/.jpg for one photo, a folder for several."
+        ),
+    ] = None,
+    min_score: MinScoreOpt = None,
+    min_face: MinFaceOpt = None,
+    no_detect: NoDetectOpt = False,
     as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
 ) -> None:
-    """Who is in this photo? Each face gets its top-K people, or `unknown` below the threshold."""
+    """Who is in these photos? Each face gets its top-K people, or `unknown` below the threshold: by default the
+    one at which a stranger is given a name with probability --fpir, at this gallery's size."""
+    from rnnface.cli.inputs import Rows, attempt, check_draw, drawn_path, expand_images, output_mode, progress
     from rnnface.draw import draw_faces, save_image
     from rnnface.errors import NoFaceError
-    from rnnface.gallery.identify import identify_image
+    from rnnface.gallery.identify import identify_image, search_threshold
     from rnnface.io import load_image
-    from rnnface.io.paths import check_output
 
     if by not in ("face", "template"):
         raise typer.BadParameter(f"--by takes 'face' or 'template', got {by!r}")
-    if draw is not None:
-        check_output(draw, "picture")
-    pipe = pipeline(model)
+    mode, paths = output_mode(as_json, as_csv), expand_images(images)
+    single = len(images) == 1 and len(paths) == 1 and not images[0].is_dir()
+    check_draw(draw, single)
+    pipe = pipeline(model, faces=detector(min_score, min_face, no_detect))
+    columns = ["image", "face", "name", "similarity", "x1", "y1", "x2", "y2", "threshold", "point", "error"]
+    rows, drawn = Rows(mode, columns, single), set()
     with _open(gallery) as g:
-        img = load_image(image)
-        results = identify_image(g, pipe, img, top_k=top, threshold=threshold, by=by)
-        if not results:
-            raise NoFaceError(f"{image}: no face detected")
-    if draw is not None:
-        labels = [f"{r.name} {r.matches[0].similarity:.2f}" if r.matches else r.name for r in results]
-        save_image(draw_faces(img, [r.face for r in results], labels), draw)
-    if as_json:
-        print_json({"image": str(image), "faces": [r.to_dict() for r in results]})
-        return
+        decide = search_threshold(g, pipe, threshold, by, fpir)  # before any photo is read
+
+        def run(path: Path):
+            img = load_image(path)
+            results = identify_image(g, pipe, img, top_k=top, threshold=threshold, by=by, fpir=fpir)
+            if not results and single:
+                raise NoFaceError(f"{path}: no face detected")
+            return img, results
+
+        for path in progress(paths, "identify"):
+            result = attempt(single, lambda path=path: run(path))
+            if isinstance(result, Exception):
+                rows.add({"image": str(path), "error": str(result)})
+                continue
+            img, results = result
+            if draw is not None:
+                labels = [f"{r.name} {r.matches[0].similarity:.2f}" if r.matches else r.name for r in results]
+                save_image(draw_faces(img, [r.face for r in results], labels), drawn_path(draw, path, single, drawn))
+            rows.add(
+                {"image": str(path), "faces": [r.to_dict() for r in results]},
+                _identified_text(path, results, single),
+                [_identified_row(path, i, r) for i, r in enumerate(results)],
+            )
+    if mode == "text":
+        typer.echo(f"threshold {decide.value:.3f}: {decide.describe()}")
+        if draw is not None:
+            typer.echo(f"drawn: {draw}")
+    rows.finish(len(paths))
+
+
+def _identified_text(path: Path, results, single: bool) -> str:
+    lines = [] if single else [f"{path}: {len(results)} face(s)"]
     for i, r in enumerate(results):
         x1, y1, x2, y2 = r.face.box
         ranked = ", ".join(f"{m.person} {m.similarity:.3f}" for m in r.matches)
-        typer.echo(
-            f"face {i} ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}): {r.name}  [{ranked}]  (threshold {r.threshold:.3f})"
-        )
-    if draw is not None:
-        typer.echo(f"drawn: {draw}")
+        lines.append(f"{'' if single else '  '}face {i} ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}): {r.name}  [{ranked}]")
+    return "\n".join(lines)
+
+
+def _identified_row(path: Path, i: int, r) -> dict:
+    best = r.matches[0].similarity if r.matches else None
+    box = dict(zip(("x1", "y1", "x2", "y2"), map(float, r.face.box)))
+    return {"image": str(path), "face": i, "name": r.name, "similarity": best, **box, **r.threshold.to_dict()}
 
 
 @app.command()

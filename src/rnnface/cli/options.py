@@ -16,6 +16,7 @@ ModelOpt = Annotated[
     typer.Option("--model", "-m", help="Checkpoint to use (default: $RNNFACE_MODEL, then the shipped one)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV rows (with a header) instead of text.")]
 RuntimeOpt = Annotated[
     str | None,
     typer.Option(
@@ -32,7 +33,21 @@ GalleryOpt = Annotated[
     ),
 ]
 ThresholdOpt = Annotated[
-    float | None, typer.Option(help="Cosine threshold for a match (default: the model's calibrated one).")
+    str | None,
+    typer.Option(
+        help="Operating point: strict (FAR 1e-4), balanced (FAR 1e-3), loose (FAR 1e-2), or a cosine similarity "
+        "in [-1, 1] (default: balanced for a comparison; for a search, set for --fpir at the gallery's size).",
+        callback=lambda value: _threshold(value),
+    ),
+]
+FpirOpt = Annotated[
+    float,
+    typer.Option(
+        min=1e-9,
+        max=0.5,
+        help="Without --threshold: the false-positive identification rate a search aims for (the share of "
+        "strangers given someone's name) at the gallery's size.",
+    ),
 ]
 DataOpt = Annotated[
     Path | None, typer.Option(help="LFW root or an identity-folder image tree (default: $RNNFACE_DATA).")
@@ -43,6 +58,16 @@ CacheOpt = Annotated[
     Path,
     typer.Option(help="Face cache of LFW (rnnface prepare), cut as the model wants (the shipped one: --crop facenet)."),
 ]
+
+
+def _threshold(value: str | None) -> str | float | None:
+    from rnnface.errors import ThresholdError
+    from rnnface.operating import parse_threshold
+
+    try:
+        return parse_threshold(value)
+    except ThresholdError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def print_json(obj: object) -> None:
@@ -70,12 +95,39 @@ def image_root(data: Path | None) -> Path:
     return resolve_image_root(data or Settings.from_env().data)
 
 
-def pipeline(model: Path | None, runtime: str | None = None, min_face: int | None = None):
-    """The face pipeline with its model loaded now, so a missing model fails before any other work."""
-    from rnnface.detection import DEFAULT_DETECTOR, create_detector
+MinScoreOpt = Annotated[
+    float | None,
+    typer.Option("--min-score", min=0.0, max=1.0, help="Lowest detector score kept as a face (default 0.9)."),
+]
+MinFaceOpt = Annotated[
+    int | None,
+    typer.Option("--min-face", min=1, help="Smallest face kept, in pixels of its box's shorter side (default 20)."),
+]
+NoDetectOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-detect", help="Treat each photo as one face, without detection (ID photos, dataset face crops)."
+    ),
+]
+
+
+def detector(min_score: float | None = None, min_face: int | None = None, no_detect: bool = False):
+    """The detector the options ask for: MTCNN with these limits (None: the defaults), or none at all."""
+    from dataclasses import replace
+
+    from rnnface.detection import DetectionSettings
+    from rnnface.recognition.faceness import face_detector
+
+    asked = {"min_score": min_score, "min_face": min_face}
+    settings = replace(DetectionSettings(), **{k: v for k, v in asked.items() if v is not None})
+    return face_detector(settings, detect=not no_detect)
+
+
+def pipeline(model: Path | None, runtime: str | None = None, faces=None):
+    """The face pipeline (with `faces`, a detector from `detector()`), its model loaded now, so a missing model
+    fails before any other work."""
     from rnnface.recognition.pipeline import FacePipeline
 
-    detector = create_detector(DEFAULT_DETECTOR, min_face_size=min_face) if min_face else DEFAULT_DETECTOR
-    pipe = FacePipeline(model=model, runtime=runtime, detector=detector)
+    pipe = FacePipeline(model=model, runtime=runtime, **({} if faces is None else {"detector": faces}))
     pipe.load()
     return pipe

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rnnface.cli.options import TYPER, GalleryOpt, ModelOpt, image_root, pipeline
+from rnnface.cli.options import TYPER, GalleryOpt, MinFaceOpt, MinScoreOpt, ModelOpt, image_root, pipeline
 
 app = typer.Typer(**TYPER)
 
@@ -25,6 +25,8 @@ def serve(
             help="Key that write routes need in X-API-Key (default: $RNNFACE_API_KEY; unset: writes are refused)."
         ),
     ] = None,
+    min_score: MinScoreOpt = None,
+    min_face: MinFaceOpt = None,
 ) -> None:
     """Run the HTTP API (/api/v1; interactive docs at /docs, spec at /openapi.json) and the web page (/).
     Every other setting is an RNNFACE_* variable (see the README)."""
@@ -34,7 +36,13 @@ def serve(
 
     from rnnface.settings import Settings
 
-    overrides = {"RNNFACE_GALLERY": gallery, "RNNFACE_MODEL": str(model) if model else None, "RNNFACE_API_KEY": api_key}
+    overrides = {
+        "RNNFACE_GALLERY": gallery,
+        "RNNFACE_MODEL": str(model) if model else None,
+        "RNNFACE_API_KEY": api_key,
+        "RNNFACE_MIN_SCORE": None if min_score is None else str(min_score),
+        "RNNFACE_MIN_FACE": None if min_face is None else str(min_face),
+    }
     os.environ.update({k: v for k, v in overrides.items() if v})  # the worker processes read the settings afresh
     settings = Settings.from_env()  # fail here, before binding, on a malformed setting
     writes = "need X-API-Key" if settings.api_key else "disabled: no RNNFACE_API_KEY"

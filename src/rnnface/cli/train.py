@@ -1,4 +1,4 @@
-"""Training and evaluation commands: train, train-aggregator, eval lfw, eval sets."""
+"""Training and evaluation commands: train, train-aggregator, eval lfw, eval cfp, eval sets, eval detector."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rnnface.cli.options import DEFAULT_CACHE, TYPER, CacheOpt, parse_folds
+from rnnface.cli.options import DEFAULT_CACHE, TYPER, CacheOpt, DataOpt, image_root, parse_folds
 
 app = typer.Typer(**TYPER)
 eval_app = typer.Typer(help="Evaluate models by standard protocols.", no_args_is_help=True, **TYPER)
@@ -87,7 +87,11 @@ def eval_lfw(
         list[str] | None, typer.Option(help="More identity-disjoint models in the same run: NAME=a.pt,b.pt")
     ] = None,
     calibrate: Annotated[
-        Path | None, typer.Option(help="Write the operating threshold (at --far) into this checkpoint.")
+        Path | None,
+        typer.Option(
+            help="Write this run's false-accept curve into this checkpoint: its operating points (strict, balanced, "
+            "loose) and the 1:N thresholds set for a gallery's size come from it."
+        ),
     ] = None,
     peer: Annotated[
         list[str] | None,
@@ -110,8 +114,8 @@ def eval_lfw(
     from rnnface.data.lfw import pairs_file
     from rnnface.data.prepare import FaceCache
     from rnnface.evaluation.lfw import fold_pairs, run_lfw
-    from rnnface.evaluation.report import plot_roc, write_json, write_text
-    from rnnface.models.checkpoint import set_threshold
+    from rnnface.evaluation.report import plot_roc, points_table, write_json, write_text
+    from rnnface.models.checkpoint import set_calibration
 
     face_cache = FaceCache.open(cache)
     fold_set = parse_folds(folds)
@@ -139,10 +143,21 @@ def eval_lfw(
         f"threshold at FAR={far:g}: {point['threshold']:.4f} (TAR {100 * point['tar']:.2f}%); written "
         f"{out}/lfw.json, lfw.md, lfw_roc.png"
     )
+    for search in run.rows[name]["identification"]["search"] or []:
+        typer.echo(
+            f"1:N at FPIR {search['fpir_aimed']:g} among {search['entries']:,} people ({search['gallery']}): threshold "
+            f"{search['threshold']:.4f}, strangers named {100 * search['fpir_measured']:.2f}%, enrolled people "
+            f"identified {100 * search['identified']:.2f}%"
+        )
     if calibrate is not None:
-        meta = {"lfw_identity_disjoint": run.reports[name].to_dict(), "operating_point": point, "flip": flip}
-        set_threshold(calibrate, point["threshold"], meta)
-        typer.echo(f"calibrated threshold (FAR={far:g}) stored in {calibrate}")
+        meta = {
+            "lfw_identity_disjoint": run.reports[name].to_dict(),
+            "lfw_search": run.rows[name]["identification"]["search"],
+            "flip": flip,
+        }
+        set_calibration(calibrate, run.calibration, meta)
+        typer.echo(f"calibration ({run.calibration.impostor_pairs:,} cross-person pairs) stored in {calibrate}")
+        typer.echo(points_table(run.calibration))
 
 
 @eval_app.command("sets")
@@ -171,3 +186,118 @@ def eval_sets(
     )
     typer.echo(table)
     typer.echo(f"written: {out}/sets.json, sets.md")
+
+
+@eval_app.command("detector")
+def eval_detector(
+    data: DataOpt = None,
+    cfp: Annotated[Path | None, typer.Option(help="CFP root (default: $RNNFACE_CFP; left out where absent).")] = None,
+    photos: Annotated[int, typer.Option(min=10, help="Photos per face set.")] = 300,
+    out: Annotated[Path, typer.Option(help="Directory for detector.json and detector.md.")] = Path("reports"),
+) -> None:
+    """Detector recall on LFW, CFP frontal and profile photos, face crops and small faces, and false faces on
+    photos without any: MTCNN as it ran before beside the detector users get now, on the same photos."""
+    from rnnface.evaluation.detector import HEADER, default_cfp, markdown, run_detector_eval
+    from rnnface.evaluation.report import write_json, write_text
+
+    if not out.is_dir():
+        raise typer.BadParameter(f"--out {out}: no such folder")
+    typer.echo(HEADER)
+    report = run_detector_eval(image_root(data), cfp or default_cfp(), photos, typer.echo)
+    write_json(report, out / "detector.json")
+    write_text(markdown(report), out / "detector.md")
+    typer.echo(f"written: {out}/detector.json, {out}/detector.md")
+
+
+@eval_app.command("cfp")
+def eval_cfp(
+    model: Annotated[
+        list[Path] | None,
+        typer.Option("--model", "-m", help="Checkpoints to score, a row each (default: the shipped one)."),
+    ] = None,
+    cfp: Annotated[Path | None, typer.Option(help="CFP root (default: $RNNFACE_CFP).")] = None,
+    data: DataOpt = None,
+    cache: Annotated[Path, typer.Option(help="Where CFP's faces and FaceNet outputs are cached.")] = Path(
+        "cache/cfp160"
+    ),
+    peer: Annotated[
+        list[str] | None,
+        typer.Option(help="Also score on the same pairs: facenet, face_recognition, ensemble (the teacher)."),
+    ] = None,
+    ablate: Annotated[
+        bool, typer.Option(help="Also score the first model without its recurrent correction (its linear map only).")
+    ] = False,
+    record: Annotated[
+        Path | None,
+        typer.Option(help="Store each operating point's FAR and TAR on CFP (people not in LFW) in this checkpoint."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Directory for cfp.json and cfp.md.")] = Path("reports"),
+) -> None:
+    """CFP frontal-frontal and frontal-profile (10 splits): accuracy, AUC, EER, TAR@FAR and detector misses, with
+    the peers scored in the same run on the same pairs; the CFP people who are also in LFW are listed."""
+    from rnnface.data.cfp import check_root
+    from rnnface.evaluation.cfp import (
+        cfp_cache,
+        ensemble_method,
+        face_recognition_method,
+        facenet_method,
+        markdown,
+        model_method,
+        run_cfp,
+    )
+    from rnnface.evaluation.report import write_json, write_text
+    from rnnface.settings import Settings, resolve_model
+
+    settings = Settings.from_env()
+    if not out.is_dir():
+        raise typer.BadParameter(f"--out {out}: no such folder")
+    peers = {"facenet": facenet_method, "face_recognition": face_recognition_method, "ensemble": ensemble_method}
+    for name in peer or []:
+        if name not in peers:
+            raise typer.BadParameter(f"--peer takes {' or '.join(peers)}, got {name!r}")
+    root = check_root(cfp or settings.cfp)
+    checkpoints = model or [resolve_model(None, settings)]
+    face_cache = cfp_cache(root, cache)
+    methods = [model_method(_row_name(Path(c)), Path(c), face_cache) for c in checkpoints]
+    if ablate:
+        methods.append(model_method(f"{methods[0].name}, correction off", Path(checkpoints[0]), face_cache, False))
+    methods += [peers[name](face_cache) for name in peer or []]
+    lfw_root = image_root(data)
+    run = run_cfp(root, face_cache, methods, lfw_root, {methods[0].name})
+    table = markdown(run)
+    write_json({"models": [str(c) for c in checkpoints], **run.to_dict()}, out / "cfp.json")
+    write_text(table, out / "cfp.md")
+    typer.echo(table)
+    typer.echo(
+        f"{len(run.lfw_people)} of CFP's 500 people are also in LFW (listed in {out}/cfp.json); pairs without them: "
+        f"FF {run.pairs_without_lfw['FF']:,}, FP {run.pairs_without_lfw['FP']:,}"
+    )
+    if record is not None:
+        _record_cfp_points(record, face_cache, set(run.lfw_people))
+    typer.echo(f"written: {out}/cfp.json, {out}/cfp.md")
+
+
+def _row_name(checkpoint: Path) -> str:
+    """A checkpoint's row: the run folder it was trained into (runs/facenet-a/backbone.pt: facenet-a), else its
+    file name."""
+    return f"rnnface {checkpoint.parent.name if checkpoint.stem == 'backbone' else checkpoint.stem}"
+
+
+def _record_cfp_points(checkpoint: Path, cache, leave_out: set[str]) -> None:
+    """Each named point's FAR and TAR on CFP, over the cross-person pairs of people not in LFW, into `checkpoint`."""
+    from rnnface.errors import ModelError
+    from rnnface.evaluation.cfp import cross_person_scores, model_method
+    from rnnface.models import load_checkpoint
+    from rnnface.models.checkpoint import set_calibration
+
+    calibration = load_checkpoint(checkpoint).calibration
+    if calibration is None:
+        raise ModelError(
+            f"{checkpoint}: no calibration to add CFP figures to; run `rnnface eval lfw --calibrate` first"
+        )
+    method = model_method(checkpoint.stem, checkpoint, cache)
+    for protocol in ("FF", "FP"):
+        impostor, genuine = cross_person_scores(method, cache, protocol, leave_out)
+        calibration = calibration.with_measured(f"cfp_{protocol.lower()}", impostor, genuine)
+    set_calibration(checkpoint, calibration)
+    typer.echo(f"operating points measured on CFP stored in {checkpoint}")

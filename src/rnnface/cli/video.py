@@ -8,7 +8,18 @@ from typing import Annotated
 
 import typer
 
-from rnnface.cli.options import TYPER, GalleryOpt, JsonOpt, ModelOpt, ThresholdOpt, pipeline, print_json
+from rnnface.cli.options import (
+    TYPER,
+    FpirOpt,
+    GalleryOpt,
+    JsonOpt,
+    MinScoreOpt,
+    ModelOpt,
+    ThresholdOpt,
+    detector,
+    pipeline,
+    print_json,
+)
 
 app = typer.Typer(**TYPER)
 
@@ -36,6 +47,8 @@ def _print_report(report, source: str, named: bool) -> None:
         typer.echo("no face tracks found")
     elif not named:
         typer.echo("no gallery enrolled yet: every track is `unknown` (enroll people, or pass --gallery)")
+    else:
+        typer.echo(f"names at threshold {report.threshold.value:.3f}: {report.threshold.describe()}")
     for t in report.tracks:
         span = f"{t.first_time:.1f}-{t.last_time:.1f} s"
         typer.echo(f"  track {t.id}: {t.person} ({t.confidence:.3f}) {span}, {t.frames_used} frames")
@@ -54,6 +67,7 @@ def video(
         ),
     ] = "auto",
     threshold: ThresholdOpt = None,
+    fpir: FpirOpt = 0.01,
     as_json: JsonOpt = False,
     out_json: Annotated[Path | None, typer.Option("--out-json", help="Write the timeline as JSON here.")] = None,
     out_video: Annotated[
@@ -63,7 +77,10 @@ def video(
     max_frames: Annotated[
         int | None, typer.Option(min=1, help="Stop after N frames (needed for endless live sources).")
     ] = None,
-    min_face: Annotated[int, typer.Option(min=12, help="Smallest face to find, in pixels (smaller is slower).")] = 40,
+    min_face: Annotated[
+        int, typer.Option("--min-face", min=12, help="Smallest face to find, in pixels (smaller is slower).")
+    ] = 40,
+    min_score: MinScoreOpt = None,
     reembed: Annotated[
         int, typer.Option(min=1, help="Re-embed a face that plainly continues its track every Nth detection.")
     ] = 2,
@@ -81,7 +98,7 @@ def video(
     for path, what in ((out_json, "timeline JSON"), (out_video, "annotated video"), (timeline, "timeline picture")):
         if path is not None:
             check_output(path, what)  # before the whole video is processed
-    pipe = pipeline(model, min_face=min_face)
+    pipe = pipeline(model, faces=detector(min_score, min_face))
     pool, pooling_name = resolve_pooling(pooling, pipe.model_id)
     with ExitStack() as stack:
         src = open_source(source)
@@ -90,7 +107,9 @@ def video(
         if src.live and max_frames is None:
             typer.echo("live source: stop with Ctrl-C, or pass --max-frames", err=True)
         writer = stack.enter_context(VideoWriter(out_video, src.fps)) if out_video else None
-        report = process_video(src, pipe, g, pool, pooling_name, every, threshold, writer, max_frames, reembed=reembed)
+        report = process_video(
+            src, pipe, g, pool, pooling_name, every, threshold, writer, max_frames, reembed=reembed, fpir=fpir
+        )
         if report.frames == 0:
             raise VideoError(f"{source}: no frame could be decoded")
     duration = report.frames / report.video_fps

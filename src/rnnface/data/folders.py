@@ -29,15 +29,36 @@ def resolve_image_root(data: str | Path) -> Path:
     return nested if nested.is_dir() else data
 
 
+@dataclass(frozen=True)
+class FolderScan:
+    """An identity-folder tree as found: the images of `<root>/<Person>/`, and what lies outside that layout."""
+
+    records: list[ImageRecord]
+    stray: list[str]  # images directly under the root (whose are they?)
+    nested: list[str]  # folders inside a person's folder (their photos are not that person's by rule)
+    empty: list[str]  # person folders with no image
+
+
+def scan_identity_folders(root: str | Path) -> FolderScan:
+    """Every image under `root/<Person>/`, sorted by path, and each thing outside the layout, by relative path."""
+    root = Path(root)
+    records, stray, nested, empty = [], [], [], []
+    for entry in sorted(root.iterdir()):
+        if entry.is_dir():
+            inside = sorted(entry.iterdir())
+            images = [f for f in inside if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()]
+            records += [ImageRecord(f"{entry.name}/{f.name}", entry.name) for f in images]
+            nested += [f"{entry.name}/{d.name}" for d in inside if d.is_dir()]
+            if not images:
+                empty.append(entry.name)
+        elif entry.suffix.lower() in IMAGE_SUFFIXES:
+            stray.append(entry.name)
+    return FolderScan(records, stray, nested, empty)
+
+
 def list_identity_images(root: str | Path) -> list[ImageRecord]:
     """Every image under `root/<Person>/`, sorted by path; raises DataError when there are none."""
-    root = Path(root)
-    records = [
-        ImageRecord(f"{person.name}/{img.name}", person.name)
-        for person in sorted(p for p in root.iterdir() if p.is_dir())
-        for img in sorted(person.iterdir())
-        if img.suffix.lower() in IMAGE_SUFFIXES and img.is_file()
-    ]
+    records = scan_identity_folders(root).records
     if not records:
         raise DataError(f"{root}: no images found in the <Person>/<image> layout")
     return records

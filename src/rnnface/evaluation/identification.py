@@ -27,6 +27,7 @@ from rnnface.data.prepare import FaceCache
 from rnnface.evaluation.lfw import DisjointnessError
 from rnnface.evaluation.sources import EmbeddingSource
 from rnnface.gallery import FaceRecord, Match, open_gallery
+from rnnface.operating import SEARCH_FPIR, Calibration, lowest_threshold
 
 
 @dataclass(frozen=True)
@@ -50,26 +51,36 @@ class IdentificationReport:
     strangers_rejected: float | None = None  # open set: probes rejected once their own person is set aside
     dir_at_threshold: float | None = None  # rank-1 hit and above the threshold
     operating_point: OperatingPoint | None = None
+    calibration: Calibration | None = None  # the false-accept curve of these cross-person pairs
+    search: list[dict] | None = None  # per gallery: the threshold set for FPIR 1e-2 at its size, and what it gave
 
     def to_dict(self) -> dict:
-        out = self.__dict__.copy()
+        out = {k: v for k, v in self.__dict__.items() if k != "calibration"}
         out["operating_point"] = self.operating_point and self.operating_point.__dict__.copy()
         return out
 
 
-def operating_point(groups: list[tuple[np.ndarray, np.ndarray]], far: float) -> OperatingPoint:
-    """The threshold at `far` over all cross-person pairs within each group of (embeddings, person labels)."""
+def cross_person(groups: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(impostor, genuine) cosines of every pair of images within each group of (embeddings, person labels)."""
     impostor, genuine = [], []
     for emb, labels in groups:
         upper = np.triu_indices(len(emb), k=1)
-        scores = (emb @ emb.T)[upper]
+        scores = (emb @ emb.T)[upper].astype(np.float32)
         same = labels[upper[0]] == labels[upper[1]]
         impostor.append(scores[~same])
         genuine.append(scores[same])
-    impostor, genuine = np.concatenate(impostor), np.concatenate(genuine)
-    k = max(1, int(np.floor(far * len(impostor))))  # at most a `far` share of impostors at or above the threshold
-    threshold = float(np.nextafter(np.partition(impostor, len(impostor) - k)[len(impostor) - k], np.inf))
-    return OperatingPoint(far, threshold, float(np.mean(genuine >= threshold)), len(impostor), len(genuine))
+    return np.concatenate(impostor), np.concatenate(genuine)
+
+
+def operating_point(groups: list[tuple[np.ndarray, np.ndarray]], far: float) -> OperatingPoint:
+    """The threshold at `far` over all cross-person pairs within each group of (embeddings, person labels)."""
+    impostor, genuine = cross_person(groups)
+    return _point(np.sort(impostor)[::-1], genuine, far)
+
+
+def _point(impostor_desc: np.ndarray, genuine: np.ndarray, far: float) -> OperatingPoint:
+    threshold = lowest_threshold(impostor_desc, far)  # at most a `far` share of impostors at or above it
+    return OperatingPoint(far, threshold, float(np.mean(genuine >= threshold)), len(impostor_desc), len(genuine))
 
 
 def rank_hits(results: list[list[Match]], truth: list[str], ks: tuple[int, ...] = (1, 5)) -> dict[int, int]:
@@ -117,8 +128,13 @@ def identify_lfw(
         groups.append((source, gallery_rows, probe_rows, emb, valid, np.array([cache.rows[r].person for r in rows])))
     # a photo where a peer found no face is neither enrolled nor found: its probe is a miss (and, as a stranger,
     # rejected)
-    point = operating_point([(emb[ok], labels[ok]) for *_, emb, ok, labels in groups], far) if far is not None else None
-    threshold = point.threshold if point is not None else threshold
+    point = calibration = None
+    if far is not None:
+        impostor, genuine = cross_person([(emb[ok], labels[ok]) for *_, emb, ok, labels in groups])
+        calibration = Calibration.from_scores(impostor, genuine, f"LFW View 2 people, {len(groups)} gallery group(s)")
+        point = _point(np.sort(impostor)[::-1], genuine, far)
+        threshold = point.threshold
+    search = []
     for source, gallery_rows, probe_rows, emb, valid, labels in groups:
         n = len(gallery_rows)
         gallery_ids, probe_ids = labels[:n], labels[n:]
@@ -139,6 +155,25 @@ def identify_lfw(
         truth = [str(t) for t in probe_ids]
         for k, n in rank_hits(results, truth).items():
             hits[k] += n
+        if calibration is not None:  # a search threshold set for this gallery's size: what FPIR it really gives
+            aimed = calibration.search(len(gallery_rows), SEARCH_FPIR)
+            search.append(
+                {
+                    "gallery": source.name,
+                    "entries": len(gallery_rows),
+                    "threshold": aimed.value,
+                    "fpir_aimed": SEARCH_FPIR,
+                    "fpir_measured": float(np.mean(stranger_scores(results, truth) >= aimed.value)),
+                    "identified": float(
+                        np.mean(
+                            [
+                                bool(r) and r[0].person == t and r[0].similarity >= aimed.value
+                                for r, t in zip(results, truth)
+                            ]
+                        )
+                    ),
+                }
+            )
         if threshold is not None:
             strangers.append(stranger_scores(results, truth))
             dir_hits += sum(
@@ -150,5 +185,14 @@ def identify_lfw(
         return IdentificationReport(hits[1] / probes, hits[5] / probes, probes, sizes)
     rejected = float(np.mean(np.concatenate(strangers) < threshold))
     return IdentificationReport(
-        hits[1] / probes, hits[5] / probes, probes, sizes, threshold, rejected, dir_hits / probes, point
+        hits[1] / probes,
+        hits[5] / probes,
+        probes,
+        sizes,
+        threshold,
+        rejected,
+        dir_hits / probes,
+        point,
+        calibration,
+        search or None,
     )

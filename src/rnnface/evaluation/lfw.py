@@ -18,6 +18,7 @@ from rnnface.errors import RnnfaceError
 from rnnface.evaluation.protocol import VerificationReport, verification_report
 from rnnface.evaluation.sources import EmbeddingSource, model_source
 from rnnface.models import Checkpoint, load_checkpoint
+from rnnface.operating import Calibration
 
 
 class DisjointnessError(RnnfaceError):
@@ -128,6 +129,7 @@ class LfwRun:
     reports: dict[str, VerificationReport]
     rows: dict[str, dict]
     curves: dict[str, tuple[np.ndarray, np.ndarray]]
+    calibration: Calibration | None = None  # the false-accept curve of the `name` row's cross-person pairs
 
     @property
     def operating_point(self) -> dict:
@@ -167,15 +169,17 @@ def run_lfw(
     sources = {label: model_sources(cache, ckpts, pairs, flip) for label, ckpts in groups.items()}
     fold_groups = [s.folds for s in sources[name]]
     sources.update({p: peer_sources(cache, p, fold_groups) for p in peers})
-    reports, curves, rows = {}, {}, {}
+    reports, curves, rows, calibration = {}, {}, {}, None
     for label, group in sources.items():
         scores, failed = score_pairs(cache, group, pairs)
         reports[label], curves[label] = scores.report(), (scores.scores, scores.same)
         ident = identify_lfw(cache, group, pairs, far=far)
+        if label == name:
+            calibration = ident.calibration
         rows[label] = {
             **reports[label].to_dict(),
             "identification": ident.to_dict(),
             "pairs_without_face": failed,
             "model_of_fold": scores.model_of_fold,
         }
-    return LfwRun(name, far, reports, rows, curves)
+    return LfwRun(name, far, reports, rows, curves, calibration)

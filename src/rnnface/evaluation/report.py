@@ -9,6 +9,7 @@ import numpy as np
 
 from rnnface.evaluation.protocol import VerificationReport
 from rnnface.io.paths import atomic_output
+from rnnface.operating import POINTS, Calibration
 
 
 def markdown_table(rows: dict[str, VerificationReport]) -> str:
@@ -82,3 +83,21 @@ def write_text(text: str, path: str | Path) -> Path:
     with atomic_output(path, "report") as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+#: The data sets a calibration's points are measured on, as `points_table` names them.
+MEASURED_ON = {"lfw": "LFW", "cfp_ff": "CFP-FF", "cfp_fp": "CFP-FP"}
+
+
+def points_table(calibration: Calibration) -> str:
+    """A model's named operating points: threshold, and FAR / TAR measured on each data set it was scored on."""
+    sets = [k for k in MEASURED_ON if any(k in m for m in calibration.measured.values())]
+    head = "".join(f" {MEASURED_ON[k]} FAR | {MEASURED_ON[k]} TAR |" for k in sets)
+    lines = [f"| point | for | threshold |{head}", "| --- | --- | --- |" + " --- | --- |" * len(sets)]
+    for name, far in POINTS.items():
+        cells = [name, f"FAR {far:.0e}", f"{calibration.point(name).value:.4f}"]
+        for k in sets:
+            m = calibration.measured.get(name, {}).get(k)
+            cells += [f"{m['far']:.1e}", f"{100 * m['tar']:.2f}%"] if m else ["-", "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -148,6 +148,10 @@ class Gallery(ABC):
         hits = self._search_faces(queries, top_k * FACES_PER_PERSON)
         return [rank_people(h.sims, h.ids, h.person_of, top_k, h.source_of) for h in hits]
 
+    def entries(self, by: SearchBy = "face") -> int:
+        """How many entries one search compares a query with: stored faces, or people (their templates)."""
+        return len(self) if by == "face" else len(self.people())
+
     def check_query(self, queries: np.ndarray, dim: int | None) -> None:
         """Refuse a search of an empty gallery, or with queries of another dimension than `dim`."""
         if dim is None:

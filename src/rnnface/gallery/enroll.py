@@ -13,7 +13,8 @@ import numpy as np
 from PIL import Image
 
 from rnnface.aggregation.pooling import Pool
-from rnnface.errors import GalleryError, NoFaceError, RnnfaceError, SeveralFacesError
+from rnnface.detection import main_faces
+from rnnface.errors import DataError, GalleryError, NoFaceError, RnnfaceError, SeveralFacesError
 from rnnface.gallery.base import Gallery
 from rnnface.gallery.records import FaceRecord, check_name
 from rnnface.recognition.pipeline import FacePipeline, ImageInput, as_image
@@ -27,6 +28,7 @@ class EnrollSummary:
     faces: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)  # person folders not enrolled at all, with why
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # what lay outside the <Person>/<image> layout
     already: int = 0  # faces of images already in the gallery for that person (a re-run): not stored again
     # photos skipped for several faces (the interface says how to take the largest)
     several: list[str] = field(default_factory=list)
@@ -34,7 +36,7 @@ class EnrollSummary:
     def with_hint(self, hint: str) -> EnrollSummary:
         """This summary with `hint` (how the interface takes the largest face) after each several-faces reason."""
         skipped = [(i, f"{r}, or {hint}" if i in self.several else r) for i, r in self.skipped]
-        return EnrollSummary(self.people, self.faces, skipped, self.refused, self.already, self.several)
+        return EnrollSummary(self.people, self.faces, skipped, self.refused, self.ignored, self.already, self.several)
 
     def to_dict(self) -> dict:
         return {
@@ -43,6 +45,7 @@ class EnrollSummary:
             "already": self.already,
             "skipped": [{"image": i, "reason": r} for i, r in self.skipped],
             "refused": [{"folder": f, "reason": r} for f, r in self.refused],
+            "ignored": [{"path": p, "reason": r} for p, r in self.ignored],
         }
 
 
@@ -55,13 +58,15 @@ def png_bytes(crop: np.ndarray) -> bytes:
 def face_record(
     pipeline: FacePipeline, image: ImageInput, source: str | None = None, largest: bool = False, keep_crop: bool = False
 ) -> FaceRecord:
-    """The one face of an enrollment photo (path, bytes or RGB array): NoFaceError or SeveralFacesError (with
-    the count; the caller's interface says how to pick the largest) when it cannot be used as it is."""
+    """The one face of an enrollment photo (path, bytes or RGB array): its dominant face, when every other face
+    is much smaller or weaker (`main_faces`, the rule `prepare` uses too); NoFaceError, or SeveralFacesError for
+    a group photo (with the count; the caller's interface says how to pick the largest)."""
     faces = pipeline.detect(pixels := as_image(image))
     if not faces:
         raise NoFaceError("no face")
-    if len(faces) > 1 and not largest:
-        raise SeveralFacesError(f"several faces ({len(faces)}); enroll a photo of one person", len(faces))
+    main = main_faces(faces)
+    if len(main) > 1 and not largest:
+        raise SeveralFacesError(f"several faces ({len(main)}); enroll a photo of one person", len(main))
     found = pipeline.embed_faces(pixels, faces[:1])[0]
     box = tuple(float(v) for v in found.face.box)
     label = source if source is not None else str(image)
@@ -174,19 +179,27 @@ def enroll_directory(
     pool: Pool | None = None,
 ) -> EnrollSummary:
     """Enroll every `<root>/<Person>/<image>`; each person is committed on its own, so an interruption keeps those
-    done."""
+    done. Images at the root and folders inside a person's folder are listed in `ignored`; a person folder that is
+    empty, or whose photos are all unusable, in `refused`."""
     from tqdm import tqdm
 
-    from rnnface.data.folders import list_identity_images
+    from rnnface.data.folders import scan_identity_folders
 
     root = Path(root)
+    scan = scan_identity_folders(root)
     by_person: dict[str, list[Path]] = defaultdict(list)
-    for record in list_identity_images(root):
+    for record in scan.records:
         by_person[record.person].append(root / record.path)
-    people = sorted(by_person)[:limit_people]
+    if not (scan.records or scan.stray or scan.nested or scan.empty):
+        raise DataError(f"{root}: no images found in the <Person>/<image> layout")
+    summary = EnrollSummary()
+    summary.ignored += [(p, "an image outside any person's folder: move it into one") for p in scan.stray]
+    summary.ignored += [(p, "a folder inside a person's folder: its photos are not enrolled") for p in scan.nested]
+    chosen = sorted(set(by_person) | set(scan.empty))[:limit_people]
+    summary.refused += [(p, "no images in this folder") for p in scan.empty if p in chosen]
+    people = [p for p in chosen if p in by_person]
     model_id = pipeline.model_id
     gallery.check_model(model_id)
-    summary = EnrollSummary()
     for person in tqdm(people, desc="enroll", unit="person", disable=not progress):
         try:
             check_name(person)
@@ -195,6 +208,7 @@ def enroll_directory(
             continue
         records = usable_faces(pipeline, [(str(p), p) for p in by_person[person]], summary, largest, keep_crops)
         if not records:
+            summary.refused.append((person, f"no usable photo (all {len(by_person[person])} skipped)"))
             continue
         stored = gallery.enroll(person, records, model_id)
         summary.already += len(records) - len(stored)

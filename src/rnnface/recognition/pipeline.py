@@ -1,7 +1,7 @@
 """detect -> align -> embed -> compare, as one object holding a detector and a (lazily loaded) model.
 
-Callers ask the pipeline, never its parts: `model_id` (the embedding space), `threshold()` (the one
-rule for which threshold decides), `embed_faces()` (each face with its crop, embedding and quality
+Callers ask the pipeline, never its parts: `model_id` (the embedding space), `threshold()` (which
+threshold decides, 1:1 or 1:N, see `rnnface.operating`), `embed_faces()` (each face with its crop, embedding and quality
 cues). `load()` loads the model now, so a missing one fails before any other work.
 """
 
@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rnnface.alignment import AlignedFace, CropSpec
-from rnnface.detection import DEFAULT_DETECTOR, Detector, Face, create_detector
-from rnnface.errors import FaceIndexError, ModelError, NoFaceError
+from rnnface.detection import Detector, Face, create_detector
+from rnnface.errors import FaceIndexError, NoFaceError
 from rnnface.io import load_image
+from rnnface.operating import SEARCH_FPIR, Threshold, ThresholdSpec, resolve
 from rnnface.recognition.quality import quality_cues
-from rnnface.similarity import check_threshold, cosine_similarity
+from rnnface.similarity import cosine_similarity
 
 if TYPE_CHECKING:
     from rnnface.recognition.embedder import Embedder
@@ -48,7 +49,7 @@ class Verification:
     """The answer to "are these two faces the same person?"."""
 
     similarity: float
-    threshold: float
+    threshold: Threshold
     same: bool
     face_a: int  # index of the face used in image A (faces are numbered largest first)
     face_b: int
@@ -58,8 +59,8 @@ class Verification:
     def to_dict(self) -> dict:
         return {
             "similarity": round(self.similarity, 4),
-            "threshold": round(self.threshold, 4),
             "same": self.same,
+            **self.threshold.to_dict(),
             "face_a": self.face_a,
             "face_b": self.face_b,
             "faces_in_a": self.faces_in_a,
@@ -81,16 +82,23 @@ def pick_face(faces: list[Face], index: int | None, name: str) -> int:
 
 
 class FacePipeline:
-    """Detector + aligner + embedder. The model loads on the first call that needs it (or on `load()`)."""
+    """Detector + aligner + embedder. The model loads on the first call that needs it (or on `load()`).
+
+    The detector defaults to the one users get (`rnnface.recognition.faceness.face_detector`: MTCNN, checked); a
+    name gives that backend as it is."""
 
     def __init__(
         self,
         model: str | os.PathLike | None = None,
-        detector: Detector | str = DEFAULT_DETECTOR,
+        detector: Detector | str | None = None,
         settings: Settings | None = None,
         flip: bool | None = None,
         runtime: str | None = None,
     ) -> None:
+        if detector is None:
+            from rnnface.recognition.faceness import face_detector
+
+            detector = face_detector()
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
         self._model = model
         self._settings = settings
@@ -113,6 +121,12 @@ class FacePipeline:
                 )
             return self._embedder
 
+    def with_detector(self, detector: Detector) -> FacePipeline:
+        """This pipeline with another detector, sharing its model (loaded now)."""
+        other = FacePipeline(self._model, detector, self._settings, self._flip, self._runtime)
+        other._embedder = self.load()
+        return other
+
     @property
     def model_id(self) -> str:
         """The embedding space of the model (what a gallery records); loads the model."""
@@ -123,14 +137,14 @@ class FacePipeline:
         """How the model wants its faces cut."""
         return self.load().crop
 
-    def threshold(self, override: float | None = None) -> float:
-        """The cosine threshold that decides: `override` when given (checked), else the model's calibrated one."""
-        if override is not None:
-            return check_threshold(override)
-        calibrated = self.load().checkpoint.threshold
-        if calibrated is None:
-            raise ModelError("this checkpoint has no calibrated threshold; pass one explicitly (--threshold)")
-        return calibrated
+    def threshold(
+        self, spec: ThresholdSpec = None, comparisons: int | None = None, fpir: float = SEARCH_FPIR
+    ) -> Threshold:
+        """The threshold that decides (the one rule: `rnnface.operating.resolve`): `spec` (strict, balanced, loose or
+        a number) when given, else for a search among `comparisons` gallery entries the one reaching `fpir`, else
+        the model's default 1:1 point."""
+        checkpoint = self.load().checkpoint
+        return resolve(spec, checkpoint.calibration, checkpoint.threshold, comparisons, fpir)
 
     def detect(self, image: ImageInput) -> list[Face]:
         """Faces in `image`, largest first."""
@@ -177,10 +191,10 @@ class FacePipeline:
         return self.embed(image, [faces[i]])[1][0], i, len(faces)
 
     @staticmethod
-    def decide(a: tuple[np.ndarray, int, int], b: tuple[np.ndarray, int, int], threshold: float) -> Verification:
+    def decide(a: tuple[np.ndarray, int, int], b: tuple[np.ndarray, int, int], threshold: Threshold) -> Verification:
         """The verification of two `face_embedding` results at `threshold`."""
         similarity = float(cosine_similarity(a[0], b[0]))
-        return Verification(similarity, threshold, similarity >= threshold, a[1], b[1], a[2], b[2])
+        return Verification(similarity, threshold, similarity >= threshold.value, a[1], b[1], a[2], b[2])
 
     def verify(
         self,
@@ -188,10 +202,10 @@ class FacePipeline:
         image_b: ImageInput,
         face_a: int | None = None,
         face_b: int | None = None,
-        threshold: float | None = None,
+        threshold: ThresholdSpec = None,
         names: tuple[str, str] = ("image A", "image B"),
     ) -> Verification:
-        """Same person or not, at `threshold` (default: the checkpoint's calibrated one)."""
+        """Same person or not, at `threshold` (a point name or a number; default: the model's 1:1 default point)."""
         threshold = self.threshold(threshold)
         a = self.face_embedding(image_a, face_a, names[0])
         b = self.face_embedding(image_b, face_b, names[1])

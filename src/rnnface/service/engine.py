@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TypeVar
 
 import anyio
@@ -13,9 +14,11 @@ import numpy as np
 from fastapi import UploadFile
 
 from rnnface.aggregation.pooling import Pool, resolve_pooling
+from rnnface.detection import DetectionSettings
 from rnnface.errors import GalleryError, GalleryUnavailableError, ImageError
 from rnnface.gallery import Gallery, open_gallery
 from rnnface.io import load_image
+from rnnface.recognition.faceness import face_detector
 from rnnface.recognition.pipeline import FacePipeline
 from rnnface.service.errors import HttpError
 from rnnface.settings import Settings
@@ -49,12 +52,31 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.pipeline = FacePipeline(model=settings.model, settings=settings)
+        self.detection = DetectionSettings(
+            **{k: v for k, v in (("min_score", settings.min_score), ("min_face", settings.min_face)) if v is not None}
+        )
+        self.pipeline = FacePipeline(model=settings.model, settings=settings, detector=face_detector(self.detection))
+        self._variants: dict[tuple, FacePipeline] = {}
+        self._variants_lock = threading.Lock()
         self._gallery: Gallery | None = None
         self._pool: Pool | None = None
         self._pool_lock = threading.Lock()
         self._gallery_lock = threading.RLock()
         self.slots = ImageSlots(settings.max_concurrent_images)
+
+    def faces(self, min_score: float | None = None, min_face: int | None = None, detect: bool = True) -> FacePipeline:
+        """The pipeline with a request's detection choices (None: the server's), sharing the one loaded model."""
+        key = (min_score, min_face, detect)
+        if key == (None, None, True):
+            return self.pipeline
+        with self._variants_lock:
+            if key not in self._variants:
+                if len(self._variants) >= 16:  # a client varying its choices cannot grow this without bound
+                    self._variants.pop(next(iter(self._variants)))
+                asked = {"min_score": min_score, "min_face": min_face}
+                settings = replace(self.detection, **{k: v for k, v in asked.items() if v is not None})
+                self._variants[key] = self.pipeline.with_detector(face_detector(settings, detect))
+            return self._variants[key]
 
     @property
     def pool(self) -> Pool:

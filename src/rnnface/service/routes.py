@@ -12,6 +12,7 @@ from rnnface.errors import ImageError, ImageTooLargeError, RnnfaceError, Unknown
 from rnnface.gallery.enroll import EnrollSummary, NothingEnrolledError, store_person, usable_faces
 from rnnface.gallery.identify import search_faces
 from rnnface.gallery.records import check_name
+from rnnface.operating import SEARCH_FPIR, THRESHOLD_HELP, parse_threshold
 from rnnface.service import schemas
 from rnnface.service.access import READ, WRITE, takes
 from rnnface.service.engine import Engine
@@ -19,6 +20,14 @@ from rnnface.service.errors import HttpError, source_name
 
 NameParam = Annotated[str, Path(min_length=1, max_length=256, description="The person's name, as enrolled.")]
 ImageFile = Annotated[UploadFile, File(description="A photo: JPEG, PNG, WebP, BMP, GIF or TIFF.")]
+ThresholdForm = Annotated[str | None, Form(description=f"{THRESHOLD_HELP}.", max_length=32)]
+MinScoreForm = Annotated[
+    float | None, Form(ge=0, le=1, description="Lowest detector score kept as a face (default: the server's).")
+]
+MinFaceForm = Annotated[
+    int | None, Form(ge=1, le=4096, description="Smallest face kept, in pixels (default: the server's).")
+]
+NoDetectForm = Annotated[bool, Form(description="Treat the photo as one face crop, without detection.")]
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": schemas.Error} for code in (401, 404, 409, 413, 415, 422, 503, 504)
 }
@@ -65,26 +74,34 @@ ONE_IMAGE, TWO_IMAGES, IMAGES = takes(1), takes(2), takes(None)
 
 
 @api.post("/detect", response_model=schemas.Detection, responses=ERRORS, dependencies=[READ, ONE_IMAGE], tags=["faces"])
-async def detect(engine: EngineDep, image: ImageFile) -> schemas.Detection:
+async def detect(
+    engine: EngineDep, image: ImageFile, min_score: MinScoreForm = None, min_face: MinFaceForm = None
+) -> schemas.Detection:
     """Every face: box, score, 5 landmarks (largest first)."""
     data = await engine.upload_bytes(image, "image")
 
     def run():
         with engine.image(data, "image") as img:
-            return img.shape, engine.pipeline.detect(img)
+            return img.shape, engine.faces(min_score, min_face).detect(img)
 
     (height, width, _), faces = await engine.compute(run)
     return schemas.Detection(width=width, height=height, faces=[f.to_dict() for f in faces])
 
 
 @api.post("/embed", response_model=schemas.Embedding, responses=ERRORS, dependencies=[READ, ONE_IMAGE], tags=["faces"])
-async def embed(engine: EngineDep, image: ImageFile) -> schemas.Embedding:
+async def embed(
+    engine: EngineDep,
+    image: ImageFile,
+    min_score: MinScoreForm = None,
+    min_face: MinFaceForm = None,
+    no_detect: NoDetectForm = False,
+) -> schemas.Embedding:
     """Every face with its unit embedding from the recurrent model."""
     data = await engine.upload_bytes(image, "image")
 
     def run():
         with engine.image(data, "image") as img:
-            return engine.pipeline.embed(img)
+            return engine.faces(min_score, min_face, not no_detect).embed(img)
 
     faces, emb = await engine.compute(run)
     faces_out = [{**f.to_dict(), "embedding": e.round(6).tolist()} for f, e in zip(faces, emb)]
@@ -102,18 +119,20 @@ async def verify(
     engine: EngineDep,
     image_a: ImageFile,
     image_b: ImageFile,
-    threshold: Annotated[
-        float | None, Form(ge=-1, le=1, description="Cosine threshold (default: the model's calibrated one).")
-    ] = None,
+    threshold: ThresholdForm = None,
+    min_score: MinScoreForm = None,
+    min_face: MinFaceForm = None,
+    no_detect: NoDetectForm = False,
 ) -> schemas.VerifyResult:
-    """Are the largest faces of two photos the same person?"""
+    """Are the largest faces of two photos the same person? Decided at `threshold` (default: balanced)."""
+    threshold = parse_threshold(threshold)  # a bad one is refused before any upload is read
     uploads = [
         (await engine.upload_bytes(upload, field), field)
         for upload, field in ((image_a, "image_a"), (image_b, "image_b"))
     ]
 
     def run():
-        pipeline = engine.pipeline
+        pipeline = engine.faces(min_score, min_face, not no_detect)
         decide = pipeline.threshold(threshold)
         found = []
         for data, field in uploads:  # one after the other: one image in memory at a time
@@ -135,17 +154,25 @@ async def identify(
     engine: EngineDep,
     image: ImageFile,
     top_k: Annotated[int, Form(ge=1, le=50, description="People listed per face.")] = 3,
-    threshold: Annotated[float | None, Form(ge=-1, le=1, description="Cosine threshold for a name.")] = None,
+    threshold: ThresholdForm = None,
+    fpir: Annotated[
+        float, Form(gt=0, lt=1, description="With no threshold: the false-positive identification rate aimed for.")
+    ] = SEARCH_FPIR,
+    min_score: MinScoreForm = None,
+    min_face: MinFaceForm = None,
+    no_detect: NoDetectForm = False,
 ) -> schemas.IdentifyResult:
-    """Every face with its top-k people from the gallery, named or `unknown`."""
+    """Every face with its top-k people from the gallery, named or `unknown`. With no `threshold`, the name's
+    threshold is set for `fpir` at the gallery's size (a stranger is compared with every entry)."""
+    threshold = parse_threshold(threshold)
     data = await engine.upload_bytes(image, "image")
 
     def run() -> tuple:
-        pipeline = engine.pipeline
+        pipeline = engine.faces(min_score, min_face, not no_detect)
         with engine.image(data, "image") as img:
             shape, (faces, embeddings) = img.shape, pipeline.embed(img)  # no gallery needed: it stays free meanwhile
         with engine.gallery() as g:
-            return shape, search_faces(g, pipeline, faces, embeddings, top_k=top_k, threshold=threshold)
+            return shape, search_faces(g, pipeline, faces, embeddings, top_k, threshold, fpir=fpir)
 
     (height, width, _), results = await engine.compute(run)
     faces = [r.to_dict() for r in results]
@@ -195,6 +222,9 @@ async def enroll(
     images: Annotated[list[UploadFile], File(description="One or more photos, one face each.")],
     largest: Annotated[bool, Form(description="Use the largest face of a photo with several.")] = False,
     keep_crops: Annotated[bool, Form(description="Store aligned crops so the gallery can be re-embedded.")] = False,
+    min_score: MinScoreForm = None,
+    min_face: MinFaceForm = None,
+    no_detect: NoDetectForm = False,
 ) -> schemas.Enrolled:
     """Enroll (or add photos to) a person, all photos in one transaction; unusable photos are listed, not stored."""
     check_name(name)  # before any upload is decoded
@@ -215,7 +245,7 @@ async def enroll(
             uploads.append((label, None, str(exc).split(": ", 1)[-1]))
 
     def run() -> EnrollSummary:
-        pipeline, summary, records = engine.pipeline, EnrollSummary(), []
+        pipeline, summary, records = engine.faces(min_score, min_face, not no_detect), EnrollSummary(), []
         with engine.gallery() as g:
             g.check_model(pipeline.model_id)  # before any detection work
         for i, (label, data, why) in enumerate(uploads):  # the gallery stays free meanwhile

@@ -43,9 +43,14 @@ class Embedding(BaseModel):
     faces: list[EmbeddedFace]
 
 
-class VerifyResult(BaseModel):
+class OperatingPoint(BaseModel):
+    threshold: float = Field(description="The cosine similarity that decided.")
+    point: str = Field(description="strict, balanced or loose; search (set for an FPIR); given; checkpoint.")
+    far: float | None = Field(description="Per-comparison false-accept rate there, on the calibration data.")
+
+
+class VerifyResult(OperatingPoint):
     similarity: float
-    threshold: float
     same: bool
     face_a: int
     face_b: int
@@ -60,9 +65,10 @@ class MatchOut(BaseModel):
     source: str
 
 
-class IdentifiedFace(FaceOut):
+class IdentifiedFace(FaceOut, OperatingPoint):
     name: str = Field(description="Best match, or 'unknown' below the threshold.")
-    threshold: float
+    fpir: float | None = Field(None, description="search: the false-positive identification rate aimed for.")
+    comparisons: int | None = Field(None, description="search: the gallery entries each face is compared with.")
     matches: list[MatchOut]
 
 

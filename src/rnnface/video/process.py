@@ -18,6 +18,7 @@ from tqdm import tqdm
 from rnnface.aggregation.pooling import Pool, mean_pool_cues
 from rnnface.gallery.base import Gallery
 from rnnface.gallery.records import UNKNOWN, Match
+from rnnface.operating import SEARCH_FPIR, Threshold, ThresholdSpec
 from rnnface.recognition.pipeline import FacePipeline
 from rnnface.video.render import VideoWriter, draw_tracks
 from rnnface.video.shots import ShotDetector
@@ -65,10 +66,12 @@ class VideoReport:
     truncated: bool
     tracks: list[TrackResult]
     cuts: list[int] = field(default_factory=list)  # frames that begin a new shot
+    threshold: Threshold | None = None  # the threshold that named the tracks, and why
 
     def to_dict(self) -> dict:
         return {
-            **{k: v for k, v in self.__dict__.items() if k != "tracks"},
+            **{k: v for k, v in self.__dict__.items() if k not in ("tracks", "threshold")},
+            "operating_point": None if self.threshold is None else self.threshold.to_dict(),
             "tracks": [t.to_dict() for t in self.tracks],
         }
 
@@ -105,20 +108,25 @@ def process_video(
     pool: Pool = mean_pool_cues,
     pooling: str = "mean",
     every: int = 3,
-    threshold: float | None = None,
+    threshold: ThresholdSpec = None,
     writer: VideoWriter | None = None,
     max_frames: int | None = None,
     reembed: int = 2,
     progress: bool = True,
     rules: TrackingRules = TrackingRules(),
+    fpir: float = SEARCH_FPIR,
 ) -> VideoReport:
     """Run the whole video: detect on every `every`-th frame (and on the first frame of every shot), track, name.
 
-    A face plainly continuing its track is embedded every `reembed`-th detection step (see Tracker).
+    A face plainly continuing its track is embedded every `reembed`-th detection step (see Tracker). Naming a
+    track is a search of the gallery: by default its threshold is set for the gallery's size (see
+    `rnnface.operating`).
     """
-    threshold = pipeline.threshold(threshold)
-    if gallery is not None and gallery.model_id is not None:
+    searchable = gallery is not None and gallery.model_id is not None
+    if searchable:
         gallery.check_model(pipeline.model_id)
+    decide = pipeline.threshold(threshold, comparisons=gallery.entries() if searchable else None, fpir=fpir)
+    threshold = decide.value
     tracker = Tracker(split_below=rules.split_below)
     shots = ShotDetector(source.fps) if rules.cuts else None
     shown: list[Track] = []
@@ -145,7 +153,9 @@ def process_video(
     seconds = time.perf_counter() - start
     results = _results(tracker.finish(), gallery, pool, threshold, rules, shot_of)
     fps = frames / seconds if seconds else 0.0
-    return VideoReport(source.name, source.fps, frames, every, seconds, fps, pooling, source.truncated, results, cuts)
+    return VideoReport(
+        source.name, source.fps, frames, every, seconds, fps, pooling, source.truncated, results, cuts, decide
+    )
 
 
 def _step(

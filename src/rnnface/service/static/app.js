@@ -135,7 +135,7 @@ $("verify-form").addEventListener("submit", async (event) => {
     const strong = document.createElement("span");
     strong.className = r.same ? "same" : "different";
     strong.textContent = verdict;
-    out.append(strong, ` — similarity ${r.similarity.toFixed(3)} vs threshold ${r.threshold.toFixed(3)}`);
+    out.append(strong, ` — similarity ${r.similarity.toFixed(3)} vs threshold ${r.threshold.toFixed(3)} (${r.point})`);
   } catch (error) {
     showError(out, error);
   }
