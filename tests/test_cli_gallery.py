@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from rnnface.gallery import FaceRecord, open_gallery
-from tests.conftest import run_gallery_cli
+from tests.conftest import assert_no_crash, run_gallery_cli
 
 run = run_gallery_cli
 
@@ -321,3 +321,39 @@ def test_an_unreachable_milvus_server_is_one_line_and_a_non_zero_exit(tmp_path):
     result = run_gallery_cli("people", gallery=f"milvus://127.0.0.1:{free_port()}/faces")
     assert result.exit_code != 0 and "Milvus server cannot be reached" in result.output
     assert not list(tmp_path.iterdir())
+
+
+def test_enroll_dir_reports_what_lies_outside_the_layout(lfw_images, tmp_path):
+    """Images at the root and folders inside a person's folder are reported as ignored, an empty person folder
+    as refused (and the exit status says so): nothing is skipped silently."""
+    tree = tmp_path / "people"
+    (tree / "Serena_Williams" / "2003").mkdir(parents=True)
+    (tree / "Empty").mkdir()
+    serena = sorted((lfw_images / "Serena_Williams").iterdir())
+    (tree / "Serena_Williams" / serena[0].name).symlink_to(serena[0])
+    (tree / "Serena_Williams" / "2003" / serena[1].name).symlink_to(serena[1])
+    (tree / "stray.jpg").symlink_to(serena[2])
+    result = run("enroll-dir", tree, gallery=tmp_path / "g.db")
+    assert result.exit_code == 2, result.output
+    assert "ignored stray.jpg: an image outside any person's folder" in result.output
+    assert "ignored Serena_Williams/2003: a folder inside a person's folder" in result.output
+    assert "refused folder 'Empty': no images in this folder" in result.output
+    assert "enrolled 1 face(s) of 1 person(s)" in result.output
+
+
+def test_thresholds_lists_the_operating_points_and_search_thresholds(calibrated_model):
+    result = run("thresholds", "--model", calibrated_model, "--sizes", "1,100,1000000000", gallery=Path("unused"))
+    assert result.exit_code == 0, result.output
+    assert "| strict | FAR 1e-04 |" in result.output and "| LFW FAR | LFW TAR |" in result.output.replace(" |", " |")
+    assert "1,000,000,000 entries" in result.output and "past the calibration's strictest" in result.output
+    assert_no_crash(run("thresholds", gallery=Path("unused")))  # the shipped model, calibrated or not
+
+
+def test_identify_says_which_threshold_named_the_faces(photos, tmp_path, calibrated_model):
+    g = tmp_path / "g.db"
+    assert run("enroll", "Bush", photos["bush1"], "--model", calibrated_model, gallery=g).exit_code == 0
+    result = run("identify", photos["bush2"], "--model", calibrated_model, gallery=g)
+    assert result.exit_code == 0, result.output
+    assert "FPIR 0.01 among 1 gallery entries" in result.output
+    strict = run("identify", photos["bush2"], "--model", calibrated_model, "--threshold", "strict", gallery=g)
+    assert "threshold" in strict.output and "strict (FAR 1.0e-4)" in strict.output
