@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,8 +94,9 @@ class Detector(ABC):
         self.settings = settings or DetectionSettings()
 
     @abstractmethod
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """All faces that pass the settings, largest first (in the pixel coordinates of `image`)."""
+    def detect(self, image: np.ndarray, trusted: Callable[[Face], bool] | None = None) -> list[Face]:
+        """All faces that pass the settings, largest first (in the pixel coordinates of `image`). A face `trusted`
+        says is already known (one continuing a verified video track) may skip a false-positive check."""
 
     @staticmethod
     def check_image(image: np.ndarray) -> None:
@@ -124,7 +126,7 @@ class PyramidDetector(Detector):
     def _detect(self, image: np.ndarray, min_face: float) -> list[Face]:
         """Faces of at least `min_face` pixels in an RGB uint8 image of at most `max_side` pixels a side."""
 
-    def detect(self, image: np.ndarray) -> list[Face]:
+    def detect(self, image: np.ndarray, trusted: Callable[[Face], bool] | None = None) -> list[Face]:
         self.check_image(image)
         faces = self._find(image)
         if not faces and self.settings.pad:

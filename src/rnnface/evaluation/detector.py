@@ -36,7 +36,7 @@ class Before(Detector):
         super().__init__(DetectionSettings(check=False, pad=False))
         self.inner = create_detector(DEFAULT_DETECTOR, settings=self.settings)
 
-    def detect(self, image: np.ndarray) -> list[Face]:
+    def detect(self, image: np.ndarray, trusted: Callable[[Face], bool] | None = None) -> list[Face]:
         scale = min(1.0, 1280 / max(image.shape[:2]))
         if scale == 1.0:
             return self.inner.detect(image)

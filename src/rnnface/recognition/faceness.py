@@ -11,6 +11,7 @@ profile photos, false faces per image on photos without faces.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -47,8 +48,9 @@ class FaceCheck:
         crops = np.stack([net.crop.crop(image, f.box, None).image for f in faces])
         return np.linalg.norm(net(crops)["bottleneck"], axis=1)
 
-    def keep(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
-        return [f for f, n in zip(faces, self.norms(image, faces)) if n >= self.min_norm]
+    def keep_mask(self, image: np.ndarray, faces: list[Face]) -> list[bool]:
+        """Whether each of `faces` passes."""
+        return [bool(n >= self.min_norm) for n in self.norms(image, faces)]
 
 
 @lru_cache(maxsize=1)
@@ -64,8 +66,11 @@ class CheckedDetector(Detector):
         super().__init__(inner.settings)
         self.inner, self.check = inner, check or shared_check()
 
-    def detect(self, image: np.ndarray) -> list[Face]:
-        return self.check.keep(image, self.inner.detect(image))
+    def detect(self, image: np.ndarray, trusted: Callable[[Face], bool] | None = None) -> list[Face]:
+        faces = self.inner.detect(image)
+        known = [trusted is not None and trusted(f) for f in faces]
+        checked = iter(self.check.keep_mask(image, [f for f, k in zip(faces, known) if not k]))
+        return [f for f, k in zip(faces, known) if k or next(checked)]
 
 
 def face_detector(settings: DetectionSettings | None = None, detect: bool = True) -> Detector:

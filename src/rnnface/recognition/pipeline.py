@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -146,9 +147,9 @@ class FacePipeline:
         checkpoint = self.load().checkpoint
         return resolve(spec, checkpoint.calibration, checkpoint.threshold, comparisons, fpir)
 
-    def detect(self, image: ImageInput) -> list[Face]:
-        """Faces in `image`, largest first."""
-        return self.detector.detect(as_image(image))
+    def detect(self, image: ImageInput, trusted: Callable[[Face], bool] | None = None) -> list[Face]:
+        """Faces in `image`, largest first (`trusted`: see `Detector.detect`)."""
+        return self.detector.detect(as_image(image), trusted)
 
     def align(self, image: np.ndarray, faces: list[Face]) -> list[AlignedFace]:
         """Crops of `faces` cut as the model wants them (template crops are resized by the embedder as in training)."""

@@ -170,7 +170,7 @@ def _step(
     rules: TrackingRules,
 ) -> list[Track]:
     """One detection step: detect, embed the faces that need it, track, and label the tracks for the video."""
-    faces = pipeline.detect(frame)
+    faces = pipeline.detect(frame, trusted=tracker.continues)  # only new faces need the false-positive check
     need = [i for i, n in enumerate(tracker.needs_embedding(faces, reembed)) if n]
     embeddings: list[np.ndarray | None] = [None] * len(faces)
     cues: list[np.ndarray | None] = [None] * len(faces)

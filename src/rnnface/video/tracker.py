@@ -62,6 +62,10 @@ class Tracker:
         self.done += self.live
         self.live = []
 
+    def continues(self, face: Face, continuing_iou: float = 0.5) -> bool:
+        """Whether `face` plainly continues a live track that has been embedded (a face already looked at)."""
+        return any(track.embeddings and iou(face.box, track.last_box) >= continuing_iou for track in self.live)
+
     def needs_embedding(self, faces: list[Face], reembed: int = 1, continuing_iou: float = 0.5) -> list[bool]:
         """Which faces must be embedded at this step: all but those plainly continuing a track embedded recently
         (a face near two tracks, or two faces near one, is not plain: who is who must be looked at)."""
