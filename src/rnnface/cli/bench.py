@@ -127,6 +127,27 @@ def bench_tracking(data: DataOpt = None, out: OutOpt = Path("reports/bench_track
     typer.echo(f"written: {out}")
 
 
+@app.command("batch")
+def bench_batch(
+    data: DataOpt = None,
+    photos: Annotated[int, typer.Option(min=2, help="LFW photos to embed.")] = 25,
+    loop: Annotated[int, typer.Option(min=1, help="Separate calls timed (the rest are scaled from them).")] = 5,
+    out: OutOpt = Path("reports/bench_batch.json"),
+) -> None:
+    """Photos embedded by one `rnnface embed` call each (a shell loop) against one call on their folder."""
+    from rnnface.benchmarks.batch import run_batch_bench
+    from rnnface.benchmarks.report import machine, write_report
+
+    check_output(out, "report")
+    result = run_batch_bench(image_root(data), photos, loop)
+    write_report({"machine": machine(), **result}, out)
+    typer.echo(
+        f"{result['photos']} photos: one call per photo {result['separate_calls_seconds']:.1f} s "
+        f"({result['seconds_per_separate_call']:.2f} s a call, {loop} timed); one call on their folder "
+        f"{result['one_call_seconds']:.1f} s; written: {out}"
+    )
+
+
 @app.command("video")
 def bench_video(
     data: DataOpt = None,
