@@ -172,3 +172,24 @@ def test_shipped_model_verifies_lfw_pairs(lfw_images):
     other = lfw_images / "Serena_Williams" / "Serena_Williams_0001.jpg"
     different = run("verify", bush / "George_W_Bush_0001.jpg", other)
     assert different.exit_code == 0 and different.output.startswith("different")
+
+
+def test_the_shipped_model_carries_named_points_measured_on_lfw_and_cfp():
+    """Each named point's FAR and TAR, measured by identity-disjoint models on LFW and by the shipped model on the
+    CFP people outside LFW; the default 1:1 point accepts most same-person pairs on both (a single FAR 1e-4
+    threshold accepted little more than half of a celebrity set's)."""
+    from rnnface.models import load_checkpoint
+    from rnnface.operating import POINTS, VERIFY_DEFAULT
+    from rnnface.settings import packaged_model
+
+    if packaged_model() is None:
+        pytest.skip("no checkpoint shipped in src/rnnface/weights/ yet")
+    calibration = load_checkpoint(packaged_model()).calibration
+    assert calibration is not None and set(calibration.measured) == set(POINTS)
+    for name, far in POINTS.items():
+        assert set(calibration.measured[name]) == {"lfw", "cfp_ff", "cfp_fp"}, name
+        assert calibration.measured[name]["lfw"]["far"] <= far * 1.1, name
+    values = [calibration.point(name).value for name in POINTS]
+    assert values == sorted(values, reverse=True)  # strict is the highest threshold
+    default = calibration.measured[VERIFY_DEFAULT]
+    assert default["lfw"]["tar"] > 0.9 and default["cfp_ff"]["tar"] > 0.9

@@ -58,3 +58,39 @@ def test_a_portrait_with_a_stray_detection_is_enrolled(cfp_root, photo, tmp_path
     assert record.embedding.shape == (512,)
     with open_gallery(tmp_path / "g.db") as g:
         g.enroll("someone", [record], pipeline.model_id)
+
+
+class _CountingNet:
+    """An OpenCV net that counts its forward passes."""
+
+    def __init__(self, net) -> None:
+        self.net, self.passes = net, 0
+
+    def setInput(self, blob) -> None:  # noqa: N802 (OpenCV's name)
+        self.net.setInput(blob)
+
+    def forward(self, layers):
+        self.passes += 1
+        return self.net.forward(layers)
+
+
+def test_a_checked_face_is_not_run_through_facenet_again_to_embed(lfw_face, monkeypatch):
+    """The check and the hybrid's front-end share one FaceNet, which keeps the pass of a face it just saw: detecting
+    (with the check) and embedding a photo's face costs one FaceNet pass, not two, and gives the same embedding."""
+    import numpy as np
+
+    from rnnface.pretrained.facenet import shared_facenet
+    from rnnface.recognition.pipeline import FacePipeline
+
+    image = load_image(lfw_face)
+    pipeline = FacePipeline()
+    alone = pipeline.embed_faces(image, create_detector(DEFAULT_DETECTOR).detect(image))  # unchecked faces
+    net = shared_facenet()
+    counting = _CountingNet(net._net)
+    monkeypatch.setattr(net, "_net", counting)
+    net._recent.clear()
+    faces = pipeline.detect(image)
+    assert counting.passes == len(faces) >= 1
+    embeddings = pipeline.embed_faces(image, faces)
+    assert counting.passes == len(faces)
+    assert np.allclose([e.embedding for e in embeddings], [e.embedding for e in alone[: len(faces)]], atol=1e-6)

@@ -12,6 +12,7 @@ from rnnface.detection import DEFAULT_DETECTOR, create_detector
 from rnnface.io import load_image
 from rnnface.models import RNN_CELLS, create_model, list_models, load_checkpoint, save_checkpoint
 from rnnface.models.onnx import export_onnx
+from rnnface.operating import VERIFY_DEFAULT, Calibration
 from rnnface.recognition.embedder import Embedder
 from rnnface.settings import packaged_model
 from tests.conftest import assert_no_crash
@@ -93,7 +94,13 @@ def test_export_onnx_cli_writes_the_shipped_model_with_its_metadata(tmp_path, re
     ckpt = load_checkpoint(shipped)
     session = OnnxModel(out)  # the file alone: a deployer's view
     assert session.meta["rnnface.model_id"] == ckpt.model_id
-    assert float(session.meta["rnnface.threshold"]) == pytest.approx(ckpt.threshold)
+    if ckpt.calibration is not None:  # verify's default point, and every point, travel with the file
+        verify = ckpt.calibration.point(VERIFY_DEFAULT)
+        assert float(session.meta["rnnface.threshold"]) == pytest.approx(verify.value)
+        assert session.meta["rnnface.operating_point"] == verify.describe()
+        assert Calibration.from_dict(json.loads(session.meta["rnnface.calibration"])) == ckpt.calibration
+    else:
+        assert float(session.meta["rnnface.threshold"]) == pytest.approx(ckpt.threshold)
     assert json.loads(session.meta["rnnface.inputs"]) == session.inputs == ["facenet_block17", "facenet_embedding"]
     # the trained head from the file, fed by the real front-end on real faces, gives the shipped model's embeddings
     torch_embedder = Embedder(ckpt)

@@ -5,7 +5,8 @@ A pixel backbone's ONNX file takes the preprocessed crop ("pixels", N x 3 x S x 
 `to_model_input` makes it). A hybrid's file holds what we trained, the recurrent head: its inputs
 are the front-end's outputs ("facenet_block17", "facenet_embedding"), since the front-end is a
 frozen TensorFlow graph run by OpenCV, not ours to re-export. The file's metadata carries what a
-deployer needs beside the weights: model id, threshold, crop, inputs.
+deployer needs beside the weights: model id, `verify`'s threshold and the calibrated operating points, crop,
+inputs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import nn
 from rnnface.errors import ModelError
 from rnnface.models.checkpoint import Checkpoint
 from rnnface.models.registry import example_input
+from rnnface.operating import resolve
 
 OPSET = 17
 OUTPUT = "embedding"
@@ -49,11 +51,16 @@ class _Positional(nn.Module):
 def metadata(checkpoint: Checkpoint) -> dict[str, str]:
     """What the file says about itself (ONNX metadata_props: string to string)."""
     crop = checkpoint.crop
+    calibration = checkpoint.calibration
+    has_threshold = calibration is not None or checkpoint.threshold is not None
+    verify = resolve(None, calibration, checkpoint.threshold) if has_threshold else None  # what `verify` uses
     return {
         "rnnface.model_id": checkpoint.model_id,
         "rnnface.backbone": checkpoint.name,
         "rnnface.args": json.dumps(checkpoint.args, default=list),
-        "rnnface.threshold": "" if checkpoint.threshold is None else repr(checkpoint.threshold),
+        "rnnface.threshold": "" if verify is None else repr(verify.value),
+        "rnnface.operating_point": "" if verify is None else verify.describe(),
+        "rnnface.calibration": "" if calibration is None else json.dumps(calibration.to_dict()),
         "rnnface.flip": json.dumps(bool(checkpoint.meta.get("flip", False))),
         "rnnface.crop": json.dumps({"method": crop.method, "size": crop.size}),
         "rnnface.inputs": json.dumps(input_names(checkpoint)),

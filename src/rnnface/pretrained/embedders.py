@@ -98,9 +98,9 @@ class FaceNetEmbedder(PretrainedEmbedder):
     name, dim = "facenet", 512
 
     def __init__(self) -> None:
-        from rnnface.pretrained.facenet import FaceNet
+        from rnnface.pretrained.facenet import shared_facenet
 
-        self._net = FaceNet(("embedding",))
+        self._net = shared_facenet()
 
     def embed(self, image: np.ndarray, box: np.ndarray | None) -> np.ndarray | None:
         if box is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -75,7 +76,9 @@ class FaceNet:
     name = FACENET.name
     crop = FACENET.crop
 
-    def __init__(self, outputs: tuple[str, ...] = ("block17", "embedding"), path: Path | None = None) -> None:
+    def __init__(
+        self, outputs: tuple[str, ...] = ("block17", "embedding"), path: Path | None = None, remember: int = 0
+    ) -> None:
         import cv2
 
         unknown = set(outputs) - set(NODES)
@@ -90,6 +93,8 @@ class FaceNet:
         except cv2.error as exc:
             raise ModelError(f"OpenCV {cv2.__version__} cannot load FaceNet's graph (OpenCV >= 5 can): {exc}") from None
         self._lock = threading.Lock()
+        self._remember = remember
+        self._recent: OrderedDict[bytes, tuple[np.ndarray, ...]] = OrderedDict()
 
     def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
         """(N, 160, 160, 3) uint8 RGB FaceNet crops -> {output: (N, ...) float32}."""
@@ -99,13 +104,42 @@ class FaceNet:
             raise ValueError(f"FaceNet expects (N, {size}, {size}, 3) uint8 crops, got {crops.shape} {crops.dtype}")
         shapes = self.spec.outputs
         out = {o: np.empty((len(crops), *shapes[o]), np.float32) for o in self.outputs}
-        blob = to_blob(crops)
         with self._lock:
             for i in range(len(crops)):
-                self._net.setInput(blob[i : i + 1])
-                for name, value in zip(self.outputs, self._net.forward(self._layers)):
+                for name, value in zip(self.outputs, self._forward(crops[i])):
                     out[name][i] = value.reshape(shapes[name])
         return out
+
+    def forget(self) -> None:
+        """Drop the outputs kept for recent crops (benchmarks time the network, not the memory)."""
+        with self._lock:
+            self._recent.clear()
+
+    def _forward(self, crop: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One crop's outputs; the last `remember` crops' are kept, so that a face checked at detection is not
+        run again when it is embedded."""
+        key = hashlib.blake2b(np.ascontiguousarray(crop).data, digest_size=16).digest() if self._remember else b""
+        if key in self._recent:
+            self._recent.move_to_end(key)
+            return self._recent[key]
+        self._net.setInput(to_blob(crop[None]))
+        values = tuple(v.copy() for v in self._net.forward(self._layers))
+        if self._remember:
+            self._recent[key] = values
+            while len(self._recent) > self._remember:
+                self._recent.popitem(last=False)
+        return values
+
+
+#: What the process's shared FaceNet computes in each pass: the hybrid's inputs and the face check's signal.
+SHARED_OUTPUTS = ("block17", "embedding", "bottleneck")
+
+
+@lru_cache(maxsize=1)
+def shared_facenet() -> FaceNet:
+    """The process's one FaceNet for inference (the hybrid front-end, the face check, the FaceNet peer): one graph
+    in memory, and one pass per face however many of them look at it."""
+    return FaceNet(SHARED_OUTPUTS, remember=32)
 
 
 #: The runner of each front-end spec, by name.
@@ -121,4 +155,6 @@ def create_frontend(spec: FrontEndSpec | str, sha256: str, outputs: tuple[str, .
             f"{spec.package} "
             f"has {spec.sha256[:16]}…"
         )
+    if spec.name == FACENET.name and set(outputs) <= set(SHARED_OUTPUTS):
+        return shared_facenet()
     return RUNNERS[spec.name](outputs)

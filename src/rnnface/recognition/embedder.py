@@ -86,10 +86,17 @@ class Embedder:
         # The head is small: one torch thread, so torch's idle OpenMP workers do not spin against OpenCV's
         # threads running the front-end.
         with torch_threads(1):
-            emb = self.embed_features(self.frontend(crops))
+            emb = self.embed_features(self._features(crops))
             if self.flip:
-                emb = torch.nn.functional.normalize(emb + self.embed_features(self.frontend(crops[:, :, ::-1])), dim=-1)
+                emb = torch.nn.functional.normalize(
+                    emb + self.embed_features(self._features(crops[:, :, ::-1])), dim=-1
+                )
         return emb
+
+    def _features(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+        """The front-end outputs this head reads (the shared front-end computes more, for the face check)."""
+        out = self.frontend(crops)
+        return {name: out[name] for name in self.checkpoint.model.config.inputs}
 
     @torch.inference_mode()
     def embed_features(self, features: dict[str, np.ndarray]) -> torch.Tensor:

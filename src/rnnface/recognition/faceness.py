@@ -10,7 +10,6 @@ profile photos, false faces per image on photos without faces.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -29,22 +28,15 @@ class FaceCheck:
 
     def __init__(self, min_norm: float = MIN_NORM) -> None:
         self.min_norm = min_norm
-        self._net = None
-        self._lock = threading.Lock()
-
-    def _load(self):
-        with self._lock:
-            if self._net is None:
-                from rnnface.pretrained.facenet import FaceNet
-
-                self._net = FaceNet(("bottleneck",))
-            return self._net
 
     def norms(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
-        """(N,) bottleneck norms of `faces`, cut from `image` as FaceNet was trained."""
+        """(N,) bottleneck norms of `faces`, cut from `image` as FaceNet was trained (the process's shared FaceNet,
+        which keeps the pass for the hybrid's embedding of the same faces)."""
         if not faces:
             return np.zeros(0, np.float32)
-        net = self._load()
+        from rnnface.pretrained.facenet import shared_facenet
+
+        net = shared_facenet()
         crops = np.stack([net.crop.crop(image, f.box, None).image for f in faces])
         return np.linalg.norm(net(crops)["bottleneck"], axis=1)
 
