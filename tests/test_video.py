@@ -180,6 +180,24 @@ def test_tracker_reembeds_continuing_faces_every_nth_step():
     assert Tracker().needs_embedding([face(0)], reembed=1) == [True]
 
 
+def test_a_continuing_face_that_looks_different_is_embedded_again():
+    """A box in the same place whose face no longer looks like the track's last one (its grey thumbnail's
+    correlation below SAME_LOOK) is embedded, however plainly its box continues the track."""
+    from rnnface.detection import Face
+    from rnnface.video.tracker import Tracker, appearance
+
+    rng = np.random.default_rng(0)
+    frame_a = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    frame_b = frame_a.copy()
+    frame_b[20:80, 40:100] = rng.integers(0, 256, (60, 60, 3), dtype=np.uint8)  # someone else under the box
+    face = Face(np.array([40.0, 20.0, 100.0, 80.0]), 0.99, np.zeros((5, 2)))
+    tracker, cue = Tracker(), np.zeros(3)
+    look_a = [appearance(frame_a, face.box)]
+    tracker.update(0, 0.0, [face], [np.eye(4)[0]], [cue], look_a)
+    assert tracker.needs_embedding([face], reembed=2, looks=look_a) == [False]  # the same face: not again yet
+    assert tracker.needs_embedding([face], reembed=2, looks=[appearance(frame_b, face.box)]) == [True]
+
+
 def test_native_video_warnings_stay_off_the_terminal(tmp_path):
     """FFmpeg's and OpenCV's own messages stay off the terminal: a bad video prints exactly one error line."""
     import subprocess
@@ -291,6 +309,42 @@ def test_a_track_never_crosses_a_shot_cut(tmp_path, lfw_images):
         tracks
     )
     assert tracks[0]["last_time"] < 3.0 <= tracks[1]["first_time"]
+
+
+def test_a_jump_cut_to_someone_else_on_the_same_background_carries_no_name(tmp_path, lfw_images):
+    """Someone else in the same place on the same background (a cut the shot detector cannot see, since the frame
+    around the face stays): no face of the second person is given the first one's track, not even the first one
+    (a continuing box was not looked at again)."""
+    from rnnface.video.process import process_video
+    from rnnface.video.source import open_source
+    from rnnface.video.synthetic import Shot, write_shots
+
+    bush = sorted((lfw_images / "George_W_Bush").iterdir())
+    powell = sorted((lfw_images / "Colin_Powell").iterdir())
+    spot = (245, 165)
+    shots = [
+        Shot(3, [Actor("George_W_Bush", load_image(bush[0]), 0, 3, spot, spot)], background=1),
+        Shot(3, [Actor("Colin_Powell", load_image(powell[0]), 0, 3, spot, spot)], background=1),
+    ]
+    clip = tmp_path / "jump.mp4"
+    truth = write_shots(clip, shots)
+    g = tmp_path / "g.db"
+    assert run("enroll", "George_W_Bush", *bush[1:4], gallery=g).exit_code == 0
+    assert run("enroll", "Colin_Powell", *powell[1:4], gallery=g).exit_code == 0
+    from rnnface.gallery import open_gallery
+    from rnnface.recognition.pipeline import FacePipeline
+
+    source = open_source(str(clip))
+    try:
+        with open_gallery(g) as gallery:
+            report = process_video(source, FacePipeline(), gallery, progress=False)
+    finally:
+        source.close()
+    who = {t.frame: t.person for t in truth}
+    for track in report.tracks:
+        people = {who[f] for f in track.frames if f in who}
+        assert len(people) == 1, (track.id, track.person, people)
+        assert track.person == people.pop()
 
 
 def test_a_face_that_disagrees_with_its_track_starts_another():

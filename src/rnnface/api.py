@@ -166,25 +166,42 @@ def process_video(
     out_video: str | os.PathLike | None = None,
     max_frames: int | None = None,
     min_face: int = 40,
+    min_score: float | None = None,
+    reembed: int = 2,
 ) -> VideoReport:
     """Track and name the faces of a video file, camera index or stream URL: detection every `every` frames
     (and on each shot's first), tracks that end at cuts and split when a face stops agreeing with its track,
-    each named from its own faces. `out_video` also writes the annotated video. `.tracks` holds the timeline."""
+    each named from its own faces, from `gallery` (default: $RNNFACE_GALLERY or the user's gallery, when there is
+    one; else every track is `unknown`). `out_video` also writes the annotated video. `.tracks` holds the
+    timeline."""
     from contextlib import ExitStack
 
     from rnnface.aggregation.pooling import resolve_pooling
-    from rnnface.gallery import open_gallery
+    from rnnface.gallery import open_naming_gallery
     from rnnface.video.process import process_video as run
     from rnnface.video.render import VideoWriter
     from rnnface.video.source import open_source
 
-    pipeline = _get(model, None, min_face)
+    pipeline = _get(model, min_score, min_face)
     pool, pooling_name = resolve_pooling(pooling, pipeline.model_id)
     with ExitStack() as stack:
         src = open_source(str(source))
         stack.callback(src.close)
-        g = stack.enter_context(open_gallery(gallery, create=False)) if gallery is not None else None
+        g = open_naming_gallery(gallery)
+        if g is not None:
+            stack.enter_context(g)
         writer = stack.enter_context(VideoWriter(out_video, src.fps)) if out_video is not None else None
         return run(
-            src, pipeline, g, pool, pooling_name, every, threshold, writer, max_frames, fpir=fpir, progress=False
+            src,
+            pipeline,
+            g,
+            pool,
+            pooling_name,
+            every,
+            threshold,
+            writer,
+            max_frames,
+            reembed=reembed,
+            fpir=fpir,
+            progress=False,
         )

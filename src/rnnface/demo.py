@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from rnnface.data.lfw import pairs_file, read_pairs
-from rnnface.draw import draw_faces, save_image
+from rnnface.draw import draw_identified, save_image
 from rnnface.gallery import open_gallery
 from rnnface.gallery.enroll import enroll_images
 from rnnface.gallery.identify import identify_image, search_threshold
@@ -64,10 +64,7 @@ def run_demo(
         for path, truth in probes:
             image = load_image(path)
             results = identify_image(gallery, pipeline, image, top_k=3)
-            labels = [f"{r.name} {r.matches[0].similarity:.2f}" for r in results]
-            drawn = save_image(
-                draw_faces(image, [r.face for r in results], labels), out / "identify" / path.with_suffix(".png").name
-            )
+            drawn = save_image(draw_identified(image, results), out / "identify" / path.with_suffix(".png").name)
             answer = results[0] if results else None
             said = answer.name if answer else "no face"
             best = f"{answer.matches[0].person} {answer.matches[0].similarity:.3f}" if answer else "-"

@@ -17,24 +17,60 @@ _BOX = (0, 200, 255)
 _POINT = (255, 64, 64)
 
 
-def draw_faces(image: np.ndarray, faces: Sequence[Face], labels: Sequence[str] | None = None) -> np.ndarray:
-    """A copy of RGB `image` with each face's box, 5 landmarks and label (default: its number)."""
+#: The box colour of a face that is nobody known.
+UNKNOWN_BOX = (170, 170, 170)
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def draw_faces(
+    image: np.ndarray,
+    faces: Sequence[Face],
+    labels: Sequence[str] | None = None,
+    colours: Sequence[tuple[int, int, int]] | None = None,
+) -> np.ndarray:
+    """A copy of RGB `image` with each face's box, 5 landmarks and label (default: its number), in `colours`.
+
+    A label is no wider than one and a half times its box (smaller text if need be), stays inside the image, and
+    goes below its box when it would cover another label."""
     out = np.ascontiguousarray(image).copy()
-    thickness = max(1, round(max(out.shape[:2]) / 300))
+    h, w = out.shape[:2]
+    thickness = max(1, round(max(h, w) / 300))
+    placed: list[tuple[int, int, int, int]] = []
+    font = cv2.FONT_HERSHEY_SIMPLEX
     for i, face in enumerate(faces):
+        colour = colours[i] if colours is not None else _BOX
         x1, y1, x2, y2 = (int(round(v)) for v in face.box)
-        cv2.rectangle(out, (x1, y1), (x2, y2), _BOX, thickness)
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
         for x, y in face.landmarks:
             cv2.circle(out, (int(round(x)), int(round(y))), thickness + 1, _POINT, -1)
         label = labels[i] if labels is not None else f"{i}: {face.score:.2f}"
         scale = 0.4 * thickness
-        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        top = max(0, y1 - th - 4)
-        cv2.rectangle(out, (x1, top), (x1 + tw + 4, top + th + 4), _BOX, -1)
-        cv2.putText(
-            out, label, (x1 + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA
-        )
+        (tw, th), _ = cv2.getTextSize(label, font, scale, thickness)
+        widest = max(1.5 * (x2 - x1), 60)
+        if tw > widest:
+            scale *= max(widest / tw, 0.25)
+            (tw, th), _ = cv2.getTextSize(label, font, scale, thickness)
+        left = min(max(0, x1), max(0, w - tw - 4))
+        above = (left, max(0, y1 - th - 4), left + tw + 4, max(0, y1 - th - 4) + th + 4)
+        below = (left, min(h - th - 4, y2), left + tw + 4, min(h - th - 4, y2) + th + 4)
+        rect = below if any(_overlaps(above, r) for r in placed) else above
+        placed.append(rect)
+        cv2.rectangle(out, rect[:2], rect[2:], colour, -1)
+        cv2.putText(out, label, (rect[0] + 2, rect[1] + th + 1), font, scale, (0, 0, 0), thickness, cv2.LINE_AA)
     return out
+
+
+def draw_identified(image: np.ndarray, results: Sequence) -> np.ndarray:
+    """`draw_faces` of `identify`'s results: each face labelled with its name (or `unknown`) and best similarity,
+    unknown faces in grey."""
+    from rnnface.gallery import UNKNOWN
+
+    labels = [f"{r.name} {r.matches[0].similarity:.2f}" if r.matches else r.name for r in results]
+    colours = [UNKNOWN_BOX if r.name == UNKNOWN else _BOX for r in results]
+    return draw_faces(image, [r.face for r in results], labels, colours)
 
 
 def save_image(image: np.ndarray, path: str | Path) -> Path:

@@ -57,6 +57,10 @@ class GalleryUnavailableError(GalleryError):
     """The configured gallery cannot be opened (a server configuration problem, not the client's)."""
 
 
+class NoGalleryError(GalleryError):
+    """Nothing has been enrolled at this location yet (reading never creates a gallery)."""
+
+
 class UnknownPersonError(GalleryError):
     """A person asked for by name is not in the gallery."""
 

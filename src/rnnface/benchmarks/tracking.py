@@ -50,6 +50,11 @@ def scenarios(root: Path) -> tuple[list[Scenario], dict[str, list[Path]]]:
             [a, b],
         ),
         Scenario(
+            "jump cut: someone else, same background",
+            [Shot(3, [still(a, centre, 3)], 12), Shot(3, [still(b, centre, 3)], 12)],
+            [a, b],
+        ),
+        Scenario(
             "cut to a stranger on the same spot",
             [Shot(3, [still(a, centre, 3)], 3), Shot(3, [still(c, centre, 3)], 4)],
             [a],

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, UsageError  # Typer's own Click, whose errors these are
 from typer.core import TyperGroup
 
 from rnnface import __version__
@@ -25,14 +26,20 @@ _EXTRAS = {
 
 
 class _Group(TyperGroup):
-    """Turns every RnnfaceError into `error: ...` and exit 2, and a missing optional package into the extra to
-    install."""
+    """Turns every RnnfaceError and every usage error (a bad option value, a missing file) into one line
+    `error: ...` and exit 2, and a missing optional package into the extra to install."""
 
     def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except RnnfaceError as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:  # a bad option value, a missing file: one line too, not the usage text
+            command = exc.ctx.command_path if exc.ctx is not None else "rnnface"
+            typer.echo(f"error: {command}: {exc.format_message()} (see {command} --help)", err=True)
             raise typer.Exit(exc.exit_code) from None
         except ModuleNotFoundError as exc:
             root = (exc.name or "").split(".")[0]

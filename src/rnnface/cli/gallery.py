@@ -172,7 +172,7 @@ def identify(
     """Who is in these photos? Each face gets its top-K people, or `unknown` below the threshold: by default the
     one at which a stranger is given a name with probability --fpir, at this gallery's size."""
     from rnnface.cli.inputs import Rows, attempt, check_draw, drawn_path, expand_images, output_mode, progress
-    from rnnface.draw import draw_faces, save_image
+    from rnnface.draw import draw_identified, save_image
     from rnnface.errors import NoFaceError
     from rnnface.gallery.identify import identify_image, search_threshold
     from rnnface.io import load_image
@@ -202,8 +202,7 @@ def identify(
                 continue
             img, results = result
             if draw is not None:
-                labels = [f"{r.name} {r.matches[0].similarity:.2f}" if r.matches else r.name for r in results]
-                save_image(draw_faces(img, [r.face for r in results], labels), drawn_path(draw, path, single, drawn))
+                save_image(draw_identified(img, results), drawn_path(draw, path, single, drawn))
             rows.add(
                 {"image": str(path), "faces": [r.to_dict() for r in results]},
                 _identified_text(path, results, single),

@@ -26,15 +26,10 @@ app = typer.Typer(**TYPER)
 
 def _gallery(location: str | None, stack: ExitStack):
     """The gallery to name tracks from; without --gallery and with no default gallery yet, none (all unknown)."""
-    from rnnface.errors import GalleryError
-    from rnnface.gallery import open_gallery
+    from rnnface.gallery import open_naming_gallery
 
-    try:
-        return stack.enter_context(open_gallery(location or None, create=False))
-    except GalleryError:
-        if location:
-            raise
-        return None
+    g = open_naming_gallery(location or None)
+    return stack.enter_context(g) if g is not None else None
 
 
 def _print_report(report, source: str, named: bool) -> None:
@@ -51,7 +46,7 @@ def _print_report(report, source: str, named: bool) -> None:
         typer.echo(f"names at threshold {report.threshold.value:.3f}: {report.threshold.describe()}")
     for t in report.tracks:
         span = f"{t.first_time:.1f}-{t.last_time:.1f} s"
-        typer.echo(f"  track {t.id}: {t.person} ({t.confidence:.3f}) {span}, {t.frames_used} frames")
+        typer.echo(f"  track {t.id}: {t.person} ({t.confidence:.3f}) {span}, {t.frames_used} faces embedded")
 
 
 @app.command()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnface.errors import EmptyGalleryError, GalleryError, ModelMismatchError
+from rnnface.errors import EmptyGalleryError, GalleryError, ModelMismatchError, NoGalleryError
 from rnnface.gallery.archive import read_archive, write_archive
 from rnnface.gallery.records import (
     FACES_PER_PERSON,
@@ -235,3 +235,14 @@ def open_gallery(
         raise GalleryError(f"{text}: unknown gallery backend {scheme!r}; known: {', '.join(backends.names())}")
     backend = backends.get(scheme if scheme in backends else DEFAULT_BACKEND)
     return backend(text, index=index, bulk=bulk, create=create)
+
+
+def open_naming_gallery(location: str | os.PathLike | None) -> Gallery | None:
+    """The gallery that names faces where naming is optional (video): the one at `location` (a GalleryError if
+    it cannot be opened), else the configured one when it exists, else None (everyone `unknown`)."""
+    try:
+        return open_gallery(location, create=False)
+    except NoGalleryError:
+        if location is not None:
+            raise
+        return None

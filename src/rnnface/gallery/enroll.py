@@ -200,7 +200,7 @@ def enroll_directory(
     people = [p for p in chosen if p in by_person]
     model_id = pipeline.model_id
     gallery.check_model(model_id)
-    for person in tqdm(people, desc="enroll", unit="person", disable=not progress):
+    for person in tqdm(people, desc="enroll", unit="person", disable=None if progress else True):  # a terminal only
         try:
             check_name(person)
         except GalleryError as exc:  # e.g. a folder name with a trailing space: list it and go on with the others

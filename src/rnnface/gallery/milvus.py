@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from rnnface.errors import GalleryError, GalleryUnavailableError
+from rnnface.errors import GalleryError, GalleryUnavailableError, NoGalleryError
 from rnnface.gallery.base import FaceHits, Gallery, backends
 from rnnface.gallery.records import MAX_NAME_CHARS, FaceRecord, Match, PersonInfo, StoredFace, new_faces, no_such_person
 from rnnface.similarity import normalize
@@ -36,6 +36,8 @@ IVF_NPROBE = 32
 
 #: Seconds one call to a Milvus server may take before it counts as unreachable.
 CALL_TIMEOUT_S = 60.0
+#: gRPC channel options of each connection (see `_Client._connect`).
+GRPC_OPTIONS = {"grpc.use_local_subchannel_pool": 1}
 
 
 class _Client:
@@ -51,8 +53,10 @@ class _Client:
 
         if self._client is None:
             with self.translated():
-                # dedicated: a connection of our own, not one pymilvus shares (and keeps broken) across clients
-                self._client = MilvusClient(self.uri, timeout=CALL_TIMEOUT_S, dedicated=True)
+                # dedicated: a connection of our own, not one pymilvus shares (and keeps broken) across clients;
+                # a local subchannel pool: a fresh connection, not gRPC's shared one still waiting out the backoff
+                # of the attempts made while the server was away
+                self._client = MilvusClient(self.uri, timeout=CALL_TIMEOUT_S, dedicated=True, grpc_options=GRPC_OPTIONS)
         return self._client
 
     @contextmanager
@@ -192,12 +196,12 @@ class MilvusGallery(Gallery):
         self.index_type = ("FLAT" if self.lite else "HNSW") if index == "auto" else index.upper()
         self.breadth: int | None = None  # search breadth (HNSW ef, IVF nprobe); None: the defaults below
         if self.lite and not create and not Path(uri).exists():
-            raise GalleryError(f"{location}: no gallery here (nothing enrolled yet, or a mistyped --gallery)")
+            raise NoGalleryError(f"{location}: no gallery here (nothing enrolled yet, or a mistyped --gallery)")
         self.client = _Client(uri, location)
         present = set(self.client.list_collections())  # reachable (or the file usable) now, or a clear error now
         faces, people = self.collection in present, self.people_collection in present
         if not create and not (faces or people):
-            raise GalleryError(f"{location}: no gallery here (nothing enrolled yet, or a mistyped --gallery)")
+            raise NoGalleryError(f"{location}: no gallery here (nothing enrolled yet, or a mistyped --gallery)")
         for name, fields, there in (
             (self.collection, _FACE_FIELDS, faces),
             (self.people_collection, _PEOPLE_FIELDS, people),

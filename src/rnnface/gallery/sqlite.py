@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnface.errors import GalleryError, GalleryUnavailableError, ReadOnlyGalleryError
+from rnnface.errors import GalleryError, GalleryUnavailableError, NoGalleryError, ReadOnlyGalleryError
 from rnnface.gallery.base import FaceHits, Gallery, backends
 from rnnface.gallery.index import CANDIDATES, KINDS, TRAIN_SAMPLE, FaceIndex, IndexCorrupt, Stamp, choose_kind
 from rnnface.gallery.records import FaceRecord, Match, PersonInfo, StoredFace, new_faces, no_such_person
@@ -126,7 +126,7 @@ class SqliteGallery(Gallery):
         _refuse_foreign(path)  # before anything is written: another program's file stays byte-for-byte as it was
         self._pending = not path.exists()  # no file yet: an empty in-memory stand-in until the first write
         if self._pending and not create:
-            raise GalleryError(f"{path}: no gallery here (nothing enrolled yet, or a mistyped --gallery path)")
+            raise NoGalleryError(f"{path}: no gallery here (nothing enrolled yet, or a mistyped --gallery path)")
         if self._pending:
             try:  # a new gallery: its folder must take a file (made at the first write)
                 check_output(path, "gallery", parents=True)

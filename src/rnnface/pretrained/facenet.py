@@ -158,3 +158,59 @@ def create_frontend(spec: FrontEndSpec | str, sha256: str, outputs: tuple[str, .
     if spec.name == FACENET.name and set(outputs) <= set(SHARED_OUTPUTS):
         return shared_facenet()
     return RUNNERS[spec.name](outputs)
+
+
+def _cache_dir() -> Path:
+    """Where derived weights are kept (never in the repository): $XDG_CACHE_HOME/rnnface, else ~/.cache/rnnface."""
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rnnface"
+
+
+def graph_weights(path: Path | None = None) -> dict[str, np.ndarray]:
+    """The installed graph's weights under InceptionResnetV1's module names (batch norms folded into the
+    convolutions, as OpenCV reads them)."""
+    import cv2
+
+    path = path or graph_path()
+    verify_graph(path)
+    net = cv2.dnn.readNetFromTensorflow(str(path), "", cv2.dnn.ENGINE_CLASSIC)
+    state: dict[str, np.ndarray] = {}
+    for name in net.getLayerNames():
+        layer = net.getLayer(name)
+        if layer.type == "Convolution":
+            scope = name.removeprefix("InceptionResnetV1/").removesuffix("/Conv2D").replace("/", ".")
+            state[f"{scope}.weight"], state[f"{scope}.bias"] = layer.blobs
+        elif layer.type == "InnerProduct":
+            (state["Bottleneck.weight"],) = layer.blobs
+        elif layer.type == "BatchNorm":
+            state["BatchNorm.running_mean"], state["BatchNorm.running_var"], state["beta"] = layer.blobs
+    return state
+
+
+def torch_facenet(path: Path | None = None):
+    """FaceNet as a PyTorch module (`rnnface.models.inception_resnet_v1`) holding the installed graph's weights,
+    in eval mode. The weights are read from the graph once and kept in the user's cache, keyed by its hash."""
+    import torch
+
+    from rnnface.io.paths import atomic_output
+    from rnnface.models.inception_resnet_v1 import InceptionResnetV1
+
+    model = InceptionResnetV1()
+    cached = _cache_dir() / f"facenet-{GRAPH_SHA256[:16]}.pt"
+    state = None
+    if cached.is_file():
+        try:
+            state = torch.load(cached, map_location="cpu", weights_only=True)
+        except Exception:  # a damaged cache file is rebuilt, never trusted
+            state = None
+    if state is None:
+        state = {k: torch.from_numpy(np.array(v, np.float32)) for k, v in graph_weights(path).items()}
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(cached, "derived FaceNet weights") as tmp:
+            torch.save(state, tmp)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise ModelError(f"FaceNet's graph does not fit the network: missing {missing[:3]}, extra {unexpected[:3]}")
+    return model.eval()

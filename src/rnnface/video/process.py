@@ -23,7 +23,7 @@ from rnnface.recognition.pipeline import FacePipeline
 from rnnface.video.render import VideoWriter, draw_tracks
 from rnnface.video.shots import ShotDetector
 from rnnface.video.source import VideoSource
-from rnnface.video.tracker import Track, Tracker
+from rnnface.video.tracker import Track, Tracker, appearance
 
 
 @dataclass
@@ -135,7 +135,7 @@ def process_video(
     start = time.perf_counter()
     total = min(source.frames or 0, max_frames or source.frames or 0) or None
     frames = 0
-    for index, t, frame in tqdm(source, total=total, desc="video", unit="frame", disable=not progress):
+    for index, t, frame in tqdm(source, total=total, desc="video", unit="frame", disable=None if progress else True):
         if max_frames is not None and index >= max_frames:
             break
         frames += 1
@@ -151,11 +151,10 @@ def process_video(
         if writer is not None:
             writer.write(draw_tracks(frame, shown))
     seconds = time.perf_counter() - start
+    truncated = source.truncated and not (max_frames is not None and frames >= max_frames)  # not stopped on purpose
     results = _results(tracker.finish(), gallery, pool, threshold, rules, shot_of)
     fps = frames / seconds if seconds else 0.0
-    return VideoReport(
-        source.name, source.fps, frames, every, seconds, fps, pooling, source.truncated, results, cuts, decide
-    )
+    return VideoReport(source.name, source.fps, frames, every, seconds, fps, pooling, truncated, results, cuts, decide)
 
 
 def _step(
@@ -171,20 +170,23 @@ def _step(
 ) -> list[Track]:
     """One detection step: detect, embed the faces that need it, track, and label the tracks for the video."""
     faces = pipeline.detect(frame, trusted=tracker.continues)  # only new faces need the false-positive check
-    need = [i for i, n in enumerate(tracker.needs_embedding(faces, reembed)) if n]
+    looks = [appearance(frame, f.box) for f in faces]
+    need = [i for i, n in enumerate(tracker.needs_embedding(faces, reembed, looks=looks)) if n]
     embeddings: list[np.ndarray | None] = [None] * len(faces)
     cues: list[np.ndarray | None] = [None] * len(faces)
     for i, found in zip(need, pipeline.embed_faces(frame, [faces[i] for i in need])):
         embeddings[i], cues[i] = found.embedding, found.cues
-    shown = tracker.update(index, t, faces, embeddings, cues)
+    shown = tracker.update(index, t, faces, embeddings, cues, looks)
+    tracker.number(shown, rules.min_track_frames)
     for track in shown:  # a running name for the annotated video, from this track's own faces
         if track.since_embedded:  # no new face: the name stays
             continue
+        number = f"#{track.number}" if track.number else "#-"
         if len(track.embeddings) < rules.min_named_frames:
-            track.label = f"#{track.id} {UNKNOWN}"
+            track.label = f"{number} {UNKNOWN}"
             continue
         name, sim, _ = _identify(gallery, track.mean_embedding, threshold, top_k=1)
-        track.label = f"#{track.id} {name}" + (f" {sim:.2f}" if name != UNKNOWN else "")
+        track.label = f"{number} {name}" + (f" {sim:.2f}" if name != UNKNOWN else "")
     return shown
 
 
@@ -196,18 +198,18 @@ def _results(
     rules: TrackingRules,
     shot_of: dict[int, int],
 ) -> list[TrackResult]:
-    """The reported tracks, numbered 1, 2, ... in order of appearance (noise dropped), each named from its own faces."""
+    """The reported tracks, by their numbers (1, 2, ... as each gathered faces enough; noise dropped), each named
+    from its own faces."""
     results = []
-    for track in tracks:
-        if len(track.embeddings) < rules.min_track_frames:
-            continue
+    kept = [tr for tr in tracks if len(tr.embeddings) >= rules.min_track_frames]
+    for track in sorted(kept, key=lambda tr: (tr.number == 0, tr.number, tr.id)):
         vector = pool(np.stack(track.embeddings), np.stack(track.cues))
         person, confidence, matches = _identify(gallery, vector, threshold)
         if len(track.embeddings) < rules.min_named_frames:
             person = UNKNOWN  # too few faces to decide who this is
         results.append(
             TrackResult(
-                len(results) + 1,
+                track.number or len(results) + 1,
                 person,
                 confidence,
                 track.first_time,

@@ -11,14 +11,14 @@ import numpy as np
 from rnnface.errors import RnnfaceError
 from rnnface.io.paths import atomic_output
 
-#: Strong colours for named people (RGB, the tab10 palette), handed out in order of first appearance.
+#: Strong colours for named people (RGB, the tab10 palette), one per name (`_colour`), in the video and its timeline.
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (188, 189, 34), (23, 190, 207)]  # fmt: skip
 UNKNOWN_COLOUR = (170, 170, 170)  # muted: `unknown` is not a person
 
 
 def _colour(key: str) -> tuple[int, int, int]:
-    """A steady colour for a name without a place in a legend (the live labels of the annotated video)."""
+    """A name's colour, the same in every run (the annotated video's labels, the timeline's bars)."""
     if key == "unknown":
         return UNKNOWN_COLOUR
     return PALETTE[zlib.crc32(key.encode()) % len(PALETTE)]
@@ -72,7 +72,12 @@ def draw_timeline(tracks, duration: float, path: str | Path, cuts: tuple[float, 
     (named people strong, `unknown` muted grey), dashed lines at shot cuts, and a legend of who is who."""
     row, left, top = 30, 200, 44
     people = list(dict.fromkeys(t.person for t in tracks if t.person != "unknown"))
-    colour = {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(people)} | {"unknown": UNKNOWN_COLOUR}
+    colour = {"unknown": UNKNOWN_COLOUR}
+    for person in people:  # the annotated video's colour of each name, unless two names share one
+        c = _colour(person)
+        while c in colour.values() and len(colour) <= len(PALETTE):
+            c = PALETTE[(PALETTE.index(c) + 1) % len(PALETTE)]
+        colour[person] = c
     legend = [*people, "unknown"] if any(t.person == "unknown" for t in tracks) else people
     height = top + row * max(1, len(tracks)) + 46 + 24 * ((len(legend) + 3) // 4)
     img = np.full((height, width, 3), 255, np.uint8)

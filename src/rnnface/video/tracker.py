@@ -8,9 +8,10 @@ agrees with a track (below `split_below`: two people who cross, a box that slide
 neighbour) never joins it, so it starts a new track instead of carrying the old one's name.
 
 Embedding is the costly step, so a face that plainly continues a live track (IoU >= 0.5 with its
-last box, and no other track near) is re-embedded only every `reembed`-th detection step;
-`needs_embedding` says which faces must be embedded now, and `update` takes None for the others
-(they join by overlap alone).
+last box, no other track near, and it still looks like the track's last face: `appearance`) is re-embedded
+only every `reembed`-th detection step; `needs_embedding` says which faces must be embedded now, and `update`
+takes None for the others (they join by overlap alone). The look test catches a jump cut that leaves the
+frame around the face alone (someone else in the same place), which a shot detector does not see.
 """
 
 from __future__ import annotations
@@ -37,10 +38,54 @@ class Track:
     missed: int = 0
     since_embedded: int = 0  # detection steps since this track's face was last embedded
     label: str = ""  # running identity, for drawing
+    look: np.ndarray | None = None  # `appearance` of its last face
+    number: int = 0  # its number as reported (1, 2, ...; 0 until it has faces enough to be reported)
 
     @property
     def mean_embedding(self) -> np.ndarray:
         return normalize(np.mean(self.embeddings[-16:], axis=0))
+
+    def add(
+        self,
+        frame: int,
+        t: float,
+        face: Face,
+        embedding: np.ndarray | None,
+        cue: np.ndarray | None,
+        look: np.ndarray | None,
+    ) -> None:
+        """This detection step's face of the track (its embedding None when it was not embedded)."""
+        self.last_box, self.last_time, self.missed = face.box, t, 0
+        if look is not None:
+            self.look = look
+        if embedding is None:
+            self.since_embedded += 1
+        else:
+            self.embeddings.append(embedding)
+            self.cues.append(cue)
+            self.since_embedded = 0
+        self.frames.append(frame)
+        self.boxes.append(np.asarray(face.box, float))
+
+
+#: The least correlation of a face's `appearance` with its track's last face for it to count as the same face
+#: without being embedded again (a moving, turning face stays above it between detection steps).
+SAME_LOOK = 0.8
+
+
+def appearance(frame: np.ndarray, box: np.ndarray, side: int = 16) -> np.ndarray:
+    """A face's look, cheaply: its box as a side x side grey thumbnail, zero mean, unit norm."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return np.zeros(side * side, np.float32)
+    grey = cv2.cvtColor(np.ascontiguousarray(frame[y1:y2, x1:x2]), cv2.COLOR_RGB2GRAY)
+    thumb = cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    thumb -= thumb.mean()
+    return thumb / (np.linalg.norm(thumb) or 1.0)
 
 
 class Tracker:
@@ -56,6 +101,7 @@ class Tracker:
         self.live: list[Track] = []
         self.done: list[Track] = []
         self._next = 0
+        self._numbered = 0
 
     def cut(self) -> None:
         """A shot cut: every live track ends here (the next shot's faces start tracks of their own)."""
@@ -66,18 +112,26 @@ class Tracker:
         """Whether `face` plainly continues a live track that has been embedded (a face already looked at)."""
         return any(track.embeddings and iou(face.box, track.last_box) >= continuing_iou for track in self.live)
 
-    def needs_embedding(self, faces: list[Face], reembed: int = 1, continuing_iou: float = 0.5) -> list[bool]:
+    def needs_embedding(
+        self,
+        faces: list[Face],
+        reembed: int = 1,
+        continuing_iou: float = 0.5,
+        looks: list[np.ndarray] | None = None,
+    ) -> list[bool]:
         """Which faces must be embedded at this step: all but those plainly continuing a track embedded recently
-        (a face near two tracks, or two faces near one, is not plain: who is who must be looked at)."""
+        (a face near two tracks, or two faces near one, is not plain: who is who must be looked at; nor is one
+        that no longer looks like the track's last face, given `looks`, each face's `appearance`)."""
         out = []
-        for face in faces:
-            overlaps = sorted((iou(face.box, tr.last_box), k) for k, tr in enumerate(self.live))
+        for k, face in enumerate(faces):
+            overlaps = sorted((iou(face.box, tr.last_box), j) for j, tr in enumerate(self.live))
             best = self.live[overlaps[-1][1]] if overlaps else None
             continuing = best is not None and best.embeddings and overlaps[-1][0] >= continuing_iou
             crowded = len(overlaps) > 1 and overlaps[-2][0] > 0.05
             shared = best is not None and sum(iou(f.box, best.last_box) > 0.05 for f in faces) > 1
             recent = best is not None and not best.missed and best.since_embedded + 1 < reembed
-            out.append(not (continuing and not crowded and not shared and recent))
+            alike = looks is None or (best is not None and best.look is not None and looks[k] @ best.look >= SAME_LOOK)
+            out.append(not (continuing and not crowded and not shared and recent and alike))
         return out
 
     def update(
@@ -87,6 +141,7 @@ class Tracker:
         faces: list[Face],
         embeddings: list[np.ndarray | None],
         cues: list[np.ndarray | None],
+        looks: list[np.ndarray] | None = None,
     ) -> list[Track]:
         """Assign this detection step's faces to tracks; return the track of each face.
 
@@ -115,15 +170,7 @@ class Tracker:
                 self._next += 1
                 self.live.append(track)
                 used.add(len(self.live) - 1)
-            track.last_box, track.last_time, track.missed = face.box, t, 0
-            if embeddings[i] is None:
-                track.since_embedded += 1
-            else:
-                track.embeddings.append(embeddings[i])
-                track.cues.append(cues[i])
-                track.since_embedded = 0
-            track.frames.append(frame)
-            track.boxes.append(np.asarray(face.box, float))
+            track.add(frame, t, face, embeddings[i], cues[i], None if looks is None else looks[i])
             assigned[i] = track
         for j, track in enumerate(self.live):
             if j not in used and track not in assigned.values():
@@ -131,6 +178,14 @@ class Tracker:
         self.done += [tr for tr in self.live if tr.missed > self.max_missed]
         self.live = [tr for tr in self.live if tr.missed <= self.max_missed]
         return [assigned[i] for i in range(len(faces))]
+
+    def number(self, tracks: list[Track], min_faces: int) -> None:
+        """Give each of `tracks` with `min_faces` embedded faces the next report number, once (so that the
+        annotated video, drawn as it goes, shows the numbers of the timeline)."""
+        for track in tracks:
+            if not track.number and len(track.embeddings) >= min_faces:
+                self._numbered += 1
+                track.number = self._numbered
 
     def finish(self) -> list[Track]:
         """Every track, in order of appearance."""

@@ -1,0 +1,61 @@
+"""FaceNet as a PyTorch module, its weights read from the installed graph: the same outputs as OpenCV running the
+graph itself, on real faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rnnface.detection import DEFAULT_DETECTOR, create_detector
+from rnnface.io import load_image
+from rnnface.models.inception_resnet_v1 import OUTPUTS, InceptionResnetV1
+from rnnface.pretrained.facenet import FaceNet, graph_weights, to_blob, torch_facenet
+
+
+@pytest.fixture(scope="module")
+def crops(lfw_images) -> np.ndarray:
+    """FaceNet crops of six LFW faces (MTCNN box, FaceNet's training crop)."""
+    detector = create_detector(DEFAULT_DETECTOR)
+    cut = FaceNet.crop
+    paths = sorted(lfw_images.glob("*/*.jpg"))[::2200][:6]
+    out = []
+    for path in paths:
+        image = load_image(path)
+        out.append(cut.crop(image, detector.detect(image)[0].box, None).image)
+    return np.stack(out)
+
+
+@pytest.mark.lfw
+def test_the_torch_network_gives_opencv_s_outputs_on_real_faces(crops, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    reference = FaceNet(OUTPUTS)(crops)
+    model = torch_facenet()
+    assert list(tmp_path.joinpath("rnnface").glob("facenet-*.pt")), "derived weights are kept in the user cache"
+    with torch.inference_mode():
+        got = model(torch.from_numpy(to_blob(crops)), OUTPUTS)
+    for name in OUTPUTS:
+        a, b = reference[name].reshape(len(crops), -1), got[name].numpy().reshape(len(crops), -1)
+        cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        assert cosine.min() >= 0.9999, name
+    assert torch_facenet().state_dict().keys() == model.state_dict().keys()  # the second load reads the cache
+
+
+def test_every_weight_of_the_graph_lands_in_the_network():
+    state = graph_weights()
+    model = InceptionResnetV1()
+    expected = {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
+    assert set(state) == expected
+    assert sum(k.endswith(".weight") and v.ndim == 4 for k, v in state.items()) == 132  # every convolution
+    for key, value in state.items():
+        assert tuple(model.state_dict()[key].shape) == value.shape, key
+
+
+def test_a_damaged_cache_file_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    torch_facenet()
+    (cached,) = tmp_path.joinpath("rnnface").glob("facenet-*.pt")
+    cached.write_bytes(b"not a checkpoint")
+    model = torch_facenet()
+    assert cached.stat().st_size > 1_000_000
+    assert torch.isfinite(model.Conv2d_1a_3x3.weight).all()
