@@ -66,6 +66,13 @@ def test_process_video_names_tracks_from_a_gallery(lfw_images, tmp_path):
     names = sorted(t.person for t in report.tracks)
     assert names == ["George_W_Bush", "unknown"] and report.threshold is not None
     assert report.to_dict()["operating_point"]["threshold"] == pytest.approx(report.threshold.value, abs=1e-4)
+    # without gallery=, the configured one ($RNNFACE_GALLERY), as enroll and identify use; stopping early on
+    # purpose (max_frames) is not a truncated file
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RNNFACE_GALLERY", str(g))
+        again = rnnface.process_video(clip, every=3, max_frames=30)
+    assert sorted(t.person for t in again.tracks) == ["George_W_Bush", "unknown"]
+    assert again.frames == 30 and not again.truncated
 
 
 @pytest.fixture()
