@@ -66,3 +66,30 @@ def test_facenet_costs_1_42_gmacs_a_face():
     from rnnface.benchmarks.facenet import facenet_macs
 
     assert facenet_macs() == pytest.approx(1.42e9, rel=0.01)
+
+
+@pytest.mark.lfw
+def test_onnxruntime_runs_facenet_in_batches_with_opencv_s_outputs(crops):
+    from rnnface.pretrained.facenet import SHARED_OUTPUTS, OnnxFaceNet
+
+    reference = FaceNet(SHARED_OUTPUTS)(crops)
+    got = OnnxFaceNet(SHARED_OUTPUTS)(crops)
+    for name in SHARED_OUTPUTS:
+        a, b = reference[name].reshape(len(crops), -1), got[name].reshape(len(crops), -1)
+        cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        assert cosine.min() >= 0.9999, name
+        assert got[name].shape == reference[name].shape
+
+
+def test_the_facenet_runtime_is_a_setting(monkeypatch):
+    from rnnface.pretrained.facenet import OnnxFaceNet, shared_facenet
+
+    shared_facenet.cache_clear()
+    try:
+        monkeypatch.setenv("RNNFACE_FACENET_RUNTIME", "opencv")
+        assert type(shared_facenet()) is FaceNet
+        shared_facenet.cache_clear()
+        monkeypatch.setenv("RNNFACE_FACENET_RUNTIME", "onnx")
+        assert type(shared_facenet()) is OnnxFaceNet
+    finally:
+        shared_facenet.cache_clear()

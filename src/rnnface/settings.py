@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     gallery: str = Field(
         default_factory=default_gallery, description="Gallery path, milvus:FILE.db or milvus://HOST:PORT/COLLECTION."
     )
+    facenet_runtime: Literal["auto", "opencv", "onnx"] = Field(
+        "auto",
+        description="What runs FaceNet (the hybrid's front-end and the face check): opencv, onnx (onnxruntime, "
+        "batched), or auto (onnx when installed).",
+    )
     runtime: Literal["torch", "onnx"] = Field(
         "torch", description="What runs the embedding network: torch, or onnx (onnxruntime)."
     )

@@ -12,7 +12,6 @@ cosine between the row's embeddings and OpenCV's on real faces.
 
 from __future__ import annotations
 
-import io
 import statistics
 import time
 from collections.abc import Callable
@@ -59,33 +58,6 @@ def peak_gflops(side: int = 4096, repeats: int = 5) -> float:
     return 2 * side**3 / min(times) / 1e9
 
 
-def _onnx(model: torch.nn.Module) -> bytes:
-    """The torch FaceNet as ONNX: pixels in (dynamic batch), block17 and embedding out."""
-
-    class Outputs(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            out = self.model(pixels, OUTPUTS)
-            return out["block17"], out["embedding"]
-
-    buffer = io.BytesIO()
-    axes = {name: {0: "batch"} for name in ("pixels", *OUTPUTS)}
-    torch.onnx.export(
-        Outputs().eval(),
-        (torch.zeros(2, 3, 160, 160),),
-        buffer,
-        input_names=["pixels"],
-        output_names=list(OUTPUTS),
-        dynamic_axes=axes,
-        opset_version=17,
-        dynamo=False,
-    )
-    return buffer.getvalue()
-
-
 def _int8(onnx_model: bytes, calibration: np.ndarray, folder: Path) -> bytes:
     """onnxruntime static int8 quantization (QDQ, weights per channel), activations calibrated on `calibration`."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -125,7 +97,7 @@ def _session(model: bytes) -> Callable[[np.ndarray], np.ndarray]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    return lambda crops: session.run(["embedding"], {"pixels": to_blob(crops)})[0]
+    return lambda crops: session.run(["embedding"], {"pixels": to_blob(crops)})[0]  # the outputs it needs only
 
 
 def _timed(run: Callable[[np.ndarray], np.ndarray], crops: np.ndarray, repeats: int) -> float:
@@ -173,7 +145,7 @@ def run_facenet_bench(cache_root: Path, faces: int = 64, repeats: int = 10, pair
 
     from rnnface.benchmarks.report import machine
     from rnnface.data.prepare import FaceCache
-    from rnnface.pretrained.facenet import FaceNet, to_blob, torch_facenet
+    from rnnface.pretrained.facenet import FaceNet, facenet_onnx, to_blob, torch_facenet
 
     cache = FaceCache.open(cache_root)
     n = len(cache.faces)
@@ -187,7 +159,7 @@ def run_facenet_bench(cache_root: Path, faces: int = 64, repeats: int = 10, pair
         with torch.inference_mode():
             return model(torch.from_numpy(to_blob(crops)), OUTPUTS)["embedding"].numpy()
 
-    float_onnx = _onnx(model)
+    float_onnx = facenet_onnx().read_bytes()
     with tempfile.TemporaryDirectory() as folder:
         int8_onnx = _int8(float_onnx, calibration, Path(folder))
     runs = {
