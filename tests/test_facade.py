@@ -8,6 +8,7 @@ import pytest
 
 import rnnface
 from rnnface.detection import face_at
+from rnnface.errors import GalleryError
 
 
 def test_embed_takes_faces_found_earlier(lfw_face):
@@ -73,6 +74,10 @@ def test_process_video_names_tracks_from_a_gallery(lfw_images, tmp_path):
         again = rnnface.process_video(clip, every=3, max_frames=30)
     assert sorted(t.person for t in again.tracks) == ["George_W_Bush", "unknown"]
     assert again.frames == 30 and not again.truncated
+    with pytest.MonkeyPatch.context() as env:  # a configured gallery that is not there is an error, not "unknown"
+        env.setenv("RNNFACE_GALLERY", str(tmp_path / "mistyped.db"))
+        with pytest.raises(GalleryError, match="no gallery here"):
+            rnnface.process_video(clip, max_frames=5)
 
 
 @pytest.fixture()

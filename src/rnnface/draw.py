@@ -33,8 +33,8 @@ def draw_faces(
 ) -> np.ndarray:
     """A copy of RGB `image` with each face's box, 5 landmarks and label (default: its number), in `colours`.
 
-    A label is no wider than one and a half times its box (smaller text if need be), stays inside the image, and
-    goes below its box when it would cover another label."""
+    A long label gets smaller text (down to 0.6 of the size), stays inside the image, and goes below its box, or
+    further up or down, when it would cover another label."""
     out = np.ascontiguousarray(image).copy()
     h, w = out.shape[:2]
     thickness = max(1, round(max(h, w) / 300))
@@ -51,12 +51,13 @@ def draw_faces(
         (tw, th), _ = cv2.getTextSize(label, font, scale, thickness)
         widest = max(1.5 * (x2 - x1), 60)
         if tw > widest:
-            scale *= max(widest / tw, 0.25)
+            scale *= max(widest / tw, 0.6)  # smaller, but still readable
             (tw, th), _ = cv2.getTextSize(label, font, scale, thickness)
         left = min(max(0, x1), max(0, w - tw - 4))
-        above = (left, max(0, y1 - th - 4), left + tw + 4, max(0, y1 - th - 4) + th + 4)
-        below = (left, min(h - th - 4, y2), left + tw + 4, min(h - th - 4, y2) + th + 4)
-        rect = below if any(_overlaps(above, r) for r in placed) else above
+        step = th + 4
+        tops = [y1 - step, y2] + [y1 - step * (k + 2) for k in range(4)] + [y2 + step * (k + 1) for k in range(4)]
+        spots = [(left, t, left + tw + 4, t + step) for t in (min(max(0, t), max(0, h - step)) for t in tops)]
+        rect = next((r for r in spots if not any(_overlaps(r, p) for p in placed)), spots[0])
         placed.append(rect)
         cv2.rectangle(out, rect[:2], rect[2:], colour, -1)
         cv2.putText(out, label, (rect[0] + 2, rect[1] + th + 1), font, scale, (0, 0, 0), thickness, cv2.LINE_AA)

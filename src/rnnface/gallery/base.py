@@ -238,11 +238,14 @@ def open_gallery(
 
 
 def open_naming_gallery(location: str | os.PathLike | None) -> Gallery | None:
-    """The gallery that names faces where naming is optional (video): the one at `location` (a GalleryError if
-    it cannot be opened), else the configured one when it exists, else None (everyone `unknown`)."""
+    """The gallery that names faces where naming is optional (video): the one at `location`, else
+    $RNNFACE_GALLERY's (a GalleryError if either cannot be opened), else the user's default one when it exists,
+    else None (everyone `unknown`)."""
+    from rnnface.settings import Settings, default_gallery
+
     try:
         return open_gallery(location, create=False)
     except NoGalleryError:
-        if location is not None:
-            raise
+        if location is not None or Settings.from_env().gallery != default_gallery():
+            raise  # a gallery asked for ($RNNFACE_GALLERY too) must exist
         return None

@@ -23,7 +23,7 @@ from rnnface.recognition.pipeline import FacePipeline
 from rnnface.video.render import VideoWriter, draw_tracks
 from rnnface.video.shots import ShotDetector
 from rnnface.video.source import VideoSource
-from rnnface.video.tracker import Track, Tracker, appearance
+from rnnface.video.tracker import SAME_LOOK, Track, Tracker, appearance
 
 
 @dataclass
@@ -148,6 +148,8 @@ def process_video(
             shown = _step(tracker, pipeline, gallery, frame, index, t, threshold, reembed, rules)
             for track in shown:
                 shot_of.setdefault(track.id, len(cuts))
+        elif writer is not None:  # between detections a label stays only on a face that still looks the same
+            shown = [tr for tr in shown if tr.look is None or appearance(frame, tr.last_box) @ tr.look >= SAME_LOOK]
         if writer is not None:
             writer.write(draw_tracks(frame, shown))
     seconds = time.perf_counter() - start
