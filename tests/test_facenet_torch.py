@@ -93,3 +93,15 @@ def test_the_facenet_runtime_is_a_setting(monkeypatch):
         assert type(shared_facenet()) is OnnxFaceNet
     finally:
         shared_facenet.cache_clear()
+
+
+def test_a_damaged_onnx_file_in_the_cache_is_built_again(tmp_path, monkeypatch):
+    from rnnface.pretrained.facenet import OnnxFaceNet, facenet_onnx
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = facenet_onnx()
+    path.write_bytes(b"\0" * 2_000_000)  # the size of something, the contents of nothing
+    net = OnnxFaceNet(("embedding",))
+    crop = np.zeros((1, 160, 160, 3), np.uint8)
+    assert net(crop)["embedding"].shape == (1, 512)
+    assert path.stat().st_size > 50_000_000

@@ -157,7 +157,12 @@ class OnnxFaceNet(FaceNet):
         self.outputs = tuple(outputs)
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
-        self._session = ort.InferenceSession(str(facenet_onnx()), options, providers=["CPUExecutionProvider"])
+        try:
+            self._session = ort.InferenceSession(str(facenet_onnx()), options, providers=["CPUExecutionProvider"])
+        except Exception:  # a damaged file in the cache (onnxruntime raises several kinds): built again
+            self._session = ort.InferenceSession(
+                str(facenet_onnx(rebuild=True)), options, providers=["CPUExecutionProvider"]
+            )
         self._lock = threading.Lock()
         self._remember = remember
         self._recent: OrderedDict[bytes, tuple[np.ndarray, ...]] = OrderedDict()
@@ -264,9 +269,9 @@ def torch_facenet(path: Path | None = None):
     return model.eval()
 
 
-def facenet_onnx() -> Path:
+def facenet_onnx(rebuild: bool = False) -> Path:
     """The ONNX file of FaceNet (pixels in; block35, block17, bottleneck and embedding out; dynamic batch), exported
-    from `torch_facenet` once into the user's cache, keyed by the graph's hash."""
+    from `torch_facenet` once into the user's cache, keyed by the graph's hash (`rebuild`: again)."""
     import io
 
     import torch
@@ -275,7 +280,7 @@ def facenet_onnx() -> Path:
     from rnnface.models.inception_resnet_v1 import OUTPUTS
 
     path = _cache_dir() / f"facenet-{GRAPH_SHA256[:16]}.onnx"
-    if path.is_file() and path.stat().st_size > 1_000_000:
+    if path.is_file() and path.stat().st_size > 1_000_000 and not rebuild:
         return path
     model = torch_facenet()
 
