@@ -24,7 +24,7 @@ from rnnface.data.prepare import FaceCache, damaged, read_meta
 from rnnface.data.workers import worker_pool
 from rnnface.errors import DataError
 from rnnface.io.paths import atomic_output
-from rnnface.pretrained.facenet import FaceNet
+from rnnface.pretrained.facenet import FaceNet, facenet_runner
 
 FEATURES_VERSION = 1
 
@@ -92,15 +92,23 @@ class FrontendFeatures:
 
 _worker: tuple[FaceNet, FaceCache, int, int] | None = None
 
+#: Faces a worker takes at once (with their views, one FaceNet batch where the runtime batches).
+CHUNK = 16
+
 
 def _init(cache_root: str, outputs: tuple[str, ...], views: int, seed: int) -> None:
     global _worker
-    _worker = (FaceNet(outputs), FaceCache.open(cache_root), views, seed)
+    _worker = (facenet_runner(outputs, threads=1), FaceCache.open(cache_root), views, seed)
 
 
-def _features(index: int) -> dict[str, np.ndarray]:
+def _features(start: int) -> dict[str, np.ndarray]:
+    """FaceNet's outputs for the views of faces start .. start + CHUNK - 1: {output: (faces, views, ...)}."""
     net, cache, views, seed = _worker
-    return net(views_of(np.asarray(cache.faces[index]), views, seed * 1_000_003 + index))
+    stop = min(start + CHUNK, len(cache.rows))
+    crops = np.concatenate(
+        [views_of(np.asarray(cache.faces[i]), views, seed * 1_000_003 + i) for i in range(start, stop)]
+    )
+    return {o: v.reshape(stop - start, views, *v.shape[1:]) for o, v in net(crops).items()}
 
 
 def build_features(
@@ -132,7 +140,7 @@ def build_features(
         meta = read_meta(meta_path)
         if {k: meta.get(k) for k in settings} == settings:
             return FrontendFeatures.open(cache)
-    FaceNet(outputs)  # fail here, clearly, if the package or graph is wrong
+    runtime = type(facenet_runner(outputs, threads=1)).__name__  # fails here, clearly, if the package or graph is wrong
     root.mkdir(parents=True, exist_ok=True)
     meta_path.unlink(missing_ok=True)
     n = len(cache.rows)
@@ -148,14 +156,18 @@ def build_features(
     workers = workers or os.cpu_count() or 1
     start = time.perf_counter()
     with worker_pool(workers, _init, (str(cache.root), outputs, views, seed)) as pool:
-        results = pool.map(_features, range(n), chunksize=8)
-        for i, feats in enumerate(tqdm(results, total=n, desc="features", unit="face", disable=not progress)):
+        starts = range(0, n, CHUNK)
+        bar = tqdm(total=n, desc="features", unit="face", disable=not progress)
+        for first, feats in zip(starts, pool.map(_features, starts)):
             for o in outputs:
-                arrays[o][i] = feats[o]
+                arrays[o][first : first + len(feats[o])] = feats[o]
+            bar.update(len(feats[outputs[0]]))
+        bar.close()
     for array in arrays.values():
         array.flush()
     del arrays
-    meta = {**settings, "frontend": "facenet", "seconds": round(time.perf_counter() - start, 1), "workers": workers}
+    seconds = round(time.perf_counter() - start, 1)
+    meta = {**settings, "frontend": "facenet", "runner": runtime, "seconds": seconds, "workers": workers}
     with atomic_output(meta_path, "feature cache") as tmp:
         tmp.write_text(json.dumps(meta, indent=2))
     return FrontendFeatures.open(cache)

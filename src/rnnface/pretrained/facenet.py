@@ -147,7 +147,9 @@ class OnnxFaceNet(FaceNet):
 
     batch = 32
 
-    def __init__(self, outputs: tuple[str, ...] = ("block17", "embedding"), remember: int = 0) -> None:
+    def __init__(
+        self, outputs: tuple[str, ...] = ("block17", "embedding"), remember: int = 0, threads: int | None = None
+    ) -> None:
         import onnxruntime as ort
         import torch
 
@@ -156,7 +158,7 @@ class OnnxFaceNet(FaceNet):
             raise ModelError(f"FaceNet has no output {sorted(unknown)}; known: {', '.join(NODES)}")
         self.outputs = tuple(outputs)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
         try:
             self._session = ort.InferenceSession(str(facenet_onnx()), options, providers=["CPUExecutionProvider"])
         except Exception:  # a damaged file in the cache (onnxruntime raises several kinds): built again
@@ -184,6 +186,12 @@ def shared_facenet() -> FaceNet:
     """The process's one FaceNet for inference (the hybrid front-end, the face check, the FaceNet peer): one network
     in memory, and one pass per face however many of them look at it. onnxruntime runs it when installed (batched,
     faster here), else OpenCV; `RNNFACE_FACENET_RUNTIME=opencv|onnx` chooses."""
+    return facenet_runner(SHARED_OUTPUTS, remember=32)
+
+
+def facenet_runner(outputs: tuple[str, ...], remember: int = 0, threads: int | None = None) -> FaceNet:
+    """FaceNet in the runtime the settings choose: onnxruntime when installed (or asked for), else OpenCV.
+    `threads`: onnxruntime's threads (worker processes take one each)."""
     from importlib.util import find_spec
 
     from rnnface.settings import Settings
@@ -191,8 +199,9 @@ def shared_facenet() -> FaceNet:
     runtime = Settings.from_env().facenet_runtime
     if runtime == "auto":
         runtime = "onnx" if find_spec("onnxruntime") and find_spec("onnx") else "opencv"
-    runner = OnnxFaceNet if runtime == "onnx" else FaceNet
-    return runner(SHARED_OUTPUTS, remember=32)
+    if runtime == "onnx":
+        return OnnxFaceNet(outputs, remember=remember, threads=threads)
+    return FaceNet(outputs, remember=remember)
 
 
 #: The runner of each front-end spec, by name.
