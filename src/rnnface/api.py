@@ -177,7 +177,7 @@ def process_video(
     from contextlib import ExitStack
 
     from rnnface.aggregation.pooling import resolve_pooling
-    from rnnface.gallery import open_naming_gallery
+    from rnnface.gallery import naming_gallery
     from rnnface.video.process import process_video as run
     from rnnface.video.render import VideoWriter
     from rnnface.video.source import open_source
@@ -187,9 +187,7 @@ def process_video(
     with ExitStack() as stack:
         src = open_source(str(source))
         stack.callback(src.close)
-        g = open_naming_gallery(gallery)
-        if g is not None:
-            stack.enter_context(g)
+        g = stack.enter_context(naming_gallery(gallery))
         writer = stack.enter_context(VideoWriter(out_video, src.fps)) if out_video is not None else None
         return run(
             src,

@@ -58,7 +58,7 @@ def peak_gflops(side: int = 4096, repeats: int = 5) -> float:
     return 2 * side**3 / min(times) / 1e9
 
 
-def _int8(onnx_model: bytes, calibration: np.ndarray, folder: Path) -> bytes:
+def _int8(source: Path, calibration: np.ndarray, folder: Path) -> Path:
     """onnxruntime static int8 quantization (QDQ, weights per channel), activations calibrated on `calibration`."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -73,8 +73,7 @@ def _int8(onnx_model: bytes, calibration: np.ndarray, folder: Path) -> bytes:
             self.i += 1
             return {"pixels": calibration[self.i - 1 : self.i]}
 
-    source, prepared, out = folder / "f32.onnx", folder / "pre.onnx", folder / "int8.onnx"
-    source.write_bytes(onnx_model)
+    prepared, out = folder / "pre.onnx", folder / "int8.onnx"
     quant_pre_process(str(source), str(prepared))
     quantize_static(
         str(prepared),
@@ -85,19 +84,7 @@ def _int8(onnx_model: bytes, calibration: np.ndarray, folder: Path) -> bytes:
         weight_type=QuantType.QInt8,
         per_channel=True,
     )
-    return out.read_bytes()
-
-
-def _session(model: bytes) -> Callable[[np.ndarray], np.ndarray]:
-    """uint8 crops -> embeddings, by onnxruntime."""
-    import onnxruntime as ort
-
-    from rnnface.pretrained.facenet import to_blob
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    return lambda crops: session.run(["embedding"], {"pixels": to_blob(crops)})[0]  # the outputs it needs only
+    return out
 
 
 def _timed(run: Callable[[np.ndarray], np.ndarray], crops: np.ndarray, repeats: int) -> float:
@@ -125,13 +112,12 @@ def lfw_accuracy(cache, embeddings: np.ndarray, valid: np.ndarray, pairs_path: P
     return {"accuracy_mean": report.accuracy_mean, "accuracy_std": report.accuracy_std, "auc": report.auc}
 
 
-def _int8_lfw(cache, int8_onnx: bytes, pairs_path: Path) -> dict:
+def _int8_lfw(cache, int8: Callable[[np.ndarray], np.ndarray], pairs_path: Path) -> dict:
     """LFW accuracy of FaceNet's float32 embeddings (OpenCV, as `eval lfw` reads them) and of the int8 model's."""
     from rnnface.data.teachers import pretrained_embeddings
 
     reference, valid = pretrained_embeddings(cache, "facenet", progress=False)
-    run = _session(int8_onnx)
-    quantized = np.concatenate([run(np.asarray(cache.faces[i : i + 64])) for i in range(0, len(cache.faces), 64)])
+    quantized = np.concatenate([int8(np.asarray(cache.faces[i : i + 64])) for i in range(0, len(cache.faces), 64)])
     return {
         "float32": lfw_accuracy(cache, reference, valid, pairs_path),
         "int8": lfw_accuracy(cache, quantized, valid, pairs_path),
@@ -145,7 +131,7 @@ def run_facenet_bench(cache_root: Path, faces: int = 64, repeats: int = 10, pair
 
     from rnnface.benchmarks.report import machine
     from rnnface.data.prepare import FaceCache
-    from rnnface.pretrained.facenet import FaceNet, facenet_onnx, to_blob, torch_facenet
+    from rnnface.pretrained.facenet import FaceNet, OnnxFaceNet, facenet_onnx, to_blob, torch_facenet
 
     cache = FaceCache.open(cache_root)
     n = len(cache.faces)
@@ -159,14 +145,14 @@ def run_facenet_bench(cache_root: Path, faces: int = 64, repeats: int = 10, pair
         with torch.inference_mode():
             return model(torch.from_numpy(to_blob(crops)), OUTPUTS)["embedding"].numpy()
 
-    float_onnx = facenet_onnx().read_bytes()
-    with tempfile.TemporaryDirectory() as folder:
-        int8_onnx = _int8(float_onnx, calibration, Path(folder))
+    with tempfile.TemporaryDirectory() as folder:  # the session holds the int8 model once it is loaded
+        int8 = OnnxFaceNet(("embedding",), path=_int8(facenet_onnx(), calibration, Path(folder)))
+    float32 = OnnxFaceNet(("embedding",))  # the outputs it needs only
     runs = {
         ("opencv", "float32"): lambda crops: opencv(crops)["embedding"],
         ("torch", "float32"): torch_run,
-        ("onnxruntime", "float32"): _session(float_onnx),
-        ("onnxruntime", "int8"): _session(int8_onnx),
+        ("onnxruntime", "float32"): lambda crops: float32(crops)["embedding"],
+        ("onnxruntime", "int8"): lambda crops: int8(crops)["embedding"],
     }
     macs, peak = facenet_macs(), peak_gflops()
     rows = []
@@ -189,7 +175,7 @@ def run_facenet_bench(cache_root: Path, faces: int = 64, repeats: int = 10, pair
             )
     report = {"machine": machine(), "macs_per_face": macs, "peak_gflops_float32": round(peak, 1), "rows": rows}
     if pairs is not None:
-        report["lfw"] = _int8_lfw(cache, int8_onnx, pairs)
+        report["lfw"] = _int8_lfw(cache, runs["onnxruntime", "int8"], pairs)
     return report
 
 

@@ -24,14 +24,6 @@ from rnnface.cli.options import (
 app = typer.Typer(**TYPER)
 
 
-def _gallery(location: str | None, stack: ExitStack):
-    """The gallery to name tracks from; without --gallery and with no default gallery yet, none (all unknown)."""
-    from rnnface.gallery import open_naming_gallery
-
-    g = open_naming_gallery(location or None)
-    return stack.enter_context(g) if g is not None else None
-
-
 def _print_report(report, source: str, named: bool) -> None:
     duration = report.frames / report.video_fps
     typer.echo(
@@ -85,6 +77,7 @@ def video(
 
     from rnnface.aggregation.pooling import resolve_pooling
     from rnnface.errors import RnnfaceError
+    from rnnface.gallery import naming_gallery
     from rnnface.io.paths import atomic_output, check_output
     from rnnface.video.process import process_video
     from rnnface.video.render import VideoWriter, draw_timeline
@@ -98,7 +91,7 @@ def video(
     with ExitStack() as stack:
         src = open_source(source)
         stack.callback(src.close)
-        g = _gallery(gallery, stack)
+        g = stack.enter_context(naming_gallery(gallery or None))
         if src.live and max_frames is None:
             typer.echo("live source: stop with Ctrl-C, or pass --max-frames", err=True)
         writer = stack.enter_context(VideoWriter(out_video, src.fps)) if out_video else None

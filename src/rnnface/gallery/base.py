@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -237,15 +238,19 @@ def open_gallery(
     return backend(text, index=index, bulk=bulk, create=create)
 
 
-def open_naming_gallery(location: str | os.PathLike | None) -> Gallery | None:
-    """The gallery that names faces where naming is optional (video): the one at `location`, else
-    $RNNFACE_GALLERY's (a GalleryError if either cannot be opened), else the user's default one when it exists,
+@contextmanager
+def naming_gallery(location: str | os.PathLike | None) -> Iterator[Gallery | None]:
+    """The gallery that names faces where naming is optional (video), open for the block: the one at `location`,
+    else $RNNFACE_GALLERY's (a GalleryError if either cannot be opened), else the user's default one when it exists,
     else None (everyone `unknown`)."""
     from rnnface.settings import Settings, default_gallery
 
     try:
-        return open_gallery(location, create=False)
+        gallery = open_gallery(location, create=False)
     except NoGalleryError:
         if location is not None or Settings.from_env().gallery != default_gallery():
             raise  # a gallery asked for ($RNNFACE_GALLERY too) must exist
-        return None
+        yield None
+        return
+    with gallery:
+        yield gallery

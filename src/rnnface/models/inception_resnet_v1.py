@@ -75,37 +75,30 @@ def _block35() -> _Residual:
     )
 
 
-def _block17() -> _Residual:
+def _factorised(channels: int, width: int, k: int, scale: float, relu: bool = True) -> _Residual:
+    """Inception-B and -C's residual block: a 1x1 branch beside a 1x1 -> 1xk -> kx1 one, each `width` wide."""
     return _Residual(
-        896,
+        channels,
         {
-            "Branch_0": {"Conv2d_1x1": _conv(896, 128, 1)},
+            "Branch_0": {"Conv2d_1x1": _conv(channels, width, 1)},
             "Branch_1": {
-                "Conv2d_0a_1x1": _conv(896, 128, 1),
-                "Conv2d_0b_1x7": _conv(128, 128, (1, 7)),
-                "Conv2d_0c_7x1": _conv(128, 128, (7, 1)),
+                "Conv2d_0a_1x1": _conv(channels, width, 1),
+                f"Conv2d_0b_1x{k}": _conv(width, width, (1, k)),
+                f"Conv2d_0c_{k}x1": _conv(width, width, (k, 1)),
             },
         },
-        256,
-        0.10,
-    )
-
-
-def _block8(scale: float = 0.20, relu: bool = True) -> _Residual:
-    return _Residual(
-        1792,
-        {
-            "Branch_0": {"Conv2d_1x1": _conv(1792, 192, 1)},
-            "Branch_1": {
-                "Conv2d_0a_1x1": _conv(1792, 192, 1),
-                "Conv2d_0b_1x3": _conv(192, 192, (1, 3)),
-                "Conv2d_0c_3x1": _conv(192, 192, (3, 1)),
-            },
-        },
-        384,
+        2 * width,
         scale,
         relu,
     )
+
+
+def _block17() -> _Residual:
+    return _factorised(896, 128, 7, 0.10)
+
+
+def _block8(scale: float = 0.20, relu: bool = True) -> _Residual:
+    return _factorised(1792, 192, 3, scale, relu)
 
 
 class InceptionResnetV1(nn.Module):

@@ -79,22 +79,26 @@ class FaceNet:
     def __init__(
         self, outputs: tuple[str, ...] = ("block17", "embedding"), path: Path | None = None, remember: int = 0
     ) -> None:
-        import cv2
-
         unknown = set(outputs) - set(NODES)
         if unknown:
             raise ModelError(f"FaceNet has no output {sorted(unknown)}; known: {', '.join(NODES)}")
+        self.outputs = tuple(outputs)
+        self._lock = threading.Lock()
+        self._remember = remember
+        self._recent: OrderedDict[bytes, tuple[np.ndarray, ...]] = OrderedDict()
+        self._load(path)
+
+    def _load(self, path: Path | None) -> None:
+        """Load the network: OpenCV reading the graph at `path` (default: the installed one)."""
+        import cv2
+
         path = path or graph_path()
         verify_graph(path)
-        self.outputs = tuple(outputs)
         self._layers = [NODES[o] for o in self.outputs]
         try:
             self._net = cv2.dnn.readNetFromTensorflow(str(path), "", cv2.dnn.ENGINE_CLASSIC)
         except cv2.error as exc:
             raise ModelError(f"OpenCV {cv2.__version__} cannot load FaceNet's graph (OpenCV >= 5 can): {exc}") from None
-        self._lock = threading.Lock()
-        self._remember = remember
-        self._recent: OrderedDict[bytes, tuple[np.ndarray, ...]] = OrderedDict()
 
     def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
         """(N, 160, 160, 3) uint8 RGB FaceNet crops -> {output: (N, ...) float32}. The last `remember` crops'
@@ -109,9 +113,10 @@ class FaceNet:
             keys = [self._key(c) for c in crops]
             todo = [i for i, k in enumerate(keys) if k is None or k not in self._recent]
             fresh = self._run(crops[todo]) if todo else {}
+            row = {i: r for r, i in enumerate(todo)}  # where each crop run now sits in `fresh`
             for i, key in enumerate(keys):
-                if i in todo:
-                    values = tuple(fresh[o][todo.index(i)].reshape(shapes[o]) for o in self.outputs)
+                if i in row:
+                    values = tuple(fresh[o][row[i]].reshape(shapes[o]) for o in self.outputs)
                     if key is not None:
                         self._recent[key] = values
                 else:
@@ -148,26 +153,33 @@ class OnnxFaceNet(FaceNet):
     batch = 32
 
     def __init__(
-        self, outputs: tuple[str, ...] = ("block17", "embedding"), remember: int = 0, threads: int | None = None
+        self,
+        outputs: tuple[str, ...] = ("block17", "embedding"),
+        remember: int = 0,
+        threads: int | None = None,
+        path: Path | None = None,
     ) -> None:
+        self._threads = threads
+        super().__init__(outputs, path, remember)
+
+    def _load(self, path: Path | None) -> None:
+        """Load the ONNX file at `path` (default: `facenet_onnx()`'s, built again if it is damaged)."""
         import onnxruntime as ort
         import torch
 
-        unknown = set(outputs) - set(NODES)
-        if unknown:
-            raise ModelError(f"FaceNet has no output {sorted(unknown)}; known: {', '.join(NODES)}")
-        self.outputs = tuple(outputs)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = self._threads or torch.get_num_threads()
+
+        def session(file: Path):
+            return ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+
+        if path is not None:
+            self._session = session(path)
+            return
         try:
-            self._session = ort.InferenceSession(str(facenet_onnx()), options, providers=["CPUExecutionProvider"])
+            self._session = session(facenet_onnx())
         except Exception:  # a damaged file in the cache (onnxruntime raises several kinds): built again
-            self._session = ort.InferenceSession(
-                str(facenet_onnx(rebuild=True)), options, providers=["CPUExecutionProvider"]
-            )
-        self._lock = threading.Lock()
-        self._remember = remember
-        self._recent: OrderedDict[bytes, tuple[np.ndarray, ...]] = OrderedDict()
+            self._session = session(facenet_onnx(rebuild=True))
 
     def _run(self, crops: np.ndarray) -> dict[str, np.ndarray]:
         parts = [
