@@ -123,7 +123,7 @@ def test_models_lists_params_and_recurrent_share():
     assert all(r["params"] > 0 and 0.5 < r["recurrent_share"] < 1 for r in rows if r["model"] != "facenet_birnn")
     hybrid = {r["cell"]: r for r in rows if r["model"] == "facenet_birnn"}  # the head only: FaceNet is frozen
     assert (
-        hybrid["gru"]["input"] == "facenet"
+        hybrid["gru"]["input"] == "facenet 160"
         and 0.2 < hybrid["rnn"]["recurrent_share"] < hybrid["gru"]["recurrent_share"]
     )
     text = run("models").output

@@ -9,8 +9,9 @@ import torch
 
 from rnnface.detection import DEFAULT_DETECTOR, create_detector
 from rnnface.io import load_image
+from rnnface.models.facenet import graph_weights, torch_facenet
 from rnnface.models.inception_resnet_v1 import OUTPUTS, InceptionResnetV1
-from rnnface.pretrained.facenet import FaceNet, graph_weights, to_blob, torch_facenet
+from rnnface.pretrained.facenet import FaceNet, to_blob
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +106,27 @@ def test_a_damaged_onnx_file_in_the_cache_is_built_again(tmp_path, monkeypatch):
     crop = np.zeros((1, 160, 160, 3), np.uint8)
     assert net(crop)["embedding"].shape == (1, 512)
     assert path.stat().st_size > 50_000_000
+
+
+@pytest.mark.lfw
+def test_the_shipped_model_is_one_network_from_pixels_and_one_onnx_file_onnxruntime_runs_alone(crops):
+    """Pixels in, embedding out: PyTorch's whole model (its own FaceNet), and the exported file run by a bare
+    onnxruntime session, both give what OpenCV's FaceNet outputs fed to the head give, on real faces."""
+    import onnxruntime as ort
+
+    from rnnface.models import load_checkpoint
+    from rnnface.models.onnx import export_onnx
+    from rnnface.models.preprocess import to_model_input
+    from rnnface.settings import resolve_model
+
+    ckpt = load_checkpoint(resolve_model(None))
+    opencv = FaceNet(ckpt.model.inputs)(crops)
+    with torch.inference_mode():
+        reference = ckpt.model.embed_features({k: torch.from_numpy(v) for k, v in opencv.items()}).numpy()
+        pixels = to_model_input(crops, ckpt.input_size)
+        whole = ckpt.model(pixels).numpy()
+    session = ort.InferenceSession(export_onnx(ckpt), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["pixels"]
+    (alone,) = session.run(["embedding"], {"pixels": pixels.numpy()})
+    for got in (whole, alone):
+        assert (got * reference).sum(1).min() >= 0.9999

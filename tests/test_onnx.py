@@ -90,7 +90,7 @@ def test_export_onnx_cli_writes_the_shipped_model_with_its_metadata(tmp_path, re
     out = tmp_path / "default.onnx"
     result = CliRunner().invoke(app, ["export-onnx", str(shipped), str(out)])
     assert result.exit_code == 0, result.output
-    assert "lowest cosine 1.0000" in result.output and "not in this file" in result.output
+    assert "lowest cosine 1.0000" in result.output and "facenet front-end inside" in result.output
     ckpt = load_checkpoint(shipped)
     session = OnnxModel(out)  # the file alone: a deployer's view
     assert session.meta["rnnface.model_id"] == ckpt.model_id
@@ -101,13 +101,13 @@ def test_export_onnx_cli_writes_the_shipped_model_with_its_metadata(tmp_path, re
         assert Calibration.from_dict(json.loads(session.meta["rnnface.calibration"])) == ckpt.calibration
     else:
         assert float(session.meta["rnnface.threshold"]) == pytest.approx(ckpt.threshold)
-    assert json.loads(session.meta["rnnface.inputs"]) == session.inputs == ["facenet_block17", "facenet_embedding"]
-    # the trained head from the file, fed by the real front-end on real faces, gives the shipped model's embeddings
-    torch_embedder = Embedder(ckpt)
+    assert json.loads(session.meta["rnnface.inputs"]) == session.inputs == ["pixels"]
+    # the whole model from the file, on real faces, gives the shipped model's embeddings
+    from rnnface.models.preprocess import to_model_input
+
     crops = _crops(ckpt, real_faces)
-    features = torch_embedder.frontend(crops)
-    got = session(features).numpy()
-    assert (got * torch_embedder.embed_crops(crops)).sum(1).min() >= 0.9999
+    got = session(to_model_input(crops, ckpt.input_size)).numpy()
+    assert (got * Embedder(ckpt, flip=False).embed_crops(crops)).sum(1).min() >= 0.9999
     for bad in (tmp_path / "missing.pt", out):  # not a checkpoint: one line, non-zero exit, nothing written
         result = CliRunner().invoke(app, ["export-onnx", str(bad), str(tmp_path / "x.onnx")])
         assert_no_crash(result)

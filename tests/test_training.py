@@ -183,7 +183,7 @@ def _ddp_worker(rank: int, world: int, port: int, cache: str, out: str) -> None:
     from rnnface.training.loop import build_optimizer, train_one_epoch, warmup_cosine
 
     torch.manual_seed(0)  # same initial weights on both ranks
-    data = build_train_set(FaceCache.open(cache), set(), 2)
+    data = build_train_set([FaceCache.open(cache)], set(), 2)
     trainer = FaceTrainer(create_model("conv_birnn", **TINY_MODEL), CombinedMarginHead(16, len(data.people), 16.0))
     if rank == 0:
         torch.save({k: v.detach().clone() for k, v in trainer.named_parameters()}, Path(out) / "initial.pt")
@@ -191,7 +191,7 @@ def _ddp_worker(rank: int, world: int, port: int, cache: str, out: str) -> None:
     optimizer = build_optimizer(ddp.parameters(), config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(1, 10))
     sampler = PKSampler(data.labels, 4, 2, seed=rank)
-    inputs = CropInputs(FaceCache.open(cache), data.rows, 32)
+    inputs = CropInputs([(FaceCache.open(cache), data.rows)], 32)
     train_one_epoch(ddp, data, inputs, sampler, optimizer, scheduler, config, progress=False)
     # Parameters only: BatchNorm running statistics are per-rank by design.
     torch.save({k: v.detach() for k, v in trainer.named_parameters()}, Path(out) / f"rank{rank}.pt")

@@ -20,8 +20,11 @@ from rnnface.errors import ModelError, RnnfaceError
 #: Where LFW and CFP sit beside a checkout of this repository (see README: how to get them).
 DEFAULT_DATA = Path("../shared/data/lfw")
 DEFAULT_CFP = Path("../shared/data/cfp")
-#: What can run the embedding network: PyTorch, or onnxruntime on the network exported in memory.
-RUNTIMES: tuple[str, ...] = ("torch", "onnx")
+#: What can run the embedding network: PyTorch, onnxruntime on the whole network exported to ONNX (float32, or int8
+#: with the front-end quantized), or auto (onnx on a CPU when onnxruntime is installed, else torch).
+RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnx", "int8")
+#: Where the embedding network runs: auto is cuda when PyTorch sees a GPU, else cpu.
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 #: The checkpoint shipped inside the package.
 PACKAGED_MODEL = "default.pt"
 
@@ -57,8 +60,13 @@ class Settings(BaseSettings):
         description="What runs FaceNet (the hybrid's front-end and the face check): opencv, onnx (onnxruntime, "
         "batched), or auto (onnx when installed).",
     )
-    runtime: Literal["torch", "onnx"] = Field(
-        "torch", description="What runs the embedding network: torch, or onnx (onnxruntime)."
+    runtime: Literal["auto", "torch", "onnx", "int8"] = Field(
+        "auto",
+        description="What runs the embedding network: torch, onnx (onnxruntime, the whole model exported once into "
+        "the user cache), int8 (the same with FaceNet quantized), or auto (onnx on a CPU when installed, else torch).",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the embedding network runs: cpu, cuda, or auto (cuda when there is a GPU)."
     )
     pooling: str = Field(
         "auto", description="Template pooling at enrollment: auto (shipped aggregator), mean, or a checkpoint path."

@@ -23,11 +23,14 @@ import torch
 OUTPUTS = ("block17", "embedding")
 
 
-def facenet_macs() -> int:
-    """Multiply-adds of one 160 x 160 face through FaceNet, summed over its convolutions and its bottleneck."""
-    from rnnface.models.inception_resnet_v1 import InceptionResnetV1
+#: Gate blocks of each recurrent mode (each a matrix over the input and one over the hidden state).
+_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
-    model, total = InceptionResnetV1().eval(), 0
+
+def model_macs(run: Callable[[], object]) -> int:
+    """Multiply-adds of every convolution, linear and recurrent layer that `run()` calls (whichever modules,
+    registered or not: a hybrid's shared FaceNet counts), for one call."""
+    total = 0
 
     def count(module, inputs, output) -> None:
         nonlocal total
@@ -36,14 +39,31 @@ def facenet_macs() -> int:
             total += output.numel() * (module.in_channels // module.groups) * kh * kw
         elif isinstance(module, torch.nn.Linear):
             total += output.numel() * module.in_features
+        elif isinstance(module, torch.nn.RNNBase):
+            x = inputs[0]
+            steps = x.shape[0] * x.shape[1]  # sequence x batch, either layout
+            directions = 2 if module.bidirectional else 1
+            h, gates = module.hidden_size, _GATES[module.mode]
+            width = module.input_size
+            for _ in range(module.num_layers):
+                total += steps * directions * gates * h * (width + h)
+                width = h * directions
 
-    layers = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
-    hooks = [m.register_forward_hook(count) for m in layers]
-    with torch.inference_mode():
-        model(torch.zeros(1, 3, 160, 160), ("embedding",))
-    for h in hooks:
-        h.remove()
+    hook = torch.nn.modules.module.register_module_forward_hook(count)
+    try:
+        with torch.inference_mode():
+            run()
+    finally:
+        hook.remove()
     return total
+
+
+def facenet_macs() -> int:
+    """Multiply-adds of one 160 x 160 face through FaceNet, summed over its convolutions and its bottleneck."""
+    from rnnface.models.inception_resnet_v1 import InceptionResnetV1
+
+    model = InceptionResnetV1().eval()
+    return model_macs(lambda: model(torch.zeros(1, 3, 160, 160), ("embedding",)))
 
 
 def peak_gflops(side: int = 4096, repeats: int = 5) -> float:
@@ -59,9 +79,11 @@ def peak_gflops(side: int = 4096, repeats: int = 5) -> float:
 
 
 def _int8(source: Path, calibration: np.ndarray, folder: Path) -> Path:
-    """onnxruntime static int8 quantization (QDQ, weights per channel), activations calibrated on `calibration`."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    """onnxruntime static int8 quantization (QDQ, weights per channel) of all of FaceNet, activations calibrated on
+    `calibration` (the recipe `--runtime int8` uses, `rnnface.models.quantize`)."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    from rnnface.models.quantize import quantize_onnx
 
     class Faces(CalibrationDataReader):
         def __init__(self) -> None:
@@ -73,17 +95,8 @@ def _int8(source: Path, calibration: np.ndarray, folder: Path) -> Path:
             self.i += 1
             return {"pixels": calibration[self.i - 1 : self.i]}
 
-    prepared, out = folder / "pre.onnx", folder / "int8.onnx"
-    quant_pre_process(str(source), str(prepared))
-    quantize_static(
-        str(prepared),
-        str(out),
-        Faces(),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-    )
+    out = folder / "int8.onnx"
+    quantize_onnx(source, out, (), folder / "ranges.json", Faces())
     return out
 
 

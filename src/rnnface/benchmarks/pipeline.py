@@ -63,22 +63,24 @@ def bench_detect_align(
     }
 
 
-def bench_photo_to_embeddings(images: Sequence[np.ndarray], checkpoint: str | Path | None = None) -> dict:
-    """Median/p90 ms per image of what `rnnface embed` does to a photo: detect, check, align and embed every face
-    (the check's FaceNet pass is kept for the hybrid's embedding, so a face goes through FaceNet once)."""
+def bench_photo_to_embeddings(
+    images: Sequence[np.ndarray], checkpoint: str | Path | None = None, runtime: str = "auto"
+) -> dict:
+    """Median/p90 ms per image of what `rnnface embed --runtime RUNTIME` does to a photo: detect, check, align and
+    embed every face."""
     from rnnface.pretrained.facenet import shared_facenet
     from rnnface.recognition.pipeline import FacePipeline
 
-    pipeline = FacePipeline(model=checkpoint)
+    pipeline = FacePipeline(model=checkpoint, runtime=runtime)
     pipeline.embed_faces(images[0])  # load the networks outside the timing
-    shared_facenet().forget()
+    shared_facenet().forget()  # the face check must run, not remember
     total_ms, found = [], 0
     for image in images:
         start = time.perf_counter()
         found += bool(pipeline.embed_faces(image))
         total_ms.append((time.perf_counter() - start) * 1000)
     return {
-        "stage": "detect+check+align+embed (shipped model)",
+        "stage": f"detect+check+align+embed (shipped model, runtime {pipeline.load().runtime})",
         "detector": DEFAULT_DETECTOR,
         "images": len(images),
         "image_shape": list(images[0].shape),
@@ -88,77 +90,106 @@ def bench_photo_to_embeddings(images: Sequence[np.ndarray], checkpoint: str | Pa
     }
 
 
-def _runtimes() -> tuple[str, ...]:
-    """torch, and onnx when onnxruntime is installed."""
+def _runtimes(int8: bool = False) -> tuple[str, ...]:
+    """torch, and onnx (and with `int8`, int8) when onnxruntime is installed."""
     from importlib.util import find_spec
 
-    return ("torch", "onnx") if find_spec("onnxruntime") and find_spec("onnx") else ("torch",)
+    if not (find_spec("onnxruntime") and find_spec("onnx")):
+        return ("torch",)
+    return ("torch", "onnx", "int8") if int8 else ("torch", "onnx")
+
+
+def _throughput(row: dict, flops: float, peak: float) -> dict:
+    """`row` with its model's FLOPs a face, the GFLOP/s its time per face achieves, and that as a share of `peak`."""
+    gflops = flops / (row["ms_per_face"] / 1000) / 1e9
+    return {
+        **row,
+        "gflops_per_face": round(flops / 1e9, 3),
+        "gflops": round(gflops, 1),
+        "share_of_peak": round(gflops / peak, 3),
+    }
+
+
+def _flops(model) -> float:
+    """FLOPs of one face through the whole model (front-end included)."""
+    from rnnface.benchmarks.facenet import model_macs
+
+    return 2.0 * model_macs(lambda: model(model.example_input(1)))
 
 
 def bench_embed(
-    models: Sequence[str], batch_sizes: Sequence[int] = (1, 32), repeats: int = 20, checkpoint: str | Path | None = None
+    models: Sequence[str],
+    batch_sizes: Sequence[int] = (1, 32),
+    repeats: int = 20,
+    checkpoint: str | Path | None = None,
+    peak: float | None = None,
 ) -> list[dict]:
     """Median ms per face of each backbone's forward pass (default config) in each runtime, and of `checkpoint` if
-    given."""
+    given, with the GFLOP/s that is (the model's FLOPs a face, front-end included, over the time) against the
+    cores' measured float32 matmul `peak` (measured here when not given)."""
     import torch
 
+    from rnnface.benchmarks.facenet import peak_gflops
     from rnnface.models import create_model, load_checkpoint
     from rnnface.models.checkpoint import Checkpoint
-    from rnnface.models.onnx import OnnxModel
-    from rnnface.models.registry import example_input, model_args
+    from rnnface.models.onnx import OnnxModel, export_onnx
+    from rnnface.models.registry import model_args
 
+    peak = peak or peak_gflops()
     rows = []
     for name in models:
         model = create_model(name).eval()
-        size = model.input_size if model.frontend is None else f"{model.frontend.name} features"
+        size = f"{model.frontend.name} {model.input_size}"
         for runtime in _runtimes():
-            run = model if runtime == "torch" else OnnxModel.from_checkpoint(Checkpoint(model, name, model_args(model)))
+            run = model if runtime == "torch" else OnnxModel(export_onnx(Checkpoint(model, name, model_args(model))))
             for batch in batch_sizes:
-                x = example_input(model, batch)
+                x = model.example_input(batch)
                 with torch.inference_mode():
                     times = _time_ms(lambda run=run, x=x: run(x), repeats=_repeats(batch, repeats))
-                rows.append(
-                    {
-                        "stage": "embed",
-                        "model": name,
-                        "cell": model.config.cell,
-                        "runtime": runtime,
-                        "input": size,
-                        "batch": batch,
-                        "ms_per_face": round(statistics.median(times) / batch, 3),
-                        "ms_per_batch": round(statistics.median(times), 2),
-                    }
-                )
+                row = {
+                    "stage": "embed",
+                    "model": name,
+                    "cell": model.config.cell,
+                    "runtime": runtime,
+                    "input": size,
+                    "batch": batch,
+                    "ms_per_face": round(statistics.median(times) / batch, 3),
+                    "ms_per_batch": round(statistics.median(times), 2),
+                }
+                rows.append(_throughput(row, _flops(model), peak))
     if checkpoint is not None:
-        rows += _bench_checkpoint(load_checkpoint(checkpoint), batch_sizes, repeats)
+        ckpt = load_checkpoint(checkpoint)
+        flops = _flops(ckpt.model)
+        rows += [_throughput(r, flops, peak) for r in _bench_checkpoint(ckpt, batch_sizes, repeats)]
     return rows
 
 
 def _bench_checkpoint(ckpt, batch_sizes: Sequence[int], repeats: int) -> list[dict]:
-    """The shipped model as `embed`/`verify` run it, from crops (front-end included), flip-averaged if calibrated so."""
+    """The shipped model as `embed`/`verify` run it, from crops (front-end included), flip-averaged if calibrated so,
+    in each runtime (int8 where the model has a front-end to quantize)."""
+    from rnnface.errors import ModelError
     from rnnface.recognition.embedder import Embedder
 
     rows = []
-    for runtime in _runtimes():
-        embedder = Embedder(ckpt, runtime=runtime)
+    for runtime in _runtimes(int8=True):
+        try:
+            embedder = Embedder(ckpt, runtime=runtime)
+        except ModelError:  # int8 of a model with nothing to quantize
+            continue
         for batch in batch_sizes:
             crops = np.random.default_rng(0).integers(
                 0, 256, (batch, embedder.crop.size, embedder.crop.size, 3), dtype=np.uint8
             )
 
-            def call(crops=crops, embedder=embedder) -> None:
-                if embedder.frontend is not None:
-                    embedder.frontend.forget()  # the same crops each call: FaceNet must run, not remember
-                embedder.embed_crops(crops)
-
-            times = _time_ms(call, repeats=_repeats(batch, repeats))
+            times = _time_ms(lambda crops=crops, e=embedder: e.embed_crops(crops), repeats=_repeats(batch, repeats))
             rows.append(
                 {
                     "stage": "embed",
                     "model": f"{ckpt.name} (shipped{', flip' if embedder.flip else ''})",
+                    "precision": "int8" if runtime == "int8" else "float32",
                     "cell": ckpt.args["cell"],
                     "runtime": runtime,
-                    "input": ckpt.input_size if ckpt.frontend is None else f"{ckpt.frontend.name} {ckpt.input_size}",
+                    "input": f"{ckpt.frontend.name} {ckpt.input_size}",
                     "batch": batch,
                     "ms_per_face": round(statistics.median(times) / batch, 3),
                     "ms_per_batch": round(statistics.median(times), 2),
@@ -201,6 +232,7 @@ def bench_peer_embed(images: Sequence[np.ndarray], detector: str = DEFAULT_DETEC
 
 def run_pipeline_bench(root: Path, images: int = 100, checkpoint: str | Path | None = None) -> dict:
     """Every row of `rnnface bench pipeline` on `images` photos spread over the image tree at `root`."""
+    from rnnface.benchmarks.facenet import facenet_macs, peak_gflops
     from rnnface.benchmarks.report import machine
     from rnnface.data.folders import list_identity_images
     from rnnface.io import load_image
@@ -209,14 +241,21 @@ def run_pipeline_bench(root: Path, images: int = 100, checkpoint: str | Path | N
     records = list_identity_images(root)
     step = max(1, len(records) // images)
     sample = [load_image(root / r.path) for r in records[::step][:images]]
-    embed = bench_embed(list_models(), checkpoint=checkpoint)
+    peak = peak_gflops()
+    embed = bench_embed(list_models(), checkpoint=checkpoint, peak=peak)
     peer = bench_peer_embed(sample[:50])
     detect = [
         bench_detect_align(sample),
         bench_detect_align(sample, check=True),
-        bench_photo_to_embeddings(sample, checkpoint),
+        *(bench_photo_to_embeddings(sample, checkpoint, runtime) for runtime in _runtimes(int8=True)[1:]),
     ]
-    return {"machine": machine(), "detect_align": detect, "embed": embed + ([peer] if peer else [])}
+    return {
+        "machine": machine(),
+        "facenet_flops_per_face": 2 * facenet_macs(),
+        "peak_gflops_float32": round(peak, 1),
+        "detect_align": detect,
+        "embed": embed + ([peer] if peer else []),
+    }
 
 
 def pipeline_table(report: dict) -> str:
@@ -227,10 +266,23 @@ def pipeline_table(report: dict) -> str:
         f"{det['ms_per_image_p90']:.1f}"
         for det in report["detect_align"]
     ]
-    lines.append(f"{'model':<32}{'cell':<6}{'runtime':<9}{'input':>18}{'batch':>7}{'ms/face':>10}")
+    lines.append(
+        f"FaceNet: {report['facenet_flops_per_face'] / 1e9:.2f} GFLOPs a face; float32 matmul peak here "
+        f"{report['peak_gflops_float32']:.0f} GFLOP/s (GFLOP/s: each model's FLOPs a face, front-end included, over "
+        "its time)"
+    )
+    lines.append(
+        f"{'model':<32}{'cell':<6}{'runtime':<9}{'input':>13}{'batch':>7}{'ms/face':>10}{'GFLOPs':>8}{'GFLOP/s':>9}"
+        f"{'of peak':>9}"
+    )
     for r in report["embed"]:
+        rate = (
+            ""
+            if r.get("gflops") is None
+            else f"{r['gflops_per_face']:>8.3f}{r['gflops']:>9.1f}{100 * r['share_of_peak']:>8.0f}%"
+        )
         lines.append(
-            f"{r['model']:<32}{r['cell']:<6}{r.get('runtime', ''):<9}{r['input']:>18}{r['batch']:>7}"
-            f"{r['ms_per_face']:>10.2f}"
+            f"{r['model']:<32}{r['cell']:<6}{r.get('runtime', ''):<9}{r['input']:>13}{r['batch']:>7}"
+            f"{r['ms_per_face']:>10.2f}{rate}"
         )
     return "\n".join(lines)

@@ -9,8 +9,11 @@ import typer
 
 from rnnface.cli.inputs import Rows, attempt, check_draw, drawn_path, expand_images, output_mode, progress, read_pairs
 from rnnface.cli.options import (
+    DEFAULT_CACHE,
     TYPER,
+    CacheOpt,
     CsvOpt,
+    DeviceOpt,
     FpirOpt,
     JsonOpt,
     MinFaceOpt,
@@ -95,6 +98,7 @@ def embed(
         Path | None, typer.Option(help="Also save the embeddings as one (N, D) .npy file, rows in printed order.")
     ] = None,
     runtime: RuntimeOpt = None,
+    device: DeviceOpt = None,
     min_score: MinScoreOpt = None,
     min_face: MinFaceOpt = None,
     no_detect: NoDetectOpt = False,
@@ -111,7 +115,7 @@ def embed(
     single = len(images) == 1 and len(paths) == 1 and not images[0].is_dir()
     if out is not None:
         check_output(out, "embeddings file")
-    pipe = pipeline(model, runtime, detector(min_score, min_face, no_detect))
+    pipe = pipeline(model, runtime, detector(min_score, min_face, no_detect), device)
 
     def run(path: Path):
         img = load_image(path)
@@ -184,6 +188,7 @@ def verify(
     face_b: Annotated[int | None, typer.Option(help="Face number in the second image.")] = None,
     threshold: ThresholdOpt = None,
     runtime: RuntimeOpt = None,
+    device: DeviceOpt = None,
     min_score: MinScoreOpt = None,
     min_face: MinFaceOpt = None,
     no_detect: NoDetectOpt = False,
@@ -194,7 +199,7 @@ def verify(
     file. Exit 0 whatever the answer (it is printed); 2 when a photo could not be used."""
     mode = output_mode(as_json, as_csv)
     todo, single = _verify_pairs(image_a, image_b, pairs)
-    pipe = pipeline(model, runtime, detector(min_score, min_face, no_detect))
+    pipe = pipeline(model, runtime, detector(min_score, min_face, no_detect), device)
     decide = pipe.threshold(threshold)
     embedded: dict[tuple[Path, int | None], tuple] = {}  # each photo is embedded once, however many pairs hold it
 
@@ -292,7 +297,7 @@ def models(as_json: JsonOpt = False) -> None:
                     "model": name,
                     "cell": cell,
                     "default_cell": cell == m.config.__class__().cell,
-                    "input": m.input_size if m.frontend is None else m.frontend.name,
+                    "input": f"{m.frontend.name} {m.input_size}",
                     "embed_dim": m.config.embed_dim,
                     "params": sum(p.numel() for p in m.parameters()),
                     "recurrent_share": round(recurrent_share(m), 3),
@@ -302,15 +307,16 @@ def models(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(rows)
         return
-    typer.echo(f"{'model':<14}{'cell':<6}{'input':>8}{'dim':>5}{'params':>11}{'recurrent':>11}  description")
+    typer.echo(f"{'model':<14}{'cell':<6}{'input':>13}{'dim':>5}{'params':>11}{'recurrent':>11}  description")
     for r in rows:
         mark = "*" if r["default_cell"] else " "
         star = " (shipped model)" if r["model"] == DEFAULT_MODEL and r["default_cell"] else ""
         typer.echo(
-            f"{r['model']:<14}{r['cell'] + mark:<6}{r['input']:>8}{r['embed_dim']:>5}{r['params']:>11,}"
+            f"{r['model']:<14}{r['cell'] + mark:<6}{r['input']:>13}{r['embed_dim']:>5}{r['params']:>11,}"
             f"{r['recurrent_share']:>10.1%}  {r['summary']}{star}"
         )
     typer.echo("* = the backbone's default cell; any cell works: --set model_args.cell=rnn|lstm|gru in training.")
+    typer.echo("params: what is trained (a hybrid's frozen front-end, derived from its wheel, is not counted).")
 
 
 @app.command("export-onnx")
@@ -319,7 +325,8 @@ def export_onnx(
     out: Annotated[Path, typer.Argument(help="ONNX file to write.")],
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
 ) -> None:
-    """Write a backbone as ONNX (dynamic batch; recurrent layers as ONNX GRU/LSTM/RNN), checked against PyTorch."""
+    """Write the whole model as one ONNX file (pixels in, embedding out; a hybrid's FaceNet included; dynamic batch;
+    recurrent layers as ONNX GRU/LSTM/RNN), checked against PyTorch; onnxruntime runs it alone."""
     from rnnface.errors import ModelError
     from rnnface.models import load_checkpoint
     from rnnface.models.onnx import export_onnx as export
@@ -338,9 +345,58 @@ def export_onnx(
         tmp.write_bytes(data)
     typer.echo(f"wrote {out} ({len(data) / 2**20:.1f} MB, opset {opset}): {ckpt.model_id}")
     typer.echo(f"parity with PyTorch on random inputs, batch 1 and 7: lowest cosine {worst:.6f}")
-    if ckpt.frontend is not None:
-        typer.echo(
-            f"note: this is the recurrent head we trained; its inputs are the outputs of the {ckpt.frontend.name} "
-            "front-end "
-            "(a frozen TensorFlow graph that rnnface runs with OpenCV), which is not in this file"
+    crop = ckpt.crop
+    typer.echo(
+        f"input 'pixels': N x 3 x {ckpt.input_size} x {ckpt.input_size} RGB, (x - 127.5) / 127.5, faces cut as "
+        f"{crop.method} crops ({ckpt.frontend.name} front-end inside); output 'embedding': N x {ckpt.embed_dim}, unit"
+    )
+
+
+@app.command()
+def quantize(
+    model: ModelOpt = None,
+    cache: CacheOpt = DEFAULT_CACHE,
+    faces: Annotated[int, typer.Option(min=16, help="How many faces to measure the activations on.")] = 512,
+    out: Annotated[Path, typer.Option(help="Ranges file to write (the shipped one lives in rnnface/weights/).")] = Path(
+        "facenet-int8-ranges.json"
+    ),
+) -> None:
+    """Measure the activation ranges of the model's front-end for int8 (`--runtime int8`) on LFW faces of people
+    in no View-2 pair (so int8 is never tuned on a scored face), and write them as a small JSON file."""
+    import json
+
+    import numpy as np
+
+    from rnnface.data.lfw import held_out_people
+    from rnnface.data.prepare import FaceCache
+    from rnnface.models import load_checkpoint
+    from rnnface.models.preprocess import to_model_input
+    from rnnface.models.quantize import calibrate
+    from rnnface.settings import resolve_model
+
+    check_output(out, "ranges file")
+    face_cache = FaceCache.open(cache)
+    scored = held_out_people(face_cache.meta["data"], set(range(10)))
+    rows = [i for i, r in enumerate(face_cache.rows) if r.status == "ok" and r.person not in scored]
+    chosen = sorted(np.random.default_rng(0).choice(rows, min(faces, len(rows)), replace=False).tolist())
+    path = resolve_model(model)
+    ckpt = load_checkpoint(path)
+    if ckpt.input_size != face_cache.faces.shape[1]:
+        raise typer.BadParameter(
+            f"--cache {cache}: {face_cache.faces.shape[1]}-pixel crops; the model takes {ckpt.input_size}"
         )
+    batches = (
+        to_model_input(np.asarray(face_cache.faces[chosen[i : i + 32]]), ckpt.input_size).numpy()
+        for i in range(0, len(chosen), 32)
+    )
+    ranges = calibrate(ckpt, batches)
+    payload = {
+        "ranges": ranges,
+        "model": ckpt.model_id,
+        "faces": len(chosen),
+        "from": f"{cache}: LFW faces of people in no View-2 pair, seed 0",
+        "command": f"rnnface quantize --cache {cache} --faces {faces}",
+    }
+    with atomic_output(out, "ranges file") as tmp:
+        tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    typer.echo(f"wrote {out}: ranges of {len(ranges)} tensors from {len(chosen)} faces ({ckpt.model_id})")

@@ -20,7 +20,15 @@ CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV rows (with a head
 RuntimeOpt = Annotated[
     str | None,
     typer.Option(
-        "--runtime", help="What runs the embedding network: torch or onnx (default: $RNNFACE_RUNTIME, then torch)."
+        "--runtime",
+        help="What runs the embedding network: torch, onnx, int8 (onnxruntime, FaceNet quantized) or auto (default: "
+        "$RNNFACE_RUNTIME, then auto: onnx on a CPU when installed, else torch).",
+    ),
+]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device", help="Where the embedding network runs: cpu, cuda or auto (default: $RNNFACE_DEVICE, then auto)."
     ),
 ]
 GalleryOpt = Annotated[
@@ -123,11 +131,11 @@ def detector(min_score: float | None = None, min_face: int | None = None, no_det
     return face_detector(settings, detect=not no_detect)
 
 
-def pipeline(model: Path | None, runtime: str | None = None, faces=None):
+def pipeline(model: Path | None, runtime: str | None = None, faces=None, device: str | None = None):
     """The face pipeline (with `faces`, a detector from `detector()`), its model loaded now, so a missing model
     fails before any other work."""
     from rnnface.recognition.pipeline import FacePipeline
 
-    pipe = FacePipeline(model=model, runtime=runtime, **({} if faces is None else {"detector": faces}))
+    pipe = FacePipeline(model=model, runtime=runtime, device=device, **({} if faces is None else {"detector": faces}))
     pipe.load()
     return pipe

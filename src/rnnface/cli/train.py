@@ -100,6 +100,13 @@ def eval_lfw(
     folds: Annotated[
         str | None, typer.Option(help="Only these View-2 folds, e.g. 0,1,2,3,4 (default: all 10).")
     ] = None,
+    runtime: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Also score the first model group run as a user runs it, crops through the whole model in this "
+            "runtime (torch, onnx, int8), a row each; the other rows read the float32 feature cache."
+        ),
+    ] = None,
     far: Annotated[
         float,
         typer.Option(
@@ -121,12 +128,10 @@ def eval_lfw(
     fold_set = parse_folds(folds)
     pair_list = fold_pairs(pairs or pairs_file(face_cache.meta["data"]), fold_set)
     groups = {name: model}
-    for item in also or []:
-        label, sep, paths = item.partition("=")
-        if not sep or not paths:
-            raise typer.BadParameter(f"--also takes NAME=a.pt,b.pt, got {item!r}")
-        groups[label] = [Path(p) for p in paths.split(",")]
-    run = run_lfw(face_cache, groups, pair_list, name, peer or [], flip, far)
+    groups.update(_named_row(item, "--also") for item in also or [])
+    runtimes = {f"{name} ({r})": r for r in runtime or []}
+    groups.update({label: model for label in runtimes})
+    run = run_lfw(face_cache, groups, pair_list, name, peer or [], flip, far, runtimes)
     table = run.markdown()
     out.mkdir(parents=True, exist_ok=True)
     folds_scored = sorted(fold_set) if fold_set else list(range(10))
@@ -227,9 +232,19 @@ def eval_cfp(
     ablate: Annotated[
         bool, typer.Option(help="Also score the first model without its recurrent correction (its linear map only).")
     ] = False,
+    disjoint: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="'NAME=A.pt,B.pt': a row whose every split is scored by the checkpoint that held its people out "
+            "(identity-disjoint, checked). Repeatable."
+        ),
+    ] = None,
     record: Annotated[
         Path | None,
         typer.Option(help="Store each operating point's FAR and TAR on CFP (people not in LFW) in this checkpoint."),
+    ] = None,
+    folds: Annotated[
+        str | None, typer.Option(help="Only these splits, numbered 0-9 as folds (split k + 1), e.g. 5,6.")
     ] = None,
     out: Annotated[Path, typer.Option(help="Directory for cfp.json and cfp.md.")] = Path("reports"),
 ) -> None:
@@ -238,6 +253,7 @@ def eval_cfp(
     from rnnface.data.cfp import check_root
     from rnnface.evaluation.cfp import (
         cfp_cache,
+        disjoint_method,
         ensemble_method,
         face_recognition_method,
         facenet_method,
@@ -256,16 +272,22 @@ def eval_cfp(
         if name not in peers:
             raise typer.BadParameter(f"--peer takes {' or '.join(peers)}, got {name!r}")
     root = check_root(cfp or settings.cfp)
-    checkpoints = model or [resolve_model(None, settings)]
+    rows = [_named_row(item, "--disjoint") for item in disjoint or []]
+    checkpoints = model or ([] if rows else [resolve_model(None, settings)])
     face_cache = cfp_cache(root, cache)
-    methods = [model_method(_row_name(Path(c)), Path(c), face_cache) for c in checkpoints]
+    fold_set = parse_folds(folds)
+    methods = [disjoint_method(name, paths, face_cache, root, fold_set) for name, paths in rows]
+    methods += [model_method(_row_name(Path(c)), Path(c), face_cache) for c in checkpoints]
     if ablate:
+        if not checkpoints:
+            raise typer.BadParameter("--ablate switches off the correction of a --model; give one")
         methods.append(model_method(f"{methods[0].name}, correction off", Path(checkpoints[0]), face_cache, False))
     methods += [peers[name](face_cache) for name in peer or []]
     lfw_root = image_root(data)
-    run = run_cfp(root, face_cache, methods, lfw_root, {methods[0].name})
+    run = run_cfp(root, face_cache, methods, lfw_root, {methods[0].name}, fold_set)
     table = markdown(run)
-    write_json({"models": [str(c) for c in checkpoints], **run.to_dict()}, out / "cfp.json")
+    models = [str(c) for c in checkpoints] + [f"{n}={','.join(map(str, p))}" for n, p in rows]
+    write_json({"models": models, **run.to_dict()}, out / "cfp.json")
     write_text(table, out / "cfp.md")
     typer.echo(table)
     typer.echo(
@@ -275,6 +297,14 @@ def eval_cfp(
     if record is not None:
         _record_cfp_points(record, face_cache, set(run.lfw_people))
     typer.echo(f"written: {out}/cfp.json, {out}/cfp.md")
+
+
+def _named_row(item: str, option: str) -> tuple[str, list[Path]]:
+    """'NAME=a.pt,b.pt' -> (NAME, [a.pt, b.pt])."""
+    label, sep, paths = item.partition("=")
+    if not sep or not label or not paths:
+        raise typer.BadParameter(f"{option} takes NAME=a.pt,b.pt, got {item!r}")
+    return label, [Path(p) for p in paths.split(",")]
 
 
 def _row_name(checkpoint: Path) -> str:

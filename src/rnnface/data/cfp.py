@@ -91,7 +91,8 @@ def names(root: str | Path) -> dict[str, str]:
     return {f"{i + 1:03d}": name for i, name in enumerate(lines)}
 
 
-def _key(name: str) -> str:
+def person_key(name: str) -> str:
+    """A name as both sets can match it: no case, accents, spaces or punctuation ("George_W_Bush" = "George W Bush")."""
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     return "".join(ch for ch in folded.lower() if ch.isalnum())
 
@@ -99,5 +100,5 @@ def _key(name: str) -> str:
 def lfw_people(root: str | Path, lfw_root: str | Path) -> dict[str, str]:
     """CFP id -> LFW folder, for the CFP people who are also in LFW (names matched without case, accents,
     spaces or punctuation): a model trained on LFW has seen them."""
-    lfw = {_key(p.name): p.name for p in Path(lfw_root).iterdir() if p.is_dir()}
-    return {cfp_id: lfw[_key(name)] for cfp_id, name in names(root).items() if _key(name) in lfw}
+    lfw = {person_key(p.name): p.name for p in Path(lfw_root).iterdir() if p.is_dir()}
+    return {cfp_id: lfw[person_key(name)] for cfp_id, name in names(root).items() if person_key(name) in lfw}

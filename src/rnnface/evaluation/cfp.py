@@ -76,6 +76,42 @@ def model_method(name: str, checkpoint: Path, cache: FaceCache, correction: bool
     return Method(name, embed_cached(embedder, cache, rows), _missed(cache))
 
 
+def split_people(root: Path) -> dict[str, int]:
+    """CFP id -> the split whose pairs hold them (the splits are identity-disjoint)."""
+    return {
+        path.split("/")[0]: pair.split
+        for pr in PROTOCOLS
+        for pair in read_protocol(root, pr)
+        for path in (pair.a, pair.b)
+    }
+
+
+def disjoint_method(
+    name: str, checkpoints: list[Path], cache: FaceCache, root: Path, folds: set[int] | None = None
+) -> Method:
+    """One row from several checkpoints, each photo embedded by the one whose training held out its person's split
+    (split k + 1 is fold k of `exclude_folds`; only the splits `folds` when given): every pair is scored by a model
+    that never saw either person.
+    DisjointnessError when a split has no such model, or a model's training people include one of its split's."""
+    from rnnface.data.cfp import names, person_key
+    from rnnface.evaluation.lfw import DisjointnessError, assign_models
+    from rnnface.models import load_checkpoint
+
+    metas = {str(c): load_checkpoint(c).meta for c in checkpoints}
+    split_of = {p: s for p, s in split_people(root).items() if folds is None or s in folds}
+    owner = assign_models(metas, sorted(set(split_of.values())))
+    named = names(root)
+    for cfp_id, split in split_of.items():
+        meta = metas[owner[split]]
+        seen = set(meta.get("train_keys", [])) | set(meta.get("train_people", []))
+        if person_key(named[cfp_id]) in seen or cfp_id in seen:
+            raise DisjointnessError(f"{owner[split]} was trained on CFP person {cfp_id}, who is in split {split + 1}")
+    rows = [model_method(name, Path(c), cache) for c in metas]
+    chosen = np.array([list(metas).index(owner[split_of[r.person]]) if r.person in split_of else 0 for r in cache.rows])
+    embeddings = np.stack([rows[m].embeddings[i] for i, m in enumerate(chosen)])
+    return Method(name, embeddings, _missed(cache))
+
+
 def facenet_method(cache: FaceCache) -> Method:
     """FaceNet's own embedding of the same crops (view 0 of the feature cache)."""
     feats = FrontendFeatures.open(cache)
@@ -163,13 +199,21 @@ class CfpRun:
         }
 
 
-def run_cfp(root: Path, cache: FaceCache, methods: list[Method], lfw_root: Path | None, disjoint: set[str]) -> CfpRun:
-    """Score every method on FF and FP; the methods named in `disjoint` also on the pairs without LFW people."""
+def run_cfp(
+    root: Path,
+    cache: FaceCache,
+    methods: list[Method],
+    lfw_root: Path | None,
+    disjoint: set[str],
+    folds: set[int] | None = None,
+) -> CfpRun:
+    """Score every method on FF and FP (only the splits `folds`, 0-9, when given); the methods named in `disjoint`
+    also on the pairs without LFW people."""
     row_of = {r.path: i for i, r in enumerate(cache.rows)}
     overlap = lfw_people(root, lfw_root) if lfw_root is not None else {}
     run = CfpRun(lfw_people=overlap, missed={m.name: int(m.missed.sum()) for m in methods})
     for protocol in PROTOCOLS:
-        pairs = read_protocol(root, protocol)
+        pairs = [p for p in read_protocol(root, protocol) if folds is None or p.split in folds]
         clean = [
             i for i, p in enumerate(pairs) if p.a.split("/")[0] not in overlap and p.b.split("/")[0] not in overlap
         ]

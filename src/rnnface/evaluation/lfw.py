@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnface.data.cfp import person_key
 from rnnface.data.lfw import Pair, read_pairs
 from rnnface.data.prepare import FaceCache
 from rnnface.errors import RnnfaceError
@@ -58,11 +59,11 @@ def assign_models(checkpoints: dict[str, dict], folds: list[int]) -> dict[int, s
 
 
 def check_disjoint(pairs: list[Pair], train_people: set[str], model: str) -> None:
-    """Raise DisjointnessError if any person of `pairs` is in `train_people`."""
+    """Raise DisjointnessError if any person of `pairs` is in `train_people` (names, or keys across sets)."""
     for pair in pairs:
         for path in (pair.a, pair.b):
             person = path.split("/")[0]
-            if person in train_people:
+            if person in train_people or person_key(person) in train_people:
                 raise DisjointnessError(
                     f"{model} was trained on {person}, who appears in fold {pair.fold} pair {pair.a} / {pair.b}"
                 )
@@ -75,12 +76,12 @@ def load_assigned(checkpoints: list[str | Path], pairs: list[Pair]) -> tuple[dic
 
 
 def model_sources(
-    cache: FaceCache, checkpoints: list[str | Path], pairs: list[Pair], flip: bool = True
+    cache: FaceCache, checkpoints: list[str | Path], pairs: list[Pair], flip: bool = True, runtime: str | None = None
 ) -> list[EmbeddingSource]:
     """One embedding source per checkpoint, each for the folds assigned to it (see `assign_models`)."""
     loaded, assignment = load_assigned(checkpoints, pairs)
     sources = [
-        model_source(name, ck, {f for f, o in assignment.items() if o == name}, cache, flip)
+        model_source(name, ck, {f for f, o in assignment.items() if o == name}, cache, flip, runtime)
         for name, ck in loaded.items()
     ]
     return [s for s in sources if s.folds]
@@ -160,13 +161,16 @@ def run_lfw(
     peers: list[str] = (),
     flip: bool = True,
     far: float = 1e-4,
+    runtimes: dict[str, str] | None = None,
 ) -> LfwRun:
-    """Score every group of identity-disjoint checkpoints (`groups`: label -> checkpoints) and every pretrained
-    peer on the same pairs and the same 1:N protocol; the peers are split into the same fold groups as `name`."""
+    """Score every group of identity-disjoint checkpoints (`groups`: label -> checkpoints; `runtimes`: label -> the
+    runtime its crops run in, for groups not read from the feature cache) and every pretrained peer on the same
+    pairs and the same 1:N protocol; the peers are split into the same fold groups as `name`."""
     from rnnface.evaluation.identification import identify_lfw
     from rnnface.evaluation.sources import peer_sources
 
-    sources = {label: model_sources(cache, ckpts, pairs, flip) for label, ckpts in groups.items()}
+    runtimes = runtimes or {}
+    sources = {label: model_sources(cache, ckpts, pairs, flip, runtimes.get(label)) for label, ckpts in groups.items()}
     fold_groups = [s.folds for s in sources[name]]
     sources.update({p: peer_sources(cache, p, fold_groups) for p in peers})
     reports, curves, rows, calibration = {}, {}, {}, None

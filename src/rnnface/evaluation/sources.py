@@ -16,14 +16,14 @@ from rnnface.recognition.embedder import Embedder
 from rnnface.similarity import normalize
 
 
-def embed_cached(embedder: Embedder, cache: FaceCache, rows: list[int]) -> np.ndarray:
-    """Embeddings of cached faces; a hybrid reads its front-end's feature cache when there is one
-    (view 0 is the crop as inference sees it, view 1 its mirror) instead of running the CNN again."""
+def embed_cached(embedder: Embedder, cache: FaceCache, rows: list[int], features: bool = True) -> np.ndarray:
+    """Embeddings of cached faces; with `features`, the model's head reads its front-end's feature cache when there
+    is one (view 0 is the crop as inference sees it, view 1 its mirror) instead of running the front-end again."""
     frontend = embedder.checkpoint.frontend
-    if frontend is None or not FrontendFeatures.complete(cache, frontend.name):
+    if not features or not FrontendFeatures.complete(cache, frontend.name):
         return embedder.embed_crops(np.asarray(cache.faces[rows]))
     feats = FrontendFeatures.open(cache, frontend.name)
-    names = embedder.checkpoint.model.config.inputs
+    names = embedder.model.inputs
     out = []
     for start in range(0, len(rows), 256):
         chunk = rows[start : start + 256]
@@ -46,6 +46,7 @@ class EmbeddingSource:
     _valid: np.ndarray | None = None
     _embedder: Embedder | None = None
     _cache: FaceCache | None = None
+    _features: bool = True  # read the front-end's feature cache (float32 FaceNet) where there is one
     _memo: dict[int, np.ndarray] = field(default_factory=dict)
 
     def embed(self, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -54,20 +55,25 @@ class EmbeddingSource:
             return self._embeddings[rows], self._valid[rows]
         todo = sorted({r for r in rows if r not in self._memo})
         if todo:
-            for r, e in zip(todo, embed_cached(self._embedder, self._cache, todo)):
+            for r, e in zip(todo, embed_cached(self._embedder, self._cache, todo, self._features)):
                 self._memo[r] = e
         valid = np.array([self._cache.rows[r].status != "unreadable" for r in rows], bool)
         return np.stack([self._memo[r] for r in rows]), valid
 
 
-def model_source(name: str, ckpt: Checkpoint, folds: set[int], cache: FaceCache, flip: bool) -> EmbeddingSource:
+def model_source(
+    name: str, ckpt: Checkpoint, folds: set[int], cache: FaceCache, flip: bool, runtime: str | None = None
+) -> EmbeddingSource:
+    """A checkpoint's embeddings; with a `runtime`, every crop runs through the whole model in it (no feature
+    cache), as `embed --runtime` would."""
     return EmbeddingSource(
         Path(name).parent.name or name,
         folds,
         ckpt.model_id,
-        set(ckpt.meta.get("train_people", [])),
-        _embedder=Embedder(ckpt, batch_size=128, flip=flip),
+        set(ckpt.meta.get("train_people", [])) | set(ckpt.meta.get("train_keys", [])),
+        _embedder=Embedder(ckpt, batch_size=128, flip=flip, runtime=runtime or "torch"),
         _cache=cache,
+        _features=runtime is None,
     )
 
 

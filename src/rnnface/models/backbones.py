@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnface.alignment import CropSpec
+from rnnface.models.frontends import FrontEndSpec, pixels
 from rnnface.models.layers import AttentionPool, EmbeddingHead, Sweep2D, make_rnn, run_sweeps, sweep_layers
 from rnnface.models.registry import register_model
 
@@ -20,7 +21,12 @@ class PixelBackbone(nn.Module):
     """A backbone that reads the aligned crop itself: 5-point template crops, resized to `img_size`."""
 
     crop = CropSpec()
-    frontend = None  # no pretrained front-end: pixels go straight in
+    inputs = ("pixels",)
+
+    @property
+    def frontend(self) -> FrontEndSpec:
+        """Empty: pixels go straight in."""
+        return pixels(self.crop, self.input_size)
 
     @property
     def input_size(self) -> int:
@@ -29,6 +35,13 @@ class PixelBackbone(nn.Module):
     def example_input(self, batch: int) -> torch.Tensor:
         """Random pixels of the shape this backbone reads."""
         return torch.randn(batch, self.config.in_chans, self.config.img_size, self.config.img_size)
+
+    def example_features(self, batch: int) -> dict[str, torch.Tensor]:
+        return {"pixels": self.example_input(batch)}
+
+    def embed_features(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The same as calling the backbone: its front-end is empty."""
+        return self(features["pixels"])
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from rnnface.alignment import CropSpec
 from rnnface.errors import ModelError
 from rnnface.io.paths import atomic_output
 from rnnface.models.frontends import FrontEndSpec
-from rnnface.models.registry import create_model, example_input, model_args
+from rnnface.models.registry import create_model, model_args
 from rnnface.operating import Calibration
 from rnnface.similarity import check_threshold
 
@@ -37,8 +37,8 @@ class Checkpoint:
     calibration: Calibration | None = None  # its false-accept curve and named points (rnnface.operating)
 
     @property
-    def frontend(self) -> FrontEndSpec | None:
-        """The pretrained front-end a hybrid backbone reads (None: the backbone sees pixels)."""
+    def frontend(self) -> FrontEndSpec:
+        """What runs before the trained part (a pretrained CNN, or the empty front-end of a pixel backbone)."""
         return self.model.frontend
 
     @property
@@ -48,7 +48,7 @@ class Checkpoint:
 
     @property
     def input_size(self) -> int:
-        """Side of the model's input in pixels (a hybrid's front-end input)."""
+        """Side of the model's input in pixels."""
         return self.model.input_size
 
     @property
@@ -125,7 +125,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
     try:
         model.eval()
         with torch.no_grad():
-            model(example_input(model, 1))
+            model.embed_features(model.example_features(1))  # the stored part; the front-end is not stored
     except Exception as exc:  # the stored model does not run
         raise ModelError(
             f"{path}: checkpoint does not match its model ({type(exc).__name__}: {_first_line(exc)})"
@@ -157,8 +157,8 @@ def _read(path: Path, device: str) -> dict:
 def _check_frontend(path: Path, model: nn.Module, args: dict) -> None:
     """A hybrid's front-end must be the very graph it was trained on (its hash is in the checkpoint)."""
     spec = model.frontend
-    trained = args.get("frontend_sha256")
-    if spec is not None and trained != spec.sha256:
+    trained = args.get("frontend_sha256", "")
+    if trained != spec.sha256:
         raise ModelError(
             f"{path}: trained on a {spec.name} graph with SHA-256 {str(trained)[:16]}…; the installed {spec.package} "
             f"has {spec.sha256[:16]}…"

@@ -1,7 +1,8 @@
-"""The pretrained front-ends a hybrid head reads: what each outputs, how faces are cut for it, which graph it is.
+"""What comes before a model's trained part: what it outputs, how faces are cut for it, which graph it is.
 
-A hybrid checkpoint names its front-end and the SHA-256 of the graph it was trained on; this is the
-model layer's whole knowledge of it (the code that runs the graph lives in `rnnface.pretrained`).
+A hybrid checkpoint names its front-end and the SHA-256 of the graph it was trained on (`rnnface.models.facenet`
+builds it in PyTorch; `rnnface.pretrained.facenet` runs it in OpenCV or onnxruntime). A pixel backbone's front-end
+is empty: its one output is the crop itself ("pixels"), its hash "".
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ FACENET = FrontEndSpec(
 )
 
 FRONTENDS: dict[str, FrontEndSpec] = {FACENET.name: FACENET}
+
+
+def pixels(crop: CropSpec, size: int) -> FrontEndSpec:
+    """The empty front-end of a model that reads the `size`-pixel crop itself."""
+    return FrontEndSpec(name="pixels", crop=crop, outputs={"pixels": (3, size, size)}, sha256="", package="")
 
 
 def frontend_spec(name: object) -> FrontEndSpec:

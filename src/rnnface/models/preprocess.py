@@ -10,7 +10,8 @@ from torch import nn
 def to_model_input(crops: torch.Tensor | np.ndarray, size: int, augment: nn.Module | None = None) -> torch.Tensor:
     """(B, S, S, 3) uint8 RGB crops -> (B, 3, size, size) floats in [-1, 1]: antialiased resize, optional augmenting."""
     if isinstance(crops, np.ndarray):
-        crops = torch.from_numpy(np.ascontiguousarray(crops))
+        crops = np.ascontiguousarray(crops)
+        crops = torch.from_numpy(crops if crops.flags.writeable else crops.copy())
     x = crops.permute(0, 3, 1, 2).float().div_(255.0)
     if x.shape[-1] != size:
         x = nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)

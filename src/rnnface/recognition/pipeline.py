@@ -95,6 +95,7 @@ class FacePipeline:
         settings: Settings | None = None,
         flip: bool | None = None,
         runtime: str | None = None,
+        device: str | None = None,
     ) -> None:
         if detector is None:
             from rnnface.recognition.faceness import face_detector
@@ -104,7 +105,8 @@ class FacePipeline:
         self._model = model
         self._settings = settings
         self._flip = flip
-        self._runtime = runtime  # None: $RNNFACE_RUNTIME, else torch
+        self._runtime = runtime  # None: $RNNFACE_RUNTIME, else auto
+        self._device = device  # None: $RNNFACE_DEVICE, else auto
         self._embedder: Embedder | None = None
         self._lock = threading.Lock()
 
@@ -116,15 +118,17 @@ class FacePipeline:
                 from rnnface.settings import Settings, resolve_model
 
                 settings = self._settings or Settings.from_env()
-                runtime = self._runtime or settings.runtime
                 self._embedder = Embedder.from_path(
-                    resolve_model(self._model, settings), flip=self._flip, runtime=runtime
+                    resolve_model(self._model, settings),
+                    flip=self._flip,
+                    runtime=self._runtime or settings.runtime,
+                    device=self._device or settings.device,
                 )
             return self._embedder
 
     def with_detector(self, detector: Detector) -> FacePipeline:
         """This pipeline with another detector, sharing its model (loaded now)."""
-        other = FacePipeline(self._model, detector, self._settings, self._flip, self._runtime)
+        other = FacePipeline(self._model, detector, self._settings, self._flip, self._runtime, self._device)
         other._embedder = self.load()
         return other
 

@@ -29,7 +29,8 @@ class TrainConfig:
     out: str = "runs/default"  # checkpoints, metrics.csv and config.yaml go here
     model: str = "conv_birnn"
     model_args: dict[str, Any] = field(default_factory=lambda: {"img_size": 64})
-    # LFW View-2 folds whose people are left out of training (identity-disjoint evaluation).
+    also: tuple[str, ...] = ()  # more face caches to train on (e.g. CFP's), their features made the same way
+    # Folds whose people are left out of training, in every set (LFW View-2 fold k, CFP split k + 1).
     exclude_folds: tuple[int, ...] = ()
     pairs: str | None = None  # pairs.txt (default: found beside the cache's dataset)
     min_images: int = 2  # people with fewer cached faces are not used as classes
@@ -49,6 +50,7 @@ class TrainConfig:
     grad_clip: float | None = 5.0  # max gradient norm; None disables clipping
     teacher: str | None = None  # distil from a pretrained embedder or an ensemble (see rnnface.data.teachers)
     distill_weight: float = 1.0  # weight of the distillation loss beside the margin loss
+    frontal_targets: bool = False  # profile photos learn their person's mean frontal teacher target
     seed: int = 0
     device: str = "cpu"
     amp: bool = True  # bfloat16 autocast, on CUDA only
@@ -69,7 +71,7 @@ class TrainConfig:
         if self.optimizer not in ("adamw", "sgd"):
             raise ConfigError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
         if not set(self.exclude_folds) <= set(range(10)):
-            raise ConfigError(f"exclude_folds must be LFW folds 0-9, got {self.exclude_folds}")
+            raise ConfigError(f"exclude_folds must be folds 0-9, got {self.exclude_folds}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,7 +86,7 @@ def _coerce(data: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
     out = dict(data)
-    for key in ("exclude_folds", "margins"):
+    for key in ("exclude_folds", "margins", "also"):
         if out.get(key) is not None:
             out[key] = tuple(out[key])
     return out

@@ -17,7 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from rnnface.data.features import FrontendFeatures
-from rnnface.data.lfw import held_out_people
+from rnnface.data.people import fold_keys, profiles
 from rnnface.data.prepare import FaceCache
 from rnnface.data.teachers import teacher_targets
 from rnnface.io.paths import atomic_output
@@ -52,7 +52,7 @@ class FaceTrainer(nn.Module):
         teacher: torch.Tensor | None = None,
         valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        emb = self.backbone(x)
+        emb = self.backbone.embed_features(x) if isinstance(x, dict) else self.backbone(x)
         loss = self.head(emb, labels)
         if self.distill is not None and teacher is not None:
             loss = loss + self.distill_weight * self.distill(emb, teacher, valid)
@@ -153,15 +153,48 @@ def _unwrap(module: nn.Module) -> FaceTrainer:
     return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
 
 
-def model_inputs(backbone: nn.Module, cache: FaceCache, data: TrainSet, config: TrainConfig, seed: int):
-    """What turns a batch of training rows into the backbone's input: a hybrid head reads its front-end's cached
-    features, a pixel backbone the cached crops (augmented on the training device)."""
-    if backbone.frontend is not None:
-        features = FrontendFeatures.open(cache, backbone.frontend.name)
-        return FeatureInputs(features, data.rows, backbone.config.inputs, config.augment, seed=seed)
+def model_inputs(backbone: nn.Module, caches: list[FaceCache], data: TrainSet, config: TrainConfig, seed: int):
+    """What turns a batch of training rows into the backbone's input: its front-end's cached outputs where every
+    cache has them (`rnnface features`; the head alone trains, minutes on a CPU), else the cached crops (augmented
+    on the training device) through the whole model."""
+    name = backbone.frontend.name
+    if all(FrontendFeatures.complete(c, name) for c in caches):
+        features = [(FrontendFeatures.open(c, name), data.of(s)) for s, c in enumerate(caches)]
+        return FeatureInputs(features, backbone.inputs, config.augment, seed=seed)
     size = backbone.input_size
     augment = build_augmentation(size).to(torch.device(config.device)) if config.augment else None
-    return CropInputs(cache, data.rows, size, augment)
+    return CropInputs([(c, data.of(s)) for s, c in enumerate(caches)], size, augment)
+
+
+def training_targets(
+    caches: list[FaceCache], data: TrainSet, config: TrainConfig, progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The teacher's (N, Dt) targets of the training faces (each cache's fitted on its own training rows) and
+    their validity. With `frontal_targets`, a profile photo's target is its person's mean frontal target: the
+    head learns to map a profile to where the teacher puts the frontal face, which the teacher cannot do itself."""
+    parts = [teacher_targets(c, config.teacher, data.of(s), progress=progress) for s, c in enumerate(caches)]
+    targets = np.concatenate([t[data.of(s)] for s, (t, _) in enumerate(parts)])
+    valid = np.concatenate([v[data.of(s)] for s, (_, v) in enumerate(parts)])
+    if config.frontal_targets:
+        profile = np.concatenate([profiles(c)[data.of(s)] for s, c in enumerate(caches)])
+        targets, valid = frontal_means(targets, valid, data.labels, profile)
+    return targets, valid
+
+
+def frontal_means(
+    targets: np.ndarray, valid: np.ndarray, labels: np.ndarray, profile: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Targets with each profile row's replaced by the mean of its class's valid frontal targets (invalid when
+    the class has none)."""
+    targets, valid = targets.copy(), valid.copy()
+    frontal = valid & ~profile
+    for label in np.unique(labels[profile]):
+        rows = labels == label
+        source = rows & frontal
+        if source.any():
+            targets[rows & profile] = targets[source].mean(axis=0)
+        valid[rows & profile] = bool(source.any())
+    return targets, valid
 
 
 def _resume(path: Path, trainer: nn.Module, optimizer, scheduler, sampler, device: torch.device) -> int:
@@ -187,15 +220,17 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     seed_everything(config.seed + ddp.rank)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    cache = FaceCache.open(config.cache)
-    held_out = held_out_people(cache.meta["data"], config.exclude_folds, config.pairs)
-    data = build_train_set(cache, held_out, config.min_images)
+    caches = [FaceCache.open(c) for c in (config.cache, *config.also)]
+    held_out = set().union(
+        *(fold_keys(c, config.exclude_folds, config.pairs if s == 0 else None) for s, c in enumerate(caches))
+    )
+    data = build_train_set(caches, held_out, config.min_images)
     if config.teacher is not None:
-        data = data.with_teacher(*teacher_targets(cache, config.teacher, data.rows, progress=progress and ddp.is_main))
+        data = data.with_teacher(*training_targets(caches, data, config, progress=progress and ddp.is_main))
     device = torch.device(config.device)
 
     backbone = create_model(config.model, **config.model_args)
-    inputs = model_inputs(backbone, cache, data, config, seed=config.seed + 1000 * ddp.rank)
+    inputs = model_inputs(backbone, caches, data, config, seed=config.seed + 1000 * ddp.rank)
     head = CombinedMarginHead(backbone.config.embed_dim, len(data.people), config.scale, config.resolved_margins)
     distill = DistillHead(backbone.config.embed_dim, data.teacher.shape[1]) if data.teacher is not None else None
     trainer: nn.Module = FaceTrainer(backbone, head, distill, config.distill_weight).to(device)
@@ -257,7 +292,8 @@ def save_epoch(
         "config": config.to_dict(),
         "epoch": epoch,
         "exclude_folds": list(config.exclude_folds),
-        "train_people": data.people,
+        "train_people": data.names,
+        "train_keys": data.people,
         "teacher": config.teacher,
         "train_images": len(data.labels),
         "world_size": world,
