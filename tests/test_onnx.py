@@ -58,9 +58,17 @@ def _checkpoint(name: str, cell: str, tmp_path):
     return load_checkpoint(path)
 
 
+@pytest.fixture
+def model_cache(tmp_path, monkeypatch):
+    """Exported ONNX files of these throwaway models go to a temporary folder, not the user's cache."""
+    import rnnface.models.onnx
+
+    monkeypatch.setattr(rnnface.models.onnx, "user_cache_dir", lambda: tmp_path / "cache")
+
+
 @pytest.mark.parametrize("cell", list(RNN_CELLS))
 @pytest.mark.parametrize("name", list_models())
-def test_onnxruntime_embeds_real_faces_as_pytorch_does(name, cell, tmp_path, real_faces):
+def test_onnxruntime_embeds_real_faces_as_pytorch_does(name, cell, tmp_path, real_faces, model_cache):
     ckpt = _checkpoint(name, cell, tmp_path)
     crops = _crops(ckpt, real_faces)
     reference = Embedder(ckpt).embed_crops(crops)
@@ -113,3 +121,13 @@ def test_export_onnx_cli_writes_the_shipped_model_with_its_metadata(tmp_path, re
         assert_no_crash(result)
         assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_hybrid_exports_in_a_process_that_has_not_loaded_its_front_end_yet(tmp_path, model_cache):
+    """The shared FaceNet loads lazily; loading must not happen inside the exporter's trace."""
+    from rnnface.models.facenet import pretrained_facenet
+
+    ckpt = _checkpoint("facenet_birnn", "gru", tmp_path)
+    pretrained_facenet.cache_clear()
+    data = export_onnx(ckpt)
+    assert {n.op_type for n in onnx.load_from_string(data).graph.node} >= {"Conv", "GRU"}

@@ -58,6 +58,8 @@ def export_onnx(checkpoint: Checkpoint, opset: int = OPSET) -> bytes:
         raise ModelError("ONNX export needs the onnx package (pip install -e '.[onnx]')") from None
 
     model = checkpoint.model.cpu().eval()
+    with torch.no_grad():  # a first call loads what the model loads lazily (a hybrid's FaceNet), outside the trace
+        model(model.example_input(1))
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the tracer warns about every shape it records; the parity check is what counts
         warnings.simplefilter("ignore")
