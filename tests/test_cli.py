@@ -66,6 +66,13 @@ def test_embed_with_checkpoint(lfw_face, tiny_checkpoint, tmp_path):
     assert len(json.loads(result.output)["faces"][0]["embedding"]) == 32
     result = run("embed", lfw_face, "--model", tiny_checkpoint, "--face", "7")
     assert result.exit_code == 2 and "face 7 requested" in result.output
+    again = run("embed", lfw_face, "--model", tiny_checkpoint, "--out", npy)  # our own .npy: replaced
+    assert again.exit_code == 0, again.output
+    other = tmp_path / "gallery.db"
+    other.write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    refused = run("embed", lfw_face, "--model", tiny_checkpoint, "--out", other)  # not ours: never written
+    assert refused.exit_code == 2 and "not replacing it" in refused.output
+    assert other.read_bytes().startswith(b"SQLite format 3")
 
 
 def test_verify_with_checkpoint(lfw_images, tiny_checkpoint):

@@ -131,3 +131,21 @@ def test_a_hybrid_exports_in_a_process_that_has_not_loaded_its_front_end_yet(tmp
     pretrained_facenet.cache_clear()
     data = export_onnx(ckpt)
     assert {n.op_type for n in onnx.load_from_string(data).graph.node} >= {"Conv", "GRU"}
+
+
+def test_export_onnx_never_replaces_a_file_that_is_not_an_onnx_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from rnnface.cli import app
+
+    shipped = packaged_model()
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine")
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(shipped.read_bytes())
+    for out, args in ((keep, []), (ckpt, []), (tmp_path / "x.onnx", ["--opset", "99"])):
+        result = CliRunner().invoke(app, ["export-onnx", str(ckpt), str(out), *args])
+        assert_no_crash(result)
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert keep.read_text() == "mine" and ckpt.read_bytes() == shipped.read_bytes()
+    assert not (tmp_path / "x.onnx").exists()

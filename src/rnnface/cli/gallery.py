@@ -14,6 +14,7 @@ import typer
 from rnnface.cli.options import (
     TYPER,
     CsvOpt,
+    DeviceOpt,
     FpirOpt,
     GalleryOpt,
     JsonOpt,
@@ -21,6 +22,7 @@ from rnnface.cli.options import (
     MinScoreOpt,
     ModelOpt,
     NoDetectOpt,
+    RuntimeOpt,
     ThresholdOpt,
     detector,
     pipeline,
@@ -89,13 +91,15 @@ def enroll(
     min_score: MinScoreOpt = None,
     min_face: MinFaceOpt = None,
     no_detect: NoDetectOpt = False,
+    runtime: RuntimeOpt = None,
+    device: DeviceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Enroll one person from several photos, all in one transaction (each photo stored as its own embedding)."""
     from rnnface.aggregation.pooling import resolve_pooling
     from rnnface.gallery.enroll import NothingEnrolledError, enroll_images
 
-    pipe = pipeline(model, faces=detector(min_score, min_face, no_detect))
+    pipe = pipeline(model, runtime, detector(min_score, min_face, no_detect), device)
     pool, _ = resolve_pooling(pooling, pipe.model_id)
     with _open(gallery, create=True) as g:
         try:
@@ -119,6 +123,8 @@ def enroll_dir(
     min_score: MinScoreOpt = None,
     min_face: MinFaceOpt = None,
     no_detect: NoDetectOpt = False,
+    runtime: RuntimeOpt = None,
+    device: DeviceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Bulk-enroll a folder tree, one transaction per person, with a progress bar and a summary of what was skipped."""
@@ -126,7 +132,7 @@ def enroll_dir(
     from rnnface.data.folders import resolve_image_root
     from rnnface.gallery.enroll import enroll_directory
 
-    pipe = pipeline(model, faces=detector(min_score, min_face, no_detect))
+    pipe = pipeline(model, runtime, detector(min_score, min_face, no_detect), device)
     pool, _ = resolve_pooling(pooling, pipe.model_id)
     with _open(gallery, create=True) as g:
         summary = enroll_directory(
@@ -166,6 +172,8 @@ def identify(
     min_score: MinScoreOpt = None,
     min_face: MinFaceOpt = None,
     no_detect: NoDetectOpt = False,
+    runtime: RuntimeOpt = None,
+    device: DeviceOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
 ) -> None:
@@ -182,7 +190,7 @@ def identify(
     mode, paths = output_mode(as_json, as_csv), expand_images(images)
     single = len(images) == 1 and len(paths) == 1 and not images[0].is_dir()
     check_draw(draw, single)
-    pipe = pipeline(model, faces=detector(min_score, min_face, no_detect))
+    pipe = pipeline(model, runtime, detector(min_score, min_face, no_detect), device)
     columns = ["image", "face", "name", "similarity", "x1", "y1", "x2", "y2", "threshold", "point", "error"]
     rows, drawn = Rows(mode, columns, single), set()
     with _open(gallery) as g:

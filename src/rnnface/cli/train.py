@@ -241,7 +241,10 @@ def eval_cfp(
     ] = None,
     record: Annotated[
         Path | None,
-        typer.Option(help="Store each operating point's FAR and TAR on CFP (people not in LFW) in this checkpoint."),
+        typer.Option(
+            help="Store each operating point's FAR and TAR on CFP in this checkpoint: measured by the first "
+            "--disjoint row on every CFP person when there is one, else by this checkpoint on the people not in LFW."
+        ),
     ] = None,
     folds: Annotated[
         str | None, typer.Option(help="Only these splits, numbered 0-9 as folds (split k + 1), e.g. 5,6.")
@@ -295,7 +298,8 @@ def eval_cfp(
         f"FF {run.pairs_without_lfw['FF']:,}, FP {run.pairs_without_lfw['FP']:,}"
     )
     if record is not None:
-        _record_cfp_points(record, face_cache, set(run.lfw_people))
+        measured = methods[0] if rows else model_method(record.stem, record, face_cache)
+        _record_cfp_points(record, face_cache, measured, set() if rows else set(run.lfw_people))
     typer.echo(f"written: {out}/cfp.json, {out}/cfp.md")
 
 
@@ -313,10 +317,11 @@ def _row_name(checkpoint: Path) -> str:
     return f"rnnface {checkpoint.parent.name if checkpoint.stem == 'backbone' else checkpoint.stem}"
 
 
-def _record_cfp_points(checkpoint: Path, cache, leave_out: set[str]) -> None:
-    """Each named point's FAR and TAR on CFP, over the cross-person pairs of people not in LFW, into `checkpoint`."""
+def _record_cfp_points(checkpoint: Path, cache, method, leave_out: set[str]) -> None:
+    """Each named point's FAR and TAR on CFP, over `method`'s cross-person pairs of the people not in `leave_out`,
+    into `checkpoint`."""
     from rnnface.errors import ModelError
-    from rnnface.evaluation.cfp import cross_person_scores, model_method
+    from rnnface.evaluation.cfp import cross_person_scores
     from rnnface.models import load_checkpoint
     from rnnface.models.checkpoint import set_calibration
 
@@ -325,7 +330,6 @@ def _record_cfp_points(checkpoint: Path, cache, leave_out: set[str]) -> None:
         raise ModelError(
             f"{checkpoint}: no calibration to add CFP figures to; run `rnnface eval lfw --calibrate` first"
         )
-    method = model_method(checkpoint.stem, checkpoint, cache)
     for protocol in ("FF", "FP"):
         impostor, genuine = cross_person_scores(method, cache, protocol, leave_out)
         calibration = calibration.with_measured(f"cfp_{protocol.lower()}", impostor, genuine)

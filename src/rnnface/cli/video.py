@@ -10,11 +10,13 @@ import typer
 
 from rnnface.cli.options import (
     TYPER,
+    DeviceOpt,
     FpirOpt,
     GalleryOpt,
     JsonOpt,
     MinScoreOpt,
     ModelOpt,
+    RuntimeOpt,
     ThresholdOpt,
     detector,
     pipeline,
@@ -68,6 +70,8 @@ def video(
         int, typer.Option("--min-face", min=12, help="Smallest face to find, in pixels (smaller is slower).")
     ] = 40,
     min_score: MinScoreOpt = None,
+    runtime: RuntimeOpt = None,
+    device: DeviceOpt = None,
     reembed: Annotated[
         int, typer.Option(min=1, help="Re-embed a face that plainly continues its track every Nth detection.")
     ] = 2,
@@ -86,7 +90,7 @@ def video(
     for path, what in ((out_json, "timeline JSON"), (out_video, "annotated video"), (timeline, "timeline picture")):
         if path is not None:
             check_output(path, what)  # before the whole video is processed
-    pipe = pipeline(model, faces=detector(min_score, min_face))
+    pipe = pipeline(model, runtime, detector(min_score, min_face), device)
     pool, pooling_name = resolve_pooling(pooling, pipe.model_id)
     with ExitStack() as stack:
         src = open_source(source)

@@ -48,6 +48,7 @@ class Method:
     name: str
     embeddings: np.ndarray
     missed: np.ndarray  # (N,) bool
+    groups: np.ndarray | None = None  # (N,) which model embedded each photo, for a row made of several
 
     def scores(self, pairs: list[CfpPair], row_of: dict[str, int]) -> np.ndarray:
         a = self.embeddings[[row_of[p.a] for p in pairs]]
@@ -109,7 +110,7 @@ def disjoint_method(
     rows = [model_method(name, Path(c), cache) for c in metas]
     chosen = np.array([list(metas).index(owner[split_of[r.person]]) if r.person in split_of else 0 for r in cache.rows])
     embeddings = np.stack([rows[m].embeddings[i] for i, m in enumerate(chosen)])
-    return Method(name, embeddings, _missed(cache))
+    return Method(name, embeddings, _missed(cache), chosen)
 
 
 def facenet_method(cache: FaceCache) -> Method:
@@ -234,10 +235,19 @@ def cross_person_scores(
     method: Method, cache: FaceCache, protocol: str, leave_out: set[str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(impostor, genuine) cosines over every cross-person pair of the people not in `leave_out`: FF frontal
-    with frontal, FP frontal with profile."""
+    with frontal, FP frontal with profile; for a row made of several models, only pairs embedded by the same one
+    (embeddings of two models are not compared)."""
+    groups = method.groups if method.groups is not None else np.zeros(len(cache.rows), int)
+    parts = [_cross_person(method, cache, protocol, leave_out, groups == g) for g in np.unique(groups)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _cross_person(
+    method: Method, cache: FaceCache, protocol: str, leave_out: set[str], mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     people = np.array([r.person for r in cache.rows])
     pose = np.array([r.path.split("/")[1] for r in cache.rows])
-    keep = ~np.isin(people, sorted(leave_out))
+    keep = ~np.isin(people, sorted(leave_out)) & mask
     left = np.flatnonzero(keep & (pose == "frontal"))
     right = left if protocol == "FF" else np.flatnonzero(keep & (pose == "profile"))
     sims = method.embeddings[left] @ method.embeddings[right].T

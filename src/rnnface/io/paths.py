@@ -28,12 +28,20 @@ def _target(path: Path) -> Path:
     return path.resolve() if path.is_symlink() else path
 
 
-def check_output(path: str | os.PathLike, what: str = "output", parents: bool = False) -> Path:
+def check_output(
+    path: str | os.PathLike, what: str = "output", parents: bool = False, magic: bytes | None = None
+) -> Path:
     """`path` as a Path, or OutputError (naming it) if a file cannot be written there: a directory, a socket, a
-    parent folder that is missing (unless `parents`: then it will be made) or is a file, or a folder this user may
-    not write to. Checked before the work that fills it."""
+    parent folder that is missing (unless `parents`: then it will be made) or is a file, a folder this user may
+    not write to, or (with `magic`, how such files begin) an existing file that is not one of ours. Checked before
+    the work that fills it."""
     path = Path(path)
     target = _target(path)
+    if magic is not None and target.is_file() and target.stat().st_size and not _begins(target, magic):
+        raise OutputError(
+            f"{path}: exists and holds something other than a {what}; not replacing it (remove it or choose another "
+            "name)"
+        )
     if target.is_dir():
         raise OutputError(f"{path}: is a directory; give a file name for the {what}")
     if target.is_socket():
@@ -51,6 +59,14 @@ def check_output(path: str | os.PathLike, what: str = "output", parents: bool = 
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError(f"{path}: no permission to write the {what} in {existing}")
     return path
+
+
+def _begins(path: Path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(magic)) == magic
+    except OSError:
+        return False
 
 
 def _special(path: Path) -> bool:

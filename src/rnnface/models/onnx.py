@@ -11,6 +11,7 @@ import io
 import json
 import os
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,13 @@ from rnnface.models.checkpoint import Checkpoint
 from rnnface.operating import resolve
 
 OPSET = 17
+#: How each crop method cuts a face, in words a deployer can implement (`rnnface.alignment.crop`).
+CROP_RECIPES = {
+    "box": "the detector box (x1, y1, x2, y2) widened by {margin} / 2 pixels each side, clipped to the image, "
+    "truncated to integers (int), resized to {resize} x {resize} (OpenCV INTER_LINEAR), centre {size} x {size} crop",
+    "template": "similarity transform (least squares) of the 5 landmarks onto the ArcFace 112 x 112 template, "
+    "scaled to {size} x {size}",
+}
 OUTPUT = "embedding"
 
 
@@ -42,7 +50,8 @@ def metadata(checkpoint: Checkpoint) -> dict[str, str]:
         "rnnface.operating_point": "" if verify is None else verify.describe(),
         "rnnface.calibration": "" if calibration is None else json.dumps(calibration.to_dict()),
         "rnnface.flip": json.dumps(bool(checkpoint.meta.get("flip", False))),
-        "rnnface.crop": json.dumps({"method": crop.method, "size": crop.size}),
+        "rnnface.crop": json.dumps(asdict(crop)),
+        "rnnface.crop_recipe": CROP_RECIPES[crop.method].format(**asdict(crop)),
         "rnnface.inputs": json.dumps([INPUT]),
         "rnnface.frontend": checkpoint.frontend.name,
         "rnnface.note": f"{INPUT}: RGB crop cut as rnnface.crop says, (x - 127.5) / 127.5, N x 3 x S x S; the whole "
@@ -63,22 +72,31 @@ def export_onnx(checkpoint: Checkpoint, opset: int = OPSET) -> bytes:
     buf = io.BytesIO()
     with warnings.catch_warnings():  # the tracer warns about every shape it records; the parity check is what counts
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (model.example_input(2),),
-            buf,
-            input_names=[INPUT],
-            output_names=[OUTPUT],
-            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
-            opset_version=opset,
-            dynamo=False,  # the TorchScript exporter maps nn.GRU/LSTM/RNN to ONNX's recurrent ops
-        )
+        try:
+            torch.onnx.export(
+                model,
+                (model.example_input(2),),
+                buf,
+                input_names=[INPUT],
+                output_names=[OUTPUT],
+                dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+                opset_version=opset,
+                dynamo=False,  # the TorchScript exporter maps nn.GRU/LSTM/RNN to ONNX's recurrent ops
+            )
+        except Exception as exc:  # the exporter raises many types (an operator missing at this opset, ...)
+            raise ModelError(
+                f"ONNX export failed at opset {opset} ({type(exc).__name__}: {_first_line(exc)})"
+            ) from None
     model.eval()  # the exporter restores the model's (training) mode
     proto = onnx.load_from_string(buf.getvalue())
     for key, value in metadata(checkpoint).items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]
 
 
 def cached_onnx(checkpoint: Checkpoint) -> Path:
@@ -91,6 +109,19 @@ def cached_onnx(checkpoint: Checkpoint) -> Path:
     return path
 
 
+def session_options(threads: int = 0):
+    """onnxruntime options for our sessions: `threads` intra-op threads (0: one per core), quiet logs, and no
+    spinning: several sessions take turns in one process (the face check's FaceNet, the model), and a session's
+    idle threads spinning after each run would take the cores from the next one."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 class OnnxModel:
     """A model run by onnxruntime, called like the torch module: pixels in, (N, D) unit embeddings (a torch
     tensor) out."""
@@ -100,9 +131,7 @@ class OnnxModel:
             import onnxruntime as ort
         except ImportError:
             raise ModelError("the onnx runtime needs onnxruntime (pip install -e '.[onnx]')") from None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads  # 0: onnxruntime's default (one per core)
-        options.log_severity_level = 3
+        options = session_options(threads)
         source = model if isinstance(model, bytes) else os.fspath(model)
         try:
             self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])

@@ -138,8 +138,9 @@ class OnnxFaceNet(FaceNet):
         import onnxruntime as ort
         import torch
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self._threads or torch.get_num_threads()
+        from rnnface.models.onnx import session_options
+
+        options = session_options(self._threads or torch.get_num_threads())
 
         def session(file: Path):
             return ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])

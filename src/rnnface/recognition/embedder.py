@@ -9,6 +9,7 @@ Embeddings of front-end outputs computed earlier (a feature cache) go through th
 from __future__ import annotations
 
 import os
+import re
 from importlib.util import find_spec
 
 import numpy as np
@@ -27,13 +28,13 @@ ONNX_RUNTIMES = {"onnx": OnnxModel.from_checkpoint, "int8": lambda ckpt: OnnxMod
 
 
 def resolve_device(device: str) -> torch.device:
-    """`auto` -> cuda when PyTorch sees a GPU, else cpu; ModelError for cuda without one."""
-    if device not in DEVICES:
+    """`auto` -> cuda when PyTorch sees a GPU, else cpu; `cuda:N` names one GPU; ModelError for cuda without one."""
+    if device not in DEVICES and not re.fullmatch(r"cuda:\d+", device):
         raise ModelError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda: PyTorch sees no GPU here (this torch build or machine has none)")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"--device {device}: PyTorch sees no GPU here (this torch build or machine has none)")
     return torch.device(device)
 
 
