@@ -764,18 +764,25 @@ def test_a_trickled_body_is_cut_off_by_one_deadline_for_the_whole_body(real_serv
     )
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sock.sendall(head.encode())
-    trickled = 0
-    for _ in range(300):  # a minute of trickling at most
-        if select.select([sock], [], [], 0.2)[0]:  # the server answered
-            break
-        sock.sendall(b"x")
-        trickled += 1
-    response = b""
-    while chunk := sock.recv(4096):  # the answer closes the connection: read it to its end
-        response += chunk
+    trickled, reset = 0, False
+    try:
+        for _ in range(300):  # a minute of trickling at most
+            if select.select([sock], [], [], 0.2)[0]:  # the server answered
+                break
+            sock.sendall(b"x")
+            trickled += 1
+        response = b""
+        while chunk := sock.recv(4096):  # the answer closes the connection: read it to its end
+            response += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        # A byte sent in the instant between the server's answer and its close makes the server's kernel reset the
+        # connection, and the reset can discard the answer before it is read: any client that keeps sending sees
+        # this race. The cut-off itself is what must hold.
+        reset = True
     sock.close()
-    assert response.startswith(b"HTTP/1.1 408") and b"not received within 1 s" in response, response[:200]
     assert trickled < 300, "the server waited for the whole trickle"
+    if not reset:
+        assert response.startswith(b"HTTP/1.1 408") and b"not received within 1 s" in response, response[:200]
 
 
 def test_an_answer_before_the_body_is_all_in_closes_the_connection(real_server):
