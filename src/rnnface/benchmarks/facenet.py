@@ -79,24 +79,13 @@ def peak_gflops(side: int = 4096, repeats: int = 5) -> float:
 
 
 def _int8(source: Path, calibration: np.ndarray, folder: Path) -> Path:
-    """onnxruntime static int8 quantization (QDQ, weights per channel) of all of FaceNet, activations calibrated on
-    `calibration` (the recipe `--runtime int8` uses, `rnnface.models.quantize`)."""
-    from onnxruntime.quantization import CalibrationDataReader
-
-    from rnnface.models.quantize import quantize_onnx
-
-    class Faces(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.i = 0
-
-        def get_next(self) -> dict | None:
-            if self.i >= len(calibration):
-                return None
-            self.i += 1
-            return {"pixels": calibration[self.i - 1 : self.i]}
+    """onnxruntime static int8 quantization (QDQ, weights per channel) of every operator of FaceNet, activations
+    calibrated on `calibration`, one face at a time (`rnnface.models.quantize`)."""
+    from rnnface.models.quantize import batch_reader, quantize_onnx
 
     out = folder / "int8.onnx"
-    quantize_onnx(source, out, (), folder / "ranges.json", Faces())
+    faces = (calibration[i : i + 1] for i in range(len(calibration)))
+    quantize_onnx(source, out, (), folder / "ranges.json", batch_reader(faces), op_types=None)
     return out
 
 

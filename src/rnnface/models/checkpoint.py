@@ -119,7 +119,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
     try:
         model = create_model(name, **args)
     except Exception as exc:  # an unknown name, front-end or config value
-        raise ModelError(f"{path}: checkpoint of a model this rnnface cannot build ({_first_line(exc)})") from None
+        raise ModelError(f"{path}: checkpoint of a model this rnnface cannot build ({first_line(exc)})") from None
     _check_frontend(path, model, args)
     _load_weights(path, model, weights)
     try:
@@ -128,12 +128,13 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Checkpoint:
             model.embed_features(model.example_features(1))  # the stored part; the front-end is not stored
     except Exception as exc:  # the stored model does not run
         raise ModelError(
-            f"{path}: checkpoint does not match its model ({type(exc).__name__}: {_first_line(exc)})"
+            f"{path}: checkpoint does not match its model ({type(exc).__name__}: {first_line(exc)})"
         ) from None
     return Checkpoint(model=model, name=name, args=args, threshold=threshold, meta=meta, calibration=calibration)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, at most 200 characters (for a one-line error)."""
     return (str(exc).strip().splitlines() or [""])[0][:200]
 
 

@@ -19,7 +19,7 @@ import torch
 
 from rnnface.errors import ModelError
 from rnnface.io.paths import atomic_output, user_cache_dir
-from rnnface.models.checkpoint import Checkpoint
+from rnnface.models.checkpoint import Checkpoint, first_line
 from rnnface.operating import resolve
 
 OPSET = 17
@@ -84,9 +84,7 @@ def export_onnx(checkpoint: Checkpoint, opset: int = OPSET) -> bytes:
                 dynamo=False,  # the TorchScript exporter maps nn.GRU/LSTM/RNN to ONNX's recurrent ops
             )
         except Exception as exc:  # the exporter raises many types (an operator missing at this opset, ...)
-            raise ModelError(
-                f"ONNX export failed at opset {opset} ({type(exc).__name__}: {_first_line(exc)})"
-            ) from None
+            raise ModelError(f"ONNX export failed at opset {opset} ({type(exc).__name__}: {first_line(exc)})") from None
     model.eval()  # the exporter restores the model's (training) mode
     proto = onnx.load_from_string(buf.getvalue())
     for key, value in metadata(checkpoint).items():
@@ -95,13 +93,15 @@ def export_onnx(checkpoint: Checkpoint, opset: int = OPSET) -> bytes:
     return proto.SerializeToString()
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:200]
+def cache_path(checkpoint: Checkpoint, variant: str = "") -> Path:
+    """Where the user's cache keeps an ONNX file made from `checkpoint` (keyed by its model id; `variant`: a
+    derived form such as its int8 file)."""
+    return user_cache_dir() / f"model-{checkpoint.model_id.replace('@', '-')}{variant}.onnx"
 
 
 def cached_onnx(checkpoint: Checkpoint) -> Path:
     """The checkpoint's ONNX file in the user's cache, exported on first use (keyed by the model id)."""
-    path = user_cache_dir() / f"model-{checkpoint.model_id.replace('@', '-')}.onnx"
+    path = cache_path(checkpoint)
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(path, "ONNX model") as tmp:

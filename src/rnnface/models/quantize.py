@@ -12,17 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from rnnface.errors import ModelError
-from rnnface.io.paths import atomic_output, user_cache_dir
+from rnnface.io.paths import atomic_output
 from rnnface.models.checkpoint import Checkpoint
-from rnnface.models.onnx import INPUT, cached_onnx
+from rnnface.models.onnx import INPUT, cache_path, cached_onnx
 
+#: What `--runtime int8` quantizes: FaceNet's convolutions and bottleneck (None would be every operator
+#: onnxruntime can, which needs ranges for the head's functional operators too).
+MODEL_OPS = ["Conv", "MatMul", "Gemm"]
 #: The ranges shipped with the package (made by `rnnface quantize`; see the model card).
 RANGES = "facenet-int8-ranges.json"
 
@@ -42,10 +45,32 @@ def _nodes(path: Path, scopes: tuple[str, ...]) -> tuple[list[str], set[str]]:
     return inside, outside
 
 
-def quantize_onnx(source: Path, out: Path, scopes: tuple[str, ...], cache: Path, reader=None) -> set[str]:
+def batch_reader(batches: Iterable[np.ndarray]):
+    """An onnxruntime calibration reader that feeds `batches` of pixels (as `to_model_input` makes them)."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    batches = iter(batches)
+
+    class Batches(CalibrationDataReader):
+        def get_next(self) -> dict | None:
+            batch = next(batches, None)
+            return None if batch is None else {INPUT: np.ascontiguousarray(batch, np.float32)}
+
+    return Batches()
+
+
+def quantize_onnx(
+    source: Path,
+    out: Path,
+    scopes: tuple[str, ...],
+    cache: Path,
+    reader=None,
+    op_types: list[str] | None = MODEL_OPS,
+) -> set[str]:
     """Shape inference and graph optimisation (onnxruntime's advice before quantizing), then QDQ quantization of
-    every node outside `scopes`, its activation ranges measured on `reader`'s batches or read from the calibration
-    `cache` (onnxruntime's JSON; written when measured); returns the tensors computed outside `scopes`."""
+    the `op_types` nodes (None: every operator) outside `scopes`, their activation ranges measured on `reader`'s
+    batches or read from the calibration `cache` (onnxruntime's JSON; written when measured); returns the tensors
+    computed outside `scopes`."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -61,28 +86,21 @@ def quantize_onnx(source: Path, out: Path, scopes: tuple[str, ...], cache: Path,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
-            op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+            op_types_to_quantize=op_types,
             nodes_to_exclude=exclude,
             calibration_cache_path=str(cache),
         )
     return outside
 
 
-def calibrate(checkpoint: Checkpoint, pixels: Iterator[np.ndarray] | list[np.ndarray]) -> dict[str, list[float]]:
+def calibrate(checkpoint: Checkpoint, pixels: Iterable[np.ndarray]) -> dict[str, list[float]]:
     """Each front-end activation's (min, max) over `pixels` (batches as `to_model_input` makes them)."""
-    from onnxruntime.quantization import CalibrationDataReader
     from onnxruntime.quantization.calibrate import load_tensors_data
-
-    batches = iter(pixels)
-
-    class Faces(CalibrationDataReader):
-        def get_next(self) -> dict | None:
-            batch = next(batches, None)
-            return None if batch is None else {INPUT: np.ascontiguousarray(batch, np.float32)}
 
     with tempfile.TemporaryDirectory(prefix="rnnface-int8-") as tmp:
         cache = Path(tmp) / "ranges.json"
-        keep = quantize_onnx(cached_onnx(checkpoint), Path(tmp) / "int8.onnx", _scopes(checkpoint), cache, Faces())
+        reader = batch_reader(pixels)
+        keep = quantize_onnx(cached_onnx(checkpoint), Path(tmp) / "int8.onnx", _scopes(checkpoint), cache, reader)
         data = load_tensors_data(cache).data
     return {
         name: [float(np.asarray(r.range_value[0]).min()), float(np.asarray(r.range_value[1]).max())]
@@ -109,7 +127,7 @@ def int8_onnx(checkpoint: Checkpoint, ranges: Path | None = None) -> Path:
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise ModelError(f"{ranges}: not an rnnface int8 ranges file ({type(exc).__name__})") from None
     digest = hashlib.sha256(ranges.read_bytes()).hexdigest()[:12]
-    path = user_cache_dir() / f"model-{checkpoint.model_id.replace('@', '-')}-int8-{digest}.onnx"
+    path = cache_path(checkpoint, f"-int8-{digest}")
     if path.is_file():
         return path
     from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData, save_tensors_data
