@@ -15,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LFW_FIXTURES = {"lfw_root", "lfw_images", "lfw_face"}
-DATA_FIXTURES = LFW_FIXTURES | {"cfp_root"}
+DATA_FIXTURES = LFW_FIXTURES | {"cfp_root", "nuaa_root"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -48,6 +48,15 @@ def cfp_root() -> Path:
     root = Path(os.environ.get("RNNFACE_CFP", REPO.parent / "shared" / "data" / "cfp"))
     if not (root / "Data" / "Images").is_dir():
         pytest.skip(f"CFP not found at {root} (set RNNFACE_CFP to a CFP root holding Data/ and Protocol/)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def nuaa_root() -> Path:
+    """NUAA Photograph Imposter Database root (beside the repo, or $RNNFACE_NUAA)."""
+    root = Path(os.environ.get("RNNFACE_NUAA", REPO.parent / "shared" / "data" / "nuaa"))
+    if not (root / "ClientNormalized").is_dir():
+        pytest.skip(f"NUAA not found at {root} (set RNNFACE_NUAA to a root holding ClientNormalized/ and the lists)")
     return root
 
 

@@ -126,3 +126,56 @@ def test_the_page_keeps_the_key_for_the_tab_only_and_forgets_it_on_request(serve
     fresh = browser.new_page()  # another tab (context pages share storage only for local, not session, storage)
     fresh.goto(server + "/")
     assert fresh.input_value("#api-key") == ""
+
+
+def camera_browser(playwright, clip: Path):
+    """Chromium whose camera is Chromium's fake device playing `clip` (Y4M, in a loop), permission granted."""
+    args = [
+        *CHROMIUM_ARGS,
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={clip}",
+    ]
+    try:
+        return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    except Exception as exc:
+        pytest.skip(f"Chromium at {CHROMIUM} cannot start: {exc}")
+
+
+def test_webcam_authentication_accepts_a_live_clip_and_rejects_a_replayed_print(server, tmp_path, nuaa_root):
+    """The page's webcam panel: a few seconds of frames from the camera, posted to /authenticate; the fake camera
+    plays a live NUAA capture of the enrolled person, then a print of them moved before the camera."""
+    import cv2
+
+    from rnnface.gallery import open_gallery
+    from rnnface.gallery.enroll import enroll_images
+    from rnnface.recognition.pipeline import FacePipeline
+    from tests.clips import capture_frames, write_y4m
+    from tests.test_authenticate import ATTACK, CLIP, ENROLL, LIVE, PERSON
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set RNNFACE_CHROMIUM)")
+    shots = Path(os.environ.get("RNNFACE_ARTIFACTS", REPO / "test-artifacts"))
+    shots.mkdir(parents=True, exist_ok=True)
+    photos = []
+    for i, frame in enumerate(capture_frames(nuaa_root, LIVE, ENROLL)):
+        photos.append(tmp_path / f"enroll{i}.png")
+        cv2.imwrite(str(photos[-1]), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    with open_gallery(tmp_path / "g.db") as g:  # the server's gallery, before its first request opens it
+        enroll_images(g, FacePipeline(), PERSON, photos)
+    with playwright_api.sync_playwright() as p:
+        for key, decision, shot in (
+            (LIVE, "accepted", "webcam-live.png"),
+            (ATTACK, "rejected: not live", "webcam-print.png"),
+        ):
+            clip = write_y4m(capture_frames(nuaa_root, key, CLIP), tmp_path / f"{shot}.y4m")
+            browser = camera_browser(p, clip)
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(server + "/")
+            page.fill("#auth-name", PERSON)
+            page.click("#auth-go")
+            result = page.locator("#auth-result")
+            playwright_api.expect(result).to_have_attribute("data-decision", decision, timeout=300_000)
+            playwright_api.expect(result).to_contain_text("identity: similarity")
+            page.screenshot(path=str(shots / shot), full_page=True)
+            browser.close()

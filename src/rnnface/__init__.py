@@ -6,6 +6,8 @@
     rnnface.enroll("Ada", ["ada1.jpg", "ada2.jpg"])  # into the default gallery
     [face.name for face in rnnface.identify("group.jpg")]
     report = rnnface.process_video("clip.mp4")  # face tracks, each named from its own faces
+    rnnface.check_liveness("clip.mp4").live  # a live face, or a printed photo?
+    rnnface.authenticate("Ada", "clip.mp4").decision  # accepted / rejected: not live / not this person
 
 The facade functions live in `rnnface.api` and load on first use: `import rnnface` (or any
 subpackage, e.g. `rnnface.models`) loads neither a network nor the layers above it.
@@ -19,7 +21,19 @@ from rnnface.errors import RnnfaceError
 
 __version__ = "0.1.0"
 
-_FACADE = ("align", "compare", "detect", "embed", "enroll", "identify", "load_image", "process_video", "verify")
+_FACADE = (
+    "align",
+    "authenticate",
+    "compare",
+    "detect",
+    "embed",
+    "enroll",
+    "identify",
+    "check_liveness",
+    "load_image",
+    "process_video",
+    "verify",
+)
 __all__ = ["RnnfaceError", "__version__", *_FACADE]
 
 

@@ -25,9 +25,24 @@ from rnnface.similarity import cosine_similarity
 if TYPE_CHECKING:
     from rnnface.gallery.enroll import EnrollSummary
     from rnnface.gallery.identify import Identification
+    from rnnface.liveness.authenticate import Authentication
+    from rnnface.liveness.check import LivenessChecker, LivenessResult
+    from rnnface.liveness.clip import ClipInput
     from rnnface.video.process import VideoReport
 
-__all__ = ["align", "compare", "detect", "embed", "enroll", "identify", "load_image", "process_video", "verify"]
+__all__ = [
+    "align",
+    "authenticate",
+    "compare",
+    "detect",
+    "embed",
+    "enroll",
+    "identify",
+    "check_liveness",
+    "load_image",
+    "process_video",
+    "verify",
+]
 
 Box = Sequence[float]  # x1, y1, x2, y2 in pixels
 KnownFaces = Sequence[Face | Box]
@@ -203,3 +218,52 @@ def process_video(
             fpir=fpir,
             progress=False,
         )
+
+
+@lru_cache(maxsize=4)
+def _checker(model: str | None, liveness_model: str | None, min_score: float | None) -> LivenessChecker:
+    from rnnface.liveness.check import LivenessChecker
+
+    return LivenessChecker(_get(model, min_score, None), liveness_model)
+
+
+def check_liveness(
+    source: ClipInput,
+    challenge: bool = False,
+    every: int = 3,
+    max_frames: int = 32,
+    liveness_model: str | os.PathLike | None = None,
+    min_score: float | None = None,
+) -> LivenessResult:
+    """Is the face live or a printed photo? `source`: a photo or video path, a camera index, or RGB frames in time
+    order. `challenge` also requires a head turn. `.live`, `.score`, `.reason`, and `.frames` per frame."""
+    from rnnface.liveness.clip import read_clip
+
+    checker = _checker(None, None if liveness_model is None else str(liveness_model), min_score)
+    return checker.check(read_clip(source, every, max_frames), challenge=challenge)[0]
+
+
+def authenticate(
+    name: str,
+    source: ClipInput,
+    gallery: str | os.PathLike | None = None,
+    model: str | os.PathLike | None = None,
+    threshold: ThresholdSpec = "strict",
+    challenge: bool = False,
+    every: int = 3,
+    max_frames: int = 32,
+    liveness_model: str | os.PathLike | None = None,
+    min_score: float | None = None,
+) -> Authentication:
+    """Is this `name`, live? Liveness over the clip (a video path, a camera index or RGB frames), then 1:1 against
+    their gallery template at `strict` (FAR 1e-4). `.decision`: accepted, rejected: not live, rejected: not this
+    person. The gallery is only read."""
+    from rnnface.gallery import open_gallery
+    from rnnface.liveness.authenticate import authenticate_frames
+    from rnnface.liveness.clip import read_clip
+
+    checker = _checker(
+        None if model is None else str(model), None if liveness_model is None else str(liveness_model), min_score
+    )
+    with open_gallery(gallery, create=False) as g:
+        return authenticate_frames(g, checker, name, read_clip(source, every, max_frames), threshold, challenge)

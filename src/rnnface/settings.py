@@ -20,6 +20,7 @@ from rnnface.errors import ModelError, RnnfaceError
 #: Where LFW and CFP sit beside a checkout of this repository (see README: how to get them).
 DEFAULT_DATA = Path("../shared/data/lfw")
 DEFAULT_CFP = Path("../shared/data/cfp")
+DEFAULT_NUAA = Path("../shared/data/nuaa")
 #: What can run the embedding network: PyTorch, onnxruntime on the whole network exported to ONNX (float32, or int8
 #: with the front-end quantized), or auto (onnx on a CPU when onnxruntime is installed, else torch).
 RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnx", "int8")
@@ -49,6 +50,7 @@ class Settings(BaseSettings):
         DEFAULT_DATA, description="LFW root (holding lfw/ and pairs.txt) or an identity-folder image tree."
     )
     cfp: Path = Field(DEFAULT_CFP, description="CFP root (holding Data/ and Protocol/), for `rnnface eval cfp`.")
+    nuaa: Path = Field(DEFAULT_NUAA, description="NUAA Photograph Imposter Database root, for `rnnface eval liveness`.")
     model: Path | None = Field(
         None, description="Checkpoint used by embed, verify, identify (default: the shipped one)."
     )
@@ -88,6 +90,8 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(10 * 2**20, gt=0, description="Largest accepted image file.")
     max_images: int = Field(8, gt=0, description="Most images in one enrollment request.")
+    max_frames: int = Field(32, gt=0, description="Most frames in one liveness or authentication request.")
+    max_frame_bytes: int = Field(2 * 2**20, gt=0, description="Largest accepted frame file of a clip.")
     max_pixels: int = Field(40_000_000, gt=0, description="Largest accepted image, in pixels.")
     max_decoded_bytes: int = Field(
         500_000_000, gt=0, description="Most memory one image may take to decode (estimated from its header)."

@@ -9,6 +9,7 @@ from rnnface.alignment.similarity import (
     align_face,
     estimate_similarity,
     template,
+    warp_crop,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "crop_box",
     "estimate_similarity",
     "template",
+    "warp_crop",
 ]

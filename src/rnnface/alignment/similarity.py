@@ -68,7 +68,8 @@ def estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def _warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+def warp_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The `size` square that the affine `matrix` maps `image` onto (area-resampled first when it shrinks a lot)."""
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     if scale < 0.5:
         # Strong minification: area-resample first so the bilinear warp does not alias.
@@ -96,11 +97,11 @@ def align_face(
     """
     if landmarks is not None:
         matrix = estimate_similarity(np.asarray(landmarks, dtype=np.float64).reshape(5, 2), template(size))
-        return AlignedFace(_warp(image, matrix, size), matrix, fallback=False)
+        return AlignedFace(warp_crop(image, matrix, size), matrix, fallback=False)
     if not 0.0 < fallback_crop <= 1.0:
         raise ValueError(f"fallback_crop must be in (0, 1], got {fallback_crop}")
     height, width = image.shape[:2]
     side = fallback_crop * min(height, width)
     scale = size / side
     matrix = np.array([[scale, 0.0, -(width - side) / 2 * scale], [0.0, scale, -(height - side) / 2 * scale]])
-    return AlignedFace(_warp(image, matrix, size), matrix, fallback=True)
+    return AlignedFace(warp_crop(image, matrix, size), matrix, fallback=True)

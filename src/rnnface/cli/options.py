@@ -57,6 +57,10 @@ FpirOpt = Annotated[
         "strangers given someone's name) at the gallery's size.",
     ),
 ]
+NuaaOpt = Annotated[
+    Path | None,
+    typer.Option(help="NUAA Photograph Imposter Database root (default: $RNNFACE_NUAA, then ../shared/data/nuaa)."),
+]
 DataOpt = Annotated[
     Path | None, typer.Option(help="LFW root or an identity-folder image tree (default: $RNNFACE_DATA).")
 ]

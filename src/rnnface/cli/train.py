@@ -1,4 +1,5 @@
-"""Training and evaluation commands: train, train-aggregator, eval lfw, eval cfp, eval sets, eval detector."""
+"""Training and evaluation commands: train, train-aggregator, train-liveness, eval lfw, eval cfp, eval sets, eval
+detector, eval liveness."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from rnnface.cli.options import DEFAULT_CACHE, TYPER, CacheOpt, DataOpt, image_root, parse_folds
+from rnnface.cli.options import DEFAULT_CACHE, TYPER, CacheOpt, DataOpt, NuaaOpt, image_root, parse_folds
 
 app = typer.Typer(**TYPER)
 eval_app = typer.Typer(help="Evaluate models by standard protocols.", no_args_is_help=True, **TYPER)
@@ -70,6 +71,34 @@ def train_aggregator(
         seed=seed,
     )
     typer.echo(f"aggregator: {run(cfg)}")
+
+
+@app.command("train-liveness")
+def train_liveness(
+    out: Annotated[Path, typer.Option(help="Checkpoint to write.")],
+    nuaa: NuaaOpt = None,
+    cell: Annotated[str, typer.Option(help="gru, lstm, rnn, or none (the per-frame ablation).")] = "gru",
+    steps: Annotated[int, typer.Option(min=1, help="Training steps of each model (the same budget for all).")] = 1500,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Train the presentation-attack detector on NUAA's training split; each window length's threshold is the
+    equal-error point of its scores on that split."""
+    from rnnface.liveness.model import LivenessConfig, save_liveness
+    from rnnface.liveness.train import LivenessTrainConfig, fit_liveness
+    from rnnface.settings import Settings
+
+    root = nuaa or Settings.from_env().nuaa
+    config = LivenessTrainConfig(model=LivenessConfig(cell=cell), steps=steps, seed=seed)
+
+    def progress(stage: str, step: int, loss: float) -> None:
+        if (step + 1) % 500 == 0 or step + 1 == steps:
+            typer.echo(f"{stage}: step {step + 1}/{steps} loss {loss:.4f}", err=True)
+
+    fitted = fit_liveness(str(root), config, progress)
+    meta = {**fitted.meta, "command": f"rnnface train-liveness --cell {cell} --steps {steps} --seed {seed} --out {out}"}
+    save_liveness(out, fitted.net, fitted.thresholds, meta)
+    eers = ", ".join(f"{w}: {v:.2%}" for w, v in fitted.meta["train_eer"].items())
+    typer.echo(f"training-split EER by window ({eers}); written: {out}")
 
 
 @eval_app.command("lfw")
@@ -335,3 +364,100 @@ def _record_cfp_points(checkpoint: Path, cache, method, leave_out: set[str]) -> 
         calibration = calibration.with_measured(f"cfp_{protocol.lower()}", impostor, genuine)
     set_calibration(checkpoint, calibration)
     typer.echo(f"operating points measured on CFP stored in {checkpoint}")
+
+
+@eval_app.command("liveness")
+def eval_liveness(
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model", "-m", help="'NAME=PATH' liveness checkpoints, a group of rows each (default: shipped)."
+        ),
+    ] = None,
+    nuaa: NuaaOpt = None,
+    pipeline: Annotated[
+        bool, typer.Option(help="Also score the first model's test frames through our detector and crop (slow).")
+    ] = False,
+    active: Annotated[
+        bool, typer.Option(help="Also measure the head-turn challenge on live turns (CFP) and replays.")
+    ] = False,
+    cfp: Annotated[Path | None, typer.Option(help="CFP root for --active (default: $RNNFACE_CFP).")] = None,
+    other: Annotated[
+        bool, typer.Option(help="Also judge LFW photos (other cameras) and their simulated printed replays.")
+    ] = False,
+    data: DataOpt = None,
+    out: Annotated[Path, typer.Option(help="Directory for liveness.json, liveness.md and liveness_det.png.")] = Path(
+        "reports"
+    ),
+) -> None:
+    """Presentation-attack detection on NUAA's official test split: APCER, BPCER, ACER (= HTER) and EER at each
+    model's training-chosen thresholds, single frame against 2, 4 and 8 frames, with DET and ROC curves."""
+    from rnnface.evaluation.report import write_json, write_text
+    from rnnface.liveness.check import packaged_liveness
+    from rnnface.liveness.evaluate import (
+        active_markdown,
+        camera_markdown,
+        evaluate,
+        evaluate_active,
+        evaluate_other_cameras,
+        evaluate_through_pipeline,
+        markdown,
+        plot_det,
+    )
+    from rnnface.liveness.model import load_liveness
+    from rnnface.settings import Settings
+
+    settings = Settings.from_env()
+    if not out.is_dir():
+        raise typer.BadParameter(f"--out {out}: no such folder")
+    root = str(nuaa or settings.nuaa)
+    named = [_named_liveness(item) for item in model or [f"shipped={packaged_liveness()}"]]
+    models = [(name, load_liveness(path)) for name, path in named]
+    rows = evaluate(root, models)
+    detect = None
+    if pipeline or active:
+        from rnnface.recognition.faceness import face_detector
+
+        faces = face_detector()
+
+        def detect(photo):
+            found = faces.detect(photo)
+            return found[0].landmarks if found else None
+
+    if pipeline:
+        rows += evaluate_through_pipeline(root, models[0][0], models[0][1], detect)
+    table = markdown(rows)
+    active_rows = []
+    if active:
+        from rnnface.data.cfp import check_root
+
+        active_rows = evaluate_active(root, str(check_root(cfp or settings.cfp)), detect)
+        table += "\n\nHead-turn challenge:\n\n" + active_markdown(active_rows)
+    camera_rows = []
+    if other:
+        from rnnface.liveness.check import LivenessChecker
+        from rnnface.recognition.pipeline import FacePipeline
+
+        checker = LivenessChecker(FacePipeline(), named[0][1])
+        camera_rows = evaluate_other_cameras(str(image_root(data)), checker)
+        table += f"\n\nOther cameras ({named[0][0]}):\n\n" + camera_markdown(camera_rows)
+    write_json(
+        {
+            "models": {n: str(p) for n, p in named},
+            "rows": [r.to_dict() for r in rows],
+            "active": [r.__dict__ for r in active_rows],
+            "other_cameras": [r.__dict__ for r in camera_rows],
+        },
+        out / "liveness.json",
+    )
+    write_text(table, out / "liveness.md")
+    plot_det(rows, out / "liveness_det.png")
+    typer.echo(table)
+    typer.echo(f"written: {out}/liveness.json, {out}/liveness.md, {out}/liveness_det.png")
+
+
+def _named_liveness(item: str) -> tuple[str, Path]:
+    name, sep, path = item.partition("=")
+    if not sep or not name or not path:
+        raise typer.BadParameter(f"--model takes NAME=PATH, got {item!r}")
+    return name, Path(path)

@@ -150,6 +150,12 @@ class InceptionResnetV1(nn.Module):
         self.BatchNorm = nn.BatchNorm1d(512, eps=1e-3, affine=False)
         self.beta = nn.Parameter(torch.zeros(512))  # the bottleneck's batch norm is centred, not scaled
 
+    def low_level(self, x: torch.Tensor) -> torch.Tensor:
+        """The first three convolutions: (N, 3, H, W) -> (N, 64, ~H/2, ~W/2) maps of local texture (edges, grain)."""
+        for layer in (self.Conv2d_1a_3x3, self.Conv2d_2a_3x3, self.Conv2d_2b_3x3):
+            x = F.relu(layer(x))
+        return x
+
     def forward(self, x: torch.Tensor, outputs: tuple[str, ...] = ("embedding",)) -> dict[str, torch.Tensor]:
         """(N, 3, 160, 160) standardised RGB -> {name: output} for each of `outputs`."""
         unknown = set(outputs) - set(OUTPUTS)
@@ -157,9 +163,7 @@ class InceptionResnetV1(nn.Module):
             raise ValueError(f"InceptionResnetV1 has no output {sorted(unknown)}; known: {', '.join(OUTPUTS)}")
         last = max(OUTPUTS.index(o) for o in outputs)
         out: dict[str, torch.Tensor] = {}
-        for layer in (self.Conv2d_1a_3x3, self.Conv2d_2a_3x3, self.Conv2d_2b_3x3):
-            x = F.relu(layer(x))
-        x = F.max_pool2d(x, 3, 2)
+        x = F.max_pool2d(self.low_level(x), 3, 2)
         for layer in (self.Conv2d_3b_1x1, self.Conv2d_4a_3x3, self.Conv2d_4b_3x3):
             x = F.relu(layer(x))
         for block in self.Repeat.values():

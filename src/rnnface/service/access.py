@@ -55,15 +55,16 @@ READ, WRITE = Depends(Requires("read")), Depends(Requires("write"))
 class Takes:
     """The dependency that declares how many images a route's body carries (its body limit follows)."""
 
-    def __init__(self, images: int | None) -> None:
-        self.images = images  # None: as many as RNNFACE_MAX_IMAGES allows
+    def __init__(self, images: int | None | Literal["frames"]) -> None:
+        self.images = images  # None: as many as RNNFACE_MAX_IMAGES allows; "frames": a clip's, RNNFACE_MAX_FRAMES
 
     async def __call__(self) -> None:
         return None
 
 
-def takes(images: int | None) -> object:
-    """`dependencies=[takes(1)]`: the route's body holds `images` uploads (None: up to RNNFACE_MAX_IMAGES)."""
+def takes(images: int | None | Literal["frames"]) -> object:
+    """`dependencies=[takes(1)]`: the route's body holds `images` uploads (None: up to RNNFACE_MAX_IMAGES;
+    "frames": a clip's frames, up to RNNFACE_MAX_FRAMES of RNNFACE_MAX_FRAME_BYTES each)."""
     return Depends(Takes(images))
 
 
@@ -96,6 +97,8 @@ def access_of(app: FastAPI, scope: dict) -> Access:
 def body_limit(app: FastAPI, scope: dict, settings: Settings) -> int:
     """Most bytes the body of a request may have: the images its route takes at their size limit, and a form."""
     images = next((d.images for d in _declared(app, scope) if isinstance(d, Takes)), 0)
+    if images == "frames":
+        return settings.max_frames * settings.max_frame_bytes + FORM_BYTES
     count = settings.max_images if images is None else images
     return count * settings.max_upload_bytes + FORM_BYTES
 

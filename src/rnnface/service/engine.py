@@ -18,6 +18,7 @@ from rnnface.detection import DetectionSettings
 from rnnface.errors import GalleryError, GalleryUnavailableError, ImageError
 from rnnface.gallery import Gallery, open_gallery
 from rnnface.io import load_image
+from rnnface.liveness.check import LivenessChecker
 from rnnface.recognition.faceness import face_detector
 from rnnface.recognition.pipeline import FacePipeline
 from rnnface.service.errors import HttpError
@@ -63,6 +64,7 @@ class Engine:
         self._pool_lock = threading.Lock()
         self._gallery_lock = threading.RLock()
         self.slots = ImageSlots(settings.max_concurrent_images)
+        self.liveness = LivenessChecker(self.pipeline)
 
     def faces(self, min_score: float | None = None, min_face: int | None = None, detect: bool = True) -> FacePipeline:
         """The pipeline with a request's detection choices (None: the server's), sharing the one loaded model."""
@@ -110,9 +112,10 @@ class Engine:
         if scope.cancelled_caught:
             raise HttpError(504, f"request took longer than {limit:g} s")
 
-    async def upload_bytes(self, upload: UploadFile, field: str) -> bytes:
-        """The bytes of an uploaded image within the size limit (nothing touches the filesystem)."""
-        limit = self.settings.max_upload_bytes
+    async def upload_bytes(self, upload: UploadFile, field: str, limit: int | None = None) -> bytes:
+        """The bytes of an uploaded image within the size limit (default: RNNFACE_MAX_UPLOAD_BYTES; nothing touches
+        the filesystem)."""
+        limit = limit or self.settings.max_upload_bytes
         if not (upload.content_type or "").startswith("image/"):
             raise HttpError(
                 415, f"{field}: expected an image upload (image/*), got {upload.content_type or 'no content type'}"

@@ -70,7 +70,14 @@ async def ready(engine: EngineDep) -> schemas.Ready:
         raise HttpError(503, f"not ready: {exc}") from None
 
 
-ONE_IMAGE, TWO_IMAGES, IMAGES = takes(1), takes(2), takes(None)
+ONE_IMAGE, TWO_IMAGES, IMAGES, FRAMES = takes(1), takes(2), takes(None), takes("frames")
+FramesFiles = Annotated[
+    list[UploadFile],
+    File(description="The clip's frames in time order (JPEG, PNG, ...), one person in view; one photo is one frame."),
+]
+ChallengeForm = Annotated[
+    bool, Form(description="Also require a head turn (the person was asked to turn their head while filmed).")
+]
 
 
 @api.post("/detect", response_model=schemas.Detection, responses=ERRORS, dependencies=[READ, ONE_IMAGE], tags=["faces"])
@@ -282,3 +289,66 @@ async def delete_person(engine: EngineDep, name: NameParam) -> schemas.Removed:
             return schemas.Removed(name=name, faces=g.remove(name))
 
     return await engine.compute(run, timeout=False)
+
+
+async def frame_uploads(engine: Engine, frames: list[UploadFile]) -> list[bytes]:
+    """The bytes of a clip's frames, within the frame count and each frame's size limit."""
+    limit = engine.settings.max_frames
+    if len(frames) > limit:
+        raise HttpError(413, f"at most {limit} frames per request, got {len(frames)}")
+    return [await engine.upload_bytes(f, f"frames[{i}]", engine.settings.max_frame_bytes) for i, f in enumerate(frames)]
+
+
+def observe_frames(engine: Engine, uploads: list[bytes], embed: bool) -> list:
+    """Each frame decoded in turn (one image slot), its face observed; only the faces' crops are kept."""
+    observed = []
+    for i, data in enumerate(uploads):
+        with engine.image(data, f"frames[{i}]") as img:
+            found = engine.liveness.observe(img, i, embed=embed)
+        if found is not None:
+            observed.append(found)
+    return observed
+
+
+@api.post(
+    "/liveness", response_model=schemas.Liveness, responses=ERRORS, dependencies=[READ, FRAMES], tags=["liveness"]
+)
+async def liveness(engine: EngineDep, frames: FramesFiles, challenge: ChallengeForm = False) -> schemas.Liveness:
+    """Is the face live or a printed photo? One photo is judged alone, a clip by its frames together."""
+    uploads = await frame_uploads(engine, frames)
+
+    def run():
+        return engine.liveness.judge(observe_frames(engine, uploads, False), len(uploads), challenge)
+
+    return schemas.Liveness(**(await engine.compute(run)).to_dict())
+
+
+@api.post(
+    "/authenticate",
+    response_model=schemas.Authentication,
+    responses=ERRORS,
+    dependencies=[READ, FRAMES],
+    tags=["liveness"],
+)
+async def authenticate(
+    engine: EngineDep,
+    name: Annotated[str, Form(min_length=1, max_length=256, description="The enrolled person to authenticate as.")],
+    frames: FramesFiles,
+    threshold: ThresholdForm = None,
+    challenge: ChallengeForm = False,
+) -> schemas.Authentication:
+    """Is this the enrolled person, live? Liveness, then 1:1 against their template at `strict` (FAR 1e-4) unless
+    `threshold` says otherwise. The gallery is only read: nothing is enrolled or changed."""
+    from rnnface.liveness.authenticate import MIN_FRAMES, decide_observed, prepare
+
+    threshold = parse_threshold(threshold) or "strict"
+    uploads = await frame_uploads(engine, frames)
+
+    def run():
+        with engine.gallery() as g:
+            decide = prepare(g, engine.liveness, name, threshold)  # before any frame is decoded
+        observed = observe_frames(engine, uploads, True)  # the gallery stays free meanwhile
+        with engine.gallery() as g:
+            return decide_observed(g, engine.liveness, name, observed, len(uploads), decide, challenge, MIN_FRAMES)
+
+    return schemas.Authentication(**(await engine.compute(run)).to_dict())

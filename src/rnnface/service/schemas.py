@@ -110,3 +110,37 @@ class Enrolled(BaseModel):
 class Removed(BaseModel):
     name: str
     faces: int
+
+
+class FrameLiveness(BaseModel):
+    frame: int = Field(description="The frame's position in the upload, from 0.")
+    face: FaceOut | None = Field(description="Its face (none found: null).")
+    live_score: float | None = Field(description="Live probability of the window of frames ending here.")
+
+
+class Challenge(BaseModel):
+    passed: bool
+    peak_parallax: float = Field(description="Largest nose parallax off the face's plane, in eye distances.")
+    frames: int
+    reason: str
+    parallax: list[float]
+
+
+class Liveness(BaseModel):
+    live: bool
+    reason: str
+    live_score: float = Field(description="The clip's live probability (mean over its full windows).")
+    threshold: float = Field(description="The live score needed, chosen on training data for this window length.")
+    window: int = Field(description="Frames per scored window (1: each frame alone).")
+    frames_with_face: int
+    challenge: Challenge | None = Field(description="The head-turn check, when asked for.")
+    frames: list[FrameLiveness]
+
+
+class Authentication(OperatingPoint):
+    name: str
+    decision: str = Field(description="accepted, rejected: not live, or rejected: not this person.")
+    accepted: bool
+    similarity: float = Field(description="Cosine similarity of the clip's best frames to the person's template.")
+    frames_embedded: int
+    liveness: Liveness

@@ -141,6 +141,82 @@ $("verify-form").addEventListener("submit", async (event) => {
   }
 });
 
+// -- authenticate: a few seconds of webcam frames -> liveness (+ head turn) and 1:1 ----------------
+const CLIP = { frames: 16, intervalMs: 200 }; // about 3 s, a frame every 200 ms
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function openCamera() {
+  const video = $("auth-camera");
+  if (!video.srcObject) {
+    video.srcObject = await navigator.mediaDevices.getUserMedia({ video: true });
+    video.hidden = false;
+  }
+  while (!video.videoWidth) await sleep(50); // the first frame gives the size
+  return video;
+}
+
+async function recordClip(challenge) {
+  const video = await openCamera();
+  const prompt = $("auth-prompt");
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  const ctx = canvas.getContext("2d");
+  const blobs = [];
+  for (let i = 0; i < CLIP.frames; i++) {
+    prompt.textContent = challenge
+      ? `Turn your head slowly to one side and back… (${CLIP.frames - i})`
+      : `Look at the camera… (${CLIP.frames - i})`;
+    ctx.drawImage(video, 0, 0);
+    blobs.push(await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92)));
+    await sleep(CLIP.intervalMs);
+  }
+  prompt.textContent = "";
+  return blobs;
+}
+
+function describeLiveness(l) {
+  const turn = l.challenge ? `; head turn ${l.challenge.passed ? "seen" : "not seen"} (peak parallax ${l.challenge.peak_parallax.toFixed(3)})` : "";
+  return `liveness: ${l.live ? "live" : "not live"}: ${l.reason}\nlive score ${l.live_score.toFixed(3)} vs ${l.threshold.toFixed(3)}, ${l.frames_with_face} frames with a face${turn}`;
+}
+
+async function runClip(path, withName) {
+  const out = $("auth-result");
+  const name = $("auth-name").value.trim();
+  if (withName && !name) return showError(out, new Error("enter the enrolled name to authenticate as"));
+  out.className = "result";
+  out.textContent = "";
+  delete out.dataset.decision;
+  try {
+    const challenge = $("auth-challenge").checked;
+    const form = new FormData();
+    if (withName) form.append("name", name);
+    form.append("challenge", challenge ? "true" : "false");
+    (await recordClip(challenge)).forEach((blob, i) => form.append("frames", blob, `frame${i}.jpg`));
+    out.textContent = "checking…";
+    const r = await call("POST", path, form);
+    if (withName) {
+      out.dataset.decision = r.decision;
+      out.innerHTML = "";
+      const strong = document.createElement("span");
+      strong.className = r.accepted ? "same" : "different";
+      strong.textContent = `${r.decision}: ${r.name}`;
+      out.append(strong, `\n${describeLiveness(r.liveness)}\nidentity: similarity ${r.similarity.toFixed(3)} vs ${r.threshold.toFixed(3)} (${r.point})`);
+    } else {
+      out.dataset.decision = r.live ? "live" : "not live";
+      out.textContent = describeLiveness(r);
+    }
+  } catch (error) {
+    showError(out, error);
+  }
+}
+
+$("auth-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  runClip("/authenticate", true);
+});
+$("live-go").addEventListener("click", () => runClip("/liveness", false));
+
 // -- people ---------------------------------------------------------------------------------------
 async function refreshPeople() {
   const body = $("people-list");

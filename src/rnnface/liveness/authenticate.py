@@ -1,0 +1,104 @@
+"""Authentication: is this the enrolled person, and are they live? One answer and the figures behind it.
+
+The clip must pass the liveness check (and the head-turn challenge when asked); its best frames are then
+embedded and their mean compared with the person's gallery template at the `strict` operating point (FAR 1e-4)
+by default. The gallery is only read: an attempt enrolls and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnface.gallery.base import Gallery
+from rnnface.gallery.identify import check_gallery
+from rnnface.gallery.records import no_such_person
+from rnnface.liveness.check import LivenessChecker, LivenessResult, Observation
+from rnnface.operating import Threshold, ThresholdSpec
+from rnnface.similarity import cosine_similarity
+
+ACCEPTED = "accepted"
+NOT_LIVE = "rejected: not live"
+NOT_THIS_PERSON = "rejected: not this person"
+#: Frames a clip needs with a face (the shortest window the detector integrates beyond a single photo, doubled).
+MIN_FRAMES = 4
+#: The clearest frames (highest detector score) whose embeddings make the probe.
+PROBE_FRAMES = 5
+
+
+@dataclass(frozen=True)
+class Authentication:
+    name: str
+    decision: str
+    liveness: LivenessResult
+    similarity: float
+    threshold: Threshold
+    frames_embedded: int
+
+    @property
+    def accepted(self) -> bool:
+        return self.decision == ACCEPTED
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "decision": self.decision,
+            "accepted": self.accepted,
+            "similarity": round(self.similarity, 4),
+            **self.threshold.to_dict(),
+            "frames_embedded": self.frames_embedded,
+            "liveness": self.liveness.to_dict(),
+        }
+
+
+def authenticate_frames(
+    gallery: Gallery,
+    checker: LivenessChecker,
+    name: str,
+    frames: Sequence[np.ndarray],
+    threshold: ThresholdSpec = "strict",
+    challenge: bool = False,
+    min_frames: int = MIN_FRAMES,
+) -> Authentication:
+    """Authenticate `name` from RGB `frames` (time order) against `gallery`, which is only read."""
+    decide = prepare(gallery, checker, name, threshold)
+    observed = [o for i, frame in enumerate(frames) if (o := checker.observe(frame, i, embed=True)) is not None]
+    return decide_observed(gallery, checker, name, observed, len(frames), decide, challenge, min_frames)
+
+
+def prepare(gallery: Gallery, checker: LivenessChecker, name: str, threshold: ThresholdSpec) -> Threshold:
+    """The threshold that will decide, after checking (before any frame is looked at) that `name` is enrolled
+    with this model."""
+    check_gallery(gallery, checker.pipeline)
+    if name not in gallery.templates():
+        raise no_such_person(gallery.location, name)
+    return checker.pipeline.threshold(threshold)
+
+
+def decide_observed(
+    gallery: Gallery,
+    checker: LivenessChecker,
+    name: str,
+    observed: Sequence[Observation],
+    frames: int,
+    decide: Threshold,
+    challenge: bool = False,
+    min_frames: int = MIN_FRAMES,
+) -> Authentication:
+    """The answer from frames already observed with their embeddings (`LivenessChecker.observe(embed=True)`)."""
+    liveness = checker.judge(observed, frames, challenge, min_frames)
+    template = gallery.templates().get(name)
+    if template is None:
+        raise no_such_person(gallery.location, name)
+    best = sorted(observed, key=lambda o: -o.face.score)[:PROBE_FRAMES]
+    probe = np.mean([o.embedding for o in best], axis=0)
+    similarity = float(cosine_similarity(probe / np.linalg.norm(probe), template))
+    if not liveness.live:
+        decision = NOT_LIVE
+    elif similarity < decide.value:
+        decision = NOT_THIS_PERSON
+    else:
+        decision = ACCEPTED
+    return Authentication(name, decision, liveness, similarity, decide, len(best))

@@ -1,0 +1,162 @@
+"""Is this face live? The passive model over a clip's frames, and the active head-turn check beside it.
+
+Each frame goes through the recognition pipeline's detector; the frame's one face (a bystander much smaller or
+weaker is ignored, as at enrollment) is cut as the liveness model wants (`liveness_crop`) and scored by the
+window of frames that ends at it. The clip's score is the mean of its full windows' live probabilities, decided
+at the threshold chosen for that window length on training data.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rnnface.detection import Face, main_faces
+from rnnface.errors import NoFaceError, RnnfaceError, SeveralFacesError
+from rnnface.liveness.active import ChallengeResult, check_turn
+from rnnface.liveness.crop import liveness_crop
+from rnnface.recognition.pipeline import FacePipeline
+
+if TYPE_CHECKING:
+    from rnnface.liveness.model import LivenessModel
+
+PACKAGED_LIVENESS = "liveness.pt"
+
+
+class LivenessError(RnnfaceError):
+    """A liveness check cannot be judged from what was given (too few frames with a face)."""
+
+
+def packaged_liveness() -> str:
+    """The presentation-attack detector shipped in the package."""
+    from importlib import resources
+
+    return str(resources.files("rnnface.weights").joinpath(PACKAGED_LIVENESS))
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    index: int  # position in the frames given
+    face: Face | None
+    score: float | None  # live probability of the window ending here (None: no face)
+
+    def to_dict(self) -> dict:
+        out: dict = {"frame": self.index, "face": None if self.face is None else self.face.to_dict()}
+        out["live_score"] = None if self.score is None else round(self.score, 4)
+        return out
+
+
+@dataclass(frozen=True)
+class LivenessResult:
+    live: bool  # passive decision and, when asked, the challenge
+    score: float  # the clip's live probability
+    threshold: float
+    window: int  # frames per scored window
+    frames: list[FrameResult]
+    challenge: ChallengeResult | None
+
+    @property
+    def faces(self) -> list[FrameResult]:
+        return [f for f in self.frames if f.face is not None]
+
+    @property
+    def reason(self) -> str:
+        if self.score < self.threshold:
+            return f"looks like a presentation attack (live score {self.score:.3f} < {self.threshold:.3f})"
+        if self.challenge is not None and not self.challenge.passed:
+            return self.challenge.reason
+        return "live"
+
+    def to_dict(self) -> dict:
+        return {
+            "live": self.live,
+            "reason": self.reason,
+            "live_score": round(self.score, 4),
+            "threshold": round(self.threshold, 4),
+            "window": self.window,
+            "frames_with_face": len(self.faces),
+            "challenge": None if self.challenge is None else self.challenge.to_dict(),
+            "frames": [f.to_dict() for f in self.frames],
+        }
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a check keeps of one frame: its face, that face's liveness crop and, for authentication, embedding."""
+
+    index: int
+    face: Face
+    crop: np.ndarray  # (S, S) uint8 grey
+    embedding: np.ndarray | None = None
+
+
+def frame_face(pipeline: FacePipeline, frame: np.ndarray, index: int) -> Face | None:
+    """The one face of a frame (None: no face); SeveralFacesError when two people are in view."""
+    faces = pipeline.detect(frame)
+    main = main_faces(faces)
+    if len(main) > 1:
+        raise SeveralFacesError(f"frame {index}: several faces ({len(main)}); one person at a time", len(main))
+    return faces[0] if faces else None
+
+
+class LivenessChecker:
+    """The pipeline's detector + the liveness model (loaded on first use). Frames are observed one at a time
+    (`observe`), so a caller need not hold a whole clip decoded, then judged together (`judge`)."""
+
+    def __init__(self, pipeline: FacePipeline | None = None, model: str | os.PathLike | None = None) -> None:
+        self.pipeline = pipeline or FacePipeline()
+        self._path = str(model) if model is not None else None
+        self._lock = threading.Lock()
+        self._model: LivenessModel | None = None
+
+    def load(self) -> LivenessModel:
+        """The liveness model, loaded once."""
+        with self._lock:
+            if self._model is None:
+                from rnnface.liveness.model import load_liveness  # torch loads only when a check runs
+
+                self._model = load_liveness(self._path or packaged_liveness())
+            return self._model
+
+    def observe(self, frame: np.ndarray, index: int, embed: bool = False) -> Observation | None:
+        """Frame `index`'s face and crop (None: no face), with its embedding when `embed`."""
+        face = frame_face(self.pipeline, frame, index)
+        if face is None:
+            return None
+        config = self.load().config
+        crop = liveness_crop(frame, face.landmarks, config.eyes, config.size)
+        embedding = self.pipeline.embed(frame, [face])[1][0] if embed else None
+        return Observation(index, face, crop, embedding)
+
+    def judge(
+        self, observed: Sequence[Observation], frames: int, challenge: bool = False, min_frames: int = 1
+    ) -> LivenessResult:
+        """The decision over the faces observed in `frames` frames (time order)."""
+        from rnnface.liveness.scoring import calibrated_window, window_scores
+
+        model = self.load()
+        if not observed:
+            raise NoFaceError(f"no face in {'the photo' if frames == 1 else f'any of {frames} frames'}")
+        if len(observed) < min_frames:
+            raise LivenessError(f"too few frames with a face ({len(observed)} of {frames}; {min_frames} needed)")
+        window = calibrated_window(model.thresholds, len(observed))
+        scores = window_scores(model.net, np.stack([o.crop for o in observed]), window)
+        score = float(scores[window - 1 :].mean())
+        threshold = model.thresholds[window]
+        turn = check_turn([o.face.landmarks for o in observed]) if challenge else None
+        by_frame = {o.index: (o.face, float(s)) for o, s in zip(observed, scores)}
+        results = [FrameResult(i, *by_frame.get(i, (None, None))) for i in range(frames)]
+        live = score >= threshold and (turn is None or turn.passed)
+        return LivenessResult(live, score, threshold, window, results, turn)
+
+    def check(
+        self, frames: Sequence[np.ndarray], challenge: bool = False, min_frames: int = 1, embed: bool = False
+    ) -> tuple[LivenessResult, list[Observation]]:
+        """Judge `frames` (RGB, time order; one photo is one frame): the result and what was observed."""
+        observed = [o for i, frame in enumerate(frames) if (o := self.observe(frame, i, embed)) is not None]
+        return self.judge(observed, len(frames), challenge, min_frames), observed

@@ -1,0 +1,336 @@
+"""`rnnface eval liveness`: the NUAA official test split, ISO/IEC 30107-3 metrics, the ablation, the active check.
+
+Every test frame is scored by the window of up to w frames ending at it (`rnnface.liveness.scoring`), so every
+row decides the same 9,123 presentations; each row's threshold is the one its model chose for w on training
+data only. Rows: the per-frame model alone and averaged over w frames; each recurrent model over w frames.
+`through_pipeline` also scores the test frames as a camera would deliver them: each crop upscaled into a
+frame, found by our detector and cut again by `liveness_crop`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rnnface.data import nuaa
+from rnnface.liveness.crop import liveness_crop
+from rnnface.liveness.metrics import curve, eer, errors_at
+from rnnface.liveness.model import LivenessModel
+from rnnface.liveness.scoring import WINDOWS, frame_stats, stats_window_scores, window_scores
+
+
+@dataclass
+class Row:
+    name: str
+    model: str
+    window: int
+    threshold: float
+    apcer: float
+    bpcer: float
+    acer: float
+    eer: float
+    live: int
+    attacks: int
+    missed: int = 0  # test frames the detector found no face in (through the pipeline only)
+    curve: tuple[np.ndarray, np.ndarray] = field(default=(np.zeros(0), np.zeros(0)), repr=False)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "curve"}
+
+
+def row_name(model: str, recurrent: bool, window: int) -> str:
+    """What a row measures, in words."""
+    if window == 1:
+        return f"{model}: single frame"
+    return f"{model}: {'recurrent over' if recurrent else 'mean of per-frame scores over'} {window} frames"
+
+
+def score_row(name: str, label: str, model: LivenessModel, window: int, scores, live, missed: int = 0) -> Row:
+    err = errors_at(scores, live, model.thresholds[window])
+    _, apcer, bpcer = curve(scores, live)
+    return Row(
+        name,
+        label,
+        window,
+        err.threshold,
+        err.apcer,
+        err.bpcer,
+        err.acer,
+        eer(scores, live),
+        int(live.sum()),
+        int((~live).sum()),
+        missed,
+        (apcer, bpcer),
+    )
+
+
+def evaluate(root: str, models: Sequence[tuple[str, LivenessModel]], windows: Sequence[int] = WINDOWS) -> list[Row]:
+    """The ablation table on NUAA's test split: every model at every window length."""
+    captures = nuaa.captures(root, "test")
+    frames = [nuaa.load_frames(root, c) for c in captures]
+    live = np.concatenate([np.full(len(f), c.live) for c, f in zip(captures, frames)])
+    stats: dict[int, list] = {}  # the frozen part's statistics, the same for every model of one input size
+    rows = []
+    for label, model in models:
+        size = model.config.texture_size
+        if size not in stats:
+            stats[size] = [frame_stats(model.net, f) for f in frames]
+        for w in windows:
+            scores = np.concatenate([stats_window_scores(model.net, s, w) for s in stats[size]])
+            rows.append(score_row(row_name(label, model.net.recurrent, w), label, model, w, scores, live))
+    return rows
+
+
+def evaluate_through_pipeline(
+    root: str,
+    label: str,
+    model: LivenessModel,
+    detect: Callable[[np.ndarray], np.ndarray | None],
+    windows: Sequence[int] = (1, 8),
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Row]:
+    """The test split as camera frames: `detect(photo)` gives the 5 landmarks of its face (None: no face); frames
+    without a face are left out of their capture's sequence and counted as missed."""
+    captures = nuaa.captures(root, "test")
+    total = sum(len(c.files) for c in captures)
+    crops, labels, missed, done = [], [], 0, 0
+    for c in captures:
+        kept = []
+        for crop in nuaa.load_frames(root, c):
+            photo = nuaa.as_photo(crop)
+            landmarks = detect(photo)
+            if landmarks is None:
+                missed += 1
+            else:
+                kept.append(liveness_crop(photo, landmarks, model.config.eyes, model.config.size))
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        crops.append(np.stack(kept) if kept else np.zeros((0, model.config.size, model.config.size), np.uint8))
+        labels.append(np.full(len(kept), c.live))
+    live = np.concatenate(labels)
+    rows = []
+    for w in windows:
+        scores = np.concatenate([window_scores(model.net, f, w) for f in crops])
+        name = f"{row_name(label, model.net.recurrent, w)}, through our detector and crop"
+        rows.append(score_row(name, label, model, w, scores, live, missed))
+    return rows
+
+
+def markdown(rows: Sequence[Row]) -> str:
+    lines = [
+        "| rows: NUAA official test split | window | threshold | APCER % | BPCER % | ACER (= HTER) % | EER % |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.name} | {r.window} | {r.threshold:.3f} | {100 * r.apcer:.2f} | {100 * r.bpcer:.2f} | "
+            f"{100 * r.acer:.2f} | {100 * r.eer:.2f} |"
+        )
+    first = rows[0]
+    lines.append("")
+    lines.append(
+        f"{first.live:,} bona fide and {first.attacks:,} attack frames, each decided once per row; thresholds chosen "
+        "on NUAA's training split (the equal-error point of each model's scores there), never on the test split."
+    )
+    missed = [r for r in rows if r.missed]
+    if missed:
+        lines.append(
+            f"Through the pipeline, the detector found no face in {missed[0].missed:,} test frames (left out)."
+        )
+    return "\n".join(lines)
+
+
+def plot_det(rows: Sequence[Row], path) -> None:
+    """DET curves (APCER against BPCER on normal-deviate axes, as ISO/IEC 30107-3 plots them) and ROC curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.stats import norm
+
+    ticks = np.array([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4])
+    fig, (det, roc) = plt.subplots(1, 2, figsize=(13, 6))
+    for r in rows:
+        apcer, bpcer = (np.clip(v, 5e-4, 1 - 5e-4) for v in r.curve)
+        det.plot(norm.ppf(apcer), norm.ppf(bpcer), label=r.name, lw=1.2)
+        roc.plot(r.curve[0], 1 - r.curve[1], label=r.name, lw=1.2)
+    det.set_xticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
+    det.set_yticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
+    det.set_xlim(norm.ppf([5e-4, 0.5]))
+    det.set_ylim(norm.ppf([5e-4, 0.5]))
+    det.set_xlabel("APCER (%): attacks accepted")
+    det.set_ylabel("BPCER (%): bona fide rejected")
+    det.set_title("DET, NUAA official test split")
+    det.grid(True, alpha=0.3)
+    roc.set_xscale("log")
+    roc.set_xlim(1e-3, 1)
+    roc.set_xlabel("APCER (attacks accepted)")
+    roc.set_ylabel("1 - BPCER (bona fide accepted)")
+    roc.set_title("ROC")
+    roc.grid(True, alpha=0.3)
+    roc.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@dataclass
+class ActiveRow:
+    name: str
+    should_pass: bool  # a live turn (a failure is a BPCER error), or a replay or a still face (a pass is an error)
+    clips: int
+    passed: int
+    judged: int  # clips with enough frames with a face to be judged
+    median_peak: float
+
+    @property
+    def error(self) -> float:
+        """The share of clips judged wrongly: live turns that failed (BPCER), replays that passed (APCER)."""
+        if not self.clips:
+            return float("nan")
+        return 1 - self.passed / self.clips if self.should_pass else self.passed / self.clips
+
+
+def _active_row(name: str, should_pass: bool, clips: Sequence[Sequence[np.ndarray]], detect) -> ActiveRow:
+    from rnnface.liveness.active import check_turn
+
+    peaks, passed, judged = [], 0, 0
+    for frames in clips:
+        landmarks = [lm for f in frames if (lm := detect(f)) is not None]
+        result = check_turn(landmarks)
+        judged += bool(result.parallax)
+        passed += result.passed
+        peaks.append(result.peak)
+    return ActiveRow(name, should_pass, len(clips), passed, judged, float(np.median(peaks)) if peaks else float("nan"))
+
+
+def evaluate_active(
+    nuaa_root: str | None, cfp_root: str | None, detect, people: int = 40, frames: int = 12
+) -> list[ActiveRow]:
+    """The head-turn check on live turns and on replays, from whatever data is at hand (see the row names)."""
+    from rnnface.io import load_image
+    from rnnface.liveness.replay import replay_frames
+
+    rows = []
+    if cfp_root is not None:
+        from pathlib import Path
+
+        folders = sorted(p for p in (Path(cfp_root) / "Data" / "Images").iterdir() if p.is_dir())[:people]
+        frontal = [sorted((p / "frontal").glob("*.jpg")) for p in folders]
+        profile = [sorted((p / "profile").glob("*.jpg")) for p in folders]
+        turns = [[load_image(f) for f in [fr[0], *pr]] for fr, pr in zip(frontal, profile)]
+        rows.append(
+            _active_row("live: CFP people turning (a frontal photo, then their 4 profile photos)", True, turns, detect)
+        )
+        replays = [replay_frames(t[0], frames=frames, seed=i) for i, t in enumerate(turns)]
+        rows.append(
+            _active_row(
+                f"replay: each CFP frontal photo printed and turned to +-35 deg ({frames} frames, simulated)",
+                False,
+                replays,
+                detect,
+            )
+        )
+    if nuaa_root is not None:
+        caps = nuaa.captures(nuaa_root, "test")
+
+        def clip(c: nuaa.Capture) -> list[np.ndarray]:
+            crops = nuaa.load_frames(nuaa_root, c)
+            pick = np.linspace(0, len(crops) - 1, min(frames, len(crops))).round().astype(int)
+            return [nuaa.as_photo(crops[i]) for i in pick]
+
+        rows.append(
+            _active_row(
+                f"replay: NUAA test attacks, real prints moved before a camera ({frames} frames each)",
+                False,
+                [clip(c) for c in caps if not c.live],
+                detect,
+            )
+        )
+        rows.append(
+            _active_row(
+                f"live but still (asked not to move): NUAA test bona fide captures ({frames} frames each)",
+                False,
+                [clip(c) for c in caps if c.live],
+                detect,
+            )
+        )
+    return rows
+
+
+def active_markdown(rows: Sequence[ActiveRow]) -> str:
+    lines = [
+        "| clips | should pass | clips | judged | passed | wrong % | median peak parallax |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.name} | {'yes' if r.should_pass else 'no'} | {r.clips} | {r.judged} | {r.passed} | "
+            f"{100 * r.error:.1f} | {r.median_peak:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+@dataclass
+class CameraRow:
+    name: str
+    should_be_live: bool
+    presentations: int
+    judged_live: int
+    missed: int  # no face found
+
+    @property
+    def error(self) -> float:
+        """BPCER for bona fide photos (called attacks), APCER for replays (called live)."""
+        judged = self.presentations - self.missed
+        if not judged:
+            return float("nan")
+        wrong = judged - self.judged_live if self.should_be_live else self.judged_live
+        return wrong / judged
+
+
+def evaluate_other_cameras(
+    lfw_images: str, checker, people: int = 200, frames: int = 8, seed: int = 0
+) -> list[CameraRow]:
+    """Beyond NUAA's one webcam: LFW photos (live faces taken by news cameras) judged alone, and each printed and
+    turned in front of a camera (`replay_frames`, simulated) judged as a clip. `checker` is a `LivenessChecker`."""
+    from pathlib import Path
+
+    from rnnface.errors import RnnfaceError
+    from rnnface.io import load_image
+    from rnnface.liveness.replay import replay_frames
+
+    folders = sorted(p for p in Path(lfw_images).iterdir() if p.is_dir())
+    pick = np.random.default_rng(seed).choice(len(folders), size=min(people, len(folders)), replace=False)
+    photos = [load_image(sorted(folders[i].glob("*.jpg"))[0]) for i in sorted(pick)]
+    rows = [
+        CameraRow("bona fide: LFW photos (news cameras), each alone", True, 0, 0, 0),
+        CameraRow(
+            f"attack: each LFW photo printed and turned before a camera ({frames} frames, simulated)", False, 0, 0, 0
+        ),
+    ]
+    for i, photo in enumerate(photos):
+        for row, clip in ((rows[0], [photo]), (rows[1], replay_frames(photo, frames=frames, seed=i))):
+            row.presentations += 1
+            try:
+                row.judged_live += checker.check(clip)[0].live
+            except RnnfaceError:  # no face, or several: not a presentation this check could judge
+                row.missed += 1
+    return rows
+
+
+def camera_markdown(rows: Sequence[CameraRow]) -> str:
+    lines = [
+        "| presentations | should be | judged | called live | error % |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        kind = "BPCER" if r.should_be_live else "APCER"
+        lines.append(
+            f"| {r.name} | {'live' if r.should_be_live else 'attack'} | {r.presentations - r.missed} | "
+            f"{r.judged_live} | {kind} {100 * r.error:.1f} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,179 @@
+"""`liveness` and `authenticate` end to end: CLI, Python API and service, on NUAA test captures of people the
+shipped detector never saw (subjects 0011 and 0012; it trained on 0001-0009), made into camera clips."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.clips import capture_frames, write_video
+from tests.conftest import run_cli
+
+PERSON = "Subject 11"
+LIVE = "client/0011_01_07_03"  # the person, live (test session)
+ATTACK = "imposter/0011_01_01_03"  # a print of the person moved before the camera
+OTHER = "client/0012_01_07_03"  # someone else, live
+CLIP = slice(0, 16)
+ENROLL = slice(300, 400, 30)  # other frames of the live capture
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def material(nuaa_root, tmp_path_factory):
+    """Clips (MJPG), enrollment photos and a gallery holding PERSON, all under one temp folder."""
+    from rnnface.gallery import open_gallery
+    from rnnface.gallery.enroll import enroll_images
+    from rnnface.recognition.pipeline import FacePipeline
+
+    folder = tmp_path_factory.mktemp("liveness")
+    clips = {
+        name: write_video(capture_frames(nuaa_root, key, CLIP), folder / f"{name}.avi")
+        for name, key in (("live", LIVE), ("attack", ATTACK), ("other", OTHER))
+    }
+    photos = []
+    for i, frame in enumerate(capture_frames(nuaa_root, LIVE, ENROLL)):
+        photos.append(folder / f"enroll{i}.png")
+        cv2.imwrite(str(photos[-1]), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    gallery = folder / "g.db"
+    with open_gallery(gallery) as g:
+        summary = enroll_images(g, FacePipeline(), PERSON, photos)
+    assert summary.faces == len(photos)
+    return {"clips": clips, "photos": photos, "gallery": gallery, "folder": folder}
+
+
+def authenticate(material, clip: str, *extra):
+    gallery = material["gallery"]
+    before = digest(gallery)
+    result = run_cli(
+        "authenticate", PERSON, material["clips"][clip], "--gallery", gallery, "--every", "1", "--json", *extra
+    )
+    assert digest(gallery) == before  # an attempt changes nothing
+    return result
+
+
+def test_authenticate_accepts_the_live_person_and_rejects_a_print_and_someone_else(material):
+    live = authenticate(material, "live")
+    assert live.exit_code == 0, live.output
+    answer = json.loads(live.output)
+    assert answer["decision"] == "accepted" and answer["point"] == "strict"
+    assert answer["liveness"]["live"] and answer["similarity"] >= answer["threshold"]
+    assert len(answer["liveness"]["frames"]) == 16
+
+    attack = json.loads(authenticate(material, "attack").output)
+    assert attack["decision"] == "rejected: not live"
+    assert attack["liveness"]["live_score"] < attack["liveness"]["threshold"]
+
+    other = json.loads(authenticate(material, "other").output)
+    assert other["decision"] == "rejected: not this person"
+    assert other["liveness"]["live"] and other["similarity"] < other["threshold"]
+
+
+def test_authenticate_text_names_the_decision_and_the_figures(material):
+    result = run_cli("authenticate", PERSON, material["clips"]["attack"], "--gallery", material["gallery"])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == f"rejected: not live: {PERSON}"
+    assert "liveness: not live" in result.output and "identity: similarity" in result.output
+
+
+def test_liveness_judges_a_clip_and_a_single_photo_with_per_frame_figures(material):
+    clip = run_cli("liveness", material["clips"]["live"], "--every", "1", "--json")
+    assert clip.exit_code == 0, clip.output
+    answer = json.loads(clip.output)
+    assert answer["live"] and answer["window"] == 8 and len(answer["frames"]) == 16
+    assert all(f["live_score"] is not None for f in answer["frames"] if f["face"] is not None)
+    attack = run_cli("liveness", material["clips"]["attack"], "--every", "1")
+    assert attack.exit_code == 1 and attack.output.startswith("not live: looks like a presentation attack")
+    photo = run_cli("liveness", material["photos"][0], "--json")
+    assert json.loads(photo.output)["window"] == 1
+
+
+def test_bad_input_is_one_clear_line_and_changes_nothing(material, lfw_images):
+    folder, gallery = material["folder"], material["gallery"]
+    before = digest(gallery)
+    blank = write_video([np.full((240, 320, 3), 128, np.uint8)] * 8, folder / "blank.avi")
+    pair = np.concatenate(
+        [
+            cv2.resize(cv2.imread(str(lfw_images / n / f"{n}_0001.jpg")), (250, 250))
+            for n in ("Colin_Powell", "Serena_Williams")
+        ],
+        axis=1,
+    )
+    several = write_video([cv2.cvtColor(pair, cv2.COLOR_BGR2RGB)] * 6, folder / "several.avi")
+    cases = [
+        (("liveness", blank), "no face in any of 3 frames"),
+        (("liveness", several), "several faces"),
+        (("liveness", "--camera", "97"), "cannot open this camera"),
+        (("liveness",), "give a photo or video file, or --camera N"),
+        (("authenticate", PERSON, material["photos"][0], "--gallery", gallery), "too few frames with a face (1 of 1"),
+        (("authenticate", "Nobody", material["clips"]["live"], "--gallery", gallery), "no person named 'Nobody'"),
+        (("authenticate", PERSON, "--camera", "97", "--gallery", gallery), "cannot open this camera"),
+        (("authenticate", PERSON, material["clips"]["live"], "--gallery", folder / "none.db"), "gallery"),
+        (("liveness", material["photos"][0], "--liveness-model", folder / "enroll0.png"), "not a liveness model"),
+    ]
+    for args, message in cases:
+        result = run_cli(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert digest(gallery) == before
+    assert not (folder / "none.db").exists()  # reading never creates a gallery
+
+
+def test_the_python_api_takes_paths_and_frames(material, nuaa_root):
+    import rnnface
+
+    frames = capture_frames(nuaa_root, LIVE, CLIP)
+    assert rnnface.check_liveness(frames).live
+    assert not rnnface.check_liveness(str(material["clips"]["attack"]), every=1).live
+    result = rnnface.authenticate(PERSON, frames, gallery=material["gallery"])
+    assert result.accepted and result.decision == "accepted"
+
+
+def test_the_service_answers_liveness_and_authentication_and_changes_nothing(material, nuaa_root, tmp_path):
+    pytest.importorskip("fastapi", reason="the service extra is not installed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from rnnface.service import create_app
+    from rnnface.settings import Settings
+
+    gallery = tmp_path / "g.db"
+    gallery.write_bytes(material["gallery"].read_bytes())
+    c = TestClient(
+        create_app(Settings(api_key="k", gallery=str(gallery), max_frames=20)), raise_server_exceptions=False
+    )
+
+    def frames(key: str, n: int = 16):
+        return [
+            (
+                "frames",
+                (f"f{i}.jpg", cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR))[1].tobytes(), "image/jpeg"),
+            )
+            for i, f in enumerate(capture_frames(nuaa_root, key, slice(0, n)))
+        ]
+
+    before = digest(gallery)
+    live = c.post("/api/v1/liveness", files=frames(LIVE))
+    assert live.status_code == 200 and live.json()["live"], live.text
+    auth = c.post("/api/v1/authenticate", data={"name": PERSON}, files=frames(LIVE))
+    assert auth.status_code == 200 and auth.json()["decision"] == "accepted", auth.text
+    attack = c.post("/api/v1/authenticate", data={"name": PERSON, "challenge": "true"}, files=frames(ATTACK))
+    assert attack.json()["decision"] == "rejected: not live" and attack.json()["liveness"]["challenge"] is not None
+    assert c.post("/api/v1/authenticate", data={"name": "Nobody"}, files=frames(LIVE)).status_code == 404
+    too_many = c.post("/api/v1/liveness", files=frames(LIVE, 21))
+    assert too_many.status_code == 413 and "at most 20 frames" in too_many.json()["detail"]
+    short = c.post("/api/v1/authenticate", data={"name": PERSON}, files=frames(LIVE, 2))
+    assert short.status_code == 422 and "too few frames" in short.json()["detail"]
+    text = c.post("/api/v1/liveness", files=[("frames", ("a.txt", b"hello", "text/plain"))])
+    assert text.status_code == 415
+    assert digest(gallery) == before
