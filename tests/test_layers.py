@@ -22,6 +22,7 @@ LAYERS: list[set[str]] = [
     {"data"},
     {"gallery"},
     {"video"},
+    {"liveness"},
     {"evaluation"},
     {"training"},
     {"benchmarks"},
