@@ -64,7 +64,7 @@ def authenticate_frames(
 ) -> Authentication:
     """Authenticate `name` from RGB `frames` (time order) against `gallery`, which is only read."""
     decide = prepare(gallery, checker, name, threshold)
-    observed = [o for i, frame in enumerate(frames) if (o := checker.observe(frame, i, embed=True)) is not None]
+    observed = checker.observe_all(frames, embed=True)
     return decide_observed(gallery, checker, name, observed, len(frames), decide, challenge, min_frames)
 
 

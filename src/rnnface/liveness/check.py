@@ -133,6 +133,10 @@ class LivenessChecker:
         embedding = self.pipeline.embed(frame, [face])[1][0] if embed else None
         return Observation(index, face, crop, embedding)
 
+    def observe_all(self, frames: Sequence[np.ndarray], embed: bool = False) -> list[Observation]:
+        """`observe` for each of `frames`, the frames without a face left out."""
+        return [o for i, frame in enumerate(frames) if (o := self.observe(frame, i, embed)) is not None]
+
     def judge(
         self, observed: Sequence[Observation], frames: int, challenge: bool = False, min_frames: int = 1
     ) -> LivenessResult:
@@ -158,5 +162,5 @@ class LivenessChecker:
         self, frames: Sequence[np.ndarray], challenge: bool = False, min_frames: int = 1, embed: bool = False
     ) -> tuple[LivenessResult, list[Observation]]:
         """Judge `frames` (RGB, time order; one photo is one frame): the result and what was observed."""
-        observed = [o for i, frame in enumerate(frames) if (o := self.observe(frame, i, embed)) is not None]
+        observed = self.observe_all(frames, embed)
         return self.judge(observed, len(frames), challenge, min_frames), observed
