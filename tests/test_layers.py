@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"gallery"},
     {"video"},
     {"liveness"},
+    {"clustering"},
     {"evaluation"},
     {"training"},
     {"benchmarks"},

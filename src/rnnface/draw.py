@@ -85,3 +85,34 @@ def save_image(image: np.ndarray, path: str | Path) -> Path:
     with atomic_output(path, "picture") as tmp:
         Image.fromarray(image).save(tmp, format=image_format)
     return path
+
+
+def face_thumbnail(image: np.ndarray, face: Face, size: int = 96, margin: float = 0.25) -> np.ndarray:
+    """A `size` x `size` RGB thumbnail of `face`: its box widened by `margin` on each side, squared, padded grey
+    where it leaves the photo."""
+    x1, y1, x2, y2 = face.box
+    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    scale = size / max(side, 1.0)
+    matrix = np.array([[scale, 0, size / 2 - scale * cx], [0, scale, size / 2 - scale * cy]], np.float32)
+    return cv2.warpAffine(
+        np.ascontiguousarray(image), matrix, (size, size), flags=cv2.INTER_AREA, borderValue=(128, 128, 128)
+    )
+
+
+def contact_sheet(thumbnails: Sequence[np.ndarray], title: str, columns: int = 8) -> np.ndarray:
+    """Thumbnails in rows of `columns` under a title line: one picture of a group of faces."""
+    if not thumbnails:
+        raise ValueError("a contact sheet needs at least one thumbnail")
+    size = thumbnails[0].shape[0]
+    columns = min(columns, len(thumbnails))
+    rows = -(-len(thumbnails) // columns)
+    header = 28
+    sheet = np.full((header + rows * (size + 4) + 4, columns * (size + 4) + 4, 3), 255, np.uint8)
+    for i, thumb in enumerate(thumbnails):
+        r, c = divmod(i, columns)
+        y, x = header + 4 + r * (size + 4), 4 + c * (size + 4)
+        sheet[y : y + size, x : x + size] = thumb
+    scale = min(0.6, 0.6 * sheet.shape[1] / max(1, cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1)[0][0] + 8))
+    cv2.putText(sheet, title, (4, 20), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return sheet

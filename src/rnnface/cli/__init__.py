@@ -12,7 +12,7 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError  # Typer's own
 from typer.core import TyperGroup
 
 from rnnface import __version__
-from rnnface.cli import bench, data, faces, gallery, liveness, service, train, video
+from rnnface.cli import bench, cluster, data, faces, gallery, liveness, service, train, video
 from rnnface.cli.options import TYPER
 from rnnface.errors import RnnfaceError
 
@@ -51,7 +51,7 @@ class _Group(TyperGroup):
 app = typer.Typer(
     cls=_Group, help="Face detection, alignment and recognition with recurrent networks.", no_args_is_help=True, **TYPER
 )
-for group in (faces, gallery, video, liveness, data, train, service):
+for group in (faces, gallery, cluster, video, liveness, data, train, service):
     app.add_typer(group.app)
 app.add_typer(bench.app, name="bench")
 

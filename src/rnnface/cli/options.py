@@ -45,7 +45,7 @@ ThresholdOpt = Annotated[
     typer.Option(
         help="Operating point: strict (FAR 1e-4), balanced (FAR 1e-3), loose (FAR 1e-2), or a cosine similarity "
         "in [-1, 1] (default: balanced for a comparison; for a search, set for --fpir at the gallery's size).",
-        callback=lambda value: _threshold(value),
+        callback=lambda value: threshold_option(value),
     ),
 ]
 FpirOpt = Annotated[
@@ -72,7 +72,7 @@ CacheOpt = Annotated[
 ]
 
 
-def _threshold(value: str | None) -> str | float | None:
+def threshold_option(value: str | None) -> str | float | None:
     from rnnface.errors import ThresholdError
     from rnnface.operating import parse_threshold
 

@@ -461,3 +461,47 @@ def _named_liveness(item: str) -> tuple[str, Path]:
     if not sep or not name or not path:
         raise typer.BadParameter(f"--model takes NAME=PATH, got {item!r}")
     return name, Path(path)
+
+
+@eval_app.command("cluster")
+def eval_cluster(
+    lfw_cache: Annotated[Path, typer.Option("--lfw-cache", help="LFW face cache (rnnface prepare).")] = DEFAULT_CACHE,
+    cfp_cache: Annotated[
+        Path, typer.Option("--cfp-cache", help="CFP face cache (made by `rnnface eval cfp`, or here when missing).")
+    ] = Path("cache/cfp160"),
+    cfp: Annotated[Path | None, typer.Option(help="CFP root, to make --cfp-cache (default: $RNNFACE_CFP).")] = None,
+    embedder: Annotated[
+        list[str] | None,
+        typer.Option("--embedder", "-e", help="Pretrained embeddings to cluster (default: facenet, face_recognition)."),
+    ] = None,
+    method: Annotated[
+        list[str] | None, typer.Option("--method", help="Clustering methods (default: all; see the report).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Directory for cluster.json and cluster.md.")] = Path("reports"),
+) -> None:
+    """Group all of LFW and all of CFP by person with every method on the same embeddings: pairwise and BCubed
+    precision / recall / F, groups, time and memory; each set's setting chosen on the other set's labels."""
+    from rnnface.evaluation.clustering import cache_faces, clusterers, evaluate, markdown
+    from rnnface.evaluation.report import write_json, write_text
+
+    if not out.is_dir():
+        raise typer.BadParameter(f"--out {out}: no such folder")
+    for name in method or []:
+        if name not in clusterers:
+            raise typer.BadParameter(f"--method {name!r}: known: {', '.join(clusterers.names())}")
+    if not (cfp_cache / "meta.json").is_file():
+        from rnnface.data.cfp import cfp_images, check_root
+        from rnnface.data.prepare import prepare
+        from rnnface.evaluation.cfp import CFP_PREPARE
+        from rnnface.settings import Settings
+
+        root = check_root(cfp or Settings.from_env().cfp)
+        prepare(root / "Data" / "Images", cfp_cache, CFP_PREPARE, records=cfp_images(root))
+    embedders = embedder or ["facenet", "face_recognition"]
+    sets = [cache_faces("LFW", lfw_cache, embedders), cache_faces("CFP", cfp_cache, embedders)]
+    results, runs = evaluate(sets, method)
+    table = markdown(results, sets)
+    write_json({"results": [r.to_dict() for r in results], "sweeps": [r.to_dict() for r in runs]}, out / "cluster.json")
+    write_text(table, out / "cluster.md")
+    typer.echo(table)
+    typer.echo(f"written: {out}/cluster.json, {out}/cluster.md")

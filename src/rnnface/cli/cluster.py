@@ -1,0 +1,131 @@
+"""`rnnface cluster`: group the faces of a photo set by person, with a contact sheet per group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rnnface.cli.options import (
+    TYPER,
+    CsvOpt,
+    DeviceOpt,
+    JsonOpt,
+    MinFaceOpt,
+    MinScoreOpt,
+    ModelOpt,
+    RuntimeOpt,
+    detector,
+    pipeline,
+    print_json,
+    threshold_option,
+)
+
+app = typer.Typer(**TYPER)
+
+#: Faces shown on a group's contact sheet (the representative first, then the most typical).
+SHEET_FACES = 48
+
+
+@app.command()
+def cluster(
+    images: Annotated[list[Path], typer.Argument(help="Photos, or folders of photos (all levels down).")],
+    threshold: Annotated[
+        str | None,
+        typer.Option(
+            help="Operating point (strict, balanced, loose) or a cosine: two groups merge while the mean similarity "
+            "of their faces reaches it.  [default: strict]",
+            callback=lambda value: threshold_option(value),
+        ),
+    ] = None,
+    min_size: Annotated[int, typer.Option(min=1, help="Smaller groups are left alone (listed, not grouped).")] = 2,
+    sheets: Annotated[
+        Path | None, typer.Option(help="Existing folder for one contact sheet per group (group-<n>.png).")
+    ] = None,
+    model: ModelOpt = None,
+    min_score: MinScoreOpt = None,
+    min_face: MinFaceOpt = None,
+    runtime: RuntimeOpt = None,
+    device: DeviceOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Who is in these photos? Every face is grouped with the faces of the same person; nothing is enrolled."""
+    from rnnface.cli.inputs import expand_images, output_mode, progress
+    from rnnface.clustering.photos import cluster_photos
+
+    mode, paths = output_mode(as_json, as_csv), expand_images(images)
+    if sheets is not None and not sheets.is_dir():
+        raise typer.BadParameter(f"--sheets {sheets}: no such folder")
+    pipe = pipeline(model, runtime, detector(min_score, min_face, False), device)
+    pipe.threshold(threshold)  # a point the model lacks fails before any photo is read
+    result = cluster_photos(pipe, ((str(p), p) for p in progress(paths, "cluster")), threshold, min_size)
+    if sheets is not None:
+        _write_sheets(result, sheets)
+    if mode == "json":
+        print_json(result.to_dict())
+    elif mode == "csv":
+        _print_csv(result)
+    else:
+        _print_text(result, sheets)
+
+
+def _print_text(result, sheets: Path | None) -> None:
+    for number, group in enumerate(result.groups):
+        rep = result.faces[group.representative]
+        typer.echo(
+            f"group {number}: {group.size} faces (cohesion {group.cohesion:.3f}, nearest group {group.nearest:.3f}); "
+            f"e.g. {rep.source}"
+        )
+        for i in group.members:
+            typer.echo(f"  {result.faces[i].source}  box {_box(result.faces[i].face.box)}")
+    for source, reason in result.skipped:
+        typer.echo(f"skipped {source}: {reason}")
+    typer.echo(
+        f"{len(result.faces)} face(s): {len(result.groups)} group(s) of {result.min_size}+, "
+        f"{len(result.alone)} left alone; threshold {result.threshold.value:.3f}: {result.threshold.describe()}"
+    )
+    if sheets is not None and result.groups:
+        typer.echo(f"contact sheets: {sheets}/group-0.png ... group-{len(result.groups) - 1}.png")
+
+
+def _print_csv(result) -> None:
+    import csv
+    import sys
+
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(["image", "x1", "y1", "x2", "y2", "group", "size", "cohesion"])
+    label = {i: (n, g) for n, g in enumerate(result.groups) for i in g.members}
+    for i, face in enumerate(result.faces):
+        number, group = label.get(i, ("", None))
+        row = [face.source, *_box(face.face.box).split(",")]
+        out.writerow(row + [number, group.size if group else 1, f"{group.cohesion:.4f}" if group else ""])
+
+
+def _box(box) -> str:
+    return ",".join(f"{v:.0f}" for v in box)
+
+
+def _write_sheets(result, folder: Path) -> None:
+    """One picture per group: its representative, then the faces most like the group's mean."""
+    import numpy as np
+
+    from rnnface.draw import contact_sheet, face_thumbnail, save_image
+    from rnnface.io import load_image
+
+    images: dict[str, np.ndarray] = {}
+    for number, group in enumerate(result.groups):
+        mean = np.sum([result.faces[i].embedding for i in group.members], axis=0)
+        typical = sorted(group.members, key=lambda i: -float(result.faces[i].embedding @ mean))
+        shown = [group.representative] + [i for i in typical if i != group.representative][: SHEET_FACES - 1]
+        thumbs = []
+        for i in shown:
+            face = result.faces[i]
+            if face.source not in images:
+                images = {face.source: load_image(face.source)}  # one photo held at a time
+            thumbs.append(face_thumbnail(images[face.source], face.face))
+        title = f"group {number}: {group.size} faces, cohesion {group.cohesion:.2f}"
+        if group.size > len(shown):
+            title += f" ({len(shown)} shown)"
+        save_image(contact_sheet(thumbs, title), folder / f"group-{number}.png")

@@ -1,0 +1,187 @@
+"""Average linkage over a k-NN graph: rnnface's way of grouping faces, batch or incremental.
+
+Two groups merge, best pair first, while the mean cosine between their faces is at least `threshold`: the
+rule a pair decision uses, applied to whole groups, so one odd similar pair cannot chain two people
+together (single linkage, DBSCAN) and a large group is not split for lack of density (HDBSCAN). The mean
+cosine of groups A and B is sum(A) . sum(B) / (|A| |B|) for unit embeddings, exact from each group's
+sum vector, so no pairwise matrix is ever held; only groups the k-NN graph connects are compared, so
+the cost grows with N k, not N^2. Faces added later are linked the same way: a new face joins the group
+it is closest to on average, founds a group of its own, or brings two groups together, without
+reclustering what is there.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+from rnnface.clustering.graph import EXACT_LIMIT, HNSW_EF_CONSTRUCTION, HNSW_M
+from rnnface.similarity import normalize
+
+#: Neighbours each face is linked with; groups are compared only where some pair of their faces is.
+DEFAULT_K = 32
+
+
+@dataclass(frozen=True)
+class Group:
+    """One group of faces: its members (face numbers, in the order added), how alike they are, and how near the
+    closest other group is (both mean cosines); `representative` is the member nearest the group's mean."""
+
+    id: int
+    members: list[int]
+    cohesion: float
+    nearest: float
+    representative: int
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "size": self.size,
+            "cohesion": round(self.cohesion, 4),
+            "nearest": round(self.nearest, 4),
+            "representative": self.representative,
+            "members": self.members,
+        }
+
+
+class Clustering:
+    """Faces grouped by average linkage at `threshold` (a mean cosine); `add` more at any time."""
+
+    def __init__(self, threshold: float, k: int = DEFAULT_K) -> None:
+        self.threshold = float(threshold)
+        self.k = int(k)
+        self._dim: int | None = None
+        self._faces = np.zeros((0, 0), np.float32)
+        self._group = np.zeros(0, np.int64)  # each face's group id
+        self._sums = np.zeros((0, 0), np.float32)  # by group id; ids are never reused
+        self._sizes = np.zeros(0, np.int64)  # 0 for a group merged into another
+        self._version = np.zeros(0, np.int64)
+        self._members: dict[int, list[int]] = {}
+        self._adjacent: dict[int, set[int]] = {}
+        self._index: faiss.Index | None = None
+
+    def __len__(self) -> int:
+        return len(self._group)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Each face's group id."""
+        return self._group.copy()
+
+    def add(self, embeddings: np.ndarray) -> np.ndarray:
+        """Link new faces ((N, D) embeddings) with everything so far; return their group ids.
+
+        A batch is linked as a whole, so adding faces in one call or several gives the same groups whenever
+        the later faces never rank among an earlier face's k nearest."""
+        new = normalize(np.atleast_2d(np.asarray(embeddings, np.float32)))
+        if not len(new):
+            return np.zeros(0, np.int64)
+        if self._dim is None:
+            self._dim = new.shape[1]
+            self._faces = np.zeros((0, self._dim), np.float32)
+            self._sums = np.zeros((0, self._dim), np.float32)
+            self._index = _new_index(self._dim, len(new))
+        if new.shape[1] != self._dim:
+            raise ValueError(f"embeddings of dimension {new.shape[1]}; this clustering holds {self._dim}")
+        first = len(self._group)
+        ids = np.arange(first, first + len(new))
+        self._faces = np.concatenate([self._faces, new])
+        self._index.add(new)
+        self._group = np.concatenate([self._group, len(self._sizes) + np.arange(len(new))])
+        self._sums = np.concatenate([self._sums, new])
+        self._sizes = np.concatenate([self._sizes, np.ones(len(new), np.int64)])
+        self._version = np.concatenate([self._version, np.zeros(len(new), np.int64)])
+        for face in ids:
+            self._members[int(self._group[face])] = [int(face)]
+            self._adjacent[int(self._group[face])] = set()
+        _, near = self._index.search(new, min(self.k + 1, len(self._group)))
+        heap: list[tuple[float, int, int, int, int]] = []
+        for face, row_ids in zip(ids, near):
+            a = int(self._group[face])
+            for j in row_ids[(row_ids >= 0) & (row_ids != face)]:
+                b = int(self._group[j])
+                if b != a and b not in self._adjacent[a]:
+                    self._adjacent[a].add(b)
+                    self._adjacent[b].add(a)
+                    self._push(heap, a, b, float(self._link(a, np.array([b]))[0]))
+        self._merge(heap)
+        return self._group[ids].copy()
+
+    def groups(self, min_size: int = 1) -> list[Group]:
+        """Groups of at least `min_size` faces, largest first (ties: earliest face first)."""
+        live = [g for g, members in self._members.items() if len(members) >= min_size]
+        out = []
+        for g in live:
+            members = sorted(self._members[g])
+            n = len(members)
+            s = self._sums[g].astype(np.float64)
+            cohesion = float((s @ s - n) / (n * (n - 1))) if n > 1 else 1.0
+            adjacent = np.fromiter(self._adjacent[g], np.int64, len(self._adjacent[g]))
+            nearest = float(self._link(g, adjacent).max()) if len(adjacent) else -1.0
+            representative = members[int(np.argmax(self._faces[members] @ s))]
+            out.append(Group(g, members, cohesion, nearest, representative))
+        return sorted(out, key=lambda grp: (-grp.size, grp.members[0]))
+
+    def _link(self, a: int, others: np.ndarray) -> np.ndarray:
+        """Mean cosine between group `a`'s faces and each group of `others`'."""
+        dots = self._sums[others].astype(np.float64) @ self._sums[a].astype(np.float64)
+        return dots / (self._sizes[others] * self._sizes[a])
+
+    def _push(self, heap: list, a: int, b: int, link: float) -> None:
+        if link >= self.threshold:
+            heapq.heappush(heap, (-link, a, b, int(self._version[a]), int(self._version[b])))
+
+    def _merge(self, heap: list) -> None:
+        """Merge the most similar linked pair of groups while its mean cosine reaches the threshold."""
+        while heap:
+            _, a, b, va, vb = heapq.heappop(heap)
+            if self._version[a] != va or self._version[b] != vb or not self._sizes[a] or not self._sizes[b]:
+                continue  # one of them has changed since: its current links are queued already
+            if self._sizes[a] < self._sizes[b]:
+                a, b = b, a
+            self._sums[a] += self._sums[b]
+            self._sizes[a] += self._sizes[b]
+            self._sizes[b] = 0
+            self._version[a] += 1
+            moved = self._members.pop(b)
+            self._group[moved] = a
+            self._members[a].extend(moved)
+            for c in self._adjacent.pop(b):
+                if c != a:
+                    self._adjacent[c].discard(b)
+                    self._adjacent[c].add(a)
+                    self._adjacent[a].add(c)
+            self._adjacent[a].discard(b)
+            self._sums[b] = 0.0
+            adjacent = np.fromiter(self._adjacent[a], np.int64, len(self._adjacent[a]))
+            if len(adjacent):
+                links = self._link(a, adjacent)
+                for c, link in zip(adjacent[links >= self.threshold], links[links >= self.threshold]):
+                    self._push(heap, a, int(c), float(link))
+
+
+def _new_index(dim: int, first_batch: int) -> faiss.Index:
+    """Exact search while the first batch is small enough; an HNSW graph for a large one."""
+    if first_batch <= EXACT_LIMIT:
+        return faiss.IndexFlatIP(dim)
+    index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    index.hnsw.efSearch = 2 * DEFAULT_K
+    return index
+
+
+def cluster_embeddings(embeddings: np.ndarray, threshold: float, k: int = DEFAULT_K, min_size: int = 1) -> np.ndarray:
+    """Each face's group number (0, 1, ... by group size), or -1 for a face in a group under `min_size`."""
+    clustering = Clustering(threshold, k)
+    clustering.add(embeddings)
+    labels = np.full(len(clustering), -1, np.int64)
+    for number, group in enumerate(clustering.groups(min_size)):
+        labels[group.members] = number
+    return labels

@@ -1,0 +1,104 @@
+"""Who is in my photos: every face of a set of photos embedded once, then grouped by person.
+
+The threshold is one of the model's operating points (or a number): two groups merge while their faces, on
+average, are as similar as a pair judged "same" at that point. Groups under `min_size` faces are left alone
+(a face seen once is not a group yet); each group reports how alike its faces are (`cohesion`), how near the
+closest other group is (`nearest`), and the face nearest its mean (the one to show when asking for a name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rnnface.clustering.linkage import DEFAULT_K, Clustering, Group
+from rnnface.detection import Face
+from rnnface.errors import ImageError, RnnfaceError
+from rnnface.operating import Threshold, ThresholdSpec
+from rnnface.recognition.pipeline import FacePipeline, ImageInput, as_image
+
+#: Groups smaller than this are left alone by default: one photo of someone is not yet a person to name.
+MIN_SIZE = 2
+#: The operating point groups are merged at by default: the one that leaves fewest strangers together.
+DEFAULT_POINT = "strict"
+
+
+@dataclass(frozen=True)
+class FoundFace:
+    """One face of the photo set: where it is and its embedding."""
+
+    source: str
+    face: Face
+    embedding: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict:
+        return {"image": self.source, **self.face.to_dict()}
+
+
+@dataclass(frozen=True)
+class PhotoGroups:
+    """The faces of a photo set, their groups (largest first) and the faces left alone."""
+
+    faces: list[FoundFace]
+    groups: list[Group]
+    alone: list[int]
+    threshold: Threshold
+    min_size: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (photo, why it gave no face)
+
+    def to_dict(self) -> dict:
+        return {
+            **self.threshold.to_dict(),
+            "min_size": self.min_size,
+            "faces": len(self.faces),
+            "groups": [
+                {**g.to_dict(), "number": n, "members": [self.faces[i].to_dict() for i in g.members]}
+                | {"representative": self.faces[g.representative].to_dict()}
+                for n, g in enumerate(self.groups)
+            ],
+            "alone": [self.faces[i].to_dict() for i in self.alone],
+            "skipped": [{"image": s, "reason": r} for s, r in self.skipped],
+        }
+
+
+def find_faces(pipeline: FacePipeline, photos: Iterable[tuple[str, ImageInput]]) -> tuple[list[FoundFace], list]:
+    """Every face of every photo, embedded; photos that cannot be read or hold no face are listed with why."""
+    found: list[FoundFace] = []
+    skipped: list[tuple[str, str]] = []
+    for source, image in photos:
+        try:
+            faces, embeddings = pipeline.embed(as_image(image))
+        except (ImageError, RnnfaceError) as exc:
+            skipped.append((source, str(exc)))
+            continue
+        if not faces:
+            skipped.append((source, "no face detected"))
+        found.extend(FoundFace(source, f, e) for f, e in zip(faces, embeddings))
+    return found, skipped
+
+
+def group_faces(
+    faces: list[FoundFace], threshold: Threshold, min_size: int = MIN_SIZE, k: int = DEFAULT_K
+) -> tuple[list[Group], list[int]]:
+    """Groups of at least `min_size` of `faces` at `threshold`, and the faces in none."""
+    clustering = Clustering(threshold.value, k)
+    if faces:
+        clustering.add(np.stack([f.embedding for f in faces]))
+    groups = clustering.groups(min_size)
+    grouped = {i for g in groups for i in g.members}
+    return groups, [i for i in range(len(faces)) if i not in grouped]
+
+
+def cluster_photos(
+    pipeline: FacePipeline,
+    photos: Iterable[tuple[str, ImageInput]],
+    threshold: ThresholdSpec = None,
+    min_size: int = MIN_SIZE,
+) -> PhotoGroups:
+    """Find, embed and group every face of `photos` ((name, image) pairs); nothing is stored anywhere."""
+    decide = pipeline.threshold(DEFAULT_POINT if threshold is None else threshold)
+    faces, skipped = find_faces(pipeline, photos)
+    groups, alone = group_faces(faces, decide, min_size)
+    return PhotoGroups(faces, groups, alone, decide, min_size, skipped)

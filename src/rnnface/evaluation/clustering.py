@@ -1,0 +1,268 @@
+"""`rnnface eval cluster`: grouping all of LFW and all of CFP by person, rnnface's method beside the usual ones.
+
+Every method clusters the same faces from the same embeddings: FaceNet's (VGGFace2) and dlib's (face_recognition),
+both pretrained elsewhere, so no embedding has seen these people in training (the shipped rnnface model saw all of
+LFW and CFP, and is therefore not a row). A method's setting (its threshold, or HDBSCAN's minimum group size) is
+the one that scores best on the *other* set: LFW's is chosen on CFP's labels and CFP's on LFW's, so no test
+face's label picks its own setting. The best setting on the set itself is shown too, as the ceiling.
+
+Methods: rnnface (average linkage over the k-NN graph, `rnnface.clustering`), dlib's Chinese whispers as
+face_recognition's example calls it, scikit-learn's DBSCAN, HDBSCAN and agglomerative clustering (average
+linkage over the full distance matrix), and connected components of the thresholded k-NN graph (single
+linkage). Each is timed with its peak memory above the process's at its start.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rnnface.clustering.graph import knn
+from rnnface.clustering.linkage import DEFAULT_K, cluster_embeddings
+from rnnface.clustering.metrics import Scores, score
+from rnnface.registry import Registry
+
+#: A method: group labels (-1: left alone) of unit embeddings at one setting.
+Clusterer = Callable[[np.ndarray, float], np.ndarray]
+clusterers: Registry[Clusterer] = Registry("clustering method")
+#: Settings each method is tried at; a float threshold is a cosine similarity.
+SETTINGS: dict[str, list[float]] = {}
+#: Graph methods that would hold more pairs than this at a setting are not run there (see TooDense).
+MAX_EDGES = 5_000_000
+COSINES = [round(float(c), 3) for c in np.arange(-0.2, 0.96, 0.025)]
+
+
+class TooDense(Exception):
+    """A setting so permissive that the method's graph would not fit; the sweep skips it."""
+
+
+def method(name: str, settings: list[float] = COSINES):
+    """Register a clusterer tried at `settings`."""
+
+    def decorator(fn: Clusterer) -> Clusterer:
+        SETTINGS[name] = settings
+        return clusterers.register(name)(fn)
+
+    return decorator
+
+
+@method("rnnface")
+def _rnnface(x: np.ndarray, threshold: float) -> np.ndarray:
+    return cluster_embeddings(x, threshold, DEFAULT_K)
+
+
+@method("chinese whispers (dlib)")
+def _chinese_whispers(x: np.ndarray, threshold: float) -> np.ndarray:
+    """dlib's chinese_whispers over the graph face_recognition's example has dlib build (every pair of faces
+    closer than the threshold, each face with itself too); the pairs are found by FAISS, as dlib's own loop
+    over all N^2 pairs takes 40 s for LFW."""
+    import dlib
+    import faiss
+
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(np.ascontiguousarray(x, np.float32))
+    limits, _, ids = index.range_search(np.ascontiguousarray(x, np.float32), float(threshold))
+    rows = np.repeat(np.arange(len(x)), np.diff(limits).astype(np.int64))
+    keep = rows <= ids
+    if keep.sum() > MAX_EDGES:
+        raise TooDense(f"{int(keep.sum()):,} pairs at cosine {threshold}")
+    edges = list(zip(rows[keep].tolist(), ids[keep].tolist()))
+    return np.asarray(dlib.chinese_whispers(edges))
+
+
+@method("DBSCAN (min 2)")
+def _dbscan(x: np.ndarray, threshold: float) -> np.ndarray:
+    from sklearn.cluster import DBSCAN
+
+    return DBSCAN(eps=max(1e-6, 1.0 - threshold), min_samples=2, metric="cosine", algorithm="brute").fit_predict(x)
+
+
+@method("HDBSCAN", settings=[2, 3, 4, 5, 8])
+def _hdbscan(x: np.ndarray, min_size: float) -> np.ndarray:
+    from sklearn.cluster import HDBSCAN
+
+    return HDBSCAN(min_cluster_size=int(min_size), min_samples=1, copy=True).fit_predict(x)
+
+
+@method("agglomerative, average (full matrix)")
+def _agglomerative(x: np.ndarray, threshold: float) -> np.ndarray:
+    from sklearn.cluster import AgglomerativeClustering
+
+    return AgglomerativeClustering(
+        n_clusters=None, metric="cosine", linkage="average", distance_threshold=1.0 - threshold
+    ).fit_predict(x)
+
+
+@method("connected components of the k-NN graph")
+def _components(x: np.ndarray, threshold: float) -> np.ndarray:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    sims, ids = knn(x, x, DEFAULT_K + 1)
+    keep = (sims >= threshold) & (ids >= 0)
+    rows = np.repeat(np.arange(len(x)), ids.shape[1])[keep.ravel()]
+    graph = coo_matrix((np.ones(len(rows)), (rows, ids.ravel()[keep.ravel()])), shape=(len(x), len(x)))
+    return connected_components(graph, directed=False)[1]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One method on one set at one setting."""
+
+    method: str
+    embedding: str
+    dataset: str
+    setting: float
+    scores: Scores
+    seconds: float
+    peak_mb: float
+
+    @property
+    def objective(self) -> float:
+        """What settings are chosen by: the mean of pairwise and BCubed F."""
+        return (self.scores.pairwise_f + self.scores.bcubed_f) / 2
+
+    def to_dict(self) -> dict:
+        return {**{k: v for k, v in asdict(self).items() if k != "scores"}, **self.scores.to_dict()}
+
+
+@contextmanager
+def peak_rss() -> Iterator[dict]:
+    """Peak resident memory above the level at entry, in MB (sampled every 5 ms from /proc/self/statm)."""
+    page = 4096 / 2**20
+
+    def rss() -> float:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * page
+
+    base, out, done = rss(), {"mb": 0.0}, threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.005):
+            out["mb"] = max(out["mb"], rss() - base)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield out
+    finally:
+        done.set()
+        thread.join()
+        out["mb"] = max(out["mb"], rss() - base)
+
+
+def run(name: str, x: np.ndarray, truth: np.ndarray, setting: float, embedding: str, dataset: str) -> Run:
+    with peak_rss() as memory:
+        start = time.perf_counter()
+        labels = clusterers.get(name)(x, setting)
+        seconds = time.perf_counter() - start
+    return Run(name, embedding, dataset, setting, score(truth, labels), seconds, memory["mb"])
+
+
+def sweep(name: str, x: np.ndarray, truth: np.ndarray, embedding: str, dataset: str) -> list[Run]:
+    """The method at every setting, coarse first and then finely around the best coarse one."""
+    settings = SETTINGS[name]
+    coarse = settings[::4] if len(settings) > 8 else settings
+    runs: dict[float, Run] = {}
+
+    def attempt(setting: float) -> None:
+        with suppress(TooDense):
+            runs[setting] = run(name, x, truth, setting, embedding, dataset)
+
+    for s in coarse:
+        attempt(s)
+    if len(settings) > 8 and runs:
+        best = settings.index(max(runs.values(), key=lambda r: r.objective).setting)
+        for s in settings[max(0, best - 3) : best + 4]:
+            if s not in runs:
+                attempt(s)
+    return sorted(runs.values(), key=lambda r: r.setting)
+
+
+@dataclass(frozen=True)
+class Faces:
+    """One set's faces for clustering: unit embeddings by embedder name and the person of each face."""
+
+    name: str
+    embeddings: dict[str, np.ndarray]
+    people: np.ndarray
+    total: int  # faces in the set, including those some embedder could not embed (not clustered)
+
+
+def cache_faces(name: str, cache_dir: Path, embedders: list[str]) -> Faces:
+    """The faces of a prepared cache every embedder could embed (at the box the cache's detector found)."""
+    from rnnface.data.prepare import FaceCache
+    from rnnface.data.teachers import pretrained_embeddings
+    from rnnface.similarity import normalize
+
+    cache = FaceCache.open(cache_dir)
+    found = {e: pretrained_embeddings(cache, e) for e in embedders}
+    valid = np.logical_and.reduce([v for _, v in found.values()])
+    people = np.array([r.person for r in cache.rows])[valid]
+    return Faces(name, {e: normalize(emb[valid]) for e, (emb, _) in found.items()}, people, len(cache.rows))
+
+
+@dataclass(frozen=True)
+class Result:
+    """A method and embedding on one set, at the setting chosen on the other set, and the set's own best."""
+
+    chosen: Run
+    ceiling: Run
+
+    def to_dict(self) -> dict:
+        return {"chosen": self.chosen.to_dict(), "ceiling": self.ceiling.to_dict()}
+
+
+def evaluate(sets: list[Faces], methods: list[str] | None = None) -> tuple[list[Result], list[Run]]:
+    """Every method on every embedding of every set; each set's setting chosen on the next set (two sets:
+    each on the other). Returns the results and every run of the sweeps."""
+    methods = methods or clusterers.names()
+    runs: dict[tuple[str, str, str], list[Run]] = {}
+    for faces in sets:
+        for embedding, x in faces.embeddings.items():
+            for name in methods:
+                runs[name, embedding, faces.name] = sweep(name, x, faces.people, embedding, faces.name)
+    results = []
+    for i, faces in enumerate(sets):
+        other = sets[(i + 1) % len(sets)]
+        for embedding in faces.embeddings:
+            for name in methods:
+                tuning = max(runs[name, embedding, other.name], key=lambda r: r.objective).setting
+                here = runs[name, embedding, faces.name]
+                # the sweeps of two sets can refine around different settings: take this set's nearest one
+                chosen = min(here, key=lambda r: abs(r.setting - tuning))
+                results.append(Result(chosen, max(here, key=lambda r: r.objective)))
+    return results, [r for rs in runs.values() for r in rs]
+
+
+def markdown(results: list[Result], sets: list[Faces]) -> str:
+    """One table per set: pairwise and BCubed F at the setting chosen on the other set, then the ceiling."""
+    parts = []
+    for faces in sets:
+        rows = [r for r in results if r.chosen.dataset == faces.name]
+        n = len(faces.people)
+        parts.append(
+            f"**{faces.name}**: {n:,} faces of {len(set(faces.people)):,} people (of {faces.total:,} photos; "
+            f"the rest had no face an embedder could use)\n\n"
+            "| embedding | method | setting (chosen on the other set) | pairwise P / R / F | BCubed P / R / F | "
+            "groups (2+) | singletons | time s | peak MB | ceiling: best F here (setting) |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        )
+        for r in sorted(rows, key=lambda r: (r.chosen.embedding, -r.chosen.objective)):
+            c, s = r.chosen, r.chosen.scores
+            best = r.ceiling.scores
+            parts.append(
+                f"| {c.embedding} | {c.method} | {c.setting:g} | "
+                f"{100 * s.pairwise_precision:.1f} / {100 * s.pairwise_recall:.1f} / **{100 * s.pairwise_f:.1f}** | "
+                f"{100 * s.bcubed_precision:.1f} / {100 * s.bcubed_recall:.1f} / **{100 * s.bcubed_f:.1f}** | "
+                f"{s.groups:,} | {s.singletons:,} | {c.seconds:.1f} | {c.peak_mb:.0f} | "
+                f"{100 * best.pairwise_f:.1f} / {100 * best.bcubed_f:.1f} ({r.ceiling.setting:g}) |"
+            )
+        parts.append("")
+    return "\n".join(parts)

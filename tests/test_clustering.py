@@ -1,0 +1,182 @@
+"""Clustering faces nobody has named: the metrics, average linkage over the k-NN graph (batch and incremental),
+the peers' harness, and `rnnface cluster` on LFW photos."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from rnnface.clustering.linkage import Clustering, cluster_embeddings
+from rnnface.clustering.metrics import score
+from tests.conftest import run_cli
+
+
+def people(n_people: int, seed: int = 0, dim: int = 32, spread: float = 0.9, most: int = 20):
+    """Unit embeddings of `n_people` with 1-`most` photos each, and their person labels."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, most + 1, n_people)
+    truth = np.repeat(np.arange(n_people), sizes)
+    x = rng.standard_normal((n_people, dim))[truth] + spread * rng.standard_normal((len(truth), dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), truth
+
+
+def brute_scores(truth, predicted):
+    predicted = predicted.copy()
+    alone = predicted == -1
+    predicted[alone] = predicted.max() + 1 + np.arange(alone.sum())
+    same_t = truth[:, None] == truth[None]
+    same_p = predicted[:, None] == predicted[None]
+    off = ~np.eye(len(truth), dtype=bool)
+    tp = (same_t & same_p & off).sum()
+    precision = np.mean([np.mean(truth[predicted == predicted[i]] == truth[i]) for i in range(len(truth))])
+    recall = np.mean([np.mean(predicted[truth == truth[i]] == predicted[i]) for i in range(len(truth))])
+    return tp / (same_p & off).sum(), tp / (same_t & off).sum(), precision, recall
+
+
+def test_pairwise_and_bcubed_scores_match_their_definitions():
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 30, 600)
+    predicted = np.where(rng.random(600) < 0.7, truth, rng.integers(0, 40, 600))
+    predicted[rng.random(600) < 0.1] = -1
+    s = score(truth, predicted)
+    pp, pr, bp, br = brute_scores(truth, predicted)
+    assert (s.pairwise_precision, s.pairwise_recall) == pytest.approx((pp, pr))
+    assert (s.bcubed_precision, s.bcubed_recall) == pytest.approx((bp, br))
+    perfect = score(truth, truth)
+    assert perfect.pairwise_f == perfect.bcubed_f == 1.0
+    alone = score(truth, np.full(600, -1))
+    assert alone.bcubed_precision == 1.0 and alone.pairwise_recall == 0.0 and alone.singletons == 600
+
+
+@pytest.mark.parametrize("threshold", [0.2, 0.35, 0.5])
+def test_average_linkage_over_a_full_graph_is_exact_average_linkage(threshold):
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.metrics import adjusted_rand_score
+
+    x, _ = people(40)
+    ours = cluster_embeddings(x, threshold, k=len(x))
+    theirs = AgglomerativeClustering(
+        n_clusters=None, metric="cosine", linkage="average", distance_threshold=1 - threshold
+    ).fit_predict(x)
+    assert adjusted_rand_score(ours, theirs) == 1.0
+
+
+def test_groups_report_their_cohesion_nearest_group_and_representative():
+    x, truth = people(25, seed=2)
+    clustering = Clustering(0.3)
+    clustering.add(x)
+    groups = clustering.groups()
+    assert sorted(i for g in groups for i in g.members) == list(range(len(x)))
+    assert [g.size for g in groups] == sorted((g.size for g in groups), reverse=True)
+    for g in groups[:5]:
+        sims = x[g.members] @ x[g.members].T
+        n = g.size
+        assert g.cohesion == pytest.approx((sims.sum() - n) / (n * (n - 1)), abs=1e-4)
+        assert g.cohesion >= 0.3 - 1e-6  # every merge kept the mean similarity at the threshold
+        assert g.representative in g.members
+        assert g.nearest < 0.3  # else the two would have merged
+    assert score(truth, clustering.labels).pairwise_f > 0.9
+
+
+def test_min_size_leaves_small_groups_alone():
+    x, _ = people(30, seed=3)
+    labels = cluster_embeddings(x, 0.3, min_size=3)
+    sizes = np.bincount(labels[labels >= 0])
+    assert sizes.min() >= 3 and (labels == -1).any()
+    assert list(sizes) == sorted(sizes, reverse=True)  # numbered by size
+
+
+def test_faces_added_later_join_their_groups_or_found_new_ones():
+    x, truth = people(30, seed=4)
+    old = truth < 20
+    clustering = Clustering(0.3)
+    first = clustering.add(x[old])
+    before = {g.id: set(g.members) for g in clustering.groups()}
+    later = clustering.add(x[~old])
+    assert len(clustering) == len(x)
+    # a new person's photos form groups of their own; the earlier groups keep every face they had
+    assert not set(later) & set(first)
+    for members in before.values():
+        assert len({int(clustering.labels[i]) for i in members}) == 1
+    batch = cluster_embeddings(np.concatenate([x[old], x[~old]]), 0.3)
+    labels = np.concatenate([first, later])
+    assert score(np.concatenate([truth[old], truth[~old]]), labels).pairwise_f == pytest.approx(
+        score(np.concatenate([truth[old], truth[~old]]), batch).pairwise_f, abs=0.02
+    )
+    # one more photo of an existing person joins that person's group
+    person = int(truth[old][0])
+    extra = x[truth == person].mean(axis=0, keepdims=True)
+    assert clustering.add(extra)[0] == clustering.labels[np.flatnonzero(old)[0]]
+
+
+def test_add_refuses_another_dimension():
+    clustering = Clustering(0.3)
+    clustering.add(np.eye(4, dtype=np.float32))
+    with pytest.raises(ValueError, match="dimension 3"):
+        clustering.add(np.eye(3, dtype=np.float32))
+
+
+def test_the_harness_chooses_each_sets_setting_on_the_other_set():
+    from rnnface.evaluation.clustering import Faces, evaluate, markdown
+
+    sets = []
+    for name, seed in (("A", 5), ("B", 6)):
+        x, truth = people(30, seed=seed)
+        sets.append(Faces(name, {"synthetic": x}, truth, len(truth)))
+    results, runs = evaluate(sets, ["rnnface", "connected components of the k-NN graph"])
+    assert len(results) == 4
+    for r in results:
+        other = "B" if r.chosen.dataset == "A" else "A"
+        tuned = max((s for s in runs if s.dataset == other and s.method == r.chosen.method), key=lambda s: s.objective)
+        assert abs(r.chosen.setting - tuned.setting) <= 0.05
+        assert r.ceiling.objective >= r.chosen.objective
+    table = markdown(results, sets)
+    assert "| synthetic | rnnface |" in table and "**A**" in table
+
+
+@pytest.fixture(scope="module")
+def photos(lfw_images, tmp_path_factory):
+    """Photos of three LFW people in one flat folder, plus a file that is not an image."""
+    folder = tmp_path_factory.mktemp("photos")
+    for person, count in (("Colin_Powell", 5), ("Aaron_Peirsol", 4), ("Serena_Williams", 4)):
+        for n in range(1, count + 1):
+            shutil.copy(lfw_images / person / f"{person}_{n:04d}.jpg", folder)
+    (folder / "notes.jpg").write_text("not a photo")
+    return folder
+
+
+def test_cluster_groups_photos_by_person_and_draws_a_sheet_per_group(photos, tmp_path):
+    result = run_cli("cluster", photos, "--threshold", "balanced", "--sheets", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    named = [{m["image"].rsplit("/", 1)[1].rsplit("_", 1)[0] for m in g["members"]} for g in report["groups"]]
+    assert len(named) == 3 and all(len(n) == 1 for n in named)  # one person a group
+    assert sorted(g["size"] for g in report["groups"]) == [4, 4, 5]
+    assert [s["image"].rsplit("/", 1)[1] for s in report["skipped"]] == ["notes.jpg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["group-0.png", "group-1.png", "group-2.png"]
+    from PIL import Image
+
+    assert Image.open(tmp_path / "group-0.png").size[0] > 5 * 96
+
+
+def test_cluster_text_and_csv(photos):
+    text = run_cli("cluster", photos, "--threshold", "balanced")
+    assert text.exit_code == 0 and "3 group(s) of 2+" in text.stdout and "skipped" in text.stdout
+    rows = run_cli("cluster", photos, "--threshold", "balanced", "--csv").stdout.splitlines()
+    assert rows[0] == "image,x1,y1,x2,y2,group,size,cohesion" and len(rows) == 1 + 13
+
+
+def test_cluster_bad_input_is_one_clear_line(photos, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, message in (
+        ((empty,), "no images in this folder"),
+        ((photos, "--sheets", tmp_path / "nowhere"), "no such folder"),
+        ((photos, "--threshold", "sloppy"), "sloppy"),
+        ((tmp_path / "missing.jpg",), "no such file"),
+    ):
+        result = run_cli("cluster", *args)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
