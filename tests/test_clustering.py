@@ -180,3 +180,65 @@ def test_cluster_bad_input_is_one_clear_line(photos, tmp_path):
     ):
         result = run_cli("cluster", *args)
         assert result.exit_code == 2 and message in result.output, (args, result.output)
+
+
+def test_kept_groups_grow_with_new_photos_and_become_people_when_named(photos, lfw_images, tmp_path):
+    gallery = tmp_path / "g.db"
+    first = run_cli("cluster", photos, "--threshold", "balanced", "--keep", "--gallery", gallery, "--json")
+    assert first.exit_code == 0, first.output
+    placed = json.loads(first.stdout)["faces"]
+    groups = {}
+    for face in placed:
+        groups.setdefault(face["group"], set()).add(face["image"].rsplit("/", 1)[1].rsplit("_", 1)[0])
+    assert sorted(groups) == ["unknown #1", "unknown #2", "unknown #3"] and all(len(v) == 1 for v in groups.values())
+    powell = next(g for g, who in groups.items() if who == {"Colin_Powell"})
+    more = tmp_path / "more"
+    more.mkdir()
+    for n in (6, 7, 8):
+        shutil.copy(lfw_images / "Colin_Powell" / f"Colin_Powell_{n:04d}.jpg", more)
+    shutil.copy(lfw_images / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg", more)
+    second = json.loads(
+        run_cli("cluster", more, "--threshold", "balanced", "--keep", "--gallery", gallery, "--json").stdout
+    )["faces"]
+    joined = {f["image"].rsplit("/", 1)[1]: f for f in second}
+    assert all(joined[f"Colin_Powell_{n:04d}.jpg"]["group"] == powell for n in (6, 7, 8))
+    assert joined["Aaron_Eckhart_0001.jpg"] == {**joined["Aaron_Eckhart_0001.jpg"], "group": None, "stored": False}
+    identified = json.loads(
+        run_cli(
+            "identify", lfw_images / "Colin_Powell" / "Colin_Powell_0009.jpg", "--gallery", gallery, "--json"
+        ).stdout
+    )
+    assert identified["faces"][0]["name"] == powell  # identify answers the unnamed group
+    named = run_cli("name-cluster", powell.split("#")[1], "Colin Powell", "--gallery", gallery)
+    assert named.exit_code == 0 and "named 8 face(s)" in named.stdout
+    listed = json.loads(run_cli("people", "--gallery", gallery, "--json").stdout)["people"]
+    assert {p["name"]: p["unnamed"] for p in listed} == {
+        "Colin Powell": False,
+        **{g: True for g in groups if g != powell},
+    }
+    # a person joins the groups again: new photos of them are reported, not stored
+    third = json.loads(
+        run_cli("cluster", more, "--threshold", "balanced", "--keep", "--gallery", gallery, "--json").stdout
+    )
+    assert {f["group"] for f in third["faces"] if "Powell" in f["image"]} == {"Colin Powell"}
+    assert not any(f["stored"] for f in third["faces"] if "Powell" in f["image"])
+    others = sorted(g for g in groups if g != powell)
+    merged = run_cli("merge-clusters", others[0], others[1].split("#")[1], "--gallery", gallery)
+    assert merged.exit_code == 0 and [
+        p["name"] for p in json.loads(run_cli("people", "--gallery", gallery, "--json").stdout)["people"]
+    ] == ["Colin Powell", others[1]]
+
+
+def test_unnamed_group_names_are_reserved_for_clustering(lfw_face, tmp_path):
+    gallery = tmp_path / "g.db"
+    for name in ("unknown #3", "Unknown #3", "unknown#3", "ｕｎｋｎｏｗｎ #3"):
+        result = run_cli("enroll", name, lfw_face, "--gallery", gallery)
+        assert result.exit_code == 2 and "reserved" in result.output, (name, result.output)
+    assert not gallery.exists()
+    for args, message in (
+        (("name-cluster", "7", "Bob"), "no person named 'unknown #7'"),
+        (("name-cluster", "Bob", "Alice"), "not an unnamed group"),
+    ):
+        run_cli("enroll", "Someone", lfw_face, "--gallery", gallery)
+        result = run_cli(*args, "--gallery", gallery)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)

@@ -611,3 +611,20 @@ def test_two_galleries_in_one_process_save_the_index_without_colliding(tmp_path)
     assert not list(tmp_path.glob("*.tmp"))
     with open_gallery(path) as g:
         assert g.search(people_faces(3)["person_02"][1], top_k=1)[0][0].person == "person_02"
+
+
+def test_rename_moves_every_face_to_a_new_or_existing_person(location):
+    people = people_faces(4)
+    with open_gallery(location) as g:
+        enroll_all(g, people)
+        assert g.rename("person_00", "Alice") == 3
+        assert [p.name for p in g.people()] == ["Alice", "person_01", "person_02", "person_03"]
+        assert g.search(people["person_00"][1], top_k=1)[0][0].person == "Alice"
+        assert g.rename("person_01", "Alice") == 3  # joins an existing person
+        assert {p.name: p.faces for p in g.people()}["Alice"] == 6
+        assert g.search(people["person_01"][0], top_k=1, by="template")[0][0].person == "Alice"
+        with pytest.raises(GalleryError, match="no person named 'nobody'"):
+            g.rename("nobody", "Bob")
+        with pytest.raises(GalleryError, match="invalid person name"):
+            g.rename("person_02", "unknown")
+        assert len(g) == 12 and {p.name for p in g.people()} == {"Alice", "person_02", "person_03"}

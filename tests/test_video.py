@@ -68,7 +68,7 @@ def test_video_tracks_identities_and_outputs(clip, lfw_images, tmp_path):
     report = json.loads((out / "t.json").read_text())
     assert report["frames"] == 100 and report["detect_every"] == 3 and not report["truncated"]
     tracks = {t["person"]: t for t in report["tracks"]}
-    assert sorted(tracks) == ["George_W_Bush", "Serena_Williams", "unknown"], report["tracks"]
+    assert sorted(tracks) == ["George_W_Bush", "Serena_Williams", "unknown #1"], report["tracks"]
     assert len(report["tracks"]) == 3  # one track per actor: none split, none merged
     assert tracks["George_W_Bush"]["first_time"] < 0.2 and 2.7 < tracks["George_W_Bush"]["last_time"] <= 3.0
     assert 0.9 < tracks["Serena_Williams"]["first_time"] < 1.3 and tracks["Serena_Williams"]["last_time"] > 3.7
@@ -313,10 +313,34 @@ def test_a_track_never_crosses_a_shot_cut(tmp_path, lfw_images):
     report = json.loads((tmp_path / "t.json").read_text())
     assert report["cuts"] == [75]
     tracks = report["tracks"]
-    assert [(t["track"], t["person"], t["shot"]) for t in tracks] == [(1, "George_W_Bush", 0), (2, "unknown", 1)], (
+    assert [(t["track"], t["person"], t["shot"]) for t in tracks] == [(1, "George_W_Bush", 0), (2, "unknown #1", 1)], (
         tracks
     )
     assert tracks[0]["last_time"] < 3.0 <= tracks[1]["first_time"]
+
+
+def test_a_stranger_who_comes_back_in_a_later_shot_is_the_same_unknown(tmp_path, lfw_images):
+    from rnnface.io import load_image
+    from rnnface.video.synthetic import Actor, Shot, write_shots
+
+    powell = sorted((lfw_images / "Colin_Powell").iterdir())
+    serena = sorted((lfw_images / "Serena_Williams").iterdir())
+    bush = sorted((lfw_images / "George_W_Bush").iterdir())
+    spot = (245, 165)
+    shots = [
+        Shot(3, [Actor("Colin_Powell", load_image(powell[0]), 0, 3, spot, (251, 165))], background=1),
+        Shot(3, [Actor("Serena_Williams", load_image(serena[0]), 0, 3, spot, (251, 165))], background=2),
+        Shot(3, [Actor("Colin_Powell", load_image(powell[1]), 0, 3, spot, (239, 165))], background=3),
+    ]
+    clip = tmp_path / "back.mp4"
+    write_shots(clip, shots)
+    g = tmp_path / "g.db"
+    assert run("enroll", "George_W_Bush", *bush[1:4], gallery=g).exit_code == 0
+    result = run("video", clip, "--pooling", "mean", "--out-json", tmp_path / "t.json", gallery=g)
+    assert result.exit_code == 0, result.output
+    tracks = json.loads((tmp_path / "t.json").read_text())["tracks"]
+    assert [t["person"] for t in tracks] == ["unknown #1", "unknown #2", "unknown #1"], tracks
+    assert tracks[0]["last_time"] < 3.0 <= tracks[1]["first_time"] < 6.0 <= tracks[2]["first_time"]
 
 
 def test_a_jump_cut_to_someone_else_on_the_same_background_carries_no_name(tmp_path, lfw_images, monkeypatch):
@@ -400,5 +424,5 @@ def test_a_segment_too_short_to_decide_is_unknown(tmp_path):
             track = Track(n, 0.0, 1.0, np.zeros(4))
             track.embeddings, track.cues = [person] * n, [np.zeros(3, np.float32)] * n
             tracks.append(track)
-        results = _results(tracks, g, mean_pool_cues, 0.5, TrackingRules(), {})
+        results, _ = _results(tracks, g, mean_pool_cues, 0.5, TrackingRules(), {})
     assert [(r.id, r.person, r.frames_used) for r in results] == [(1, "unknown", 2), (2, "Ada", 3)]

@@ -11,6 +11,7 @@ from rnnface.cli.options import (
     TYPER,
     CsvOpt,
     DeviceOpt,
+    GalleryOpt,
     JsonOpt,
     MinFaceOpt,
     MinScoreOpt,
@@ -43,6 +44,14 @@ def cluster(
     sheets: Annotated[
         Path | None, typer.Option(help="Existing folder for one contact sheet per group (group-<n>.png).")
     ] = None,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the groups in the gallery as unnamed groups (unknown #k): new faces join the people and "
+            "groups already there or found new ones; only faces of unnamed groups are stored."
+        ),
+    ] = False,
+    gallery: GalleryOpt = None,
     model: ModelOpt = None,
     min_score: MinScoreOpt = None,
     min_face: MinFaceOpt = None,
@@ -51,7 +60,8 @@ def cluster(
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
 ) -> None:
-    """Who is in these photos? Every face is grouped with the faces of the same person; nothing is enrolled."""
+    """Who is in these photos? Every face is grouped with the faces of the same person. Nothing is stored unless
+    --keep; a group becomes a person only by `rnnface name-cluster`."""
     from rnnface.cli.inputs import expand_images, output_mode, progress
     from rnnface.clustering.photos import cluster_photos
 
@@ -63,12 +73,78 @@ def cluster(
     result = cluster_photos(pipe, ((str(p), p) for p in progress(paths, "cluster")), threshold, min_size)
     if sheets is not None:
         _write_sheets(result, sheets)
+    if keep:
+        _keep(result, gallery, pipe.model_id, mode)
+        return
     if mode == "json":
         print_json(result.to_dict())
     elif mode == "csv":
         _print_csv(result)
     else:
         _print_text(result, sheets)
+
+
+def _keep(result, gallery: str | None, model_id: str, mode: str) -> None:
+    """Store the groups in the gallery and say where every face went."""
+    from collections import Counter
+
+    from rnnface.clustering.store import keep_groups
+    from rnnface.gallery import open_gallery
+
+    with open_gallery(gallery or None, create=True) as g:
+        placed = keep_groups(g, model_id, result.faces, result.threshold, result.min_size)
+        where = g.location
+    if mode == "json":
+        print_json({"gallery": where, **result.threshold.to_dict(), "faces": [p.to_dict() for p in placed]})
+        return
+    if mode == "csv":
+        import csv
+        import sys
+
+        out = csv.writer(sys.stdout, lineterminator="\n")
+        out.writerow(["image", "x1", "y1", "x2", "y2", "group", "stored"])
+        for p in placed:
+            out.writerow([p.face.source, *_box(p.face.face.box).split(","), p.group or "", int(p.stored)])
+        return
+    counts = Counter((p.group, p.stored, p.new_group) for p in placed)
+    for (group, stored, new), n in sorted(counts.items(), key=lambda kv: (kv[0][0] is None, str(kv[0][0]))):
+        if group is None:
+            typer.echo(f"left alone (not stored): {n} face(s)")
+        elif stored:
+            typer.echo(f"{group}: {n} face(s) {'founded this new group' if new else 'joined it'}")
+        else:
+            typer.echo(f"{group}: {n} face(s) look like this person (not stored: enroll them to add them)")
+    typer.echo(f"stored {sum(p.stored for p in placed)} of {len(placed)} face(s) in {where}")
+
+
+@app.command("name-cluster")
+def name_cluster(
+    group: Annotated[str, typer.Argument(help="The unnamed group: its number k, or 'unknown #k'.")],
+    name: Annotated[str, typer.Argument(help="The person it is (an existing person's faces are joined).")],
+    gallery: GalleryOpt = None,
+) -> None:
+    """Make an unnamed group a person: every one of its faces now answers to NAME."""
+    from rnnface.clustering.store import name_group
+    from rnnface.gallery import open_gallery
+
+    with open_gallery(gallery or None, create=False) as g:
+        n = name_group(g, group, name)
+    typer.echo(f"named {n} face(s): {name}")
+
+
+@app.command("merge-clusters")
+def merge_clusters(
+    source: Annotated[str, typer.Argument(help="The unnamed group to merge: its number k, or 'unknown #k'.")],
+    target: Annotated[str, typer.Argument(help="The group (k or 'unknown #k') or person it belongs to.")],
+    gallery: GalleryOpt = None,
+) -> None:
+    """Two groups are one person: move every face of SOURCE into TARGET."""
+    from rnnface.clustering.store import merge_groups
+    from rnnface.gallery import open_gallery
+
+    with open_gallery(gallery or None, create=False) as g:
+        n = merge_groups(g, source, target)
+    typer.echo(f"moved {n} face(s) into {target}")
 
 
 def _print_text(result, sheets: Path | None) -> None:

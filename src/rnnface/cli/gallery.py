@@ -240,15 +240,22 @@ def _identified_row(path: Path, i: int, r) -> dict:
 
 @app.command()
 def people(gallery: GalleryOpt = None, as_json: JsonOpt = False) -> None:
-    """List everyone enrolled, with face counts."""
+    """List everyone enrolled, then the unnamed groups `cluster --keep` made, with face counts."""
+    from rnnface.gallery.records import unnamed_number
+
     with _open(gallery) as g:
         rows, model_id, where = g.people(), g.model_id, g.location
     if as_json:
         print_json({"gallery": where, "model": model_id, "people": [p.to_dict() for p in rows]})
         return
-    for p in rows:
+    named = [p for p in rows if not p.unnamed]
+    groups = sorted((p for p in rows if p.unnamed), key=lambda p: unnamed_number(p.name))
+    for p in named + groups:
         typer.echo(f"{p.name}\t{p.faces} face(s)" + (f", {p.crops_kept} crop(s) kept" if p.crops_kept else ""))
-    typer.echo(f"{len(rows)} people, {sum(p.faces for p in rows)} faces in {where} (model {model_id or 'none yet'})")
+    unnamed = f" and {len(groups)} unnamed group(s) (rnnface name-cluster)" if groups else ""
+    typer.echo(
+        f"{len(named)} people{unnamed}, {sum(p.faces for p in rows)} faces in {where} (model {model_id or 'none yet'})"
+    )
 
 
 @app.command()

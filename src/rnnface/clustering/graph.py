@@ -29,4 +29,3 @@ def knn(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.n
         index.hnsw.efSearch = max(64, 2 * k)
     index.add(base)
     return index.search(queries, k)
-

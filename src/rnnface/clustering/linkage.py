@@ -63,6 +63,7 @@ class Clustering:
         self._sums = np.zeros((0, 0), np.float32)  # by group id; ids are never reused
         self._sizes = np.zeros(0, np.int64)  # 0 for a group merged into another
         self._version = np.zeros(0, np.int64)
+        self._fixed = np.zeros(0, bool)  # groups given by `seed`: never merged with one another
         self._members: dict[int, list[int]] = {}
         self._adjacent: dict[int, set[int]] = {}
         self._index: faiss.Index | None = None
@@ -70,37 +71,48 @@ class Clustering:
     def __len__(self) -> int:
         return len(self._group)
 
+    def is_fixed(self, group: int) -> bool:
+        """Whether `group` is one given by `seed` (perhaps grown by faces added since)."""
+        return bool(self._fixed[group])
+
     @property
     def labels(self) -> np.ndarray:
         """Each face's group id."""
         return self._group.copy()
+
+    def seed(self, embeddings: np.ndarray, labels: np.ndarray) -> dict[object, int]:
+        """Faces already grouped (a gallery's people): one fixed group per distinct label, never merged with another
+        fixed group; faces added later can join one. Returns each label's group id."""
+        new = self._start(embeddings)
+        labels = np.asarray(labels)
+        if len(labels) != len(new):
+            raise ValueError(f"{len(labels)} labels for {len(new)} faces")
+        keys, inverse = np.unique(labels, return_inverse=True)
+        first_group = len(self._sizes)
+        sums = np.zeros((len(keys), new.shape[1]), np.float32)
+        np.add.at(sums, inverse, new)
+        first_face = len(self._group)
+        self._grow(new, first_group + inverse, sums, np.bincount(inverse, minlength=len(keys)), fixed=True)
+        for g in range(len(keys)):
+            self._members[first_group + g] = (first_face + np.flatnonzero(inverse == g)).tolist()
+            self._adjacent[first_group + g] = set()
+        return {key: first_group + g for g, key in enumerate(keys.tolist())}
 
     def add(self, embeddings: np.ndarray) -> np.ndarray:
         """Link new faces ((N, D) embeddings) with everything so far; return their group ids.
 
         A batch is linked as a whole, so adding faces in one call or several gives the same groups whenever
         the later faces never rank among an earlier face's k nearest."""
-        new = normalize(np.atleast_2d(np.asarray(embeddings, np.float32)))
+        new = self._start(embeddings)
         if not len(new):
             return np.zeros(0, np.int64)
-        if self._dim is None:
-            self._dim = new.shape[1]
-            self._faces = np.zeros((0, self._dim), np.float32)
-            self._sums = np.zeros((0, self._dim), np.float32)
-            self._index = _new_index(self._dim, len(new))
-        if new.shape[1] != self._dim:
-            raise ValueError(f"embeddings of dimension {new.shape[1]}; this clustering holds {self._dim}")
         first = len(self._group)
         ids = np.arange(first, first + len(new))
-        self._faces = np.concatenate([self._faces, new])
-        self._index.add(new)
-        self._group = np.concatenate([self._group, len(self._sizes) + np.arange(len(new))])
-        self._sums = np.concatenate([self._sums, new])
-        self._sizes = np.concatenate([self._sizes, np.ones(len(new), np.int64)])
-        self._version = np.concatenate([self._version, np.zeros(len(new), np.int64)])
-        for face in ids:
-            self._members[int(self._group[face])] = [int(face)]
-            self._adjacent[int(self._group[face])] = set()
+        groups = len(self._sizes) + np.arange(len(new))
+        self._grow(new, groups, new, np.ones(len(new), np.int64), fixed=False)
+        for face, g in zip(ids.tolist(), groups.tolist()):
+            self._members[g] = [face]
+            self._adjacent[g] = set()
         _, near = self._index.search(new, min(self.k + 1, len(self._group)))
         heap: list[tuple[float, int, int, int, int]] = []
         for face, row_ids in zip(ids, near):
@@ -113,6 +125,27 @@ class Clustering:
                     self._push(heap, a, b, float(self._link(a, np.array([b]))[0]))
         self._merge(heap)
         return self._group[ids].copy()
+
+    def _start(self, embeddings: np.ndarray) -> np.ndarray:
+        """Unit rows of `embeddings`, checked against (or setting) this clustering's dimension."""
+        new = normalize(np.atleast_2d(np.asarray(embeddings, np.float32)))
+        if self._dim is None and len(new):
+            self._dim = new.shape[1]
+            self._faces = np.zeros((0, self._dim), np.float32)
+            self._sums = np.zeros((0, self._dim), np.float32)
+            self._index = _new_index(self._dim, len(new))
+        if len(new) and new.shape[1] != self._dim:
+            raise ValueError(f"embeddings of dimension {new.shape[1]}; this clustering holds {self._dim}")
+        return new
+
+    def _grow(self, faces: np.ndarray, groups: np.ndarray, sums: np.ndarray, sizes: np.ndarray, fixed: bool) -> None:
+        self._faces = np.concatenate([self._faces, faces])
+        self._index.add(faces)
+        self._group = np.concatenate([self._group, groups.astype(np.int64)])
+        self._sums = np.concatenate([self._sums, sums])
+        self._sizes = np.concatenate([self._sizes, sizes.astype(np.int64)])
+        self._version = np.concatenate([self._version, np.zeros(len(sizes), np.int64)])
+        self._fixed = np.concatenate([self._fixed, np.full(len(sizes), fixed)])
 
     def groups(self, min_size: int = 1) -> list[Group]:
         """Groups of at least `min_size` faces, largest first (ties: earliest face first)."""
@@ -135,7 +168,7 @@ class Clustering:
         return dots / (self._sizes[others] * self._sizes[a])
 
     def _push(self, heap: list, a: int, b: int, link: float) -> None:
-        if link >= self.threshold:
+        if link >= self.threshold and not (self._fixed[a] and self._fixed[b]):
             heapq.heappush(heap, (-link, a, b, int(self._version[a]), int(self._version[b])))
 
     def _merge(self, heap: list) -> None:
@@ -144,8 +177,10 @@ class Clustering:
             _, a, b, va, vb = heapq.heappop(heap)
             if self._version[a] != va or self._version[b] != vb or not self._sizes[a] or not self._sizes[b]:
                 continue  # one of them has changed since: its current links are queued already
-            if self._sizes[a] < self._sizes[b]:
-                a, b = b, a
+            if self._fixed[a] and self._fixed[b]:
+                continue
+            if self._fixed[b] or (self._sizes[a] < self._sizes[b] and not self._fixed[a]):
+                a, b = b, a  # the survivor keeps its id: the fixed one, else the larger
             self._sums[a] += self._sums[b]
             self._sizes[a] += self._sizes[b]
             self._sizes[b] = 0

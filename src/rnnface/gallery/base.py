@@ -26,6 +26,7 @@ from rnnface.gallery.records import (
     SearchBy,
     StoredFace,
     check_name,
+    no_such_person,
     rank_people,
 )
 from rnnface.io.paths import check_output
@@ -116,6 +117,22 @@ class Gallery(ABC):
 
     def rebuild_index(self) -> None:  # noqa: B027 - optional hook for backends that derive an index themselves
         """Build the nearest-neighbour index anew now, from the stored faces (a server keeps its own)."""
+
+    def rename(self, old: str, new: str) -> int:
+        """Give every face of `old` (a person or an unnamed group) to `new`, created or joined; return how many.
+
+        This default copies the faces, then removes `old`: interrupted between the two, the faces are in both
+        (never in neither); a backend that can do it in one transaction overrides it."""
+        check_name(new)
+        stored = list(self.faces(old))
+        if not stored:
+            raise no_such_person(self.location, old)
+        if old == new:
+            return len(stored)
+        records = [FaceRecord(f.embedding, f.source, f.box, f.crop_png, f.cues) for f in stored]
+        self.enroll_many([(new, records)], self.model_id)
+        self.remove(old)
+        return len(stored)
 
     def disk_bytes(self) -> int:
         """Bytes this gallery occupies on local disk (0 where the data lives on a server)."""

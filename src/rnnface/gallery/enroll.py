@@ -16,7 +16,7 @@ from rnnface.aggregation.pooling import Pool
 from rnnface.detection import main_faces
 from rnnface.errors import DataError, GalleryError, NoFaceError, RnnfaceError, SeveralFacesError
 from rnnface.gallery.base import Gallery
-from rnnface.gallery.records import FaceRecord, check_name
+from rnnface.gallery.records import FaceRecord, check_person_name
 from rnnface.recognition.pipeline import FacePipeline, ImageInput, as_image
 
 
@@ -121,7 +121,7 @@ def enroll_photos(
 ) -> EnrollSummary:
     """Enroll `name` from (label, image) photos in one transaction; photos that cannot be used are skipped with a
     reason, and NothingEnrolledError says why when none can."""
-    check_name(name)
+    check_person_name(name)
     gallery.check_model(pipeline.model_id)  # before any detection work
     summary = EnrollSummary()
     records = usable_faces(pipeline, photos, summary, largest, keep_crops)
@@ -202,7 +202,7 @@ def enroll_directory(
     gallery.check_model(model_id)
     for person in tqdm(people, desc="enroll", unit="person", disable=None if progress else True):  # a terminal only
         try:
-            check_name(person)
+            check_person_name(person)
         except GalleryError as exc:  # e.g. a folder name with a trailing space: list it and go on with the others
             summary.refused.append((person, str(exc)))
             continue

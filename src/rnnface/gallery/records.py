@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -18,6 +19,9 @@ SearchBy = Literal["face", "template"]
 UNKNOWN = "unknown"
 #: Names that identification itself answers with; a person enrolled under one would be indistinguishable from it.
 RESERVED_NAMES = frozenset({UNKNOWN})
+#: How a group of faces that nobody has named yet is called (`rnnface cluster --keep`): "unknown #3".
+UNNAMED = "unknown #{}"
+_UNNAMED = re.compile(r"unknown #([1-9][0-9]{0,8})")
 #: Two faces of one person this similar come from the same image content (a re-run, a re-import): stored once.
 SAME_IMAGE_COSINE = 0.9999
 #: Faces fetched per query and wanted person before grouping by person, so one person's many faces leave room.
@@ -70,8 +74,13 @@ class PersonInfo:
     faces: int
     crops_kept: int  # faces whose aligned crop is stored (re-embeddable by `reindex`)
 
+    @property
+    def unnamed(self) -> bool:
+        """A group of faces nobody has named yet (`unknown #k`), not a person."""
+        return is_unnamed(self.name)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "unnamed": self.unnamed}
 
 
 def no_such_person(location: str, name: str) -> UnknownPersonError:
@@ -86,6 +95,17 @@ def shown(text: str, limit: int = 60) -> str:
     """`text` as an error message quotes it: repr, cut to `limit` characters (a 5,000-character name is not echoed)."""
     quoted = repr(text)
     return quoted if len(quoted) <= limit else f"{quoted[: limit - 5]}...'"
+
+
+def unnamed_number(name: str) -> int | None:
+    """k of an unnamed group's name `unknown #k` (exactly as the gallery writes it), else None."""
+    match = _UNNAMED.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+def is_unnamed(name: str) -> bool:
+    """Whether `name` is an unnamed group's (`unknown #k`), not a person's."""
+    return unnamed_number(name) is not None
 
 
 def looks_reserved(name: str) -> bool:
@@ -113,10 +133,23 @@ def check_name(name: object) -> str:
         raise GalleryError(
             f"invalid person name {shown(name)}: control or invisible characters ({', '.join(bad[:8])}) are not allowed"
         )
-    if looks_reserved(name):
+    if looks_reserved(name) and not is_unnamed(name):
         raise GalleryError(
             f"invalid person name {shown(name)}: reserved, or reads as a reserved word (identification answers "
             f"'{UNKNOWN}' for a face it cannot name)"
+        )
+    return name
+
+
+def check_person_name(name: object) -> str:
+    """A name a user gives a person: as `check_name`, and not one that reads as an unnamed group's (`unknown #k`,
+    which only clustering creates)."""
+    check_name(name)
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    if re.fullmatch(r"unknown\s*#\s*[0-9]+", folded):
+        raise GalleryError(
+            f"invalid person name {shown(name)}: reserved for groups nobody has named (rnnface cluster --keep); "
+            "name such a group with `rnnface name-cluster`"
         )
     return name
 

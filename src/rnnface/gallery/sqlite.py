@@ -23,7 +23,15 @@ import numpy as np
 from rnnface.errors import GalleryError, GalleryUnavailableError, NoGalleryError, ReadOnlyGalleryError
 from rnnface.gallery.base import FaceHits, Gallery, backends
 from rnnface.gallery.index import CANDIDATES, KINDS, TRAIN_SAMPLE, FaceIndex, IndexCorrupt, Stamp, choose_kind
-from rnnface.gallery.records import FaceRecord, Match, PersonInfo, StoredFace, new_faces, no_such_person
+from rnnface.gallery.records import (
+    FaceRecord,
+    Match,
+    PersonInfo,
+    StoredFace,
+    check_name,
+    new_faces,
+    no_such_person,
+)
 from rnnface.io.paths import OutputError, check_output, remove_stale_temporaries
 from rnnface.similarity import normalize
 
@@ -337,6 +345,25 @@ class SqliteGallery(Gallery):
                 self.db.execute("DELETE FROM meta WHERE key IN ('model', 'dim')")  # empty again: any model may start it
             self._bump("removals")
         self._sync()  # a removed face leaves the index now (marked removed: no rebuild), not at the next search
+        return n
+
+    def rename(self, old: str, new: str) -> int:
+        check_name(new)
+        with self._write():
+            row = self.db.execute("SELECT id FROM people WHERE name = ?", (old,)).fetchone()
+            if row is None:
+                raise no_such_person(self.location, old)
+            n = self.db.execute("SELECT COUNT(*) FROM faces WHERE person_id = ?", (row[0],)).fetchone()[0]
+            if old == new:
+                return n
+            target = self.db.execute("SELECT id FROM people WHERE name = ?", (new,)).fetchone()
+            if target is None:
+                self.db.execute("UPDATE people SET name = ? WHERE id = ?", (new, row[0]))
+            else:
+                self.db.execute("UPDATE faces SET person_id = ? WHERE person_id = ?", (target[0], row[0]))
+                self.db.execute("DELETE FROM people WHERE id = ?", (row[0],))
+                self._update_template(target[0])
+            self._bump()
         return n
 
     def replace_embeddings(self, model_id: str, embeddings: dict[int, np.ndarray]) -> None:

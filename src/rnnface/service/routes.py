@@ -11,7 +11,7 @@ from rnnface import __version__
 from rnnface.errors import ImageError, ImageTooLargeError, RnnfaceError, UnknownPersonError
 from rnnface.gallery.enroll import EnrollSummary, NothingEnrolledError, store_person, usable_faces
 from rnnface.gallery.identify import search_faces
-from rnnface.gallery.records import check_name
+from rnnface.gallery.records import check_person_name
 from rnnface.operating import SEARCH_FPIR, THRESHOLD_HELP, parse_threshold
 from rnnface.service import schemas
 from rnnface.service.access import READ, WRITE, takes
@@ -234,7 +234,7 @@ async def enroll(
     no_detect: NoDetectForm = False,
 ) -> schemas.Enrolled:
     """Enroll (or add photos to) a person, all photos in one transaction; unusable photos are listed, not stored."""
-    check_name(name)  # before any upload is decoded
+    check_person_name(name)  # before any upload is decoded
     limit = engine.settings.max_images
     if len(images) > limit:
         raise HttpError(413, f"at most {limit} images per enrollment, got {len(images)}")

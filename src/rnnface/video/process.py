@@ -4,7 +4,10 @@ search the gallery.
 A track is one person's segment of one shot: every track ends at a shot cut, and a face whose embedding no
 longer agrees with its track starts a new one (see `rnnface.video.tracker`). A track is named from its own faces
 only (the aggregator starts afresh for each), and only when it has enough of them (`min_named_frames`): a
-segment too short to decide is `unknown`, never the name of the segment before it.
+segment too short to decide is `unknown`, never the name of the segment before it. The tracks nobody in the
+gallery matches are grouped with one another (`rnnface.clustering`, at the clustering operating point), so the
+same stranger coming back in a later shot is the same `unknown #k` (numbered after the gallery's own unnamed
+groups; nothing is stored).
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ import numpy as np
 from tqdm import tqdm
 
 from rnnface.aggregation.pooling import Pool, mean_pool_cues
+from rnnface.clustering.linkage import cluster_embeddings
+from rnnface.clustering.photos import DEFAULT_POINT
+from rnnface.clustering.store import next_unnamed
 from rnnface.gallery.base import Gallery
-from rnnface.gallery.records import UNKNOWN, Match
+from rnnface.gallery.records import UNKNOWN, UNNAMED, Match
 from rnnface.operating import SEARCH_FPIR, Threshold, ThresholdSpec
 from rnnface.recognition.pipeline import FacePipeline
 from rnnface.video.render import VideoWriter, draw_tracks
@@ -154,7 +160,9 @@ def process_video(
             writer.write(draw_tracks(frame, shown))
     seconds = time.perf_counter() - start
     truncated = source.truncated and not (max_frames is not None and frames >= max_frames)  # not stopped on purpose
-    results = _results(tracker.finish(), gallery, pool, threshold, rules, shot_of)
+    results, vectors = _results(tracker.finish(), gallery, pool, threshold, rules, shot_of)
+    first = next_unnamed(gallery) if searchable else 1
+    _number_strangers(results, vectors, pipeline.threshold(DEFAULT_POINT).value, first, rules.min_named_frames)
     fps = frames / seconds if seconds else 0.0
     return VideoReport(source.name, source.fps, frames, every, seconds, fps, pooling, truncated, results, cuts, decide)
 
@@ -199,13 +207,14 @@ def _results(
     threshold: float,
     rules: TrackingRules,
     shot_of: dict[int, int],
-) -> list[TrackResult]:
+) -> tuple[list[TrackResult], list[np.ndarray]]:
     """The reported tracks, by their numbers (1, 2, ... as each gathered faces enough; noise dropped), each named
-    from its own faces."""
-    results = []
+    from its own faces, and each one's pooled embedding."""
+    results, vectors = [], []
     kept = [tr for tr in tracks if len(tr.embeddings) >= rules.min_track_frames]
     for track in sorted(kept, key=lambda tr: (tr.number == 0, tr.number, tr.id)):
         vector = pool(np.stack(track.embeddings), np.stack(track.cues))
+        vectors.append(vector)
         person, confidence, matches = _identify(gallery, vector, threshold)
         if len(track.embeddings) < rules.min_named_frames:
             person = UNKNOWN  # too few faces to decide who this is
@@ -223,4 +232,19 @@ def _results(
                 list(track.boxes),
             )
         )
-    return results
+    return results, vectors
+
+
+def _number_strangers(
+    results: list[TrackResult], vectors: list[np.ndarray], threshold: float, first: int, min_frames: int
+) -> None:
+    """Name the unknown tracks with enough faces `unknown #k`, one k per stranger: their pooled embeddings grouped
+    by average linkage at `threshold`, numbered from `first` in order of first appearance."""
+    strangers = [i for i, r in enumerate(results) if r.person == UNKNOWN and r.frames_used >= min_frames]
+    if not strangers:
+        return
+    labels = cluster_embeddings(np.stack([vectors[i] for i in strangers]), threshold)
+    number: dict[int, int] = {}
+    for i, label in sorted(zip(strangers, labels.tolist()), key=lambda p: results[p[0]].first_time):
+        number.setdefault(label, first + len(number))
+        results[i].person = UNNAMED.format(number[label])

@@ -1,0 +1,107 @@
+"""Unnamed groups kept in a gallery: new faces join them (or found new ones) without reclustering, and a group
+becomes a person only when someone names it.
+
+A gallery's people and its unnamed groups (`unknown #k`) seed the clustering as fixed groups, never merged
+with one another; the new faces are then linked as `Clustering.add` does. A new face that ends up in an
+unnamed group is stored there; one that ends up with a named person is reported, not stored (nothing is
+enrolled into a person without a person's say); a new group of at least `min_size` new faces is stored as the
+next `unknown #k`; the rest are left alone and not stored. `identify` then answers `unknown #k` for a face that
+matches a kept group, as for a person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnnface.clustering.linkage import DEFAULT_K, Clustering
+from rnnface.clustering.photos import MIN_SIZE, FoundFace
+from rnnface.errors import GalleryError
+from rnnface.gallery.base import Gallery
+from rnnface.gallery.records import UNNAMED, FaceRecord, check_person_name, is_unnamed, no_such_person, unnamed_number
+from rnnface.operating import Threshold
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where one new face went: the person or unnamed group it joined (None: left alone), and whether it was
+    stored in the gallery."""
+
+    face: FoundFace
+    group: str | None
+    stored: bool
+    new_group: bool = False
+
+    def to_dict(self) -> dict:
+        return {**self.face.to_dict(), "group": self.group, "stored": self.stored, "new_group": self.new_group}
+
+
+def next_unnamed(gallery: Gallery) -> int:
+    """The number the next unnamed group gets: one above the highest in the gallery."""
+    return 1 + max((unnamed_number(p.name) or 0 for p in gallery.people()), default=0)
+
+
+def keep_groups(
+    gallery: Gallery,
+    model_id: str,
+    faces: list[FoundFace],
+    threshold: Threshold,
+    min_size: int = MIN_SIZE,
+    k: int = DEFAULT_K,
+) -> list[Placed]:
+    """Place new `faces` among the gallery's people and unnamed groups, storing what joins or founds an unnamed
+    group, all in one transaction."""
+    gallery.check_model(model_id)
+    clustering = Clustering(threshold.value, k)
+    stored = list(gallery.faces())
+    ids: dict[object, int] = {}
+    if stored:
+        ids = clustering.seed(np.stack([f.embedding for f in stored]), np.array([f.person for f in stored]))
+    name_of = {g: name for name, g in ids.items()}
+    labels = clustering.add(np.stack([f.embedding for f in faces])) if faces else np.zeros(0, np.int64)
+    sizes = np.unique(labels, return_counts=True)
+    new_count = dict(zip(sizes[0].tolist(), sizes[1].tolist()))
+    number = next_unnamed(gallery)
+    for group in sorted(set(labels.tolist()) - set(name_of), key=lambda g: (-new_count[g], g)):
+        if new_count[group] >= min_size:
+            name_of[group] = UNNAMED.format(number)
+            number += 1
+    placed, batch = [], {}
+    for face, group in zip(faces, labels.tolist()):
+        name = name_of.get(group)
+        store = name is not None and is_unnamed(name)
+        placed.append(Placed(face, name, store, store and not clustering.is_fixed(group)))
+        if store:
+            batch.setdefault(name, []).append(FaceRecord(face.embedding, face.source, tuple(face.face.box)))
+    if batch:
+        gallery.enroll_many(list(batch.items()), model_id)
+    return placed
+
+
+def name_group(gallery: Gallery, group: str, name: str) -> int:
+    """Make unnamed group `group` ("unknown #k" or k) the person `name` (joining them when they exist)."""
+    label = unnamed_label(group)
+    check_person_name(name)
+    if label not in {p.name for p in gallery.people()}:
+        raise no_such_person(gallery.location, label)
+    return gallery.rename(label, name)
+
+
+def merge_groups(gallery: Gallery, source: str, target: str) -> int:
+    """Move every face of unnamed group `source` into `target` (an unnamed group or a person)."""
+    label = unnamed_label(source)
+    into = unnamed_label(target) if target.isdigit() else target
+    present = {p.name for p in gallery.people()}
+    for who in (label, into):
+        if who not in present:
+            raise no_such_person(gallery.location, who)
+    return gallery.rename(label, into)
+
+
+def unnamed_label(group: str) -> str:
+    """ "unknown #k" for "k" or "unknown #k"; GalleryError for anything else."""
+    label = UNNAMED.format(group) if str(group).isdigit() else str(group)
+    if not is_unnamed(label):
+        raise GalleryError(f"{group!r} is not an unnamed group: give its number k or 'unknown #k'")
+    return label
