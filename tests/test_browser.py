@@ -110,6 +110,37 @@ def test_enroll_identify_verify_delete_in_the_page(server, browser, lfw_images):
     playwright_api.expect(page.locator("#people-list tr")).to_have_count(1)
 
 
+def test_the_page_groups_photos_keeps_the_groups_and_names_one(server, browser, lfw_images):
+    shots = Path(os.environ.get("RNNFACE_ARTIFACTS", REPO / "test-artifacts"))
+    shots.mkdir(parents=True, exist_ok=True)
+    powell = [str(lfw_images / "Colin_Powell" / f"Colin_Powell_{n:04d}.jpg") for n in range(1, 7)]
+    serena = [str(lfw_images / "Serena_Williams" / f"Serena_Williams_{n:04d}.jpg") for n in range(1, 5)]
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(server + "/")
+    playwright_api.expect(page.locator("#status")).to_contain_text("service ok")
+    page.set_input_files("#cluster-files", powell[:4] + serena[:3])
+    page.click("#cluster-go")
+    playwright_api.expect(page.locator("#cluster-result")).to_contain_text("2 group(s)")
+    playwright_api.expect(page.locator("#cluster-groups .sheet canvas")).to_have_count(7)  # a thumbnail a face
+
+    page.fill("#api-key", "browser-key")
+    page.dispatch_event("#api-key", "change")
+    page.check("#cluster-keep")
+    page.set_input_files("#cluster-files", powell + serena)  # 10 photos: two batches, the second joins the first's
+    page.click("#cluster-go")
+    playwright_api.expect(page.locator("#cluster-result")).to_contain_text("placed in the gallery")
+    cards = page.locator("#cluster-groups .sheet[data-group^='unknown #']")
+    playwright_api.expect(cards).to_have_count(2)
+    assert sorted(int(cards.nth(i).get_attribute("data-size")) for i in range(2)) == [4, 6]
+    playwright_api.expect(page.locator("#people-list tr")).to_have_count(2)
+    page.screenshot(path=str(shots / "web-page-clusters.png"), full_page=True)
+    six = page.locator("#cluster-groups .sheet[data-size='6']")
+    six.locator("input").first.fill("Colin Powell")
+    six.locator("button", has_text="Name").click()
+    playwright_api.expect(six.locator("p")).to_contain_text("Colin Powell: 6 face(s) (named)")
+    playwright_api.expect(page.locator("#people-list tr[data-name='Colin Powell']")).to_have_count(1)
+
+
 def test_the_page_keeps_the_key_for_the_tab_only_and_forgets_it_on_request(server, browser):
     page = browser.new_page()
     page.goto(server + "/")

@@ -242,3 +242,31 @@ def test_unnamed_group_names_are_reserved_for_clustering(lfw_face, tmp_path):
         run_cli("enroll", "Someone", lfw_face, "--gallery", gallery)
         result = run_cli(*args, "--gallery", gallery)
         assert result.exit_code == 2 and message in result.output, (args, result.output)
+
+
+def test_the_python_api_groups_paths_and_arrays(photos):
+    import rnnface
+    from rnnface.io import load_image
+
+    paths = sorted(p for p in photos.iterdir() if p.name != "notes.jpg")
+    result = rnnface.cluster([*paths[:-1], load_image(paths[-1])], threshold="balanced")
+    assert sorted(g.size for g in result.groups) == [4, 4, 5] and not result.alone
+    assert result.faces[-1].source == f"image {len(paths) - 1}"
+    assert "cluster" in rnnface.__all__
+
+
+def test_the_scale_benchmark_draws_sets_shaped_like_the_real_one():
+    from rnnface.benchmarks.clustering import draw_faces, run_cluster_bench
+    from rnnface.benchmarks.population import fit_population
+
+    x, truth = people(60, seed=7, most=6)
+    population = fit_population(x, truth)
+    drawn, labels = draw_faces(population, np.bincount(truth), 500)
+    assert drawn.shape == (500, x.shape[1]) and np.allclose(np.linalg.norm(drawn, axis=1), 1, atol=1e-5)
+    assert 1 <= np.bincount(labels).max() <= 6
+    report = run_cluster_bench(x, truth, 0.3, sizes=(300,))
+    assert [(r["faces"], r["method"]) for r in report["rows"]] == [
+        (300, "rnnface"),
+        (300, "connected components of the k-NN graph"),
+    ]
+    assert all(r["seconds"] >= 0 and 0 <= r["pairwise_f"] <= 1 for r in report["rows"])

@@ -833,3 +833,36 @@ def test_thresholds_by_name_detection_choices_and_the_search_threshold(tmp_path,
     assert none["faces"] == []
     whole = c.post("/api/v1/embed", files={"image": png()}, data={"no_detect": "true"}).json()
     assert [f["box"] for f in whole["faces"]] == [[0.0, 0.0, 120.0, 90.0]]
+
+
+def test_cluster_groups_uploads_and_kept_groups_grow_and_take_a_name(tmp_path, lfw_images):
+    c = client(tmp_path)
+    powell = [jpeg(lfw_images / "Colin_Powell" / f"Colin_Powell_{n:04d}.jpg") for n in range(1, 5)]
+    serena = [jpeg(lfw_images / "Serena_Williams" / f"Serena_Williams_{n:04d}.jpg") for n in range(1, 4)]
+    files = [("images", f) for f in powell + serena] + [("images", ("notes.jpg", b"not a photo", "image/jpeg"))]
+    result = c.post("/api/v1/cluster", files=files, data={"threshold": "balanced"})
+    assert result.status_code == 200, result.text
+    body = result.json()
+    groups = [{m["image"].rsplit("_", 1)[0] for m in g["members"]} for g in body["groups"]]
+    assert groups == [{"Colin_Powell"}, {"Serena_Williams"}] and body["point"] == "balanced"
+    assert [s["image"] for s in body["skipped"]] == ["notes.jpg"] and "/" not in result.text.replace("</", "")
+    assert _people(tmp_path) == []  # grouping stores nothing
+    assert c.post("/api/v1/clusters", files=files[:3]).status_code == 401  # keeping writes: the key
+    kept = c.post("/api/v1/clusters", files=files[:3], data={"threshold": "balanced"}, headers=KEY).json()
+    assert {f["group"] for f in kept["faces"]} == {"unknown #1"} and all(f["new_group"] for f in kept["faces"])
+    more = c.post("/api/v1/clusters", files=files[3:4], data={"threshold": "balanced"}, headers=KEY).json()
+    assert more["faces"][0]["group"] == "unknown #1" and not more["faces"][0]["new_group"]
+    listed = c.get("/api/v1/people").json()["people"]
+    assert listed == [{"name": "unknown #1", "faces": 4, "crops_kept": 0, "unnamed": True}]
+    named = c.post("/api/v1/clusters/1/name", data={"name": "Colin Powell"}, headers=KEY)
+    assert named.status_code == 200 and named.json() == {"group": "unknown #1", "name": "Colin Powell", "faces": 4}
+    for path, data, status in (
+        ("/api/v1/clusters/1/name", {"name": "Bob"}, 404),  # no such group any more
+        ("/api/v1/clusters/x/name", {"name": "Bob"}, 422),
+        ("/api/v1/clusters/2/merge", {"into": "1"}, 404),
+    ):
+        response = c.post(path, data=data, headers=KEY)
+        assert response.status_code == status, (path, response.text)
+    too_many = [("images", powell[0])] * 9
+    assert c.post("/api/v1/cluster", files=too_many).status_code == 413
+    assert _people(tmp_path) == ["Colin Powell"]

@@ -5,6 +5,7 @@
     result = rnnface.verify("a.jpg", "b.jpg")
     rnnface.enroll("Ada", ["ada1.jpg", "ada2.jpg"])  # into the default gallery
     [face.name for face in rnnface.identify("group.jpg")]
+    [group.size for group in rnnface.cluster(["a.jpg", "b.jpg", "c.jpg"]).groups]  # who is in these photos
     report = rnnface.process_video("clip.mp4")  # face tracks, each named from its own faces
     rnnface.check_liveness("clip.mp4").live  # a live face, or a printed photo?
     rnnface.authenticate("Ada", "clip.mp4").decision  # accepted / rejected: not live / not this person
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 _FACADE = (
     "align",
     "authenticate",
+    "cluster",
     "compare",
     "detect",
     "embed",

@@ -23,6 +23,7 @@ from rnnface.recognition.pipeline import FacePipeline, ImageInput, Verification,
 from rnnface.similarity import cosine_similarity
 
 if TYPE_CHECKING:
+    from rnnface.clustering.photos import PhotoGroups
     from rnnface.gallery.enroll import EnrollSummary
     from rnnface.gallery.identify import Identification
     from rnnface.liveness.authenticate import Authentication
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "align",
     "authenticate",
+    "cluster",
     "compare",
     "detect",
     "embed",
@@ -168,6 +170,23 @@ def identify(
     pipeline = _get(model, min_score, min_face, detect)
     with open_gallery(gallery, create=False) as g:
         return identify_image(g, pipeline, image, top_k=top_k, threshold=threshold, by=by, fpir=fpir)
+
+
+def cluster(
+    images: Sequence[ImageInput],
+    threshold: ThresholdSpec = None,
+    min_size: int = 2,
+    model: str | os.PathLike | None = None,
+    min_score: float | None = None,
+    min_face: int | None = None,
+) -> PhotoGroups:
+    """Group every face of `images` (paths, bytes or arrays) by person, at the `strict` point by default (two groups
+    merge while their faces' mean similarity reaches it). `.groups` (largest first: members, cohesion, nearest
+    group, representative), `.alone` (faces in groups under `min_size`), `.faces`. Nothing is stored."""
+    from rnnface.clustering.photos import cluster_photos
+
+    named = [(str(i) if isinstance(i, (str, os.PathLike)) else f"image {n}", i) for n, i in enumerate(images)]
+    return cluster_photos(_get(model, min_score, min_face), named, threshold, min_size)
 
 
 def process_video(

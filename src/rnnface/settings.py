@@ -89,7 +89,7 @@ class Settings(BaseSettings):
         True, description="Read routes (detect, embed, verify, identify, people) work without the key."
     )
     max_upload_bytes: int = Field(10 * 2**20, gt=0, description="Largest accepted image file.")
-    max_images: int = Field(8, gt=0, description="Most images in one enrollment request.")
+    max_images: int = Field(8, gt=0, description="Most images in one enrollment or clustering request.")
     max_frames: int = Field(32, gt=0, description="Most frames in one liveness or authentication request.")
     max_frame_bytes: int = Field(2 * 2**20, gt=0, description="Largest accepted frame file of a clip.")
     max_pixels: int = Field(40_000_000, gt=0, description="Largest accepted image, in pixels.")

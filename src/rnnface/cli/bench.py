@@ -193,3 +193,46 @@ def bench_facenet(
     write_report(report, out)
     typer.echo(facenet_table(report))
     typer.echo(f"written: {out}")
+
+
+@app.command("cluster")
+def bench_cluster(
+    cache: CacheOpt = DEFAULT_CACHE,
+    embedder: Annotated[str, typer.Option(help="Pretrained embeddings the population is fitted to.")] = "facenet",
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Clustering threshold (default: the one `eval cluster` chose for rnnface on LFW)."),
+    ] = None,
+    report: Annotated[Path, typer.Option(help="`eval cluster`'s report, for the default threshold.")] = Path(
+        "reports/cluster.json"
+    ),
+    faces: Annotated[list[int] | None, typer.Option("--faces", help="Set sizes (default: 10k, 30k, 100k).")] = None,
+    out: OutOpt = Path("reports/bench_cluster.json"),
+) -> None:
+    """Seconds and peak memory of clustering 10,000-100,000 faces drawn like LFW's (target: 100k in < 5 min)."""
+    import json
+
+    from rnnface.benchmarks.clustering import SIZES, run_cluster_bench
+    from rnnface.benchmarks.report import machine, write_report
+    from rnnface.evaluation.clustering import cache_faces
+
+    check_output(out, "report")
+    if threshold is None:
+        if not report.is_file():
+            raise typer.BadParameter(f"--report {report}: not found; run `rnnface eval cluster` or pass --threshold")
+        chosen = [r["chosen"] for r in json.loads(report.read_text())["results"]]
+        match = [r for r in chosen if r["method"] == "rnnface" and r["embedding"] == embedder and r["dataset"] == "LFW"]
+        if not match:
+            raise typer.BadParameter(f"{report}: no rnnface row for {embedder} on LFW; pass --threshold")
+        threshold = float(match[0]["setting"])
+    lfw = cache_faces("LFW", cache, [embedder])
+    result = run_cluster_bench(lfw.embeddings[embedder], lfw.people, threshold, tuple(faces or SIZES))
+    write_report({**result, "embedder": embedder, "machine": machine()}, out)
+    typer.echo("| faces | people | method | seconds | peak MB | pairwise F | BCubed F |")
+    typer.echo("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    for r in result["rows"]:
+        typer.echo(
+            f"| {r['faces']:,} | {r['people']:,} | {r['method']} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | "
+            f"{100 * r['pairwise_f']:.1f} | {100 * r['bcubed_f']:.1f} |"
+        )
+    typer.echo(f"threshold {threshold:g} ({embedder}, {result['dim']}-d); written: {out}")

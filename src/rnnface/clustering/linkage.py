@@ -40,16 +40,6 @@ class Group:
     def size(self) -> int:
         return len(self.members)
 
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "size": self.size,
-            "cohesion": round(self.cohesion, 4),
-            "nearest": round(self.nearest, 4),
-            "representative": self.representative,
-            "members": self.members,
-        }
-
 
 class Clustering:
     """Faces grouped by average linkage at `threshold` (a mean cosine); `add` more at any time."""

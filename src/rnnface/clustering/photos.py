@@ -49,15 +49,16 @@ class PhotoGroups:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (photo, why it gave no face)
 
     def to_dict(self) -> dict:
+        def group(number: int, g: Group) -> dict:
+            shown = {"number": number, "size": g.size, "cohesion": round(g.cohesion, 4), "nearest": round(g.nearest, 4)}
+            members = [self.faces[i].to_dict() for i in g.members]
+            return {**shown, "representative": self.faces[g.representative].to_dict(), "members": members}
+
         return {
             **self.threshold.to_dict(),
             "min_size": self.min_size,
             "faces": len(self.faces),
-            "groups": [
-                {**g.to_dict(), "number": n, "members": [self.faces[i].to_dict() for i in g.members]}
-                | {"representative": self.faces[g.representative].to_dict()}
-                for n, g in enumerate(self.groups)
-            ],
+            "groups": [group(n, g) for n, g in enumerate(self.groups)],
             "alone": [self.faces[i].to_dict() for i in self.alone],
             "skipped": [{"image": s, "reason": r} for s, r in self.skipped],
         }

@@ -235,21 +235,10 @@ async def enroll(
 ) -> schemas.Enrolled:
     """Enroll (or add photos to) a person, all photos in one transaction; unusable photos are listed, not stored."""
     check_person_name(name)  # before any upload is decoded
-    limit = engine.settings.max_images
-    if len(images) > limit:
-        raise HttpError(413, f"at most {limit} images per enrollment, got {len(images)}")
     # One rule with the CLI: a photo that cannot be used (not an image, corrupt, no face, several faces) is
     # listed with its reason and the others are enrolled; the request fails only when none can be used, or when
     # one passes a limit. Photos are decoded and embedded one at a time (one image slot).
-    uploads = []  # (label, bytes or None, why not)
-    for i, upload in enumerate(images):
-        label = f"upload:{(upload.filename or f'image{i}')[:200]}"
-        try:
-            uploads.append((label, await engine.upload_bytes(upload, f"images[{i}]"), ""))
-        except HttpError as exc:
-            if exc.status == 413:
-                raise  # a limit refuses the whole request
-            uploads.append((label, None, str(exc).split(": ", 1)[-1]))
+    uploads = [(f"upload:{label}", data, why) for label, data, why in await photo_uploads(engine, images)]
 
     def run() -> EnrollSummary:
         pipeline, summary, records = engine.faces(min_score, min_face, not no_detect), EnrollSummary(), []
@@ -352,3 +341,133 @@ async def authenticate(
             return decide_observed(g, engine.liveness, name, observed, len(uploads), decide, challenge, MIN_FRAMES)
 
     return schemas.Authentication(**(await engine.compute(run)).to_dict())
+
+
+async def photo_uploads(engine: Engine, images: list[UploadFile]) -> list[tuple[str, bytes | None, str]]:
+    """(file name, bytes or None, why not) of each photo, within the per-request count and each upload's size."""
+    limit = engine.settings.max_images
+    if len(images) > limit:
+        raise HttpError(413, f"at most {limit} images per request, got {len(images)}")
+    uploads = []
+    for i, upload in enumerate(images):
+        label = (upload.filename or f"image{i}")[:200]
+        try:
+            uploads.append((label, await engine.upload_bytes(upload, f"images[{i}]"), ""))
+        except HttpError as exc:
+            if exc.status == 413:
+                raise
+            uploads.append((label, None, str(exc).split(": ", 1)[-1]))
+    return uploads
+
+
+def found_faces(engine: Engine, uploads: list[tuple[str, bytes | None, str]]) -> tuple[list, list]:
+    """Every face of the uploads, embedded one photo at a time (one image slot), and the photos skipped, with why."""
+    from rnnface.clustering.photos import find_faces
+
+    faces, skipped = [], []
+    for i, (label, data, why) in enumerate(uploads):
+        if data is None:
+            skipped.append((label, why))
+            continue
+        try:
+            with engine.image(data, f"images[{i}]") as img:
+                found, missed = find_faces(engine.pipeline, [(label, img)])
+        except ImageTooLargeError:
+            raise
+        except ImageError as exc:
+            found, missed = [], [(label, str(exc).split(": ", 1)[-1])]
+        faces += found
+        skipped += missed
+    return faces, skipped
+
+
+PhotosFiles = Annotated[list[UploadFile], File(description="The photos whose faces are to be grouped.")]
+MinSizeForm = Annotated[int, Form(ge=1, le=1000, description="Smaller groups are left alone.")]
+
+
+@api.post("/cluster", response_model=schemas.Clustered, responses=ERRORS, dependencies=[READ, IMAGES], tags=["cluster"])
+async def cluster(
+    engine: EngineDep, images: PhotosFiles, threshold: ThresholdForm = None, min_size: MinSizeForm = 2
+) -> schemas.Clustered:
+    """Who is in these photos? Their faces grouped by person (strict point by default); nothing is stored."""
+    from rnnface.clustering.photos import DEFAULT_POINT, PhotoGroups, group_faces
+
+    decide = engine.pipeline.threshold(parse_threshold(threshold) or DEFAULT_POINT)
+    uploads = await photo_uploads(engine, images)
+
+    def run() -> PhotoGroups:
+        faces, skipped = found_faces(engine, uploads)
+        groups, alone = group_faces(faces, decide, min_size)
+        return PhotoGroups(faces, groups, alone, decide, min_size, skipped)
+
+    return schemas.Clustered(**(await engine.compute(run)).to_dict())
+
+
+@api.post(
+    "/clusters", response_model=schemas.KeptGroups, responses=ERRORS, dependencies=[WRITE, IMAGES], tags=["cluster"]
+)
+async def keep_clusters(
+    engine: EngineDep, images: PhotosFiles, threshold: ThresholdForm = None, min_size: MinSizeForm = 2
+) -> schemas.KeptGroups:
+    """Add these photos' faces to the gallery's unnamed groups (unknown #k): each joins a group, founds one with
+    others (at least `min_size`), or is left alone; one that matches a named person is reported, not stored."""
+    from rnnface.clustering.photos import DEFAULT_POINT
+    from rnnface.clustering.store import keep_groups
+
+    decide = engine.pipeline.threshold(parse_threshold(threshold) or DEFAULT_POINT)
+    uploads = await photo_uploads(engine, images)
+
+    def run() -> list:
+        with engine.gallery() as g:
+            g.check_model(engine.pipeline.model_id)  # before any detection work
+        faces, _ = found_faces(engine, uploads)  # the gallery stays free meanwhile
+        with engine.gallery() as g:
+            return keep_groups(g, engine.pipeline.model_id, faces, decide, min_size)
+
+    placed = await engine.compute(run, timeout=False)
+    return schemas.KeptGroups(**decide.to_dict(), faces=[p.to_dict() for p in placed])
+
+
+GroupParam = Annotated[str, Path(min_length=1, max_length=20, description="The unnamed group's number k.")]
+
+
+@api.post(
+    "/clusters/{group}/name", response_model=schemas.Renamed, responses=ERRORS, dependencies=[WRITE], tags=["cluster"]
+)
+async def name_cluster(
+    engine: EngineDep,
+    group: GroupParam,
+    name: Annotated[str, Form(min_length=1, max_length=256, description="The person the group is.")],
+) -> schemas.Renamed:
+    """Make unnamed group k the person `name` (joining them if enrolled)."""
+    from rnnface.clustering.store import name_group, unnamed_label
+
+    label = unnamed_label(group)
+    check_person_name(name)
+
+    def run() -> int:
+        with engine.gallery() as g:
+            return name_group(g, label, name)
+
+    return schemas.Renamed(group=label, name=name, faces=await engine.compute(run, timeout=False))
+
+
+@api.post(
+    "/clusters/{group}/merge", response_model=schemas.Renamed, responses=ERRORS, dependencies=[WRITE], tags=["cluster"]
+)
+async def merge_cluster(
+    engine: EngineDep,
+    group: GroupParam,
+    into: Annotated[str, Form(min_length=1, max_length=256, description="Group number k, or a person.")],
+) -> schemas.Renamed:
+    """Move every face of unnamed group k into another group or a person."""
+    from rnnface.clustering.store import merge_groups, unnamed_label
+
+    label = unnamed_label(group)
+
+    def run() -> int:
+        with engine.gallery() as g:
+            return merge_groups(g, label, into)
+
+    moved = await engine.compute(run, timeout=False)
+    return schemas.Renamed(group=label, name=unnamed_label(into) if into.isdigit() else into, faces=moved)

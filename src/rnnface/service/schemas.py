@@ -82,6 +82,7 @@ class PersonSummary(BaseModel):
     name: str
     faces: int
     crops_kept: int
+    unnamed: bool = Field(False, description="A group nobody has named yet (unknown #k), not a person.")
 
 
 class PeopleList(BaseModel):
@@ -144,3 +145,40 @@ class Authentication(OperatingPoint):
     similarity: float = Field(description="Cosine similarity of the clip's best frames to the person's template.")
     frames_embedded: int
     liveness: Liveness
+
+
+class ClusterFace(FaceOut):
+    image: str = Field(description="The upload's file name (or its position) the face is in.")
+
+
+class PlacedFace(ClusterFace):
+    group: str | None = Field(description="The person or unnamed group it joined; null: left alone.")
+    stored: bool = Field(description="Stored in the gallery (it joined or founded an unnamed group).")
+    new_group: bool = Field(description="It founded a new unnamed group.")
+
+
+class ClusterGroup(BaseModel):
+    number: int = Field(description="0, 1, ... by size.")
+    size: int
+    cohesion: float = Field(description="Mean cosine similarity between the group's faces.")
+    nearest: float = Field(description="Mean cosine similarity to the closest other group.")
+    representative: ClusterFace = Field(description="The face nearest the group's mean: the one to show.")
+    members: list[ClusterFace]
+
+
+class Clustered(OperatingPoint):
+    min_size: int
+    faces: int
+    groups: list[ClusterGroup]
+    alone: list[ClusterFace] = Field(description="Faces in groups under min_size: not grouped.")
+    skipped: list[Skipped]
+
+
+class KeptGroups(OperatingPoint):
+    faces: list[PlacedFace]
+
+
+class Renamed(BaseModel):
+    group: str
+    name: str
+    faces: int

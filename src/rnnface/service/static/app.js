@@ -217,6 +217,122 @@ $("auth-form").addEventListener("submit", (event) => {
 });
 $("live-go").addEventListener("click", () => runClip("/liveness", false));
 
+// -- cluster: photos -> groups of faces as contact sheets; kept groups can be named or merged -------------
+const BATCH = 8; // the service's RNNFACE_MAX_IMAGES by default: kept groups grow batch by batch
+
+async function thumbnail(file, box, size = 72) {
+  const bitmap = await createImageBitmap(file);
+  const [x1, y1, x2, y2] = box;
+  const side = Math.max(x2 - x1, y2 - y1) * 1.5;
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = size;
+  canvas.getContext("2d").drawImage(bitmap, (x1 + x2 - side) / 2, (y1 + y2 - side) / 2, side, side, 0, 0, size, size);
+  return canvas;
+}
+
+async function showGroups(title, groups, files, kept) {
+  const holder = $("cluster-groups");
+  holder.innerHTML = "";
+  for (const group of groups) {
+    const card = document.createElement("div");
+    card.className = "sheet";
+    card.dataset.group = group.name;
+    card.dataset.size = group.faces.length;
+    const head = document.createElement("p");
+    head.textContent = `${group.name}: ${group.faces.length} face(s)${group.note ? " " + group.note : ""}`;
+    card.appendChild(head);
+    for (const face of group.faces) {
+      const file = files.find((f) => f.name === face.image);
+      if (file) card.appendChild(await thumbnail(file, face.box));
+    }
+    if (kept && group.name.startsWith("unknown #")) {
+      const number = group.name.slice("unknown #".length);
+      const name = document.createElement("input");
+      name.placeholder = "Name this person";
+      name.maxLength = 256;
+      const go = document.createElement("button");
+      go.type = "button";
+      go.textContent = "Name";
+      go.addEventListener("click", async () => {
+        try {
+          const done = await call("POST", `/clusters/${number}/name`, form({ name: name.value }));
+          head.textContent = `${done.name}: ${done.faces} face(s) (named)`;
+          refreshPeople();
+        } catch (error) {
+          alert(error.message);
+        }
+      });
+      const into = document.createElement("input");
+      into.placeholder = "merge into (k or name)";
+      into.maxLength = 256;
+      const merge = document.createElement("button");
+      merge.type = "button";
+      merge.textContent = "Merge";
+      merge.addEventListener("click", async () => {
+        try {
+          const done = await call("POST", `/clusters/${number}/merge`, form({ into: into.value }));
+          head.textContent = `${group.name}: ${done.faces} face(s) moved into ${done.name}`;
+          refreshPeople();
+        } catch (error) {
+          alert(error.message);
+        }
+      });
+      const actions = document.createElement("div");
+      actions.className = "sheet-actions";
+      actions.append(name, go, into, merge);
+      card.appendChild(actions);
+    }
+    holder.appendChild(card);
+  }
+  $("cluster-result").textContent = title;
+}
+
+function form(fields) {
+  const data = new FormData();
+  for (const [k, v] of Object.entries(fields)) data.append(k, v);
+  return data;
+}
+
+$("cluster-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const out = $("cluster-result");
+  const files = Array.from($("cluster-files").files);
+  const keep = $("cluster-keep").checked;
+  out.className = "result";
+  try {
+    if (!keep) {
+      if (files.length > BATCH) throw new Error(`at most ${BATCH} photos at a time; tick "keep" to group more`);
+      const data = form({});
+      files.forEach((f) => data.append("images", f, f.name));
+      out.textContent = "grouping…";
+      const result = await call("POST", "/cluster", data);
+      const groups = result.groups.map((g) => ({ name: `group ${g.number}`, faces: g.members,
+        note: `(cohesion ${g.cohesion.toFixed(2)})` }));
+      if (result.alone.length) groups.push({ name: "left alone", faces: result.alone });
+      return showGroups(`${result.faces} face(s), ${result.groups.length} group(s); threshold ` +
+        `${result.threshold.toFixed(3)} (${result.point})`, groups, files, false);
+    }
+    const byGroup = new Map();
+    for (let start = 0; start < files.length; start += BATCH) {
+      out.textContent = `grouping photos ${start + 1}-${Math.min(files.length, start + BATCH)} of ${files.length}…`;
+      const data = form({});
+      files.slice(start, start + BATCH).forEach((f) => data.append("images", f, f.name));
+      const result = await call("POST", "/clusters", data);
+      for (const face of result.faces) {
+        const name = face.group || "left alone";
+        if (!byGroup.has(name)) byGroup.set(name, []);
+        byGroup.get(name).push(face);
+      }
+    }
+    const groups = [...byGroup].map(([name, faces]) => ({ name, faces,
+      note: faces[0].stored || name === "left alone" ? "" : "(looks like this person; not stored)" }));
+    await showGroups(`${files.length} photo(s) placed in the gallery's groups`, groups, files, true);
+    refreshPeople();
+  } catch (error) {
+    showError(out, error);
+  }
+});
+
 // -- people ---------------------------------------------------------------------------------------
 async function refreshPeople() {
   const body = $("people-list");
