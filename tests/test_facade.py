@@ -65,14 +65,14 @@ def test_process_video_names_tracks_from_a_gallery(lfw_images, tmp_path):
     rnnface.enroll("George_W_Bush", photos["George_W_Bush"][1:4], gallery=g)
     report = rnnface.process_video(clip, gallery=g, every=3)
     names = sorted(t.person for t in report.tracks)
-    assert names == ["George_W_Bush", "unknown"] and report.threshold is not None
+    assert names == ["George_W_Bush", "unknown #1"] and report.threshold is not None
     assert report.to_dict()["operating_point"]["threshold"] == pytest.approx(report.threshold.value, abs=1e-4)
     # without gallery=, the configured one ($RNNFACE_GALLERY), as enroll and identify use; stopping early on
     # purpose (max_frames) is not a truncated file
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RNNFACE_GALLERY", str(g))
         again = rnnface.process_video(clip, every=3, max_frames=30)
-    assert sorted(t.person for t in again.tracks) == ["George_W_Bush", "unknown"]
+    assert sorted(t.person for t in again.tracks) == ["George_W_Bush", "unknown #1"]
     assert again.frames == 30 and not again.truncated
     with pytest.MonkeyPatch.context() as env:  # a configured gallery that is not there is an error, not "unknown"
         env.setenv("RNNFACE_GALLERY", str(tmp_path / "mistyped.db"))

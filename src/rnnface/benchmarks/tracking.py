@@ -21,7 +21,7 @@ import numpy as np
 from rnnface.aggregation.pooling import mean_pool_cues
 from rnnface.gallery import open_gallery
 from rnnface.gallery.enroll import enroll_images
-from rnnface.gallery.records import UNKNOWN
+from rnnface.gallery.records import UNKNOWN, is_unnamed
 from rnnface.io import load_image
 from rnnface.recognition.pipeline import FacePipeline
 from rnnface.video.process import TrackingRules, VideoReport, process_video
@@ -107,7 +107,8 @@ def score(report: VideoReport, truth: list[Truth], enrolled: set[str], cuts: lis
             holders = [t for t in faces_at.get(frame, []) if t.box[0] <= cx <= t.box[2] and t.box[1] <= cy <= t.box[3]]
             owner = min(holders, key=lambda t: abs(t.box[0] + t.box[2] - 2 * cx), default=None)
             if owner is not None:
-                matched.append((frame, owner.person, track.id, track.person))
+                named = UNKNOWN if is_unnamed(track.person) else track.person  # a numbered stranger is no name
+                matched.append((frame, owner.person, track.id, named))
     visible = sum(len(faces_at[f]) for f in steps) or 1
     shot_of = lambda frame: sum(frame >= c for c in cuts)  # noqa: E731 - a one-line helper
     # tracks end at cuts by design: people and tracks are paired within each shot (naming spans the shots)

@@ -28,8 +28,10 @@ from rnnface.clustering.linkage import DEFAULT_K, cluster_embeddings
 from rnnface.clustering.metrics import Scores, score
 from rnnface.registry import Registry
 
-#: A method: group labels (-1: left alone) of unit embeddings at one setting.
-Clusterer = Callable[[np.ndarray, float], np.ndarray]
+#: A method: `fit(x)` does what every setting shares (a tree, a graph) and returns `cut(setting) -> labels`
+#: (-1: left alone); a run's time and memory are the fit's plus the cut's.
+Cut = Callable[[float], np.ndarray]
+Clusterer = Callable[[np.ndarray], Cut]
 clusterers: Registry[Clusterer] = Registry("clustering method")
 #: Settings each method is tried at; a float threshold is a cosine similarity.
 SETTINGS: dict[str, list[float]] = {}
@@ -53,62 +55,73 @@ def method(name: str, settings: list[float] = COSINES):
 
 
 @method("rnnface")
-def _rnnface(x: np.ndarray, threshold: float) -> np.ndarray:
-    return cluster_embeddings(x, threshold, DEFAULT_K)
+def _rnnface(x: np.ndarray) -> Cut:
+    return lambda threshold: cluster_embeddings(x, threshold, DEFAULT_K)
 
 
 @method("chinese whispers (dlib)")
-def _chinese_whispers(x: np.ndarray, threshold: float) -> np.ndarray:
+def _chinese_whispers(x: np.ndarray) -> Cut:
     """dlib's chinese_whispers over the graph face_recognition's example has dlib build (every pair of faces
     closer than the threshold, each face with itself too); the pairs are found by FAISS, as dlib's own loop
     over all N^2 pairs takes 40 s for LFW."""
     import dlib
     import faiss
 
+    unit = np.ascontiguousarray(x, np.float32)
     index = faiss.IndexFlatIP(x.shape[1])
-    index.add(np.ascontiguousarray(x, np.float32))
-    limits, _, ids = index.range_search(np.ascontiguousarray(x, np.float32), float(threshold))
-    rows = np.repeat(np.arange(len(x)), np.diff(limits).astype(np.int64))
-    keep = rows <= ids
-    if keep.sum() > MAX_EDGES:
-        raise TooDense(f"{int(keep.sum()):,} pairs at cosine {threshold}")
-    edges = list(zip(rows[keep].tolist(), ids[keep].tolist()))
-    return np.asarray(dlib.chinese_whispers(edges))
+    index.add(unit)
+
+    def cut(threshold: float) -> np.ndarray:
+        limits, _, ids = index.range_search(unit, float(threshold))
+        rows = np.repeat(np.arange(len(x)), np.diff(limits).astype(np.int64))
+        keep = rows <= ids
+        if keep.sum() > MAX_EDGES:
+            raise TooDense(f"{int(keep.sum()):,} pairs at cosine {threshold}")
+        return np.asarray(dlib.chinese_whispers(list(zip(rows[keep].tolist(), ids[keep].tolist()))))
+
+    return cut
 
 
 @method("DBSCAN (min 2)")
-def _dbscan(x: np.ndarray, threshold: float) -> np.ndarray:
+def _dbscan(x: np.ndarray) -> Cut:
     from sklearn.cluster import DBSCAN
 
-    return DBSCAN(eps=max(1e-6, 1.0 - threshold), min_samples=2, metric="cosine", algorithm="brute").fit_predict(x)
-
-
-@method("HDBSCAN", settings=[2, 3, 4, 5, 8])
-def _hdbscan(x: np.ndarray, min_size: float) -> np.ndarray:
-    from sklearn.cluster import HDBSCAN
-
-    return HDBSCAN(min_cluster_size=int(min_size), min_samples=1, copy=True).fit_predict(x)
-
-
-@method("agglomerative, average (full matrix)")
-def _agglomerative(x: np.ndarray, threshold: float) -> np.ndarray:
-    from sklearn.cluster import AgglomerativeClustering
-
-    return AgglomerativeClustering(
-        n_clusters=None, metric="cosine", linkage="average", distance_threshold=1.0 - threshold
+    return lambda threshold: DBSCAN(
+        eps=max(1e-6, 1.0 - threshold), min_samples=2, metric="cosine", algorithm="brute"
     ).fit_predict(x)
 
 
+@method("HDBSCAN", settings=[2, 3, 4, 5, 8])
+def _hdbscan(x: np.ndarray) -> Cut:
+    from sklearn.cluster import HDBSCAN
+
+    return lambda min_size: HDBSCAN(min_cluster_size=int(min_size), min_samples=1, copy=True).fit_predict(x)
+
+
+@method("agglomerative, average (full matrix)")
+def _agglomerative(x: np.ndarray) -> Cut:
+    """Average linkage over every pair (scikit-learn's AgglomerativeClustering(linkage="average") without a
+    connectivity graph runs this same SciPy tree): the tree once, cut at each threshold."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    tree = linkage(np.asarray(x, np.float64), method="average", metric="cosine")
+    return lambda threshold: fcluster(tree, t=1.0 - threshold, criterion="distance")
+
+
 @method("connected components of the k-NN graph")
-def _components(x: np.ndarray, threshold: float) -> np.ndarray:
+def _components(x: np.ndarray) -> Cut:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     sims, ids = knn(x, x, DEFAULT_K + 1)
-    keep = (sims >= threshold) & (ids >= 0)
-    rows = np.repeat(np.arange(len(x)), ids.shape[1])[keep.ravel()]
-    graph = coo_matrix((np.ones(len(rows)), (rows, ids.ravel()[keep.ravel()])), shape=(len(x), len(x)))
-    return connected_components(graph, directed=False)[1]
+
+    def cut(threshold: float) -> np.ndarray:
+        keep = (sims >= threshold) & (ids >= 0)
+        rows = np.repeat(np.arange(len(x)), ids.shape[1])[keep.ravel()]
+        graph = coo_matrix((np.ones(len(rows)), (rows, ids.ravel()[keep.ravel()])), shape=(len(x), len(x)))
+        return connected_components(graph, directed=False)[1]
+
+    return cut
 
 
 @dataclass(frozen=True)
@@ -157,23 +170,52 @@ def peak_rss() -> Iterator[dict]:
         out["mb"] = max(out["mb"], rss() - base)
 
 
-def run(name: str, x: np.ndarray, truth: np.ndarray, setting: float, embedding: str, dataset: str) -> Run:
+@dataclass(frozen=True)
+class Timed:
+    """What one step cost: seconds, and peak MB above the process at its start."""
+
+    seconds: float
+    peak_mb: float
+
+
+def timed(fn: Callable[[], object]) -> tuple[object, Timed]:
     with peak_rss() as memory:
         start = time.perf_counter()
-        labels = clusterers.get(name)(x, setting)
+        out = fn()
         seconds = time.perf_counter() - start
-    return Run(name, embedding, dataset, setting, score(truth, labels), seconds, memory["mb"])
+    return out, Timed(seconds, memory["mb"])
+
+
+def run(name: str, x: np.ndarray, truth: np.ndarray, setting: float, embedding: str, dataset: str) -> Run:
+    """One method at one setting, from scratch."""
+    cut, fit = timed(lambda: clusterers.get(name)(x))
+    return _cut(name, cut, fit, truth, setting, embedding, dataset)
+
+
+def _cut(name: str, cut: Cut, fit: Timed, truth, setting: float, embedding: str, dataset: str) -> Run:
+    labels, cost = timed(lambda: cut(setting))
+    return Run(
+        name,
+        embedding,
+        dataset,
+        setting,
+        score(truth, labels),
+        fit.seconds + cost.seconds,
+        max(fit.peak_mb, cost.peak_mb),
+    )
 
 
 def sweep(name: str, x: np.ndarray, truth: np.ndarray, embedding: str, dataset: str) -> list[Run]:
-    """The method at every setting, coarse first and then finely around the best coarse one."""
+    """The method at every setting, coarse first and then finely around the best coarse one; what the settings
+    share is built once, and its cost counted in every run."""
     settings = SETTINGS[name]
     coarse = settings[::4] if len(settings) > 8 else settings
+    cut, fit = timed(lambda: clusterers.get(name)(x))
     runs: dict[float, Run] = {}
 
     def attempt(setting: float) -> None:
         with suppress(TooDense):
-            runs[setting] = run(name, x, truth, setting, embedding, dataset)
+            runs[setting] = _cut(name, cut, fit, truth, setting, embedding, dataset)
 
     for s in coarse:
         attempt(s)

@@ -22,6 +22,7 @@ from rnnface.aggregation.pooling import Pool, mean_pool_cues
 from rnnface.clustering.linkage import cluster_embeddings
 from rnnface.clustering.photos import DEFAULT_POINT
 from rnnface.clustering.store import next_unnamed
+from rnnface.errors import ThresholdError
 from rnnface.gallery.base import Gallery
 from rnnface.gallery.records import UNKNOWN, UNNAMED, Match
 from rnnface.operating import SEARCH_FPIR, Threshold, ThresholdSpec
@@ -162,7 +163,7 @@ def process_video(
     truncated = source.truncated and not (max_frames is not None and frames >= max_frames)  # not stopped on purpose
     results, vectors = _results(tracker.finish(), gallery, pool, threshold, rules, shot_of)
     first = next_unnamed(gallery) if searchable else 1
-    _number_strangers(results, vectors, pipeline.threshold(DEFAULT_POINT).value, first, rules.min_named_frames)
+    _number_strangers(results, vectors, _stranger_threshold(pipeline, threshold), first, rules.min_named_frames)
     fps = frames / seconds if seconds else 0.0
     return VideoReport(source.name, source.fps, frames, every, seconds, fps, pooling, truncated, results, cuts, decide)
 
@@ -233,6 +234,14 @@ def _results(
             )
         )
     return results, vectors
+
+
+def _stranger_threshold(pipeline: FacePipeline, naming: float) -> float:
+    """The clustering operating point, or for a model without named points the threshold that named the tracks."""
+    try:
+        return pipeline.threshold(DEFAULT_POINT).value
+    except ThresholdError:
+        return naming
 
 
 def _number_strangers(
