@@ -210,7 +210,7 @@ def test_kept_groups_grow_with_new_photos_and_become_people_when_named(photos, l
     )
     assert identified["faces"][0]["name"] == powell  # identify answers the unnamed group
     named = run_cli("name-cluster", powell.split("#")[1], "Colin Powell", "--gallery", gallery)
-    assert named.exit_code == 0 and "named 8 face(s)" in named.stdout
+    assert named.exit_code == 0 and "moved 8 face(s) into Colin Powell" in named.stdout
     listed = json.loads(run_cli("people", "--gallery", gallery, "--json").stdout)["people"]
     assert {p["name"]: p["unnamed"] for p in listed} == {
         "Colin Powell": False,
@@ -223,7 +223,7 @@ def test_kept_groups_grow_with_new_photos_and_become_people_when_named(photos, l
     assert {f["group"] for f in third["faces"] if "Powell" in f["image"]} == {"Colin Powell"}
     assert not any(f["stored"] for f in third["faces"] if "Powell" in f["image"])
     others = sorted(g for g in groups if g != powell)
-    merged = run_cli("merge-clusters", others[0], others[1].split("#")[1], "--gallery", gallery)
+    merged = run_cli("name-cluster", others[0], others[1].split("#")[1], "--gallery", gallery)  # into another group
     assert merged.exit_code == 0 and [
         p["name"] for p in json.loads(run_cli("people", "--gallery", gallery, "--json").stdout)["people"]
     ] == ["Colin Powell", others[1]]

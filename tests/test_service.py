@@ -859,7 +859,7 @@ def test_cluster_groups_uploads_and_kept_groups_grow_and_take_a_name(tmp_path, l
     for path, data, status in (
         ("/api/v1/clusters/1/name", {"name": "Bob"}, 404),  # no such group any more
         ("/api/v1/clusters/x/name", {"name": "Bob"}, 422),
-        ("/api/v1/clusters/2/merge", {"into": "1"}, 404),
+        ("/api/v1/clusters/2/name", {"name": "1"}, 404),
     ):
         response = c.post(path, data=data, headers=KEY)
         assert response.status_code == status, (path, response.text)

@@ -120,31 +120,18 @@ def _keep(result, gallery: str | None, model_id: str, mode: str) -> None:
 @app.command("name-cluster")
 def name_cluster(
     group: Annotated[str, typer.Argument(help="The unnamed group: its number k, or 'unknown #k'.")],
-    name: Annotated[str, typer.Argument(help="The person it is (an existing person's faces are joined).")],
+    name: Annotated[
+        str, typer.Argument(help="The person it is (an enrolled person's faces are joined), or another group's k.")
+    ],
     gallery: GalleryOpt = None,
 ) -> None:
-    """Make an unnamed group a person: every one of its faces now answers to NAME."""
+    """Make an unnamed group a person (every one of its faces now answers to NAME), or merge it into group NAME."""
     from rnnface.clustering.store import name_group
     from rnnface.gallery import open_gallery
 
     with open_gallery(gallery or None, create=False) as g:
         n = name_group(g, group, name)
-    typer.echo(f"named {n} face(s): {name}")
-
-
-@app.command("merge-clusters")
-def merge_clusters(
-    source: Annotated[str, typer.Argument(help="The unnamed group to merge: its number k, or 'unknown #k'.")],
-    target: Annotated[str, typer.Argument(help="The group (k or 'unknown #k') or person it belongs to.")],
-    gallery: GalleryOpt = None,
-) -> None:
-    """Two groups are one person: move every face of SOURCE into TARGET."""
-    from rnnface.clustering.store import merge_groups
-    from rnnface.gallery import open_gallery
-
-    with open_gallery(gallery or None, create=False) as g:
-        n = merge_groups(g, source, target)
-    typer.echo(f"moved {n} face(s) into {target}")
+    typer.echo(f"moved {n} face(s) into {f'unknown #{name}' if name.isdigit() else name}")
 
 
 def _print_text(result, sheets: Path | None) -> None:

@@ -79,21 +79,13 @@ def keep_groups(
     return placed
 
 
-def name_group(gallery: Gallery, group: str, name: str) -> int:
-    """Make unnamed group `group` ("unknown #k" or k) the person `name` (joining them when they exist)."""
+def name_group(gallery: Gallery, group: str, target: str) -> int:
+    """Give every face of unnamed group `group` ("unknown #k" or k) to `target`: a person's name (created, or joined
+    when enrolled), or another group's number (the two groups are one person). Returns the faces moved."""
     label = unnamed_label(group)
-    check_person_name(name)
-    if label not in {p.name for p in gallery.people()}:
-        raise no_such_person(gallery.location, label)
-    return gallery.rename(label, name)
-
-
-def merge_groups(gallery: Gallery, source: str, target: str) -> int:
-    """Move every face of unnamed group `source` into `target` (an unnamed group or a person)."""
-    label = unnamed_label(source)
-    into = unnamed_label(target) if target.isdigit() else target
+    into = unnamed_label(target) if target.isdigit() else check_person_name(target)
     present = {p.name for p in gallery.people()}
-    for who in (label, into):
+    for who in (label, into) if target.isdigit() else (label,):
         if who not in present:
             raise no_such_person(gallery.location, who)
     return gallery.rename(label, into)

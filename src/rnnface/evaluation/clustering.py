@@ -59,36 +59,60 @@ def _rnnface(x: np.ndarray) -> Cut:
     return lambda threshold: cluster_embeddings(x, threshold, DEFAULT_K)
 
 
-@method("chinese whispers (dlib)")
-def _chinese_whispers(x: np.ndarray) -> Cut:
-    """dlib's chinese_whispers over the graph face_recognition's example has dlib build (every pair of faces
-    closer than the threshold, each face with itself too); the pairs are found by FAISS, as dlib's own loop
-    over all N^2 pairs takes 40 s for LFW."""
-    import dlib
+def _radius_graph(x: np.ndarray) -> Callable[[float], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """For a threshold: every pair of faces at least that similar (each face with itself too), found by FAISS, as
+    (rows, cols, cosines) with rows <= cols; TooDense past MAX_EDGES pairs."""
     import faiss
 
     unit = np.ascontiguousarray(x, np.float32)
     index = faiss.IndexFlatIP(x.shape[1])
     index.add(unit)
 
-    def cut(threshold: float) -> np.ndarray:
-        limits, _, ids = index.range_search(unit, float(threshold))
+    def pairs(threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        limits, sims, ids = index.range_search(unit, float(threshold))
         rows = np.repeat(np.arange(len(x)), np.diff(limits).astype(np.int64))
         keep = rows <= ids
         if keep.sum() > MAX_EDGES:
             raise TooDense(f"{int(keep.sum()):,} pairs at cosine {threshold}")
-        return np.asarray(dlib.chinese_whispers(list(zip(rows[keep].tolist(), ids[keep].tolist()))))
+        return rows[keep], ids[keep], sims[keep]
+
+    return pairs
+
+
+@method("chinese whispers (dlib)")
+def _chinese_whispers(x: np.ndarray) -> Cut:
+    """dlib's chinese_whispers over the graph face_recognition's example has dlib build (every pair of faces
+    closer than the threshold, each face with itself too); the pairs are found by FAISS, as dlib's own loop
+    over all N^2 pairs takes 40 s for LFW."""
+    import dlib
+
+    pairs = _radius_graph(x)
+
+    def cut(threshold: float) -> np.ndarray:
+        rows, cols, _ = pairs(threshold)
+        return np.asarray(dlib.chinese_whispers(list(zip(rows.tolist(), cols.tolist()))))
 
     return cut
 
 
 @method("DBSCAN (min 2)")
 def _dbscan(x: np.ndarray) -> Cut:
+    """scikit-learn's DBSCAN (cosine distance, eps = 1 - threshold, 2 faces make a core), on the sparse graph of
+    the pairs within eps (what its brute-force search finds, without the N^2 matrix)."""
+    from scipy.sparse import coo_matrix
     from sklearn.cluster import DBSCAN
 
-    return lambda threshold: DBSCAN(
-        eps=max(1e-6, 1.0 - threshold), min_samples=2, metric="cosine", algorithm="brute"
-    ).fit_predict(x)
+    pairs = _radius_graph(x)
+
+    def cut(threshold: float) -> np.ndarray:
+        rows, cols, sims = pairs(threshold)
+        distance = np.maximum(1.0 - sims, 1e-9)  # a stored zero would be no edge at all
+        both = (np.concatenate([rows, cols]), np.concatenate([cols, rows]))
+        graph = coo_matrix((np.concatenate([distance, distance]), both), shape=(len(x), len(x))).tocsr()
+        graph.sum_duplicates()  # each face's pair with itself was listed twice
+        return DBSCAN(eps=max(1e-6, 1.0 - threshold), min_samples=2, metric="precomputed").fit_predict(graph)
+
+    return cut
 
 
 @method("HDBSCAN", settings=[2, 3, 4, 5, 8])

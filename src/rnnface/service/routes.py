@@ -437,37 +437,18 @@ GroupParam = Annotated[str, Path(min_length=1, max_length=20, description="The u
 async def name_cluster(
     engine: EngineDep,
     group: GroupParam,
-    name: Annotated[str, Form(min_length=1, max_length=256, description="The person the group is.")],
+    name: Annotated[
+        str, Form(min_length=1, max_length=256, description="The person the group is, or another group's number.")
+    ],
 ) -> schemas.Renamed:
-    """Make unnamed group k the person `name` (joining them if enrolled)."""
+    """Make unnamed group k the person `name` (joining them if enrolled), or merge it into group `name`."""
     from rnnface.clustering.store import name_group, unnamed_label
 
     label = unnamed_label(group)
-    check_person_name(name)
+    into = unnamed_label(name) if name.isdigit() else check_person_name(name)
 
     def run() -> int:
         with engine.gallery() as g:
             return name_group(g, label, name)
 
-    return schemas.Renamed(group=label, name=name, faces=await engine.compute(run, timeout=False))
-
-
-@api.post(
-    "/clusters/{group}/merge", response_model=schemas.Renamed, responses=ERRORS, dependencies=[WRITE], tags=["cluster"]
-)
-async def merge_cluster(
-    engine: EngineDep,
-    group: GroupParam,
-    into: Annotated[str, Form(min_length=1, max_length=256, description="Group number k, or a person.")],
-) -> schemas.Renamed:
-    """Move every face of unnamed group k into another group or a person."""
-    from rnnface.clustering.store import merge_groups, unnamed_label
-
-    label = unnamed_label(group)
-
-    def run() -> int:
-        with engine.gallery() as g:
-            return merge_groups(g, label, into)
-
-    moved = await engine.compute(run, timeout=False)
-    return schemas.Renamed(group=label, name=unnamed_label(into) if into.isdigit() else into, faces=moved)
+    return schemas.Renamed(group=label, name=into, faces=await engine.compute(run, timeout=False))

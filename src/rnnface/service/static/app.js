@@ -247,35 +247,28 @@ async function showGroups(title, groups, files, kept) {
     }
     if (kept && group.name.startsWith("unknown #")) {
       const number = group.name.slice("unknown #".length);
-      const name = document.createElement("input");
-      name.placeholder = "Name this person";
-      name.maxLength = 256;
-      const go = document.createElement("button");
-      go.type = "button";
-      go.textContent = "Name";
-      go.addEventListener("click", async () => {
-        try {
-          const done = await call("POST", `/clusters/${number}/name`, form({ name: name.value }));
-          head.textContent = `${done.name}: ${done.faces} face(s) (named)`;
-          refreshPeople();
-        } catch (error) {
-          alert(error.message);
-        }
+      const control = (placeholder, label, done) => {
+        const input = document.createElement("input");
+        input.placeholder = placeholder;
+        input.maxLength = 256;
+        const button = document.createElement("button");
+        button.type = "button";
+        button.textContent = label;
+        button.addEventListener("click", async () => {
+          try {
+            done(await call("POST", `/clusters/${number}/name`, form({ name: input.value })));
+            refreshPeople();
+          } catch (error) {
+            alert(error.message);
+          }
+        });
+        return [input, button];
+      };
+      const [name, go] = control("Name this person", "Name", (done) => {
+        head.textContent = `${done.name}: ${done.faces} face(s) (named)`;
       });
-      const into = document.createElement("input");
-      into.placeholder = "merge into (k or name)";
-      into.maxLength = 256;
-      const merge = document.createElement("button");
-      merge.type = "button";
-      merge.textContent = "Merge";
-      merge.addEventListener("click", async () => {
-        try {
-          const done = await call("POST", `/clusters/${number}/merge`, form({ into: into.value }));
-          head.textContent = `${group.name}: ${done.faces} face(s) moved into ${done.name}`;
-          refreshPeople();
-        } catch (error) {
-          alert(error.message);
-        }
+      const [into, merge] = control("merge into group k", "Merge", (done) => {
+        head.textContent = `${group.name}: ${done.faces} face(s) moved into ${done.name}`;
       });
       const actions = document.createElement("div");
       actions.className = "sheet-actions";
