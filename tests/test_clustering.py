@@ -155,6 +155,8 @@ def test_cluster_groups_photos_by_person_and_draws_a_sheet_per_group(photos, tmp
     named = [{m["image"].rsplit("/", 1)[1].rsplit("_", 1)[0] for m in g["members"]} for g in report["groups"]]
     assert len(named) == 3 and all(len(n) == 1 for n in named)  # one person a group
     assert sorted(g["size"] for g in report["groups"]) == [4, 4, 5]
+    for g in report["groups"]:
+        assert all(m["doubtful"] == (m["fit"] < report["threshold"]) for m in g["members"])
     assert [s["image"].rsplit("/", 1)[1] for s in report["skipped"]] == ["notes.jpg"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["group-0.png", "group-1.png", "group-2.png"]
     from PIL import Image

@@ -151,6 +151,11 @@ class ClusterFace(FaceOut):
     image: str = Field(description="The upload's file name (or its position) the face is in.")
 
 
+class ClusterMember(ClusterFace):
+    fit: float = Field(description="Mean cosine similarity to the group's other faces.")
+    doubtful: bool = Field(description="Its fit is under the threshold: kept, but worth a look.")
+
+
 class PlacedFace(ClusterFace):
     group: str | None = Field(description="The person or unnamed group it joined; null: left alone.")
     stored: bool = Field(description="Stored in the gallery (it joined or founded an unnamed group).")
@@ -163,7 +168,7 @@ class ClusterGroup(BaseModel):
     cohesion: float = Field(description="Mean cosine similarity between the group's faces.")
     nearest: float = Field(description="Mean cosine similarity to the closest other group.")
     representative: ClusterFace = Field(description="The face nearest the group's mean: the one to show.")
-    members: list[ClusterFace]
+    members: list[ClusterMember]
 
 
 class Clustered(OperatingPoint):
