@@ -9,12 +9,12 @@ face's label picks its own setting. The best setting on the set itself is shown 
 Methods: rnnface (average linkage over the k-NN graph, `rnnface.clustering`), dlib's Chinese whispers as
 face_recognition's example calls it, scikit-learn's DBSCAN, HDBSCAN and agglomerative clustering (average
 linkage over the full distance matrix), and connected components of the thresholded k-NN graph (single
-linkage). Each is timed with its peak memory above the process's at its start.
+linkage). Each chosen run is timed again in a fresh process, with its peak memory above that process's.
 """
 
 from __future__ import annotations
 
-import threading
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -158,7 +158,7 @@ class Run:
     setting: float
     scores: Scores
     seconds: float
-    peak_mb: float
+    peak_mb: float | None = None  # measured in a fresh process (`run`); None within a sweep
 
     @property
     def objective(self) -> float:
@@ -169,10 +169,40 @@ class Run:
         return {**{k: v for k, v in asdict(self).items() if k != "scores"}, **self.scores.to_dict()}
 
 
+def timed(fn: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def run(name: str, x: np.ndarray, truth: np.ndarray, setting: float, embedding: str, dataset: str) -> Run:
+    """One method at one setting, from scratch, in a fresh process: its time, and its peak memory above that
+    process's once it holds the embeddings (a process that ran other methods would reuse their freed memory)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        labels, seconds, peak_mb = pool.submit(_isolated, name, x, setting).result()
+    return Run(name, embedding, dataset, setting, score(truth, labels), seconds, peak_mb)
+
+
+def _isolated(name: str, x: np.ndarray, setting: float) -> tuple[np.ndarray, float, float]:
+    with suppress(TooDense):
+        clusterers.get(name)(x[:64])(setting)  # the libraries it imports are not what it costs
+    with peak_rss() as memory:
+        start = time.perf_counter()
+        labels = clusterers.get(name)(x)(setting)
+        seconds = time.perf_counter() - start
+    return labels, seconds, memory["mb"]
+
+
 @contextmanager
 def peak_rss() -> Iterator[dict]:
-    """Peak resident memory above the level at entry, in MB (sampled every 5 ms from /proc/self/statm)."""
-    page = 4096 / 2**20
+    """Peak resident memory above the level at entry, in MB (sampled every 5 ms from /proc/self/statm; the
+    process's peak so far, ru_maxrss, would hide whatever stays under the peak of its imports)."""
+    import threading
+
+    page = os.sysconf("SC_PAGE_SIZE") / 2**20
 
     def rss() -> float:
         with open("/proc/self/statm") as fh:
@@ -194,44 +224,9 @@ def peak_rss() -> Iterator[dict]:
         out["mb"] = max(out["mb"], rss() - base)
 
 
-@dataclass(frozen=True)
-class Timed:
-    """What one step cost: seconds, and peak MB above the process at its start."""
-
-    seconds: float
-    peak_mb: float
-
-
-def timed(fn: Callable[[], object]) -> tuple[object, Timed]:
-    with peak_rss() as memory:
-        start = time.perf_counter()
-        out = fn()
-        seconds = time.perf_counter() - start
-    return out, Timed(seconds, memory["mb"])
-
-
-def run(name: str, x: np.ndarray, truth: np.ndarray, setting: float, embedding: str, dataset: str) -> Run:
-    """One method at one setting, from scratch."""
-    cut, fit = timed(lambda: clusterers.get(name)(x))
-    return _cut(name, cut, fit, truth, setting, embedding, dataset)
-
-
-def _cut(name: str, cut: Cut, fit: Timed, truth, setting: float, embedding: str, dataset: str) -> Run:
-    labels, cost = timed(lambda: cut(setting))
-    return Run(
-        name,
-        embedding,
-        dataset,
-        setting,
-        score(truth, labels),
-        fit.seconds + cost.seconds,
-        max(fit.peak_mb, cost.peak_mb),
-    )
-
-
 def sweep(name: str, x: np.ndarray, truth: np.ndarray, embedding: str, dataset: str) -> list[Run]:
     """The method at every setting, coarse first and then finely around the best coarse one; what the settings
-    share is built once, and its cost counted in every run."""
+    share is built once, and its time counted in every run (memory is measured for the chosen runs only)."""
     settings = SETTINGS[name]
     coarse = settings[::4] if len(settings) > 8 else settings
     cut, fit = timed(lambda: clusterers.get(name)(x))
@@ -239,7 +234,8 @@ def sweep(name: str, x: np.ndarray, truth: np.ndarray, embedding: str, dataset: 
 
     def attempt(setting: float) -> None:
         with suppress(TooDense):
-            runs[setting] = _cut(name, cut, fit, truth, setting, embedding, dataset)
+            labels, seconds = timed(lambda: cut(setting))
+            runs[setting] = Run(name, embedding, dataset, setting, score(truth, labels), fit + seconds)
 
     for s in coarse:
         attempt(s)
@@ -303,7 +299,8 @@ def evaluate(sets: list[Faces], methods: list[str] | None = None) -> tuple[list[
                 here = runs[name, embedding, faces.name]
                 # the sweeps of two sets can refine around different settings: take this set's nearest one
                 chosen = min(here, key=lambda r: abs(r.setting - tuning))
-                results.append(Result(chosen, max(here, key=lambda r: r.objective)))
+                measured = run(name, faces.embeddings[embedding], faces.people, chosen.setting, embedding, faces.name)
+                results.append(Result(measured, max(here, key=lambda r: r.objective)))
     return results, [r for rs in runs.values() for r in rs]
 
 
