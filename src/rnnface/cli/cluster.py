@@ -63,13 +63,13 @@ def cluster(
     """Who is in these photos? Every face is grouped with the faces of the same person. Nothing is stored unless
     --keep; a group becomes a person only by `rnnface name-cluster`."""
     from rnnface.cli.inputs import expand_images, output_mode, progress
-    from rnnface.clustering.photos import cluster_photos
+    from rnnface.clustering.photos import cluster_photos, clustering_threshold
 
     mode, paths = output_mode(as_json, as_csv), expand_images(images)
     if sheets is not None and not sheets.is_dir():
         raise typer.BadParameter(f"--sheets {sheets}: no such folder")
     pipe = pipeline(model, runtime, detector(min_score, min_face, False), device)
-    pipe.threshold(threshold)  # a point the model lacks fails before any photo is read
+    clustering_threshold(pipe, threshold)  # a point the model lacks fails before any photo is read
     result = cluster_photos(pipe, ((str(p), p) for p in progress(paths, "cluster")), threshold, min_size)
     if sheets is not None:
         _write_sheets(result, sheets)
@@ -104,7 +104,7 @@ def _keep(result, gallery: str | None, model_id: str, mode: str) -> None:
         out = csv.writer(sys.stdout, lineterminator="\n")
         out.writerow(["image", "x1", "y1", "x2", "y2", "group", "stored"])
         for p in placed:
-            out.writerow([p.face.source, *_box(p.face.face.box).split(","), p.group or "", int(p.stored)])
+            out.writerow([p.face.source, *_corners(p.face.face.box), p.group or "", int(p.stored)])
         return
     counts = Counter((p.group, p.stored, p.new_group) for p in placed)
     for (group, stored, new), n in sorted(counts.items(), key=lambda kv: (kv[0][0] is None, str(kv[0][0]))):
@@ -126,12 +126,12 @@ def name_cluster(
     gallery: GalleryOpt = None,
 ) -> None:
     """Make an unnamed group a person (every one of its faces now answers to NAME), or merge it into group NAME."""
-    from rnnface.clustering.store import name_group
+    from rnnface.clustering.store import group_target, name_group
     from rnnface.gallery import open_gallery
 
     with open_gallery(gallery or None, create=False) as g:
         n = name_group(g, group, name)
-    typer.echo(f"moved {n} face(s) into {f'unknown #{name}' if name.isdigit() else name}")
+    typer.echo(f"moved {n} face(s) into {group_target(name)}")
 
 
 def _print_text(result, sheets: Path | None) -> None:
@@ -142,7 +142,7 @@ def _print_text(result, sheets: Path | None) -> None:
             f"e.g. {rep.source}"
         )
         for i in group.members:
-            typer.echo(f"  {result.faces[i].source}  box {_box(result.faces[i].face.box)}")
+            typer.echo(f"  {result.faces[i].source}  box {','.join(_corners(result.faces[i].face.box))}")
     for source, reason in result.skipped:
         typer.echo(f"skipped {source}: {reason}")
     typer.echo(
@@ -162,12 +162,12 @@ def _print_csv(result) -> None:
     label = {i: (n, g) for n, g in enumerate(result.groups) for i in g.members}
     for i, face in enumerate(result.faces):
         number, group = label.get(i, ("", None))
-        row = [face.source, *_box(face.face.box).split(",")]
+        row = [face.source, *_corners(face.face.box)]
         out.writerow(row + [number, group.size if group else 1, f"{group.cohesion:.4f}" if group else ""])
 
 
-def _box(box) -> str:
-    return ",".join(f"{v:.0f}" for v in box)
+def _corners(box) -> list[str]:
+    return [f"{v:.0f}" for v in box]
 
 
 def _write_sheets(result, folder: Path) -> None:

@@ -14,6 +14,17 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 
 
+def new_index(dim: int, count: int, k: int) -> faiss.Index:
+    """An empty inner-product index for about `count` faces searched for `k` neighbours: exact up to EXACT_LIMIT,
+    an HNSW graph above."""
+    if count <= EXACT_LIMIT:
+        return faiss.IndexFlatIP(dim)
+    index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    index.hnsw.efSearch = max(64, 2 * k)
+    return index
+
+
 def knn(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(Q, k) similarities and indices into `base` of each unit query row's k nearest rows (-1 where fewer)."""
     base = np.ascontiguousarray(base, np.float32)
@@ -21,11 +32,6 @@ def knn(base: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     k = min(k, len(base))
     if k == 0 or not len(queries):
         return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-    if len(base) <= EXACT_LIMIT:
-        index = faiss.IndexFlatIP(base.shape[1])
-    else:
-        index = faiss.IndexHNSWFlat(base.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = max(64, 2 * k)
+    index = new_index(base.shape[1], len(base), k)
     index.add(base)
     return index.search(queries, k)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from rnnface.clustering.graph import EXACT_LIMIT, HNSW_EF_CONSTRUCTION, HNSW_M
+from rnnface.clustering.graph import new_index
 from rnnface.similarity import normalize
 
 #: Neighbours each face is linked with; groups are compared only where some pair of their faces is.
@@ -123,7 +123,7 @@ class Clustering:
             self._dim = new.shape[1]
             self._faces = np.zeros((0, self._dim), np.float32)
             self._sums = np.zeros((0, self._dim), np.float32)
-            self._index = _new_index(self._dim, len(new))
+            self._index = new_index(self._dim, len(new), self.k)  # sized by the first batch
         if len(new) and new.shape[1] != self._dim:
             raise ValueError(f"embeddings of dimension {new.shape[1]}; this clustering holds {self._dim}")
         return new
@@ -190,16 +190,6 @@ class Clustering:
                 links = self._link(a, adjacent)
                 for c, link in zip(adjacent[links >= self.threshold], links[links >= self.threshold]):
                     self._push(heap, a, int(c), float(link))
-
-
-def _new_index(dim: int, first_batch: int) -> faiss.Index:
-    """Exact search while the first batch is small enough; an HNSW graph for a large one."""
-    if first_batch <= EXACT_LIMIT:
-        return faiss.IndexFlatIP(dim)
-    index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-    index.hnsw.efSearch = 2 * DEFAULT_K
-    return index
 
 
 def cluster_embeddings(embeddings: np.ndarray, threshold: float, k: int = DEFAULT_K, min_size: int = 1) -> np.ndarray:

@@ -87,16 +87,22 @@ def find_faces(pipeline: FacePipeline, photos: Iterable[tuple[str, ImageInput]])
     return found, skipped
 
 
+def clustering_threshold(pipeline: FacePipeline, threshold: ThresholdSpec = None) -> Threshold:
+    """The threshold groups merge at: `threshold` (a point name or a cosine), by default DEFAULT_POINT."""
+    return pipeline.threshold(DEFAULT_POINT if threshold is None else threshold)
+
+
 def group_faces(
-    faces: list[FoundFace], threshold: Threshold, min_size: int = MIN_SIZE, k: int = DEFAULT_K
-) -> tuple[list[Group], list[int]]:
-    """Groups of at least `min_size` of `faces` at `threshold`, and the faces in none."""
-    clustering = Clustering(threshold.value, k)
+    faces: list[FoundFace], threshold: Threshold, min_size: int = MIN_SIZE, skipped: list | None = None
+) -> PhotoGroups:
+    """`faces` grouped at `threshold`: groups of at least `min_size`, and the faces in none."""
+    clustering = Clustering(threshold.value, DEFAULT_K)
     if faces:
         clustering.add(np.stack([f.embedding for f in faces]))
     groups = clustering.groups(min_size)
     grouped = {i for g in groups for i in g.members}
-    return groups, [i for i in range(len(faces)) if i not in grouped]
+    alone = [i for i in range(len(faces)) if i not in grouped]
+    return PhotoGroups(faces, groups, alone, threshold, min_size, skipped or [])
 
 
 def cluster_photos(
@@ -106,7 +112,6 @@ def cluster_photos(
     min_size: int = MIN_SIZE,
 ) -> PhotoGroups:
     """Find, embed and group every face of `photos` ((name, image) pairs); nothing is stored anywhere."""
-    decide = pipeline.threshold(DEFAULT_POINT if threshold is None else threshold)
+    decide = clustering_threshold(pipeline, threshold)
     faces, skipped = find_faces(pipeline, photos)
-    groups, alone = group_faces(faces, decide, min_size)
-    return PhotoGroups(faces, groups, alone, decide, min_size, skipped)
+    return group_faces(faces, decide, min_size, skipped)

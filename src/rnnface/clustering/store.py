@@ -82,13 +82,17 @@ def keep_groups(
 def name_group(gallery: Gallery, group: str, target: str) -> int:
     """Give every face of unnamed group `group` ("unknown #k" or k) to `target`: a person's name (created, or joined
     when enrolled), or another group's number (the two groups are one person). Returns the faces moved."""
-    label = unnamed_label(group)
-    into = unnamed_label(target) if target.isdigit() else check_person_name(target)
+    label, into = unnamed_label(group), group_target(target)
     present = {p.name for p in gallery.people()}
     for who in (label, into) if target.isdigit() else (label,):
         if who not in present:
             raise no_such_person(gallery.location, who)
     return gallery.rename(label, into)
+
+
+def group_target(target: str) -> str:
+    """What a group is given to: another group ("unknown #k" for a number k), else a person's name."""
+    return unnamed_label(target) if target.isdigit() else check_person_name(target)
 
 
 def unnamed_label(group: str) -> str:

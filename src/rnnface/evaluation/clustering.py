@@ -29,7 +29,7 @@ from rnnface.clustering.metrics import Scores, score
 from rnnface.registry import Registry
 
 #: A method: `fit(x)` does what every setting shares (a tree, a graph) and returns `cut(setting) -> labels`
-#: (-1: left alone); a run's time and memory are the fit's plus the cut's.
+#: (-1: left alone); within a sweep a run's time is the fit's plus the cut's.
 Cut = Callable[[float], np.ndarray]
 Clusterer = Callable[[np.ndarray], Cut]
 clusterers: Registry[Clusterer] = Registry("clustering method")

@@ -3,6 +3,7 @@ Engine; errors are raised as rnnface or HTTP errors and answered by `rnnface.ser
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
@@ -244,17 +245,8 @@ async def enroll(
         pipeline, summary, records = engine.faces(min_score, min_face, not no_detect), EnrollSummary(), []
         with engine.gallery() as g:
             g.check_model(pipeline.model_id)  # before any detection work
-        for i, (label, data, why) in enumerate(uploads):  # the gallery stays free meanwhile
-            if data is None:
-                summary.skipped.append((label, why))
-                continue
-            try:
-                with engine.image(data, f"images[{i}]") as img:
-                    records += usable_faces(pipeline, [(label, img)], summary, largest, keep_crops)
-            except ImageTooLargeError:
-                raise
-            except ImageError as exc:
-                summary.skipped.append((label, str(exc).split(": ", 1)[-1]))
+        for label, img in decoded(engine, uploads, summary.skipped):  # the gallery stays free meanwhile
+            records += usable_faces(pipeline, [(label, img)], summary, largest, keep_crops)
         with engine.gallery() as g:
             return store_person(g, pipeline.model_id, name, records, summary, engine.pool)
 
@@ -360,22 +352,29 @@ async def photo_uploads(engine: Engine, images: list[UploadFile]) -> list[tuple[
     return uploads
 
 
-def found_faces(engine: Engine, uploads: list[tuple[str, bytes | None, str]]) -> tuple[list, list]:
-    """Every face of the uploads, embedded one photo at a time (one image slot), and the photos skipped, with why."""
-    from rnnface.clustering.photos import find_faces
-
-    faces, skipped = [], []
+def decoded(engine: Engine, uploads: list[tuple[str, bytes | None, str]], skipped: list) -> Iterator[tuple]:
+    """(label, image) of each upload in turn, decoded in an image slot held while the caller works on it; an upload
+    that did not arrive or does not decode is added to `skipped` with why (a limit still refuses the request)."""
     for i, (label, data, why) in enumerate(uploads):
         if data is None:
             skipped.append((label, why))
             continue
         try:
             with engine.image(data, f"images[{i}]") as img:
-                found, missed = find_faces(engine.pipeline, [(label, img)])
+                yield label, img
         except ImageTooLargeError:
             raise
         except ImageError as exc:
-            found, missed = [], [(label, str(exc).split(": ", 1)[-1])]
+            skipped.append((label, str(exc).split(": ", 1)[-1]))
+
+
+def found_faces(engine: Engine, uploads: list[tuple[str, bytes | None, str]]) -> tuple[list, list]:
+    """Every face of the uploads, embedded one photo at a time (one image slot), and the photos skipped, with why."""
+    from rnnface.clustering.photos import find_faces
+
+    faces, skipped = [], []
+    for label, img in decoded(engine, uploads, skipped):
+        found, missed = find_faces(engine.pipeline, [(label, img)])
         faces += found
         skipped += missed
     return faces, skipped
@@ -390,15 +389,14 @@ async def cluster(
     engine: EngineDep, images: PhotosFiles, threshold: ThresholdForm = None, min_size: MinSizeForm = 2
 ) -> schemas.Clustered:
     """Who is in these photos? Their faces grouped by person (strict point by default); nothing is stored."""
-    from rnnface.clustering.photos import DEFAULT_POINT, PhotoGroups, group_faces
+    from rnnface.clustering.photos import PhotoGroups, clustering_threshold, group_faces
 
-    decide = engine.pipeline.threshold(parse_threshold(threshold) or DEFAULT_POINT)
+    decide = clustering_threshold(engine.pipeline, parse_threshold(threshold))
     uploads = await photo_uploads(engine, images)
 
     def run() -> PhotoGroups:
         faces, skipped = found_faces(engine, uploads)
-        groups, alone = group_faces(faces, decide, min_size)
-        return PhotoGroups(faces, groups, alone, decide, min_size, skipped)
+        return group_faces(faces, decide, min_size, skipped)
 
     return schemas.Clustered(**(await engine.compute(run)).to_dict())
 
@@ -411,10 +409,10 @@ async def keep_clusters(
 ) -> schemas.KeptGroups:
     """Add these photos' faces to the gallery's unnamed groups (unknown #k): each joins a group, founds one with
     others (at least `min_size`), or is left alone; one that matches a named person is reported, not stored."""
-    from rnnface.clustering.photos import DEFAULT_POINT
+    from rnnface.clustering.photos import clustering_threshold
     from rnnface.clustering.store import keep_groups
 
-    decide = engine.pipeline.threshold(parse_threshold(threshold) or DEFAULT_POINT)
+    decide = clustering_threshold(engine.pipeline, parse_threshold(threshold))
     uploads = await photo_uploads(engine, images)
 
     def run() -> list:
@@ -442,10 +440,9 @@ async def name_cluster(
     ],
 ) -> schemas.Renamed:
     """Make unnamed group k the person `name` (joining them if enrolled), or merge it into group `name`."""
-    from rnnface.clustering.store import name_group, unnamed_label
+    from rnnface.clustering.store import group_target, name_group, unnamed_label
 
-    label = unnamed_label(group)
-    into = unnamed_label(name) if name.isdigit() else check_person_name(name)
+    label, into = unnamed_label(group), group_target(name)  # before the gallery is touched
 
     def run() -> int:
         with engine.gallery() as g:

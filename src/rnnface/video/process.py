@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from rnnface.aggregation.pooling import Pool, mean_pool_cues
 from rnnface.clustering.linkage import cluster_embeddings
-from rnnface.clustering.photos import DEFAULT_POINT
+from rnnface.clustering.photos import clustering_threshold
 from rnnface.clustering.store import next_unnamed
 from rnnface.errors import ThresholdError
 from rnnface.gallery.base import Gallery
@@ -239,7 +239,7 @@ def _results(
 def _stranger_threshold(pipeline: FacePipeline, naming: float) -> float:
     """The clustering operating point, or for a model without named points the threshold that named the tracks."""
     try:
-        return pipeline.threshold(DEFAULT_POINT).value
+        return clustering_threshold(pipeline).value
     except ThresholdError:
         return naming
 
