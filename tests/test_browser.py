@@ -139,6 +139,14 @@ def test_the_page_groups_photos_keeps_the_groups_and_names_one(server, browser, 
     six.locator("button", has_text="Name").click()
     playwright_api.expect(six.locator("p")).to_contain_text("Colin Powell: 6 face(s) (named)")
     playwright_api.expect(page.locator("#people-list tr[data-name='Colin Powell']")).to_have_count(1)
+    four = page.locator("#cluster-groups .sheet[data-size='4']")
+    playwright_api.expect(four.locator("button.split")).to_have_count(4)  # every stored face can be split off
+    four.locator("button.split").first.click()
+    playwright_api.expect(four.locator("figcaption")).to_have_text(["now unknown #3"])
+    playwright_api.expect(four.locator("p")).to_contain_text(": 3 face(s)")
+    playwright_api.expect(page.locator("#people-list tr[data-name='unknown #3']")).to_have_count(1)
+    playwright_api.expect(page.locator("#people-list tr")).to_have_count(3)
+    page.screenshot(path=str(shots / "web-page-clusters-split.png"), full_page=True)
 
 
 def test_the_page_keeps_the_key_for_the_tab_only_and_forgets_it_on_request(server, browser):

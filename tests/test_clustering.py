@@ -229,6 +229,30 @@ def test_kept_groups_grow_with_new_photos_and_become_people_when_named(photos, l
     assert merged.exit_code == 0 and [
         p["name"] for p in json.loads(run_cli("people", "--gallery", gallery, "--json").stdout)["people"]
     ] == ["Colin Powell", others[1]]
+    # a face that is someone else is split off into a group of its own
+    listed = run_cli("people", "--gallery", gallery, "--faces", "Colin Powell", "--json")
+    stored = json.loads(listed.stdout)["faces"]
+    assert len(stored) == 8 and all("Colin_Powell" in f["source"] for f in stored)
+    text = run_cli("people", "--gallery", gallery, "--faces", "Colin Powell").stdout
+    assert text.startswith(f"{stored[0]['face_id']}\t") and len(text.splitlines()) == 8
+    new_group = f"unknown #{int(others[1].split('#')[1]) + 1}"
+    split = run_cli("split-face", str(stored[0]["face_id"]), "--gallery", gallery)
+    assert split.exit_code == 0, split.output
+    assert f"moved from Colin Powell to a new group of its own: {new_group}" in split.stdout
+    after = {
+        p["name"]: p["faces"] for p in json.loads(run_cli("people", "--gallery", gallery, "--json").stdout)["people"]
+    }
+    assert after["Colin Powell"] == 7 and after[new_group] == 1
+    for args, message in (
+        ((str(stored[0]["face_id"]),), "the only face of"),
+        (("999999",), "no stored face with id 999999"),
+        (("abc",), "Invalid value"),
+    ):
+        result = run_cli("split-face", *args, "--gallery", gallery)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+    assert {
+        p["name"]: p["faces"] for p in json.loads(run_cli("people", "--gallery", gallery, "--json").stdout)["people"]
+    } == after
 
 
 def test_unnamed_group_names_are_reserved_for_clustering(lfw_face, tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnface.errors import EmptyGalleryError, GalleryError, GalleryUnavailableError
+from rnnface.errors import EmptyGalleryError, GalleryError, GalleryUnavailableError, UnknownFaceError
 from rnnface.gallery import FaceRecord, open_gallery
 from rnnface.gallery import index as gallery_index
 from tests.gallery_worker import DIM, FACES, MODEL, embeddings_of
@@ -611,6 +611,39 @@ def test_two_galleries_in_one_process_save_the_index_without_colliding(tmp_path)
     assert not list(tmp_path.glob("*.tmp"))
     with open_gallery(path) as g:
         assert g.search(people_faces(3)["person_02"][1], top_k=1)[0][0].person == "person_02"
+
+
+def test_faces_move_and_go_one_by_one_by_id(location):
+    people = people_faces(3)
+    with open_gallery(location) as g:
+        enroll_all(g, people)
+        ids = {p: [f.id for f in g.faces(p)] for p in people}
+        assert g.move_faces([ids["person_00"][0]], "unknown #1") == 1  # a new group of one
+        assert {p.name: p.faces for p in g.people()} == {
+            "person_00": 2,
+            "person_01": 3,
+            "person_02": 3,
+            "unknown #1": 1,
+        }
+        assert g.search(people["person_00"][0], top_k=1)[0][0].person == "unknown #1"
+        assert g.search(people["person_00"][0], top_k=1, by="template")[0][0].person == "unknown #1"
+        assert g.search(people["person_00"][1], top_k=1, by="template")[0][0].person == "person_00"
+        assert g.move_faces(ids["person_01"], "person_02") == 3  # a person emptied by a move is gone
+        assert {p.name: p.faces for p in g.people()} == {"person_00": 2, "person_02": 6, "unknown #1": 1}
+        assert g.search(people["person_01"][2], top_k=1, by="template")[0][0].person == "person_02"
+        before = {f.id: f.person for f in g.faces()}
+        for bad in ([ids["person_00"][1], 10**9], [10**9]):
+            with pytest.raises(UnknownFaceError, match="no stored face with id 1000000000"):
+                g.remove_faces(bad)
+            with pytest.raises(UnknownFaceError, match="no stored face with id 1000000000"):
+                g.move_faces(bad, "Bob")
+        assert {f.id: f.person for f in g.faces()} == before  # nothing moved or deleted
+        with pytest.raises(GalleryError, match="invalid person name"):
+            g.move_faces([ids["person_00"][1]], "unknown")
+        assert g.remove_faces(ids["person_00"][1:]) == 2
+        assert {p.name for p in g.people()} == {"person_02", "unknown #1"} and len(g) == 7
+        g.remove_faces([f.id for f in g.faces()])
+        assert len(g) == 0 and g.people() == [] and g.model_id is None
 
 
 def test_rename_moves_every_face_to_a_new_or_existing_person(location):

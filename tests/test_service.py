@@ -866,3 +866,24 @@ def test_cluster_groups_uploads_and_kept_groups_grow_and_take_a_name(tmp_path, l
     too_many = [("images", powell[0])] * 9
     assert c.post("/api/v1/cluster", files=too_many).status_code == 413
     assert _people(tmp_path) == ["Colin Powell"]
+    face_id = kept["faces"][0]["face_id"]
+    assert sorted(f["face_id"] for f in kept["faces"] + more["faces"]) == list(range(face_id, face_id + 4))
+    assert c.post(f"/api/v1/faces/{face_id}/split").status_code == 401
+    split = c.post(f"/api/v1/faces/{face_id}/split", headers=KEY)
+    assert split.status_code == 200 and split.json() == {
+        "face_id": face_id,
+        "was": "Colin Powell",
+        "group": "unknown #1",
+    }
+    for path, status in (
+        (f"/api/v1/faces/{face_id}/split", 422),
+        ("/api/v1/faces/999999/split", 404),
+        ("/api/v1/faces/-3/split", 422),
+        (f"/api/v1/faces/{2**64}/split", 422),
+    ):
+        response = c.post(path, headers=KEY)
+        assert response.status_code == status and "/" not in response.json()["detail"].replace("/api", ""), (
+            path,
+            response.text,
+        )
+    assert _people(tmp_path) == ["Colin Powell", "unknown #1"]  # the lowest free number

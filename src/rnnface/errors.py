@@ -65,6 +65,10 @@ class UnknownPersonError(GalleryError):
     """A person asked for by name is not in the gallery."""
 
 
+class UnknownFaceError(GalleryError):
+    """No stored face has that id."""
+
+
 class EmptyGalleryError(GalleryError):
     """A search was asked of a gallery with nobody enrolled."""
 

@@ -134,6 +134,22 @@ def name_cluster(
     typer.echo(f"moved {n} face(s) into {group_target(name)}")
 
 
+@app.command("split-face")
+def split_face(
+    face_id: Annotated[
+        int, typer.Argument(min=0, max=2**63 - 1, help="The stored face's id (`rnnface people --faces`).")
+    ],
+    gallery: GalleryOpt = None,
+) -> None:
+    """Take a stored face out of its group or person into a new unnamed group of its own: it was someone else."""
+    from rnnface.clustering.store import split_face
+    from rnnface.gallery import open_gallery
+
+    with open_gallery(gallery or None, create=False) as g:
+        was, group = split_face(g, face_id)
+    typer.echo(f"face {face_id} moved from {was} to a new group of its own: {group}")
+
+
 def _print_text(result, sheets: Path | None) -> None:
     for number, group in enumerate(result.groups):
         rep = result.faces[group.representative]

@@ -239,12 +239,29 @@ def _identified_row(path: Path, i: int, r) -> dict:
 
 
 @app.command()
-def people(gallery: GalleryOpt = None, as_json: JsonOpt = False) -> None:
+def people(
+    gallery: GalleryOpt = None,
+    as_json: JsonOpt = False,
+    faces: Annotated[
+        str | None, typer.Option("--faces", help="List this person's (or group's) stored faces with their ids.")
+    ] = None,
+) -> None:
     """List everyone enrolled, then the unnamed groups `cluster --keep` made, with face counts."""
-    from rnnface.gallery.records import unnamed_number
+    from rnnface.gallery.records import no_such_person, unnamed_number
 
     with _open(gallery) as g:
         rows, model_id, where = g.people(), g.model_id, g.location
+        stored = [] if faces is None else list(g.faces(faces))
+    if faces is not None:
+        if not stored:
+            raise no_such_person(where, faces)
+        listed = [{"face_id": f.id, "source": f.source, "box": f.box} for f in stored]
+        if as_json:
+            print_json({"gallery": where, "person": faces, "faces": listed})
+        for f in [] if as_json else listed:
+            box = "" if f["box"] is None else " at " + ",".join(f"{v:.0f}" for v in f["box"])
+            typer.echo(f"{f['face_id']}\t{f['source']}{box}")
+        return
     if as_json:
         print_json({"gallery": where, "model": model_id, "people": [p.to_dict() for p in rows]})
         return

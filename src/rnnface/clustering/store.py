@@ -11,7 +11,7 @@ matches a kept group, as for a person.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,9 +32,16 @@ class Placed:
     group: str | None
     stored: bool
     new_group: bool = False
+    face_id: int | None = None  # its id in the gallery, when stored (to split it off later)
 
     def to_dict(self) -> dict:
-        return {**self.face.to_dict(), "group": self.group, "stored": self.stored, "new_group": self.new_group}
+        return {
+            **self.face.to_dict(),
+            "group": self.group,
+            "stored": self.stored,
+            "new_group": self.new_group,
+            "face_id": self.face_id,
+        }
 
 
 def next_unnamed(gallery: Gallery) -> int:
@@ -68,14 +75,21 @@ def keep_groups(
             name_of[group] = UNNAMED.format(number)
             number += 1
     placed, batch = [], {}
-    for face, group in zip(faces, labels.tolist()):
+    for i, (face, group) in enumerate(zip(faces, labels.tolist())):
         name = name_of.get(group)
         store = name is not None and is_unnamed(name)
         placed.append(Placed(face, name, store, store and not clustering.is_fixed(group)))
         if store:
-            batch.setdefault(name, []).append(FaceRecord(face.embedding, face.source, tuple(face.face.box)))
-    if batch:
-        gallery.enroll_many(list(batch.items()), model_id)
+            batch.setdefault(name, []).append(i)
+    records = [
+        (name, [FaceRecord(faces[i].embedding, faces[i].source, tuple(faces[i].face.box)) for i in rows])
+        for name, rows in batch.items()
+    ]
+    ids = gallery.enroll_many(records, model_id) if batch else []
+    for rows, new_ids in zip(batch.values(), ids):
+        if len(new_ids) == len(rows):  # else some were near-copies of stored faces, and not stored again
+            for i, face_id in zip(rows, new_ids):
+                placed[i] = replace(placed[i], face_id=face_id)
     return placed
 
 
@@ -88,6 +102,17 @@ def name_group(gallery: Gallery, group: str, target: str) -> int:
         if who not in present:
             raise no_such_person(gallery.location, who)
     return gallery.rename(label, into)
+
+
+def split_face(gallery: Gallery, face_id: int) -> tuple[str, str]:
+    """Take one stored face out of its person or group into a new unnamed group of its own (it was someone
+    else); returns (who it was with, the new group). The face stays stored: name the new group, or remove it."""
+    (face,) = gallery.faces_by_id([face_id])
+    if sum(1 for _ in gallery.faces(face.person)) == 1:
+        raise GalleryError(f"face {face_id} is the only face of {face.person!r}: there is nothing to split it from")
+    label = UNNAMED.format(next_unnamed(gallery))
+    gallery.move_faces([face_id], label)
+    return face.person, label
 
 
 def group_target(target: str) -> str:

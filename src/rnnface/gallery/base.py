@@ -25,6 +25,7 @@ from rnnface.gallery.records import (
     PersonInfo,
     SearchBy,
     StoredFace,
+    check_face_ids,
     check_name,
     no_such_person,
     rank_people,
@@ -88,6 +89,11 @@ class Gallery(ABC):
         """Delete a person with every embedding, crop and source reference; return how many faces went."""
 
     @abstractmethod
+    def remove_faces(self, ids: Sequence[int]) -> int:
+        """Delete these stored faces (a person or group left without faces goes too); return how many went.
+        GalleryError, and nothing deleted, when one of the ids is not a stored face."""
+
+    @abstractmethod
     def faces(self, person: str | None = None) -> Iterator[StoredFace]:
         """Stored faces (of one person, or all), in enrollment order."""
 
@@ -133,6 +139,26 @@ class Gallery(ABC):
         self.enroll_many([(new, records)], self.model_id)
         self.remove(old)
         return len(stored)
+
+    def move_faces(self, ids: Sequence[int], to: str) -> int:
+        """Give these stored faces to `to` (a person or an unnamed group, created or joined); return how many moved.
+
+        This default copies the faces, then removes them where they were: interrupted between the two, they are
+        in both (never in neither); a backend that can do it in one transaction overrides it."""
+        check_name(to)
+        moving = [f for f in self.faces_by_id(ids) if f.person != to]
+        if moving:
+            records = [FaceRecord(f.embedding, f.source, f.box, f.crop_png, f.cues) for f in moving]
+            self.enroll_many([(to, records)], self.model_id)
+            self.remove_faces([f.id for f in moving])
+        return len(moving)
+
+    def faces_by_id(self, ids: Sequence[int]) -> list[StoredFace]:
+        """The stored faces with these ids, in id order; GalleryError naming the first id that is not one."""
+        wanted = {int(i) for i in ids}
+        found = [f for f in self.faces() if f.id in wanted]
+        check_face_ids(self.location, wanted, {f.id for f in found})
+        return found
 
     def disk_bytes(self) -> int:
         """Bytes this gallery occupies on local disk (0 where the data lives on a server)."""

@@ -20,7 +20,16 @@ import numpy as np
 
 from rnnface.errors import GalleryError, GalleryUnavailableError, NoGalleryError
 from rnnface.gallery.base import FaceHits, Gallery, backends
-from rnnface.gallery.records import MAX_NAME_CHARS, FaceRecord, Match, PersonInfo, StoredFace, new_faces, no_such_person
+from rnnface.gallery.records import (
+    MAX_NAME_CHARS,
+    FaceRecord,
+    Match,
+    PersonInfo,
+    StoredFace,
+    check_face_ids,
+    new_faces,
+    no_such_person,
+)
 from rnnface.similarity import normalize
 
 DEFAULT_COLLECTION = "faces"
@@ -159,6 +168,13 @@ def _literal(text: str) -> str:
     (JSON's \\u escapes are refused by Milvus Lite, and its surrogate pairs by the server: every character of a
     name, "Zoë" or "顔認識" or an emoji, goes in as it is.)"""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _stored_face(r: dict) -> StoredFace:
+    box = tuple(json.loads(r["box"])) if r["box"] else None
+    crop = base64.b64decode(r["crop"]) if r["crop"] else None
+    cues = np.asarray(json.loads(r["cues"]), np.float32) if r["cues"] else None
+    return StoredFace(int(r["id"]), r["person"], np.asarray(r["vec"], dtype=np.float32), r["source"], box, crop, cues)
 
 
 def _literals(texts: Sequence[str]) -> str:
@@ -381,6 +397,33 @@ class MilvusGallery(Gallery):
         self._drop_if_emptied()
         return n
 
+    def remove_faces(self, ids: Sequence[int]) -> int:
+        """Delete the faces, then rewrite their people's templates (a person left without faces loses theirs)."""
+        self._check_whole()
+        stored = self.faces_by_id(ids)
+        if stored:
+            self.client.delete(self.collection, filter=f"id in {[f.id for f in stored]}")
+            self._retemplate({f.person for f in stored})
+            self._drop_if_emptied()
+        return len(stored)
+
+    def faces_by_id(self, ids: Sequence[int]) -> list[StoredFace]:
+        wanted = sorted({int(i) for i in ids})
+        rows = self._query(f"id in {wanted}", _FIELDS) if wanted and self._exists() else []
+        check_face_ids(self.location, set(wanted), {int(r["id"]) for r in rows})
+        return [_stored_face(r) for r in sorted(rows, key=lambda r: r["id"])]
+
+    def _retemplate(self, names: set[str]) -> None:
+        """Each of these people's template from the faces they have now; one with none left is deleted."""
+        stored = self._stored_by_person(sorted(names))
+        if gone := sorted(names - set(stored)):
+            self.client.delete(self.people_collection, filter=f"name in {_literals(gone)}")
+        templates = [
+            {"name": n, "faces": len(v), "template": normalize(v.sum(0)).tolist()} for n, v in sorted(stored.items())
+        ]
+        if templates:
+            self.client.upsert(self.people_collection, templates)
+
     def _drop_if_emptied(self) -> None:
         """A half-missing gallery whose last remains were removed is no gallery at all any more."""
         if self._missing is None:
@@ -429,12 +472,7 @@ class MilvusGallery(Gallery):
             return
         expr = "id >= 0" if person is None else f"person == {_literal(person)}"
         for r in sorted(self._query(expr, _FIELDS), key=lambda r: r["id"]):
-            box = tuple(json.loads(r["box"])) if r["box"] else None
-            crop = base64.b64decode(r["crop"]) if r["crop"] else None
-            cues = np.asarray(json.loads(r["cues"]), np.float32) if r["cues"] else None
-            yield StoredFace(
-                int(r["id"]), r["person"], np.asarray(r["vec"], dtype=np.float32), r["source"], box, crop, cues
-            )
+            yield _stored_face(r)
 
     def set_template(self, name: str, template: np.ndarray) -> None:
         rows = (

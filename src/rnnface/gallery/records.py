@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from rnnface.errors import GalleryError, UnknownPersonError
+from rnnface.errors import GalleryError, UnknownFaceError, UnknownPersonError
 from rnnface.similarity import normalize
 
 SearchBy = Literal["face", "template"]
@@ -85,6 +85,12 @@ class PersonInfo:
 
 def no_such_person(location: str, name: str) -> UnknownPersonError:
     return UnknownPersonError(f"{location}: no person named {name!r} (see `rnnface people`)")
+
+
+def check_face_ids(location: str, wanted: set[int], found: set[int]) -> None:
+    """UnknownFaceError naming the first of the `wanted` face ids that is not among the `found` ones."""
+    if missing := sorted(wanted - found):
+        raise UnknownFaceError(f"{location}: no stored face with id {missing[0]} (see `rnnface people --faces`)")
 
 
 #: Longest person name, in characters (every backend stores this many: a Milvus field holds 4 bytes a character).

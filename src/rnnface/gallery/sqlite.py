@@ -28,6 +28,7 @@ from rnnface.gallery.records import (
     Match,
     PersonInfo,
     StoredFace,
+    check_face_ids,
     check_name,
     new_faces,
     no_such_person,
@@ -53,6 +54,12 @@ _BUILD_CHUNK = 50_000
 
 
 _TABLES = {"meta", "people", "faces"}
+
+
+def _chunks(ids: list[int], size: int = 900) -> Iterator[list[int]]:
+    """`ids` in runs short enough to bind (SQLite caps bound parameters)."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 def _writable(path: Path) -> bool:
@@ -366,6 +373,57 @@ class SqliteGallery(Gallery):
             self._bump()
         return n
 
+    def remove_faces(self, ids: Sequence[int]) -> int:
+        with self._write():
+            owners = self._owners(ids)
+            for chunk in _chunks(sorted(owners)):
+                self.db.execute(f"DELETE FROM faces WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            self._retemplate(set(owners.values()))
+            if not self.db.execute("SELECT 1 FROM faces LIMIT 1").fetchone():
+                self.db.execute("DELETE FROM meta WHERE key IN ('model', 'dim')")
+            self._bump("removals")
+        self._sync()
+        return len(owners)
+
+    def move_faces(self, ids: Sequence[int], to: str) -> int:
+        check_name(to)
+        with self._write():
+            owners = self._owners(ids)
+            row = self.db.execute("SELECT id FROM people WHERE name = ?", (to,)).fetchone()
+            target = (
+                row[0]
+                if row
+                else self.db.execute(
+                    "INSERT INTO people (name, template, created) VALUES (?, ?, ?)", (to, b"", time.time())
+                ).lastrowid
+            )
+            moving = sorted(f for f, person in owners.items() if person != target)
+            for chunk in _chunks(moving):
+                self.db.execute(
+                    f"UPDATE faces SET person_id = ? WHERE id IN ({','.join('?' * len(chunk))})", (target, *chunk)
+                )
+            self._retemplate({*owners.values(), target})
+            self._bump()
+        return len(moving)
+
+    def _owners(self, ids: Sequence[int]) -> dict[int, int]:
+        """Face id -> person id for these stored faces; UnknownFaceError if one is not stored."""
+        wanted = sorted({int(i) for i in ids})
+        owners: dict[int, int] = {}
+        for chunk in _chunks(wanted):
+            query = f"SELECT id, person_id FROM faces WHERE id IN ({','.join('?' * len(chunk))})"
+            owners.update(self.db.execute(query, chunk).fetchall())
+        check_face_ids(self.location, set(wanted), set(owners))
+        return owners
+
+    def _retemplate(self, people: set[int]) -> None:
+        """Recompute these people's templates; one left without faces is deleted."""
+        for person_id in people:
+            if self.db.execute("SELECT 1 FROM faces WHERE person_id = ? LIMIT 1", (person_id,)).fetchone():
+                self._update_template(person_id)
+            else:
+                self.db.execute("DELETE FROM people WHERE id = ?", (person_id,))
+
     def replace_embeddings(self, model_id: str, embeddings: dict[int, np.ndarray]) -> None:
         with self._write():
             ids = [r[0] for r in self.db.execute("SELECT id FROM faces")]
@@ -561,8 +619,7 @@ class SqliteGallery(Gallery):
         sims, ids = index.search(queries, k, candidates=CANDIDATES)
         wanted = sorted({int(i) for i in ids.ravel() if i >= 0})
         person_of, source_of = {}, {}
-        for start in range(0, len(wanted), 900):  # SQLite caps bound parameters
-            chunk = wanted[start : start + 900]
+        for chunk in _chunks(wanted):
             marks = ",".join("?" * len(chunk))
             join = "SELECT f.id, p.name, f.source FROM faces f JOIN people p ON p.id = f.person_id"
             query = f"{join} WHERE f.id IN ({marks})"

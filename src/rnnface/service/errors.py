@@ -27,6 +27,7 @@ from rnnface.errors import (
     ReadOnlyGalleryError,
     RnnfaceError,
     SeveralFacesError,
+    UnknownFaceError,
     UnknownPersonError,
 )
 
@@ -40,6 +41,7 @@ STATUS_OF: list[tuple[type[Exception], int]] = [
     (SeveralFacesError, 422),
     (FaceIndexError, 422),
     (UnknownPersonError, 404),
+    (UnknownFaceError, 404),
     (EmptyGalleryError, 409),
     (ModelMismatchError, 409),
     (ReadOnlyGalleryError, 503),

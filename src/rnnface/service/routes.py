@@ -449,3 +449,21 @@ async def name_cluster(
             return name_group(g, label, name)
 
     return schemas.Renamed(group=label, name=into, faces=await engine.compute(run, timeout=False))
+
+
+@api.post(
+    "/faces/{face_id}/split", response_model=schemas.SplitOff, responses=ERRORS, dependencies=[WRITE], tags=["cluster"]
+)
+async def split_face(
+    engine: EngineDep,
+    face_id: Annotated[int, Path(ge=0, le=2**63 - 1, description="The stored face's id (`face_id`).")],
+) -> schemas.SplitOff:
+    """Take a stored face out of its group (or person) into a new unnamed group of its own: it was someone else."""
+    from rnnface.clustering.store import split_face
+
+    def run() -> tuple[str, str]:
+        with engine.gallery() as g:
+            return split_face(g, face_id)
+
+    was, group = await engine.compute(run, timeout=False)
+    return schemas.SplitOff(face_id=face_id, was=was, group=group)

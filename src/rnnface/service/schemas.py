@@ -160,6 +160,7 @@ class PlacedFace(ClusterFace):
     group: str | None = Field(description="The person or unnamed group it joined; null: left alone.")
     stored: bool = Field(description="Stored in the gallery (it joined or founded an unnamed group).")
     new_group: bool = Field(description="It founded a new unnamed group.")
+    face_id: int | None = Field(description="Its id in the gallery when stored (to split it off later).")
 
 
 class ClusterGroup(BaseModel):
@@ -181,6 +182,12 @@ class Clustered(OperatingPoint):
 
 class KeptGroups(OperatingPoint):
     faces: list[PlacedFace]
+
+
+class SplitOff(BaseModel):
+    face_id: int
+    was: str = Field(description="The person or group it was taken from.")
+    group: str = Field(description="The new unnamed group it is now alone in.")
 
 
 class Renamed(BaseModel):

@@ -217,7 +217,7 @@ $("auth-form").addEventListener("submit", (event) => {
 });
 $("live-go").addEventListener("click", () => runClip("/liveness", false));
 
-// -- cluster: photos -> groups of faces as contact sheets; kept groups can be named or merged -------------
+// -- cluster: photos -> groups of faces as contact sheets; kept groups can be named, merged or split -----
 const BATCH = 8; // the service's RNNFACE_MAX_IMAGES by default: kept groups grow batch by batch
 
 async function thumbnail(file, box, size = 72) {
@@ -243,7 +243,34 @@ async function showGroups(title, groups, files, kept) {
     card.appendChild(head);
     for (const face of group.faces) {
       const file = files.find((f) => f.name === face.image);
-      if (file) card.appendChild(await thumbnail(file, face.box));
+      if (!file) continue;
+      const figure = document.createElement("figure");
+      figure.className = "member";
+      figure.appendChild(await thumbnail(file, face.box));
+      if (kept && face.face_id != null) {
+        figure.dataset.faceId = face.face_id;
+        const split = document.createElement("button");
+        split.type = "button";
+        split.className = "split";
+        split.textContent = "Split off";
+        split.title = "Not this person: move this face to a group of its own";
+        split.addEventListener("click", async () => {
+          try {
+            const done = await call("POST", `/faces/${face.face_id}/split`);
+            const caption = document.createElement("figcaption");
+            caption.textContent = `now ${done.group}`;
+            split.replaceWith(caption);
+            figure.classList.add("split-off");
+            const left = card.querySelectorAll("figure.member:not(.split-off)").length;
+            head.textContent = head.textContent.replace(/\d+ face\(s\)/, `${left} face(s)`);
+            refreshPeople();
+          } catch (error) {
+            alert(error.message);
+          }
+        });
+        figure.appendChild(split);
+      }
+      card.appendChild(figure);
     }
     if (kept && group.name.startsWith("unknown #")) {
       const number = group.name.slice("unknown #".length);
