@@ -255,6 +255,41 @@ def test_kept_groups_grow_with_new_photos_and_become_people_when_named(photos, l
     } == after
 
 
+def test_kept_groups_read_only_the_groups_near_the_new_faces_and_place_them_as_the_whole_gallery_would(tmp_path):
+    from rnnface.clustering.photos import FoundFace
+    from rnnface.clustering.store import keep_groups, neighbourhood
+    from rnnface.detection import Face
+    from rnnface.gallery import FaceRecord, open_gallery
+    from rnnface.operating import Threshold
+
+    x, truth = people(300, seed=3, spread=0.8, most=6)
+    stored, new = truth < 290, truth >= 280  # people 280-289 have old and new photos; 290-299 only new ones
+    new &= np.random.default_rng(0).random(len(truth)) < 0.6
+    stored &= ~new
+    threshold = Threshold(0.45, "given")
+    with open_gallery(tmp_path / "g.db") as g:
+        g.enroll_many(
+            [
+                (f"unknown #{p + 1}", [FaceRecord(e, f"{p}.jpg") for e in x[stored & (truth == p)]])
+                for p in np.unique(truth[stored])
+            ],
+            "m",
+        )
+        faces = [
+            FoundFace(f"{i}.jpg", Face(np.array([0, 0, 9, 9.0]), 1.0, np.zeros((5, 2))), x[i])
+            for i in np.flatnonzero(new)
+        ]
+        near = neighbourhood(g, x[new], k=8)
+        assert 0 < len({f.person for f in near}) < len(g.people())  # a few groups are read, not the whole gallery
+        whole = Clustering(threshold.value, k=8)  # what seeding every stored face gives
+        ids = whole.seed(x[stored], np.array([f"unknown #{p + 1}" for p in truth[stored]]))
+        name_of = {v: k for k, v in ids.items()}
+        expected = [name_of.get(grp) for grp in whole.add(x[new]).tolist()]
+        placed = keep_groups(g, "m", faces, threshold, min_size=2, k=8)
+    joined = [p.group if p.group in name_of.values() else None for p in placed]
+    assert joined == expected and any(expected) and not all(expected)
+
+
 def test_unnamed_group_names_are_reserved_for_clustering(lfw_face, tmp_path):
     gallery = tmp_path / "g.db"
     for name in ("unknown #3", "Unknown #3", "unknown#3", "ｕｎｋｎｏｗｎ #3"):

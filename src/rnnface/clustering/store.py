@@ -2,11 +2,12 @@
 becomes a person only when someone names it.
 
 A gallery's people and its unnamed groups (`unknown #k`) seed the clustering as fixed groups, never merged
-with one another; the new faces are then linked as `Clustering.add` does. A new face that ends up in an
-unnamed group is stored there; one that ends up with a named person is reported, not stored (nothing is
-enrolled into a person without a person's say); a new group of at least `min_size` new faces is stored as the
-next `unknown #k`; the rest are left alone and not stored. `identify` then answers `unknown #k` for a face that
-matches a kept group, as for a person.
+with one another (only the groups near the new faces: see `neighbourhood`); the new faces are then linked as
+`Clustering.add` does. A new face that ends up in an unnamed group is stored there; one that ends up with a
+named person is reported, not stored (nothing is enrolled into a person without a person's say); a new group
+of at least `min_size` new faces is stored as the next `unknown #k`; the rest are left alone and not stored.
+A stored face that is someone else can be split off into a group of its own. `identify` then answers
+`unknown #k` for a face that matches a kept group, as for a person.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from rnnface.clustering.linkage import DEFAULT_K, Clustering
 from rnnface.clustering.photos import MIN_SIZE, FoundFace
 from rnnface.errors import GalleryError
 from rnnface.gallery.base import Gallery
-from rnnface.gallery.records import UNNAMED, FaceRecord, check_person_name, is_unnamed, no_such_person, unnamed_number
+from rnnface.gallery.records import (
+    UNNAMED,
+    FaceRecord,
+    StoredFace,
+    check_person_name,
+    is_unnamed,
+    no_such_person,
+    unnamed_number,
+)
 from rnnface.operating import Threshold
 
 
@@ -61,7 +70,7 @@ def keep_groups(
     group, all in one transaction."""
     gallery.check_model(model_id)
     clustering = Clustering(threshold.value, k)
-    stored = list(gallery.faces())
+    stored = neighbourhood(gallery, np.stack([f.embedding for f in faces]), k) if faces else []
     ids: dict[object, int] = {}
     if stored:
         ids = clustering.seed(np.stack([f.embedding for f in stored]), np.array([f.person for f in stored]))
@@ -91,6 +100,18 @@ def keep_groups(
             for i, face_id in zip(rows, new_ids):
                 placed[i] = replace(placed[i], face_id=face_id)
     return placed
+
+
+def neighbourhood(gallery: Gallery, embeddings: np.ndarray, k: int = DEFAULT_K) -> list[StoredFace]:
+    """Every stored face of each person or group that owns one of the k faces nearest some new face.
+
+    The k-NN graph links a new face only with its k nearest faces, and stored groups never merge with each
+    other, so these groups (whole, for their exact sums) are all the new faces can meet: seeding with them
+    places the new faces as seeding with the whole gallery would, reading a few groups instead of all faces."""
+    if not len(gallery):
+        return []
+    owners = {m.person for row in gallery.search(embeddings, top_k=k) for m in row}
+    return [f for person in sorted(owners) for f in gallery.faces(person)]
 
 
 def name_group(gallery: Gallery, group: str, target: str) -> int:
