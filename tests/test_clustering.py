@@ -112,6 +112,28 @@ def test_faces_added_later_join_their_groups_or_found_new_ones():
     assert clustering.add(extra)[0] == clustering.labels[np.flatnonzero(old)[0]]
 
 
+def test_pooled_evidence_lets_large_groups_merge_where_single_faces_would_not():
+    from rnnface.clustering.linkage import Pooling, background_cosine
+
+    pooling = Pooling(rho=0.5, background=0.1)
+    assert pooling.single_pair(np.array([0.4]), np.array([1]))[0] == pytest.approx(0.4)  # one pair: as it is
+    # 40 pairs whose mean is 0.4 tell as much as one pair at 0.1 + 0.3 / sqrt(0.5 + 0.5 / 40)
+    assert pooling.single_pair(np.array([0.4]), np.array([40]))[0] == pytest.approx(0.1 + 0.3 / np.sqrt(0.5125))
+    assert Pooling().single_pair(np.array([0.4]), np.array([40]))[0] == 0.4  # rho 1: plain average linkage
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 64))
+    # one person: 10 front photos and 4 profile ones, the two views about 0.35 alike
+    x = np.concatenate([a + 0.35 * rng.standard_normal((10, 64)), (0.6 * a + b) + 0.35 * rng.standard_normal((4, 64))])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    plain = cluster_embeddings(x, 0.6)
+    pooled = cluster_embeddings(x, 0.6, pooling=Pooling(0.3, background_cosine(rng.standard_normal((500, 64)))))
+    pair = cluster_embeddings(x[[0, 10]], 0.6, pooling=Pooling(0.3, 0.0))
+    assert pair[0] != pair[1]  # one front and one profile photo alone: not enough
+    assert len(set(plain[:10])) == 1 and len(set(plain[10:])) == 1 and plain[0] != plain[10]
+    assert len(set(pooled)) == 1  # the two views' groups are one person once their whole evidence counts
+    assert abs(background_cosine(rng.standard_normal((2000, 64)))) < 0.01
+
+
 def test_add_refuses_another_dimension():
     clustering = Clustering(0.3)
     clustering.add(np.eye(4, dtype=np.float32))
@@ -120,7 +142,7 @@ def test_add_refuses_another_dimension():
 
 
 def test_the_harness_chooses_each_sets_setting_on_the_other_set():
-    from rnnface.evaluation.clustering import Faces, evaluate, markdown
+    from rnnface.evaluation.clustering import RHOS, Faces, evaluate, markdown
 
     sets = []
     for name, seed in (("A", 5), ("B", 6)):
@@ -131,10 +153,15 @@ def test_the_harness_chooses_each_sets_setting_on_the_other_set():
     for r in results:
         other = "B" if r.chosen.dataset == "A" else "A"
         tuned = max((s for s in runs if s.dataset == other and s.method == r.chosen.method), key=lambda s: s.objective)
-        assert abs(r.chosen.setting - tuned.setting) <= 0.05
+        if r.chosen.method == "rnnface":  # (rho, threshold): the same rho, the nearest threshold
+            assert r.chosen.setting[0] == tuned.setting[0]
+            assert abs(r.chosen.setting[1] - tuned.setting[1]) <= 0.05
+        else:
+            assert abs(r.chosen.setting - tuned.setting) <= 0.05
         assert r.ceiling.objective >= r.chosen.objective
+    assert {s.setting[0] for s in runs if s.method == "rnnface"} == set(RHOS)
     table = markdown(results, sets)
-    assert "| synthetic | rnnface |" in table and "**A**" in table
+    assert "| synthetic | rnnface | rho " in table and "**A**" in table
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +194,7 @@ def test_cluster_groups_photos_by_person_and_draws_a_sheet_per_group(photos, tmp
 def test_cluster_text_and_csv(photos):
     text = run_cli("cluster", photos, "--threshold", "balanced")
     assert text.exit_code == 0 and "3 group(s) of 2+" in text.stdout and "skipped" in text.stdout
+    assert "evidence pooled (rho 0.7)" in text.stdout  # the shipped model is calibrated: its background is known
     rows = run_cli("cluster", photos, "--threshold", "balanced", "--csv").stdout.splitlines()
     assert rows[0] == "image,x1,y1,x2,y2,group,size,cohesion" and len(rows) == 1 + 13
 

@@ -845,6 +845,7 @@ def test_cluster_groups_uploads_and_kept_groups_grow_and_take_a_name(tmp_path, l
     body = result.json()
     groups = [{m["image"].rsplit("_", 1)[0] for m in g["members"]} for g in body["groups"]]
     assert groups == [{"Colin_Powell"}, {"Serena_Williams"}] and body["point"] == "balanced"
+    assert body["rho"] == 0.7 and abs(body["background"]) < 0.1  # pooled about the model's own background
     assert [s["image"] for s in body["skipped"]] == ["notes.jpg"] and "/" not in result.text.replace("</", "")
     assert _people(tmp_path) == []  # grouping stores nothing
     assert c.post("/api/v1/clusters", files=files[:3]).status_code == 401  # keeping writes: the key

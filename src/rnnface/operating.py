@@ -138,6 +138,11 @@ class Calibration:
         value = float(np.interp(math.log10(max(far, self.fars[-1])), logs, self.thresholds[::-1]))
         return value, floor
 
+    @property
+    def background(self) -> float:
+        """The median cosine between two different people's faces (the threshold at FAR 0.5)."""
+        return self.threshold_at(0.5)[0]
+
     def far_at(self, threshold: float) -> float:
         """The false-accept rate at `threshold` on the calibration data (0 above the curve's strictest point)."""
         if threshold > self.thresholds[-1]:

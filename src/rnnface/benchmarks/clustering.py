@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnface.benchmarks.population import fit_population
-from rnnface.evaluation.clustering import run
+from rnnface.evaluation.clustering import VARIANTS, run
 
 SIZES = (10_000, 30_000, 100_000)
 
@@ -31,16 +31,19 @@ def run_cluster_bench(
     embeddings: np.ndarray,
     people: np.ndarray,
     threshold: float,
+    rho: float = 1.0,
     sizes: tuple[int, ...] = SIZES,
     methods: tuple[str, ...] = ("rnnface", "connected components of the k-NN graph"),
 ) -> dict:
-    """Each method on synthetic sets of each size: seconds, peak MB above the start, and the scores."""
+    """Each method on synthetic sets of each size: seconds, peak MB above the start, and the scores (a method
+    with variants, rnnface, at `rho`)."""
     population = fit_population(embeddings, people)
     per_person = np.unique(people, return_counts=True)[1]
     rows = []
     for n in sizes:
         x, truth = draw_faces(population, per_person, n)
         for name in methods:
-            r = run(name, x, truth, threshold, "synthetic", f"{n:,} faces")
+            setting = (rho, threshold) if name in VARIANTS else threshold
+            r = run(name, x, truth, setting, "synthetic", f"{n:,} faces")
             rows.append({"faces": n, "people": int(truth.max()) + 1, **r.to_dict()})
-    return {"threshold": threshold, "dim": int(embeddings.shape[1]), "rows": rows}
+    return {"threshold": threshold, "rho": rho, "dim": int(embeddings.shape[1]), "rows": rows}

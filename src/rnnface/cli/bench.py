@@ -203,6 +203,10 @@ def bench_cluster(
         float | None,
         typer.Option(help="Clustering threshold (default: the one `eval cluster` chose for rnnface on LFW)."),
     ] = None,
+    rho: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="rnnface's pooling rho (default: the one `eval cluster` chose with it)."),
+    ] = None,
     report: Annotated[Path, typer.Option(help="`eval cluster`'s report, for the default threshold.")] = Path(
         "reports/cluster.json"
     ),
@@ -217,16 +221,20 @@ def bench_cluster(
     from rnnface.evaluation.clustering import cache_faces
 
     check_output(out, "report")
-    if threshold is None:
+    if threshold is None or rho is None:
         if not report.is_file():
-            raise typer.BadParameter(f"--report {report}: not found; run `rnnface eval cluster` or pass --threshold")
+            raise typer.BadParameter(
+                f"--report {report}: not found; run `rnnface eval cluster` or pass --threshold and --rho"
+            )
         chosen = [r["chosen"] for r in json.loads(report.read_text())["results"]]
         match = [r for r in chosen if r["method"] == "rnnface" and r["embedding"] == embedder and r["dataset"] == "LFW"]
-        if not match:
-            raise typer.BadParameter(f"{report}: no rnnface row for {embedder} on LFW; pass --threshold")
-        threshold = float(match[0]["setting"])
+        if not match or not isinstance(match[0]["setting"], list):
+            raise typer.BadParameter(f"{report}: no rnnface (rho, threshold) for {embedder} on LFW; pass both")
+        found_rho, found_threshold = match[0]["setting"]
+        threshold = found_threshold if threshold is None else threshold
+        rho = found_rho if rho is None else rho
     lfw = cache_faces("LFW", cache, [embedder])
-    result = run_cluster_bench(lfw.embeddings[embedder], lfw.people, threshold, tuple(faces or SIZES))
+    result = run_cluster_bench(lfw.embeddings[embedder], lfw.people, threshold, rho, tuple(faces or SIZES))
     write_report({**result, "embedder": embedder, "machine": machine()}, out)
     typer.echo("| faces | people | method | seconds | peak MB | pairwise F | BCubed F |")
     typer.echo("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
@@ -235,4 +243,4 @@ def bench_cluster(
             f"| {r['faces']:,} | {r['people']:,} | {r['method']} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | "
             f"{100 * r['pairwise_f']:.1f} | {100 * r['bcubed_f']:.1f} |"
         )
-    typer.echo(f"threshold {threshold:g} ({embedder}, {result['dim']}-d); written: {out}")
+    typer.echo(f"threshold {threshold:g}, rho {rho:g} ({embedder}, {result['dim']}-d); written: {out}")

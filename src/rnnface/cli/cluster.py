@@ -92,10 +92,17 @@ def _keep(result, gallery: str | None, model_id: str, mode: str) -> None:
     from rnnface.gallery import open_gallery
 
     with open_gallery(gallery or None, create=True) as g:
-        placed = keep_groups(g, model_id, result.faces, result.threshold, result.min_size)
+        placed = keep_groups(g, model_id, result.faces, result.threshold, result.min_size, pooling=result.pooling)
         where = g.location
     if mode == "json":
-        print_json({"gallery": where, **result.threshold.to_dict(), "faces": [p.to_dict() for p in placed]})
+        print_json(
+            {
+                "gallery": where,
+                **result.threshold.to_dict(),
+                **result.pooling.to_dict(),
+                "faces": [p.to_dict() for p in placed],
+            }
+        )
         return
     if mode == "csv":
         import csv
@@ -164,6 +171,7 @@ def _print_text(result, sheets: Path | None) -> None:
     typer.echo(
         f"{len(result.faces)} face(s): {len(result.groups)} group(s) of {result.min_size}+, "
         f"{len(result.alone)} left alone; threshold {result.threshold.value:.3f}: {result.threshold.describe()}"
+        + (f", evidence pooled (rho {result.pooling.rho:g})" if result.pooling.rho < 1 else "")
     )
     if sheets is not None and result.groups:
         typer.echo(f"contact sheets: {sheets}/group-0.png ... group-{len(result.groups) - 1}.png")

@@ -5,7 +5,9 @@ rule a pair decision uses, applied to whole groups, so one odd similar pair cann
 together (single linkage, DBSCAN) and a large group is not split for lack of density (HDBSCAN). The mean
 cosine of groups A and B is sum(A) . sum(B) / (|A| |B|) for unit embeddings, exact from each group's
 sum vector, so no pairwise matrix is ever held; only groups the k-NN graph connects are compared, so
-the cost grows with N k, not N^2. Faces added later are linked the same way: a new face joins the group
+the cost grows with N k, not N^2. With a `Pooling` below rho 1, the mean of two large groups counts for
+more than one pair's cosine (it is steadier), so such groups merge at a lower mean than two single faces
+need. Faces added later are linked the same way: a new face joins the group
 it is closest to on average, founds a group of its own, or brings two groups together, without
 reclustering what is there.
 """
@@ -23,6 +25,30 @@ from rnnface.similarity import normalize
 
 #: Neighbours each face is linked with; groups are compared only where some pair of their faces is.
 DEFAULT_K = 32
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """How much more a mean over many pairs of faces says than one pair does.
+
+    The mean cosine of two groups is compared with the threshold as if it were one pair's cosine after
+    `background + (mean - background) / sqrt(rho + (1 - rho) / pairs)`: the spread of a mean of `pairs`
+    cosines between unrelated faces shrinks as 1 / pairs for independent pairs (rho 0) and not at all for
+    fully correlated ones (rho 1, plain average linkage). So two single faces need the threshold itself,
+    while two large groups, whose mean is far steadier, may merge nearer the `background` (the mean cosine of
+    unrelated faces): the profile and the frontal photos of one person, say."""
+
+    rho: float = 1.0
+    background: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"rho": self.rho, "background": round(self.background, 4)}
+
+    def single_pair(self, mean: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+        """The single-pair cosine as telling as a `mean` over `pairs` pairs."""
+        if self.rho >= 1.0:
+            return mean
+        return self.background + (mean - self.background) / np.sqrt(self.rho + (1.0 - self.rho) / pairs)
 
 
 @dataclass(frozen=True)
@@ -44,9 +70,10 @@ class Group:
 class Clustering:
     """Faces grouped by average linkage at `threshold` (a mean cosine); `add` more at any time."""
 
-    def __init__(self, threshold: float, k: int = DEFAULT_K) -> None:
+    def __init__(self, threshold: float, k: int = DEFAULT_K, pooling: Pooling | None = None) -> None:
         self.threshold = float(threshold)
         self.k = int(k)
+        self.pooling = pooling or Pooling()
         self._dim: int | None = None
         self._faces = np.zeros((0, 0), np.float32)
         self._group = np.zeros(0, np.int64)  # each face's group id
@@ -112,7 +139,7 @@ class Clustering:
                 if b != a and b not in self._adjacent[a]:
                     self._adjacent[a].add(b)
                     self._adjacent[b].add(a)
-                    self._push(heap, a, b, float(self._link(a, np.array([b]))[0]))
+                    self._push(heap, a, b, float(self._evidence(a, np.array([b]))[0]))
         self._merge(heap)
         return self._group[ids].copy()
 
@@ -157,6 +184,10 @@ class Clustering:
         dots = self._sums[others].astype(np.float64) @ self._sums[a].astype(np.float64)
         return dots / (self._sizes[others] * self._sizes[a])
 
+    def _evidence(self, a: int, others: np.ndarray) -> np.ndarray:
+        """What is compared with the threshold: each link of `a` to `others`, as strong as a single pair's."""
+        return self.pooling.single_pair(self._link(a, others), self._sizes[others] * self._sizes[a])
+
     def _push(self, heap: list, a: int, b: int, link: float) -> None:
         if link >= self.threshold and not (self._fixed[a] and self._fixed[b]):
             heapq.heappush(heap, (-link, a, b, int(self._version[a]), int(self._version[b])))
@@ -187,14 +218,24 @@ class Clustering:
             self._sums[b] = 0.0
             adjacent = np.fromiter(self._adjacent[a], np.int64, len(self._adjacent[a]))
             if len(adjacent):
-                links = self._link(a, adjacent)
+                links = self._evidence(a, adjacent)
                 for c, link in zip(adjacent[links >= self.threshold], links[links >= self.threshold]):
                     self._push(heap, a, int(c), float(link))
 
 
-def cluster_embeddings(embeddings: np.ndarray, threshold: float, k: int = DEFAULT_K, min_size: int = 1) -> np.ndarray:
+def background_cosine(embeddings: np.ndarray) -> float:
+    """The mean cosine between two different faces of a set (nearly all pairs are two people: no labels
+    needed), from the sum vector alone."""
+    unit = normalize(np.asarray(embeddings, np.float32)).astype(np.float64)
+    n, total = len(unit), unit.sum(axis=0)
+    return float((total @ total - n) / (n * (n - 1))) if n > 1 else 0.0
+
+
+def cluster_embeddings(
+    embeddings: np.ndarray, threshold: float, k: int = DEFAULT_K, min_size: int = 1, pooling: Pooling | None = None
+) -> np.ndarray:
     """Each face's group number (0, 1, ... by group size), or -1 for a face in a group under `min_size`."""
-    clustering = Clustering(threshold, k)
+    clustering = Clustering(threshold, k, pooling)
     clustering.add(embeddings)
     labels = np.full(len(clustering), -1, np.int64)
     for number, group in enumerate(clustering.groups(min_size)):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rnnface.clustering.linkage import DEFAULT_K, Clustering, Group
+from rnnface.clustering.linkage import DEFAULT_K, Clustering, Group, Pooling
 from rnnface.detection import Face
 from rnnface.errors import ImageError, RnnfaceError
 from rnnface.operating import Threshold, ThresholdSpec
@@ -25,6 +25,9 @@ from rnnface.recognition.pipeline import FacePipeline, ImageInput, as_image
 MIN_SIZE = 2
 #: The operating point groups are merged at by default: the one that leaves fewest strangers together.
 DEFAULT_POINT = "strict"
+#: How far a mean over many pairs counts more than one pair (`Pooling.rho`): the best rho of `rnnface eval cluster`
+#: on LFW and CFP with both pretrained embeddings (on CFP with FaceNet's, tied with 0.55).
+DEFAULT_RHO = 0.7
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class PhotoGroups:
     threshold: Threshold
     min_size: int
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (photo, why it gave no face)
+    pooling: Pooling = field(default_factory=Pooling)
 
     def to_dict(self) -> dict:
         def group(number: int, g: Group) -> dict:
@@ -63,6 +67,7 @@ class PhotoGroups:
 
         return {
             **self.threshold.to_dict(),
+            **self.pooling.to_dict(),
             "min_size": self.min_size,
             "faces": len(self.faces),
             "groups": [group(n, g) for n, g in enumerate(self.groups)],
@@ -92,17 +97,29 @@ def clustering_threshold(pipeline: FacePipeline, threshold: ThresholdSpec = None
     return pipeline.threshold(DEFAULT_POINT if threshold is None else threshold)
 
 
+def clustering_pooling(pipeline: FacePipeline) -> Pooling:
+    """How group means are pooled (DEFAULT_RHO, about the model's own background cosine); plain average linkage
+    for a model without a calibration, whose background is unknown."""
+    calibration = pipeline.load().checkpoint.calibration
+    return Pooling() if calibration is None else Pooling(DEFAULT_RHO, calibration.background)
+
+
 def group_faces(
-    faces: list[FoundFace], threshold: Threshold, min_size: int = MIN_SIZE, skipped: list | None = None
+    faces: list[FoundFace],
+    threshold: Threshold,
+    min_size: int = MIN_SIZE,
+    skipped: list | None = None,
+    pooling: Pooling | None = None,
 ) -> PhotoGroups:
     """`faces` grouped at `threshold`: groups of at least `min_size`, and the faces in none."""
-    clustering = Clustering(threshold.value, DEFAULT_K)
+    pooling = pooling or Pooling()
+    clustering = Clustering(threshold.value, DEFAULT_K, pooling)
     if faces:
         clustering.add(np.stack([f.embedding for f in faces]))
     groups = clustering.groups(min_size)
     grouped = {i for g in groups for i in g.members}
     alone = [i for i in range(len(faces)) if i not in grouped]
-    return PhotoGroups(faces, groups, alone, threshold, min_size, skipped or [])
+    return PhotoGroups(faces, groups, alone, threshold, min_size, skipped or [], pooling)
 
 
 def cluster_photos(
@@ -114,4 +131,4 @@ def cluster_photos(
     """Find, embed and group every face of `photos` ((name, image) pairs); nothing is stored anywhere."""
     decide = clustering_threshold(pipeline, threshold)
     faces, skipped = find_faces(pipeline, photos)
-    return group_faces(faces, decide, min_size, skipped)
+    return group_faces(faces, decide, min_size, skipped, clustering_pooling(pipeline))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rnnface.clustering.linkage import DEFAULT_K, Clustering
+from rnnface.clustering.linkage import DEFAULT_K, Clustering, Pooling
 from rnnface.clustering.photos import MIN_SIZE, FoundFace
 from rnnface.errors import GalleryError
 from rnnface.gallery.base import Gallery
@@ -65,11 +65,12 @@ def keep_groups(
     threshold: Threshold,
     min_size: int = MIN_SIZE,
     k: int = DEFAULT_K,
+    pooling: Pooling | None = None,
 ) -> list[Placed]:
     """Place new `faces` among the gallery's people and unnamed groups, storing what joins or founds an unnamed
     group, all in one transaction."""
     gallery.check_model(model_id)
-    clustering = Clustering(threshold.value, k)
+    clustering = Clustering(threshold.value, k, pooling)
     stored = neighbourhood(gallery, np.stack([f.embedding for f in faces]), k) if faces else []
     ids: dict[object, int] = {}
     if stored:

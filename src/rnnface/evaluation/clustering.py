@@ -6,7 +6,8 @@ LFW and CFP, and is therefore not a row). A method's setting (its threshold, or 
 the one that scores best on the *other* set: LFW's is chosen on CFP's labels and CFP's on LFW's, so no test
 face's label picks its own setting. The best setting on the set itself is shown too, as the ceiling.
 
-Methods: rnnface (average linkage over the k-NN graph, `rnnface.clustering`), dlib's Chinese whispers as
+Methods: rnnface (average linkage over the k-NN graph with pooled evidence, `rnnface.clustering`; its pooling
+rho is chosen on the other set with its threshold, and rho 1 is plain average linkage), dlib's Chinese whispers as
 face_recognition's example calls it, scikit-learn's DBSCAN, HDBSCAN and agglomerative clustering (average
 linkage over the full distance matrix), and connected components of the thresholded k-NN graph (single
 linkage). Each chosen run is timed again in a fresh process, with its peak memory above that process's.
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnface.clustering.graph import knn
-from rnnface.clustering.linkage import DEFAULT_K, cluster_embeddings
+from rnnface.clustering.linkage import DEFAULT_K, Pooling, background_cosine, cluster_embeddings
 from rnnface.clustering.metrics import Scores, score
 from rnnface.registry import Registry
 
@@ -35,28 +36,40 @@ Clusterer = Callable[[np.ndarray], Cut]
 clusterers: Registry[Clusterer] = Registry("clustering method")
 #: Settings each method is tried at; a float threshold is a cosine similarity.
 SETTINGS: dict[str, list[float]] = {}
+#: A method with variants (rnnface's pooling rho) is tried at every setting of each: its setting is then
+#: (variant, threshold), and a set's variant is chosen on the other set with its threshold.
+VARIANTS: dict[str, list[float]] = {}
 #: Graph methods that would hold more pairs than this at a setting are not run there (see TooDense).
 MAX_EDGES = 5_000_000
-COSINES = [round(float(c), 3) for c in np.arange(-0.2, 0.96, 0.025)]
+#: Fine enough for dlib's embeddings too, whose cosines between different people already average 0.84.
+COSINES = [round(float(c), 4) for c in np.arange(0.2, 0.99, 0.0125)]
+RHOS = [1.0, 0.85, 0.7, 0.55]
+
+Setting = float | tuple[float, float]
 
 
 class TooDense(Exception):
     """A setting so permissive that the method's graph would not fit; the sweep skips it."""
 
 
-def method(name: str, settings: list[float] = COSINES):
-    """Register a clusterer tried at `settings`."""
+def method(name: str, settings: list[float] = COSINES, variants: list[float] | None = None):
+    """Register a clusterer tried at `settings` (of each of its `variants`)."""
 
     def decorator(fn: Clusterer) -> Clusterer:
         SETTINGS[name] = settings
+        if variants:
+            VARIANTS[name] = variants
         return clusterers.register(name)(fn)
 
     return decorator
 
 
-@method("rnnface")
+@method("rnnface", variants=RHOS)
 def _rnnface(x: np.ndarray) -> Cut:
-    return lambda threshold: cluster_embeddings(x, threshold, DEFAULT_K)
+    """Average linkage over the k-NN graph with pooled evidence (rho); the background cosine is the set's own
+    mean cosine between faces, which needs no labels."""
+    background = background_cosine(x)
+    return lambda setting: cluster_embeddings(x, setting[1], DEFAULT_K, pooling=Pooling(setting[0], background))
 
 
 def _radius_graph(x: np.ndarray) -> Callable[[float], tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -155,7 +168,7 @@ class Run:
     method: str
     embedding: str
     dataset: str
-    setting: float
+    setting: Setting
     scores: Scores
     seconds: float
     peak_mb: float | None = None  # measured in a fresh process (`run`); None within a sweep
@@ -175,7 +188,7 @@ def timed(fn: Callable[[], object]) -> tuple[object, float]:
     return out, time.perf_counter() - start
 
 
-def run(name: str, x: np.ndarray, truth: np.ndarray, setting: float, embedding: str, dataset: str) -> Run:
+def run(name: str, x: np.ndarray, truth: np.ndarray, setting: Setting, embedding: str, dataset: str) -> Run:
     """One method at one setting, from scratch, in a fresh process: its time, and its peak memory above that
     process's once it holds the embeddings (a process that ran other methods would reuse their freed memory)."""
     import multiprocessing
@@ -186,7 +199,7 @@ def run(name: str, x: np.ndarray, truth: np.ndarray, setting: float, embedding: 
     return Run(name, embedding, dataset, setting, score(truth, labels), seconds, peak_mb)
 
 
-def _isolated(name: str, x: np.ndarray, setting: float) -> tuple[np.ndarray, float, float]:
+def _isolated(name: str, x: np.ndarray, setting: Setting) -> tuple[np.ndarray, float, float]:
     with suppress(TooDense):
         clusterers.get(name)(x[:64])(setting)  # the libraries it imports are not what it costs
     with peak_rss() as memory:
@@ -225,26 +238,46 @@ def peak_rss() -> Iterator[dict]:
 
 
 def sweep(name: str, x: np.ndarray, truth: np.ndarray, embedding: str, dataset: str) -> list[Run]:
-    """The method at every setting, coarse first and then finely around the best coarse one; what the settings
-    share is built once, and its time counted in every run (memory is measured for the chosen runs only)."""
-    settings = SETTINGS[name]
-    coarse = settings[::4] if len(settings) > 8 else settings
+    """The method at every setting (of each variant), coarse first and then finely around the best coarse one;
+    what the settings share is built once, and its time counted in every run (memory is measured for the
+    chosen runs only)."""
     cut, fit = timed(lambda: clusterers.get(name)(x))
-    runs: dict[float, Run] = {}
 
-    def attempt(setting: float) -> None:
+    def attempt(setting: Setting) -> Run | None:
         with suppress(TooDense):
             labels, seconds = timed(lambda: cut(setting))
-            runs[setting] = Run(name, embedding, dataset, setting, score(truth, labels), fit + seconds)
+            return Run(name, embedding, dataset, setting, score(truth, labels), fit + seconds)
+        return None
 
-    for s in coarse:
-        attempt(s)
+    out: list[Run] = []
+    for variant in VARIANTS.get(name, [None]):
+        out += _refined(SETTINGS[name], lambda t, v=variant: attempt(t if v is None else (v, t)))
+    return out
+
+
+def _refined(settings: list[float], attempt: Callable[[float], Run | None]) -> list[Run]:
+    """`attempt` at every 4th threshold, then at each one within 3 of the best, by threshold."""
+    coarse = settings[::4] if len(settings) > 8 else settings
+    runs = {t: r for t in coarse if (r := attempt(t)) is not None}
     if len(settings) > 8 and runs:
-        best = settings.index(max(runs.values(), key=lambda r: r.objective).setting)
-        for s in settings[max(0, best - 3) : best + 4]:
-            if s not in runs:
-                attempt(s)
-    return sorted(runs.values(), key=lambda r: r.setting)
+        best = settings.index(max(runs, key=lambda t: runs[t].objective))
+        for t in settings[max(0, best - 3) : best + 4]:
+            if t not in runs and (r := attempt(t)) is not None:
+                runs[t] = r
+    return [runs[t] for t in sorted(runs)]
+
+
+def _threshold(setting: Setting) -> float:
+    return setting[1] if isinstance(setting, tuple) else setting
+
+
+def _variant(setting: Setting) -> float | None:
+    return setting[0] if isinstance(setting, tuple) else None
+
+
+def shown(setting: Setting) -> str:
+    """A setting as the report writes it: a threshold, or rho and threshold."""
+    return f"rho {setting[0]:g}, {setting[1]:g}" if isinstance(setting, tuple) else f"{setting:g}"
 
 
 @dataclass(frozen=True)
@@ -297,8 +330,9 @@ def evaluate(sets: list[Faces], methods: list[str] | None = None) -> tuple[list[
             for name in methods:
                 tuning = max(runs[name, embedding, other.name], key=lambda r: r.objective).setting
                 here = runs[name, embedding, faces.name]
-                # the sweeps of two sets can refine around different settings: take this set's nearest one
-                chosen = min(here, key=lambda r: abs(r.setting - tuning))
+                # the sweeps of two sets can refine around different thresholds: take this set's nearest one
+                same = [r for r in here if _variant(r.setting) == _variant(tuning)]
+                chosen = min(same, key=lambda r: abs(_threshold(r.setting) - _threshold(tuning)))
                 measured = run(name, faces.embeddings[embedding], faces.people, chosen.setting, embedding, faces.name)
                 results.append(Result(measured, max(here, key=lambda r: r.objective)))
     return results, [r for rs in runs.values() for r in rs]
@@ -321,11 +355,11 @@ def markdown(results: list[Result], sets: list[Faces]) -> str:
             c, s = r.chosen, r.chosen.scores
             best = r.ceiling.scores
             parts.append(
-                f"| {c.embedding} | {c.method} | {c.setting:g} | "
+                f"| {c.embedding} | {c.method} | {shown(c.setting)} | "
                 f"{100 * s.pairwise_precision:.1f} / {100 * s.pairwise_recall:.1f} / **{100 * s.pairwise_f:.1f}** | "
                 f"{100 * s.bcubed_precision:.1f} / {100 * s.bcubed_recall:.1f} / **{100 * s.bcubed_f:.1f}** | "
                 f"{s.groups:,} | {s.singletons:,} | {c.seconds:.1f} | {c.peak_mb:.0f} | "
-                f"{100 * best.pairwise_f:.1f} / {100 * best.bcubed_f:.1f} ({r.ceiling.setting:g}) |"
+                f"{100 * best.pairwise_f:.1f} / {100 * best.bcubed_f:.1f} ({shown(r.ceiling.setting)}) |"
             )
         parts.append("")
     return "\n".join(parts)

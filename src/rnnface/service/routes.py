@@ -389,14 +389,14 @@ async def cluster(
     engine: EngineDep, images: PhotosFiles, threshold: ThresholdForm = None, min_size: MinSizeForm = 2
 ) -> schemas.Clustered:
     """Who is in these photos? Their faces grouped by person (strict point by default); nothing is stored."""
-    from rnnface.clustering.photos import PhotoGroups, clustering_threshold, group_faces
+    from rnnface.clustering.photos import PhotoGroups, clustering_pooling, clustering_threshold, group_faces
 
     decide = clustering_threshold(engine.pipeline, parse_threshold(threshold))
     uploads = await photo_uploads(engine, images)
 
     def run() -> PhotoGroups:
         faces, skipped = found_faces(engine, uploads)
-        return group_faces(faces, decide, min_size, skipped)
+        return group_faces(faces, decide, min_size, skipped, clustering_pooling(engine.pipeline))
 
     return schemas.Clustered(**(await engine.compute(run)).to_dict())
 
@@ -409,10 +409,11 @@ async def keep_clusters(
 ) -> schemas.KeptGroups:
     """Add these photos' faces to the gallery's unnamed groups (unknown #k): each joins a group, founds one with
     others (at least `min_size`), or is left alone; one that matches a named person is reported, not stored."""
-    from rnnface.clustering.photos import clustering_threshold
+    from rnnface.clustering.photos import clustering_pooling, clustering_threshold
     from rnnface.clustering.store import keep_groups
 
     decide = clustering_threshold(engine.pipeline, parse_threshold(threshold))
+    pooling = clustering_pooling(engine.pipeline)
     uploads = await photo_uploads(engine, images)
 
     def run() -> list:
@@ -420,10 +421,10 @@ async def keep_clusters(
             g.check_model(engine.pipeline.model_id)  # before any detection work
         faces, _ = found_faces(engine, uploads)  # the gallery stays free meanwhile
         with engine.gallery() as g:
-            return keep_groups(g, engine.pipeline.model_id, faces, decide, min_size)
+            return keep_groups(g, engine.pipeline.model_id, faces, decide, min_size, pooling=pooling)
 
     placed = await engine.compute(run, timeout=False)
-    return schemas.KeptGroups(**decide.to_dict(), faces=[p.to_dict() for p in placed])
+    return schemas.KeptGroups(**decide.to_dict(), **pooling.to_dict(), faces=[p.to_dict() for p in placed])
 
 
 GroupParam = Annotated[str, Path(min_length=1, max_length=20, description="The unnamed group's number k.")]

@@ -172,7 +172,12 @@ class ClusterGroup(BaseModel):
     members: list[ClusterMember]
 
 
-class Clustered(OperatingPoint):
+class Pooled(OperatingPoint):
+    rho: float = Field(description="How much a mean over many pairs of faces counts more than one pair (1: not).")
+    background: float = Field(description="The model's median cosine between two people, which pooling starts at.")
+
+
+class Clustered(Pooled):
     min_size: int
     faces: int
     groups: list[ClusterGroup]
@@ -180,7 +185,7 @@ class Clustered(OperatingPoint):
     skipped: list[Skipped]
 
 
-class KeptGroups(OperatingPoint):
+class KeptGroups(Pooled):
     faces: list[PlacedFace]
 
 
