@@ -258,7 +258,8 @@ def people(
         listed = [{"face_id": f.id, "source": f.source, "box": f.box} for f in stored]
         if as_json:
             print_json({"gallery": where, "person": faces, "faces": listed})
-        for f in [] if as_json else listed:
+            return
+        for f in listed:
             box = "" if f["box"] is None else " at " + ",".join(f"{v:.0f}" for v in f["box"])
             typer.echo(f"{f['face_id']}\t{f['source']}{box}")
         return

@@ -71,12 +71,15 @@ def keep_groups(
     group, all in one transaction."""
     gallery.check_model(model_id)
     clustering = Clustering(threshold.value, k, pooling)
-    stored = neighbourhood(gallery, np.stack([f.embedding for f in faces]), k) if faces else []
-    ids: dict[object, int] = {}
+    if not faces:
+        return []
+    embeddings = np.stack([f.embedding for f in faces])
+    stored = neighbourhood(gallery, embeddings, k)
+    seeded: dict[object, int] = {}
     if stored:
-        ids = clustering.seed(np.stack([f.embedding for f in stored]), np.array([f.person for f in stored]))
-    name_of = {g: name for name, g in ids.items()}
-    labels = clustering.add(np.stack([f.embedding for f in faces])) if faces else np.zeros(0, np.int64)
+        seeded = clustering.seed(np.stack([f.embedding for f in stored]), np.array([f.person for f in stored]))
+    name_of = {g: name for name, g in seeded.items()}
+    labels = clustering.add(embeddings)
     sizes = np.unique(labels, return_counts=True)
     new_count = dict(zip(sizes[0].tolist(), sizes[1].tolist()))
     number = next_unnamed(gallery)
@@ -95,8 +98,8 @@ def keep_groups(
         (name, [FaceRecord(faces[i].embedding, faces[i].source, tuple(faces[i].face.box)) for i in rows])
         for name, rows in batch.items()
     ]
-    ids = gallery.enroll_many(records, model_id) if batch else []
-    for rows, new_ids in zip(batch.values(), ids):
+    enrolled = gallery.enroll_many(records, model_id) if batch else []
+    for rows, new_ids in zip(batch.values(), enrolled):
         if len(new_ids) == len(rows):  # else some were near-copies of stored faces, and not stored again
             for i, face_id in zip(rows, new_ids):
                 placed[i] = replace(placed[i], face_id=face_id)

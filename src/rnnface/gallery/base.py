@@ -25,7 +25,6 @@ from rnnface.gallery.records import (
     PersonInfo,
     SearchBy,
     StoredFace,
-    check_face_ids,
     check_name,
     no_such_person,
     rank_people,
@@ -98,6 +97,10 @@ class Gallery(ABC):
         """Stored faces (of one person, or all), in enrollment order."""
 
     @abstractmethod
+    def faces_by_id(self, ids: Sequence[int]) -> list[StoredFace]:
+        """The stored faces with these ids, in id order; UnknownFaceError naming the first id that is not one."""
+
+    @abstractmethod
     def set_template(self, name: str, template: np.ndarray) -> None:
         """Replace a person's template (by default the mean of their faces) with another pooling's."""
 
@@ -152,13 +155,6 @@ class Gallery(ABC):
             self.enroll_many([(to, records)], self.model_id)
             self.remove_faces([f.id for f in moving])
         return len(moving)
-
-    def faces_by_id(self, ids: Sequence[int]) -> list[StoredFace]:
-        """The stored faces with these ids, in id order; GalleryError naming the first id that is not one."""
-        wanted = {int(i) for i in ids}
-        found = [f for f in self.faces() if f.id in wanted]
-        check_face_ids(self.location, wanted, {f.id for f in found})
-        return found
 
     def disk_bytes(self) -> int:
         """Bytes this gallery occupies on local disk (0 where the data lives on a server)."""

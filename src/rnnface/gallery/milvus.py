@@ -340,13 +340,7 @@ class MilvusGallery(Gallery):
         ids = list(self.client.insert(self.collection, rows)["ids"]) if rows else []
         # Every person of the batch, not only those with new faces: re-running an enrollment that was cut off
         # between the two writes (Milvus has no multi-collection transaction) repairs their template.
-        named = {name for name, _ in batch if stored.get(name) is not None}
-        templates = [
-            {"name": n, "faces": len(stored[n]), "template": normalize(stored[n].sum(0)).tolist()}
-            for n in sorted(named)
-        ]
-        if templates:
-            self.client.upsert(self.people_collection, templates)
+        self._write_templates({name: stored[name] for name, _ in batch if stored.get(name) is not None})
         out, start = [], 0
         for n in kept:
             out.append([int(i) for i in ids[start : start + n]])
@@ -418,6 +412,10 @@ class MilvusGallery(Gallery):
         stored = self._stored_by_person(sorted(names))
         if gone := sorted(names - set(stored)):
             self.client.delete(self.people_collection, filter=f"name in {_literals(gone)}")
+        self._write_templates(stored)
+
+    def _write_templates(self, stored: dict[str, np.ndarray]) -> None:
+        """Each person's template (the normalised sum of their stored face embeddings) and face count."""
         templates = [
             {"name": n, "faces": len(v), "template": normalize(v.sum(0)).tolist()} for n, v in sorted(stored.items())
         ]

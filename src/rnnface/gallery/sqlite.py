@@ -56,6 +56,12 @@ _BUILD_CHUNK = 50_000
 _TABLES = {"meta", "people", "faces"}
 
 
+#: A stored face as `_stored_face` reads it.
+_FACE_ROWS = (
+    "SELECT f.id, p.name, f.embedding, f.source, f.box, f.crop, f.cues FROM faces f JOIN people p ON p.id = f.person_id"
+)
+
+
 def _chunks(ids: list[int], size: int = 900) -> Iterator[list[int]]:
     """`ids` in runs short enough to bind (SQLite caps bound parameters)."""
     for start in range(0, len(ids), size):
@@ -348,8 +354,7 @@ class SqliteGallery(Gallery):
                 raise no_such_person(self.location, name)
             n = self.db.execute("DELETE FROM faces WHERE person_id = ?", (row[0],)).rowcount
             self.db.execute("DELETE FROM people WHERE id = ?", (row[0],))
-            if not self.db.execute("SELECT 1 FROM faces LIMIT 1").fetchone():
-                self.db.execute("DELETE FROM meta WHERE key IN ('model', 'dim')")  # empty again: any model may start it
+            self._forget_model_if_empty()
             self._bump("removals")
         self._sync()  # a removed face leaves the index now (marked removed: no rebuild), not at the next search
         return n
@@ -379,8 +384,7 @@ class SqliteGallery(Gallery):
             for chunk in _chunks(sorted(owners)):
                 self.db.execute(f"DELETE FROM faces WHERE id IN ({','.join('?' * len(chunk))})", chunk)
             self._retemplate(set(owners.values()))
-            if not self.db.execute("SELECT 1 FROM faces LIMIT 1").fetchone():
-                self.db.execute("DELETE FROM meta WHERE key IN ('model', 'dim')")
+            self._forget_model_if_empty()
             self._bump("removals")
         self._sync()
         return len(owners)
@@ -405,6 +409,10 @@ class SqliteGallery(Gallery):
             self._retemplate({*owners.values(), target})
             self._bump()
         return len(moving)
+
+    def _forget_model_if_empty(self) -> None:
+        if not self.db.execute("SELECT 1 FROM faces LIMIT 1").fetchone():
+            self.db.execute("DELETE FROM meta WHERE key IN ('model', 'dim')")  # empty again: any model may start it
 
     def _owners(self, ids: Sequence[int]) -> dict[int, int]:
         """Face id -> person id for these stored faces; UnknownFaceError if one is not stored."""
@@ -449,16 +457,22 @@ class SqliteGallery(Gallery):
         return [PersonInfo(name, n, kept) for name, n, kept in rows]
 
     def faces(self, person: str | None = None) -> Iterator[StoredFace]:
-        query = (
-            "SELECT f.id, p.name, f.embedding, f.source, f.box, f.crop, f.cues "
-            "FROM faces f JOIN people p ON p.id = f.person_id"
-        )
+        query = _FACE_ROWS
         args: tuple = ()
         if person is not None:
             query, args = query + " WHERE p.name = ?", (person,)
         cursor = self.db.execute(query + " ORDER BY f.id", args)
         while rows := cursor.fetchmany(1000):  # a million faces are read a thousand at a time, not all at once
             yield from (self._stored_face(*row) for row in rows)
+
+    def faces_by_id(self, ids: Sequence[int]) -> list[StoredFace]:
+        wanted = sorted({int(i) for i in ids})
+        found: list[StoredFace] = []
+        for chunk in _chunks(wanted):
+            query = f"{_FACE_ROWS} WHERE f.id IN ({','.join('?' * len(chunk))}) ORDER BY f.id"
+            found += [self._stored_face(*row) for row in self.db.execute(query, chunk)]
+        check_face_ids(self.location, set(wanted), {f.id for f in found})
+        return found
 
     def _stored_face(
         self, fid: int, name: str, emb: bytes, source: str, box: str | None, crop: bytes | None, cues: bytes | None

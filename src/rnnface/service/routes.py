@@ -392,11 +392,12 @@ async def cluster(
     from rnnface.clustering.photos import PhotoGroups, clustering_pooling, clustering_threshold, group_faces
 
     decide = clustering_threshold(engine.pipeline, parse_threshold(threshold))
+    pooling = clustering_pooling(engine.pipeline)
     uploads = await photo_uploads(engine, images)
 
     def run() -> PhotoGroups:
         faces, skipped = found_faces(engine, uploads)
-        return group_faces(faces, decide, min_size, skipped, clustering_pooling(engine.pipeline))
+        return group_faces(faces, decide, min_size, skipped, pooling)
 
     return schemas.Clustered(**(await engine.compute(run)).to_dict())
 
