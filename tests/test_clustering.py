@@ -207,9 +207,12 @@ def test_cluster_bad_input_is_one_clear_line(photos, tmp_path):
         ((photos, "--sheets", tmp_path / "nowhere"), "no such folder"),
         ((photos, "--threshold", "sloppy"), "sloppy"),
         ((tmp_path / "missing.jpg",), "no such file"),
+        ((photos / "notes.jpg",), "none of the 1 photo(s) could be read (first: "),
+        ((photos / "notes.jpg", "--keep", "--gallery", tmp_path / "g.db"), "could be read"),
     ):
         result = run_cli("cluster", *args)
         assert result.exit_code == 2 and message in result.output, (args, result.output)
+    assert not (tmp_path / "g.db").exists()  # nothing was written
 
 
 def test_kept_groups_grow_with_new_photos_and_become_people_when_named(photos, lfw_images, tmp_path):
@@ -217,6 +220,7 @@ def test_kept_groups_grow_with_new_photos_and_become_people_when_named(photos, l
     first = run_cli("cluster", photos, "--threshold", "balanced", "--keep", "--gallery", gallery, "--json")
     assert first.exit_code == 0, first.output
     placed = json.loads(first.stdout)["faces"]
+    assert [s["image"].rsplit("/", 1)[1] for s in json.loads(first.stdout)["skipped"]] == ["notes.jpg"]
     groups = {}
     for face in placed:
         groups.setdefault(face["group"], set()).add(face["image"].rsplit("/", 1)[1].rsplit("_", 1)[0])

@@ -849,8 +849,12 @@ def test_cluster_groups_uploads_and_kept_groups_grow_and_take_a_name(tmp_path, l
     assert [s["image"] for s in body["skipped"]] == ["notes.jpg"] and "/" not in result.text.replace("</", "")
     assert _people(tmp_path) == []  # grouping stores nothing
     assert c.post("/api/v1/clusters", files=files[:3]).status_code == 401  # keeping writes: the key
-    kept = c.post("/api/v1/clusters", files=files[:3], data={"threshold": "balanced"}, headers=KEY).json()
+    kept = c.post("/api/v1/clusters", files=files[:3] + files[-1:], data={"threshold": "balanced"}, headers=KEY).json()
     assert {f["group"] for f in kept["faces"]} == {"unknown #1"} and all(f["new_group"] for f in kept["faces"])
+    assert kept["skipped"] == [{"image": "notes.jpg", "reason": body["skipped"][0]["reason"]}]
+    for route, headers in (("/api/v1/cluster", {}), ("/api/v1/clusters", KEY)):  # nothing readable: bad input
+        response = c.post(route, files=files[-1:] * 2, headers=headers)
+        assert response.status_code == 422 and "none of the 2 photo(s) could be read" in response.json()["detail"]
     more = c.post("/api/v1/clusters", files=files[3:4], data={"threshold": "balanced"}, headers=KEY).json()
     assert more["faces"][0]["group"] == "unknown #1" and not more["faces"][0]["new_group"]
     listed = c.get("/api/v1/people").json()["people"]

@@ -101,6 +101,7 @@ def _keep(result, gallery: str | None, model_id: str, mode: str) -> None:
                 **result.threshold.to_dict(),
                 **result.pooling.to_dict(),
                 "faces": [p.to_dict() for p in placed],
+                "skipped": [{"image": s, "reason": r} for s, r in result.skipped],
             }
         )
         return
@@ -113,6 +114,7 @@ def _keep(result, gallery: str | None, model_id: str, mode: str) -> None:
         for p in placed:
             out.writerow([p.face.source, *_corners(p.face.face.box), p.group or "", int(p.stored)])
         return
+    _print_skipped(result)
     counts = Counter((p.group, p.stored, p.new_group) for p in placed)
     for (group, stored, new), n in sorted(counts.items(), key=lambda kv: (kv[0][0] is None, str(kv[0][0]))):
         if group is None:
@@ -157,6 +159,11 @@ def split_face(
     typer.echo(f"face {face_id} moved from {was} to a new group of its own: {group}")
 
 
+def _print_skipped(result) -> None:
+    for source, reason in result.skipped:
+        typer.echo(f"skipped {source}: {reason}")
+
+
 def _print_text(result, sheets: Path | None) -> None:
     for number, group in enumerate(result.groups):
         rep = result.faces[group.representative]
@@ -166,8 +173,7 @@ def _print_text(result, sheets: Path | None) -> None:
         )
         for i in group.members:
             typer.echo(f"  {result.faces[i].source}  box {','.join(_corners(result.faces[i].face.box))}")
-    for source, reason in result.skipped:
-        typer.echo(f"skipped {source}: {reason}")
+    _print_skipped(result)
     typer.echo(
         f"{len(result.faces)} face(s): {len(result.groups)} group(s) of {result.min_size}+, "
         f"{len(result.alone)} left alone; threshold {result.threshold.value:.3f}: {result.threshold.describe()}"

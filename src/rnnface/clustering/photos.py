@@ -25,6 +25,8 @@ from rnnface.recognition.pipeline import FacePipeline, ImageInput, as_image
 MIN_SIZE = 2
 #: The operating point groups are merged at by default: the one that leaves fewest strangers together.
 DEFAULT_POINT = "strict"
+#: Why a photo that was read gave nothing to group.
+NO_FACE = "no face detected"
 #: How far a mean over many pairs counts more than one pair (`Pooling.rho`): the best rho of `rnnface eval cluster`
 #: on LFW and CFP with both pretrained embeddings (on CFP with FaceNet's, tied with 0.55).
 DEFAULT_RHO = 0.7
@@ -87,9 +89,19 @@ def find_faces(pipeline: FacePipeline, photos: Iterable[tuple[str, ImageInput]])
             skipped.append((source, str(exc)))
             continue
         if not faces:
-            skipped.append((source, "no face detected"))
+            skipped.append((source, NO_FACE))
         found.extend(FoundFace(source, f, e) for f, e in zip(faces, embeddings))
     return found, skipped
+
+
+def check_readable(faces: list[FoundFace], skipped: list[tuple[str, str]]) -> None:
+    """ImageError when not one photo could be read (every one skipped, none for want of a face): that is bad
+    input, not an empty set of groups."""
+    if not faces and skipped and all(reason != NO_FACE for _, reason in skipped):
+        source, reason = skipped[0]
+        raise ImageError(
+            f"none of the {len(skipped)} photo(s) could be read (first: {source}: {reason.removeprefix(source + ': ')})"
+        )
 
 
 def clustering_threshold(pipeline: FacePipeline, threshold: ThresholdSpec = None) -> Threshold:
@@ -131,4 +143,5 @@ def cluster_photos(
     """Find, embed and group every face of `photos` ((name, image) pairs); nothing is stored anywhere."""
     decide = clustering_threshold(pipeline, threshold)
     faces, skipped = find_faces(pipeline, photos)
+    check_readable(faces, skipped)
     return group_faces(faces, decide, min_size, skipped, clustering_pooling(pipeline))

@@ -369,14 +369,16 @@ def decoded(engine: Engine, uploads: list[tuple[str, bytes | None, str]], skippe
 
 
 def found_faces(engine: Engine, uploads: list[tuple[str, bytes | None, str]]) -> tuple[list, list]:
-    """Every face of the uploads, embedded one photo at a time (one image slot), and the photos skipped, with why."""
-    from rnnface.clustering.photos import find_faces
+    """Every face of the uploads, embedded one photo at a time (one image slot), and the photos skipped, with why;
+    ImageError when none could be read."""
+    from rnnface.clustering.photos import check_readable, find_faces
 
     faces, skipped = [], []
     for label, img in decoded(engine, uploads, skipped):
         found, missed = find_faces(engine.pipeline, [(label, img)])
         faces += found
         skipped += missed
+    check_readable(faces, skipped)
     return faces, skipped
 
 
@@ -417,15 +419,20 @@ async def keep_clusters(
     pooling = clustering_pooling(engine.pipeline)
     uploads = await photo_uploads(engine, images)
 
-    def run() -> list:
+    def run() -> tuple[list, list]:
         with engine.gallery() as g:
             g.check_model(engine.pipeline.model_id)  # before any detection work
-        faces, _ = found_faces(engine, uploads)  # the gallery stays free meanwhile
+        faces, skipped = found_faces(engine, uploads)  # the gallery stays free meanwhile
         with engine.gallery() as g:
-            return keep_groups(g, engine.pipeline.model_id, faces, decide, min_size, pooling=pooling)
+            return keep_groups(g, engine.pipeline.model_id, faces, decide, min_size, pooling=pooling), skipped
 
-    placed = await engine.compute(run, timeout=False)
-    return schemas.KeptGroups(**decide.to_dict(), **pooling.to_dict(), faces=[p.to_dict() for p in placed])
+    placed, skipped = await engine.compute(run, timeout=False)
+    return schemas.KeptGroups(
+        **decide.to_dict(),
+        **pooling.to_dict(),
+        faces=[p.to_dict() for p in placed],
+        skipped=[{"image": s, "reason": r} for s, r in skipped],
+    )
 
 
 GroupParam = Annotated[str, Path(min_length=1, max_length=20, description="The unnamed group's number k.")]

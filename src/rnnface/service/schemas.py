@@ -187,6 +187,7 @@ class Clustered(Pooled):
 
 class KeptGroups(Pooled):
     faces: list[PlacedFace]
+    skipped: list[Skipped] = Field(description="Photos that gave no face to place, with why.")
 
 
 class SplitOff(BaseModel):
