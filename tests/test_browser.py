@@ -62,6 +62,9 @@ def browser():
             b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         except Exception as exc:  # a browser that cannot start here is a skip, with the reason
             pytest.skip(f"Chromium at {CHROMIUM} cannot start: {exc}")
+        # the page waits on real detection and embedding: on a loaded machine that can outlast expect's 5 s
+        # default, so assertions wait for their outcome far longer (a wrong outcome still fails, only later)
+        playwright_api.expect.set_options(timeout=300_000)
         yield b
         b.close()
 
@@ -118,17 +121,27 @@ def test_the_page_groups_photos_keeps_the_groups_and_names_one(server, browser, 
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(server + "/")
     playwright_api.expect(page.locator("#status")).to_contain_text("service ok")
-    page.set_input_files("#cluster-files", powell[:4] + serena[:3])
+
+    def upload(path: str) -> dict:
+        return {"name": Path(path).name, "mimeType": "image/jpeg", "buffer": Path(path).read_bytes()}
+
+    junk = [{"name": f"notes-{n}.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo"} for n in range(8)]
+    page.set_input_files("#cluster-files", [upload(p) for p in powell[:4] + serena[:3]] + junk[:1])
     page.click("#cluster-go")
     playwright_api.expect(page.locator("#cluster-result")).to_contain_text("2 group(s)")
+    playwright_api.expect(page.locator("#cluster-result")).to_contain_text("skipped notes-0.jpg: ")
     playwright_api.expect(page.locator("#cluster-groups .sheet canvas")).to_have_count(7)  # a thumbnail a face
 
     page.fill("#api-key", "browser-key")
     page.dispatch_event("#api-key", "change")
     page.check("#cluster-keep")
-    page.set_input_files("#cluster-files", powell + serena)  # 10 photos: two batches, the second joins the first's
+    # a batch of 8 that are not photos (refused, listed), then 10 photos: two batches, the second joins the first's
+    page.set_input_files("#cluster-files", junk + [upload(p) for p in powell + serena])
     page.click("#cluster-go")
     playwright_api.expect(page.locator("#cluster-result")).to_contain_text("placed in the gallery")
+    playwright_api.expect(page.locator("#cluster-result")).to_contain_text(
+        "skipped photos 1-8: none of the 8 photo(s) could be read"
+    )
     cards = page.locator("#cluster-groups .sheet[data-group^='unknown #']")
     playwright_api.expect(cards).to_have_count(2)
     assert sorted(int(cards.nth(i).get_attribute("data-size")) for i in range(2)) == [4, 6]

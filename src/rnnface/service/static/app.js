@@ -12,7 +12,7 @@ function headers() {
 async function call(method, path, body) {
   const response = await fetch(api + path, { method, body, headers: headers() });
   const data = await response.json().catch(() => ({ detail: `HTTP ${response.status}` }));
-  if (!response.ok) throw new Error(data.detail || `HTTP ${response.status}`);
+  if (!response.ok) throw Object.assign(new Error(data.detail || `HTTP ${response.status}`), { status: response.status });
   return data;
 }
 
@@ -111,8 +111,7 @@ $("enroll-form").addEventListener("submit", async (event) => {
   out.className = "result";
   try {
     const data = await call("POST", "/people", form);
-    const skipped = data.skipped.map((s) => `\nskipped ${s.image}: ${s.reason}`).join("");
-    out.textContent = `enrolled ${data.name}: ${data.faces} face(s)${skipped}`;
+    out.textContent = `enrolled ${data.name}: ${data.faces} face(s)${skippedText(data.skipped)}`;
     refreshPeople();
   } catch (error) {
     showError(out, error);
@@ -307,6 +306,10 @@ async function showGroups(title, groups, files, kept) {
   $("cluster-result").textContent = title;
 }
 
+function skippedText(skipped) {
+  return skipped.map((s) => `\nskipped ${s.image}: ${s.reason}`).join("");
+}
+
 function form(fields) {
   const data = new FormData();
   for (const [k, v] of Object.entries(fields)) data.append(k, v);
@@ -330,14 +333,24 @@ $("cluster-form").addEventListener("submit", async (event) => {
         note: `(cohesion ${g.cohesion.toFixed(2)})` }));
       if (result.alone.length) groups.push({ name: "left alone", faces: result.alone });
       return showGroups(`${result.faces} face(s), ${result.groups.length} group(s); threshold ` +
-        `${result.threshold.toFixed(3)} (${result.point})`, groups, files, false);
+        `${result.threshold.toFixed(3)} (${result.point})${skippedText(result.skipped)}`, groups, files, false);
     }
     const byGroup = new Map();
+    const skipped = [];
     for (let start = 0; start < files.length; start += BATCH) {
-      out.textContent = `grouping photos ${start + 1}-${Math.min(files.length, start + BATCH)} of ${files.length}…`;
+      const photos = `photos ${start + 1}-${Math.min(files.length, start + BATCH)}`;
+      out.textContent = `grouping ${photos} of ${files.length}…`;
       const data = form({});
       files.slice(start, start + BATCH).forEach((f) => data.append("images", f, f.name));
-      const result = await call("POST", "/clusters", data);
+      let result;
+      try {
+        result = await call("POST", "/clusters", data);
+      } catch (error) {
+        if (error.status !== 422) throw error; // a batch none of whose photos could be read: the others go on
+        skipped.push({ image: photos, reason: error.message });
+        continue;
+      }
+      skipped.push(...result.skipped);
       for (const face of result.faces) {
         const name = face.group || "left alone";
         if (!byGroup.has(name)) byGroup.set(name, []);
@@ -346,7 +359,8 @@ $("cluster-form").addEventListener("submit", async (event) => {
     }
     const groups = [...byGroup].map(([name, faces]) => ({ name, faces,
       note: faces[0].stored || name === "left alone" ? "" : "(looks like this person; not stored)" }));
-    await showGroups(`${files.length} photo(s) placed in the gallery's groups`, groups, files, true);
+    await showGroups(`${files.length} photo(s) placed in the gallery's groups${skippedText(skipped)}`, groups, files,
+      true);
     refreshPeople();
   } catch (error) {
     showError(out, error);
