@@ -138,7 +138,7 @@ def test_the_page_groups_photos_keeps_the_groups_and_names_one(server, browser, 
     # a batch of 8 that are not photos (refused, listed), then 10 photos: two batches, the second joins the first's
     page.set_input_files("#cluster-files", junk + [upload(p) for p in powell + serena])
     page.click("#cluster-go")
-    playwright_api.expect(page.locator("#cluster-result")).to_contain_text("placed in the gallery")
+    playwright_api.expect(page.locator("#cluster-result")).to_contain_text("18 photo(s) sent to the gallery")
     playwright_api.expect(page.locator("#cluster-result")).to_contain_text(
         "skipped photos 1-8: none of the 8 photo(s) could be read"
     )

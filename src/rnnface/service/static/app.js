@@ -359,7 +359,7 @@ $("cluster-form").addEventListener("submit", async (event) => {
     }
     const groups = [...byGroup].map(([name, faces]) => ({ name, faces,
       note: faces[0].stored || name === "left alone" ? "" : "(looks like this person; not stored)" }));
-    await showGroups(`${files.length} photo(s) placed in the gallery's groups${skippedText(skipped)}`, groups, files,
+    await showGroups(`${files.length} photo(s) sent to the gallery's groups${skippedText(skipped)}`, groups, files,
       true);
     refreshPeople();
   } catch (error) {
