@@ -141,21 +141,6 @@ def test_add_refuses_another_dimension():
         clustering.add(np.eye(3, dtype=np.float32))
 
 
-@pytest.mark.parametrize("peak", [0.2, 0.4321, 0.7, 0.9875])
-def test_a_sweep_refines_down_to_the_finest_threshold_around_the_best(peak):
-    from rnnface.clustering.metrics import Scores
-    from rnnface.evaluation.clustering import COSINES, Run, _refined
-
-    def attempt(t: float) -> Run:  # one smooth peak: the finest grid's nearest threshold is the best
-        f = 1.0 - abs(t - peak)
-        return Run("m", "e", "d", t, Scores(f, f, f, f, f, f, 1, 1, 1), 0.0)
-
-    runs = _refined(COSINES, attempt)
-    best = max(runs, key=lambda r: r.objective).setting
-    assert best == min(COSINES, key=lambda t: abs(t - peak))
-    assert len(runs) <= 28 and [r.setting for r in runs] == sorted({r.setting for r in runs})
-
-
 def test_the_harness_chooses_each_sets_setting_on_the_other_set():
     from rnnface.evaluation.clustering import RHOS, Faces, evaluate, markdown
 

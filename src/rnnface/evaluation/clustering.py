@@ -41,12 +41,8 @@ SETTINGS: dict[str, list[float]] = {}
 VARIANTS: dict[str, list[float]] = {}
 #: Graph methods that would hold more pairs than this at a setting are not run there (see TooDense).
 MAX_EDGES = 5_000_000
-#: Fine enough for dlib's embeddings too, whose cosines between different people already average 0.84 (at 0.0125
-#: apart, rnnface's F with them moved by up to 7 points from one threshold to the next).
-COSINES = [round(float(c), 6) for c in np.arange(0.2, 0.99, 0.003125)]
-#: A sweep tries every 16th threshold (0.05 apart), then every 4th within 3 of those of the best so far, then
-#: every one within 3 of the new best.
-STRIDES = (16, 4, 1)
+#: Fine enough for dlib's embeddings too, whose cosines between different people already average 0.84.
+COSINES = [round(float(c), 4) for c in np.arange(0.2, 0.99, 0.0125)]
 RHOS = [1.0, 0.85, 0.7, 0.55]
 
 Setting = float | tuple[float, float]
@@ -260,17 +256,14 @@ def sweep(name: str, x: np.ndarray, truth: np.ndarray, embedding: str, dataset: 
 
 
 def _refined(settings: list[float], attempt: Callable[[float], Run | None]) -> list[Run]:
-    """`attempt` at the settings STRIDES picks, each stage around the best so far (a short list: at every one);
-    the runs by setting."""
-    runs: dict[float, Run] = {}
-    tried = settings[:: STRIDES[0]] if len(settings) > 8 else settings
-    for stride in STRIDES[1:] if len(settings) > 8 else ():
-        runs |= {t: r for t in tried if t not in runs and (r := attempt(t)) is not None}
-        if not runs:
-            break
+    """`attempt` at every 4th threshold, then at each one within 3 of the best, by threshold."""
+    coarse = settings[::4] if len(settings) > 8 else settings
+    runs = {t: r for t in coarse if (r := attempt(t)) is not None}
+    if len(settings) > 8 and runs:
         best = settings.index(max(runs, key=lambda t: runs[t].objective))
-        tried = settings[max(0, best - 3 * stride) : best + 3 * stride + 1 : stride]
-    runs |= {t: r for t in tried if t not in runs and (r := attempt(t)) is not None}
+        for t in settings[max(0, best - 3) : best + 4]:
+            if t not in runs and (r := attempt(t)) is not None:
+                runs[t] = r
     return [runs[t] for t in sorted(runs)]
 
 
