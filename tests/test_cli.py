@@ -125,14 +125,18 @@ def test_models_lists_params_and_recurrent_share():
     assert result.exit_code == 0
     rows = json.loads(result.output)
     assert {(r["model"], r["cell"]) for r in rows} == {
-        (m, c) for m in ("seed_rowlstm", "renet", "conv_birnn", "facenet_birnn") for c in ("rnn", "lstm", "gru")
+        (m, c)
+        for m in ("seed_rowlstm", "renet", "conv_birnn", "facenet_birnn", "mobilefacenet_birnn")
+        for c in ("rnn", "lstm", "gru")
     }
-    assert all(r["params"] > 0 and 0.5 < r["recurrent_share"] < 1 for r in rows if r["model"] != "facenet_birnn")
+    assert all(r["params"] > 0 and 0.5 < r["recurrent_share"] < 1 for r in rows if not r["model"].endswith("net_birnn"))
     hybrid = {r["cell"]: r for r in rows if r["model"] == "facenet_birnn"}  # the head only: FaceNet is frozen
     assert (
         hybrid["gru"]["input"] == "facenet 160"
         and 0.2 < hybrid["rnn"]["recurrent_share"] < hybrid["gru"]["recurrent_share"]
     )
+    light = {r["cell"]: r for r in rows if r["model"] == "mobilefacenet_birnn"}
+    assert light["gru"]["input"] == "mobilefacenet 112" and light["gru"]["params"] < hybrid["gru"]["params"]
     text = run("models").output
     assert "conv_birnn" in text and "%" in text
 

@@ -19,12 +19,13 @@ from rnnface.models import (
 
 
 def test_registry_lists_the_backbones():
-    assert {"seed_rowlstm", "renet", "conv_birnn", "facenet_birnn"} <= set(list_models())
+    assert {"seed_rowlstm", "renet", "conv_birnn", "facenet_birnn", "mobilefacenet_birnn"} <= set(list_models())
 
 
 #: Hybrid heads start exactly at the CNN's embedding (zero correction), where no gradient reaches the
 #: sweeps yet; the plain (non-residual) head shows the gradient path.
-TEST_ARGS = {"facenet_birnn": {"residual": False}}
+TEST_ARGS = {"facenet_birnn": {"residual": False}, "mobilefacenet_birnn": {"residual": False}}
+HYBRIDS = set(TEST_ARGS)
 
 
 @pytest.mark.parametrize("cell", sorted(RNN_CELLS))
@@ -47,26 +48,27 @@ def test_forward_backward_unit_norm(name, cell):
         assert recurrent_share(model) > 0.5  # the recurrence carries the pixel backbones
 
 
-def test_residual_hybrid_starts_at_the_cnn_embedding():
-    from rnnface.models.facenet import pretrained_facenet
-    from rnnface.models.hybrid import FACENET_SCALE
+@pytest.mark.parametrize("name", sorted(HYBRIDS))
+def test_residual_hybrid_starts_at_the_cnn_embedding(name):
+    from rnnface.models.hybrid import PRETRAINED
 
-    model = create_model("facenet_birnn").eval()
+    model = create_model(name).eval()
     x = model.example_features(4)
+    dim = model.config.embed_dim
     with torch.no_grad():
         torch.testing.assert_close(model.embed_features(x), x["embedding"], atol=1e-6, rtol=0)
-        pixels = model.example_input(2)  # pixels in [-1, 1]; FaceNet itself reads (x - 127.5) / 128
-        own = pretrained_facenet()(pixels * FACENET_SCALE)["embedding"]
+        pixels = model.example_input(2)  # pixels in [-1, 1]; both CNNs read (x - 127.5) / 128
+        own = PRETRAINED[model.frontend.name]("cpu")(pixels * 127.5 / 128)["embedding"]
         torch.testing.assert_close(model(pixels), own, atol=1e-5, rtol=0)
-    plain = create_model("facenet_birnn", hidden=())  # the average-pool head: no recurrent layer at all
-    assert recurrent_share(plain) == 0.0 and plain.embed_features(x).shape == (4, 512)
-    with pytest.raises(ValueError, match="512-d"):
-        create_model("facenet_birnn", embed_dim=128)
+    plain = create_model(name, hidden=())  # the average-pool head: no recurrent layer at all
+    assert recurrent_share(plain) == 0.0 and plain.embed_features(x).shape == (4, dim)
+    with pytest.raises(ValueError, match=f"{dim}-d"):
+        create_model(name, embed_dim=128)
     with pytest.raises(ValueError, match="feature map"):
-        create_model("facenet_birnn", map="embedding")
+        create_model(name, map="embedding")
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if n != "facenet_birnn"])
+@pytest.mark.parametrize("name", [n for n in list_models() if n not in HYBRIDS])
 def test_input_size_is_configurable(name):
     model = create_model(name, img_size=96 if name == "conv_birnn" else 48)
     model.eval()

@@ -1,4 +1,5 @@
-"""Dataset commands: prepare (detect and crop a dataset once), features (a front-end's maps, once)."""
+"""Dataset commands: prepare (detect and crop a dataset once), features (a front-end's maps, once), and
+derive-mobilefacenet (the shipped MobileFaceNet weights, from its TFLite file)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def prepare(
         ),
     ] = "arcface",
     size: Annotated[int | None, typer.Option(help="Side of the template crops in pixels (arcface: 112).")] = None,
+    detector: Annotated[str | None, typer.Option(help="Detector backend (default: the one users get).")] = None,
     workers: Annotated[int | None, typer.Option(help="Processes (default: all cores).")] = None,
     force: Annotated[bool, typer.Option(help="Rebuild even if a complete cache exists.")] = False,
 ) -> None:
@@ -40,7 +42,8 @@ def prepare(
         if spec.method != "template":
             raise typer.BadParameter(f"--size applies to template crops; the {crop} crop is {spec.size} px")
         spec = replace(spec, size=size)
-    cache = run_prepare(data_dir, out, PrepareConfig(crop=spec), workers=workers, force=force)
+    config = PrepareConfig(crop=spec) if detector is None else PrepareConfig(crop=spec, detector=detector)
+    cache = run_prepare(data_dir, out, config, workers=workers, force=force)
     meta = cache.meta
     counts = meta["counts"]
     typer.echo(
@@ -52,15 +55,37 @@ def prepare(
 
 @app.command()
 def features(
-    cache_dir: Annotated[Path, typer.Argument(help="Face cache made with `rnnface prepare --crop facenet`.")],
+    cache_dir: Annotated[Path, typer.Argument(help="Face cache made with `rnnface prepare` at the front-end's crop.")],
+    frontend: Annotated[
+        str | None, typer.Option(help="facenet or mobilefacenet (default: the one whose crop the cache holds).")
+    ] = None,
     views: Annotated[int, typer.Option(help="Views per face: the crop, its mirror, then random jitters.")] = 3,
     workers: Annotated[int | None, typer.Option(help="Processes (default: all cores).")] = None,
     force: Annotated[bool, typer.Option(help="Recompute even if a complete feature cache exists.")] = False,
 ) -> None:
-    """Run the FaceNet front-end once over a face cache, keeping the feature maps hybrid heads train on."""
+    """Run a pretrained front-end once over a face cache, keeping the feature maps hybrid heads train on."""
     from rnnface.data.features import build_features
     from rnnface.data.prepare import FaceCache
+    from rnnface.models.frontends import FRONTENDS
 
-    feats = build_features(FaceCache.open(cache_dir), views=views, workers=workers, force=force)
+    cache = FaceCache.open(cache_dir)
+    if frontend is None:
+        frontend = next((name for name, spec in FRONTENDS.items() if spec.crop == cache.crop), "facenet")
+    if frontend not in FRONTENDS:
+        raise typer.BadParameter(f"--frontend must be one of {', '.join(FRONTENDS)}")
+    feats = build_features(cache, views=views, workers=workers, force=force, frontend=frontend)
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in feats.arrays.items())
     typer.echo(f"{feats.root}: {shapes}; {feats.meta['seconds']:.0f} s with {feats.meta['workers']} workers")
+
+
+@app.command("derive-mobilefacenet")
+def derive_mobilefacenet(
+    tflite: Annotated[Path, typer.Argument(help="MobileFaceNet.tflite (see ../shared/models/README.md).")],
+    out: Annotated[Path, typer.Option(help="Where to write the weights.")] = Path(
+        "src/rnnface/weights/mobilefacenet.pt"
+    ),
+) -> None:
+    """Derive the shipped MobileFaceNet weights from its TFLite file (needs the tflite extra)."""
+    from rnnface.models.mobilefacenet_tflite import derive_weights
+
+    typer.echo(f"wrote {out} (SHA-256 {derive_weights(tflite, out)})")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +21,28 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from rnnface.alignment import CROPS
 from rnnface.data.prepare import FaceCache, damaged, read_meta
 from rnnface.data.workers import worker_pool
 from rnnface.errors import DataError
 from rnnface.io.paths import atomic_output
-from rnnface.pretrained.facenet import FaceNet, facenet_runner
+from rnnface.models.frontends import FrontEndSpec, frontend_spec
+from rnnface.pretrained.facenet import facenet_runner
+from rnnface.pretrained.mobilefacenet import MobileFaceNetRunner
 
 FEATURES_VERSION = 1
+
+#: Each front-end's runner of numpy crops, built as `runner(outputs, threads=...)`.
+RUNNERS: dict[str, Callable[..., Callable[[np.ndarray], dict[str, np.ndarray]]]] = {
+    "facenet": facenet_runner,
+    "mobilefacenet": MobileFaceNetRunner,
+}
+
+#: The outputs a feature cache holds unless asked otherwise: both maps a head may read, and the embedding.
+DEFAULT_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "facenet": ("block17", "embedding"),
+    "mobilefacenet": ("map14", "map7", "embedding"),
+}
 
 
 def jitter(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -90,19 +106,19 @@ class FrontendFeatures:
         return cls(root, arrays, meta)
 
 
-_worker: tuple[FaceNet, FaceCache, int, int] | None = None
+_worker: tuple[Callable[[np.ndarray], dict[str, np.ndarray]], FaceCache, int, int] | None = None
 
-#: Faces a worker takes at once (with their views, one FaceNet batch where the runtime batches).
+#: Faces a worker takes at once (with their views, one network batch where the runtime batches).
 CHUNK = 16
 
 
-def _init(cache_root: str, outputs: tuple[str, ...], views: int, seed: int) -> None:
+def _init(frontend: str, cache_root: str, outputs: tuple[str, ...], views: int, seed: int) -> None:
     global _worker
-    _worker = (facenet_runner(outputs, threads=1), FaceCache.open(cache_root), views, seed)
+    _worker = (RUNNERS[frontend](outputs, threads=1), FaceCache.open(cache_root), views, seed)
 
 
 def _features(start: int) -> dict[str, np.ndarray]:
-    """FaceNet's outputs for the views of faces start .. start + CHUNK - 1: {output: (faces, views, ...)}."""
+    """The front-end's outputs for the views of faces start .. start + CHUNK - 1: {output: (faces, views, ...)}."""
     net, cache, views, seed = _worker
     stop = min(start + CHUNK, len(cache.rows))
     crops = np.concatenate(
@@ -114,20 +130,25 @@ def _features(start: int) -> dict[str, np.ndarray]:
 def build_features(
     cache: FaceCache,
     views: int = 2,
-    outputs: tuple[str, ...] = ("block17", "embedding"),
+    outputs: tuple[str, ...] | None = None,
     workers: int | None = None,
     seed: int = 0,
     force: bool = False,
     progress: bool = True,
+    frontend: str = "facenet",
 ) -> FrontendFeatures:
-    """Compute (or reuse) FaceNet's `outputs` for `views` views of every face of `cache`."""
-    if cache.crop != FaceNet.crop:
+    """Compute (or reuse) the `frontend`'s `outputs` (default: `DEFAULT_OUTPUTS`) for `views` views of every face
+    of `cache`."""
+    spec: FrontEndSpec = frontend_spec(frontend)
+    if cache.crop != spec.crop:
+        crop = next((name for name, c in CROPS.items() if c == spec.crop), "?")
         raise DataError(
-            f"{cache.root}: faces are cut as {cache.crop}, FaceNet needs {FaceNet.crop}; prepare with --crop facenet"
+            f"{cache.root}: faces are cut as {cache.crop}, {spec.name} needs {spec.crop}; prepare with --crop {crop}"
         )
     if views < 1:
         raise DataError(f"views must be >= 1, got {views}")
-    root = FrontendFeatures.location(cache)
+    outputs = tuple(outputs or DEFAULT_OUTPUTS[frontend])
+    root = FrontendFeatures.location(cache, frontend)
     settings = {
         "version": FEATURES_VERSION,
         "views": views,
@@ -139,8 +160,9 @@ def build_features(
     if meta_path.is_file() and not force:
         meta = read_meta(meta_path)
         if {k: meta.get(k) for k in settings} == settings:
-            return FrontendFeatures.open(cache)
-    runtime = type(facenet_runner(outputs, threads=1)).__name__  # fails here, clearly, if the package or graph is wrong
+            return FrontendFeatures.open(cache, frontend)
+    # fails here, clearly, if the package or its weights are wrong
+    runtime = type(RUNNERS[frontend](outputs, threads=1)).__name__
     root.mkdir(parents=True, exist_ok=True)
     meta_path.unlink(missing_ok=True)
     n = len(cache.rows)
@@ -149,13 +171,13 @@ def build_features(
             root / f"{o}.npy",
             mode="w+",
             dtype=np.float32 if o == "embedding" else np.float16,
-            shape=(n, views, *FaceNet.spec.outputs[o]),
+            shape=(n, views, *spec.outputs[o]),
         )
         for o in outputs
     }
     workers = workers or os.cpu_count() or 1
     start = time.perf_counter()
-    with worker_pool(workers, _init, (str(cache.root), outputs, views, seed)) as pool:
+    with worker_pool(workers, _init, (frontend, str(cache.root), outputs, views, seed)) as pool:
         starts = range(0, n, CHUNK)
         bar = tqdm(total=n, desc="features", unit="face", disable=not progress)
         for first, feats in zip(starts, pool.map(_features, starts)):
@@ -167,7 +189,7 @@ def build_features(
         array.flush()
     del arrays
     seconds = round(time.perf_counter() - start, 1)
-    meta = {**settings, "frontend": "facenet", "runner": runtime, "seconds": seconds, "workers": workers}
+    meta = {**settings, "frontend": frontend, "runner": runtime, "seconds": seconds, "workers": workers}
     with atomic_output(meta_path, "feature cache") as tmp:
         tmp.write_text(json.dumps(meta, indent=2))
-    return FrontendFeatures.open(cache)
+    return FrontendFeatures.open(cache, frontend)

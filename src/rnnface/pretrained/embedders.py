@@ -1,4 +1,5 @@
-"""Pretrained face embedders (dlib via face_recognition, FaceNet): distillation teachers and evaluation peers.
+"""Pretrained face embedders (dlib via face_recognition, FaceNet, MobileFaceNet): distillation teachers and
+evaluation peers.
 
 Each embeds the labelled face of a photo given the detector box our cache recorded for it, so a
 peer is scored, and a teacher learnt from, on the same face rnnface sees (whole face caches are
@@ -21,6 +22,10 @@ class PretrainedEmbedder(ABC):
 
     name: str
     dim: int
+    #: The front-end whose feature cache holds this embedder's vectors (view 0 the crop, view 1 its mirror), if any,
+    #: and how many of those views it sums.
+    frontend: str | None = None
+    views: int = 1
 
     @abstractmethod
     def embed(self, image: np.ndarray, box: np.ndarray | None) -> np.ndarray | None:
@@ -28,6 +33,11 @@ class PretrainedEmbedder(ABC):
 
 
 _EMBEDDERS: Registry[PretrainedEmbedder] = Registry("pretrained embedder")
+
+
+def pretrained_class(name: str) -> type[PretrainedEmbedder]:
+    """The class registered as `name` (its front-end and views, without loading it)."""
+    return _EMBEDDERS.get(name)
 
 
 def create_pretrained(name: str) -> PretrainedEmbedder:
@@ -95,7 +105,7 @@ class DlibEmbedder(PretrainedEmbedder):
 class FaceNetEmbedder(PretrainedEmbedder):
     """FaceNet's own 512-d embedding at its trained preprocessing (see rnnface.pretrained.facenet)."""
 
-    name, dim = "facenet", 512
+    name, dim, frontend = "facenet", 512, "facenet"
 
     def __init__(self) -> None:
         from rnnface.pretrained.facenet import shared_facenet
@@ -107,3 +117,38 @@ class FaceNetEmbedder(PretrainedEmbedder):
             return None
         crop = self._net.crop.crop(image, np.asarray(box, float), None)
         return self._net(crop.image[None])["embedding"][0]
+
+
+@_EMBEDDERS.register("mobilefacenet")
+class MobileFaceNetEmbedder(PretrainedEmbedder):
+    """MobileFaceNet's own 192-d embedding on the ArcFace template crop of the default detector's landmarks (the
+    detection nearest the given box; the box's typical landmarks when it finds none there)."""
+
+    name, dim, frontend = "mobilefacenet", 192, "mobilefacenet"
+
+    def __init__(self) -> None:
+        from rnnface.detection import DEFAULT_DETECTOR, create_detector
+        from rnnface.pretrained.mobilefacenet import MobileFaceNetRunner
+
+        self._net = MobileFaceNetRunner(("embedding",))
+        self._detector = create_detector(DEFAULT_DETECTOR)
+
+    def embed(self, image: np.ndarray, box: np.ndarray | None) -> np.ndarray | None:
+        from rnnface.detection import face_at
+
+        if box is None:
+            return None
+        box = np.asarray(box, float)
+        best = max(self._detector.detect(image), key=lambda f: box_iou(f.box, box), default=None)
+        face = best if best is not None and box_iou(best.box, box) >= 0.3 else face_at(box)
+        crop = self._net.crop.crop(image, face.box, face.landmarks).image
+        crops = np.stack([crop, crop[:, ::-1]][: self.views])
+        emb = self._net(crops)["embedding"].sum(axis=0)
+        return (emb / np.linalg.norm(emb)).astype(np.float32)
+
+
+@_EMBEDDERS.register("mobilefacenet-flip")
+class MobileFaceNetFlipEmbedder(MobileFaceNetEmbedder):
+    """MobileFaceNet with the mirrored crop's embedding added (its published protocol)."""
+
+    name, views = "mobilefacenet-flip", 2
