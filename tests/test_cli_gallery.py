@@ -83,7 +83,6 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(photos, tmp_path, blank,
         (("identify", blank), "no face detected"),
         (("identify", corrupt), "corrupt.jpg"),
         (("remove", "George_W_Bush"), "no person named 'George_W_Bush'"),
-        (("reindex",), "enrolled without their aligned crop"),
         (("import", corrupt), "not a readable rnnface gallery export"),
     ]:
         result = run(*args, gallery=g)

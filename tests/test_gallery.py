@@ -661,3 +661,45 @@ def test_rename_moves_every_face_to_a_new_or_existing_person(location):
         with pytest.raises(GalleryError, match="invalid person name"):
             g.rename("person_02", "unknown")
         assert len(g) == 12 and {p.name for p in g.people()} == {"Alice", "person_02", "person_03"}
+
+
+# -- moving a gallery to another model ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def light_model(tmp_path_factory) -> Path:
+    """A MobileFaceNet hybrid with no correction learnt yet (MobileFaceNet's own embedding): another model."""
+    from rnnface.models import create_model, save_checkpoint
+
+    path = tmp_path_factory.mktemp("light") / "light.pt"
+    save_checkpoint(path, create_model("mobilefacenet_birnn"), "mobilefacenet_birnn", threshold=0.3)
+    return path
+
+
+def test_a_gallery_of_the_previous_model_says_so_and_reindex_moves_it(location, lfw_images, tmp_path, light_model):
+    from rnnface.errors import ModelMismatchError
+    from rnnface.gallery.enroll import face_record, reindex
+    from rnnface.recognition.pipeline import FacePipeline
+
+    photos = {}
+    for person in ("Aaron_Eckhart", "Serena_Williams", "Colin_Powell"):
+        photos[person] = tmp_path / f"{person}.jpg"
+        photos[person].write_bytes(sorted((lfw_images / person).iterdir())[0].read_bytes())
+    old = FacePipeline(model="facenet-hybrid")
+    new = FacePipeline(model=light_model)
+    with open_gallery(location) as g:
+        for person, path in photos.items():
+            g.enroll(person, [face_record(old, path, source=str(path))], old.model_id)
+    with open_gallery(location) as g:
+        with pytest.raises(ModelMismatchError, match="reindex") as info:
+            g.check_model(new.model_id)
+        assert "\n" not in str(info.value) and old.model_id in str(info.value)
+        photos["Colin_Powell"].unlink()  # one photo gone: nothing moves
+        with pytest.raises(GalleryError, match="1 of 3 faces") as info:
+            reindex(g, new)
+        assert "\n" not in str(info.value) and g.model_id == old.model_id and len(g) == 3
+        g.remove("Colin_Powell")
+        assert reindex(g, new) == 2  # no kept crops: from the photos the faces were enrolled from
+        assert g.model_id == new.model_id
+        query = new.face_embedding(photos["Serena_Williams"])[0]
+        assert g.search(query, top_k=1)[0][0].person == "Serena_Williams"

@@ -28,6 +28,9 @@ RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnx", "int8")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 #: The checkpoint shipped inside the package.
 PACKAGED_MODEL = "default.pt"
+#: The checkpoints shipped in the package, by the name `--model` takes: the default, and the FaceNet hybrid that was
+#: the default before it (for galleries made with it).
+SHIPPED_MODELS = {"default": PACKAGED_MODEL, "facenet-hybrid": "facenet-hybrid.pt"}
 
 
 class SettingsError(RnnfaceError):
@@ -121,18 +124,24 @@ class Settings(BaseSettings):
 
 
 def packaged_model() -> Path | None:
-    """The checkpoint shipped in the package, or None when the package was built without one."""
-    path = Path(str(resources.files("rnnface.weights").joinpath(PACKAGED_MODEL)))
-    return path if path.is_file() else None
+    """The checkpoint shipped in the package as the default, or None when the package was built without one."""
+    return shipped_model("default")
+
+
+def shipped_model(name: str) -> Path | None:
+    """The checkpoint shipped in the package under `name` (see `SHIPPED_MODELS`), or None."""
+    file = SHIPPED_MODELS.get(name)
+    path = None if file is None else Path(str(resources.files("rnnface.weights").joinpath(file)))
+    return path if path is not None and path.is_file() else None
 
 
 def resolve_model(model: str | os.PathLike | None, settings: Settings | None = None) -> Path:
-    """The checkpoint to use: explicit path, else $RNNFACE_MODEL, else the packaged default."""
-    if model is not None:
-        return Path(model)
-    settings = settings or Settings.from_env()
-    if settings.model is not None:
-        return settings.model
+    """The checkpoint to use: `model` (a path, or the name of a shipped one), else $RNNFACE_MODEL (likewise), else
+    the packaged default."""
+    chosen = model if model is not None else (settings or Settings.from_env()).model
+    if chosen is not None:
+        named = None if Path(chosen).exists() else shipped_model(str(chosen))
+        return named or Path(chosen)
     shipped = packaged_model()
     if shipped is None:
         raise ModelError(

@@ -363,9 +363,10 @@ def quantize(
     model: ModelOpt = None,
     cache: CacheOpt = DEFAULT_CACHE,
     faces: Annotated[int, typer.Option(min=16, help="How many faces to measure the activations on.")] = 512,
-    out: Annotated[Path, typer.Option(help="Ranges file to write (the shipped one lives in rnnface/weights/).")] = Path(
-        "facenet-int8-ranges.json"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Ranges file to write (default: <front-end>-int8-ranges.json; shipped in rnnface/weights/)."),
+    ] = None,
 ) -> None:
     """Measure the activation ranges of the model's front-end for int8 (`--runtime int8`) on LFW faces of people
     in no View-2 pair (so int8 is never tuned on a scored face), and write them as a small JSON file."""
@@ -377,16 +378,17 @@ def quantize(
     from rnnface.data.prepare import FaceCache
     from rnnface.models import load_checkpoint
     from rnnface.models.preprocess import to_model_input
-    from rnnface.models.quantize import calibrate
+    from rnnface.models.quantize import RANGES, calibrate
     from rnnface.settings import resolve_model
 
-    check_output(out, "ranges file")
     face_cache = FaceCache.open(cache)
     scored = held_out_people(face_cache.meta["data"], set(range(10)))
     rows = [i for i, r in enumerate(face_cache.rows) if r.status == "ok" and r.person not in scored]
     chosen = sorted(np.random.default_rng(0).choice(rows, min(faces, len(rows)), replace=False).tolist())
     path = resolve_model(model)
     ckpt = load_checkpoint(path)
+    out = out or Path(RANGES.format(frontend=ckpt.frontend.name))
+    check_output(out, "ranges file")
     if ckpt.input_size != face_cache.faces.shape[1]:
         raise typer.BadParameter(
             f"--cache {cache}: {face_cache.faces.shape[1]}-pixel crops; the model takes {ckpt.input_size}"

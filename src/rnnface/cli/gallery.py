@@ -311,8 +311,9 @@ def import_gallery(
 
 @app.command()
 def reindex(gallery: GalleryOpt = None, model: ModelOpt = None) -> None:
-    """Re-embed every stored face with the current model. Needs every face's aligned crop: only people enrolled
-    with --keep-crops can be re-embedded; others must be enrolled again from their photos."""
+    """Re-embed every stored face with the current model (after a model change): from its kept crop (--keep-crops)
+    when that is cut as the model wants, else from the photo it was enrolled from, found again at its stored box.
+    Nothing changes unless every face can be re-embedded."""
     from rnnface.gallery.enroll import reindex as run_reindex
 
     pipe = pipeline(model)

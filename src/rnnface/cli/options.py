@@ -13,7 +13,12 @@ TYPER = {"rich_markup_mode": None, "pretty_exceptions_enable": False, "add_compl
 
 ModelOpt = Annotated[
     Path | None,
-    typer.Option("--model", "-m", help="Checkpoint to use (default: $RNNFACE_MODEL, then the shipped one)."),
+    typer.Option(
+        "--model",
+        "-m",
+        help="Checkpoint to use: a path, or a shipped one by name (default, facenet-hybrid); default: $RNNFACE_MODEL, "
+        "then the shipped default.",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV rows (with a header) instead of text.")]

@@ -366,6 +366,101 @@ def _record_cfp_points(checkpoint: Path, cache, method, leave_out: set[str]) -> 
     typer.echo(f"operating points measured on CFP stored in {checkpoint}")
 
 
+@eval_app.command("backbones")
+def eval_backbones(
+    row: Annotated[
+        list[str] | None,
+        typer.Option(help="'LABEL=A.pt,B.pt': identity-disjoint checkpoints scored as one row. Repeatable."),
+    ] = None,
+    peer: Annotated[
+        list[str] | None,
+        typer.Option(help="'LABEL=NAME': a pretrained embedder (mobilefacenet, mobilefacenet-flip, facenet) as a row."),
+    ] = None,
+    fuse: Annotated[
+        list[str] | None, typer.Option(help="'LABEL A|LABEL B': a row of the sum of two rows' cosines. Repeatable.")
+    ] = None,
+    lfw: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="'FRONTEND=CACHE': the LFW face cache of each front-end (default mobilefacenet=cache/lfw112)."
+        ),
+    ] = None,
+    cfp_cache: Annotated[
+        list[str] | None,
+        typer.Option(help="'FRONTEND=CACHE': CFP's face cache of each front-end, made when missing (cache/cfp112)."),
+    ] = None,
+    cfp: Annotated[Path | None, typer.Option(help="CFP root (default: $RNNFACE_CFP).")] = None,
+    pairs: Annotated[Path | None, typer.Option(help="LFW pairs.txt (default: beside the cached dataset).")] = None,
+    out: Annotated[Path, typer.Option(help="Directory for backbones.json and backbones.md.")] = Path("reports"),
+) -> None:
+    """The ablation of front-ends, heads and fusions: LFW View 2 and CFP FF / FP 10-fold accuracy of every row in
+    one run, each fold scored by a model that never saw its people."""
+    from rnnface.data.cfp import check_root
+    from rnnface.data.lfw import pairs_file
+    from rnnface.data.prepare import FaceCache
+    from rnnface.evaluation.backbones import Caches, Row, markdown, run_backbones
+    from rnnface.evaluation.cfp import cfp_cache as make_cfp_cache
+    from rnnface.evaluation.lfw import fold_pairs
+    from rnnface.evaluation.report import write_json, write_text
+    from rnnface.models import load_checkpoint
+    from rnnface.pretrained.embedders import pretrained_class
+    from rnnface.settings import Settings
+
+    if not out.is_dir():
+        raise typer.BadParameter(f"--out {out}: no such folder")
+    rows = [
+        Row(label, load_checkpoint(paths[0]).frontend.name, tuple(paths))
+        for label, paths in (_named_row(item, "--row") for item in row or [])
+    ]
+    for item in peer or []:
+        label, sep, name = item.partition("=")
+        if not sep or pretrained_class(name).frontend is None:
+            raise typer.BadParameter(f"--peer takes LABEL=NAME of a front-end's own embedder, got {item!r}")
+        rows.append(Row(label, pretrained_class(name).frontend, peer=name))
+    labels = {r.label for r in rows}
+    fusions = [tuple(item.split("|", 1)) for item in fuse or []]
+    if any(len(f) != 2 or not set(f) <= labels for f in fusions):
+        raise typer.BadParameter(f"--fuse takes 'LABEL A|LABEL B' of two rows ({', '.join(sorted(labels))})")
+    lfw_caches = {k: FaceCache.open(v) for k, v in _pairs_of(lfw or ["mobilefacenet=cache/lfw112"], "--lfw").items()}
+    root = check_root(cfp or Settings.from_env().cfp)
+    cfp_caches = {
+        k: make_cfp_cache(root, Path(v), frontend=k)
+        for k, v in _pairs_of(cfp_cache or ["mobilefacenet=cache/cfp112"], "--cfp-cache").items()
+    }
+    missing = {r.frontend for r in rows} - (set(lfw_caches) & set(cfp_caches))
+    if missing:
+        raise typer.BadParameter(f"give --lfw and --cfp-cache for every front-end the rows read: {sorted(missing)}")
+    first = next(iter(lfw_caches.values()))
+    caches = Caches(lfw_caches, cfp_caches, root, fold_pairs(pairs or pairs_file(first.meta["data"])))
+    reports = run_backbones(rows, fusions, caches, echo=typer.echo)
+    table = markdown(reports)
+    write_json(
+        {
+            "rows": {
+                r.label: {"frontend": r.frontend, "checkpoints": [str(c) for c in r.checkpoints], "peer": r.peer}
+                for r in rows
+            },
+            "fusions": [list(f) for f in fusions],
+            "reports": {label: {s: r.to_dict() for s, r in sets.items()} for label, sets in reports.items()},
+        },
+        out / "backbones.json",
+    )
+    write_text(table, out / "backbones.md")
+    typer.echo(table)
+    typer.echo(f"written: {out}/backbones.json, {out}/backbones.md")
+
+
+def _pairs_of(items: list[str], option: str) -> dict[str, str]:
+    """['KEY=VALUE', ...] -> {KEY: VALUE}."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise typer.BadParameter(f"{option} takes KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
 @eval_app.command("liveness")
 def eval_liveness(
     model: Annotated[
@@ -496,7 +591,7 @@ def eval_cluster(
         from rnnface.settings import Settings
 
         root = check_root(cfp or Settings.from_env().cfp)
-        prepare(root / "Data" / "Images", cfp_cache, CFP_PREPARE, records=cfp_images(root))
+        prepare(root / "Data" / "Images", cfp_cache, CFP_PREPARE["facenet"], records=cfp_images(root))
     embedders = embedder or ["facenet", "face_recognition"]
     sets = [cache_faces("LFW", lfw_cache, embedders), cache_faces("CFP", cfp_cache, embedders)]
     results, runs = evaluate(sets, method)

@@ -38,10 +38,10 @@ RUNNERS: dict[str, Callable[..., Callable[[np.ndarray], dict[str, np.ndarray]]]]
     "mobilefacenet": MobileFaceNetRunner,
 }
 
-#: The outputs a feature cache holds unless asked otherwise: both maps a head may read, and the embedding.
+#: The outputs a feature cache holds unless asked otherwise: the map the default head reads, and the embedding.
 DEFAULT_OUTPUTS: dict[str, tuple[str, ...]] = {
     "facenet": ("block17", "embedding"),
-    "mobilefacenet": ("map14", "map7", "embedding"),
+    "mobilefacenet": ("map7", "embedding"),
 }
 
 

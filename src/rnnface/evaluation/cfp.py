@@ -29,15 +29,20 @@ from rnnface.data.workers import worker_pool
 from rnnface.evaluation.protocol import VerificationReport, verification_report
 from rnnface.io.paths import atomic_output
 
-#: How rnnface's CFP faces are found and cut: the detector users get, the photo's central square where it finds none.
-CFP_PREPARE = PrepareConfig(crop=CROPS["facenet"], fallback_crop=1.0, check=True, pad=True)
+#: How rnnface's CFP faces are found and cut for each front-end: the detector users get (with the FaceNet check
+#: for FaceNet's crop, as its head was trained; none for the others), the photo's central square where it finds none.
+CFP_PREPARE = {
+    "facenet": PrepareConfig(crop=CROPS["facenet"], fallback_crop=1.0, check=True, pad=True),
+    "mobilefacenet": PrepareConfig(crop=CROPS["arcface"], fallback_crop=1.0, check=False, pad=True),
+}
 
 
-def cfp_cache(root: Path, out: Path, progress: bool = True) -> FaceCache:
-    """CFP's faces, found and cut as rnnface does (FaceNet's crop), and FaceNet's outputs for them and their
+def cfp_cache(root: Path, out: Path, progress: bool = True, frontend: str = "facenet") -> FaceCache:
+    """CFP's faces, found and cut as rnnface does for `frontend`, and that front-end's outputs for them and their
     mirrors; built once in `out`."""
-    cache = prepare(root / "Data" / "Images", out, CFP_PREPARE, progress=progress, records=cfp_images(root))
-    build_features(cache, views=2, progress=progress)
+    config = CFP_PREPARE[frontend]
+    cache = prepare(root / "Data" / "Images", out, config, progress=progress, records=cfp_images(root))
+    build_features(cache, views=2, progress=progress, frontend=frontend)
     return cache
 
 

@@ -16,7 +16,7 @@ from rnnface.aggregation.pooling import Pool
 from rnnface.detection import main_faces
 from rnnface.errors import DataError, GalleryError, NoFaceError, RnnfaceError, SeveralFacesError
 from rnnface.gallery.base import Gallery
-from rnnface.gallery.records import FaceRecord, check_person_name
+from rnnface.gallery.records import FaceRecord, StoredFace, check_person_name
 from rnnface.recognition.pipeline import FacePipeline, ImageInput, as_image
 
 
@@ -223,27 +223,49 @@ def enroll_directory(
 
 
 def reindex(gallery: Gallery, pipeline: FacePipeline) -> int:
-    """Re-embed every stored face with the pipeline's model from its kept aligned crop; return faces re-embedded."""
+    """Re-embed every stored face with the pipeline's model: from its kept aligned crop when that is cut as the model
+    wants, else from the photo it was enrolled from (its face found again at the stored box); return faces
+    re-embedded. Nothing changes unless every face can be re-embedded."""
     stored = list(gallery.faces())
     if not stored:
         raise GalleryError(f"{gallery.location}: the gallery is empty; nothing to reindex")
-    missing = [f for f in stored if f.crop_png is None]
-    if missing:
+    crops = [_kept_crop(f, pipeline.crop.size) for f in stored]
+    crops = [c if c is not None else _photo_crop(f, pipeline) for f, c in zip(stored, crops)]
+    lost = [f for f, c in zip(stored, crops) if c is None]
+    if lost:
         raise GalleryError(
-            f"{gallery.location}: cannot reindex: {len(missing)} of {len(stored)} faces were enrolled without their "
-            "aligned crop "
-            f"(e.g. {missing[0].person}: {missing[0].source or 'no source'}); enroll with --keep-crops, or re-enroll "
-            "those people "
-            "from their photos with the new model"
+            f"{gallery.location}: cannot reindex: {len(lost)} of {len(stored)} faces have neither a kept crop cut for "
+            f"this model ({pipeline.crop.size}-pixel {pipeline.crop.method}) nor a readable photo with that face at "
+            f"their source (e.g. {lost[0].person}: {lost[0].source or 'no source'}); remove and enroll those people "
+            "again, or keep using the model the gallery was built with (--model)"
         )
-    crops = np.stack([np.asarray(Image.open(io.BytesIO(f.crop_png)).convert("RGB")) for f in stored])
-    spec = pipeline.crop
-    if crops.shape[1] != spec.size:
-        raise GalleryError(
-            f"{gallery.location}: cannot reindex: the kept crops are {crops.shape[1]}-pixel crops cut for another "
-            "kind of "
-            f"model, and this model needs {spec.size}-pixel {spec.method} crops; re-enroll the people from their photos"
-        )
-    embeddings = pipeline.embed_crops(crops)
+    embeddings = pipeline.embed_crops(np.stack(crops))
     gallery.replace_embeddings(pipeline.model_id, {f.id: e for f, e in zip(stored, embeddings)})
     return len(stored)
+
+
+def _kept_crop(face: StoredFace, size: int) -> np.ndarray | None:
+    """The face's kept aligned crop, when it has one of the model's size."""
+    if face.crop_png is None:
+        return None
+    crop = np.asarray(Image.open(io.BytesIO(face.crop_png)).convert("RGB"))
+    return crop if crop.shape[:2] == (size, size) else None
+
+
+def _photo_crop(face: StoredFace, pipeline: FacePipeline) -> np.ndarray | None:
+    """The face cut again from the photo it was enrolled from: the detection that best overlaps its stored box
+    (IoU 0.5 at least), or None when the photo or the face is not there any more."""
+    from rnnface.detection import box_iou
+
+    path = Path(face.source) if face.source else None
+    if path is None or face.box is None or not path.is_file():
+        return None
+    try:
+        image = as_image(path)
+    except RnnfaceError:
+        return None
+    box = np.asarray(face.box, float)
+    best = max(pipeline.detect(image), key=lambda f: box_iou(f.box, box), default=None)
+    if best is None or box_iou(best.box, box) < 0.5:
+        return None
+    return pipeline.align(image, [best])[0].image

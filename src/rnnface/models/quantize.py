@@ -26,8 +26,8 @@ from rnnface.models.onnx import INPUT, cache_path, cached_onnx
 #: What `--runtime int8` quantizes: FaceNet's convolutions and bottleneck (None would be every operator
 #: onnxruntime can, which needs ranges for the head's functional operators too).
 MODEL_OPS = ["Conv", "MatMul", "Gemm"]
-#: The ranges shipped with the package (made by `rnnface quantize`; see the model card).
-RANGES = "facenet-int8-ranges.json"
+#: The ranges shipped with the package for each front-end (made by `rnnface quantize`; see the model card).
+RANGES = "{frontend}-int8-ranges.json"
 
 
 def _scopes(checkpoint: Checkpoint) -> tuple[str, ...]:
@@ -109,9 +109,9 @@ def calibrate(checkpoint: Checkpoint, pixels: Iterable[np.ndarray]) -> dict[str,
     }
 
 
-def shipped_ranges() -> Path:
-    """The ranges file inside the package."""
-    return Path(str(resources.files("rnnface.weights").joinpath(RANGES)))
+def shipped_ranges(frontend: str) -> Path:
+    """The ranges file of `frontend` inside the package."""
+    return Path(str(resources.files("rnnface.weights").joinpath(RANGES.format(frontend=frontend))))
 
 
 def int8_onnx(checkpoint: Checkpoint, ranges: Path | None = None) -> Path:
@@ -119,7 +119,7 @@ def int8_onnx(checkpoint: Checkpoint, ranges: Path | None = None) -> Path:
     activation ranges: the shipped ones by default). ModelError for a model with no pretrained front-end."""
     if checkpoint.frontend.name == "pixels":
         raise ModelError(f"int8 quantizes a pretrained front-end; {checkpoint.name} has none (use onnx or torch)")
-    ranges = ranges or shipped_ranges()
+    ranges = ranges or shipped_ranges(checkpoint.frontend.name)
     if not ranges.is_file():
         raise ModelError(f"no int8 activation ranges at {ranges}; make them with `rnnface quantize`")
     try:
