@@ -173,3 +173,25 @@ def test_hybrid_trains_on_crops_through_the_frozen_frontend_without_a_feature_ca
     state = torch.load(path, weights_only=True)["state_dict"]
     assert all(k.split(".")[0] in {"reduce", "sweeps", "norms", "pool", "out", "base"} for k in state)
     assert float(ckpt.model.out.weight.detach().abs().sum()) > 0  # the correction starts at zero: training moved it
+
+
+@pytest.mark.slow
+def test_mobilefacenet_features_and_a_head_on_them_train_end_to_end(tmp_path):
+    """MobileFaceNet's feature cache of template crops (the real network), then a GRU head trained on its 7x7 map."""
+    from rnnface.training.loop import train
+
+    cache = write_cache(tmp_path / "cache", people=6, per_person=4, size=112)
+    feats = build_features(FaceCache.open(cache), views=2, frontend="mobilefacenet", workers=1, progress=False)
+    assert feats.meta["frontend"] == "mobilefacenet" and feats.arrays["map7"].shape == (24, 2, 512, 7, 7)
+    with pytest.raises(DataError, match="--crop arcface"):  # FaceNet's box crops are not MobileFaceNet's
+        box = write_cache(tmp_path / "box", people=2, size=16, crop=dict(vars(CROPS["facenet"])))
+        build_features(FaceCache.open(box), frontend="mobilefacenet", progress=False)
+    args = {"hidden": [8], "reduce": 16}
+    config = _tiny_config(cache, tmp_path / "run", model="mobilefacenet_birnn", model_args=args, epochs=2)
+    ckpt = load_checkpoint(train(config, progress=False))
+    assert ckpt.frontend.name == "mobilefacenet" and ckpt.crop == CROPS["arcface"] and ckpt.embed_dim == 192
+    assert float(ckpt.model.out.weight.detach().abs().sum()) > 0  # the correction starts at zero: training moved it
+    crops = np.asarray(FaceCache.open(cache).faces[:3])
+    whole = Embedder(ckpt, flip=False).embed_crops(crops)  # pixels through MobileFaceNet and the head
+    x = {n: np.asarray(feats.arrays[n][:3, 0], np.float32) for n in ckpt.model.inputs}
+    np.testing.assert_allclose(Embedder(ckpt, flip=False).embed_features(x).numpy(), whole, atol=1e-4)
