@@ -90,14 +90,24 @@ MEASURED_ON = {"lfw": "LFW", "cfp_ff": "CFP-FF", "cfp_fp": "CFP-FP"}
 
 
 def points_table(calibration: Calibration) -> str:
-    """A model's named operating points: threshold, and FAR / TAR measured on each data set it was scored on."""
+    """A model's named operating points: threshold, and FAR / TAR measured on each data set it was scored on; for
+    each set beside LFW, how many times LFW's false-accept rate that set meets at the same threshold."""
     sets = [k for k in MEASURED_ON if any(k in m for m in calibration.measured.values())]
+    ratios = [k for k in sets if k != "lfw" and "lfw" in sets]
     head = "".join(f" {MEASURED_ON[k]} FAR | {MEASURED_ON[k]} TAR |" for k in sets)
-    lines = [f"| point | for | threshold |{head}", "| --- | --- | --- |" + " --- | --- |" * len(sets)]
+    head += "".join(f" {MEASURED_ON[k]} / LFW FAR |" for k in ratios)
+    lines = [
+        f"| point | for | threshold |{head}",
+        "| --- | --- | --- |" + " --- | --- |" * len(sets) + " --- |" * len(ratios),
+    ]
     for name, far in POINTS.items():
         cells = [name, f"FAR {far:.0e}", f"{calibration.point(name).value:.4f}"]
+        measured = calibration.measured.get(name, {})
         for k in sets:
-            m = calibration.measured.get(name, {}).get(k)
+            m = measured.get(k)
             cells += [f"{m['far']:.1e}", f"{100 * m['tar']:.2f}%"] if m else ["-", "-"]
+        for k in ratios:
+            lfw, other = measured.get("lfw"), measured.get(k)
+            cells.append(f"{other['far'] / lfw['far']:.1f}x" if lfw and other and lfw["far"] > 0 else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
