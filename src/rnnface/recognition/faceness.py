@@ -4,8 +4,10 @@ MTCNN's last stage also fires, at scores up to 0.99, on ears, chins and hair bes
 above all) and on some dark textures; its landmarks then still sit where a face's would, so their geometry
 does not tell (measured on CFP). What does is a recognizer's own quality signal: FaceNet's embedding before
 normalisation (its `bottleneck` output) is long for faces and short for what merely looks like one, the
-property MagFace trains for. `rnnface eval detector` measures the filter: recall on LFW and CFP frontal and
-profile photos, false faces per image on photos without faces.
+property MagFace trains for. It is off by default (`DetectionSettings.check`): a short bottleneck also comes from
+real faces FaceNet judges poorly (it dropped 7 photos of two women of colour in one trial), and YuNet, the default
+detector, does not fire on ears and hair as MTCNN does. `rnnface eval detector` measures it on every detector:
+recall and the faces it drops on each face set, false faces per image on photos without faces.
 """
 
 from __future__ import annotations
@@ -65,11 +67,13 @@ class CheckedDetector(Detector):
         return [f for f, k in zip(faces, known) if k or next(checked)]
 
 
-def face_detector(settings: DetectionSettings | None = None, detect: bool = True) -> Detector:
-    """The detector users get: MTCNN with `settings`, checked unless `settings.check` is off; with `detect`
-    False, none (the photo is the face)."""
+def face_detector(
+    settings: DetectionSettings | None = None, detect: bool = True, name: str = DEFAULT_DETECTOR
+) -> Detector:
+    """The detector users get: the backend `name` (YuNet by default) with `settings`, checked only when
+    `settings.check` asks for it; with `detect` False, none (the photo is the face)."""
     settings = settings or DetectionSettings()
     if not detect:
         return create_detector(NO_DETECTOR, settings=settings)
-    inner = create_detector(DEFAULT_DETECTOR, settings=settings)
+    inner = create_detector(name, settings=settings)
     return CheckedDetector(inner) if settings.check else inner

@@ -85,7 +85,7 @@ def pick_face(faces: list[Face], index: int | None, name: str) -> int:
 class FacePipeline:
     """Detector + aligner + embedder. The model loads on the first call that needs it (or on `load()`).
 
-    The detector defaults to the one users get (`rnnface.recognition.faceness.face_detector`: MTCNN, checked); a
+    The detector defaults to the one users get (`rnnface.recognition.faceness.face_detector`: YuNet, unchecked); a
     name gives that backend as it is."""
 
     def __init__(
