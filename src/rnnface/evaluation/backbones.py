@@ -3,7 +3,8 @@
 Every row is scored on the same pairs in one run: a trained row by its identity-disjoint checkpoints (each LFW
 fold and CFP split by the model that left its people out, checked), a peer row by a pretrained embedder (the CNN
 alone, with or without its mirrored crop), and a fusion row by the sum of two rows' cosines (score-level fusion
-of two CNNs' models). Each row reads the face caches cut for its own front-end (`--lfw facenet=cache/lfw160`).
+of two CNNs' models). Trained rows embed each face with its mirror (the cached views 0 and 1) unless `flip` is
+off. Each row reads the face caches cut for its own front-end (`--lfw facenet=cache/lfw160`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Row:
     frontend: str
     checkpoints: tuple[Path, ...] = ()
     peer: str | None = None
+    flip: bool = True
 
 
 @dataclass
@@ -52,7 +54,7 @@ def lfw_scores(row: Row, caches: Caches) -> np.ndarray:
     if row.peer is not None:
         sources = peer_sources(cache, row.peer)
     else:
-        sources = model_sources(cache, list(row.checkpoints), caches.pairs, flip=False)
+        sources = model_sources(cache, list(row.checkpoints), caches.pairs, flip=row.flip)
     return score_pairs(cache, sources, caches.pairs)[0].scores
 
 
@@ -64,7 +66,7 @@ def cfp_scores(row: Row, caches: Caches) -> dict[str, np.ndarray]:
     if row.peer is not None:
         method = pretrained_method(cache, row.peer)
     else:
-        method = disjoint_method(row.label, list(row.checkpoints), cache, caches.cfp_root)
+        method = disjoint_method(row.label, list(row.checkpoints), cache, caches.cfp_root, flip=row.flip)
     row_of = {r.path: i for i, r in enumerate(cache.rows)}
     return {p: method.scores(read_protocol(caches.cfp_root, p), row_of) for p in PROTOCOLS}
 

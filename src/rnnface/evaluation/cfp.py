@@ -61,7 +61,9 @@ class Method:
         return np.einsum("ij,ij->i", a, b)
 
 
-def model_method(name: str, checkpoint: Path, cache: FaceCache, correction: bool = True) -> Method:
+def model_method(
+    name: str, checkpoint: Path, cache: FaceCache, correction: bool = True, flip: bool | None = None
+) -> Method:
     """A checkpoint's embeddings of the cached faces (a hybrid reads the cached FaceNet outputs). With
     `correction` False, a residual hybrid's recurrent correction is switched off: what is left is its learnt
     linear map of FaceNet's embedding (the ablation that tells the recurrent branch's part from the map's)."""
@@ -77,7 +79,7 @@ def model_method(name: str, checkpoint: Path, cache: FaceCache, correction: bool
         with torch.no_grad():
             ckpt.model.out.weight.zero_()
             ckpt.model.out.bias.zero_()
-    embedder = Embedder(ckpt, batch_size=128, flip=bool(ckpt.meta.get("flip", False)))
+    embedder = Embedder(ckpt, batch_size=128, flip=flip)  # None: as the checkpoint was calibrated
     rows = list(range(len(cache.rows)))
     return Method(name, embed_cached(embedder, cache, rows), _missed(cache))
 
@@ -93,7 +95,12 @@ def split_people(root: Path) -> dict[str, int]:
 
 
 def disjoint_method(
-    name: str, checkpoints: list[Path], cache: FaceCache, root: Path, folds: set[int] | None = None
+    name: str,
+    checkpoints: list[Path],
+    cache: FaceCache,
+    root: Path,
+    folds: set[int] | None = None,
+    flip: bool | None = None,
 ) -> Method:
     """One row from several checkpoints, each photo embedded by the one whose training held out its person's split
     (split k + 1 is fold k of `exclude_folds`; only the splits `folds` when given): every pair is scored by a model
@@ -112,7 +119,7 @@ def disjoint_method(
         seen = set(meta.get("train_keys", [])) | set(meta.get("train_people", []))
         if person_key(named[cfp_id]) in seen or cfp_id in seen:
             raise DisjointnessError(f"{owner[split]} was trained on CFP person {cfp_id}, who is in split {split + 1}")
-    rows = [model_method(name, Path(c), cache) for c in metas]
+    rows = [model_method(name, Path(c), cache, flip=flip) for c in metas]
     chosen = np.array([list(metas).index(owner[split_of[r.person]]) if r.person in split_of else 0 for r in cache.rows])
     embeddings = np.stack([rows[m].embeddings[i] for i, m in enumerate(chosen)])
     return Method(name, embeddings, _missed(cache), chosen)
