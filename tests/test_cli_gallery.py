@@ -62,7 +62,7 @@ def test_enroll_identify_draw_people_remove(photos, tmp_path, blank, corrupt):
 
     listing = json.loads(run("people", "--json", gallery=g).output)
     assert [(p["name"], p["faces"]) for p in listing["people"]] == [("George_W_Bush", 2), ("Serena_Williams", 1)]
-    assert listing["model"].startswith("facenet_birnn")
+    assert listing["model"].startswith("mobilefacenet_birnn")
     assert run("remove", "George_W_Bush", gallery=g).output.strip() == "removed George_W_Bush: 2 face(s)"
     with open_gallery(g) as gallery:
         assert [p.name for p in gallery.people()] == ["Serena_Williams"] and len(gallery) == 1

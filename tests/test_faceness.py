@@ -78,7 +78,7 @@ def test_a_portrait_with_a_stray_detection_is_enrolled(cfp_root, photo, tmp_path
     if photo in SMALLER:
         assert len(pipeline.detect(load_image(path))) == 2  # two faces found: the dominant one is enrolled
     record = face_record(pipeline, path)
-    assert record.embedding.shape == (512,)
+    assert record.embedding.shape == (pipeline.load().checkpoint.embed_dim,)
     with open_gallery(tmp_path / "g.db") as g:
         g.enroll("someone", [record], pipeline.model_id)
 

@@ -119,7 +119,7 @@ def test_the_shipped_model_is_one_network_from_pixels_and_one_onnx_file_onnxrunt
     from rnnface.models.preprocess import to_model_input
     from rnnface.settings import resolve_model
 
-    ckpt = load_checkpoint(resolve_model(None))
+    ckpt = load_checkpoint(resolve_model("facenet-hybrid"))  # the FaceNet hybrid, shipped beside the default
     opencv = FaceNet(ckpt.model.inputs)(crops)
     with torch.inference_mode():
         reference = ckpt.model.embed_features({k: torch.from_numpy(v) for k, v in opencv.items()}).numpy()

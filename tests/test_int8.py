@@ -26,10 +26,10 @@ def test_int8_embeds_real_faces_as_float32_does(crops):  # noqa: F811
     ckpt = load_checkpoint(packaged_model())
     float32 = Embedder(ckpt, runtime="onnx", flip=False).embed_crops(crops)
     int8 = Embedder(ckpt, runtime="int8", flip=False).embed_crops(crops)
-    assert (float32 * int8).sum(1).min() >= 0.99
+    assert (float32 * int8).sum(1).min() >= 0.98
     graph = onnx.load(str(int8_onnx(ckpt))).graph
     ops = [n.op_type for n in graph.node]
-    assert ops.count("QuantizeLinear") > 100 and "GRU" in ops  # FaceNet in int8, the recurrent head in float32
+    assert ops.count("QuantizeLinear") > 40 and "GRU" in ops  # the CNN in int8, the recurrent head in float32
     assert not any(n.name.startswith(("/sweeps/", "/out/", "/base/")) and "Quant" in n.op_type for n in graph.node)
 
 

@@ -52,7 +52,7 @@ def test_health_ready_page_and_spec(tmp_path):
     c = client(tmp_path)
     assert c.get("/api/v1/health").json()["status"] == "ok"
     ready = c.get("/api/v1/ready").json()
-    assert ready["status"] == "ready" and ready["model"].startswith("facenet_birnn") and ready["people"] == 0
+    assert ready["status"] == "ready" and ready["model"].startswith("mobilefacenet_birnn") and ready["people"] == 0
     page = c.get("/")
     assert page.status_code == 200 and "<title>rnnface</title>" in page.text
     assert "http" not in c.get("/static/app.js").text.replace("HTTP ", "")  # nothing loaded from elsewhere
@@ -79,7 +79,7 @@ def test_face_routes(tmp_path, photos):
     assert det["width"] == 250 and len(det["faces"]) >= 1 and len(det["faces"][0]["landmarks"]) == 5
     emb = c.post("/api/v1/embed", files={"image": photos["serena"]}).json()
     vec = np.array(emb["faces"][0]["embedding"])
-    assert vec.shape == (512,) and abs(np.linalg.norm(vec) - 1) < 1e-3
+    assert vec.shape == (192,) and abs(np.linalg.norm(vec) - 1) < 1e-3
     same = c.post("/api/v1/verify", files={"image_a": photos["bush1"], "image_b": photos["bush1"]}).json()
     assert same["same"] is True and same["similarity"] > 0.99
     diff = c.post(

@@ -325,8 +325,10 @@ def eval_cfp(
     frontend = load_checkpoint(rows[0][1][0] if rows else checkpoints[0]).frontend.name
     face_cache = cfp_cache(root, cache, frontend=frontend)
     fold_set = parse_folds(folds)
-    methods = [disjoint_method(name, paths, face_cache, root, fold_set) for name, paths in rows]
-    methods += [model_method(_row_name(Path(c)), Path(c), face_cache) for c in checkpoints]
+    # with --record, every model row embeds as the recorded checkpoint does (with its mirror or not)
+    flip = load_checkpoint(record).meta.get("flip") if record is not None else None
+    methods = [disjoint_method(name, paths, face_cache, root, fold_set, flip) for name, paths in rows]
+    methods += [model_method(_row_name(Path(c)), Path(c), face_cache, flip=flip) for c in checkpoints]
     if ablate:
         if not checkpoints:
             raise typer.BadParameter("--ablate switches off the correction of a --model; give one")

@@ -6,7 +6,7 @@ from rnnface.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoi
 from rnnface.models.layers import RNN_CELLS, recurrent_share
 from rnnface.models.registry import create_model, list_models, model_args, register_model
 
-DEFAULT_MODEL = "facenet_birnn"  # the architecture of the shipped model (src/rnnface/weights/default.pt)
+DEFAULT_MODEL = "mobilefacenet_birnn"  # the architecture of the shipped model (src/rnnface/weights/default.pt)
 
 __all__ = [
     "DEFAULT_MODEL",
