@@ -147,8 +147,8 @@ def test_min_score_and_min_face_drop_faces(folder):
 
 
 def test_help_states_the_detection_defaults():
-    from rnnface.detection import DetectionSettings
+    from rnnface.detection import DEFAULT_DETECTOR, DetectionSettings, create_detector
 
     text = run_cli("detect", "--help").output
-    defaults = DetectionSettings()
-    assert f"(default {defaults.min_score})" in text and f"(default {defaults.min_face})" in text
+    min_score = create_detector(DEFAULT_DETECTOR).min_score  # the backend's own (DetectionSettings leaves it None)
+    assert f"(default {min_score}," in text and f"(default {DetectionSettings().min_face})" in text

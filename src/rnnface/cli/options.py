@@ -118,7 +118,7 @@ MinScoreOpt = Annotated[
         "--min-score",
         min=0.0,
         max=1.0,
-        help="Lowest detector score kept as a face (default: the detector's, 0.8 for YuNet).",
+        help="Lowest detector score kept as a face (default 0.8, the default detector's own; MTCNN's is 0.9).",
     ),
 ]
 MinFaceOpt = Annotated[
