@@ -96,3 +96,13 @@ def test_video_with_a_model_without_a_threshold_is_a_clear_error(tmp_path, lfw_i
         "video", clip, "--model", ckpt, "--pooling", "mean", "--threshold", "0.5", env={"RNNFACE_GALLERY": str(g)}
     )
     assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.parametrize(
+    ("peer", "message"),
+    [("alone=nope", "unknown pretrained embedder 'nope'"), ("dlib=face_recognition", "not a front-end's own")],
+)
+def test_eval_backbones_refuses_a_peer_it_cannot_score_in_one_line(peer, message, tmp_path):
+    result = run_cli("eval", "backbones", "--peer", peer, "--out", tmp_path)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "Traceback" not in result.output and not list(tmp_path.iterdir())

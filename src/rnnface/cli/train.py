@@ -431,11 +431,14 @@ def eval_backbones(
         Row(label, load_checkpoint(paths[0]).frontend.name, tuple(paths))
         for label, paths in (_named_row(item, "--row") for item in row or [])
     ]
-    for item in peer or []:
-        label, sep, name = item.partition("=")
-        if not sep or pretrained_class(name).frontend is None:
-            raise typer.BadParameter(f"--peer takes LABEL=NAME of a front-end's own embedder, got {item!r}")
-        rows.append(Row(label, pretrained_class(name).frontend, peer=name))
+    for label, name in _pairs_of(peer or [], "--peer").items():
+        try:
+            frontend = pretrained_class(name).frontend
+        except KeyError as exc:
+            raise typer.BadParameter(f"--peer {label}={name}: {exc.args[0]}") from None
+        if frontend is None:
+            raise typer.BadParameter(f"--peer {label}={name}: not a front-end's own embedder (its caches are unknown)")
+        rows.append(Row(label, frontend, peer=name))
     labels = {r.label for r in rows}
     fusions = [tuple(item.split("|", 1)) for item in fuse or []]
     if any(len(f) != 2 or not set(f) <= labels for f in fusions):

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rnnface.models.layers import last_output
+
 #: Intermediate outputs by name (as `rnnface.models.frontends.FACENET` lists them), each after its block's ReLU.
 OUTPUTS = ("block35", "block17", "bottleneck", "embedding")
 
@@ -158,10 +160,7 @@ class InceptionResnetV1(nn.Module):
 
     def forward(self, x: torch.Tensor, outputs: tuple[str, ...] = ("embedding",)) -> dict[str, torch.Tensor]:
         """(N, 3, 160, 160) standardised RGB -> {name: output} for each of `outputs`."""
-        unknown = set(outputs) - set(OUTPUTS)
-        if unknown:
-            raise ValueError(f"InceptionResnetV1 has no output {sorted(unknown)}; known: {', '.join(OUTPUTS)}")
-        last = max(OUTPUTS.index(o) for o in outputs)
+        last = last_output("InceptionResnetV1", outputs, OUTPUTS)
         out: dict[str, torch.Tensor] = {}
         x = F.max_pool2d(self.low_level(x), 3, 2)
         for layer in (self.Conv2d_3b_1x1, self.Conv2d_4a_3x3, self.Conv2d_4b_3x3):

@@ -10,6 +10,15 @@ from torch import nn
 RNN_CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
+def last_output(network: str, outputs: tuple[str, ...], known: tuple[str, ...]) -> int:
+    """Where in `known` (a network's outputs in the order it computes them) the last of `outputs` lies, so that
+    the forward pass stops there; ValueError naming the known ones for an output the network does not have."""
+    unknown = set(outputs) - set(known)
+    if unknown:
+        raise ValueError(f"{network} has no output {sorted(unknown)}; known: {', '.join(known)}")
+    return max(known.index(o) for o in outputs)
+
+
 def make_rnn(
     cell: str, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False
 ) -> nn.RNNBase:

@@ -5,9 +5,9 @@ The layers follow the TFLite graph `MobileFaceNet.tflite` (its batch norms folde
 everywhere but the linear projections): a 3 x 3 stem, a depthwise-separable unit, five stages of inverted
 residual bottlenecks, a 1 x 1 expansion to the 7 x 7 x 512 map, the global depthwise convolution (GDC) and two
 linear 1 x 1 projections. Padding follows TensorFlow's "SAME", which for the stride-2 layers pads only the right
-and bottom. The weights are derived from the TFLite file once (`rnnface.models.tflite`) and shipped in the package
-(`rnnface/weights/mobilefacenet.pt`, see its model card); `pretrained_mobilefacenet()` is the process's one
-frozen copy, which every hybrid model on it shares as its front-end.
+and bottom. The weights are derived from the TFLite file once (`rnnface.models.mobilefacenet_tflite`) and shipped
+in the package (`rnnface/weights/mobilefacenet.pt`, see its model card); `pretrained_mobilefacenet()` is the
+process's one frozen copy, which every hybrid model on it shares as its front-end.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnface.errors import ModelError
+from rnnface.models.checkpoint import first_line
+from rnnface.models.frontends import MOBILEFACENET
+from rnnface.models.layers import last_output
 
 #: Intermediate outputs by name, in the order the network computes them: the 14 x 14 map after the fourth stage,
 #: the 7 x 7 map before the GDC, and the unit embedding.
@@ -89,10 +92,7 @@ class MobileFaceNet(nn.Module):
 
     def forward(self, x: torch.Tensor, outputs: tuple[str, ...] = ("embedding",)) -> dict[str, torch.Tensor]:
         """(N, 3, 112, 112) standardised RGB -> {name: output} for each of `outputs`."""
-        unknown = set(outputs) - set(OUTPUTS)
-        if unknown:
-            raise ValueError(f"MobileFaceNet has no output {sorted(unknown)}; known: {', '.join(OUTPUTS)}")
-        last = max(OUTPUTS.index(o) for o in outputs)
+        last = last_output("MobileFaceNet", outputs, OUTPUTS)
         out: dict[str, torch.Tensor] = {}
         x = self.stem(x)
         for i, stage in enumerate(self.stages):
@@ -113,8 +113,6 @@ def weights_path() -> Path:
 
 def torch_mobilefacenet(path: Path | None = None) -> MobileFaceNet:
     """A new MobileFaceNet holding the shipped weights (derived from `MobileFaceNet.tflite`), in eval mode."""
-    from rnnface.models.frontends import MOBILEFACENET
-
     path = path or weights_path()
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -133,9 +131,7 @@ def torch_mobilefacenet(path: Path | None = None) -> MobileFaceNet:
     try:
         model.load_state_dict(payload["state_dict"])
     except (KeyError, RuntimeError) as exc:
-        raise ModelError(
-            f"{path}: MobileFaceNet's weights do not fit the network ({str(exc).splitlines()[0]})"
-        ) from None
+        raise ModelError(f"{path}: MobileFaceNet's weights do not fit the network ({first_line(exc)})") from None
     return model.eval()
 
 

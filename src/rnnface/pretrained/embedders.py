@@ -15,6 +15,7 @@ import numpy as np
 from rnnface.detection import box_iou
 from rnnface.errors import ModelError
 from rnnface.registry import Registry
+from rnnface.similarity import normalize
 
 
 class PretrainedEmbedder(ABC):
@@ -143,8 +144,7 @@ class MobileFaceNetEmbedder(PretrainedEmbedder):
         face = best if best is not None and box_iou(best.box, box) >= 0.3 else face_at(box)
         crop = self._net.crop.crop(image, face.box, face.landmarks).image
         crops = np.stack([crop, crop[:, ::-1]][: self.views])
-        emb = self._net(crops)["embedding"].sum(axis=0)
-        return (emb / np.linalg.norm(emb)).astype(np.float32)
+        return normalize(self._net(crops)["embedding"].sum(axis=0))
 
 
 @_EMBEDDERS.register("mobilefacenet-flip")
