@@ -13,7 +13,7 @@ from torch import nn
 
 from rnnface.alignment import CropSpec
 from rnnface.models.frontends import FrontEndSpec, pixels
-from rnnface.models.layers import AttentionPool, EmbeddingHead, Sweep2D, make_rnn, run_sweeps, sweep_layers
+from rnnface.models.layers import AttentionPool, EmbeddingHead, PReLU, Sweep2D, make_rnn, run_sweeps, sweep_layers
 from rnnface.models.registry import register_model
 
 
@@ -127,7 +127,7 @@ class ConvBiRNNConfig:
 
 
 def _conv_bn(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.PReLU(cout))
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), PReLU(cout))
 
 
 class ConvBiRNN(PixelBackbone):

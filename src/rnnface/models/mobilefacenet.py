@@ -23,7 +23,7 @@ from torch import nn
 from rnnface.errors import ModelError
 from rnnface.models.checkpoint import first_line
 from rnnface.models.frontends import MOBILEFACENET
-from rnnface.models.layers import last_output
+from rnnface.models.layers import PReLU, last_output
 
 #: Intermediate outputs by name, in the order the network computes them: the 14 x 14 map after the fourth stage,
 #: the 7 x 7 map before the GDC, and the unit embedding.
@@ -42,14 +42,17 @@ class Unit(nn.Module):
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, depthwise: bool = False, act: bool = True):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride, groups=cin if depthwise else 1)
-        self.act = nn.PReLU(cout) if act else nn.Identity()
+        # "SAME" at stride 1 is the conv's own symmetric padding; at stride 2 it pads only the right and bottom of
+        # an even map, which forward does (a Pad operator in an exported graph, against one per 3 x 3 layer)
+        padding = kernel // 2 if stride == 1 else 0
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding=padding, groups=cin if depthwise else 1)
+        self.act = PReLU(cout) if act else nn.Identity()
         self.same = kernel > 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.same:
-            k, s = self.conv.kernel_size[0], self.conv.stride[0]
-            size = x.shape[-1]
+        k, s = self.conv.kernel_size[0], self.conv.stride[0]
+        if self.same and s > 1:
+            size = int(x.shape[-1])  # a constant in an exported graph
             total = max((-(-size // s) - 1) * s + k - size, 0)
             x = F.pad(x, (total // 2, total - total // 2, total // 2, total - total // 2))
         return self.act(self.conv(x))

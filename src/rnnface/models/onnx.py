@@ -23,6 +23,9 @@ from rnnface.models.checkpoint import Checkpoint, first_line
 from rnnface.operating import resolve
 
 OPSET = 17
+#: The exporter's own version, part of every cached file's name: a graph written by an older exporter (same model,
+#: slower or differently named operators) is exported again rather than reused.
+EXPORTER = 2
 #: How each crop method cuts a face, in words a deployer can implement (`rnnface.alignment.crop`).
 CROP_RECIPES = {
     "box": "the detector box (x1, y1, x2, y2) widened by {margin} / 2 pixels each side, clipped to the image, "
@@ -96,7 +99,7 @@ def export_onnx(checkpoint: Checkpoint, opset: int = OPSET) -> bytes:
 def cache_path(checkpoint: Checkpoint, variant: str = "") -> Path:
     """Where the user's cache keeps an ONNX file made from `checkpoint` (keyed by its model id; `variant`: a
     derived form such as its int8 file)."""
-    return user_cache_dir() / f"model-{checkpoint.model_id.replace('@', '-')}{variant}.onnx"
+    return user_cache_dir() / f"model-{checkpoint.model_id.replace('@', '-')}-x{EXPORTER}{variant}.onnx"
 
 
 def cached_onnx(checkpoint: Checkpoint) -> Path:

@@ -28,6 +28,8 @@ from rnnface.models.onnx import INPUT, cache_path, cached_onnx
 MODEL_OPS = ["Conv", "MatMul", "Gemm"]
 #: The ranges shipped with the package for each front-end (made by `rnnface quantize`; see the model card).
 RANGES = "{frontend}-int8-ranges.json"
+#: The quantization recipe's version, part of the cached int8 file's name (a file made by another recipe is remade).
+RECIPE = 2
 
 
 def _scopes(checkpoint: Checkpoint) -> tuple[str, ...]:
@@ -41,13 +43,15 @@ def _depthwise(node) -> bool:
     return node.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in node.attribute)
 
 
-def _nodes(path: Path, scopes: tuple[str, ...]) -> tuple[list[str], set[str]]:
-    """The graph's nodes kept in float32 (inside `scopes`, and depthwise convolutions), and the tensors the
-    front-end's nodes compute (with the input)."""
+def _nodes(path: Path, scopes: tuple[str, ...], float_tail: int = 0) -> tuple[list[str], set[str]]:
+    """The graph's nodes kept in float32 (inside `scopes`, depthwise convolutions, and the front-end's last
+    `float_tail` dense layers), and the tensors the front-end's nodes compute (with the input)."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
     inside = [n.name for n in graph.node if n.name.startswith(scopes) or _depthwise(n)]
+    dense = [n.name for n in graph.node if n.op_type in MODEL_OPS and n.name not in inside]  # in graph order
+    inside += dense[len(dense) - float_tail :] if float_tail else []
     outside = {INPUT} | {out for n in graph.node if not n.name.startswith(scopes) for out in n.output}
     return inside, outside
 
@@ -73,18 +77,19 @@ def quantize_onnx(
     cache: Path,
     reader=None,
     op_types: list[str] | None = MODEL_OPS,
+    float_tail: int = 0,
 ) -> set[str]:
     """Shape inference and graph optimisation (onnxruntime's advice before quantizing), then QDQ quantization of
-    the `op_types` nodes (None: every operator) outside `scopes`, their activation ranges measured on `reader`'s
-    batches or read from the calibration `cache` (onnxruntime's JSON; written when measured); returns the tensors
-    computed outside `scopes`."""
+    the `op_types` nodes (None: every operator) outside `scopes` but the last `float_tail` dense ones, their
+    activation ranges measured on `reader`'s batches or read from the calibration `cache` (onnxruntime's JSON;
+    written when measured); returns the tensors computed outside `scopes`."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with tempfile.TemporaryDirectory(prefix="rnnface-int8-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared))
-        exclude, outside = _nodes(prepared, scopes)
+        exclude, outside = _nodes(prepared, scopes, float_tail)
         quantize_static(
             str(prepared),
             str(out),
@@ -107,7 +112,14 @@ def calibrate(checkpoint: Checkpoint, pixels: Iterable[np.ndarray]) -> dict[str,
     with tempfile.TemporaryDirectory(prefix="rnnface-int8-") as tmp:
         cache = Path(tmp) / "ranges.json"
         reader = batch_reader(pixels)
-        keep = quantize_onnx(cached_onnx(checkpoint), Path(tmp) / "int8.onnx", _scopes(checkpoint), cache, reader)
+        keep = quantize_onnx(
+            cached_onnx(checkpoint),
+            Path(tmp) / "int8.onnx",
+            _scopes(checkpoint),
+            cache,
+            reader,
+            float_tail=checkpoint.frontend.int8_float_tail,
+        )
         data = load_tensors_data(cache).data
     return {
         name: [float(np.asarray(r.range_value[0]).min()), float(np.asarray(r.range_value[1]).max())]
@@ -134,7 +146,7 @@ def int8_onnx(checkpoint: Checkpoint, ranges: Path | None = None) -> Path:
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise ModelError(f"{ranges}: not an rnnface int8 ranges file ({type(exc).__name__})") from None
     digest = hashlib.sha256(ranges.read_bytes()).hexdigest()[:12]
-    path = cache_path(checkpoint, f"-int8-{digest}")
+    path = cache_path(checkpoint, f"-int8-q{RECIPE}-{digest}")
     if path.is_file():
         return path
     from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData, save_tensors_data
@@ -144,7 +156,7 @@ def int8_onnx(checkpoint: Checkpoint, ranges: Path | None = None) -> Path:
         cache = Path(tmp) / "ranges.json"
         save_tensors_data(TensorsData(CalibrationMethod.MinMax, table), cache)
         try:
-            quantize_onnx(source, out, _scopes(checkpoint), cache)
+            quantize_onnx(source, out, _scopes(checkpoint), cache, float_tail=checkpoint.frontend.int8_float_tail)
         except (KeyError, ValueError) as exc:  # a range the quantizer needs is not in the file
             raise ModelError(f"{ranges}: does not fit this model's front-end ({type(exc).__name__}: {exc})") from None
     return path
