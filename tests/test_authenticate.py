@@ -177,3 +177,101 @@ def test_the_service_answers_liveness_and_authentication_and_changes_nothing(mat
     text = c.post("/api/v1/liveness", files=[("frames", ("a.txt", b"hello", "text/plain"))])
     assert text.status_code == 415
     assert digest(gallery) == before
+
+
+def _jpeg(frame: np.ndarray) -> bytes:
+    return cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
+@pytest.fixture(scope="module")
+def server(material, tmp_path_factory):
+    """A real `rnnface serve` on 127.0.0.1 over a copy of the material's gallery (an attacker's view)."""
+    pytest.importorskip("fastapi", reason="the service extra is not installed")
+    from tests.servers import rnnface_serve
+
+    gallery = tmp_path_factory.mktemp("served") / "g.db"
+    gallery.write_bytes(material["gallery"].read_bytes())
+    with rnnface_serve({"RNNFACE_GALLERY": str(gallery), "RNNFACE_API_KEY": "k"}) as port:
+        yield f"http://127.0.0.1:{port}/api/v1", gallery
+
+
+@pytest.mark.parametrize("looser", ["-1", "-0.5", "1e-300", "0", "loose", "balanced"])
+def test_a_request_cannot_loosen_the_operators_authentication_threshold(material, nuaa_root, server, looser):
+    """issue 31 §1-2: a looser threshold (0 included: never swapped for strict unsaid) is refused on every path;
+    the operator's own setting is what loosens it."""
+    import httpx
+
+    import rnnface
+    from rnnface.errors import ThresholdError
+
+    url, gallery = server
+    before = digest(gallery)
+    files = [
+        ("frames", (f"f{i}.jpg", _jpeg(f), "image/jpeg")) for i, f in enumerate(capture_frames(nuaa_root, OTHER, CLIP))
+    ]
+    served = httpx.post(f"{url}/authenticate", data={"name": PERSON, "threshold": looser}, files=files, timeout=300)
+    assert served.status_code == 422 and "looser than the operator's strict" in served.json()["detail"], served.text
+    assert digest(gallery) == before
+    cli = authenticate(material, "other", "--threshold", looser)
+    assert cli.exit_code == 2 and "looser than the operator's strict" in cli.output, cli.output
+    assert len(cli.output.strip().splitlines()) == 1
+    with pytest.raises(ThresholdError, match="looser than the operator's strict"):
+        rnnface.authenticate(PERSON, str(material["clips"]["other"]), gallery=material["gallery"], threshold=looser)
+
+
+def test_a_request_may_tighten_the_threshold_and_the_operator_may_loosen_it(material, nuaa_root, server):
+    import httpx
+
+    url, _ = server
+    files = [
+        ("frames", (f"f{i}.jpg", _jpeg(f), "image/jpeg")) for i, f in enumerate(capture_frames(nuaa_root, LIVE, CLIP))
+    ]
+    tight = httpx.post(f"{url}/authenticate", data={"name": PERSON, "threshold": "0.999"}, files=files, timeout=300)
+    assert tight.status_code == 200, tight.text
+    assert tight.json()["decision"] == "rejected: not this person" and tight.json()["threshold"] == 0.999
+    cli = json.loads(authenticate(material, "live", "--threshold", "0.999").output)
+    assert cli["decision"] == "rejected: not this person" and cli["point"] == "given"
+    # the operator's setting: someone else passes at a threshold the operator chose to be loose
+    loosened = run_cli(
+        "authenticate",
+        PERSON,
+        material["clips"]["other"],
+        "--gallery",
+        material["gallery"],
+        "--every",
+        "1",
+        "--json",
+        "--threshold",
+        "-1",
+        env={"RNNFACE_AUTHENTICATE_THRESHOLD": "-1"},
+    )
+    assert json.loads(loosened.output)["decision"] == "accepted" and json.loads(loosened.output)["threshold"] == -1
+
+
+def test_a_still_photo_sent_as_a_clip_is_not_live(material, nuaa_root, server):
+    """issue 31 §3: one photo repeated (a clip of identical frames, or the same JPEG uploaded again and again) is no
+    evidence of a person, however live its texture scores: not live on every path, and authentication refuses."""
+    import httpx
+
+    import rnnface
+
+    still = capture_frames(nuaa_root, LIVE, CLIP)[:1] * 16
+    clip = write_video(still, material["folder"] / "still.avi")
+    result = run_cli("liveness", clip, "--every", "1", "--json")
+    answer = json.loads(result.output)
+    assert result.exit_code == 1 and not answer["live"] and answer["change"] == 0, result.output
+    assert "the frames do not change" in answer["reason"] and answer["live_score"] >= answer["threshold"]
+    auth = json.loads(
+        run_cli("authenticate", PERSON, clip, "--gallery", material["gallery"], "--every", "1", "--json").output
+    )
+    assert auth["decision"] == "rejected: not live"
+    assert not rnnface.check_liveness(still).live
+    url, _ = server
+    same = [("frames", (f"f{i}.jpg", _jpeg(still[0]), "image/jpeg")) for i in range(8)]
+    served = httpx.post(f"{url}/liveness", files=same, timeout=300).json()
+    assert not served["live"] and served["change"] == 0, served
+    served = httpx.post(f"{url}/authenticate", data={"name": PERSON}, files=same, timeout=300).json()
+    assert served["decision"] == "rejected: not live", served
+    # a real capture moves: the same person live still passes (the rule costs them nothing)
+    live = json.loads(authenticate(material, "live").output)
+    assert live["decision"] == "accepted" and live["liveness"]["change"] > 1

@@ -324,7 +324,7 @@ def test_kept_groups_read_only_the_groups_near_the_new_faces_and_place_them_as_t
 
 def test_unnamed_group_names_are_reserved_for_clustering(lfw_face, tmp_path):
     gallery = tmp_path / "g.db"
-    for name in ("unknown #3", "Unknown #3", "unknown#3", "ｕｎｋｎｏｗｎ #3"):
+    for name in ("unknown #3", "Unknown #3", "unknown#3", "ｕｎｋｎｏｗｎ #3", "unkn\u03bfwn #5", "unkn\u043ewn #1"):
         result = run_cli("enroll", name, lfw_face, "--gallery", gallery)
         assert result.exit_code == 2 and "reserved" in result.output, (name, result.output)
     assert not gallery.exists()

@@ -594,21 +594,11 @@ def test_gallery_deleted_or_replaced_under_the_server(tmp_path, photos, change):
 @pytest.fixture
 def real_server(tmp_path):
     """A real `rnnface serve` on loopback (the test client would hide chunked and stalled bodies), small limits."""
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
+    from tests.servers import rnnface_serve
 
-    import httpx
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     spool = tmp_path / "tmp"
     spool.mkdir()
     env = {
-        **os.environ,
         "RNNFACE_API_KEY": "s3cret",
         "RNNFACE_GALLERY": str(tmp_path / "g.db"),
         "RNNFACE_MAX_UPLOAD_BYTES": "100000",
@@ -617,24 +607,8 @@ def real_server(tmp_path):
         "RNNFACE_OPEN_READS": "false",
         "TMPDIR": str(spool),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rnnface", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        while True:  # up when it answers; a server that exits instead fails the test at once
-            assert proc.poll() is None, f"rnnface serve exited with status {proc.returncode}"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=30).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with rnnface_serve(env) as port:
         yield port, spool
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def _raw(port: int, head: str, body_chunks=(), chunked: bool = False, stall: float = 0.0) -> tuple[int, bytes, int]:
@@ -892,3 +866,28 @@ def test_cluster_groups_uploads_and_kept_groups_grow_and_take_a_name(tmp_path, l
             response.text,
         )
     assert _people(tmp_path) == ["Colin Powell", "unknown #1"]  # the lowest free number
+
+
+LOOK_ALIKES = ["unkn\u03bfwn #5", "unkn\u043ewn #1", "unkn0wn #2", "\uff55nknown #3", "UNKNOWN #S"]  # Greek, Cyrillic
+
+
+def test_look_alikes_of_unnamed_groups_are_refused_by_the_served_routes(tmp_path, photos):
+    """issue 31 §4: a name that reads as `unknown #k` (Greek or Cyrillic letters, digits for letters, fullwidth)
+    is refused by POST /people and POST /clusters/{k}/name on a real server; nothing is stored under it."""
+    import httpx
+
+    from tests.servers import rnnface_serve
+
+    with rnnface_serve({"RNNFACE_API_KEY": "s3cret", "RNNFACE_GALLERY": str(tmp_path / "g.db")}) as port:
+        url = f"http://127.0.0.1:{port}/api/v1"
+        pair = [("images", photos["bush1"]), ("images", photos["bush2"])]
+        kept = httpx.post(f"{url}/clusters", files=pair, data={"threshold": "balanced"}, headers=KEY, timeout=300)
+        assert kept.status_code == 200 and kept.json()["faces"][0]["group"] == "unknown #1", kept.text
+        for name in LOOK_ALIKES:
+            enrolled = httpx.post(
+                f"{url}/people", data={"name": name}, files=[("images", photos["serena"])], headers=KEY, timeout=300
+            )
+            assert enrolled.status_code == 422 and "reserved for groups" in enrolled.json()["detail"], enrolled.text
+            named = httpx.post(f"{url}/clusters/1/name", data={"name": name}, headers=KEY, timeout=300)
+            assert named.status_code == 422 and "reserved for groups" in named.json()["detail"], named.text
+    assert _people(tmp_path) == ["unknown #1"]

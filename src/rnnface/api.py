@@ -20,6 +20,7 @@ from rnnface.detection import DetectionSettings, Face, face_at
 from rnnface.io import load_image
 from rnnface.operating import SEARCH_FPIR, ThresholdSpec
 from rnnface.recognition.pipeline import FacePipeline, ImageInput, Verification, as_image, pick_face
+from rnnface.settings import Settings
 from rnnface.similarity import cosine_similarity
 
 if TYPE_CHECKING:
@@ -267,7 +268,7 @@ def authenticate(
     source: ClipInput,
     gallery: str | os.PathLike | None = None,
     model: str | os.PathLike | None = None,
-    threshold: ThresholdSpec = "strict",
+    threshold: ThresholdSpec = None,
     challenge: bool = False,
     every: int = 3,
     max_frames: int = 32,
@@ -275,8 +276,9 @@ def authenticate(
     min_score: float | None = None,
 ) -> Authentication:
     """Is this `name`, live? Liveness over the clip (a video path, a camera index or RGB frames), then 1:1 against
-    their gallery template at `strict` (FAR 1e-4). `.decision`: accepted, rejected: not live, rejected: not this
-    person. The gallery is only read."""
+    their gallery template at the operator's threshold (`strict`, FAR 1e-4, unless RNNFACE_AUTHENTICATE_THRESHOLD
+    says otherwise; `threshold` may ask for a stricter one, never a looser one: ThresholdError). `.decision`:
+    accepted, rejected: not live, rejected: not this person. The gallery is only read."""
     from rnnface.gallery import open_gallery
     from rnnface.liveness.authenticate import authenticate_frames
     from rnnface.liveness.clip import read_clip
@@ -285,4 +287,6 @@ def authenticate(
         None if model is None else str(model), None if liveness_model is None else str(liveness_model), min_score
     )
     with open_gallery(gallery, create=False) as g:
-        return authenticate_frames(g, checker, name, read_clip(source, every, max_frames), threshold, challenge)
+        clip = read_clip(source, every, max_frames)
+        floor = Settings.from_env().authenticate_threshold
+        return authenticate_frames(g, checker, name, clip, threshold, challenge, floor=floor)

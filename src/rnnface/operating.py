@@ -5,7 +5,8 @@ over every cross-person pair of people the model never saw (`rnnface eval lfw --
 checkpoint with what each named point measured (FAR and TAR on LFW, then CFP). Names, not numbers, are
 what a user picks:
 
-- `strict` (FAR 1e-4): authentication, where a false accept lets someone in;
+- `strict` (FAR 1e-4): authentication, where a false accept lets someone in (the operator's to loosen, never the
+  request's: `no_looser`);
 - `balanced` (FAR 1e-3): `verify`'s default, a comparison of two photos;
 - `loose` (FAR 1e-2): photo search, where a person checks the suggestions.
 
@@ -31,6 +32,8 @@ from rnnface.similarity import check_threshold
 POINTS: dict[str, float] = {"strict": 1e-4, "balanced": 1e-3, "loose": 1e-2}
 #: What `verify` (1:1) uses when nothing is asked for.
 VERIFY_DEFAULT = "balanced"
+#: The loosest threshold `authenticate` accepts unless the operator sets another (RNNFACE_AUTHENTICATE_THRESHOLD).
+AUTHENTICATE_DEFAULT = "strict"
 #: The false-positive identification rate `identify` (1:N) aims for by default, at the gallery's size.
 SEARCH_FPIR = 1e-2
 #: Grid of the stored curve: this many FAR values per decade.
@@ -222,3 +225,16 @@ def resolve(
     if spec is not None:
         return calibration.point(spec)
     return calibration.search(comparisons, fpir) if comparisons is not None else calibration.point(VERIFY_DEFAULT)
+
+
+def no_looser(asked: Threshold | None, floor: Threshold) -> Threshold:
+    """A security decision's threshold: the operator's `floor`, or a stricter one `asked` for. A request may ask
+    for stricter, never looser: ThresholdError, which names the floor, for a looser one."""
+    if asked is None:
+        return floor
+    if asked.value < floor.value:
+        raise ThresholdError(
+            f"threshold {asked.value:.4f} is looser than the operator's {floor.describe()} at {floor.value:.4f}; "
+            "a request may only ask for a stricter one (the operator sets RNNFACE_AUTHENTICATE_THRESHOLD)"
+        )
+    return asked

@@ -12,10 +12,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from rnnface.errors import ModelError, RnnfaceError
+from rnnface.errors import ModelError, RnnfaceError, ThresholdError
+from rnnface.operating import AUTHENTICATE_DEFAULT, THRESHOLD_HELP, parse_threshold
 
 #: Where LFW and CFP sit beside a checkout of this repository (see README: how to get them).
 DEFAULT_DATA = Path("../shared/data/lfw")
@@ -83,6 +84,11 @@ class Settings(BaseSettings):
     min_face: int | None = Field(
         None, ge=1, description="Smallest face kept, in pixels of its box's shorter side (default: 20)."
     )
+    authenticate_threshold: str = Field(
+        AUTHENTICATE_DEFAULT,
+        description=f"The loosest identity threshold `authenticate` decides at: {THRESHOLD_HELP}. A request or "
+        "--threshold may ask for a stricter one, never a looser one.",
+    )
 
     # -- the HTTP service ---------------------------------------------------------------------------
     api_key: SecretStr | None = Field(
@@ -109,6 +115,14 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(
         10.0, gt=0, description="Longest a whole request body may take to arrive before a 408."
     )
+
+    @field_validator("authenticate_threshold")
+    @classmethod
+    def _a_threshold(cls, value: str) -> str:
+        try:
+            return str(parse_threshold(value))
+        except ThresholdError as exc:
+            raise ValueError(str(exc)) from None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -15,16 +15,28 @@ from rnnface.cli.options import (
     MinScoreOpt,
     ModelOpt,
     RuntimeOpt,
-    ThresholdOpt,
     detector,
     pipeline,
     print_json,
+    threshold_option,
 )
+from rnnface.operating import THRESHOLD_HELP
+from rnnface.settings import Settings
 
 app = typer.Typer(**TYPER)
 
 LivenessModelOpt = Annotated[
     Path | None, typer.Option("--liveness-model", help="Liveness checkpoint (default: the shipped one).")
+]
+AuthThresholdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--threshold",
+        help=f"A stricter identity threshold than the operator's: {THRESHOLD_HELP}. The default and the loosest "
+        "allowed is RNNFACE_AUTHENTICATE_THRESHOLD (strict, FAR 1e-4, unless the operator set another); a looser "
+        "one is refused.",
+        callback=lambda value: threshold_option(value),
+    ),
 ]
 CameraOpt = Annotated[int | None, typer.Option("--camera", help="Read this camera (index) instead of a file.")]
 ChallengeOpt = Annotated[
@@ -91,7 +103,7 @@ def authenticate(
     source: Annotated[Path | None, typer.Argument(help="A video file of the person (or --camera N).")] = None,
     camera: CameraOpt = None,
     gallery: GalleryOpt = None,
-    threshold: ThresholdOpt = None,
+    threshold: AuthThresholdOpt = None,
     challenge: ChallengeOpt = False,
     every: EveryOpt = 3,
     frames: FramesOpt = 32,
@@ -102,9 +114,9 @@ def authenticate(
     min_score: MinScoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Is this NAME, live? Liveness, then 1:1 against NAME's gallery template at the strict operating point (FAR
-    1e-4) unless --threshold says otherwise. Nothing is enrolled or changed. Exit 0 accepted, 1 rejected, 2 when
-    it cannot be judged."""
+    """Is this NAME, live? Liveness, then 1:1 against NAME's gallery template at the operator's threshold
+    (RNNFACE_AUTHENTICATE_THRESHOLD, strict: FAR 1e-4) or a stricter --threshold. Nothing is enrolled or changed.
+    Exit 0 accepted, 1 rejected, 2 when it cannot be judged."""
     from rnnface.gallery import open_gallery
     from rnnface.liveness.authenticate import authenticate_frames
     from rnnface.liveness.clip import read_clip
@@ -112,7 +124,8 @@ def authenticate(
     checker = _checker(liveness_model, min_score, (model, runtime, device))
     with open_gallery(gallery, create=False) as g:
         clip = read_clip(_source(source, camera), every, frames)
-        result = authenticate_frames(g, checker, name, clip, threshold or "strict", challenge)
+        floor = Settings.from_env().authenticate_threshold
+        result = authenticate_frames(g, checker, name, clip, threshold, challenge, floor=floor)
     if as_json:
         print_json(result.to_dict())
     else:

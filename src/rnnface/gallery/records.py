@@ -6,6 +6,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -114,13 +115,32 @@ def is_unnamed(name: str) -> bool:
     return unnamed_number(name) is not None
 
 
+@lru_cache(maxsize=4096)
+def _skeleton_char(char: str) -> str:
+    """One stand-in for every character that reads like `char` (Unicode's confusables): the least ASCII letter or
+    digit among them (so `o`, `0`, Greek `ο` and Cyrillic `о` are all `0`), else `char` itself."""
+    from confusables import confusable_characters
+
+    alike = [c for c in confusable_characters(char) or () if len(c) == 1 and c.isascii() and c.isalnum()]
+    return min(alike + ([char] if char.isascii() and char.isalnum() else [])) if alike else char
+
+
+def skeleton(text: str) -> str:
+    """`text` as it reads: NFKC-folded (fullwidth letters), case-folded, each character replaced by its stand-in.
+    Linear in the text's length (the confusables package's own `normalize` lists every reading, exponentially)."""
+    return "".join(_skeleton_char(c) for c in unicodedata.normalize("NFKC", text).casefold())
+
+
 def looks_reserved(name: str) -> bool:
     """Whether `name` reads as a word identification answers with: after NFKC folding (fullwidth letters) and
     case folding, or letter for letter by Unicode's confusables (a Cyrillic `о` in `unknоwn`)."""
-    from confusables import is_confusable
+    read = skeleton(name)
+    return any(read == skeleton(word) for word in RESERVED_NAMES)
 
-    folded = unicodedata.normalize("NFKC", name).casefold()
-    return any(folded == word or is_confusable(folded, word) for word in RESERVED_NAMES)
+
+def reads_unnamed(name: str) -> bool:
+    """Whether `name` reads as an unnamed group's, look-alikes included (`unknοwn #5` with a Greek `ο`)."""
+    return re.fullmatch(re.escape(skeleton("unknown")) + r"\s*#\s*\d+", skeleton(name)) is not None
 
 
 def check_name(name: object) -> str:
@@ -151,8 +171,7 @@ def check_person_name(name: object) -> str:
     """A name a user gives a person: as `check_name`, and not one that reads as an unnamed group's (`unknown #k`,
     which only clustering creates)."""
     check_name(name)
-    folded = unicodedata.normalize("NFKC", name).casefold()
-    if re.fullmatch(r"unknown\s*#\s*[0-9]+", folded):
+    if reads_unnamed(name):
         raise GalleryError(
             f"invalid person name {shown(name)}: reserved for groups nobody has named (rnnface cluster --keep); "
             "name such a group with `rnnface name-cluster`"

@@ -1,8 +1,9 @@
 """Authentication: is this the enrolled person, and are they live? One answer and the figures behind it.
 
 The clip must pass the liveness check (and the head-turn challenge when asked); its best frames are then
-embedded and their mean compared with the person's gallery template at the `strict` operating point (FAR 1e-4)
-by default. The gallery is only read: an attempt enrolls and changes nothing.
+embedded and their mean compared with the person's gallery template at the operator's threshold (`floor`: the
+`strict` operating point, FAR 1e-4, unless RNNFACE_AUTHENTICATE_THRESHOLD says otherwise) or a stricter one the
+caller asks for, never a looser one. The gallery is only read: an attempt enrolls and changes nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from rnnface.gallery.base import Gallery
 from rnnface.gallery.identify import check_gallery
 from rnnface.gallery.records import no_such_person
 from rnnface.liveness.check import LivenessChecker, LivenessResult, Observation
-from rnnface.operating import Threshold, ThresholdSpec
+from rnnface.operating import AUTHENTICATE_DEFAULT, Threshold, ThresholdSpec, no_looser
 from rnnface.similarity import cosine_similarity
 
 ACCEPTED = "accepted"
@@ -58,23 +59,33 @@ def authenticate_frames(
     checker: LivenessChecker,
     name: str,
     frames: Sequence[np.ndarray],
-    threshold: ThresholdSpec = "strict",
+    threshold: ThresholdSpec = None,
     challenge: bool = False,
     min_frames: int = MIN_FRAMES,
+    floor: ThresholdSpec = AUTHENTICATE_DEFAULT,
 ) -> Authentication:
-    """Authenticate `name` from RGB `frames` (time order) against `gallery`, which is only read."""
-    decide = prepare(gallery, checker, name, threshold)
+    """Authenticate `name` from RGB `frames` (time order) against `gallery`, which is only read, at the operator's
+    `floor` or the stricter `threshold` asked for."""
+    decide = prepare(gallery, checker, name, threshold, floor)
     observed = checker.observe_all(frames, embed=True)
     return decide_observed(gallery, checker, name, observed, len(frames), decide, challenge, min_frames)
 
 
-def prepare(gallery: Gallery, checker: LivenessChecker, name: str, threshold: ThresholdSpec) -> Threshold:
-    """The threshold that will decide, after checking (before any frame is looked at) that `name` is enrolled
-    with this model."""
-    check_gallery(gallery, checker.pipeline)
+def prepare(
+    gallery: Gallery,
+    checker: LivenessChecker,
+    name: str,
+    threshold: ThresholdSpec,
+    floor: ThresholdSpec = AUTHENTICATE_DEFAULT,
+) -> Threshold:
+    """The threshold that will decide: the operator's `floor`, or `threshold` when it is stricter (ThresholdError
+    when it is looser), after checking (before any frame is looked at) that `name` is enrolled with this model."""
+    pipeline = checker.pipeline
+    decide = no_looser(None if threshold is None else pipeline.threshold(threshold), pipeline.threshold(floor))
+    check_gallery(gallery, pipeline)
     if name not in gallery.templates():
         raise no_such_person(gallery.location, name)
-    return checker.pipeline.threshold(threshold)
+    return decide
 
 
 def decide_observed(

@@ -3,7 +3,9 @@
 Each frame goes through the recognition pipeline's detector; the frame's one face (a bystander much smaller or
 weaker is ignored, as at enrollment) is cut as the liveness model wants (`liveness_crop`) and scored by the
 window of frames that ends at it. The clip's score is the mean of its full windows' live probabilities, decided
-at the threshold chosen for that window length on training data.
+at the threshold chosen for that window length on training data. A clip whose face does not change from frame to
+frame (one photo written or uploaded several times) is not live, whatever its score: unchanged frames are no
+evidence of a person.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,6 +28,14 @@ if TYPE_CHECKING:
     from rnnface.liveness.model import LivenessModel
 
 PACKAGED_LIVENESS = "liveness.pt"
+#: Below this median change between successive frames' face crops (mean absolute grey-level difference), a clip
+#: is a still image. Live NUAA test captures change by 5.2 or more (the least of them); identical frames by 0.
+STILL_CHANGE = 1.0
+
+
+def frame_change(crops: np.ndarray) -> float:
+    """The median over successive frames of the mean absolute difference between their (S, S) grey face crops."""
+    return float(np.median(np.abs(np.diff(crops.astype(np.float32), axis=0)).mean(axis=(1, 2))))
 
 
 class LivenessError(RnnfaceError):
@@ -59,18 +69,29 @@ class LivenessResult:
     window: int  # frames per scored window
     frames: list[FrameResult]
     challenge: ChallengeResult | None
+    change: float | None = None  # `frame_change` of a clip's face crops (None: one frame, nothing to compare)
 
     @property
     def faces(self) -> list[FrameResult]:
         return [f for f in self.frames if f.face is not None]
 
     @property
+    def still(self) -> bool:
+        """The frames do not change: a still image, not a person."""
+        return self.change is not None and self.change < STILL_CHANGE
+
+    @property
     def reason(self) -> str:
+        if self.still:
+            return (
+                f"the frames do not change (a still image: median change {self.change:.2f} grey levels < "
+                f"{STILL_CHANGE:g})"
+            )
         if self.score < self.threshold:
             return f"looks like a presentation attack (live score {self.score:.3f} < {self.threshold:.3f})"
         if self.challenge is not None and not self.challenge.passed:
             return self.challenge.reason
-        return "live"
+        return "no sign of a presentation attack"
 
     def to_dict(self) -> dict:
         return {
@@ -79,6 +100,7 @@ class LivenessResult:
             "live_score": round(self.score, 4),
             "threshold": round(self.threshold, 4),
             "window": self.window,
+            "change": None if self.change is None else round(self.change, 3),
             "frames_with_face": len(self.faces),
             "challenge": None if self.challenge is None else self.challenge.to_dict(),
             "frames": [f.to_dict() for f in self.frames],
@@ -149,14 +171,17 @@ class LivenessChecker:
         if len(observed) < min_frames:
             raise LivenessError(f"too few frames with a face ({len(observed)} of {frames}; {min_frames} needed)")
         window = calibrated_window(model.thresholds, len(observed))
-        scores = window_scores(model.net, np.stack([o.crop for o in observed]), window)
+        crops = np.stack([o.crop for o in observed])
+        scores = window_scores(model.net, crops, window)
         score = float(scores[window - 1 :].mean())
         threshold = model.thresholds[window]
         turn = check_turn([o.face.landmarks for o in observed]) if challenge else None
         by_frame = {o.index: (o.face, float(s)) for o, s in zip(observed, scores)}
         results = [FrameResult(i, *by_frame.get(i, (None, None))) for i in range(frames)]
-        live = score >= threshold and (turn is None or turn.passed)
-        return LivenessResult(live, score, threshold, window, results, turn)
+        change = frame_change(crops) if len(observed) > 1 else None
+        result = LivenessResult(False, score, threshold, window, results, turn, change)
+        live = not result.still and score >= threshold and (turn is None or turn.passed)
+        return replace(result, live=live)
 
     def check(
         self, frames: Sequence[np.ndarray], challenge: bool = False, min_frames: int = 1, embed: bool = False

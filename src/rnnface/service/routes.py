@@ -318,16 +318,18 @@ async def authenticate(
     threshold: ThresholdForm = None,
     challenge: ChallengeForm = False,
 ) -> schemas.Authentication:
-    """Is this the enrolled person, live? Liveness, then 1:1 against their template at `strict` (FAR 1e-4) unless
-    `threshold` says otherwise. The gallery is only read: nothing is enrolled or changed."""
+    """Is this the enrolled person, live? Liveness, then 1:1 against their template at the operator's threshold
+    (RNNFACE_AUTHENTICATE_THRESHOLD: strict, FAR 1e-4, by default); `threshold` may ask for a stricter one, and a
+    looser one is refused (422). The gallery is only read: nothing is enrolled or changed."""
     from rnnface.liveness.authenticate import MIN_FRAMES, decide_observed, prepare
 
-    threshold = parse_threshold(threshold) or "strict"
+    threshold = parse_threshold(threshold)
+    floor = engine.settings.authenticate_threshold
     uploads = await frame_uploads(engine, frames)
 
     def run():
         with engine.gallery() as g:
-            decide = prepare(g, engine.liveness, name, threshold)  # before any frame is decoded
+            decide = prepare(g, engine.liveness, name, threshold, floor)  # before any frame is decoded
         observed = observe_frames(engine, uploads, True)  # the gallery stays free meanwhile
         with engine.gallery() as g:
             return decide_observed(g, engine.liveness, name, observed, len(uploads), decide, challenge, MIN_FRAMES)

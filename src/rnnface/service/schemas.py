@@ -133,6 +133,10 @@ class Liveness(BaseModel):
     live_score: float = Field(description="The clip's live probability (mean over its full windows).")
     threshold: float = Field(description="The live score needed, chosen on training data for this window length.")
     window: int = Field(description="Frames per scored window (1: each frame alone).")
+    change: float | None = Field(
+        description="Median change of the face between successive frames, in grey levels (null: one frame); below "
+        "1 the frames are a still image, never live."
+    )
     frames_with_face: int
     challenge: Challenge | None = Field(description="The head-turn check, when asked for.")
     frames: list[FrameLiveness]
