@@ -204,7 +204,7 @@ def test_cluster_bad_input_is_one_clear_line(photos, tmp_path):
     empty.mkdir()
     for args, message in (
         ((empty,), "no images in this folder"),
-        ((photos, "--sheets", tmp_path / "nowhere"), "no such folder"),
+        ((photos, "--sheets", photos / "notes.jpg"), "cannot make this folder"),
         ((photos, "--threshold", "sloppy"), "sloppy"),
         ((tmp_path / "missing.jpg",), "no such file"),
         ((photos / "notes.jpg",), "none of the 1 photo(s) could be read (first: "),
@@ -217,9 +217,14 @@ def test_cluster_bad_input_is_one_clear_line(photos, tmp_path):
 
 def test_kept_groups_grow_with_new_photos_and_become_people_when_named(photos, lfw_images, tmp_path):
     gallery = tmp_path / "g.db"
-    first = run_cli("cluster", photos, "--threshold", "balanced", "--keep", "--gallery", gallery, "--json")
+    sheets = tmp_path / "sheets" / "new"  # made when missing
+    first = run_cli(
+        "cluster", photos, "--threshold", "balanced", "--keep", "--gallery", gallery, "--json", "--sheets", sheets
+    )
     assert first.exit_code == 0, first.output
     placed = json.loads(first.stdout)["faces"]
+    # issue 31 §12: a kept group's sheet is named as the gallery names the group, so naming it names those faces
+    assert sorted(p.name for p in sheets.iterdir()) == ["unknown-1.png", "unknown-2.png", "unknown-3.png"]
     assert [s["image"].rsplit("/", 1)[1] for s in json.loads(first.stdout)["skipped"]] == ["notes.jpg"]
     groups = {}
     for face in placed:

@@ -42,7 +42,11 @@ def cluster(
     ] = None,
     min_size: Annotated[int, typer.Option(min=1, help="Smaller groups are left alone (listed, not grouped).")] = 2,
     sheets: Annotated[
-        Path | None, typer.Option(help="Existing folder for one contact sheet per group (group-<n>.png).")
+        Path | None,
+        typer.Option(
+            help="Folder (made when missing) for one contact sheet per group: group-<n>.png, or with --keep named "
+            "as the gallery names the group (unknown-<k>.png for unknown #k)."
+        ),
     ] = None,
     keep: Annotated[
         bool,
@@ -62,20 +66,26 @@ def cluster(
 ) -> None:
     """Who is in these photos? Every face is grouped with the faces of the same person. Nothing is stored unless
     --keep; a group becomes a person only by `rnnface name-cluster`."""
-    from rnnface.cli.inputs import expand_images, output_mode, progress
+    from rnnface.cli.inputs import expand_images, output_folder, output_mode, progress
     from rnnface.clustering.photos import cluster_photos, clustering_threshold
 
     mode, paths = output_mode(as_json, as_csv), expand_images(images)
-    if sheets is not None and not sheets.is_dir():
-        raise typer.BadParameter(f"--sheets {sheets}: no such folder")
+    if sheets is not None:
+        output_folder(sheets, "--sheets")
     pipe = pipeline(model, runtime, detector(min_score, min_face, False), device)
     clustering_threshold(pipe, threshold)  # a point the model lacks fails before any photo is read
     result = cluster_photos(pipe, ((str(p), p) for p in progress(paths, "cluster")), threshold, min_size)
-    if sheets is not None:
-        _write_sheets(result, sheets)
     if keep:
-        _keep(result, gallery, pipe.model_id, mode)
+        placed = _keep(result, gallery, pipe.model_id, mode)
+        if sheets is not None:  # one per stored group, named as the gallery names it (`unknown #k`)
+            stored: dict[str, list[int]] = {}
+            for i, p in enumerate(placed):
+                if p.stored:
+                    stored.setdefault(p.group, []).append(i)
+            _write_sheets(result, sheets, [(group, members) for group, members in stored.items()])
         return
+    if sheets is not None:
+        _write_sheets(result, sheets, [(f"group {n}", g.members) for n, g in enumerate(result.groups)])
     if mode == "json":
         print_json(result.to_dict())
     elif mode == "csv":
@@ -84,8 +94,8 @@ def cluster(
         _print_text(result, sheets)
 
 
-def _keep(result, gallery: str | None, model_id: str, mode: str) -> None:
-    """Store the groups in the gallery and say where every face went."""
+def _keep(result, gallery: str | None, model_id: str, mode: str) -> list:
+    """Store the groups in the gallery, say where every face went, and return that (one `Placed` per face)."""
     from collections import Counter
 
     from rnnface.clustering.store import keep_groups
@@ -104,7 +114,7 @@ def _keep(result, gallery: str | None, model_id: str, mode: str) -> None:
                 "skipped": [{"image": s, "reason": r} for s, r in result.skipped],
             }
         )
-        return
+        return placed
     if mode == "csv":
         import csv
         import sys
@@ -113,7 +123,7 @@ def _keep(result, gallery: str | None, model_id: str, mode: str) -> None:
         out.writerow(["image", "x1", "y1", "x2", "y2", "group", "stored"])
         for p in placed:
             out.writerow([p.face.source, *_corners(p.face.face.box), p.group or "", int(p.stored)])
-        return
+        return placed
     _print_skipped(result)
     counts = Counter((p.group, p.stored, p.new_group) for p in placed)
     for (group, stored, new), n in sorted(counts.items(), key=lambda kv: (kv[0][0] is None, str(kv[0][0]))):
@@ -124,6 +134,7 @@ def _keep(result, gallery: str | None, model_id: str, mode: str) -> None:
         else:
             typer.echo(f"{group}: {n} face(s) look like this person (not stored: enroll them to add them)")
     typer.echo(f"stored {sum(p.stored for p in placed)} of {len(placed)} face(s) in {where}")
+    return placed
 
 
 @app.command("name-cluster")
@@ -200,25 +211,28 @@ def _corners(box) -> list[str]:
     return [f"{v:.0f}" for v in box]
 
 
-def _write_sheets(result, folder: Path) -> None:
-    """One picture per group: its representative, then the faces most like the group's mean."""
+def sheet_name(label: str) -> str:
+    """A group label as a file name: `group 3` -> group-3, `unknown #3` -> unknown-3."""
+    return label.replace(" #", "-").replace(" ", "-")
+
+
+def _write_sheets(result, folder: Path, groups: list[tuple[str, list[int]]]) -> None:
+    """One picture per (label, member faces) group, named after its label (`group 3` -> group-3.png, `unknown #3`
+    -> unknown-3.png): the faces most like the group's mean first."""
     import numpy as np
 
     from rnnface.draw import contact_sheet, face_thumbnail, save_image
     from rnnface.io import load_image
 
     images: dict[str, np.ndarray] = {}
-    for number, group in enumerate(result.groups):
-        mean = np.sum([result.faces[i].embedding for i in group.members], axis=0)
-        typical = sorted(group.members, key=lambda i: -float(result.faces[i].embedding @ mean))
-        shown = [group.representative] + [i for i in typical if i != group.representative][: SHEET_FACES - 1]
+    for label, members in groups:
+        mean = np.sum([result.faces[i].embedding for i in members], axis=0)
+        shown = sorted(members, key=lambda i: -float(result.faces[i].embedding @ mean))[:SHEET_FACES]
         thumbs = []
         for i in shown:
             face = result.faces[i]
             if face.source not in images:
                 images = {face.source: load_image(face.source)}  # one photo held at a time
             thumbs.append(face_thumbnail(images[face.source], face.face))
-        title = f"group {number}: {group.size} faces, cohesion {group.cohesion:.2f}"
-        if group.size > len(shown):
-            title += f" ({len(shown)} shown)"
-        save_image(contact_sheet(thumbs, title), folder / f"group-{number}.png")
+        title = f"{label}: {len(members)} faces" + (f" ({len(shown)} shown)" if len(members) > len(shown) else "")
+        save_image(contact_sheet(thumbs, title), folder / f"{sheet_name(label)}.png")

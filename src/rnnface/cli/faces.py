@@ -34,7 +34,10 @@ app = typer.Typer(**TYPER)
 ImagesArg = Annotated[list[Path], typer.Argument(help="Photos, and folders of photos (all levels down).")]
 DrawOpt = Annotated[
     Path | None,
-    typer.Option(help="Write each photo with its boxes here: a .png/.jpg for one photo, a folder for several."),
+    typer.Option(
+        help="Write each photo with its boxes here: a .png/.jpg for one photo, a folder (made when missing) for "
+        "several."
+    ),
 ]
 
 

@@ -143,13 +143,23 @@ def drawn_path(draw: Path, image: Path, single: bool, taken: set[Path]) -> Path:
     return target
 
 
+def output_folder(folder: Path, option: str) -> Path:
+    """The folder an option writes into, created (with its parents) when missing; BadParameter naming the option
+    when it cannot be (a file is there, or no permission)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise typer.BadParameter(f"{option} {folder}: cannot make this folder ({exc.strerror or exc})") from None
+    return folder
+
+
 def check_draw(draw: Path | None, single: bool) -> None:
-    """A picture path for one photo, an existing folder for several (no folder is created silently)."""
+    """A picture path for one photo; a folder for several, created when missing."""
     from rnnface.io.paths import check_output
 
     if draw is None:
         return
     if single:
         check_output(draw, "picture")
-    elif not draw.is_dir():
-        raise typer.BadParameter(f"--draw {draw}: with several photos, --draw takes an existing folder")
+    else:
+        output_folder(draw, "--draw")

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from rnnface.cli.inputs import output_folder
 from rnnface.cli.options import DEFAULT_CACHE, TYPER, CacheOpt, DataOpt, NuaaOpt, image_root, parse_folds
 
 app = typer.Typer(**TYPER)
@@ -237,8 +238,7 @@ def eval_detector(
     from rnnface.evaluation.detector import HEADER, default_cfp, default_nuaa, markdown, run_detector_eval
     from rnnface.evaluation.report import write_json, write_text
 
-    if not out.is_dir():
-        raise typer.BadParameter(f"--out {out}: no such folder")
+    output_folder(out, "--out")
     typer.echo(HEADER)
     report = run_detector_eval(image_root(data), cfp or default_cfp(), nuaa or default_nuaa(), photos, typer.echo)
     write_json(report, out / "detector.json")
@@ -308,8 +308,7 @@ def eval_cfp(
     from rnnface.settings import Settings, resolve_model
 
     settings = Settings.from_env()
-    if not out.is_dir():
-        raise typer.BadParameter(f"--out {out}: no such folder")
+    output_folder(out, "--out")
     peers = {
         "facenet": facenet_method,
         "face_recognition": face_recognition_method,
@@ -425,8 +424,7 @@ def eval_backbones(
     from rnnface.pretrained.embedders import pretrained_class
     from rnnface.settings import Settings
 
-    if not out.is_dir():
-        raise typer.BadParameter(f"--out {out}: no such folder")
+    output_folder(out, "--out")
     rows = [
         Row(label, load_checkpoint(paths[0]).frontend.name, tuple(paths))
         for label, paths in (_named_row(item, "--row") for item in row or [])
@@ -525,8 +523,7 @@ def eval_liveness(
     from rnnface.settings import Settings
 
     settings = Settings.from_env()
-    if not out.is_dir():
-        raise typer.BadParameter(f"--out {out}: no such folder")
+    output_folder(out, "--out")
     root = str(nuaa or settings.nuaa)
     named = [_named_liveness(item) for item in model or [f"shipped={packaged_liveness()}"]]
     models = [(name, load_liveness(path)) for name, path in named]
@@ -601,8 +598,7 @@ def eval_cluster(
     from rnnface.evaluation.clustering import cache_faces, clusterers, evaluate, markdown
     from rnnface.evaluation.report import write_json, write_text
 
-    if not out.is_dir():
-        raise typer.BadParameter(f"--out {out}: no such folder")
+    output_folder(out, "--out")
     for name in method or []:
         if name not in clusterers:
             raise typer.BadParameter(f"--method {name!r}: known: {', '.join(clusterers.names())}")

@@ -115,7 +115,7 @@ class Engine:
     async def upload_bytes(self, upload: UploadFile, field: str, limit: int | None = None) -> bytes:
         """The bytes of an uploaded image within the size limit (default: RNNFACE_MAX_UPLOAD_BYTES; nothing touches
         the filesystem)."""
-        limit = limit or self.settings.max_upload_bytes
+        limit = self.settings.max_upload_bytes if limit is None else limit
         if not (upload.content_type or "").startswith("image/"):
             raise HttpError(
                 415, f"{field}: expected an image upload (image/*), got {upload.content_type or 'no content type'}"
