@@ -113,7 +113,10 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(material, lfw_images):
         (("liveness", several), "several faces"),
         (("liveness", "--camera", "97"), "cannot open this camera"),
         (("liveness",), "give a photo or video file, or --camera N"),
-        (("authenticate", PERSON, material["photos"][0], "--gallery", gallery), "too few frames with a face (1 of 1"),
+        (
+            ("authenticate", PERSON, material["photos"][0], "--gallery", gallery),
+            "one photo cannot be judged: this needs a clip",
+        ),
         (("authenticate", "Nobody", material["clips"]["live"], "--gallery", gallery), "no person named 'Nobody'"),
         (("authenticate", PERSON, "--camera", "97", "--gallery", gallery), "cannot open this camera"),
         (("authenticate", PERSON, material["clips"]["live"], "--gallery", folder / "none.db"), "gallery"),

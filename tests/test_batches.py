@@ -152,3 +152,29 @@ def test_help_states_the_detection_defaults():
     text = run_cli("detect", "--help").output
     min_score = create_detector(DEFAULT_DETECTOR).min_score  # the backend's own (DetectionSettings leaves it None)
     assert f"(default {min_score}," in text and f"(default {DetectionSettings().min_face})" in text
+
+
+def test_identify_a_batch_lists_a_photo_with_no_face_and_the_runners_up(folder, tmp_path, lfw_images):
+    """issue 31 §9, §20: a photo with no face is an `error` row in CSV and JSON and a line in text, and the exit
+    status is 2; CSV rows carry the runners-up as text and JSON do."""
+    g = tmp_path / "g.db"
+    env = {"RNNFACE_GALLERY": str(g)}
+    for person in ("George_W_Bush", "Serena_Williams", "Colin_Powell"):
+        photos = sorted((lfw_images / person).iterdir())[5:7]
+        assert run_cli("enroll", person, *photos, env=env).exit_code == 0
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "bush1.jpg").symlink_to((folder / "bush1.jpg").resolve())
+    Image.new("RGB", (200, 160), (90, 140, 200)).save(batch / "sky.png")  # no face
+    csv_run = run_cli("identify", batch, "--csv", env=env)
+    assert csv_run.exit_code == 2, csv_run.output
+    rows = {Path(r["image"]).name: r for r in _csv(csv_run.stdout)}
+    assert rows["sky.png"]["error"].endswith("no face detected") and rows["sky.png"]["name"] == ""
+    bush = rows["bush1.jpg"]
+    assert bush["name"] == "George_W_Bush" and bush["match_2"] in ("Serena_Williams", "Colin_Powell")
+    assert float(bush["similarity"]) > float(bush["similarity_2"]) >= float(bush["similarity_3"])
+    as_json = run_cli("identify", batch, "--json", env=env)
+    assert as_json.exit_code == 2
+    assert [r.get("error", "").endswith("no face detected") for r in json.loads(as_json.stdout)] == [False, True]
+    text = run_cli("identify", batch, env=env)
+    assert text.exit_code == 2 and "sky.png: error:" in text.output and "1 of 2 photo(s)" in text.output

@@ -340,6 +340,19 @@ def test_enroll_dir_reports_what_lies_outside_the_layout(lfw_images, tmp_path):
     assert "enrolled 1 face(s) of 1 person(s)" in result.output
 
 
+def test_enroll_dir_with_no_person_folders_is_an_error(lfw_images, tmp_path):
+    """issue 31 §19: photos lying directly in the folder (no ROOT/<Person>/) enroll nothing: exit 2 with why."""
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for photo in sorted((lfw_images / "Serena_Williams").iterdir())[:2]:
+        (flat / photo.name).symlink_to(photo)
+    result = run("enroll-dir", flat, gallery=tmp_path / "g.db")
+    assert result.exit_code == 2, result.output
+    assert "nothing enrolled from" in result.output and "no person folders" in result.output
+    again = run("enroll-dir", flat, "--json", gallery=tmp_path / "g.db")
+    assert again.exit_code == 2
+
+
 def test_thresholds_lists_the_operating_points_and_search_thresholds(calibrated_model):
     result = run("thresholds", "--model", calibrated_model, "--sizes", "1,100,1000000000", gallery=Path("unused"))
     assert result.exit_code == 0, result.output

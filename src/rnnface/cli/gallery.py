@@ -146,6 +146,10 @@ def enroll_dir(
             pool=pool,
         )
         _print_summary(summary, as_json, g.location)
+    if summary.faces == 0 and not summary.already:  # nothing enrolled is not success
+        found = "no person folders" if not summary.people and not summary.skipped else "no face in any photo"
+        typer.echo(f"error: nothing enrolled from {root}: {found} (the layout is ROOT/<Person>/<image>)", err=True)
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -191,7 +195,8 @@ def identify(
     single = len(images) == 1 and len(paths) == 1 and not images[0].is_dir()
     check_draw(draw, single)
     pipe = pipeline(model, runtime, detector(min_score, min_face, no_detect), device)
-    columns = ["image", "face", "name", "similarity", "x1", "y1", "x2", "y2", "threshold", "point", "error"]
+    runners = [f"{kind}_{n}" for n in range(2, top + 1) for kind in ("match", "similarity")]
+    columns = ["image", "face", "name", "similarity", *runners, "x1", "y1", "x2", "y2", "threshold", "point", "error"]
     rows, drawn = Rows(mode, columns, single), set()
     with _open(gallery) as g:
         decide = search_threshold(g, pipe, threshold, by, fpir)  # before any photo is read
@@ -199,7 +204,7 @@ def identify(
         def run(path: Path):
             img = load_image(path)
             results = identify_image(g, pipe, img, top_k=top, threshold=threshold, by=by, fpir=fpir)
-            if not results and single:
+            if not results:  # an error row in a batch (CSV, JSON, text), and exit 2 at the end
                 raise NoFaceError(f"{path}: no face detected")
             return img, results
 
@@ -233,9 +238,14 @@ def _identified_text(path: Path, results, single: bool) -> str:
 
 
 def _identified_row(path: Path, i: int, r) -> dict:
+    """One face as a CSV row: its answer and best similarity, then the runners-up (match_2, similarity_2, ...)."""
     best = r.matches[0].similarity if r.matches else None
     box = dict(zip(("x1", "y1", "x2", "y2"), map(float, r.face.box)))
-    return {"image": str(path), "face": i, "name": r.name, "similarity": best, **box, **r.threshold.to_dict()}
+    runners = {}
+    for n, m in enumerate(r.matches[1:], start=2):
+        runners[f"match_{n}"], runners[f"similarity_{n}"] = m.person, m.similarity
+    row = {"image": str(path), "face": i, "name": r.name, "similarity": best, **runners, **box}
+    return row | r.threshold.to_dict()
 
 
 @app.command()

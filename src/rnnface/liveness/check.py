@@ -168,6 +168,11 @@ class LivenessChecker:
         model = self.load()
         if not observed:
             raise NoFaceError(f"no face in {'the photo' if frames == 1 else f'any of {frames} frames'}")
+        if frames == 1 and min_frames > 1:
+            raise LivenessError(
+                f"one photo cannot be judged: this needs a clip of at least {min_frames} frames with a face (a video "
+                "file, a camera, or several frames)"
+            )
         if len(observed) < min_frames:
             raise LivenessError(f"too few frames with a face ({len(observed)} of {frames}; {min_frames} needed)")
         window = calibrated_window(model.thresholds, len(observed))

@@ -111,7 +111,8 @@ $("enroll-form").addEventListener("submit", async (event) => {
   out.className = "result";
   try {
     const data = await call("POST", "/people", form);
-    out.textContent = `enrolled ${data.name}: ${data.faces} face(s)${skippedText(data.skipped)}`;
+    const already = data.already ? `; ${data.already} photo(s) already enrolled for ${data.name}, not stored twice` : "";
+    out.textContent = `enrolled ${data.name}: ${data.faces} face(s)${already}${skippedText(data.skipped)}`;
     refreshPeople();
   } catch (error) {
     showError(out, error);
