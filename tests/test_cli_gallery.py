@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -122,6 +124,15 @@ def test_enroll_dir_summary_export_import_and_reindex(lfw_images, tmp_path, blan
     assert "error: 1 person folder(s) not enrolled" in result.output
 
     assert run("export", tmp_path / "g.zip", gallery=g).exit_code == 0
+    # issue 31 §8: a character device (a node with /dev/null's numbers) takes the zip as a stream: no traceback
+    null = tmp_path / "null"
+    try:
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        pass  # not allowed to make device nodes here: the rest still runs
+    else:
+        to_device = run("export", null, gallery=g)
+        assert to_device.exit_code == 0 and null.is_char_device(), to_device.output
     copy = tmp_path / "copy.db"
     assert (
         run("import", tmp_path / "g.zip", gallery=copy).output.strip()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass
 
@@ -70,14 +72,32 @@ def write_archive(
             for f in stored
         ],
     }
-    with atomic_output(path, "export") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("manifest.json", json.dumps(manifest))
-        empty = np.zeros((0, dim or 0), np.float32)
-        zf.writestr("embeddings.npy", _npy(np.stack([f.embedding for f in stored]) if stored else empty))
-        zf.writestr("templates.npy", _npy(np.stack([templates[p] for p in people]) if people else empty))
-        for i, f in enumerate(stored):
-            if f.crop_png is not None:
-                zf.writestr(f"crops/{i}.png", f.crop_png)
+    # the zip is built in a spooled file and copied out: a device or FIFO (`export /dev/stdout`, a node like
+    # /dev/null's) cannot take the zip writer's seeks
+    with tempfile.SpooledTemporaryFile(max_size=64 * 2**20) as spool:
+        with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as zf:
+            _write_members(zf, manifest, dim, stored, templates, people)
+        spool.seek(0)
+        with atomic_output(path, "export") as tmp, open(tmp, "wb") as out:
+            shutil.copyfileobj(spool, out, 2**20)
+
+
+def _write_members(
+    zf: zipfile.ZipFile,
+    manifest: dict,
+    dim: int | None,
+    stored: list[StoredFace],
+    templates: dict[str, np.ndarray],
+    people: list[str],
+) -> None:
+    """The export's members: manifest, embeddings, templates and kept crops."""
+    zf.writestr("manifest.json", json.dumps(manifest))
+    empty = np.zeros((0, dim or 0), np.float32)
+    zf.writestr("embeddings.npy", _npy(np.stack([f.embedding for f in stored]) if stored else empty))
+    zf.writestr("templates.npy", _npy(np.stack([templates[p] for p in people]) if people else empty))
+    for i, f in enumerate(stored):
+        if f.crop_png is not None:
+            zf.writestr(f"crops/{i}.png", f.crop_png)
 
 
 def read_archive(path: str | os.PathLike) -> Archive:
