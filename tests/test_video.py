@@ -426,3 +426,17 @@ def test_a_segment_too_short_to_decide_is_unknown(tmp_path):
             tracks.append(track)
         results, _ = _results(tracks, g, mean_pool_cues, 0.5, TrackingRules(), {})
     assert [(r.id, r.person, r.frames_used) for r in results] == [(1, "unknown", 2), (2, "Ada", 3)]
+
+
+def test_unnamed_groups_are_drawn_in_muted_colours():
+    """issue 31 §21: `unknown #k` tracks are muted (as the README says), named people strong, in video and timeline."""
+    import colorsys
+
+    from rnnface.video.render import PALETTE, _colour
+
+    def saturation(rgb):
+        return colorsys.rgb_to_hsv(*(c / 255 for c in rgb))[1]
+
+    strongest_muted = max(saturation(_colour(f"unknown #{k}")) for k in range(1, 40))
+    assert strongest_muted < min(saturation(c) for c in PALETTE) / 2
+    assert _colour("Colin Powell") in PALETTE and saturation(_colour("unknown")) == 0

@@ -194,10 +194,11 @@ def _step(
             continue
         number = f"#{track.number}" if track.number else "#-"
         if len(track.embeddings) < rules.min_named_frames:
-            track.label = f"{number} {UNKNOWN}"
+            track.label, track.shown_name = f"{number} {UNKNOWN}", UNKNOWN
             continue
         name, sim, _ = _identify(gallery, track.mean_embedding, threshold, top_k=1)
         track.label = f"{number} {name}" + (f" {sim:.2f}" if name != UNKNOWN else "")
+        track.shown_name = name
     return shown
 
 

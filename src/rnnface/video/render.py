@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from rnnface.errors import RnnfaceError
+from rnnface.gallery.records import is_unnamed
 from rnnface.io.paths import atomic_output
 
 #: Strong colours for named people (RGB, the tab10 palette), one per name (`_colour`), in the video and its timeline.
@@ -18,10 +19,14 @@ UNKNOWN_COLOUR = (170, 170, 170)  # muted: `unknown` is not a person
 
 
 def _colour(key: str) -> tuple[int, int, int]:
-    """A name's colour, the same in every run (the annotated video's labels, the timeline's bars)."""
+    """A name's colour, the same in every run (the annotated video's labels, the timeline's bars): strong for a
+    named person; muted for `unknown` and for an unnamed group (`unknown #k`: its palette colour 85 % grey)."""
     if key == "unknown":
         return UNKNOWN_COLOUR
-    return PALETTE[zlib.crc32(key.encode()) % len(PALETTE)]
+    strong = PALETTE[zlib.crc32(key.encode()) % len(PALETTE)]
+    if is_unnamed(key):
+        return tuple(int(round(0.15 * c + 0.85 * g)) for c, g in zip(strong, UNKNOWN_COLOUR))  # type: ignore[return-value]
+    return strong
 
 
 def draw_tracks(frame: np.ndarray, tracks) -> np.ndarray:
@@ -29,7 +34,7 @@ def draw_tracks(frame: np.ndarray, tracks) -> np.ndarray:
     out = frame.copy()
     for track in tracks:
         x1, y1, x2, y2 = (int(round(v)) for v in track.last_box)
-        colour = _colour(track.label.split(" ")[1] if " " in track.label else "unknown")
+        colour = _colour(track.shown_name)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2)
         (tw, th), _ = cv2.getTextSize(track.label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
         top = max(0, y1 - th - 6)

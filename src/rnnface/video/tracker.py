@@ -38,6 +38,7 @@ class Track:
     missed: int = 0
     since_embedded: int = 0  # detection steps since this track's face was last embedded
     label: str = ""  # running identity, for drawing
+    shown_name: str = "unknown"  # the name in `label`, which picks its colour
     look: np.ndarray | None = None  # `appearance` of its last face
     number: int = 0  # its number as reported (1, 2, ...; 0 until it has faces enough to be reported)
 
