@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "rnnface"
 
 #: Lowest first; a module may import its own layer and the ones below.
 LAYERS: list[set[str]] = [
-    {"errors", "registry", "similarity", "operating", "settings"},
+    {"errors", "registry", "similarity", "operating", "settings", "progress"},
     {"io"},
     {"detection", "alignment"},
     {"models"},

@@ -69,9 +69,9 @@ def progress(items: Sequence[T], desc: str) -> Iterable[T]:
     """`items` with a progress bar on a terminal's stderr when there are several."""
     if len(items) < 2:
         return items
-    from tqdm import tqdm
+    from rnnface.progress import progress_bar
 
-    return tqdm(items, desc=desc, unit="photo", file=sys.stderr, disable=None, leave=False)
+    return progress_bar(items, desc=desc, unit="photo", leave=False)
 
 
 class Rows:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from rnnface.alignment import CROPS
 from rnnface.data.prepare import FaceCache, damaged, read_meta
@@ -29,6 +28,7 @@ from rnnface.io.paths import atomic_output
 from rnnface.models.frontends import FrontEndSpec, frontend_spec
 from rnnface.pretrained.facenet import facenet_runner
 from rnnface.pretrained.mobilefacenet import MobileFaceNetRunner
+from rnnface.progress import progress_bar
 
 FEATURES_VERSION = 1
 
@@ -179,7 +179,7 @@ def build_features(
     start = time.perf_counter()
     with worker_pool(workers, _init, (frontend, str(cache.root), outputs, views, seed)) as pool:
         starts = range(0, n, CHUNK)
-        bar = tqdm(total=n, desc="features", unit="face", disable=not progress)
+        bar = progress_bar(enabled=progress, total=n, desc="features", unit="face")
         for first, feats in zip(starts, pool.map(_features, starts)):
             for o in outputs:
                 arrays[o][first : first + len(feats[o])] = feats[o]

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from rnnface.alignment import CropSpec
 from rnnface.data.folders import ImageRecord, list_identity_images, resolve_image_root
@@ -27,6 +26,7 @@ from rnnface.detection import DEFAULT_DETECTOR, DetectionSettings, Detector, Fac
 from rnnface.errors import DataError, ImageError
 from rnnface.io import load_image
 from rnnface.io.paths import atomic_output
+from rnnface.progress import progress_bar
 
 CACHE_VERSION = 2  # 2: crop specs, boxes in the index
 
@@ -194,7 +194,7 @@ def prepare(
     with pool:
         results = pool.map(_process, records, chunksize=16)
         for i, (crop, row) in enumerate(
-            tqdm(results, total=len(records), desc="prepare", unit="img", disable=not progress)
+            progress_bar(results, enabled=progress, total=len(records), desc="prepare", unit="img")
         ):
             faces[i] = 0 if crop is None else crop
             rows.append(row)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from rnnface.data.features import FrontendFeatures
 from rnnface.data.prepare import FaceCache, FaceRow
@@ -24,6 +23,7 @@ from rnnface.errors import ImageError
 from rnnface.io import load_image
 from rnnface.io.paths import atomic_output
 from rnnface.pretrained.embedders import PretrainedEmbedder, create_pretrained, pretrained_class
+from rnnface.progress import progress_bar
 from rnnface.similarity import normalize
 
 #: Teachers made of several pretrained embedders.
@@ -71,7 +71,7 @@ def pretrained_embeddings(
     root = Path(cache.meta["data"])
     with worker_pool(workers, _init, (name, root)) as pool:
         rows = pool.map(_embed_row, cache.rows, chunksize=16)
-        results = list(tqdm(rows, total=len(cache.rows), desc=name, disable=not progress))
+        results = list(progress_bar(rows, enabled=progress, total=len(cache.rows), desc=name))
     dim = next((len(r) for r in results if r is not None), 1)
     valid = np.array([r is not None for r in results])
     embeddings = np.stack([r if r is not None else np.zeros(dim, np.float32) for r in results])

@@ -170,16 +170,16 @@ def face_recognition_method(cache: FaceCache, progress: bool = True) -> Method:
         if len(data["missed"]) == len(cache.rows):
             return Method("face_recognition (HOG + dlib)", data["embeddings"], data["missed"])
     create_pretrained("face_recognition")  # the optional extra's error, here, once
-    from tqdm import tqdm
+    from rnnface.progress import progress_bar
 
     root = Path(cache.meta["data"])
     with worker_pool(None, _init_dlib, ()) as pool:
         results = list(
-            tqdm(
+            progress_bar(
                 pool.map(_dlib_own, [str(root / r.path) for r in cache.rows], chunksize=8),
+                enabled=progress,
                 total=len(cache.rows),
                 desc="face_recognition",
-                disable=not progress,
             )
         )
     embeddings = np.stack([e for e, _ in results]).astype(np.float32)

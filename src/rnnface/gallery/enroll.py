@@ -181,9 +181,8 @@ def enroll_directory(
     """Enroll every `<root>/<Person>/<image>`; each person is committed on its own, so an interruption keeps those
     done. Images at the root and folders inside a person's folder are listed in `ignored`; a person folder that is
     empty, or whose photos are all unusable, in `refused`."""
-    from tqdm import tqdm
-
     from rnnface.data.folders import scan_identity_folders
+    from rnnface.progress import progress_bar
 
     root = Path(root)
     scan = scan_identity_folders(root)
@@ -200,7 +199,7 @@ def enroll_directory(
     people = [p for p in chosen if p in by_person]
     model_id = pipeline.model_id
     gallery.check_model(model_id)
-    for person in tqdm(people, desc="enroll", unit="person", disable=None if progress else True):  # a terminal only
+    for person in progress_bar(people, enabled=progress, desc="enroll", unit="person"):
         try:
             check_person_name(person)
         except GalleryError as exc:  # e.g. a folder name with a trailing space: list it and go on with the others

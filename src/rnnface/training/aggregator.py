@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from rnnface.aggregation.model import AggregatorConfig, RecurrentAggregator, save_aggregator
 from rnnface.data.lfw import held_out_people
@@ -39,6 +38,7 @@ from rnnface.evaluation.sets import (
 )
 from rnnface.io.paths import atomic_output
 from rnnface.models.checkpoint import load_checkpoint
+from rnnface.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def train_aggregator(cfg: AggregatorTrainConfig, progress: bool = True) -> Path:
 
     best: dict = {}
     validate(0)
-    bar = tqdm(range(cfg.steps), desc="aggregator", disable=not progress)
+    bar = progress_bar(range(cfg.steps), enabled=progress, desc="aggregator")
     for step in bar:
         model.train()
         emb, cue, mask = batch_of_sets(data, people, cfg, rng)

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm import tqdm
 
 from rnnface.data.features import FrontendFeatures
 from rnnface.data.people import fold_keys, profiles
@@ -22,6 +21,7 @@ from rnnface.data.prepare import FaceCache
 from rnnface.data.teachers import teacher_targets
 from rnnface.io.paths import atomic_output
 from rnnface.models import create_model, save_checkpoint
+from rnnface.progress import progress_bar, write_line
 from rnnface.training.augment import build_augmentation
 from rnnface.training.config import TrainConfig, save_config
 from rnnface.training.data import CropInputs, FeatureInputs, TrainSet, build_train_set
@@ -122,7 +122,7 @@ def train_one_epoch(
     device = torch.device(config.device)
     use_amp = config.amp and device.type == "cuda"
     total, seen, start = 0.0, 0, time.perf_counter()
-    bar = tqdm(sampler, desc=desc, unit="batch", disable=not progress, leave=False)
+    bar = progress_bar(sampler, enabled=progress, desc=desc, unit="batch", leave=False)
     for batch in bar:
         x = inputs(batch, device)
         y = torch.from_numpy(data.labels[batch]).to(device)
@@ -326,7 +326,7 @@ def _log_epoch(out: Path, epoch: int, stats: dict[str, float], writer, progress:
         for key, value in stats.items():
             writer.add_scalar(f"train/{key}", value, epoch + 1)
     if progress:
-        tqdm.write(
+        write_line(
             f"epoch {epoch + 1}: loss {stats['loss']:.4f}, {stats['images_per_s']:.0f} img/s, lr {stats['lr']:.2e}"
         )
 

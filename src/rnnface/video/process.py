@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from rnnface.aggregation.pooling import Pool, mean_pool_cues
 from rnnface.clustering.linkage import cluster_embeddings
@@ -26,6 +25,7 @@ from rnnface.errors import ThresholdError
 from rnnface.gallery.base import Gallery
 from rnnface.gallery.records import UNKNOWN, UNNAMED, Match
 from rnnface.operating import SEARCH_FPIR, Threshold, ThresholdSpec
+from rnnface.progress import progress_bar
 from rnnface.recognition.pipeline import FacePipeline
 from rnnface.video.render import VideoWriter, draw_tracks
 from rnnface.video.shots import ShotDetector
@@ -142,7 +142,7 @@ def process_video(
     start = time.perf_counter()
     total = min(source.frames or 0, max_frames or source.frames or 0) or None
     frames = 0
-    for index, t, frame in tqdm(source, total=total, desc="video", unit="frame", disable=None if progress else True):
+    for index, t, frame in progress_bar(source, enabled=progress, total=total, desc="video", unit="frame"):
         if max_frames is not None and index >= max_frames:
             break
         frames += 1
