@@ -891,3 +891,42 @@ def test_look_alikes_of_unnamed_groups_are_refused_by_the_served_routes(tmp_path
             named = httpx.post(f"{url}/clusters/1/name", data={"name": name}, headers=KEY, timeout=300)
             assert named.status_code == 422 and "reserved for groups" in named.json()["detail"], named.text
     assert _people(tmp_path) == ["unknown #1"]
+
+
+def test_a_request_answered_504_decodes_none_of_its_remaining_frames(tmp_path, monkeypatch):
+    """issue 31 §6: once a read has its 504, its worker thread stops before the next frame (it went on decoding
+    and detecting for minutes). Deterministic: the first frame is held until the answer has gone out."""
+    import threading
+
+    from rnnface.liveness.check import LivenessChecker
+    from rnnface.service import routes
+    from rnnface.service.engine import DeadlineExpired
+
+    c = client(tmp_path, request_timeout_s=0.2)
+    answered, finished, seen, outcome = threading.Event(), threading.Event(), [], []
+
+    def held_observe(self, frame, index, embed=False):
+        seen.append(index)
+        if index == 0:
+            assert answered.wait(600)  # the request's 504 is out before the first frame is done
+        return None
+
+    real_observe_frames = routes.observe_frames
+
+    def recorded(*args, **kwargs):
+        try:
+            return real_observe_frames(*args, **kwargs)
+        except Exception as exc:
+            outcome.append(exc)
+            raise
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(LivenessChecker, "observe", held_observe)
+    monkeypatch.setattr(routes, "observe_frames", recorded)
+    frames = [("frames", png()) for _ in range(8)]
+    response = c.post("/api/v1/liveness", files=frames)
+    assert response.status_code == 504, response.text
+    answered.set()
+    assert finished.wait(600)
+    assert seen == [0] and len(outcome) == 1 and isinstance(outcome[0], DeadlineExpired)

@@ -108,6 +108,29 @@ def bench_service(
         raise typer.Exit(1)
 
 
+@app.command("bombs")
+def bench_bombs(data: DataOpt = None, out: OutOpt = Path("reports/bench_bombs.json")) -> None:
+    """The server's peak and idle memory under 16 concurrent decompression-bomb uploads to each upload route."""
+    from rnnface.benchmarks.bombs import HEADER, run_bombs
+    from rnnface.benchmarks.report import machine, write_report
+
+    check_output(out, "report")
+    root = image_root(data)
+    photo = root / "Colin_Powell" / "Colin_Powell_0001.jpg"
+    if not photo.is_file():
+        photo = next(p for p in sorted(root.rglob("*.jpg")))
+    typer.echo(HEADER)
+    report = run_bombs(photo, typer.echo)
+    write_report({"machine": machine(), **report}, out)
+    bomb = report["bomb"]
+    typer.echo(
+        f"bomb: a {bomb['bytes']:,}-byte WebP of {bomb['width']}x{bomb['height']}; idle at start "
+        f"{report['start_idle_mb']} MB, bound {report['bound_mb']} MB; written: {out}"
+    )
+    if not all(r["peak_within_bound"] and r["idle_near_start"] for r in report["rows"]):
+        raise typer.Exit(1)
+
+
 @app.command("tracking")
 def bench_tracking(data: DataOpt = None, out: OutOpt = Path("reports/bench_tracking.json")) -> None:
     """IDF1, identity switches and wrong-name seconds of `rnnface video` on multi-shot LFW videos, before and now."""

@@ -41,6 +41,9 @@ MAX_FACE = 320
 #: in about MTCNN's time).
 MAX_SIDE = 2560
 NMS_IOU = 0.3
+#: OpenCV's network keeps the buffers of the largest input it has run (330 MB after a 2560-pixel photo, never
+#: shrunk): after an input of more pixels than this it is dropped and made again (5 ms) on the next photo.
+KEEP_PIXELS = 1280 * 1280
 
 
 def model_path() -> Path:
@@ -106,6 +109,8 @@ class YuNet(PyramidDetector):
             if found is not None:
                 back = np.tile([width / size[0], height / size[1]], 7)  # x, y, w, h, 5 landmarks
                 rows += [np.concatenate([row[:14] * back, row[14:15]]) for row in found.astype(np.float64)]
+        if width * height > KEEP_PIXELS:
+            self._net = None
         if not rows:
             return []
         keep = cv2.dnn.NMSBoxes([r[:4].tolist() for r in rows], [float(r[14]) for r in rows], 0.0, NMS_IOU)

@@ -23,28 +23,14 @@ MAX_PIXELS = 100_000_000
 MAX_SIDE = 30_000
 #: Most memory one decode may take (the decoded source plus its RGB copy), estimated from the header.
 MAX_DECODED_BYTES = 1_500_000_000
-#: Bytes per pixel of each Pillow mode as decoded (unlisted modes count 4).
-_MODE_BYTES = {
-    "1": 1,
-    "L": 1,
-    "P": 1,
-    "LA": 2,
-    "PA": 2,
-    "La": 2,
-    "I;16": 2,
-    "I;16B": 2,
-    "I;16L": 2,
-    "RGB": 3,
-    "YCbCr": 3,
-    "LAB": 3,
-    "HSV": 3,
-    "RGBA": 4,
-    "RGBa": 4,
-    "CMYK": 4,
-    "RGBX": 4,
-    "I": 4,
-    "F": 4,
-}
+#: Bytes per pixel Pillow stores each mode in (`1`, `L`, `P` one byte, 16-bit greys two; every other mode, RGB
+#: included, four).
+_STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+#: What a format's decoder holds beside Pillow's image while it decodes, in bytes per pixel (measured; WebP's
+#: decoder keeps its own RGBA buffers, copied into the image).
+_DECODER_BYTES = {"WEBP": 10}
+#: Rows converted to RGB at a time, so the conversion holds one band beside the result, not a second image.
+_BAND = 256
 
 ImageSource = str | PathLike | bytes
 
@@ -53,33 +39,44 @@ def _name(source: ImageSource) -> str:
     return "<bytes>" if isinstance(source, bytes) else str(source)
 
 
-def decode_cost(width: int, height: int, mode: str) -> int:
-    """Bytes a decode takes at its peak, estimated from the header alone: Pillow's decoded image and one array
-    copy of it, the 8-bit RGB result and its working copy (plus an RGBA composite for transparent images)."""
-    extra = 8 if mode in ("RGBA", "LA", "PA", "P", "RGBa", "La") else 0
-    return width * height * (2 * _MODE_BYTES.get(mode, 4) + 6 + extra)
+def decode_cost(width: int, height: int, mode: str, format: str | None = None) -> int:
+    """Bytes a decode takes at its peak, from the header alone: Pillow's image, the decoder's own buffer, the RGB
+    result, the band being converted (one more image for an EXIF rotation: `load_image` counts it). Checked against
+    the measured peaks of every format (tests/test_image_io.py)."""
+    per_pixel = _STORED_BYTES.get(mode, 4) + _DECODER_BYTES.get(format or "", 0) + 3
+    return width * height * per_pixel + _BAND * width * 32
 
 
 def _to_rgb8(img: Image.Image) -> np.ndarray:
-    """Map any Pillow mode to an (H, W, 3) uint8 RGB array, never holding more than a few bytes per pixel."""
-    if img.mode.startswith("I;16"):
-        wide = np.asarray(img, dtype=np.uint16)
-        grey = np.empty(wide.shape, np.uint8)
-        for top in range(0, len(wide), 256):  # x / 257 rounded (the 16-bit range onto 8-bit), a band at a time
-            grey[top : top + 256] = (wide[top : top + 256].astype(np.uint32) + 128) // 257
-        return np.repeat(grey[..., None], 3, axis=2)
-    if img.mode in ("I", "F"):
+    """Map any Pillow mode to an (H, W, 3) uint8 RGB array, a band of rows at a time (the result and one band beside
+    Pillow's image, never a converted copy of the whole image)."""
+    width, height = img.size
+    extrema = img.getextrema() if img.mode in ("I", "F") else None  # 32-bit values are stretched over 0-255
+    out = np.empty((height, width, 3), np.uint8)
+    for top in range(0, height, _BAND):
+        band = img.crop((0, top, width, min(height, top + _BAND)))
+        out[top : top + band.height] = _band_rgb8(band, extrema)
+    return out
+
+
+def _band_rgb8(img: Image.Image, extrema: tuple[float, float] | None = None) -> np.ndarray:
+    """One band of rows of any Pillow mode as (h, W, 3) uint8 RGB (`extrema`: the whole image's range of an I or
+    F image)."""
+    if extrema is not None:
+        lo, hi = (float(v) for v in extrema)
         arr = np.asarray(img, dtype=np.float32)
-        lo, hi = float(arr.min()), float(arr.max())
         arr = (arr - lo) * np.float32(255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
         grey = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if img.mode.startswith("I;16"):
+        wide = np.asarray(img, dtype=np.uint16)
+        grey = ((wide.astype(np.uint32) + 128) // 257).astype(np.uint8)  # the 16-bit range onto 8-bit, rounded
         return np.repeat(grey[..., None], 3, axis=2)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         # Transparent pixels become white, as a viewer shows them, not black.
         rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba)
-    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
 def _stream(source: ImageSource, name: str) -> io.BytesIO | Path:
@@ -112,7 +109,9 @@ def _check_size(img: Image.Image, name: str, max_pixels: int, max_side: int, max
         )
     if max(width, height) > max_side:
         raise ImageTooLargeError(f"{name}: image is {width}x{height}, a side over the limit of {max_side:,} pixels")
-    cost = decode_cost(width, height, img.mode)
+    cost = decode_cost(width, height, img.mode, img.format)
+    if img.getexif().get(0x0112, 1) not in (1, None):  # exif_transpose makes a rotated copy
+        cost += width * height * _STORED_BYTES.get(img.mode, 4)
     if cost > max_decoded_bytes:
         raise ImageTooLargeError(
             f"{name}: a {width}x{height} {img.mode} image takes {cost:,} bytes to decode, over the limit of "
@@ -142,7 +141,8 @@ def load_image(
             with Image.open(stream) as img:
                 _check_size(img, name, max_pixels, max_side, max_decoded_bytes)
                 img.load()
-                return _to_rgb8(ImageOps.exif_transpose(img))
+                ImageOps.exif_transpose(img, in_place=True)  # a copy only when there is a rotation to apply
+                return _to_rgb8(img)
     except ImageError:
         raise
     except UnidentifiedImageError:

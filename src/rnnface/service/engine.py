@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from typing import TypeVar
 
@@ -15,9 +16,10 @@ from fastapi import UploadFile
 
 from rnnface.aggregation.pooling import Pool, resolve_pooling
 from rnnface.detection import DetectionSettings
-from rnnface.errors import GalleryError, GalleryUnavailableError, ImageError
+from rnnface.errors import GalleryError, GalleryUnavailableError, ImageError, RnnfaceError
 from rnnface.gallery import Gallery, open_gallery
 from rnnface.io import load_image
+from rnnface.io.memory import limit_arenas, release_freed
 from rnnface.liveness.check import LivenessChecker
 from rnnface.recognition.faceness import face_detector
 from rnnface.recognition.pipeline import FacePipeline
@@ -25,6 +27,20 @@ from rnnface.service.errors import HttpError
 from rnnface.settings import Settings
 
 T = TypeVar("T")
+
+#: Set when the request whose work runs in this thread has been answered 504: its remaining images and frames are
+#: not decoded (anyio runs each worker call in a copy of the request's context, so each request sees its own).
+_EXPIRED: ContextVar[threading.Event | None] = ContextVar("rnnface_request_expired", default=None)
+
+
+class DeadlineExpired(RnnfaceError):
+    """The request was answered (504) while its work went on: the rest of that work is dropped."""
+
+
+def _check_deadline() -> None:
+    expired = _EXPIRED.get()
+    if expired is not None and expired.is_set():
+        raise DeadlineExpired("the request's deadline passed; its remaining work is dropped")
 
 
 class ImageSlots:
@@ -37,21 +53,28 @@ class ImageSlots:
 
     @contextmanager
     def hold(self) -> Iterator[None]:
+        """A slot, once free; DeadlineExpired instead if the request is answered while it waits."""
         with self._lock:
             self.waiting += 1
-        self._free.acquire()
-        with self._lock:
-            self.waiting -= 1
         try:
+            while not self._free.acquire(timeout=0.25):
+                _check_deadline()
+        finally:
+            with self._lock:
+                self.waiting -= 1
+        try:
+            _check_deadline()
             yield
         finally:
             self._free.release()
+            release_freed()  # the decoded image's pages go back to the system, not to this thread's arena
 
 
 class Engine:
     """One per app (no module-level state). Blocking work runs in worker threads; gallery calls go one at a time."""
 
     def __init__(self, settings: Settings) -> None:
+        limit_arenas()  # before the worker threads start: each would keep an arena of freed image memory
         self.settings = settings
         self.detection = DetectionSettings(
             **{k: v for k, v in (("min_score", settings.min_score), ("min_face", settings.min_face)) if v is not None}
@@ -102,15 +125,21 @@ class Engine:
             yield self._gallery
 
     async def compute(self, fn: Callable[[], T], timeout: bool = True) -> T:
-        """Run blocking work in a worker thread; reads give up with 504 after the configured time (writes never
-        do: a write runs to completion, so its transaction commits or not at all)."""
+        """Run blocking work in a worker thread; reads give up with 504 after the configured time, and their work
+        stops before its next image or frame (writes never do: a write runs to completion, so its transaction
+        commits or not at all)."""
         if not timeout:
             return await anyio.to_thread.run_sync(fn)
         limit = self.settings.request_timeout_s
-        with anyio.move_on_after(limit) as scope:
-            return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
-        if scope.cancelled_caught:
-            raise HttpError(504, f"request took longer than {limit:g} s")
+        expired = threading.Event()
+        token = _EXPIRED.set(expired)
+        try:
+            with anyio.move_on_after(limit):
+                return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
+        finally:
+            _EXPIRED.reset(token)
+        expired.set()  # the worker thread, left running, stops before its next image or frame
+        raise HttpError(504, f"request took longer than {limit:g} s")
 
     async def upload_bytes(self, upload: UploadFile, field: str, limit: int | None = None) -> bytes:
         """The bytes of an uploaded image within the size limit (default: RNNFACE_MAX_UPLOAD_BYTES; nothing touches
@@ -125,18 +154,22 @@ class Engine:
             raise HttpError(413, f"{field}: file larger than the limit of {limit:,} bytes")
         return data
 
-    @contextmanager
-    def image(self, data: bytes, field: str) -> Iterator[np.ndarray]:
-        """An uploaded image decoded, in one of the server's image slots for as long as the block works on it (in a
-        worker thread): at most `max_concurrent_images` decoded images exist at once, whatever their requests wait
-        for, so many small files of many pixels cannot fill memory."""
+    def on_image(self, data: bytes, field: str, work: Callable[[np.ndarray], T]) -> T:
+        """`work(image)` on an uploaded image decoded in one of the server's image slots (in a worker thread). The
+        image exists only inside this call, so at most `max_concurrent_images` decoded images exist at once,
+        whatever their requests wait for: many small files of many pixels cannot fill memory. (A decoded image
+        that outlived its slot, held by a caller's variable while its next image decoded, let 16 requests of
+        several photos each take twice the bound.) `work` must not keep the image (crops it returns are copies)."""
         settings = self.settings
         with self.slots.hold():
             try:
                 pixels = load_image(data, max_pixels=settings.max_pixels, max_decoded_bytes=settings.max_decoded_bytes)
             except ImageError as exc:
                 raise type(exc)(f"{field}: {str(exc).split(': ', 1)[-1]}") from None
-            yield pixels
+            try:
+                return work(pixels)
+            finally:
+                del pixels  # before the slot is given back
 
     def close(self) -> None:
         with self._gallery_lock:

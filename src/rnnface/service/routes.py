@@ -3,9 +3,10 @@ Engine; errors are raised as rnnface or HTTP errors and answered by `rnnface.ser
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
+import numpy as np
 from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 
 from rnnface import __version__
@@ -18,6 +19,8 @@ from rnnface.service import schemas
 from rnnface.service.access import READ, WRITE, takes
 from rnnface.service.engine import Engine
 from rnnface.service.errors import HttpError, source_name
+
+T = TypeVar("T")
 
 NameParam = Annotated[str, Path(min_length=1, max_length=256, description="The person's name, as enrolled.")]
 ImageFile = Annotated[UploadFile, File(description="A photo: JPEG, PNG, WebP, BMP, GIF or TIFF.")]
@@ -89,8 +92,7 @@ async def detect(
     data = await engine.upload_bytes(image, "image")
 
     def run():
-        with engine.image(data, "image") as img:
-            return img.shape, engine.faces(min_score, min_face).detect(img)
+        return engine.on_image(data, "image", lambda img: (img.shape, engine.faces(min_score, min_face).detect(img)))
 
     (height, width, _), faces = await engine.compute(run)
     return schemas.Detection(width=width, height=height, faces=[f.to_dict() for f in faces])
@@ -108,8 +110,7 @@ async def embed(
     data = await engine.upload_bytes(image, "image")
 
     def run():
-        with engine.image(data, "image") as img:
-            return engine.faces(min_score, min_face, not no_detect).embed(img)
+        return engine.on_image(data, "image", engine.faces(min_score, min_face, not no_detect).embed)
 
     faces, emb = await engine.compute(run)
     faces_out = [{**f.to_dict(), "embedding": e.round(6).tolist()} for f, e in zip(faces, emb)]
@@ -144,8 +145,9 @@ async def verify(
         decide = pipeline.threshold(threshold)
         found = []
         for data, field in uploads:  # one after the other: one image in memory at a time
-            with engine.image(data, field) as img:
-                found.append(pipeline.face_embedding(img, None, field))
+            found.append(
+                engine.on_image(data, field, lambda img, field=field: pipeline.face_embedding(img, None, field))
+            )
         return pipeline.decide(*found, decide)
 
     return schemas.VerifyResult(**(await engine.compute(run)).to_dict())
@@ -177,8 +179,8 @@ async def identify(
 
     def run() -> tuple:
         pipeline = engine.faces(min_score, min_face, not no_detect)
-        with engine.image(data, "image") as img:
-            shape, (faces, embeddings) = img.shape, pipeline.embed(img)  # no gallery needed: it stays free meanwhile
+        # no gallery needed while the photo is embedded: it stays free meanwhile
+        shape, (faces, embeddings) = engine.on_image(data, "image", lambda img: (img.shape, pipeline.embed(img)))
         with engine.gallery() as g:
             return shape, search_faces(g, pipeline, faces, embeddings, top_k, threshold, fpir=fpir)
 
@@ -245,8 +247,13 @@ async def enroll(
         pipeline, summary, records = engine.faces(min_score, min_face, not no_detect), EnrollSummary(), []
         with engine.gallery() as g:
             g.check_model(pipeline.model_id)  # before any detection work
-        for label, img in decoded(engine, uploads, summary.skipped):  # the gallery stays free meanwhile
-            records += usable_faces(pipeline, [(label, img)], summary, largest, keep_crops)
+        for found in each_image(  # the gallery stays free meanwhile
+            engine,
+            uploads,
+            summary.skipped,
+            lambda label, img: usable_faces(pipeline, [(label, img)], summary, largest, keep_crops),
+        ):
+            records += found
         with engine.gallery() as g:
             return store_person(g, pipeline.model_id, name, records, summary, engine.pool)
 
@@ -284,8 +291,7 @@ def observe_frames(engine: Engine, uploads: list[bytes], embed: bool) -> list:
     """Each frame decoded in turn (one image slot), its face observed; only the faces' crops are kept."""
     observed = []
     for i, data in enumerate(uploads):
-        with engine.image(data, f"frames[{i}]") as img:
-            found = engine.liveness.observe(img, i, embed=embed)
+        found = engine.on_image(data, f"frames[{i}]", lambda img, i=i: engine.liveness.observe(img, i, embed=embed))
         if found is not None:
             observed.append(found)
     return observed
@@ -354,20 +360,24 @@ async def photo_uploads(engine: Engine, images: list[UploadFile]) -> list[tuple[
     return uploads
 
 
-def decoded(engine: Engine, uploads: list[tuple[str, bytes | None, str]], skipped: list) -> Iterator[tuple]:
-    """(label, image) of each upload in turn, decoded in an image slot held while the caller works on it; an upload
-    that did not arrive or does not decode is added to `skipped` with why (a limit still refuses the request)."""
+def each_image(
+    engine: Engine, uploads: list[tuple[str, bytes | None, str]], skipped: list, work: Callable[[str, np.ndarray], T]
+) -> list[T]:
+    """`work(label, image)` for each upload in turn, each decoded in an image slot that is given back before the next
+    (`Engine.on_image`); an upload that did not arrive or does not decode is added to `skipped` with why (a limit
+    still refuses the request)."""
+    out = []
     for i, (label, data, why) in enumerate(uploads):
         if data is None:
             skipped.append((label, why))
             continue
         try:
-            with engine.image(data, f"images[{i}]") as img:
-                yield label, img
+            out.append(engine.on_image(data, f"images[{i}]", lambda img, label=label: work(label, img)))
         except ImageTooLargeError:
             raise
         except ImageError as exc:
             skipped.append((label, str(exc).split(": ", 1)[-1]))
+    return out
 
 
 def found_faces(engine: Engine, uploads: list[tuple[str, bytes | None, str]]) -> tuple[list, list]:
@@ -376,8 +386,9 @@ def found_faces(engine: Engine, uploads: list[tuple[str, bytes | None, str]]) ->
     from rnnface.clustering.photos import check_readable, find_faces
 
     faces, skipped = [], []
-    for label, img in decoded(engine, uploads, skipped):
-        found, missed = find_faces(engine.pipeline, [(label, img)])
+    for found, missed in each_image(
+        engine, uploads, skipped, lambda label, img: find_faces(engine.pipeline, [(label, img)])
+    ):
         faces += found
         skipped += missed
     check_readable(faces, skipped)
