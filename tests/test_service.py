@@ -930,3 +930,38 @@ def test_a_request_answered_504_decodes_none_of_its_remaining_frames(tmp_path, m
     answered.set()
     assert finished.wait(600)
     assert seen == [0] and len(outcome) == 1 and isinstance(outcome[0], DeadlineExpired)
+
+
+@pytest.mark.parametrize(
+    "route, field, form",
+    [("/api/v1/liveness", "frames", {}), ("/api/v1/verify", None, {}), ("/api/v1/cluster", "images", {})],
+)
+def test_a_request_of_several_images_holds_one_decoded_image_at_a_time(tmp_path, monkeypatch, route, field, form):
+    """issue 31 §5: with one image slot, a request of several images never has two decoded at once (a caller's
+    variable kept the previous one alive while the next decoded in a new slot: twice the stated bound)."""
+    import threading
+    import weakref
+
+    from rnnface.service import engine as engine_module
+
+    c = client(tmp_path, max_concurrent_images=1)
+    alive, peak, lock = [0], [0], threading.Lock()
+    real_load = engine_module.load_image
+
+    def gone() -> None:
+        with lock:
+            alive[0] -= 1
+
+    def counting_load(*args, **kwargs):
+        image = real_load(*args, **kwargs)
+        with lock:
+            alive[0] += 1
+            peak[0] = max(peak[0], alive[0])
+        weakref.finalize(image, gone)
+        return image
+
+    monkeypatch.setattr(engine_module, "load_image", counting_load)
+    files = [("image_a", png()), ("image_b", png())] if field is None else [(field, png())] * 4
+    response = c.post(route, files=files, data=form)
+    assert response.status_code in (200, 422), response.text  # grey frames hold no face: that is not the point
+    assert peak[0] == 1, f"{peak[0]} decoded images held at once"
