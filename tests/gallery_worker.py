@@ -2,6 +2,7 @@
 
 python gallery_worker.py enroll GALLERY PREFIX COUNT [FLUSH_EVERY]   prints "committed NAME" after each commit
 python gallery_worker.py search GALLERY COUNT                        prints "searches N" at the end
+python gallery_worker.py split GALLERY ID,ID,...                     each face split off into a new unnamed group
 """
 
 from __future__ import annotations
@@ -48,9 +49,20 @@ def search(location: str, count: int) -> None:
     print(f"searches {n}", flush=True)
 
 
+def split(location: str, ids: list[int]) -> None:
+    from rnnface.clustering.store import split_face
+
+    with open_gallery(location) as gallery:
+        for face_id in ids:
+            split_face(gallery, face_id)
+    print(f"split {len(ids)}", flush=True)
+
+
 if __name__ == "__main__":
     mode, location, *rest = sys.argv[1:]
     if mode == "enroll":
         enroll(location, rest[0], int(rest[1]), int(rest[2]) if len(rest) > 2 else 0)
+    elif mode == "split":
+        split(location, [int(i) for i in rest[0].split(",")])
     else:
         search(location, int(rest[0]))

@@ -703,3 +703,40 @@ def test_a_gallery_of_the_previous_model_says_so_and_reindex_moves_it(location, 
         assert g.model_id == new.model_id
         query = new.face_embedding(photos["Serena_Williams"])[0]
         assert g.search(query, top_k=1)[0][0].person == "Serena_Williams"
+
+
+def test_two_processes_splitting_faces_never_share_a_group_number(tmp_path):
+    """issue 31 §7: `split-face` in two processes at once: each split founds its own group (the number was picked
+    outside the write, so two writers gave one `unknown #k` to two strangers)."""
+    location = str(tmp_path / "g.db")
+    rng = np.random.default_rng(3)
+    with open_gallery(location) as g:
+        (ids,) = g.enroll_many(
+            [("Crowd", [FaceRecord(e, f"{i}.jpg") for i, e in enumerate(rng.standard_normal((81, DIM)))])], MODEL
+        )
+    halves = [ids[1::2], ids[2::2]]  # the first face stays with Crowd
+    workers = [_worker("split", location, ",".join(map(str, half))) for half in halves]
+    for w in workers:
+        out, _ = w.communicate(timeout=600)
+        assert w.returncode == 0 and out.strip().startswith("split"), out
+    with open_gallery(location) as g:
+        groups = {p.name: p.faces for p in g.people() if p.unnamed}
+    assert len(groups) == 80 and set(groups.values()) == {1}, sorted(groups.items())[:5]
+    assert sorted(int(n.split("#")[1]) for n in groups) == list(range(1, 81))
+
+
+def test_an_archives_unnamed_groups_are_renumbered_on_import(tmp_path):
+    """issue 31 §7: the archive's `unknown #1` and the gallery's own are two strangers: importing gives the
+    archive's groups numbers of their own; importing it again adds nothing."""
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((2, 3, DIM)).astype(np.float32)
+    with open_gallery(str(tmp_path / "source.db")) as source:
+        source.enroll_many([("unknown #1", [FaceRecord(e, f"a{i}.jpg") for i, e in enumerate(a)])], MODEL)
+        source.export(tmp_path / "a.zip")
+    with open_gallery(str(tmp_path / "g.db")) as g:
+        g.enroll_many([("unknown #1", [FaceRecord(e, f"b{i}.jpg") for i, e in enumerate(b)])], MODEL)
+        assert g.import_file(tmp_path / "a.zip") == 3
+        assert g.import_file(tmp_path / "a.zip") == 0  # again: the same faces, already in their group
+        groups = {p.name: p.faces for p in g.people()}
+        assert groups == {"unknown #1": 3, "unknown #2": 3}
+        assert {f.source for f in g.faces("unknown #2")} == {"a0.jpg", "a1.jpg", "a2.jpg"}

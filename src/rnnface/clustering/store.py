@@ -23,6 +23,7 @@ from rnnface.gallery.base import Gallery
 from rnnface.gallery.records import (
     UNNAMED,
     FaceRecord,
+    NewGroup,
     StoredFace,
     check_person_name,
     is_unnamed,
@@ -82,15 +83,13 @@ def keep_groups(
     labels = clustering.add(embeddings)
     sizes = np.unique(labels, return_counts=True)
     new_count = dict(zip(sizes[0].tolist(), sizes[1].tolist()))
-    number = next_unnamed(gallery)
-    for group in sorted(set(labels.tolist()) - set(name_of), key=lambda g: (-new_count[g], g)):
+    for key, group in enumerate(sorted(set(labels.tolist()) - set(name_of), key=lambda g: (-new_count[g], g))):
         if new_count[group] >= min_size:
-            name_of[group] = UNNAMED.format(number)
-            number += 1
+            name_of[group] = NewGroup(key)  # numbered by the write that stores it
     placed, batch = [], {}
     for i, (face, group) in enumerate(zip(faces, labels.tolist())):
         name = name_of.get(group)
-        store = name is not None and is_unnamed(name)
+        store = isinstance(name, NewGroup) or (name is not None and is_unnamed(name))
         placed.append(Placed(face, name, store, store and not clustering.is_fixed(group)))
         if store:
             batch.setdefault(name, []).append(i)
@@ -99,7 +98,10 @@ def keep_groups(
         for name, rows in batch.items()
     ]
     enrolled = gallery.enroll_many(records, model_id) if batch else []
-    for rows, new_ids in zip(batch.values(), enrolled):
+    for (name, rows), new_ids in zip(batch.items(), enrolled):
+        label = gallery.faces_by_id(new_ids[:1])[0].person if isinstance(name, NewGroup) and new_ids else name
+        for i in rows:
+            placed[i] = replace(placed[i], group=label)
         if len(new_ids) == len(rows):  # else some were near-copies of stored faces, and not stored again
             for i, face_id in zip(rows, new_ids):
                 placed[i] = replace(placed[i], face_id=face_id)
@@ -135,9 +137,7 @@ def split_face(gallery: Gallery, face_id: int) -> tuple[str, str]:
     (face,) = gallery.faces_by_id([face_id])
     if sum(1 for _ in gallery.faces(face.person)) == 1:
         raise GalleryError(f"face {face_id} is the only face of {face.person!r}: there is nothing to split it from")
-    label = UNNAMED.format(next_unnamed(gallery))
-    gallery.move_faces([face_id], label)
-    return face.person, label
+    return face.person, gallery.move_to_new_group([face_id])  # numbered inside the write
 
 
 def group_target(target: str) -> str:

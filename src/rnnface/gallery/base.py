@@ -20,12 +20,16 @@ from rnnface.errors import EmptyGalleryError, GalleryError, ModelMismatchError, 
 from rnnface.gallery.archive import read_archive, write_archive
 from rnnface.gallery.records import (
     FACES_PER_PERSON,
+    SAME_IMAGE_COSINE,
     FaceRecord,
+    GroupName,
     Match,
+    NewGroup,
     PersonInfo,
     SearchBy,
     StoredFace,
     check_name,
+    is_unnamed,
     no_such_person,
     rank_people,
 )
@@ -66,10 +70,11 @@ class Gallery(ABC):
         """Embedding dimension (None while empty)."""
 
     @abstractmethod
-    def enroll_many(self, batch: Sequence[tuple[str, Sequence[FaceRecord]]], model_id: str) -> list[list[int]]:
+    def enroll_many(self, batch: Sequence[tuple[GroupName, Sequence[FaceRecord]]], model_id: str) -> list[list[int]]:
         """Add faces to people (created when new), all of `batch` atomically; return the new face ids.
 
-        Implementations call `check_model` and `check_batch` where no other writer can interleave."""
+        Implementations call `check_model` and `check_batch`, and name each `NewGroup` (`number_new_groups`), where
+        no other writer can interleave."""
 
     @abstractmethod
     def _search_faces(self, queries: np.ndarray, k: int) -> list[FaceHits]:
@@ -155,6 +160,16 @@ class Gallery(ABC):
             self.enroll_many([(to, records)], self.model_id)
             self.remove_faces([f.id for f in moving])
         return len(moving)
+
+    def move_to_new_group(self, ids: Sequence[int]) -> str:
+        """Move these stored faces into a new unnamed group, numbered by the write that stores it; return its name.
+        This default copies, then removes (as `move_faces`); SQLite does it in one transaction."""
+        moving = self.faces_by_id(ids)
+        records = [FaceRecord(f.embedding, f.source, f.box, f.crop_png, f.cues) for f in moving]
+        (new_ids,) = self.enroll_many([(NewGroup(0), records)], self.model_id)
+        label = self.faces_by_id(new_ids[:1])[0].person
+        self.remove_faces([f.id for f in moving])
+        return label
 
     def disk_bytes(self) -> int:
         """Bytes this gallery occupies on local disk (0 where the data lives on a server)."""
@@ -249,11 +264,30 @@ class Gallery(ABC):
                 f"{path}: the archive holds {archive.dim}-d embeddings, {self.location} {self.dim}-d ones"
             )
         existing = {p.name for p in self.people()}
-        added = sum(len(ids) for ids in self.enroll_many(list(archive.faces.items()), archive.model))
+        batch = self._renumbered(archive.faces)
+        added = sum(len(ids) for ids in self.enroll_many(batch, archive.model))
         for name, template in archive.templates.items():
-            if name in archive.faces and name not in existing:
+            if name in archive.faces and name not in existing and not is_unnamed(name):
                 self.set_template(name, template)
         return added
+
+    def _renumbered(self, faces: dict[str, list[FaceRecord]]) -> list[tuple[GroupName, list[FaceRecord]]]:
+        """An archive's faces with each unnamed group given its number here: the group already holding one of its
+        faces (an earlier import of the same archive: nothing is added twice), else a new one numbered by the
+        write. The archive's `unknown #3` and this gallery's are two strangers, never merged by their number."""
+        batch: list[tuple[GroupName, list[FaceRecord]]] = []
+        for key, (name, records) in enumerate(sorted(faces.items())):
+            if not is_unnamed(name):
+                batch.append((name, records))
+                continue
+            hits = self.search(np.stack([r.embedding for r in records]), top_k=1) if len(self) else []
+            known = {
+                row[0].person
+                for row in hits
+                if row and row[0].similarity >= SAME_IMAGE_COSINE and is_unnamed(row[0].person)
+            }
+            batch.append((min(known) if len(known) == 1 else NewGroup(key), records))
+        return batch
 
 
 def open_gallery(

@@ -23,12 +23,14 @@ from rnnface.gallery.base import FaceHits, Gallery, backends
 from rnnface.gallery.records import (
     MAX_NAME_CHARS,
     FaceRecord,
+    GroupName,
     Match,
     PersonInfo,
     StoredFace,
     check_face_ids,
     new_faces,
     no_such_person,
+    number_new_groups,
 )
 from rnnface.similarity import normalize
 
@@ -303,9 +305,11 @@ class MilvusGallery(Gallery):
             return 0
         return int(self.client.query(self.collection, filter="", output_fields=["count(*)"])[0]["count(*)"])
 
-    def enroll_many(self, batch: Sequence[tuple[str, Sequence[FaceRecord]]], model_id: str) -> list[list[int]]:
+    def enroll_many(self, batch: Sequence[tuple[GroupName, Sequence[FaceRecord]]], model_id: str) -> list[list[int]]:
         self._check_whole()
         exists = self._exists()
+        # Milvus has no transactions: numbers are read just before the insert (one writer per Milvus Lite file)
+        batch = number_new_groups(batch, [p.name for p in self.people()] if exists else [])
         if exists:
             self.check_model(model_id)
         dim = self.check_batch(batch, self.dim if exists else None)

@@ -110,6 +110,31 @@ def unnamed_number(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+@dataclass(frozen=True)
+class NewGroup:
+    """A new unnamed group in an enrollment batch, numbered by the gallery inside its write transaction (`unknown
+    #k`, k above the highest there), so that two writers never give one number to two strangers. `key` tells a
+    batch's new groups apart."""
+
+    key: int
+
+
+GroupName = str | NewGroup
+
+
+def number_new_groups(batch: Sequence[tuple[GroupName, Sequence]], names: Sequence[str]) -> list[tuple[str, Sequence]]:
+    """`batch` with each NewGroup named `unknown #k`, numbered in order of appearance above the highest unnamed
+    group among `names` (the gallery's people, read inside the same transaction)."""
+    top = max((unnamed_number(n) or 0 for n in names), default=0)
+    numbered: dict[NewGroup, str] = {}
+    out = []
+    for name, faces in batch:
+        if isinstance(name, NewGroup):
+            name = numbered.setdefault(name, UNNAMED.format(top + 1 + len(numbered)))
+        out.append((name, faces))
+    return out
+
+
 def is_unnamed(name: str) -> bool:
     """Whether `name` is an unnamed group's (`unknown #k`), not a person's."""
     return unnamed_number(name) is not None

@@ -25,13 +25,16 @@ from rnnface.gallery.base import FaceHits, Gallery, backends
 from rnnface.gallery.index import CANDIDATES, KINDS, TRAIN_SAMPLE, FaceIndex, IndexCorrupt, Stamp, choose_kind
 from rnnface.gallery.records import (
     FaceRecord,
+    GroupName,
     Match,
+    NewGroup,
     PersonInfo,
     StoredFace,
     check_face_ids,
     check_name,
     new_faces,
     no_such_person,
+    number_new_groups,
 )
 from rnnface.io.paths import OutputError, check_output, remove_stale_temporaries
 from rnnface.similarity import normalize
@@ -302,10 +305,11 @@ class SqliteGallery(Gallery):
         template = self._decode([r[0] for r in rows]).sum(0)
         self.db.execute("UPDATE people SET template = ? WHERE id = ?", (self._encode(template), person_id))
 
-    def enroll_many(self, batch: Sequence[tuple[str, Sequence[FaceRecord]]], model_id: str) -> list[list[int]]:
+    def enroll_many(self, batch: Sequence[tuple[GroupName, Sequence[FaceRecord]]], model_id: str) -> list[list[int]]:
         out: list[list[int]] = []
         with self._write():
             self.check_model(model_id)  # inside the transaction: no other writer can set a different model meanwhile
+            batch = number_new_groups(batch, self._names())  # inside it too: no other writer takes the numbers
             dim = self.check_batch(batch, self.dim)
             if self.model_id is None:
                 self._set_meta("model", model_id)
@@ -389,25 +393,38 @@ class SqliteGallery(Gallery):
         self._sync()
         return len(owners)
 
+    def _names(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT name FROM people")]
+
+    def move_to_new_group(self, ids: Sequence[int]) -> str:
+        with self._write():
+            ((label, _),) = number_new_groups([(NewGroup(0), ())], self._names())
+            self._move(ids, label)
+        return label
+
     def move_faces(self, ids: Sequence[int], to: str) -> int:
         check_name(to)
         with self._write():
-            owners = self._owners(ids)
-            row = self.db.execute("SELECT id FROM people WHERE name = ?", (to,)).fetchone()
-            target = (
-                row[0]
-                if row
-                else self.db.execute(
-                    "INSERT INTO people (name, template, created) VALUES (?, ?, ?)", (to, b"", time.time())
-                ).lastrowid
+            return self._move(ids, to)
+
+    def _move(self, ids: Sequence[int], to: str) -> int:
+        """`move_faces` inside the caller's write transaction."""
+        owners = self._owners(ids)
+        row = self.db.execute("SELECT id FROM people WHERE name = ?", (to,)).fetchone()
+        target = (
+            row[0]
+            if row
+            else self.db.execute(
+                "INSERT INTO people (name, template, created) VALUES (?, ?, ?)", (to, b"", time.time())
+            ).lastrowid
+        )
+        moving = sorted(f for f, person in owners.items() if person != target)
+        for chunk in _chunks(moving):
+            self.db.execute(
+                f"UPDATE faces SET person_id = ? WHERE id IN ({','.join('?' * len(chunk))})", (target, *chunk)
             )
-            moving = sorted(f for f, person in owners.items() if person != target)
-            for chunk in _chunks(moving):
-                self.db.execute(
-                    f"UPDATE faces SET person_id = ? WHERE id IN ({','.join('?' * len(chunk))})", (target, *chunk)
-                )
-            self._retemplate({*owners.values(), target})
-            self._bump()
+        self._retemplate({*owners.values(), target})
+        self._bump()
         return len(moving)
 
     def _forget_model_if_empty(self) -> None:
