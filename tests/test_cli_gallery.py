@@ -369,6 +369,10 @@ def test_thresholds_lists_the_operating_points_and_search_thresholds(calibrated_
     assert result.exit_code == 0, result.output
     assert "| strict | FAR 1e-04 |" in result.output and "| LFW FAR | LFW TAR |" in result.output.replace(" |", " |")
     assert "1,000,000,000 entries" in result.output and "past the calibration's strictest" in result.output
+    # issue 31 §15: each point says what it does in 1:1 and in 1:N, with the share of strangers a search names
+    loose = next(line for line in result.output.splitlines() if line.startswith("| loose | 1:1 where"))
+    rates = [float(cell.strip().rstrip("%")) for cell in loose.split("|")[3:-1]]
+    assert "never to name people in a search" in loose and rates == sorted(rates) and rates[0] > 5
     assert_no_crash(run("thresholds", gallery=Path("unused")))  # the shipped model, calibrated or not
 
 

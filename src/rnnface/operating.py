@@ -8,7 +8,8 @@ what a user picks:
 - `strict` (FAR 1e-4): authentication, where a false accept lets someone in (the operator's to loosen, never the
   request's: `no_looser`);
 - `balanced` (FAR 1e-3): `verify`'s default, a comparison of two photos;
-- `loose` (FAR 1e-2): photo search, where a person checks the suggestions.
+- `loose` (FAR 1e-2): 1:1 only where a person checks every answer. Not for naming people in a search: among 20
+  entries it names 18 % of strangers (`POINT_USES`, `search_fpir`).
 
 1:1 and 1:N differ. A stranger searched among N enrolled entries is falsely identified when any of the
 N comparisons passes: the false-positive identification rate (FPIR, as NIST FRVT reports it) is about
@@ -34,6 +35,12 @@ POINTS: dict[str, float] = {"strict": 1e-4, "balanced": 1e-3, "loose": 1e-2}
 VERIFY_DEFAULT = "balanced"
 #: The loosest threshold `authenticate` accepts unless the operator sets another (RNNFACE_AUTHENTICATE_THRESHOLD).
 AUTHENTICATE_DEFAULT = "strict"
+#: What each point does, 1:1 and 1:N (`rnnface thresholds` prints it beside each point's measured FPIR).
+POINT_USES: dict[str, str] = {
+    "strict": "1:1 authentication, where a stranger let in costs more than a retry",
+    "balanced": "1:1: verify's default, a comparison of two photos",
+    "loose": "1:1 where a person checks every answer; never to name people in a search (its FPIR)",
+}
 #: The false-positive identification rate `identify` (1:N) aims for by default, at the gallery's size.
 SEARCH_FPIR = 1e-2
 #: Grid of the stored curve: this many FAR values per decade.
@@ -96,6 +103,11 @@ def far_for_fpir(fpir: float, comparisons: int) -> float:
     if not 0 < fpir < 1:
         raise ModelError(f"FPIR must lie in (0, 1), got {fpir!r}")
     return -math.expm1(math.log1p(-fpir) / max(1, comparisons))
+
+
+def search_fpir(far: float, comparisons: int) -> float:
+    """The share of strangers a search among `comparisons` entries names at a per-comparison `far`: 1 - (1 - FAR)^N."""
+    return -math.expm1(comparisons * math.log1p(-far))
 
 
 @dataclass(frozen=True)

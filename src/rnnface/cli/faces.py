@@ -258,7 +258,7 @@ def thresholds(
     """The model's operating points: each one's threshold, and the FAR and TAR it measured on LFW and CFP; then
     the threshold identify uses by default at several gallery sizes (set for --fpir)."""
     from rnnface.errors import ThresholdError
-    from rnnface.evaluation.report import points_table
+    from rnnface.evaluation.report import USE_SIZES, points_table, uses_table
 
     try:
         counts = [int(v) for v in sizes.split(",") if v.strip()]
@@ -276,6 +276,7 @@ def thresholds(
         return
     typer.echo(f"{pipe.model_id}, calibrated on {calibration.data} ({calibration.impostor_pairs:,} cross-person pairs)")
     typer.echo(points_table(calibration))
+    typer.echo(uses_table(calibration, USE_SIZES) + "\n")
     typer.echo(f"identify, by default (FPIR {fpir:g} at the gallery's size):")
     for n, t in zip(counts, searches):
         typer.echo(

@@ -9,7 +9,7 @@ import numpy as np
 
 from rnnface.evaluation.protocol import VerificationReport
 from rnnface.io.paths import atomic_output
-from rnnface.operating import POINTS, Calibration
+from rnnface.operating import POINT_USES, POINTS, Calibration, search_fpir
 
 
 def markdown_table(rows: dict[str, VerificationReport]) -> str:
@@ -87,6 +87,25 @@ def write_text(text: str, path: str | Path) -> Path:
 
 #: The data sets a calibration's points are measured on, as `points_table` names them.
 MEASURED_ON = {"lfw": "LFW", "cfp_ff": "CFP-FF", "cfp_fp": "CFP-FP"}
+
+
+#: Gallery sizes (entries) at which `uses_table` shows what each point does in a search.
+USE_SIZES = (20, 100, 1000)
+
+
+def uses_table(calibration: Calibration, sizes: tuple[int, ...] = USE_SIZES) -> str:
+    """What each point is for, and what it does in 1:N: the share of strangers a search names at that point among
+    each number of entries, from the FAR it measured on LFW (FPIR = 1 - (1 - FAR)^N)."""
+    lines = [
+        "| point | use | " + " | ".join(f"strangers named among {n:,} entries" for n in sizes) + " |",
+        "| --- | --- |" + " --- |" * len(sizes),
+    ]
+    for name in POINTS:
+        measured = calibration.measured.get(name, {}).get("lfw")
+        far = measured["far"] if measured else calibration.point(name).far
+        rates = [f"{100 * search_fpir(far, n):.1f}%" if far is not None else "-" for n in sizes]
+        lines.append(f"| {name} | {POINT_USES[name]} | " + " | ".join(rates) + " |")
+    return "\n".join(lines)
 
 
 def points_table(calibration: Calibration) -> str:
