@@ -278,3 +278,29 @@ def test_a_still_photo_sent_as_a_clip_is_not_live(material, nuaa_root, server):
     # a real capture moves: the same person live still passes (the rule costs them nothing)
     live = json.loads(authenticate(material, "live").output)
     assert live["decision"] == "accepted" and live["liveness"]["change"] > 1
+
+
+def test_liveness_takes_many_photos_clips_and_folders_with_a_row_each(material):
+    """issue 31 §13: one call, the model loaded once, a row per photo or clip (CSV, JSON, text); exit 1 when any
+    is not live, 2 when one cannot be judged."""
+    import csv
+    import io
+    import shutil
+
+    batch = material["folder"] / "batch"
+    batch.mkdir(exist_ok=True)
+    for name in ("live", "attack"):
+        shutil.copy(material["clips"][name], batch / f"{name}.avi")
+    shutil.copy(material["photos"][0], batch / "photo.png")
+    result = run_cli("liveness", batch, "--every", "1", "--csv")
+    assert result.exit_code == 1, result.output  # the attack is not live
+    rows = {Path(r["source"]).name: r for r in csv.DictReader(io.StringIO(result.stdout))}
+    assert set(rows) == {"attack.avi", "live.avi", "photo.png"}
+    assert rows["live.avi"]["live"] == "True" and rows["attack.avi"]["live"] == "False"
+    assert rows["photo.png"]["frames"] == "1" and rows["live.avi"]["frames"] == "16"
+    listed = json.loads(run_cli("liveness", batch / "live.avi", batch / "photo.png", "--every", "1", "--json").stdout)
+    assert [Path(r["source"]).name for r in listed] == ["live.avi", "photo.png"] and listed[0]["live"]
+    (batch / "broken.avi").write_bytes(b"not a video")
+    broken = run_cli("liveness", batch, "--every", "1")
+    assert broken.exit_code == 2 and "broken.avi: error:" in broken.output, broken.output
+    assert f"{batch / 'live.avi'}: live:" in broken.output

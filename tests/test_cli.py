@@ -102,9 +102,9 @@ def test_verify_reports_which_face_of_several(lfw_images, tiny_checkpoint, tmp_p
     Image.fromarray(canvas).save(group)
     result = run("verify", group, lfw_images / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg", "--model", tiny_checkpoint)
     assert result.exit_code == 0, result.output
-    assert "group.png: 2 faces; used face 0 (largest)" in result.output
+    assert "group.png: 2 faces; used face 0: the largest face" in result.output
     result = run("verify", group, group, "--model", tiny_checkpoint, "--face-a", "1", "--face-b", "1", "--json")
-    assert json.loads(result.output)["face_a"] == 1
+    assert json.loads(result.output)["face_a"] == 1 and json.loads(result.output)["face_a_why"] == "asked for"
 
 
 def test_verify_no_face_and_bad_image(tmp_path, lfw_face, tiny_checkpoint):

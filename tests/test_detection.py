@@ -150,3 +150,34 @@ def test_no_detection_takes_the_photo_as_the_face():
     (face,) = create_detector(NO_DETECTOR).detect(image)
     assert face.box.tolist() == [0.0, 0.0, 168.0, 192.0]
     assert (face.landmarks[:, 0] > 0).all() and (face.landmarks[:, 1] < 192).all()
+
+
+def _face(x: float, y: float, size: float, score: float, upside_down: bool = False):
+    import numpy as np
+
+    from rnnface.detection import Face
+
+    eyes_y, mouth_y = (0.7, 0.35) if upside_down else (0.35, 0.75)
+    marks = np.array(
+        [[0.3, eyes_y], [0.7, eyes_y], [0.5, 0.55], [0.35, mouth_y], [0.65, mouth_y]], dtype=np.float64
+    ) * size + [x, y]
+    return Face(np.array([x, y, x + size, y + size], dtype=np.float64), score, marks)
+
+
+def test_a_one_face_command_uses_the_most_face_like_large_face_and_says_why():
+    """issue 31 §10: a pattern on clothing, detected larger than the real face at a slightly lower score and with
+    landmarks not laid out as a face's, is not the face used; the reason says which was used and why."""
+    from rnnface.recognition.pipeline import choose_face
+
+    shirt, real, tiny = _face(0, 200, 160, 0.972, upside_down=True), _face(40, 20, 120, 0.99), _face(0, 0, 30, 0.999)
+    index, why = choose_face([shirt, real, tiny], None, "photo")
+    assert index == 1 and "most face-like" in why and "not laid out as a face's" in why
+    # two real faces: the largest, unless another scores clearly higher
+    other = _face(200, 20, 100, 0.995)
+    assert choose_face([real, other], None, "photo") == (0, "the largest face")
+    assert choose_face([_face(0, 0, 130, 0.90), other], None, "photo")[0] == 1
+    assert choose_face([real, shirt], None, "photo") == (0, "the largest face")
+    assert choose_face([real], None, "photo") == (0, "the only face")
+    assert choose_face([shirt, real], 0, "photo") == (0, "asked for")
+    # a much smaller face never wins on its score alone: bystanders stay bystanders
+    assert choose_face([real, tiny], None, "photo")[0] == 0

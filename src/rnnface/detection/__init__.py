@@ -11,6 +11,8 @@ from rnnface.detection.base import (
     face_at,
     list_detectors,
     main_faces,
+    most_face_like,
+    plausible_landmarks,
     register_detector,
     whole_image,
 )
@@ -31,6 +33,8 @@ __all__ = [
     "face_at",
     "list_detectors",
     "main_faces",
+    "most_face_like",
+    "plausible_landmarks",
     "register_detector",
     "whole_image",
 ]

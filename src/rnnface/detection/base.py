@@ -185,6 +185,40 @@ def main_faces(faces: list[Face], size_share: float = 0.25, score_margin: float 
     return [f for f in faces if f.area >= size_share * largest.area and f.score >= largest.score - score_margin]
 
 
+def plausible_landmarks(face: Face) -> bool:
+    """Whether the 5 landmarks are laid out as a face's are: the mouth on the chin's side of the eye line, at 0.3-3
+    eye distances from the eyes (generous: tilted, turned and profile faces pass; a pattern on a shirt that a
+    detector scored as a face often does not)."""
+    eyes, mouth = face.landmarks[:2], face.landmarks[3:5]
+    axis = eyes[1] - eyes[0]
+    gap = float(np.hypot(*axis))
+    if gap < 1e-6:
+        return False
+    down = mouth.mean(axis=0) - eyes.mean(axis=0)
+    below = (axis[0] * down[1] - axis[1] * down[0]) / gap  # the mouth's distance past the eye line, chin-wards
+    return 0.3 * gap <= below <= 3 * gap
+
+
+def most_face_like(faces: list[Face], size_share: float = 0.25, score_margin: float = 0.05) -> tuple[int, str]:
+    """The face a one-face command uses, and why: the largest, unless its landmarks are not laid out as a face's
+    or another face at least `size_share` of its area scores more than `score_margin` higher (the largest box can
+    be a pattern on clothing); then the best-scoring such face whose landmarks are. `faces` are sorted largest
+    first."""
+    if len(faces) == 1:
+        return 0, "the only face"
+    large = [i for i, f in enumerate(faces) if f.area >= size_share * faces[0].area and plausible_landmarks(f)]
+    best = max(large, key=lambda i: (faces[i].score, -i), default=0)
+    if plausible_landmarks(faces[0]) and faces[best].score <= faces[0].score + score_margin:
+        return 0, "the largest face"
+    if best == 0:
+        return 0, "the largest face (no other is more face-like)"
+    reason = "its landmarks are not laid out as a face's" if not plausible_landmarks(faces[0]) else "it scores lower"
+    return best, (
+        f"the most face-like of the large faces (detector score {faces[best].score:.3f} against "
+        f"{faces[0].score:.3f} for the largest, and {reason})"
+    )
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two (x1, y1, x2, y2) boxes."""
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))

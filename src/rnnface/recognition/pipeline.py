@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rnnface.alignment import AlignedFace, CropSpec
-from rnnface.detection import Detector, Face, create_detector
+from rnnface.detection import Detector, Face, create_detector, most_face_like
 from rnnface.errors import FaceIndexError, NoFaceError
 from rnnface.io import load_image
 from rnnface.operating import SEARCH_FPIR, Threshold, ThresholdSpec, resolve
@@ -56,6 +56,8 @@ class Verification:
     face_b: int
     faces_in_a: int
     faces_in_b: int
+    why_a: str = ""  # why that face: asked for, the only one, the largest, the most face-like (`most_face_like`)
+    why_b: str = ""
 
     def to_dict(self) -> dict:
         return {
@@ -66,20 +68,28 @@ class Verification:
             "face_b": self.face_b,
             "faces_in_a": self.faces_in_a,
             "faces_in_b": self.faces_in_b,
+            "face_a_why": self.why_a,
+            "face_b_why": self.why_b,
         }
 
 
-def pick_face(faces: list[Face], index: int | None, name: str) -> int:
-    """Index of the face to use: `index` if given, else the largest (faces are sorted largest first)."""
+def choose_face(faces: list[Face], index: int | None, name: str) -> tuple[int, str]:
+    """The face to use and why: `index` if given, else the most face-like of the large faces (`most_face_like`;
+    faces are sorted largest first)."""
     if not faces:
         raise NoFaceError(f"{name}: no face detected")
     if index is None:
-        return 0
+        return most_face_like(faces)
     if not 0 <= index < len(faces):
         raise FaceIndexError(
             f"{name}: face {index} requested, but only {len(faces)} face(s) found (0-{len(faces) - 1})"
         )
-    return index
+    return index, "asked for"
+
+
+def pick_face(faces: list[Face], index: int | None, name: str) -> int:
+    """`choose_face`'s index alone."""
+    return choose_face(faces, index, name)[0]
 
 
 class FacePipeline:
@@ -188,18 +198,21 @@ class FacePipeline:
 
     def face_embedding(
         self, image: ImageInput, index: int | None = None, name: str = "image"
-    ) -> tuple[np.ndarray, int, int]:
-        """The embedding of face `index` of `image` (default: the largest), that face's number, and the face count."""
+    ) -> tuple[np.ndarray, int, int, str]:
+        """The embedding of face `index` of `image` (default: `choose_face`'s), that face's number, the face count
+        and why that face."""
         image = as_image(image)
         faces = self.detect(image)
-        i = pick_face(faces, index, name)
-        return self.embed(image, [faces[i]])[1][0], i, len(faces)
+        i, why = choose_face(faces, index, name)
+        return self.embed(image, [faces[i]])[1][0], i, len(faces), why
 
     @staticmethod
-    def decide(a: tuple[np.ndarray, int, int], b: tuple[np.ndarray, int, int], threshold: Threshold) -> Verification:
+    def decide(
+        a: tuple[np.ndarray, int, int, str], b: tuple[np.ndarray, int, int, str], threshold: Threshold
+    ) -> Verification:
         """The verification of two `face_embedding` results at `threshold`."""
         similarity = float(cosine_similarity(a[0], b[0]))
-        return Verification(similarity, threshold, similarity >= threshold.value, a[1], b[1], a[2], b[2])
+        return Verification(similarity, threshold, similarity >= threshold.value, a[1], b[1], a[2], b[2], a[3], b[3])
 
     def verify(
         self,

@@ -56,6 +56,10 @@ class VerifyResult(OperatingPoint):
     face_b: int
     faces_in_a: int
     faces_in_b: int
+    face_a_why: str = Field(
+        "", description="Why that face of image A: the only one, the largest, or the most face-like."
+    )
+    face_b_why: str = Field("", description="Why that face of image B.")
 
 
 class MatchOut(BaseModel):
