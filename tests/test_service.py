@@ -670,45 +670,57 @@ def test_stalled_body_gets_408(real_server):
     assert status == 408 and b"not received within 1 s" in response, response[:300]
 
 
+class DecodedCounter:
+    """Counts the images the service decodes and how many are alive at once (`peak`), by patching its loader."""
+
+    def __init__(self, monkeypatch) -> None:
+        import threading
+        import weakref
+
+        from rnnface.service import engine as engine_module
+
+        self.alive = self.peak = self.decoded = 0
+        self._lock = threading.Lock()
+        real_load = engine_module.load_image
+
+        def counting_load(*args, **kwargs):
+            image = real_load(*args, **kwargs)
+            with self._lock:
+                self.alive += 1
+                self.decoded += 1
+                self.peak = max(self.peak, self.alive)
+            weakref.finalize(image, self._gone)
+            return image
+
+        monkeypatch.setattr(engine_module, "load_image", counting_load)
+
+    def _gone(self) -> None:
+        with self._lock:
+            self.alive -= 1
+
+
 def test_decoded_images_are_bounded_while_they_wait_for_detection(tmp_path, monkeypatch):
     """Sixteen requests of a small file of many pixels at once: at most `max_concurrent_images` decoded images exist
     at any time, the others wait undecoded (decoding alone was bounded, not the decoded images queuing for the
     detector: the server grew to gigabytes)."""
     import threading
-    import weakref
 
     from rnnface.recognition.pipeline import FacePipeline
-    from rnnface.service import engine as engine_module
 
     big = io.BytesIO()
     Image.new("RGB", (3000, 3000), (90, 120, 150)).save(big, format="PNG")  # 27 MB decoded, tens of KB on the wire
     assert len(big.getvalue()) < 200_000
     c = client(tmp_path, max_concurrent_images=2)
     engine = c.app.state.engine
-    alive, peak, decoded, lock = [0], [0], [0], threading.Lock()
-    real_load = engine_module.load_image
-
-    def gone() -> None:
-        with lock:
-            alive[0] -= 1
-
-    def counting_load(*args, **kwargs):
-        image = real_load(*args, **kwargs)
-        with lock:
-            alive[0] += 1
-            decoded[0] += 1
-            peak[0] = max(peak[0], alive[0])
-        weakref.finalize(image, gone)
-        return image
+    counter = DecodedCounter(monkeypatch)
 
     def held_detect(self, image):  # the detector is busy until every request is in: decoded, or waiting for a slot
         waiting = getattr(getattr(engine, "slots", None), "waiting", 0)
-        while decoded[0] + waiting < 16:
+        while counter.decoded + waiting < 16:
             threading.Event().wait(0.01)
             waiting = getattr(getattr(engine, "slots", None), "waiting", 0)
         return []
 
-    monkeypatch.setattr(engine_module, "load_image", counting_load)
     monkeypatch.setattr(FacePipeline, "detect", held_detect)
     statuses = []
     files = {"image": ("big.png", big.getvalue(), "image/png")}
@@ -720,8 +732,8 @@ def test_decoded_images_are_bounded_while_they_wait_for_detection(tmp_path, monk
         w.start()
     for w in workers:
         w.join()
-    assert statuses == [200] * 16 and decoded[0] == 16
-    assert peak[0] <= 2, f"{peak[0]} decoded images held at once"
+    assert statuses == [200] * 16 and counter.decoded == 16
+    assert counter.peak <= 2, f"{counter.peak} decoded images held at once"
 
 
 def test_a_trickled_body_is_cut_off_by_one_deadline_for_the_whole_body(real_server):
@@ -939,29 +951,9 @@ def test_a_request_answered_504_decodes_none_of_its_remaining_frames(tmp_path, m
 def test_a_request_of_several_images_holds_one_decoded_image_at_a_time(tmp_path, monkeypatch, route, field, form):
     """issue 31 §5: with one image slot, a request of several images never has two decoded at once (a caller's
     variable kept the previous one alive while the next decoded in a new slot: twice the stated bound)."""
-    import threading
-    import weakref
-
-    from rnnface.service import engine as engine_module
-
     c = client(tmp_path, max_concurrent_images=1)
-    alive, peak, lock = [0], [0], threading.Lock()
-    real_load = engine_module.load_image
-
-    def gone() -> None:
-        with lock:
-            alive[0] -= 1
-
-    def counting_load(*args, **kwargs):
-        image = real_load(*args, **kwargs)
-        with lock:
-            alive[0] += 1
-            peak[0] = max(peak[0], alive[0])
-        weakref.finalize(image, gone)
-        return image
-
-    monkeypatch.setattr(engine_module, "load_image", counting_load)
+    counter = DecodedCounter(monkeypatch)
     files = [("image_a", png()), ("image_b", png())] if field is None else [(field, png())] * 4
     response = c.post(route, files=files, data=form)
     assert response.status_code in (200, 422), response.text  # grey frames hold no face: that is not the point
-    assert peak[0] == 1, f"{peak[0]} decoded images held at once"
+    assert counter.peak == 1, f"{counter.peak} decoded images held at once"
