@@ -112,7 +112,7 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(material, lfw_images):
         (("liveness", blank), "no face in any of 3 frames"),
         (("liveness", several), "several faces"),
         (("liveness", "--camera", "97"), "cannot open this camera"),
-        (("liveness",), "give a photo or video file, or --camera N"),
+        (("liveness",), "give photos, video files or folders, or --camera N"),
         (
             ("authenticate", PERSON, material["photos"][0], "--gallery", gallery),
             "one photo cannot be judged: this needs a clip",
