@@ -126,10 +126,11 @@ def test_models_lists_params_and_recurrent_share():
     rows = json.loads(result.output)
     assert {(r["model"], r["cell"]) for r in rows} == {
         (m, c)
-        for m in ("seed_rowlstm", "renet", "conv_birnn", "facenet_birnn", "mobilefacenet_birnn")
+        for m in ("seed_rowlstm", "renet", "conv_birnn", "facenet_birnn", "mobilefacenet_birnn", "fusion_birnn")
         for c in ("rnn", "lstm", "gru")
     }
-    assert all(r["params"] > 0 and 0.5 < r["recurrent_share"] < 1 for r in rows if not r["model"].endswith("net_birnn"))
+    heads = {"facenet_birnn", "mobilefacenet_birnn", "fusion_birnn"}  # a frozen CNN before them
+    assert all(r["params"] > 0 and 0.5 < r["recurrent_share"] < 1 for r in rows if r["model"] not in heads)
     hybrid = {r["cell"]: r for r in rows if r["model"] == "facenet_birnn"}  # the head only: FaceNet is frozen
     assert (
         hybrid["gru"]["input"] == "facenet 160"
@@ -137,6 +138,8 @@ def test_models_lists_params_and_recurrent_share():
     )
     light = {r["cell"]: r for r in rows if r["model"] == "mobilefacenet_birnn"}
     assert light["gru"]["input"] == "mobilefacenet 112" and light["gru"]["params"] < hybrid["gru"]["params"]
+    fusion = {r["cell"]: r for r in rows if r["model"] == "fusion_birnn"}
+    assert fusion["gru"]["input"] == "mobilefacenet+facenet 112" and fusion["gru"]["recurrent_share"] > 0.2
     text = run("models").output
     assert "conv_birnn" in text and "%" in text
 

@@ -195,3 +195,38 @@ def test_mobilefacenet_features_and_a_head_on_them_train_end_to_end(tmp_path):
     whole = Embedder(ckpt, flip=False).embed_crops(crops)  # pixels through MobileFaceNet and the head
     x = {n: np.asarray(feats.arrays[n][:3, 0], np.float32) for n in ckpt.model.inputs}
     np.testing.assert_allclose(Embedder(ckpt, flip=False).embed_features(x).numpy(), whole, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_fusion_head_trains_and_is_scored_on_both_cnns_joint_features(tmp_path):
+    """The same images cut for each CNN, each CNN's real feature cache, one joint cache pointing at both (nothing
+    copied); a fusion head trains on it and embeds from it, and caches of other images are refused."""
+    from rnnface.data.features import join_features
+    from rnnface.evaluation.sources import embed_cached
+    from rnnface.training.loop import train
+
+    template = FaceCache.open(write_cache(tmp_path / "t", people=4, per_person=2, size=112))
+    box = FaceCache.open(
+        write_cache(tmp_path / "b", people=4, per_person=2, size=160, crop=dict(vars(CROPS["facenet"])))
+    )
+    with pytest.raises(DataError, match="--join"):
+        FrontendFeatures.open(template, "mobilefacenet+facenet")
+    for cache, frontend in ((template, "mobilefacenet"), (box, "facenet")):
+        build_features(cache, views=2, frontend=frontend, workers=1, progress=False)
+    joint = join_features(template, box)
+    assert joint.meta["frontend"] == "mobilefacenet+facenet" and not any(joint.root.glob("*.npy"))
+    np.testing.assert_array_equal(
+        joint.arrays["facenet.block17"], FrontendFeatures.open(box, "facenet").arrays["block17"]
+    )
+    config = _tiny_config(template.root, tmp_path / "run", model="fusion_birnn", model_args={"hidden": [8]})
+    ckpt = load_checkpoint(train(config, progress=False))
+    assert ckpt.frontend.name == "mobilefacenet+facenet" and float(ckpt.model.out.weight.detach().abs().sum()) > 0
+    emb = embed_cached(Embedder(ckpt, flip=True), template, [0, 1, 2])
+    assert emb.shape == (3, 192) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    with pytest.raises(ModelError, match="one crop per CNN"):
+        Embedder(ckpt).embed_crops(np.asarray(template.faces[:1]))
+    other = FaceCache.open(
+        write_cache(tmp_path / "o", people=3, per_person=2, size=160, crop=dict(vars(CROPS["facenet"])))
+    )
+    with pytest.raises(DataError, match="same images"):
+        join_features(template, other)

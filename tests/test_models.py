@@ -24,8 +24,9 @@ def test_registry_lists_the_backbones():
 
 #: Hybrid heads start exactly at the CNN's embedding (zero correction), where no gradient reaches the
 #: sweeps yet; the plain (non-residual) head shows the gradient path.
-TEST_ARGS = {"facenet_birnn": {"residual": False}, "mobilefacenet_birnn": {"residual": False}}
-HYBRIDS = set(TEST_ARGS)
+TEST_ARGS = {n: {"residual": False} for n in ("facenet_birnn", "mobilefacenet_birnn", "fusion_birnn")}
+HYBRIDS = set(TEST_ARGS)  # the models with a pretrained front-end
+ONE_CNN = HYBRIDS - {"fusion_birnn"}
 
 
 @pytest.mark.parametrize("cell", sorted(RNN_CELLS))
@@ -48,7 +49,7 @@ def test_forward_backward_unit_norm(name, cell):
         assert recurrent_share(model) > 0.5  # the recurrence carries the pixel backbones
 
 
-@pytest.mark.parametrize("name", sorted(HYBRIDS))
+@pytest.mark.parametrize("name", sorted(ONE_CNN))
 def test_residual_hybrid_starts_at_the_cnn_embedding(name):
     from rnnface.models.hybrid import PRETRAINED
 
@@ -66,6 +67,31 @@ def test_residual_hybrid_starts_at_the_cnn_embedding(name):
         create_model(name, embed_dim=128)
     with pytest.raises(ValueError, match="feature map"):
         create_model(name, map="embedding")
+
+
+def test_the_fusion_head_starts_at_the_first_cnn_and_reads_one_crop_per_cnn():
+    """Both CNNs' maps feed the head, each CNN on its own crop; it starts at MobileFaceNet's embedding, and a model
+    that needs two crops says so instead of running on the pipeline's one."""
+    from rnnface.errors import ModelError
+    from rnnface.models.hybrid import PRETRAINED
+
+    model = create_model("fusion_birnn").eval()
+    x = model.example_features(4)
+    assert set(x) == {"mobilefacenet.map7", "facenet.block17", "mobilefacenet.embedding", "facenet.embedding"}
+    pixels = model.example_input(2)
+    assert {k: v.shape[-1] for k, v in pixels.items()} == {"mobilefacenet": 112, "facenet": 160}
+    with torch.no_grad():
+        torch.testing.assert_close(model.embed_features(x), x["mobilefacenet.embedding"], atol=1e-6, rtol=0)
+        own = PRETRAINED["mobilefacenet"]("cpu")(pixels["mobilefacenet"] * 127.5 / 128)["embedding"]
+        torch.testing.assert_close(model(pixels), own, atol=1e-5, rtol=0)
+        model.out.weight.normal_()  # as training leaves it: the branches count
+        before = model.embed_features(x)
+        x["facenet.block17"] = x["facenet.block17"] * 2  # the second CNN's map moves the embedding
+        assert not torch.allclose(model.embed_features(x), before)
+    with pytest.raises(ModelError, match="one crop per CNN"):
+        model(pixels["mobilefacenet"])
+    with pytest.raises(ValueError, match="feature maps"):
+        create_model("fusion_birnn", maps=["mobilefacenet.embedding"])
 
 
 @pytest.mark.parametrize("name", [n for n in list_models() if n not in HYBRIDS])

@@ -440,3 +440,17 @@ def test_unnamed_groups_are_drawn_in_muted_colours():
     strongest_muted = max(saturation(_colour(f"unknown #{k}")) for k in range(1, 40))
     assert strongest_muted < min(saturation(c) for c in PALETTE) / 2
     assert _colour("Colin Powell") in PALETTE and saturation(_colour("unknown")) == 0
+
+
+def test_bench_video_times_a_real_clip_beside_the_synthetic_one(clip, lfw_root, tmp_path):
+    """`bench video --clip` reports both clips from one run: size, frames, speed and the most faces seen at once."""
+    out = tmp_path / "bench.json"
+    result = run_cli("bench", "video", "--data", lfw_root, "--seconds", 1, "--faces", 1, "--clip", clip, "--out", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["synthetic"]["faces"] == 1 and report["synthetic"]["most_faces"] == 1
+    assert (report["clip"]["path"], report["clip"]["width"], report["clip"]["height"]) == ("clip.mp4", 640, 480)
+    assert report["clip"]["most_faces"] == 3 and report["clip"]["frames"] == 100
+    assert report["clip"]["fps"] > 0 and "clip.mp4, 640x480, up to 3 face(s) at once" in result.output
+    missing = run_cli("bench", "video", "--data", lfw_root, "--clip", tmp_path / "none.mp4", "--out", out)
+    assert missing.exit_code == 2 and "does not exist" in missing.output

@@ -4,6 +4,7 @@
 # B (folds 5-9) models of each row, then one `rnnface eval backbones` run that scores every row on the same pairs.
 #   bash tools/backbones.sh mobilefacenet   # the MobileFaceNet rows (train)
 #   bash tools/backbones.sh facenet         # the FaceNet rows: today's hybrid (pose_a/b) and FaceNet alone (train)
+#   bash tools/backbones.sh fusion          # the head reading both CNNs' maps (after the two above; train)
 #   bash tools/backbones.sh eval            # the table
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +38,11 @@ cfp_cache(Path('$CFP'), Path('cache/cfp160'), frontend='facenet')"
     make teacher
     for f in a b; do train "runs/pose-$f" "configs/pose_$f.yaml"; done
     ;;
+fusion)
+    "$BIN/rnnface" features cache/lfw112 --join cache/lfw160
+    "$BIN/rnnface" features cache/cfp112 --join cache/cfp160
+    for f in a b; do train "runs/fusion-$f" "configs/fusion_$f.yaml"; done
+    ;;
 eval)
     rows=(
         --peer "MobileFaceNet alone=mobilefacenet" --peer "MobileFaceNet alone, with its mirror=mobilefacenet-flip"
@@ -50,10 +56,14 @@ eval)
         rows+=(--fuse "MobileFaceNet + GRU sweeps|FaceNet + GRU sweeps (the previous default)")
         caches+=(--lfw facenet=cache/lfw160 --cfp-cache facenet=cache/cfp160)
     fi
+    if [ -f runs/fusion-b/backbone.pt ]; then
+        rows+=(--row "MobileFaceNet + FaceNet maps, GRU fusion head=runs/fusion-a/backbone.pt,runs/fusion-b/backbone.pt")
+        caches+=(--lfw mobilefacenet+facenet=cache/lfw112 --cfp-cache mobilefacenet+facenet=cache/cfp112)
+    fi
     "$BIN/rnnface" eval backbones "${rows[@]}" "${caches[@]}" --cfp "$CFP" --out reports
     ;;
 *)
-    echo "usage: bash tools/backbones.sh mobilefacenet|facenet|eval" >&2
+    echo "usage: bash tools/backbones.sh mobilefacenet|facenet|fusion|eval" >&2
     exit 2
     ;;
 esac

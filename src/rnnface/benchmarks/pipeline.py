@@ -241,7 +241,7 @@ def run_pipeline_bench(root: Path, images: int = 100, checkpoint: str | Path | N
     from rnnface.benchmarks.report import machine
     from rnnface.data.folders import list_identity_images
     from rnnface.io import load_image
-    from rnnface.models import list_models
+    from rnnface.models import create_model, list_models
     from rnnface.settings import shipped_model
 
     records = list_identity_images(root)
@@ -249,7 +249,8 @@ def run_pipeline_bench(root: Path, images: int = 100, checkpoint: str | Path | N
     sample = [load_image(root / r.path) for r in records[::step][:images]]
     peak = peak_gflops()
     previous = shipped_model(PREVIOUS_DEFAULT)
-    embed = bench_embed(list_models(), checkpoint=checkpoint, peak=peak, previous=previous)
+    one_crop = [n for n in list_models() if create_model(n).reads_one_crop]  # what the photo pipeline can run
+    embed = bench_embed(one_crop, checkpoint=checkpoint, peak=peak, previous=previous)
     peer = bench_peer_embed(sample[:50])
     detect = [
         bench_detect_align(sample),  # the default detector, as users get it

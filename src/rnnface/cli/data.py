@@ -62,17 +62,28 @@ def features(
     views: Annotated[int, typer.Option(help="Views per face: the crop, its mirror, then random jitters.")] = 3,
     workers: Annotated[int | None, typer.Option(help="Processes (default: all cores).")] = None,
     force: Annotated[bool, typer.Option(help="Recompute even if a complete feature cache exists.")] = False,
+    join: Annotated[
+        Path | None,
+        typer.Option(
+            help="Another face cache of the same images cut for the other CNN, its features built: write the joint "
+            "feature cache a two-CNN fusion head reads (nothing is recomputed or copied)."
+        ),
+    ] = None,
 ) -> None:
     """Run a pretrained front-end once over a face cache, keeping the feature maps hybrid heads train on."""
-    from rnnface.data.features import build_features
+    from rnnface.data.features import build_features, join_features
     from rnnface.data.prepare import FaceCache
-    from rnnface.models.frontends import FRONTENDS
+    from rnnface.models.frontends import SINGLE, frontend_for_crop
 
     cache = FaceCache.open(cache_dir)
+    if join is not None:
+        feats = join_features(cache, FaceCache.open(join))
+        typer.echo(f"{feats.root}: {', '.join(f'{k} {tuple(v.shape)}' for k, v in feats.arrays.items())}")
+        return
     if frontend is None:
-        frontend = next((name for name, spec in FRONTENDS.items() if spec.crop == cache.crop), "facenet")
-    if frontend not in FRONTENDS:
-        raise typer.BadParameter(f"--frontend must be one of {', '.join(FRONTENDS)}")
+        frontend = getattr(frontend_for_crop(cache.crop), "name", "facenet")
+    if frontend not in SINGLE:
+        raise typer.BadParameter(f"--frontend must be one of {', '.join(SINGLE)}")
     feats = build_features(cache, views=views, workers=workers, force=force, frontend=frontend)
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in feats.arrays.items())
     typer.echo(f"{feats.root}: {shapes}; {feats.meta['seconds']:.0f} s with {feats.meta['workers']} workers")

@@ -320,12 +320,13 @@ def models(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(rows)
         return
-    typer.echo(f"{'model':<14}{'cell':<6}{'input':>13}{'dim':>5}{'params':>11}{'recurrent':>11}  description")
+    wide = max(len(r["input"]) for r in rows) + 2
+    typer.echo(f"{'model':<14}{'cell':<6}{'input':>{wide}}{'dim':>5}{'params':>11}{'recurrent':>11}  description")
     for r in rows:
         mark = "*" if r["default_cell"] else " "
         star = " (shipped model)" if r["model"] == DEFAULT_MODEL and r["default_cell"] else ""
         typer.echo(
-            f"{r['model']:<14}{r['cell'] + mark:<6}{r['input']:>13}{r['embed_dim']:>5}{r['params']:>11,}"
+            f"{r['model']:<14}{r['cell'] + mark:<6}{r['input']:>{wide}}{r['embed_dim']:>5}{r['params']:>11,}"
             f"{r['recurrent_share']:>10.1%}  {r['summary']}{star}"
         )
     typer.echo("* = the backbone's default cell; any cell works: --set model_args.cell=rnn|lstm|gru in training.")

@@ -25,7 +25,7 @@ from rnnface.data.prepare import FaceCache, damaged, read_meta
 from rnnface.data.workers import worker_pool
 from rnnface.errors import DataError
 from rnnface.io.paths import atomic_output
-from rnnface.models.frontends import FrontEndSpec, frontend_spec
+from rnnface.models.frontends import JOINT, FrontEndSpec, frontend_for_crop, frontend_spec
 from rnnface.pretrained.facenet import facenet_runner
 from rnnface.pretrained.mobilefacenet import MobileFaceNetRunner
 from rnnface.progress import progress_bar
@@ -95,11 +95,19 @@ class FrontendFeatures:
         root = cls.location(cache, frontend)
         meta_path = root / "meta.json"
         if not meta_path.is_file():
-            raise DataError(f"{root}: no complete feature cache; run `rnnface features {cache.root}`")
+            how = " --join <the same images cut for the other CNN>" if frontend_spec(frontend).parts else ""
+            raise DataError(f"{root}: no complete feature cache; run `rnnface features {cache.root}{how}`")
         meta = read_meta(meta_path)
         try:
-            arrays = {o: np.load(root / f"{o}.npy", mmap_mode="r") for o in meta["outputs"]}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            if "joint" in meta:  # each part's arrays stay in its own feature cache
+                arrays = {
+                    f"{part}.{o}": np.load(root / where / f"{o}.npy", mmap_mode="r")
+                    for part, where in meta["joint"].items()
+                    for o in read_meta(root / where / "meta.json")["outputs"]
+                }
+            else:
+                arrays = {o: np.load(root / f"{o}.npy", mmap_mode="r") for o in meta["outputs"]}
+        except (OSError, ValueError, KeyError, TypeError, DataError) as exc:
             raise damaged(root, exc) from None
         if any(len(a) != len(cache.rows) for a in arrays.values()):
             raise damaged(root, f"it does not match its face cache ({len(cache.rows)} faces)")
@@ -193,3 +201,30 @@ def build_features(
     with atomic_output(meta_path, "feature cache") as tmp:
         tmp.write_text(json.dumps(meta, indent=2))
     return FrontendFeatures.open(cache, frontend)
+
+
+def join_features(cache: FaceCache, partner: FaceCache) -> FrontendFeatures:
+    """One feature cache over `cache` that reads its front-end's features and those of `partner` (the same images
+    in the same order, cut for another CNN): what a head fusing both CNNs' maps trains on. Nothing is copied: it
+    points at both feature caches, which `build_features` made."""
+    parts = [frontend_for_crop(c.crop) for c in (cache, partner)]
+    if None in parts:
+        bad = (cache, partner)[parts.index(None)]
+        raise DataError(f"{bad.root}: its faces are cut as {bad.crop}, which no front-end reads")
+    spec = frontend_spec(JOINT.join(p.name for p in parts))
+    if [r.path for r in cache.rows] != [r.path for r in partner.rows]:
+        raise DataError(f"{cache.root} and {partner.root} do not hold the same images in the same order")
+    sources = [FrontendFeatures.open(c, p.name) for c, p in zip((cache, partner), parts)]
+    root = FrontendFeatures.location(cache, spec.name)
+    root.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "version": FEATURES_VERSION,
+        "views": min(f.views for f in sources),
+        "outputs": [f"{p.name}.{o}" for p, f in zip(parts, sources) for o in f.meta["outputs"]],
+        "faces": len(cache.rows),
+        "frontend": spec.name,
+        "joint": {p.name: os.path.relpath(f.root, root) for p, f in zip(parts, sources)},
+    }
+    with atomic_output(root / "meta.json", "feature cache") as tmp:
+        tmp.write_text(json.dumps(meta, indent=2))
+    return FrontendFeatures.open(cache, spec.name)

@@ -28,6 +28,7 @@ from rnnface.data.prepare import FaceCache, PrepareConfig, prepare
 from rnnface.data.workers import worker_pool
 from rnnface.evaluation.protocol import VerificationReport, verification_report
 from rnnface.io.paths import atomic_output
+from rnnface.models.frontends import frontend_spec
 
 #: How rnnface's CFP faces are found and cut for each front-end: FaceNet's as its hybrid was trained (MTCNN and the
 #: FaceNet check), the others by the detector users get; the photo's central square where nothing is found.
@@ -40,6 +41,10 @@ CFP_PREPARE = {
 def cfp_cache(root: Path, out: Path, progress: bool = True, frontend: str = "facenet") -> FaceCache:
     """CFP's faces, found and cut as rnnface does for `frontend`, and that front-end's outputs for them and their
     mirrors; built once in `out`."""
+    if frontend_spec(frontend).parts:  # a joint front-end reads its parts' CFP caches (`rnnface features --join`)
+        cache = FaceCache.open(out)
+        FrontendFeatures.open(cache, frontend)
+        return cache
     config = CFP_PREPARE[frontend]
     cache = prepare(root / "Data" / "Images", out, config, progress=progress, records=cfp_images(root))
     build_features(cache, views=2, progress=progress, frontend=frontend)

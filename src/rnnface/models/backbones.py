@@ -22,6 +22,7 @@ class PixelBackbone(nn.Module):
 
     crop = CropSpec()
     inputs = ("pixels",)
+    reads_one_crop = True
 
     @property
     def frontend(self) -> FrontEndSpec:

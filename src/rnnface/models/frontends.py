@@ -8,6 +8,7 @@ shipped). A pixel backbone's front-end is empty: its one output is the crop itse
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from rnnface.alignment import CROPS, CropSpec
@@ -29,6 +30,8 @@ class FrontEndSpec:
     #: How many of the network's last dense layers (convolutions other than depthwise, matrix products) `--runtime
     #: int8` leaves in float32, measured per network (`rnnface.models.quantize`).
     int8_float_tail: int = 0
+    #: A joint front-end's CNNs, each on its own crop (its outputs are named "<part>.<output>"); () for one CNN.
+    parts: tuple[str, ...] = ()
 
     @property
     def maps(self) -> tuple[str, ...]:
@@ -58,7 +61,31 @@ MOBILEFACENET = FrontEndSpec(
     int8_float_tail=3,
 )
 
-FRONTENDS: dict[str, FrontEndSpec] = {spec.name: spec for spec in (FACENET, MOBILEFACENET)}
+
+def joint(*specs: FrontEndSpec) -> FrontEndSpec:
+    """Several CNNs read as one front-end, each on the crop it was trained on (a head that fuses their maps): its
+    outputs are theirs, named "<part>.<output>"; its crop is the first part's; its hash covers every part's."""
+    return FrontEndSpec(
+        name=JOINT.join(s.name for s in specs),
+        crop=specs[0].crop,
+        outputs={f"{s.name}.{k}": shape for s in specs for k, shape in s.outputs.items()},
+        sha256=hashlib.sha256("".join(s.sha256 for s in specs).encode()).hexdigest(),
+        package=" and ".join(s.package for s in specs),
+        parts=tuple(s.name for s in specs),
+    )
+
+
+#: Separates a joint front-end's parts in its name.
+JOINT = "+"
+SINGLE: dict[str, FrontEndSpec] = {spec.name: spec for spec in (FACENET, MOBILEFACENET)}
+#: MobileFaceNet and FaceNet together: the two-CNN fusion head of the ablation (`rnnface.models.fusion`).
+MOBILEFACENET_FACENET = joint(MOBILEFACENET, FACENET)
+FRONTENDS: dict[str, FrontEndSpec] = {**SINGLE, MOBILEFACENET_FACENET.name: MOBILEFACENET_FACENET}
+
+
+def frontend_for_crop(crop: CropSpec) -> FrontEndSpec | None:
+    """The one-CNN front-end trained on faces cut as `crop`, if any."""
+    return next((spec for spec in SINGLE.values() if spec.crop == crop), None)
 
 
 def pixels(crop: CropSpec, size: int) -> FrontEndSpec:

@@ -22,7 +22,7 @@ from torch import nn
 from rnnface.alignment import CropSpec
 from rnnface.models.facenet import pretrained_facenet
 from rnnface.models.frontends import FACENET, MOBILEFACENET, FrontEndSpec, frontend_spec
-from rnnface.models.layers import AttentionPool, PReLU, run_sweeps, sweep_layers
+from rnnface.models.layers import AttentionPool, reduction, run_sweeps, sweep_layers
 from rnnface.models.mobilefacenet import pretrained_mobilefacenet
 from rnnface.models.registry import register_model
 
@@ -67,14 +67,14 @@ class HybridNet(nn.Module):
     """Pixels -> the CNN -> its feature map -> 1x1 reduction -> 2-D bidirectional sweeps -> attention pooling ->
     correction of the CNN's embedding."""
 
+    reads_one_crop = True
+
     def __init__(self, config: HybridConfig) -> None:
         super().__init__()
         self.config = config
         self.frontend: FrontEndSpec = frontend_spec(config.frontend)
         channels = self.frontend.outputs[config.map][0]
-        self.reduce = nn.Sequential(
-            nn.Conv2d(channels, config.reduce, 1, bias=False), nn.BatchNorm2d(config.reduce), PReLU(config.reduce)
-        )
+        self.reduce = reduction(channels, config.reduce)
         self.sweeps, self.norms, width = sweep_layers(config.reduce, config.hidden, config.cell)
         self.pool = AttentionPool(width) if config.hidden else None
         self.dropout = nn.Dropout(config.dropout)

@@ -66,6 +66,11 @@ class Sweep2D(nn.Module):
         return cols.reshape(b, w, h, -1).permute(0, 3, 2, 1)
 
 
+def reduction(channels: int, out: int) -> nn.Sequential:
+    """The 1x1 convolution (with batch norm and PReLU) that narrows a CNN's feature map before the sweeps."""
+    return nn.Sequential(nn.Conv2d(channels, out, 1, bias=False), nn.BatchNorm2d(out), PReLU(out))
+
+
 def sweep_layers(channels: int, hidden: tuple[int, ...], cell: str) -> tuple[nn.ModuleList, nn.ModuleList, int]:
     """Stacked `Sweep2D` layers (one per entry of `hidden`), a GroupNorm after each, and the channels they output."""
     sweeps, norms = [], []

@@ -70,6 +70,8 @@ def export_onnx(checkpoint: Checkpoint, opset: int = OPSET) -> bytes:
         raise ModelError("ONNX export needs the onnx package (pip install -e '.[onnx]')") from None
 
     model = checkpoint.model.cpu().eval()
+    if not model.reads_one_crop:
+        raise ModelError(f"a {checkpoint.frontend.name} fusion head reads one crop per CNN; ONNX export takes one")
     with torch.no_grad():  # a first call loads what the model loads lazily (a hybrid's FaceNet), outside the trace
         model(model.example_input(1))
     buf = io.BytesIO()
