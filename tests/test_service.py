@@ -957,3 +957,76 @@ def test_a_request_of_several_images_holds_one_decoded_image_at_a_time(tmp_path,
     response = c.post(route, files=files, data=form)
     assert response.status_code in (200, 422), response.text  # grey frames hold no face: that is not the point
     assert counter.peak == 1, f"{counter.peak} decoded images held at once"
+
+
+def test_a_clustering_run_groups_and_keeps_a_selection_sent_in_batches_as_one_set(tmp_path, lfw_images):
+    """More photos than one request takes, sent in batches to one run, are grouped as one set; kept, a same-person
+    pair split across batches lands in one group (batch by batch, each of its faces was left alone)."""
+    c = client(tmp_path, cluster_run_faces=10, cluster_runs=2)
+    powell = [jpeg(lfw_images / "Colin_Powell" / f"Colin_Powell_{n:04d}.jpg") for n in range(1, 7)]
+    serena = [jpeg(lfw_images / "Serena_Williams" / f"Serena_Williams_{n:04d}.jpg") for n in range(1, 5)]
+    junk = ("notes.jpg", b"not a photo", "image/jpeg")
+
+    def start() -> str:
+        response = c.post("/api/v1/cluster/runs")
+        assert response.status_code == 201, response.text
+        return response.json()["run"]
+
+    def send(run: str, *photos) -> dict:
+        response = c.post(f"/api/v1/cluster/runs/{run}/photos", files=[("images", p) for p in photos])
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    run = start()
+    assert send(run, *powell[:4], *serena)["faces"] == 8
+    second = send(run, *powell[4:], junk)
+    assert (second["photos"], second["faces"], second["added"]) == (11, 10, 2)
+    assert [s["image"] for s in second["skipped"]] == ["notes.jpg"]
+    full = c.post(f"/api/v1/cluster/runs/{run}/photos", files=[("images", powell[0])])
+    assert full.status_code == 413 and "at most 10 faces" in full.json()["detail"]
+    grouped = c.post(f"/api/v1/cluster/runs/{run}/groups", data={"threshold": "balanced"})
+    assert grouped.status_code == 200, grouped.text
+    body = grouped.json()
+    people = [sorted(m["image"].rsplit("_", 1)[0] for m in g["members"]) for g in body["groups"]]
+    assert people == [["Colin_Powell"] * 6, ["Serena_Williams"] * 4] and body["faces"] == 10
+    assert [s["image"] for s in body["skipped"]] == ["notes.jpg"] and _people(tmp_path) == []
+    for again in ("groups", "photos"):  # grouping ended the run
+        assert c.post(f"/api/v1/cluster/runs/{run}/{again}", files=[("images", powell[0])]).status_code == 404
+
+    # the pair split across batches: request by request, neither Powell photo has a partner, so neither is kept
+    for batch in ([powell[0], serena[0], serena[1]], [powell[1], junk]):
+        c.post("/api/v1/clusters", files=[("images", p) for p in batch], data={"threshold": "balanced"}, headers=KEY)
+    assert _people(tmp_path) == ["unknown #1"]  # Serena's pair only
+    c.delete("/api/v1/people/unknown #1", headers=KEY)
+    run, other = start(), start()
+    assert c.post("/api/v1/cluster/runs").status_code == 429  # cluster_runs = 2 are open
+    assert c.delete(f"/api/v1/cluster/runs/{other}").status_code == 204
+    for batch in ([powell[0], serena[0], serena[1]], [powell[1], junk]):
+        send(run, *batch)
+    assert c.post(f"/api/v1/cluster/runs/{run}/keep").status_code == 401  # keeping writes: the key; the run stays
+    kept = c.post(f"/api/v1/cluster/runs/{run}/keep", data={"threshold": "balanced"}, headers=KEY)
+    assert kept.status_code == 200, kept.text
+    groups = {}
+    for face in kept.json()["faces"]:
+        groups.setdefault(face["group"], []).append(face["image"].rsplit("_", 1)[0])
+    assert sorted(groups.values()) == [["Colin_Powell"] * 2, ["Serena_Williams"] * 2] and None not in groups
+    assert sorted(_people(tmp_path)) == ["unknown #1", "unknown #2"]
+    assert c.post(f"/api/v1/cluster/runs/{run}/keep", headers=KEY).status_code == 404  # kept once only
+    assert c.post("/api/v1/cluster/runs/nope/groups").status_code == 404
+
+
+def test_an_idle_clustering_run_is_dropped():
+    from rnnface.service.errors import HttpError
+    from rnnface.service.runs import ClusterRuns
+
+    now = [0.0]
+    runs = ClusterRuns(max_runs=1, max_faces=5, idle_s=60, clock=lambda: now[0])
+    token = runs.start()
+    now[0] = 59.0
+    runs.check(token)  # in use: its idle time starts again
+    now[0] = 118.0
+    assert runs.add(token, 1, [], []).photos == 1
+    now[0] = 179.0
+    with pytest.raises(HttpError, match="no such clustering run"):
+        runs.take(token)
+    assert runs.start() != token  # its place is free again

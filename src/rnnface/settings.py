@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(10 * 2**20, gt=0, description="Largest accepted image file.")
     max_images: int = Field(8, gt=0, description="Most images in one enrollment or clustering request.")
     max_frames: int = Field(32, gt=0, description="Most frames in one liveness or authentication request.")
+    cluster_runs: int = Field(
+        8, gt=0, description="Clustering runs open at once (a selection sent over several requests, grouped as one)."
+    )
+    cluster_run_faces: int = Field(10_000, gt=0, description="Most faces one clustering run holds (~2 KB each).")
+    cluster_run_idle_s: float = Field(600.0, gt=0, description="A clustering run left idle this long is dropped.")
     max_frame_bytes: int = Field(2 * 2**20, gt=0, description="Largest accepted frame file of a clip.")
     max_pixels: int = Field(40_000_000, gt=0, description="Largest accepted image, in pixels.")
     max_decoded_bytes: int = Field(

@@ -24,6 +24,7 @@ from rnnface.liveness.check import LivenessChecker
 from rnnface.recognition.faceness import face_detector
 from rnnface.recognition.pipeline import FacePipeline
 from rnnface.service.errors import HttpError
+from rnnface.service.runs import ClusterRuns
 from rnnface.settings import Settings
 
 T = TypeVar("T")
@@ -88,6 +89,7 @@ class Engine:
         self._gallery_lock = threading.RLock()
         self.slots = ImageSlots(settings.max_concurrent_images)
         self.liveness = LivenessChecker(self.pipeline)
+        self.runs = ClusterRuns(settings.cluster_runs, settings.cluster_run_faces, settings.cluster_run_idle_s)
 
     def faces(self, min_score: float | None = None, min_face: int | None = None, detect: bool = True) -> FacePipeline:
         """The pipeline with a request's detection choices (None: the server's), sharing the one loaded model."""

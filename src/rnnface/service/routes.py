@@ -380,9 +380,11 @@ def each_image(
     return out
 
 
-def found_faces(engine: Engine, uploads: list[tuple[str, bytes | None, str]]) -> tuple[list, list]:
+def found_faces(
+    engine: Engine, uploads: list[tuple[str, bytes | None, str]], readable: bool = True
+) -> tuple[list, list]:
     """Every face of the uploads, embedded one photo at a time (one image slot), and the photos skipped, with why;
-    ImageError when none could be read."""
+    with `readable`, ImageError when none could be read."""
     from rnnface.clustering.photos import check_readable, find_faces
 
     faces, skipped = [], []
@@ -391,7 +393,8 @@ def found_faces(engine: Engine, uploads: list[tuple[str, bytes | None, str]]) ->
     ):
         faces += found
         skipped += missed
-    check_readable(faces, skipped)
+    if readable:
+        check_readable(faces, skipped)
     return faces, skipped
 
 
@@ -439,13 +442,113 @@ async def keep_clusters(
         with engine.gallery() as g:
             return keep_groups(g, engine.pipeline.model_id, faces, decide, min_size, pooling=pooling), skipped
 
-    placed, skipped = await engine.compute(run, timeout=False)
+    return _kept(decide, pooling, *await engine.compute(run, timeout=False))
+
+
+def _kept(decide, pooling, placed: list, skipped: list[tuple[str, str]]) -> schemas.KeptGroups:
     return schemas.KeptGroups(
         **decide.to_dict(),
         **pooling.to_dict(),
         faces=[p.to_dict() for p in placed],
         skipped=[{"image": s, "reason": r} for s, r in skipped],
     )
+
+
+RunParam = Annotated[str, Path(min_length=1, max_length=64, description="The run's token (POST /cluster/runs).")]
+
+
+@api.post(
+    "/cluster/runs",
+    status_code=201,
+    response_model=schemas.ClusterRun,
+    responses={**ERRORS, 429: {"model": schemas.Error}},
+    dependencies=[READ],
+    tags=["cluster"],
+)
+async def start_cluster_run(engine: EngineDep) -> schemas.ClusterRun:
+    """Group a selection larger than one request takes, as one set: send its photos to /cluster/runs/{run}/photos
+    in requests of up to RNNFACE_MAX_IMAGES, then group them (/groups) or keep them (/keep). Only each face's box
+    and embedding are held, never the photos."""
+    runs = engine.runs
+    return schemas.ClusterRun(run=runs.start(), max_faces=runs.max_faces, idle_s=runs.idle_s)
+
+
+@api.post(
+    "/cluster/runs/{run}/photos",
+    response_model=schemas.ClusterRunPhotos,
+    responses=ERRORS,
+    dependencies=[READ, IMAGES],
+    tags=["cluster"],
+)
+async def add_cluster_run_photos(engine: EngineDep, run: RunParam, images: PhotosFiles) -> schemas.ClusterRunPhotos:
+    """Find and embed these photos' faces into the run (a photo that gives none is listed with why)."""
+    engine.runs.check(run)
+    uploads = await photo_uploads(engine, images)
+
+    def work() -> tuple:
+        faces, skipped = found_faces(engine, uploads, readable=False)
+        return engine.runs.add(run, len(uploads), faces, skipped), len(faces), skipped
+
+    state, added, skipped = await engine.compute(work)
+    return schemas.ClusterRunPhotos(
+        photos=state.photos,
+        faces=len(state.faces),
+        added=added,
+        skipped=[{"image": s, "reason": r} for s, r in skipped],
+    )
+
+
+@api.post(
+    "/cluster/runs/{run}/groups",
+    response_model=schemas.Clustered,
+    responses=ERRORS,
+    dependencies=[READ],
+    tags=["cluster"],
+)
+async def group_cluster_run(
+    engine: EngineDep, run: RunParam, threshold: ThresholdForm = None, min_size: MinSizeForm = 2
+) -> schemas.Clustered:
+    """The run's faces grouped by person, as one set (as POST /cluster groups one request's); the run ends."""
+    from rnnface.clustering.photos import clustering_pooling, clustering_threshold, group_faces
+
+    decide = clustering_threshold(engine.pipeline, parse_threshold(threshold))
+    pooling = clustering_pooling(engine.pipeline)
+    state = engine.runs.take(run)
+    groups = await engine.compute(lambda: group_faces(state.faces, decide, min_size, state.skipped, pooling))
+    return schemas.Clustered(**groups.to_dict())
+
+
+@api.post(
+    "/cluster/runs/{run}/keep",
+    response_model=schemas.KeptGroups,
+    responses=ERRORS,
+    dependencies=[WRITE],
+    tags=["cluster"],
+)
+async def keep_cluster_run(
+    engine: EngineDep, run: RunParam, threshold: ThresholdForm = None, min_size: MinSizeForm = 2
+) -> schemas.KeptGroups:
+    """Add the run's faces to the gallery's unnamed groups as one set (as POST /clusters adds one request's); the
+    run ends once they are stored."""
+    from rnnface.clustering.photos import clustering_pooling, clustering_threshold
+    from rnnface.clustering.store import keep_groups
+
+    decide = clustering_threshold(engine.pipeline, parse_threshold(threshold))
+    pooling = clustering_pooling(engine.pipeline)
+    state = engine.runs.take(run)  # taken at once: two keeps of one run cannot store its faces twice
+
+    def work() -> list:
+        with engine.gallery() as g:
+            return keep_groups(g, engine.pipeline.model_id, state.faces, decide, min_size, pooling=pooling)
+
+    placed = await engine.compute(work, timeout=False)
+    return _kept(decide, pooling, placed, state.skipped)
+
+
+@api.delete("/cluster/runs/{run}", status_code=204, responses=ERRORS, dependencies=[READ], tags=["cluster"])
+async def delete_cluster_run(engine: EngineDep, run: RunParam) -> None:
+    """Drop the run and every face it holds."""
+    engine.runs.take(run)
 
 
 GroupParam = Annotated[str, Path(min_length=1, max_length=20, description="The unnamed group's number k.")]

@@ -193,6 +193,19 @@ class Clustered(Pooled):
     skipped: list[Skipped]
 
 
+class ClusterRun(BaseModel):
+    run: str = Field(description="The run's token: send photos to /cluster/runs/{run}/photos, then group or keep.")
+    max_faces: int = Field(description="Most faces the run holds.")
+    idle_s: float = Field(description="Seconds the run may sit idle before it is dropped.")
+
+
+class ClusterRunPhotos(BaseModel):
+    photos: int = Field(description="Photos the run has received so far.")
+    faces: int = Field(description="Faces the run holds so far.")
+    added: int = Field(description="Faces this request added.")
+    skipped: list[Skipped] = Field(description="Photos of this request that gave no face, with why.")
+
+
 class KeptGroups(Pooled):
     faces: list[PlacedFace]
     skipped: list[Skipped] = Field(description="Photos that gave no face to place, with why.")

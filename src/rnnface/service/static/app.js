@@ -218,7 +218,7 @@ $("auth-form").addEventListener("submit", (event) => {
 $("live-go").addEventListener("click", () => runClip("/liveness", false));
 
 // -- cluster: photos -> groups of faces as contact sheets; kept groups can be named, merged or split -----
-const BATCH = 8; // the service's RNNFACE_MAX_IMAGES by default: kept groups grow batch by batch
+const BATCH = 8; // the service's RNNFACE_MAX_IMAGES by default: a run takes the selection batch by batch
 
 async function thumbnail(file, box, size = 72) {
   const bitmap = await createImageBitmap(file);
@@ -323,13 +323,21 @@ $("cluster-form").addEventListener("submit", async (event) => {
   const files = Array.from($("cluster-files").files);
   const keep = $("cluster-keep").checked;
   out.className = "result";
+  let run = null;
   try {
-    if (!keep) {
-      if (files.length > BATCH) throw new Error(`at most ${BATCH} photos at a time; tick "keep" to group more`);
+    // one run for the whole selection: its photos go up in batches, and are grouped (or kept) as one set
+    run = (await call("POST", "/cluster/runs")).run;
+    for (let start = 0; start < files.length; start += BATCH) {
+      out.textContent = `finding faces in photos ${start + 1}-${Math.min(files.length, start + BATCH)} of ` +
+        `${files.length}…`;
       const data = form({});
-      files.forEach((f) => data.append("images", f, f.name));
-      out.textContent = "grouping…";
-      const result = await call("POST", "/cluster", data);
+      files.slice(start, start + BATCH).forEach((f) => data.append("images", f, f.name));
+      await call("POST", `/cluster/runs/${run}/photos`, data);
+    }
+    out.textContent = keep ? "adding the faces to the gallery's groups…" : "grouping…";
+    const result = await call("POST", `/cluster/runs/${run}/${keep ? "keep" : "groups"}`, form({}));
+    run = null; // grouping or keeping ended it
+    if (!keep) {
       const groups = result.groups.map((g) => ({ name: `group ${g.number}`, faces: g.members,
         note: `(cohesion ${g.cohesion.toFixed(2)})` }));
       if (result.alone.length) groups.push({ name: "left alone", faces: result.alone });
@@ -337,33 +345,18 @@ $("cluster-form").addEventListener("submit", async (event) => {
         `${result.threshold.toFixed(3)} (${result.point})${skippedText(result.skipped)}`, groups, files, false);
     }
     const byGroup = new Map();
-    const skipped = [];
-    for (let start = 0; start < files.length; start += BATCH) {
-      const photos = `photos ${start + 1}-${Math.min(files.length, start + BATCH)}`;
-      out.textContent = `grouping ${photos} of ${files.length}…`;
-      const data = form({});
-      files.slice(start, start + BATCH).forEach((f) => data.append("images", f, f.name));
-      let result;
-      try {
-        result = await call("POST", "/clusters", data);
-      } catch (error) {
-        if (error.status !== 422) throw error; // a batch none of whose photos could be read: the others go on
-        skipped.push({ image: photos, reason: error.message });
-        continue;
-      }
-      skipped.push(...result.skipped);
-      for (const face of result.faces) {
-        const name = face.group || "left alone";
-        if (!byGroup.has(name)) byGroup.set(name, []);
-        byGroup.get(name).push(face);
-      }
+    for (const face of result.faces) {
+      const name = face.group || "left alone";
+      if (!byGroup.has(name)) byGroup.set(name, []);
+      byGroup.get(name).push(face);
     }
     const groups = [...byGroup].map(([name, faces]) => ({ name, faces,
       note: faces[0].stored || name === "left alone" ? "" : "(looks like this person; not stored)" }));
-    await showGroups(`${files.length} photo(s) sent to the gallery's groups${skippedText(skipped)}`, groups, files,
-      true);
+    await showGroups(`${files.length} photo(s) sent to the gallery's groups${skippedText(result.skipped)}`, groups,
+      files, true);
     refreshPeople();
   } catch (error) {
+    if (run) call("DELETE", `/cluster/runs/${run}`).catch(() => {});
     showError(out, error);
   }
 });
