@@ -16,10 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnface.alignment import CropSpec
 from rnnface.errors import ModelError
 from rnnface.models.frontends import MOBILEFACENET_FACENET, FrontEndSpec, frontend_spec
-from rnnface.models.hybrid import run_frontend
+from rnnface.models.hybrid import FrontendHead, run_frontend
 from rnnface.models.layers import AttentionPool, reduction, run_sweeps, sweep_layers
 from rnnface.models.registry import register_model
 
@@ -68,8 +67,9 @@ class Branch(nn.Module):
         return self.pool(x) if self.pool is not None else x.mean(dim=(2, 3))
 
 
-class FusionNet(nn.Module):
-    """Each CNN's crop -> its map -> its branch; both branches and both embeddings -> one unit embedding."""
+class FusionNet(FrontendHead):
+    """Each CNN's crop -> its map -> its branch; both branches and both embeddings -> one unit embedding; `crop` is
+    the first CNN's (each reads its own: see `parts`)."""
 
     reads_one_crop = False
 
@@ -95,19 +95,6 @@ class FusionNet(nn.Module):
     @property
     def parts(self) -> tuple[FrontEndSpec, ...]:
         return tuple(frontend_spec(p) for p in self.frontend.parts)
-
-    @property
-    def crop(self) -> CropSpec:
-        """The first CNN's crop (each CNN reads its own: see `parts`)."""
-        return self.frontend.crop
-
-    @property
-    def input_size(self) -> int:
-        return self.frontend.crop.size
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return self.config.inputs
 
     def example_input(self, batch: int) -> dict[str, torch.Tensor]:
         """Random pixels of each CNN's crop: {front-end: (B, 3, S, S)}."""

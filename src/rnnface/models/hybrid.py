@@ -63,7 +63,28 @@ class HybridConfig:
         return (self.map, "embedding") if self.residual else (self.map,)
 
 
-class HybridNet(nn.Module):
+class FrontendHead(nn.Module):
+    """A trained head after a frozen front-end (`self.frontend`): crops are cut as it says; `config.inputs` are the
+    front-end outputs the head reads."""
+
+    frontend: FrontEndSpec
+
+    @property
+    def crop(self) -> CropSpec:
+        """Faces are cut as the front-end was trained on them."""
+        return self.frontend.crop
+
+    @property
+    def input_size(self) -> int:
+        return self.frontend.crop.size
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The front-end outputs the head reads."""
+        return self.config.inputs
+
+
+class HybridNet(FrontendHead):
     """Pixels -> the CNN -> its feature map -> 1x1 reduction -> 2-D bidirectional sweeps -> attention pooling ->
     correction of the CNN's embedding."""
 
@@ -86,20 +107,6 @@ class HybridNet(nn.Module):
                 self.base.weight.copy_(torch.eye(dim))
                 self.out.weight.zero_()
                 self.out.bias.zero_()
-
-    @property
-    def crop(self) -> CropSpec:
-        """Faces are cut as the front-end was trained on them."""
-        return self.frontend.crop
-
-    @property
-    def input_size(self) -> int:
-        return self.frontend.crop.size
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        """The front-end outputs the head reads."""
-        return self.config.inputs
 
     def example_input(self, batch: int) -> torch.Tensor:
         """Random pixels of the shape this model reads."""

@@ -398,6 +398,13 @@ def found_faces(
     return faces, skipped
 
 
+def _clustering(engine: Engine, threshold: str | None) -> tuple:
+    """The threshold groups merge at (a point name or a cosine; the clustering default) and how they pool."""
+    from rnnface.clustering.photos import clustering_pooling, clustering_threshold
+
+    return clustering_threshold(engine.pipeline, parse_threshold(threshold)), clustering_pooling(engine.pipeline)
+
+
 PhotosFiles = Annotated[list[UploadFile], File(description="The photos whose faces are to be grouped.")]
 MinSizeForm = Annotated[int, Form(ge=1, le=1000, description="Smaller groups are left alone.")]
 
@@ -407,10 +414,9 @@ async def cluster(
     engine: EngineDep, images: PhotosFiles, threshold: ThresholdForm = None, min_size: MinSizeForm = 2
 ) -> schemas.Clustered:
     """Who is in these photos? Their faces grouped by person (strict point by default); nothing is stored."""
-    from rnnface.clustering.photos import PhotoGroups, clustering_pooling, clustering_threshold, group_faces
+    from rnnface.clustering.photos import PhotoGroups, group_faces
 
-    decide = clustering_threshold(engine.pipeline, parse_threshold(threshold))
-    pooling = clustering_pooling(engine.pipeline)
+    decide, pooling = _clustering(engine, threshold)
     uploads = await photo_uploads(engine, images)
 
     def run() -> PhotoGroups:
@@ -428,11 +434,9 @@ async def keep_clusters(
 ) -> schemas.KeptGroups:
     """Add these photos' faces to the gallery's unnamed groups (unknown #k): each joins a group, founds one with
     others (at least `min_size`), or is left alone; one that matches a named person is reported, not stored."""
-    from rnnface.clustering.photos import clustering_pooling, clustering_threshold
     from rnnface.clustering.store import keep_groups
 
-    decide = clustering_threshold(engine.pipeline, parse_threshold(threshold))
-    pooling = clustering_pooling(engine.pipeline)
+    decide, pooling = _clustering(engine, threshold)
     uploads = await photo_uploads(engine, images)
 
     def run() -> tuple[list, list]:
@@ -509,10 +513,9 @@ async def group_cluster_run(
     engine: EngineDep, run: RunParam, threshold: ThresholdForm = None, min_size: MinSizeForm = 2
 ) -> schemas.Clustered:
     """The run's faces grouped by person, as one set (as POST /cluster groups one request's); the run ends."""
-    from rnnface.clustering.photos import clustering_pooling, clustering_threshold, group_faces
+    from rnnface.clustering.photos import group_faces
 
-    decide = clustering_threshold(engine.pipeline, parse_threshold(threshold))
-    pooling = clustering_pooling(engine.pipeline)
+    decide, pooling = _clustering(engine, threshold)
     state = engine.runs.take(run)
     groups = await engine.compute(lambda: group_faces(state.faces, decide, min_size, state.skipped, pooling))
     return schemas.Clustered(**groups.to_dict())
@@ -530,11 +533,9 @@ async def keep_cluster_run(
 ) -> schemas.KeptGroups:
     """Add the run's faces to the gallery's unnamed groups as one set (as POST /clusters adds one request's); the
     run ends once they are stored."""
-    from rnnface.clustering.photos import clustering_pooling, clustering_threshold
     from rnnface.clustering.store import keep_groups
 
-    decide = clustering_threshold(engine.pipeline, parse_threshold(threshold))
-    pooling = clustering_pooling(engine.pipeline)
+    decide, pooling = _clustering(engine, threshold)
     state = engine.runs.take(run)  # taken at once: two keeps of one run cannot store its faces twice
 
     def work() -> list:
