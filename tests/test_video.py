@@ -454,3 +454,25 @@ def test_bench_video_times_a_real_clip_beside_the_synthetic_one(clip, lfw_root, 
     assert report["clip"]["fps"] > 0 and "clip.mp4, 640x480, up to 3 face(s) at once" in result.output
     missing = run_cli("bench", "video", "--data", lfw_root, "--clip", tmp_path / "none.mp4", "--out", out)
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_two_faces_on_screen_at_once_are_two_strangers_even_when_they_look_alike(tmp_path, lfw_images):
+    """Two photos of one man side by side for the whole clip: their tracks look alike, yet two faces seen in the same
+    frame are two people, so they are two strangers, not one `unknown #1` twice."""
+    from rnnface.video.process import apart
+
+    powell = sorted((lfw_images / "Colin_Powell").iterdir())
+    actors = [
+        Actor("Colin_Powell", load_image(powell[0]), 0.0, 3.0, (40, 120), (60, 120)),
+        Actor("Colin_Powell", load_image(powell[1]), 0.0, 3.0, (380, 120), (360, 120)),
+    ]
+    clip = write_video(tmp_path / "twins.mp4", actors, seconds=3.0)
+    result = run_without_gallery("video", clip, "--out-json", tmp_path / "t.json", home=tmp_path)
+    assert result.exit_code == 0, result.output
+    tracks = json.loads((tmp_path / "t.json").read_text())["tracks"]
+    assert sorted(t["person"] for t in tracks) == ["unknown #1", "unknown #2"], tracks
+    # the rule alone: a group of three where 0 and 1 share a frame splits, and 2 joins the part it is closer to
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0], [0.1, 0.99]])
+    labels = apart(np.zeros(3, int), [{1, 2}, {2, 3}, {9}], vectors)
+    assert labels[0] != labels[1] and labels[2] == labels[1]
+    np.testing.assert_array_equal(apart(np.array([0, 0, 1]), [{1}, {2}, {1}], vectors), [0, 0, 1])  # no clash

@@ -192,12 +192,12 @@ def _step(
     for track in shown:  # a running name for the annotated video, from this track's own faces
         if track.since_embedded:  # no new face: the name stays
             continue
-        number = f"#{track.number}" if track.number else "#-"
+        number = f"#{track.number} " if track.number else ""  # a track too short yet to count has no number
         if len(track.embeddings) < rules.min_named_frames:
-            track.label, track.shown_name = f"{number} {UNKNOWN}", UNKNOWN
+            track.label, track.shown_name = f"{number}{UNKNOWN}", UNKNOWN
             continue
         name, sim, _ = _identify(gallery, track.mean_embedding, threshold, top_k=1)
-        track.label = f"{number} {name}" + (f" {sim:.2f}" if name != UNKNOWN else "")
+        track.label = f"{number}{name}" + (f" {sim:.2f}" if name != UNKNOWN else "")
         track.shown_name = name
     return shown
 
@@ -245,6 +245,24 @@ def _stranger_threshold(pipeline: FacePipeline, naming: float) -> float:
         return naming
 
 
+def apart(labels: np.ndarray, frames: list[set[int]], vectors: np.ndarray) -> np.ndarray:
+    """`labels` with no group holding two tracks seen in the same frame: two faces on screen at once are two people,
+    whatever their embeddings say. Such a group is split: each track, in order, joins the part it is most similar to
+    (mean cosine) among those it never shares a frame with, or starts a part of its own."""
+    out, fresh = labels.copy(), int(labels.max(initial=-1)) + 1
+    for label in np.unique(labels):
+        parts: list[list[int]] = []
+        for m in np.flatnonzero(labels == label).tolist():
+            free = [p for p in parts if not any(frames[m] & frames[o] for o in p)]
+            if free:
+                max(free, key=lambda p: float(np.mean(vectors[p] @ vectors[m]))).append(m)
+            else:
+                parts.append([m])
+        for part in parts[1:]:
+            out[part], fresh = fresh, fresh + 1
+    return out
+
+
 def _number_strangers(
     results: list[TrackResult], vectors: list[np.ndarray], threshold: float, first: int, min_frames: int
 ) -> None:
@@ -253,7 +271,8 @@ def _number_strangers(
     strangers = [i for i, r in enumerate(results) if r.person == UNKNOWN and r.frames_used >= min_frames]
     if not strangers:
         return
-    labels = cluster_embeddings(np.stack([vectors[i] for i in strangers]), threshold)
+    chosen = np.stack([vectors[i] for i in strangers])
+    labels = apart(cluster_embeddings(chosen, threshold), [set(results[i].frames) for i in strangers], chosen)
     number: dict[int, int] = {}
     for i, label in sorted(zip(strangers, labels.tolist()), key=lambda p: results[p[0]].first_time):
         number.setdefault(label, first + len(number))
