@@ -193,9 +193,10 @@ def camera_browser(playwright, clip: Path):
         pytest.skip(f"Chromium at {CHROMIUM} cannot start: {exc}")
 
 
-def test_webcam_authentication_accepts_a_live_clip_and_rejects_a_replayed_print(server, tmp_path, nuaa_root):
-    """The page's webcam panel: a few seconds of frames from the camera, posted to /authenticate; the fake camera
-    plays a live NUAA capture of the enrolled person, then a print of them moved before the camera."""
+def test_webcam_authentication_asks_for_a_head_turn_and_refuses_a_clip_without_one(server, tmp_path, nuaa_root):
+    """The page's webcam panel: it asks the person to turn their head, films a few seconds and posts the frames to
+    /authenticate. The fake camera plays a live NUAA capture of the enrolled person (who does not turn: refused,
+    as a replayed clip would be), then a print of them moved before the camera (refused)."""
     import cv2
 
     from rnnface.gallery import open_gallery
@@ -216,7 +217,7 @@ def test_webcam_authentication_accepts_a_live_clip_and_rejects_a_replayed_print(
         enroll_images(g, FacePipeline(), PERSON, photos)
     with playwright_api.sync_playwright() as p:
         for key, decision, shot in (
-            (LIVE, "accepted", "webcam-live.png"),
+            (LIVE, "rejected: not live", "webcam-live.png"),
             (ATTACK, "rejected: not live", "webcam-print.png"),
         ):
             clip = write_y4m(capture_frames(nuaa_root, key, CLIP), tmp_path / f"{shot}.y4m")
@@ -225,8 +226,10 @@ def test_webcam_authentication_accepts_a_live_clip_and_rejects_a_replayed_print(
             page.goto(server + "/")
             page.fill("#auth-name", PERSON)
             page.click("#auth-go")
+            playwright_api.expect(page.locator("#auth-prompt")).to_contain_text("Turn your head")
             result = page.locator("#auth-result")
             playwright_api.expect(result).to_have_attribute("data-decision", decision, timeout=300_000)
             playwright_api.expect(result).to_contain_text("identity: similarity")
+            playwright_api.expect(result).to_contain_text("head turn not seen")
             page.screenshot(path=str(shots / shot), full_page=True)
             browser.close()

@@ -269,16 +269,18 @@ def authenticate(
     gallery: str | os.PathLike | None = None,
     model: str | os.PathLike | None = None,
     threshold: ThresholdSpec = None,
-    challenge: bool = False,
+    challenge: bool | None = None,
     every: int = 3,
     max_frames: int = 32,
     liveness_model: str | os.PathLike | None = None,
     min_score: float | None = None,
 ) -> Authentication:
-    """Is this `name`, live? Liveness over the clip (a video path, a camera index or RGB frames), then 1:1 against
-    their gallery template at the operator's threshold (`strict`, FAR 1e-4, unless RNNFACE_AUTHENTICATE_THRESHOLD
-    says otherwise; `threshold` may ask for a stricter one, never a looser one: ThresholdError). `.decision`:
-    accepted, rejected: not live, rejected: not this person. The gallery is only read."""
+    """Is this `name`, live? Liveness over the clip (a video path, a camera index or RGB frames) with the head-turn
+    challenge (None: as RNNFACE_AUTHENTICATE_CHALLENGE says, on by default; False is weaker: a replayed clip can
+    pass), then 1:1 against their gallery template at the operator's threshold (`strict`, FAR 1e-4, unless
+    RNNFACE_AUTHENTICATE_THRESHOLD says otherwise; `threshold` may ask for a stricter one, never a looser one:
+    ThresholdError). `.decision`: accepted, rejected: not live, rejected: not this person. The gallery is only
+    read."""
     from rnnface.gallery import open_gallery
     from rnnface.liveness.authenticate import authenticate_frames
     from rnnface.liveness.clip import read_clip
@@ -288,5 +290,6 @@ def authenticate(
     )
     with open_gallery(gallery, create=False) as g:
         clip = read_clip(source, every, max_frames)
-        floor = Settings.from_env().authenticate_threshold
-        return authenticate_frames(g, checker, name, clip, threshold, challenge, floor=floor)
+        settings = Settings.from_env()
+        challenge = settings.authenticate_challenge if challenge is None else challenge
+        return authenticate_frames(g, checker, name, clip, threshold, challenge, floor=settings.authenticate_threshold)

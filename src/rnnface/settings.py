@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     min_face: int | None = Field(
         None, ge=1, description="Smallest face kept, in pixels of its box's shorter side (default: 20)."
     )
+    authenticate_challenge: bool = Field(
+        True,
+        description="`authenticate` requires the head-turn challenge (a replayed photo or clip cannot turn its head); "
+        "off, the passive liveness score alone decides, which is weaker: a replayed clip of the person can pass.",
+    )
     authenticate_threshold: str = Field(
         AUTHENTICATE_DEFAULT,
         description=f"The loosest identity threshold `authenticate` decides at: {THRESHOLD_HELP}. A request or "

@@ -42,6 +42,15 @@ AuthThresholdOpt = Annotated[
     ),
 ]
 CameraOpt = Annotated[int | None, typer.Option("--camera", help="Read this camera (index) instead of a file.")]
+AuthChallengeOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--challenge/--no-challenge",
+        help="Require a head turn (ask the person to turn their head): on unless RNNFACE_AUTHENTICATE_CHALLENGE=false. "
+        "--no-challenge is weaker: the passive score alone decides, and a replayed clip of the person can pass.",
+        show_default=False,
+    ),
+]
 ChallengeOpt = Annotated[
     bool, typer.Option("--challenge", help="Also require a head turn (ask the person to turn their head).")
 ]
@@ -135,7 +144,7 @@ def authenticate(
     camera: CameraOpt = None,
     gallery: GalleryOpt = None,
     threshold: AuthThresholdOpt = None,
-    challenge: ChallengeOpt = False,
+    challenge: AuthChallengeOpt = None,
     every: EveryOpt = 3,
     frames: FramesOpt = 32,
     model: ModelOpt = None,
@@ -145,17 +154,19 @@ def authenticate(
     min_score: MinScoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Is this NAME, live? Liveness, then 1:1 against NAME's gallery template at the operator's threshold
-    (RNNFACE_AUTHENTICATE_THRESHOLD, strict: FAR 1e-4) or a stricter --threshold. Nothing is enrolled or changed.
-    Exit 0 accepted, 1 rejected, 2 when it cannot be judged."""
+    """Is this NAME, live? Liveness with the head-turn challenge, then 1:1 against NAME's gallery template at the
+    operator's threshold (RNNFACE_AUTHENTICATE_THRESHOLD, strict: FAR 1e-4) or a stricter --threshold. Nothing is
+    enrolled or changed. Exit 0 accepted, 1 rejected, 2 when it cannot be judged."""
     from rnnface.gallery import open_gallery
     from rnnface.liveness.authenticate import authenticate_frames
     from rnnface.liveness.clip import read_clip
 
+    settings = Settings.from_env()
+    challenge = settings.authenticate_challenge if challenge is None else challenge
     checker = _checker(liveness_model, min_score, (model, runtime, device))
     with open_gallery(gallery, create=False) as g:
         clip = read_clip(_source(source, camera), every, frames)
-        floor = Settings.from_env().authenticate_threshold
+        floor = settings.authenticate_threshold
         result = authenticate_frames(g, checker, name, clip, threshold, challenge, floor=floor)
     if as_json:
         print_json(result.to_dict())
@@ -165,6 +176,12 @@ def authenticate(
         typer.echo(
             f"  liveness: {'live' if live.live else 'not live'}: {live.reason} (score {live.score:.3f}, "
             f"threshold {live.threshold:.3f}, {len(live.faces)} frames with a face)"
+        )
+        turn = live.challenge
+        typer.echo(
+            "  head turn: off (weaker: a replayed clip of the person can pass)"
+            if turn is None
+            else f"  head turn: {'seen' if turn.passed else 'not seen'}: {turn.reason}"
         )
         typer.echo(
             f"  identity: similarity {result.similarity:.4f} to {name}'s template, threshold "

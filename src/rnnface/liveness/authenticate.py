@@ -60,7 +60,7 @@ def authenticate_frames(
     name: str,
     frames: Sequence[np.ndarray],
     threshold: ThresholdSpec = None,
-    challenge: bool = False,
+    challenge: bool = True,  # the head turn: off is weaker (a replayed clip of the person can pass)
     min_frames: int = MIN_FRAMES,
     floor: ThresholdSpec = AUTHENTICATE_DEFAULT,
 ) -> Authentication:
@@ -95,7 +95,7 @@ def decide_observed(
     observed: Sequence[Observation],
     frames: int,
     decide: Threshold,
-    challenge: bool = False,
+    challenge: bool = True,  # the head turn: off is weaker (a replayed clip of the person can pass)
     min_frames: int = MIN_FRAMES,
 ) -> Authentication:
     """The answer from frames already observed with their embeddings (`LivenessChecker.observe(embed=True)`)."""

@@ -82,6 +82,13 @@ FramesFiles = Annotated[
 ChallengeForm = Annotated[
     bool, Form(description="Also require a head turn (the person was asked to turn their head while filmed).")
 ]
+AuthChallengeForm = Annotated[
+    bool,
+    Form(
+        description="Require the head turn. The server requires it anyway unless its operator turned it off "
+        "(RNNFACE_AUTHENTICATE_CHALLENGE=false); a request cannot turn it off."
+    ),
+]
 
 
 @api.post("/detect", response_model=schemas.Detection, responses=ERRORS, dependencies=[READ, ONE_IMAGE], tags=["faces"])
@@ -322,13 +329,15 @@ async def authenticate(
     name: Annotated[str, Form(min_length=1, max_length=256, description="The enrolled person to authenticate as.")],
     frames: FramesFiles,
     threshold: ThresholdForm = None,
-    challenge: ChallengeForm = False,
+    challenge: AuthChallengeForm = False,
 ) -> schemas.Authentication:
-    """Is this the enrolled person, live? Liveness, then 1:1 against their template at the operator's threshold
-    (RNNFACE_AUTHENTICATE_THRESHOLD: strict, FAR 1e-4, by default); `threshold` may ask for a stricter one, and a
-    looser one is refused (422). The gallery is only read: nothing is enrolled or changed."""
+    """Is this the enrolled person, live? Liveness with the head-turn challenge (unless the operator turned it off),
+    then 1:1 against their template at the operator's threshold (RNNFACE_AUTHENTICATE_THRESHOLD: strict, FAR 1e-4,
+    by default); `threshold` may ask for a stricter one, and a looser one is refused (422). The gallery is only
+    read: nothing is enrolled or changed."""
     from rnnface.liveness.authenticate import MIN_FRAMES, decide_observed, prepare
 
+    challenge = challenge or engine.settings.authenticate_challenge  # a request may add the turn, never drop it
     threshold = parse_threshold(threshold)
     floor = engine.settings.authenticate_threshold
     uploads = await frame_uploads(engine, frames)

@@ -188,7 +188,7 @@ async function runClip(path, withName) {
   out.textContent = "";
   delete out.dataset.decision;
   try {
-    const challenge = $("auth-challenge").checked;
+    const challenge = withName || $("auth-challenge").checked; // authentication always asks for the turn
     const form = new FormData();
     if (withName) form.append("name", name);
     form.append("challenge", challenge ? "true" : "false");
