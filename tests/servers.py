@@ -27,7 +27,7 @@ def rnnface_serve(env: dict[str, str], stderr=subprocess.DEVNULL) -> Iterator[in
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "rnnface", "serve", "--port", str(port)],
-        env={**os.environ, **env},
+        env={**os.environ, "RNNFACE_REQUEST_TIMEOUT_S": "600", **env},  # a loaded machine is slow, not wrong
         stdout=subprocess.DEVNULL,
         stderr=stderr,
     )

@@ -161,7 +161,11 @@ def test_the_service_answers_liveness_and_authentication_and_changes_nothing(mat
     gallery = tmp_path / "g.db"
     gallery.write_bytes(material["gallery"].read_bytes())
     c = TestClient(
-        create_app(Settings(api_key="k", gallery=str(gallery), max_frames=20, authenticate_challenge=False)),
+        create_app(
+            Settings(
+                api_key="k", gallery=str(gallery), max_frames=20, authenticate_challenge=False, request_timeout_s=600
+            )
+        ),
         raise_server_exceptions=False,
     )
 
@@ -342,7 +346,7 @@ def test_authentication_asks_for_the_head_turn_by_default_on_every_path(material
     before = digest(gallery)
     files = [("frames", (f"f{i}.jpg", _jpeg(f), "image/jpeg")) for i, f in enumerate(frames)]
     for settings, accepted in (({}, False), ({"authenticate_challenge": False}, True)):
-        c = TestClient(create_app(Settings(api_key="k", gallery=str(gallery), **settings)))
+        c = TestClient(create_app(Settings(api_key="k", gallery=str(gallery), request_timeout_s=600, **settings)))
         for asked in ("false", "true"):
             answer = c.post("/api/v1/authenticate", data={"name": PERSON, "challenge": asked}, files=files).json()
             assert answer["accepted"] == (accepted and asked == "false"), (settings, asked, answer)

@@ -41,7 +41,7 @@ def server(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(Settings(api_key="browser-key", gallery=str(tmp_path / "g.db")))
+    app = create_app(Settings(api_key="browser-key", gallery=str(tmp_path / "g.db"), request_timeout_s=600))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
