@@ -41,7 +41,10 @@ cfp_cache(Path('$CFP'), Path('cache/cfp160'), frontend='facenet')"
 fusion)
     "$BIN/rnnface" features cache/lfw112 --join cache/lfw160
     "$BIN/rnnface" features cache/cfp112 --join cache/cfp160
-    for f in a b; do train "runs/fusion-$f" "configs/fusion_$f.yaml"; done
+    for f in a b; do
+        train "runs/fusion-$f" "configs/fusion_$f.yaml"
+        train "runs/fusion-avg-$f" "configs/fusion_$f.yaml" --set "model_args.hidden=[]"
+    done
     ;;
 eval)
     rows=(
@@ -59,6 +62,9 @@ eval)
     if [ -f runs/fusion-b/backbone.pt ]; then
         rows+=(--row "MobileFaceNet + FaceNet maps, GRU fusion head=runs/fusion-a/backbone.pt,runs/fusion-b/backbone.pt")
         caches+=(--lfw mobilefacenet+facenet=cache/lfw112 --cfp-cache mobilefacenet+facenet=cache/cfp112)
+    fi
+    if [ -f runs/fusion-avg-b/backbone.pt ]; then
+        rows+=(--row "MobileFaceNet + FaceNet maps, average-pool fusion head=runs/fusion-avg-a/backbone.pt,runs/fusion-avg-b/backbone.pt")
     fi
     "$BIN/rnnface" eval backbones "${rows[@]}" "${caches[@]}" --cfp "$CFP" --out reports
     ;;
