@@ -61,6 +61,15 @@ def nuaa_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def shared_models() -> Path:
+    """The pretrained models beside the repository (../shared/models, or $RNNFACE_MODELS)."""
+    root = Path(os.environ.get("RNNFACE_MODELS", REPO.parent / "shared" / "models"))
+    if not (root / "README.md").is_file():
+        pytest.skip(f"the shared models are not at {root} (set RNNFACE_MODELS to the folder holding them)")
+    return root
+
+
+@pytest.fixture(scope="session")
 def lfw_images(lfw_root: Path) -> Path:
     return lfw_root / "lfw"
 

@@ -22,6 +22,7 @@ from rnnface.operating import AUTHENTICATE_DEFAULT, THRESHOLD_HELP, parse_thresh
 DEFAULT_DATA = Path("../shared/data/lfw")
 DEFAULT_CFP = Path("../shared/data/cfp")
 DEFAULT_NUAA = Path("../shared/data/nuaa")
+DEFAULT_PEERS = Path("../shared/models")
 #: What can run the embedding network: PyTorch, onnxruntime on the whole network exported to ONNX (float32, or int8
 #: with the front-end quantized), or auto (onnx on a CPU when onnxruntime is installed, else torch).
 RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnx", "int8")
@@ -55,6 +56,9 @@ class Settings(BaseSettings):
     )
     cfp: Path = Field(DEFAULT_CFP, description="CFP root (holding Data/ and Protocol/), for `rnnface eval cfp`.")
     nuaa: Path = Field(DEFAULT_NUAA, description="NUAA Photograph Imposter Database root, for `rnnface eval liveness`.")
+    liveness_peers: Path = Field(
+        DEFAULT_PEERS, description="The pretrained liveness peers' files, for `rnnface eval liveness --other`."
+    )
     model: Path | None = Field(
         None, description="Checkpoint used by embed, verify, identify (default: the shipped one)."
     )

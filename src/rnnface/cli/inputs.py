@@ -23,10 +23,6 @@ from rnnface.errors import RnnfaceError
 T = TypeVar("T")
 
 
-#: Video files a folder is searched for by the commands that take clips (`liveness`).
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".y4m"})
-
-
 def expand_images(paths: Sequence[Path], suffixes: frozenset[str] = IMAGE_SUFFIXES, what: str = "images") -> list[Path]:
     """Files as given, and each folder's images (or other `suffixes`; all levels down, sorted; links to folders
     are not followed)."""

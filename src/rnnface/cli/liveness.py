@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rnnface.cli.inputs import VIDEO_SUFFIXES, Rows, attempt, expand_images, output_mode, progress
+from rnnface.cli.inputs import Rows, attempt, expand_images, output_mode, progress
 from rnnface.cli.options import (
     TYPER,
     CsvOpt,
@@ -22,7 +22,7 @@ from rnnface.cli.options import (
     print_json,
     threshold_option,
 )
-from rnnface.data.folders import IMAGE_SUFFIXES
+from rnnface.data.folders import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from rnnface.operating import THRESHOLD_HELP
 from rnnface.settings import Settings
 

@@ -498,8 +498,23 @@ def eval_liveness(
     ] = False,
     cfp: Annotated[Path | None, typer.Option(help="CFP root for --active (default: $RNNFACE_CFP).")] = None,
     other: Annotated[
-        bool, typer.Option(help="Also judge LFW photos (other cameras) and their simulated printed replays.")
+        bool,
+        typer.Option(
+            help="Also judge other presentations with the first model and the peers: LFW photos and their simulated "
+            "printed replays, NUAA's test frames as camera frames, and each --set."
+        ),
     ] = False,
+    presentation_set: Annotated[
+        list[Path] | None,
+        typer.Option("--set", help="A presentation set for --other: a folder with live/ and attack/ (photos, clips)."),
+    ] = None,
+    peer: Annotated[
+        list[str] | None, typer.Option(help="Peers judged beside ours with --other (default: every registered one).")
+    ] = None,
+    peers_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of the peers' model files (default: $RNNFACE_LIVENESS_PEERS, ../shared/models)."),
+    ] = None,
     data: DataOpt = None,
     out: Annotated[Path, typer.Option(help="Directory for liveness.json, liveness.md and liveness_det.png.")] = Path(
         "reports"
@@ -511,10 +526,8 @@ def eval_liveness(
     from rnnface.liveness.check import packaged_liveness
     from rnnface.liveness.evaluate import (
         active_markdown,
-        camera_markdown,
         evaluate,
         evaluate_active,
-        evaluate_other_cameras,
         evaluate_through_pipeline,
         markdown,
         plot_det,
@@ -547,20 +560,25 @@ def eval_liveness(
 
         active_rows = evaluate_active(root, str(check_root(cfp or settings.cfp)), detect)
         table += "\n\nHead-turn challenge:\n\n" + active_markdown(active_rows)
-    camera_rows = []
+    set_rows = []
     if other:
+        from rnnface.liveness import presentations
         from rnnface.liveness.check import LivenessChecker
+        from rnnface.liveness.peers import CheckerJudge, create_peer, list_peers
         from rnnface.recognition.pipeline import FacePipeline
 
-        checker = LivenessChecker(FacePipeline(), named[0][1])
-        camera_rows = evaluate_other_cameras(str(image_root(data)), checker)
-        table += f"\n\nOther cameras ({named[0][0]}):\n\n" + camera_markdown(camera_rows)
+        sets = [presentations.lfw_replay_set(image_root(data)), presentations.nuaa_set(root)]
+        sets += [presentations.folder_set(p) for p in presentation_set or []]
+        judges = [CheckerJudge(f"ours ({named[0][0]})", LivenessChecker(FacePipeline(), named[0][1]))]
+        judges += [create_peer(name, peers_dir or settings.liveness_peers) for name in peer or list_peers()]
+        set_rows = presentations.judge_sets(sets, judges)
+        table += "\n\nOther presentations, ours and the peers:\n\n" + presentations.sets_markdown(set_rows)
     write_json(
         {
             "models": {n: str(p) for n, p in named},
             "rows": [r.to_dict() for r in rows],
             "active": [r.__dict__ for r in active_rows],
-            "other_cameras": [r.__dict__ for r in camera_rows],
+            "presentations": [r.to_dict() for r in set_rows],
         },
         out / "liveness.json",
     )

@@ -8,6 +8,8 @@ from pathlib import Path
 from rnnface.errors import DataError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pgm", ".ppm", ".webp", ".tif", ".tiff"})
+#: Video files a folder is searched for where clips are taken (`liveness`, presentation sets).
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".y4m"})
 
 
 @dataclass(frozen=True)
