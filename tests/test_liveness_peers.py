@@ -110,3 +110,7 @@ def test_a_presentation_folder_needs_live_and_attack(tmp_path):
     found = folder_set(tmp_path, "mine")
     assert (found.name, len(found.live), len(found.attack)) == ("mine", 1, 1)
     assert found.attack[0]()[0].shape == (8, 8, 3)
+    for i in range(9):
+        cv2.imwrite(str(tmp_path / "live" / f"c{i}.png"), np.full((8, 8, 3), i, np.uint8))
+    spread = folder_set(tmp_path, most=3).live  # a.png, c0..c8: the first, the middle and the last
+    assert [int(f()[0][0, 0, 0]) for f in spread] == [200, 3, 8]

@@ -508,6 +508,9 @@ def eval_liveness(
         list[Path] | None,
         typer.Option("--set", help="A presentation set for --other: a folder with live/ and attack/ (photos, clips)."),
     ] = None,
+    per_set: Annotated[
+        int | None, typer.Option(min=2, help="At most this many live and this many attack presentations a --set.")
+    ] = None,
     peer: Annotated[
         list[str] | None, typer.Option(help="Peers judged beside ours with --other (default: every registered one).")
     ] = None,
@@ -568,7 +571,7 @@ def eval_liveness(
         from rnnface.recognition.pipeline import FacePipeline
 
         sets = [presentations.lfw_replay_set(image_root(data)), presentations.nuaa_set(root)]
-        sets += [presentations.folder_set(p) for p in presentation_set or []]
+        sets += [presentations.folder_set(p, most=per_set) for p in presentation_set or []]
         judges = [CheckerJudge(f"ours ({named[0][0]})", LivenessChecker(FacePipeline(), named[0][1]))]
         judges += [create_peer(name, peers_dir or settings.liveness_peers) for name in peer or list_peers()]
         set_rows = presentations.judge_sets(sets, judges)

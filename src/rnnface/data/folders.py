@@ -9,7 +9,7 @@ from rnnface.errors import DataError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".pgm", ".ppm", ".webp", ".tif", ".tiff"})
 #: Video files a folder is searched for where clips are taken (`liveness`, presentation sets).
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".y4m"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".y4m", ".3gp"})
 
 
 @dataclass(frozen=True)

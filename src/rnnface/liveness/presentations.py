@@ -37,8 +37,9 @@ class PresentationSet:
         return len(self.live) + len(self.attack)
 
 
-def folder_set(root: str | Path, name: str | None = None) -> PresentationSet:
-    """`root/live/**` and `root/attack/**`: each photo or video file one presentation (a clip: up to 32 frames)."""
+def folder_set(root: str | Path, name: str | None = None, most: int | None = None) -> PresentationSet:
+    """`root/live/**` and `root/attack/**`: each photo or video file one presentation (a clip: up to 32 frames);
+    at most `most` of each kind, spread evenly over the sorted files (a folder of video frames is a sequence)."""
     from rnnface.data.folders import IMAGE_SUFFIXES, VIDEO_SUFFIXES
     from rnnface.liveness.clip import read_clip
 
@@ -53,6 +54,8 @@ def folder_set(root: str | Path, name: str | None = None) -> PresentationSet:
         media = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES or p.suffix.lower() in VIDEO_SUFFIXES]
         if not media:
             raise DataError(f"{folder}: no photos or video files")
+        if most is not None and len(media) > most:
+            media = [media[i] for i in np.linspace(0, len(media) - 1, most).round().astype(int)]
         found[kind] = [lambda p=p: read_clip(p) for p in media]
     return PresentationSet(name or root.name, found["live"], found["attack"])
 
