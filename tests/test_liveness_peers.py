@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from rnnface.errors import DataError, ModelError
-from rnnface.liveness.peers import Verdict, context_box, create_peer, list_peers
+from rnnface.liveness.minifasnet import context_box
+from rnnface.liveness.peers import Verdict, create_peer, list_peers
 from rnnface.liveness.presentations import PresentationSet, folder_set, judge_sets
 
 
@@ -63,6 +64,12 @@ def test_every_peer_judges_a_photo_with_a_face_and_none_without(shared_models, l
         assert isinstance(verdict, Verdict) and np.isfinite(verdict.score)
         assert verdict.live == (verdict.score >= peer.threshold)
         assert peer.judge([np.full((240, 320, 3), 128, np.uint8)]) is None, name
+
+    from rnnface.detection import create_detector
+    from rnnface.liveness.minifasnet import MiniFASNetRunner
+
+    probabilities, embedding = MiniFASNetRunner(shared_models).run(photo, create_detector("yunet").detect(photo)[0])
+    assert probabilities.sum() == pytest.approx(1.0) and embedding.shape == (256,)
 
 
 def test_a_peer_whose_file_is_missing_says_where_it_looked(tmp_path, lfw_face):

@@ -28,6 +28,7 @@ import numpy as np
 
 from rnnface.detection import Face, create_detector, most_face_like
 from rnnface.errors import ModelError, RnnfaceError
+from rnnface.liveness.minifasnet import MiniFASNetRunner
 from rnnface.registry import Registry
 
 
@@ -102,64 +103,17 @@ def list_peers() -> list[str]:
     return _PEERS.names()
 
 
-def context_box(width: int, height: int, box: Sequence[float], scale: float) -> tuple[int, int, int, int]:
-    """Silent-Face's context crop: the (x, y, w, h) box scaled about its centre by `scale` (less where the image is
-    too small), shifted back inside the image; (left, top, right, bottom), inclusive."""
-    x, y, w, h = box
-    scale = min((height - 1) / h, (width - 1) / w, scale)
-    cx, cy = x + w / 2, y + h / 2
-    left, top, right, bottom = cx - w * scale / 2, cy - h * scale / 2, cx + w * scale / 2, cy + h * scale / 2
-    if left < 0:
-        right, left = right - left, 0
-    if top < 0:
-        bottom, top = bottom - top, 0
-    if right > width - 1:
-        left, right = left - (right - width + 1), width - 1
-    if bottom > height - 1:
-        top, bottom = top - (bottom - height + 1), height - 1
-    return int(left), int(top), int(right), int(bottom)
-
-
 @_PEERS.register("minifasnet")
 class MiniFASNet(Peer):
     name = "MiniFASNet V2 + V1SE"
     detector = "yunet"
     threshold = 0.0  # its rule, argmax of 3 classes: the score is P(real) less the likelier of the two attacks
-    FILES = (("MiniFASNetV2_2.7_80x80.onnx", 2.7), ("MiniFASNetV1SE_4.0_80x80.onnx", 4.0))
 
-    def load(self) -> list:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        return [
-            (ort.InferenceSession(str(self.file(f)), options, providers=["CPUExecutionProvider"]), scale)
-            for f, scale in self.FILES
-        ]
-
-    def crops(self, photo: np.ndarray, box: Sequence[float]) -> list[np.ndarray]:
-        """The two models' (3, 80, 80) float32 BGR inputs for the (x, y, w, h) face box of an RGB photo."""
-        bgr = cv2.cvtColor(photo, cv2.COLOR_RGB2BGR)
-        height, width = bgr.shape[:2]
-        out = []
-        for _, scale in self.FILES:
-            left, top, right, bottom = context_box(width, height, box, scale)
-            patch = cv2.resize(bgr[top : bottom + 1, left : right + 1], (80, 80))
-            out.append(patch.astype(np.float32).transpose(2, 0, 1))
-        return out
-
-    def probabilities(self, photo: np.ndarray, box: Sequence[float]) -> np.ndarray:
-        """The mean (fake-print, real, fake-replay) probabilities of the two models."""
-        total = np.zeros(3)
-        for (session, _), crop in zip(self._model(), self.crops(photo, box)):
-            logits = session.run(None, {session.get_inputs()[0].name: crop[None]})[0][0].astype(np.float64)
-            e = np.exp(logits - logits.max())
-            total += e / e.sum()
-        return total / len(self.FILES)
+    def load(self) -> MiniFASNetRunner:
+        return MiniFASNetRunner(self.folder)
 
     def frame_score(self, photo: np.ndarray, face: Face) -> float:
-        x0, y0, x1, y1 = face.box
-        fake_print, real, fake_replay = self.probabilities(photo, (x0, y0, x1 - x0, y1 - y0))
+        fake_print, real, fake_replay = self._model().run(photo, face)[0]
         return float(real - max(fake_print, fake_replay))
 
 
