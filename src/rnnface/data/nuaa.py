@@ -64,15 +64,17 @@ def captures(root: str | Path, split: str) -> list[Capture]:
     return out
 
 
+def load_frame(root: str | Path, rel: str) -> np.ndarray:
+    """(64, 64) uint8 grey frame `rel` (a path in a capture's `files`)."""
+    img = cv2.imread(str(Path(root) / rel), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise DataError(f"{Path(root) / rel}: missing or unreadable NUAA frame")
+    return img
+
+
 def load_frames(root: str | Path, capture: Capture) -> np.ndarray:
     """(T, 64, 64) uint8 grey frames of one capture."""
-    frames = []
-    for rel in capture.files:
-        img = cv2.imread(str(Path(root) / rel), cv2.IMREAD_GRAYSCALE)
-        if img is None:
-            raise DataError(f"{Path(root) / rel}: missing or unreadable NUAA frame")
-        frames.append(img)
-    return np.stack(frames)
+    return np.stack([load_frame(root, rel) for rel in capture.files])
 
 
 def as_photo(crop: np.ndarray, scale: int = 3, border: float = 0.5) -> np.ndarray:

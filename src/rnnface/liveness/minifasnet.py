@@ -1,9 +1,7 @@
 """MiniFASNet V2 + V1SE (Silent-Face-Anti-Spoofing, Apache-2.0) as its authors ran it: each model on its own
 colour context crop of the face box (2.7x and 4.0x, 80x80 BGR in 0..255), 3-class softmax, the two averaged.
 `MiniFASNetRunner` also gives the 128-number embedding before each classifier (256 numbers): colour and what
-surrounds the face (bezel, paper edge, glare, moire), the features a head trained across sources would read
-(issue 32 §3; a leave-one-source-out logistic regression on them averaged 20.6 % HTER against MiniFASNet's own
-28.7 % on 19 held-out sets, a quick check not yet in the package).
+surrounds the face (bezel, paper edge, glare, moire): the features a head trained across sources would read.
 """
 
 from __future__ import annotations

@@ -67,18 +67,8 @@ def nuaa_set(root: str | Path, every: int = 8) -> PresentationSet:
     live, attack = [], []
     for capture in nuaa.captures(root, "test"):
         for rel in capture.files[::every]:
-            item = lambda rel=rel, live=capture.live: [nuaa.as_photo(_grey(Path(root) / rel))]  # noqa: E731
-            (live if capture.live else attack).append(item)
+            (live if capture.live else attack).append(lambda rel=rel: [nuaa.as_photo(nuaa.load_frame(root, rel))])
     return PresentationSet(f"NUAA test split (every {every}th frame, as camera frames)", live, attack)
-
-
-def _grey(path: Path) -> np.ndarray:
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise DataError(f"{path}: missing or unreadable NUAA frame")
-    return image
 
 
 def lfw_replay_set(lfw_images: str | Path, people: int = 200, frames: int = 8, seed: int = 0) -> PresentationSet:
@@ -123,21 +113,20 @@ def judge_sets(sets: Sequence[PresentationSet], judges: Sequence[Judge]) -> list
     bar = progress_bar(total=sum(len(s) for s in sets), desc="presentations", unit="presentation", leave=False)
     rows = []
     for s in sets:
-        labels, scores, accepted, missed = [], {j.name: [] for j in judges}, {j.name: [] for j in judges}, {}
+        labels, scores, accepted = [], {j.name: [] for j in judges}, {j.name: [] for j in judges}
         for live, load in s.presentations():
             frames = load()
             labels.append(live)
             for j in judges:
                 verdict = j.judge(frames)
-                scores[j.name].append(np.nan if verdict is None else verdict.score)
+                scores[j.name].append(np.nan if verdict is None else verdict.score)  # NaN: no face
                 accepted[j.name].append(verdict is not None and verdict.live)
-                missed[(j.name, live)] = missed.get((j.name, live), 0) + (verdict is None)
             bar.update()
         is_live = np.array(labels)
         for j in judges:
             score = np.array(scores[j.name], dtype=np.float64)
-            finite = score[np.isfinite(score)]
-            floor = (finite.min() - 1.0) if finite.size else 0.0
+            no_face = np.isnan(score)
+            floor = (score[~no_face].min() - 1.0) if (~no_face).any() else 0.0
             ok = np.array(accepted[j.name])
             rows.append(
                 SetRow(
@@ -145,11 +134,11 @@ def judge_sets(sets: Sequence[PresentationSet], judges: Sequence[Judge]) -> list
                     j.name,
                     int(is_live.sum()),
                     int((~is_live).sum()),
-                    missed.get((j.name, True), 0),
-                    missed.get((j.name, False), 0),
+                    int(no_face[is_live].sum()),
+                    int(no_face[~is_live].sum()),
                     float(ok[~is_live].mean()),
                     float((~ok[is_live]).mean()),
-                    eer(np.where(np.isfinite(score), score, floor), is_live),
+                    eer(np.where(no_face, floor, score), is_live),
                 )
             )
     bar.close()
