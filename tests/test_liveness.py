@@ -175,10 +175,10 @@ def test_training_runs_end_to_end_and_chooses_thresholds_on_the_training_split(n
 
     config = LivenessTrainConfig(model=LivenessConfig(cell="gru", features=8, hidden=8), steps=2, frames_per_step=16)
     fitted = fit_liveness(str(nuaa_root), config)
-    assert set(fitted.thresholds) == {1, 2, 4, 8}
+    assert set(fitted.thresholds) == {1, 2, 4, 8, 16}
     assert all(0 <= t <= 1 for t in fitted.thresholds.values())
     assert fitted.meta["train_frames"] == 1742 + 1748
-    assert set(fitted.meta["train_eer"]) == {"1", "2", "4", "8"}
+    assert set(fitted.meta["train_eer"]) == {"1", "2", "4", "8", "16"}
 
 
 @pytest.mark.xfail(

@@ -3,6 +3,7 @@ detector, eval liveness."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -75,6 +76,28 @@ def train_aggregator(
     typer.echo(f"aggregator: {run(cfg)}")
 
 
+SourceOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--source", help="A presentation set to train on beside NUAA: a folder with live/ and attack/ (photos, clips)."
+    ),
+]
+FrontendOpt = Annotated[
+    list[str] | None,
+    typer.Option("--frontend", help="What the model reads of each frame: texture, minifasnet (default: texture)."),
+]
+PerSourceOpt = Annotated[
+    int, typer.Option(min=2, help="At most this many live and this many attack presentations a source.")
+]
+CopiesOpt = Annotated[
+    int, typer.Option(min=0, help="Augmented copies (light, colour, blur, JPEG) of each source presentation.")
+]
+NuaaEveryOpt = Annotated[int, typer.Option(min=1, help="Read every this-many-th frame of NUAA's captures.")]
+VectorsOpt = Annotated[
+    Path, typer.Option(help="Folder caching the sets' frame vectors (one file for each set of inputs).")
+]
+
+
 @app.command("train-liveness")
 def train_liveness(
     out: Annotated[Path, typer.Option(help="Checkpoint to write.")],
@@ -82,25 +105,51 @@ def train_liveness(
     cell: Annotated[str, typer.Option(help="gru, lstm, rnn, or none (the per-frame ablation).")] = "gru",
     steps: Annotated[int, typer.Option(min=1, help="Training steps of each model (the same budget for all).")] = 1500,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    source: SourceOpt = None,
+    frontend: FrontendOpt = None,
+    per_source: PerSourceOpt = 200,
+    copies: CopiesOpt = 2,
+    nuaa_every: NuaaEveryOpt = 1,
+    vectors: VectorsOpt = Path("cache/liveness-vectors"),
 ) -> None:
-    """Train the presentation-attack detector on NUAA's training split; each window length's threshold is the
-    equal-error point of its scores on that split."""
+    """Train the presentation-attack detector on NUAA's training split (and each --source, every set drawn as
+    often); each window length's threshold is the equal-error point of its scores on the training data."""
+    from rnnface.liveness.frontends import list_frontends
     from rnnface.liveness.model import LivenessConfig, save_liveness
     from rnnface.liveness.train import LivenessTrainConfig, fit_liveness
     from rnnface.settings import Settings
 
     root = nuaa or Settings.from_env().nuaa
-    config = LivenessTrainConfig(model=LivenessConfig(cell=cell), steps=steps, seed=seed)
+    frontends = tuple(frontend or ["texture"])
+    for name in frontends:
+        if name not in list_frontends():
+            raise typer.BadParameter(f"--frontend {name!r}: known: {', '.join(list_frontends())}")
+    model = LivenessConfig(cell=cell, frontends=frontends)
+    config = LivenessTrainConfig(model=model, steps=steps, seed=seed, balance_sessions=bool(source))
 
     def progress(stage: str, step: int, loss: float) -> None:
         if (step + 1) % 500 == 0 or step + 1 == steps:
             typer.echo(f"{stage}: step {step + 1}/{steps} loss {loss:.4f}", err=True)
 
-    fitted = fit_liveness(str(root), config, progress)
-    meta = {**fitted.meta, "command": f"rnnface train-liveness --cell {cell} --steps {steps} --seed {seed} --out {out}"}
-    save_liveness(out, fitted.net, fitted.thresholds, meta)
+    command = f"rnnface train-liveness --cell {cell} --steps {steps} --seed {seed} --out {out}"
+    if model.reads_crops_only and not source:
+        fitted = fit_liveness(str(root), config, progress)
+    else:
+        from rnnface.liveness.crosssource import NUAA_TEST, protocol_sets
+        from rnnface.liveness.train import fit_stats
+        from rnnface.liveness.vectors import cached_vectors
+
+        sources = [str(p) for p in source or []]
+        sets = protocol_sets(sources, str(root), per_source, copies, nuaa_every)
+        data = cached_vectors(vectors, sets, frontends, seed)
+        fitted = fit_stats(data.subset(data.sessions != NUAA_TEST), config, lambda i, v: progress("train", i, v))
+        fitted.meta["data"] = "NUAA's official training split and the presentation sets in train_sessions"
+        fitted.meta.update(per_source=per_source, copies=copies)
+        command += "".join(f" --frontend {n}" for n in frontends) + "".join(f" --source {s}" for s in sources)
+        command += f" --per-source {per_source} --copies {copies} --nuaa-every {nuaa_every}"
+    save_liveness(out, fitted.net, fitted.thresholds, {**fitted.meta, "command": command})
     eers = ", ".join(f"{w}: {v:.2%}" for w, v in fitted.meta["train_eer"].items())
-    typer.echo(f"training-split EER by window ({eers}); written: {out}")
+    typer.echo(f"training EER by window ({eers}); written: {out}")
 
 
 @eval_app.command("lfw")
@@ -518,13 +567,25 @@ def eval_liveness(
         Path | None,
         typer.Option(help="Folder of the peers' model files (default: $RNNFACE_LIVENESS_PEERS, ../shared/models)."),
     ] = None,
+    cross_source: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--cross-source",
+            help="Sources for the cross-source protocol (folders with live/ and attack/): each held out in turn.",
+        ),
+    ] = None,
+    per_source: PerSourceOpt = 200,
+    copies: CopiesOpt = 2,
+    nuaa_every: NuaaEveryOpt = 1,
+    vectors: VectorsOpt = Path("cache/liveness-vectors"),
     data: DataOpt = None,
     out: Annotated[Path, typer.Option(help="Directory for liveness.json, liveness.md and liveness_det.png.")] = Path(
         "reports"
     ),
 ) -> None:
     """Presentation-attack detection on NUAA's official test split: APCER, BPCER, ACER (= HTER) and EER at each
-    model's training-chosen thresholds, single frame against 2, 4 and 8 frames, with DET and ROC curves."""
+    model's training-chosen thresholds, single frame against 2, 4 and 8 frames, with DET and ROC curves; with
+    --cross-source, the detector trained on all sources but one and tested on that one, beside MiniFASNet."""
     from rnnface.evaluation.report import write_json, write_text
     from rnnface.liveness.check import packaged_liveness
     from rnnface.liveness.evaluate import (
@@ -554,7 +615,7 @@ def eval_liveness(
             found = faces.detect(photo)
             return found[0].landmarks if found else None
 
-    if pipeline:
+    if pipeline and models[0][1].config.reads_crops_only:  # a camera-frame model's rows went through it already
         rows += evaluate_through_pipeline(root, models[0][0], models[0][1], detect)
     table = markdown(rows)
     active_rows = []
@@ -563,7 +624,7 @@ def eval_liveness(
 
         active_rows = evaluate_active(root, str(check_root(cfp or settings.cfp)), detect)
         table += "\n\nHead-turn challenge:\n\n" + active_markdown(active_rows)
-    set_rows = []
+    set_rows, still_rows = [], []
     if other:
         from rnnface.liveness import presentations
         from rnnface.liveness.check import LivenessChecker
@@ -576,12 +637,24 @@ def eval_liveness(
         judges += [create_peer(name, peers_dir or settings.liveness_peers) for name in peer or list_peers()]
         set_rows = presentations.judge_sets(sets, judges)
         table += "\n\nOther presentations, ours and the peers:\n\n" + presentations.sets_markdown(set_rows)
+        still_rows = presentations.judge_stills(image_root(data), judges)
+        table += "\n\nStatic replays (one photo, no motion):\n\n" + presentations.stills_markdown(still_rows)
+    cross_rows = []
+    if cross_source:
+        from rnnface.liveness import crosssource as cs
+
+        cross_rows, cross_table = cs.run_protocol(
+            [str(p) for p in cross_source], root, per_source, copies, vectors, typer.echo, nuaa_every
+        )
+        table += "\n\n" + cross_table
     write_json(
         {
             "models": {n: str(p) for n, p in named},
             "rows": [r.to_dict() for r in rows],
             "active": [r.__dict__ for r in active_rows],
             "presentations": [r.to_dict() for r in set_rows],
+            "stills": [asdict(r) for r in still_rows],
+            "cross_source": [r.to_dict() for r in cross_rows],
         },
         out / "liveness.json",
     )

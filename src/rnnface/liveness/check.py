@@ -28,14 +28,21 @@ if TYPE_CHECKING:
     from rnnface.liveness.model import LivenessModel
 
 PACKAGED_LIVENESS = "liveness.pt"
-#: Below this median change between successive frames' face crops (mean absolute grey-level difference), a clip
-#: is a still image. Live NUAA test captures change by 5.2 or more (the least of them); identical frames by 0.
-STILL_CHANGE = 1.0
+#: Below this median change between successive frames' face crops (mean absolute grey-level difference, after a
+#: Gaussian blur of sigma `STILL_BLUR` px that takes out a camera's sensor noise and JPEG's blocks), a clip is a
+#: still image. Live NUAA test captures change by 2.7 or more (the least of them, 12 frames each); one LFW photo
+#: repeated with sensor noise (sigma 2) and JPEG at quality 70-95 by 1.3 (the median).
+STILL_CHANGE = 2.0
+STILL_BLUR = 2.0
 
 
 def frame_change(crops: np.ndarray) -> float:
-    """The median over successive frames of the mean absolute difference between their (S, S) grey face crops."""
-    return float(np.median(np.abs(np.diff(crops.astype(np.float32), axis=0)).mean(axis=(1, 2))))
+    """The median over successive frames of the mean absolute difference between their blurred (S, S) grey face
+    crops."""
+    import cv2
+
+    smooth = np.stack([cv2.GaussianBlur(c.astype(np.float32), (0, 0), STILL_BLUR) for c in crops])
+    return float(np.median(np.abs(np.diff(smooth, axis=0)).mean(axis=(1, 2))))
 
 
 class LivenessError(RnnfaceError):
@@ -109,11 +116,13 @@ class LivenessResult:
 
 @dataclass(frozen=True)
 class Observation:
-    """What a check keeps of one frame: its face, that face's liveness crop and, for authentication, embedding."""
+    """What a check keeps of one frame: its face, that face's liveness crop, the model's frame vector (its
+    front-ends' features) and, for authentication, the embedding."""
 
     index: int
     face: Face
     crop: np.ndarray  # (S, S) uint8 grey
+    features: np.ndarray  # (D,) float32
     embedding: np.ndarray | None = None
 
 
@@ -150,10 +159,13 @@ class LivenessChecker:
         face = frame_face(self.pipeline, frame, index)
         if face is None:
             return None
+        from rnnface.liveness.frontends import frame_features
+
         config = self.load().config
         crop = liveness_crop(frame, face.landmarks, config.eyes, config.size)
+        features = frame_features(config.frontends, frame, face, crop)
         embedding = self.pipeline.embed(frame, [face])[1][0] if embed else None
-        return Observation(index, face, crop, embedding)
+        return Observation(index, face, crop, features, embedding)
 
     def observe_all(self, frames: Sequence[np.ndarray], embed: bool = False) -> list[Observation]:
         """`observe` for each of `frames`, the frames without a face left out."""
@@ -163,7 +175,9 @@ class LivenessChecker:
         self, observed: Sequence[Observation], frames: int, challenge: bool = False, min_frames: int = 1
     ) -> LivenessResult:
         """The decision over the faces observed in `frames` frames (time order)."""
-        from rnnface.liveness.scoring import calibrated_window, window_scores
+        import torch
+
+        from rnnface.liveness.scoring import calibrated_window, stats_window_scores
 
         model = self.load()
         if not observed:
@@ -177,7 +191,7 @@ class LivenessChecker:
             raise LivenessError(f"too few frames with a face ({len(observed)} of {frames}; {min_frames} needed)")
         window = calibrated_window(model.thresholds, len(observed))
         crops = np.stack([o.crop for o in observed])
-        scores = window_scores(model.net, crops, window)
+        scores = stats_window_scores(model.net, torch.from_numpy(np.stack([o.features for o in observed])), window)
         score = float(scores[window - 1 :].mean())
         threshold = model.thresholds[window]
         turn = check_turn([o.face.landmarks for o in observed]) if challenge else None

@@ -30,9 +30,6 @@ FORMAT = "rnnface-liveness/2"
 #: Where the two eyes sit in a NUAA normalized face (x, y in 64x64 pixels), measured by running our detector on
 #: NUAA training crops; `rnnface.liveness.crop` puts a detected face's eyes there.
 NUAA_EYES = ((16.0, 20.0), (50.5, 20.0))
-#: Channels of FaceNet's low-level maps, and the statistics kept of each (mean, standard deviation).
-TEXTURE_CHANNELS = 64
-STATS = 2 * TEXTURE_CHANNELS
 
 
 @dataclass
@@ -43,9 +40,16 @@ class LivenessConfig:
     size: int = 64  # crop side in pixels
     texture_size: int = 160  # the crop is resized to this side for FaceNet (its training input size)
     eyes: tuple[tuple[float, float], tuple[float, float]] = field(default=NUAA_EYES)  # crop geometry
+    frontends: tuple[str, ...] = ("texture",)  # what each frame vector holds (`rnnface.liveness.frontends`)
 
     def __post_init__(self) -> None:
         self.eyes = tuple(tuple(float(v) for v in e) for e in self.eyes)  # type: ignore[assignment]
+        self.frontends = tuple(self.frontends)
+
+    @property
+    def reads_crops_only(self) -> bool:
+        """The model reads nothing but the grey crop (its frame vectors can be computed from crops alone)."""
+        return self.frontends == ("texture",)
 
 
 def texture_stats(frames: torch.Tensor, size: int = 160) -> torch.Tensor:
@@ -60,14 +64,18 @@ def texture_stats(frames: torch.Tensor, size: int = 160) -> torch.Tensor:
 
 
 class LivenessNet(nn.Module):
-    """(B, T, 1, S, S) grey crops in [0, 1] -> (B, T) live logits, step t from frames 0..t.
+    """(B, T, D) frame vectors of its front-ends -> (B, T) live logits, step t from frames 0..t (`forward` takes the
+    texture model's (B, T, 1, S, S) grey crops in [0, 1]).
 
-    The frozen FaceNet is not a submodule: a checkpoint stores only what was trained."""
+    The frozen front-ends are not submodules: a checkpoint stores only what was trained."""
 
     def __init__(self, config: LivenessConfig | None = None) -> None:
+        from rnnface.liveness.frontends import frontend_dim
+
         super().__init__()
         self.config = config = config or LivenessConfig()
-        self.embed = nn.Sequential(nn.BatchNorm1d(STATS), nn.Dropout(0.2), nn.Linear(STATS, config.features))
+        dim = frontend_dim(config.frontends)
+        self.embed = nn.Sequential(nn.BatchNorm1d(dim), nn.Dropout(0.2), nn.Linear(dim, config.features))
         self.frame_head = nn.Linear(config.features, 1)
         self.rnn = None if config.cell == "none" else make_rnn(config.cell, 2 * config.features, config.hidden)
         self.rnn_head = None if self.rnn is None else nn.Linear(config.hidden, 1)
@@ -82,7 +90,7 @@ class LivenessNet(nn.Module):
             return texture_stats(frames, self.config.texture_size)
 
     def integrate(self, stats: torch.Tensor) -> torch.Tensor:
-        """(B, T, 128) texture statistics -> (B, T) logits: each frame's own plus, when recurrent, what the cell
+        """(B, T, D) frame vectors -> (B, T) logits: each frame's own plus, when recurrent, what the cell
         saw so far (the frames' features and their change from one frame to the next)."""
         b, t = stats.shape[:2]
         features = self.embed(stats.reshape(b * t, -1)).reshape(b, t, -1)

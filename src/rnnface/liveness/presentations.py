@@ -71,6 +71,22 @@ def nuaa_set(root: str | Path, every: int = 8) -> PresentationSet:
     return PresentationSet(f"NUAA test split (every {every}th frame, as camera frames)", live, attack)
 
 
+def nuaa_split_name(split: str) -> str:
+    return f"NUAA {split} split"
+
+
+def nuaa_capture_set(root: str | Path, split: str, every: int = 1) -> PresentationSet:
+    """NUAA's `split` ("train" or "test"), each capture one presentation: every `every`-th of its frames, each
+    made a camera frame (`nuaa.as_photo`)."""
+    live, attack = [], []
+    for capture in nuaa.captures(root, split):
+        files = capture.files[::every]
+        (live if capture.live else attack).append(
+            lambda files=files: [nuaa.as_photo(nuaa.load_frame(root, rel)) for rel in files]
+        )
+    return PresentationSet(nuaa_split_name(split), live, attack)
+
+
 def lfw_replay_set(lfw_images: str | Path, people: int = 200, frames: int = 8, seed: int = 0) -> PresentationSet:
     """One LFW photo each of `people` people (live faces taken by news cameras), and each of those photos printed
     and turned before a camera (`replay_frames`, simulated: `frames` frames)."""
@@ -161,4 +177,53 @@ def sets_markdown(rows: Sequence[SetRow]) -> str:
         "its frames do not change), MiniFASNet by its argmax, FaceAntiSpoofing below 0.2. No face counts as not "
         "live."
     )
+    return "\n".join(lines)
+
+
+def still_clips(photo: np.ndarray, frames: int = 16, seed: int = 0) -> dict[str, list[np.ndarray]]:
+    """A photo replayed without motion: the same frame `frames` times, and the same with a camera's sensor noise
+    (sigma 2 grey levels) and each frame JPEG-compressed at quality 70-95 (near-identical frames)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    noisy = []
+    for _ in range(frames):
+        frame = np.clip(photo + rng.normal(0, 2, photo.shape), 0, 255).astype(np.uint8)
+        quality = int(rng.integers(70, 96))
+        ok, buf = cv2.imencode(".jpg", frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+        noisy.append(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy())
+    return {"identical frames": [photo] * frames, "near-identical frames (noise, JPEG)": noisy}
+
+
+@dataclass
+class StillRow:
+    kind: str
+    judge: str
+    clips: int
+    judged: int  # clips with a face
+    accepted: int
+
+
+def judge_stills(lfw_images: str | Path, judges: Sequence[Judge], people: int = 50, seed: int = 1) -> list[StillRow]:
+    """Static replays of one LFW photo each of `people` people (`still_clips`), judged by every judge: any clip
+    accepted as live is an error."""
+    from rnnface.io import load_image
+
+    folders = sorted(p for p in Path(lfw_images).iterdir() if p.is_dir())
+    pick = np.random.default_rng(seed).choice(len(folders), size=min(people, len(folders)), replace=False)
+    counts: dict[tuple[str, str], list[int]] = {}
+    for i in sorted(pick):
+        for kind, frames in still_clips(load_image(sorted(folders[i].glob("*.jpg"))[0]), seed=int(i)).items():
+            for j in judges:
+                verdict = j.judge(frames)
+                c = counts.setdefault((kind, j.name), [0, 0, 0])
+                c[0] += 1
+                c[1] += verdict is not None
+                c[2] += verdict is not None and verdict.live
+    return [StillRow(kind, judge, *c) for (kind, judge), c in counts.items()]
+
+
+def stills_markdown(rows: Sequence[StillRow]) -> str:
+    lines = ["| static replay | judge | clips | with a face | accepted as live |", "| --- | --- | ---: | ---: | ---: |"]
+    lines += [f"| {r.kind} | {r.judge} | {r.clips} | {r.judged} | {r.accepted} |" for r in rows]
     return "\n".join(lines)

@@ -13,8 +13,8 @@ import torch
 
 from rnnface.liveness.model import LivenessNet
 
-#: The window lengths the detector is calibrated for (frames); a longer sequence is scored by 8-frame windows.
-WINDOWS = (1, 2, 4, 8)
+#: The window lengths the detector is calibrated for (frames); a longer sequence is scored by 16-frame windows.
+WINDOWS = (1, 2, 4, 8, 16)
 
 
 def frame_stats(net: LivenessNet, frames: np.ndarray, batch: int = 64) -> torch.Tensor:
@@ -51,6 +51,25 @@ def stats_window_scores(net: LivenessNet, stats: torch.Tensor, length: int) -> n
             windows = stats[torch.from_numpy(starts[rows][:, length - size :])]
             out[rows] = torch.sigmoid(net.integrate(windows)[:, -1]).numpy()
         return out
+
+
+def captures_window_scores(net: LivenessNet, stats: torch.Tensor, lengths: np.ndarray, length: int) -> np.ndarray:
+    """`stats_window_scores` of every capture of a set whose frames (N, D) lie capture after capture, `lengths`
+    frames each: (N,) scores, each window within its own capture. A per-frame model scores all frames at once."""
+    if net.recurrent:
+        bounds = np.concatenate([[0], np.cumsum(lengths)])
+        return np.concatenate(
+            [stats_window_scores(net, stats[a:b], length) for a, b in zip(bounds[:-1], bounds[1:])] + [np.zeros(0)]
+        )
+    if len(stats) == 0:
+        return np.zeros(0)
+    with torch.inference_mode():
+        probs = torch.sigmoid(net.integrate(stats[None])[0]).double().numpy()
+    first = np.repeat(np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)  # each frame's capture start
+    index = np.arange(len(probs))
+    lo = np.maximum(first, index - length + 1)
+    sums = np.concatenate([[0.0], np.cumsum(probs)])
+    return (sums[index + 1] - sums[lo]) / (index + 1 - lo)
 
 
 def calibrated_window(thresholds: dict[int, float], count: int) -> int:
