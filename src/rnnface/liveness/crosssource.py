@@ -11,14 +11,13 @@ face is a rejection for both (counted). Each variant trains the same head on som
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from rnnface.liveness.metrics import eer, errors_at
 from rnnface.liveness.model import LivenessConfig
-from rnnface.liveness.presentations import PresentationSet, nuaa_split_name
+from rnnface.liveness.presentations import PresentationSet, SetRow, nuaa_split_name, set_row
 from rnnface.liveness.train import FittedLiveness, LivenessTrainConfig, StatSet, fit_stats
 
 PEER = "MiniFASNet V2 + V1SE"
@@ -48,25 +47,6 @@ class Variant:
         return fit_stats(kept, replace(config, model=model))
 
 
-@dataclass
-class CrossRow:
-    held_out: str
-    judge: str
-    live: int
-    attacks: int
-    no_face: int
-    apcer: float
-    bpcer: float
-    eer: float
-
-    @property
-    def hter(self) -> float:
-        return (self.apcer + self.bpcer) / 2
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "hter": self.hter}
-
-
 def presentation_scores(fitted: FittedLiveness, data: StatSet) -> np.ndarray:
     """Each capture's live score as the checker gives it (the mean of its full windows at the longest calibrated
     window it fills) and whether it passes; NaN where the capture has no frame."""
@@ -81,15 +61,9 @@ def presentation_scores(fitted: FittedLiveness, data: StatSet) -> np.ndarray:
     return out  # relative to the threshold: live at 0 or above
 
 
-def _row(held: str, judge: str, margin: np.ndarray, live: np.ndarray) -> CrossRow:
+def _row(held: str, judge: str, margin: np.ndarray, live: np.ndarray) -> SetRow:
     """A row from each presentation's score less its threshold (NaN: no face, a rejection)."""
-    no_face = np.isnan(margin)
-    floor = float(np.nanmin(margin)) - 1.0 if (~no_face).any() else -1.0
-    filled = np.where(no_face, floor, margin)
-    err = errors_at(filled, live, 0.0)
-    return CrossRow(
-        held, judge, int(live.sum()), int((~live).sum()), int(no_face.sum()), err.apcer, err.bpcer, eer(filled, live)
-    )
+    return set_row(held, judge, margin, np.nan_to_num(margin, nan=-1.0) >= 0.0, live)
 
 
 def peer_margin(data: StatSet) -> np.ndarray:
@@ -104,7 +78,7 @@ def cross_source(
     config: LivenessTrainConfig,
     held_out: Sequence[str],
     progress: Callable[[str], None] | None = None,
-) -> list[CrossRow]:
+) -> list[SetRow]:
     """For each source in `held_out`: every variant trained on the other sources' captures, and MiniFASNet, on
     the held-out source's original presentations (`data`'s frame vectors joined from the front-ends `joined`)."""
     rows = []
@@ -129,7 +103,7 @@ def official_rows(
     variants: Sequence[Variant],
     config: LivenessTrainConfig,
     windows: Sequence[int] = (1, 8),
-) -> list[CrossRow]:
+) -> list[SetRow]:
     """NUAA's official protocol through our detector: each variant trained on `train` (every source and NUAA's
     training split) and MiniFASNet, on every frame of NUAA's test captures; frame i scored by the window of up to
     w frames ending at it (as `rnnface eval liveness` scores its ablation), at the threshold for w."""
@@ -149,10 +123,10 @@ def official_rows(
     return rows
 
 
-def markdown(rows: Sequence[CrossRow], judges: Sequence[str]) -> str:
+def markdown(rows: Sequence[SetRow], judges: Sequence[str]) -> str:
     """One line a held-out source: each judge's HTER (APCER / BPCER), then the mean over sources."""
-    sources = list(dict.fromkeys(r.held_out for r in rows))
-    by = {(r.held_out, r.judge): r for r in rows}
+    sources = list(dict.fromkeys(r.set for r in rows))
+    by = {(r.set, r.judge): r for r in rows}
     lines = [
         "| held-out source | bona fide | attacks | no face | "
         + " | ".join(f"{j} HTER % (APCER / BPCER)" for j in judges)
@@ -160,14 +134,18 @@ def markdown(rows: Sequence[CrossRow], judges: Sequence[str]) -> str:
         "| --- | ---: | ---: | ---: |" + " ---: |" * len(judges),
     ]
     for s in sources:
-        first = next(r for r in rows if r.held_out == s)
+        first = next(r for r in rows if r.set == s)
         cells = [
             f"{100 * by[s, j].hter:.1f} ({100 * by[s, j].apcer:.1f} / {100 * by[s, j].bpcer:.1f})"
             if (s, j) in by
             else "-"
             for j in judges
         ]
-        lines.append(f"| {s} | {first.live} | {first.attacks} | {first.no_face} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {s} | {first.live} | {first.attacks} | {first.no_face_live + first.no_face_attacks} | "
+            + " | ".join(cells)
+            + " |"
+        )
     cross = [s for s in sources if not s.startswith(NUAA_TEST)]
     if cross:
         means = [f"{100 * np.mean([by[s, j].hter for s in cross if (s, j) in by]):.1f}" for j in judges]
@@ -213,7 +191,7 @@ def run_protocol(
     cache: str | Path | None,
     echo: Callable[[str], None] | None = None,
     nuaa_every: int = 1,
-) -> tuple[list[CrossRow], str]:
+) -> tuple[list[SetRow], str]:
     """The whole protocol: the frame vectors of every set (cached), each source and NUAA's training split held
     out in turn, then NUAA's official split; the rows and their markdown."""
     from rnnface.liveness.vectors import cached_vectors

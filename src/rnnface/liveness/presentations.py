@@ -121,6 +121,24 @@ class SetRow:
         return {**asdict(self), "hter": self.hter}
 
 
+def set_row(name: str, judge: str, score: np.ndarray, accepted: np.ndarray, live: np.ndarray) -> SetRow:
+    """A judge's row on one set from each presentation's score (NaN: no face, below every score for the EER) and
+    decision."""
+    no_face = np.isnan(score)
+    floor = (score[~no_face].min() - 1.0) if (~no_face).any() else 0.0
+    return SetRow(
+        name,
+        judge,
+        int(live.sum()),
+        int((~live).sum()),
+        int(no_face[live].sum()),
+        int(no_face[~live].sum()),
+        float(accepted[~live].mean()),
+        float((~accepted[live]).mean()),
+        eer(np.where(no_face, floor, score), live),
+    )
+
+
 def judge_sets(sets: Sequence[PresentationSet], judges: Sequence[Judge]) -> list[SetRow]:
     """Every judge on every presentation of every set (each presentation's frames loaded once for all judges); a
     progress bar on a terminal."""
@@ -140,22 +158,8 @@ def judge_sets(sets: Sequence[PresentationSet], judges: Sequence[Judge]) -> list
             bar.update()
         is_live = np.array(labels)
         for j in judges:
-            score = np.array(scores[j.name], dtype=np.float64)
-            no_face = np.isnan(score)
-            floor = (score[~no_face].min() - 1.0) if (~no_face).any() else 0.0
-            ok = np.array(accepted[j.name])
             rows.append(
-                SetRow(
-                    s.name,
-                    j.name,
-                    int(is_live.sum()),
-                    int((~is_live).sum()),
-                    int(no_face[is_live].sum()),
-                    int(no_face[~is_live].sum()),
-                    float(ok[~is_live].mean()),
-                    float((~ok[is_live]).mean()),
-                    eer(np.where(no_face, floor, score), is_live),
-                )
+                set_row(s.name, j.name, np.array(scores[j.name], np.float64), np.array(accepted[j.name]), is_live)
             )
     bar.close()
     return rows
