@@ -177,3 +177,31 @@ def test_a_vector_cache_is_reused_and_a_foreign_file_is_never_overwritten(tmp_pa
     assert cached.read_bytes() == b"not a cache"
     other = cached_vectors(tmp_path, sets, ["texture"])  # other inputs: another file
     assert other.stats.shape == (2, 128) and len(list(tmp_path.glob("*.npz"))) == 2
+
+
+def test_one_photo_at_two_sizes_is_a_still_and_a_moved_face_is_not():
+    """The still rule compares one region of every frame (relative to the frame's size), not crops that follow
+    each frame's landmarks: the same picture resized does not change, a face that moves does."""
+    import cv2
+
+    from rnnface.liveness.check import STILL_CHANGE, frame_change, thumbnail
+
+    photo, face = _face_photo()
+    photo = cv2.normalize(cv2.GaussianBlur(photo, (0, 0), 3), None, 0, 255, cv2.NORM_MINMAX)  # a picture, not noise
+    box = np.asarray(face.box) / np.array([200, 240, 200, 240])
+    big = cv2.resize(photo, (400, 480), interpolation=cv2.INTER_CUBIC)
+    assert frame_change([thumbnail(photo), thumbnail(big)] * 4, np.stack([box] * 8)) < STILL_CHANGE
+    moved = [thumbnail(np.roll(photo, 3 * i, axis=1)) for i in range(8)]
+    assert frame_change(moved, np.stack([box] * 8)) > 5 * STILL_CHANGE
+
+
+def test_a_photo_replayed_without_motion_is_never_live(lfw_images):
+    """issue 32: static replays (one photo repeated exactly, or with a camera's sensor noise and JPEG on every
+    frame) are refused by the shipped checker, whatever their texture scores."""
+    from rnnface.liveness.check import LivenessChecker
+    from rnnface.liveness.peers import CheckerJudge
+    from rnnface.liveness.presentations import judge_stills
+
+    rows = judge_stills(lfw_images, [CheckerJudge("ours", LivenessChecker())], people=12)
+    assert {r.kind for r in rows} == {"identical frames", "near-identical frames (noise, JPEG)"}
+    assert all(r.judged >= 8 and r.accepted == 0 for r in rows), rows

@@ -23,14 +23,14 @@ train)
         train "runs/liveness/motion-$cell.pt" --cell "$cell" --frontend texture --frontend geometry
     done
     train runs/liveness/context.pt --cell none --frontend texture --frontend minifasnet \
-        $(printf -- '--source %s ' "${SOURCES[@]}")                                           # the shipped one
+        $(printf -- '--source %s ' "${SOURCES[@]}")                                           # across sources
     ;;
 eval)
-    "$BIN/rnnface" eval liveness -m shipped=runs/liveness/context.pt \
+    "$BIN/rnnface" eval liveness -m shipped=src/rnnface/weights/liveness.pt -m cross-source=runs/liveness/context.pt \
         -m per-frame=runs/liveness/none.pt -m GRU=runs/liveness/gru.pt -m LSTM=runs/liveness/lstm.pt \
         -m motion-per-frame=runs/liveness/motion-none.pt -m motion-GRU=runs/liveness/motion-gru.pt \
         -m motion-LSTM=runs/liveness/motion-lstm.pt \
-        --active --other $(printf -- '--set %s ' "${SOURCES[@]}") --per-set 50 \
+        --pipeline --active --other $(printf -- '--set %s ' "${SOURCES[@]}") --per-set 50 \
         $(printf -- '--cross-source %s ' "${SOURCES[@]}") --out reports/liveness
     ;;
 *)

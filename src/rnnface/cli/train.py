@@ -604,7 +604,7 @@ def eval_liveness(
     root = str(nuaa or settings.nuaa)
     named = [_named_liveness(item) for item in model or [f"shipped={packaged_liveness()}"]]
     models = [(name, load_liveness(path)) for name, path in named]
-    rows = evaluate(root, models)
+    rows = evaluate(root, models, cache=vectors)
     detect = None
     if pipeline or active:
         from rnnface.recognition.faceness import face_detector

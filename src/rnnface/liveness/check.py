@@ -28,21 +28,49 @@ if TYPE_CHECKING:
     from rnnface.liveness.model import LivenessModel
 
 PACKAGED_LIVENESS = "liveness.pt"
-#: Below this median change between successive frames' face crops (mean absolute grey-level difference, after a
-#: Gaussian blur of sigma `STILL_BLUR` px that takes out a camera's sensor noise and JPEG's blocks), a clip is a
-#: still image. Live NUAA test captures change by 2.7 or more (the least of them, 12 frames each); one LFW photo
-#: repeated with sensor noise (sigma 2) and JPEG at quality 70-95 by 1.3 (the median).
-STILL_CHANGE = 2.0
-STILL_BLUR = 2.0
+#: Below this median change between successive frames (mean absolute grey-level difference of one region of the
+#: frame, the same for every frame: around the median face box, in coordinates relative to the frame's size, cut
+#: to `STILL_SIZE` px and blurred by sigma `STILL_BLUR` px against sensor noise and JPEG's blocks), a clip is a
+#: still image. A fixed region, not each frame's own face crop: the detector's landmarks jitter on a replayed
+#: photo's noise, and a crop that follows them moved by up to 7.5 grey levels on near-identical frames.
+#: Measured (`rnnface eval liveness --other`, 16 frames each): one LFW photo repeated with sensor noise (sigma 2)
+#: and JPEG at quality 70-95, at most 0.35; live NUAA test captures, at least 5.3.
+STILL_CHANGE = 1.0
+STILL_SIZE = 64
+STILL_BLUR = 1.0
+#: Each observed frame is kept in grey at this longer side for `frame_change`.
+THUMB_SIDE = 320
 
 
-def frame_change(crops: np.ndarray) -> float:
-    """The median over successive frames of the mean absolute difference between their blurred (S, S) grey face
-    crops."""
+def thumbnail(frame: np.ndarray) -> np.ndarray:
+    """The frame in grey, shrunk so its longer side is at most `THUMB_SIDE` px (what `frame_change` compares)."""
     import cv2
 
-    smooth = np.stack([cv2.GaussianBlur(c.astype(np.float32), (0, 0), STILL_BLUR) for c in crops])
-    return float(np.median(np.abs(np.diff(smooth, axis=0)).mean(axis=(1, 2))))
+    grey = cv2.cvtColor(np.ascontiguousarray(frame[..., :3]), cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
+    scale = THUMB_SIDE / max(grey.shape[:2])
+    if scale >= 1.0:
+        return grey.copy()
+    size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+
+def frame_change(thumbs: Sequence[np.ndarray], boxes: np.ndarray) -> float:
+    """The median over successive frames of the mean absolute difference of the blurred region around the median
+    face box: `thumbs` each frame's `thumbnail`, `boxes` (N, 4) each frame's face box relative to its size (x1, y1,
+    x2, y2 in 0..1), so one photo at two sizes is the same picture."""
+    import cv2
+
+    x1, y1, x2, y2 = np.median(boxes, axis=0)
+    cx, cy, half_w, half_h = (x1 + x2) / 2, (y1 + y2) / 2, 0.6 * (x2 - x1), 0.6 * (y2 - y1)
+    regions = []
+    for t in thumbs:
+        h, w = t.shape[:2]
+        left, right = int(max(0, (cx - half_w) * w)), int(min(w, np.ceil((cx + half_w) * w)))
+        top, bottom = int(max(0, (cy - half_h) * h)), int(min(h, np.ceil((cy + half_h) * h)))
+        cut = t[top:bottom, left:right] if right > left and bottom > top else t
+        small = cv2.resize(cut, (STILL_SIZE, STILL_SIZE), interpolation=cv2.INTER_AREA).astype(np.float32)
+        regions.append(cv2.GaussianBlur(small, (0, 0), STILL_BLUR))
+    return float(np.median(np.abs(np.diff(np.stack(regions), axis=0)).mean(axis=(1, 2))))
 
 
 class LivenessError(RnnfaceError):
@@ -76,7 +104,7 @@ class LivenessResult:
     window: int  # frames per scored window
     frames: list[FrameResult]
     challenge: ChallengeResult | None
-    change: float | None = None  # `frame_change` of a clip's face crops (None: one frame, nothing to compare)
+    change: float | None = None  # `frame_change` of a clip's frames (None: one frame, nothing to compare)
 
     @property
     def faces(self) -> list[FrameResult]:
@@ -116,13 +144,15 @@ class LivenessResult:
 
 @dataclass(frozen=True)
 class Observation:
-    """What a check keeps of one frame: its face, that face's liveness crop, the model's frame vector (its
-    front-ends' features) and, for authentication, the embedding."""
+    """What a check keeps of one frame: its face, the model's frame vector (its front-ends' features of the face and
+    its liveness crop), a small grey copy of the frame and the face's place in it (to tell a still image), and, for
+    authentication, the embedding."""
 
     index: int
     face: Face
-    crop: np.ndarray  # (S, S) uint8 grey
     features: np.ndarray  # (D,) float32
+    thumb: np.ndarray  # the frame in grey, small (`thumbnail`)
+    box: np.ndarray  # (4,) the face box relative to the frame's size
     embedding: np.ndarray | None = None
 
 
@@ -155,7 +185,7 @@ class LivenessChecker:
             return self._model
 
     def observe(self, frame: np.ndarray, index: int, embed: bool = False) -> Observation | None:
-        """Frame `index`'s face and crop (None: no face), with its embedding when `embed`."""
+        """What frame `index` shows (None: no face), with its face's embedding when `embed`."""
         face = frame_face(self.pipeline, frame, index)
         if face is None:
             return None
@@ -165,7 +195,9 @@ class LivenessChecker:
         crop = liveness_crop(frame, face.landmarks, config.eyes, config.size)
         features = frame_features(config.frontends, frame, face, crop)
         embedding = self.pipeline.embed(frame, [face])[1][0] if embed else None
-        return Observation(index, face, crop, features, embedding)
+        height, width = frame.shape[:2]
+        box = np.asarray(face.box, dtype=np.float64) / np.array([width, height, width, height])
+        return Observation(index, face, features, thumbnail(frame), box, embedding)
 
     def observe_all(self, frames: Sequence[np.ndarray], embed: bool = False) -> list[Observation]:
         """`observe` for each of `frames`, the frames without a face left out."""
@@ -190,14 +222,17 @@ class LivenessChecker:
         if len(observed) < min_frames:
             raise LivenessError(f"too few frames with a face ({len(observed)} of {frames}; {min_frames} needed)")
         window = calibrated_window(model.thresholds, len(observed))
-        crops = np.stack([o.crop for o in observed])
         scores = stats_window_scores(model.net, torch.from_numpy(np.stack([o.features for o in observed])), window)
         score = float(scores[window - 1 :].mean())
         threshold = model.thresholds[window]
         turn = check_turn([o.face.landmarks for o in observed]) if challenge else None
         by_frame = {o.index: (o.face, float(s)) for o, s in zip(observed, scores)}
         results = [FrameResult(i, *by_frame.get(i, (None, None))) for i in range(frames)]
-        change = frame_change(crops) if len(observed) > 1 else None
+        change = (
+            frame_change([o.thumb for o in observed], np.stack([o.box for o in observed]))
+            if len(observed) > 1
+            else None
+        )
         result = LivenessResult(False, score, threshold, window, results, turn, change)
         live = not result.still and score >= threshold and (turn is None or turn.passed)
         return replace(result, live=live)

@@ -9,6 +9,7 @@ frame, found by our detector and cut again by `liveness_crop`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -66,10 +67,16 @@ def score_row(name: str, label: str, model: LivenessModel, window: int, scores, 
     )
 
 
-def evaluate(root: str, models: Sequence[tuple[str, LivenessModel]], windows: Sequence[int] = WINDOWS) -> list[Row]:
+def evaluate(
+    root: str,
+    models: Sequence[tuple[str, LivenessModel]],
+    windows: Sequence[int] = WINDOWS,
+    cache: str | os.PathLike | None = None,
+) -> list[Row]:
     """The ablation table on NUAA's test split: every model at every window length. A model that reads more than
     the grey crop (a colour context front-end) sees the frames as a camera would deliver them: each crop upscaled
-    into a frame and found by our detector (frames without a face are left out and counted as missed)."""
+    into a frame and found by our detector (frames without a face are left out and counted as missed); those frame
+    vectors are kept in `cache` (`cached_vectors`) when given."""
     captures = nuaa.captures(root, "test")
     frames: list[np.ndarray] | None = None
     live_all = np.concatenate([np.full(len(c.files), c.live) for c in captures])
@@ -86,7 +93,7 @@ def evaluate(root: str, models: Sequence[tuple[str, LivenessModel]], windows: Se
         else:
             key = config.frontends
             if key not in vectors:
-                vectors[key] = _camera_vectors(root, config.frontends)
+                vectors[key] = _camera_vectors(root, config.frontends, cache)
             data = vectors[key]
             parts = [data.capture(i) for i in range(len(data.lengths))]
             live = np.concatenate([np.full(n, v) for n, v in zip(data.lengths, data.live)])
@@ -98,12 +105,12 @@ def evaluate(root: str, models: Sequence[tuple[str, LivenessModel]], windows: Se
     return rows
 
 
-def _camera_vectors(root: str, frontends: Sequence[str]):
+def _camera_vectors(root: str, frontends: Sequence[str], cache: str | os.PathLike | None):
     """NUAA's test captures as camera frames, through our detector, as frame vectors of `frontends`."""
     from rnnface.liveness.presentations import nuaa_capture_set
-    from rnnface.liveness.vectors import presentation_vectors
+    from rnnface.liveness.vectors import cached_vectors
 
-    return presentation_vectors([(nuaa_capture_set(root, "test"), 0)], frontends)
+    return cached_vectors(cache, [(nuaa_capture_set(root, "test"), 0)], frontends)
 
 
 def evaluate_through_pipeline(

@@ -295,7 +295,7 @@ async def frame_uploads(engine: Engine, frames: list[UploadFile]) -> list[bytes]
 
 
 def observe_frames(engine: Engine, uploads: list[bytes], embed: bool) -> list:
-    """Each frame decoded in turn (one image slot), its face observed; only the faces' crops are kept."""
+    """Each frame decoded in turn (one image slot), its face observed; only what the check needs is kept."""
     observed = []
     for i, data in enumerate(uploads):
         found = engine.on_image(data, f"frames[{i}]", lambda img, i=i: engine.liveness.observe(img, i, embed=embed))
