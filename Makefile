@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test test-fast lint format bench models teacher clean
+.PHONY: setup demo test test-fast test-unit typecheck lint format bench models teacher clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,10 @@ test: $(STAMP) lint
 # The edit loop: lint, then every test but the slow, real-server and browser ones.
 test-fast: $(STAMP) lint
 	$(BIN)/pytest -m "not slow and not milvus_server and not browser"
+
+# The tests that need no data set and no server (under a minute): what to run after every edit.
+test-unit: $(STAMP)
+	$(BIN)/pytest -q -m "not lfw and not slow and not milvus_server and not server and not browser"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools

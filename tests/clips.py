@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rnnface.data import nuaa
+from rnnface.lab.data import nuaa
 
 
 def capture_frames(root: Path, key: str, frames: slice = slice(None), size: tuple[int, int] = (640, 480)):

@@ -1,9 +1,10 @@
 """Shared fixtures: the LFW copy beside the repo (tests needing it skip with a reason when absent).
 
-Markers (declared in pyproject.toml, `--strict-markers`): `lfw` (set here on every test that uses an LFW
-fixture), `milvus_server` (set here on every test that uses the real server), `slow` and `browser` (set on the
-tests themselves). `make test` (what CI runs) runs them all; `make test-fast` leaves out slow, milvus_server and
-browser for the edit loop.
+Markers (declared in pyproject.toml, `--strict-markers`): `lfw` (set here on every test that uses a data set or
+the shared models), `milvus_server` (set here on every test that uses the real Milvus server), `server` (set here
+on every test that starts `rnnface serve`), `slow` and `browser` (set on the tests themselves). `make test` (what
+CI runs) runs them all; `make test-fast` leaves out slow, milvus_server and browser for the edit loop; `make
+test-unit` runs only what needs no data set and no server.
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LFW_FIXTURES = {"lfw_root", "lfw_images", "lfw_face"}
-DATA_FIXTURES = LFW_FIXTURES | {"cfp_root", "nuaa_root"}
+DATA_FIXTURES = LFW_FIXTURES | {"cfp_root", "nuaa_root", "shared_models"}
+SERVER_FIXTURES = {"real_server", "server"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark what a test needs from what it uses: the LFW fixtures, the real Milvus server."""
+    """Mark what a test needs from what it uses: the data sets, a served rnnface, the real Milvus server."""
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & DATA_FIXTURES:
             item.add_marker(pytest.mark.lfw)
+        if fixtures & SERVER_FIXTURES:
+            item.add_marker(pytest.mark.server)
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "milvus_server" in fixtures or "milvus-server" in params.values():
             item.add_marker(pytest.mark.milvus_server)

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from rnnface.data.cfp import PROTOCOLS, cfp_images, check_root, lfw_people, read_protocol
 from rnnface.errors import DataError
-from rnnface.evaluation.cfp import Method, cross_person_scores, run_cfp
+from rnnface.lab.data.cfp import PROTOCOLS, cfp_images, check_root, lfw_people, read_protocol
+from rnnface.lab.evaluation.cfp import Method, cross_person_scores, run_cfp
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.lfw

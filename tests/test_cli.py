@@ -157,7 +157,7 @@ def test_prepare_builds_then_reuses_cache(lfw_images, tmp_path):
     assert result.exit_code == 0, result.output
     assert "built" in result.output and "5 images of 2 people" in result.output
     assert "3 aligned on a detected face, 1 with no face detected" in result.output and "1 unreadable" in result.output
-    from rnnface.data.prepare import FaceCache
+    from rnnface.lab.data.prepare import FaceCache
 
     cache = FaceCache.open(out)
     assert cache.faces.shape == (5, 64, 64, 3)

@@ -141,8 +141,9 @@ def test_add_refuses_another_dimension():
         clustering.add(np.eye(3, dtype=np.float32))
 
 
+@pytest.mark.slow
 def test_the_harness_chooses_each_sets_setting_on_the_other_set():
-    from rnnface.evaluation.clustering import RHOS, Faces, evaluate, markdown
+    from rnnface.lab.evaluation.clustering import RHOS, Faces, evaluate, markdown
 
     sets = []
     for name, seed in (("A", 5), ("B", 6)):
@@ -354,8 +355,8 @@ def test_the_python_api_groups_paths_and_arrays(photos):
 
 
 def test_the_scale_benchmark_draws_sets_shaped_like_the_real_one():
-    from rnnface.benchmarks.clustering import draw_faces, run_cluster_bench
-    from rnnface.benchmarks.population import fit_population
+    from rnnface.lab.benchmarks.clustering import draw_faces, run_cluster_bench
+    from rnnface.lab.benchmarks.population import fit_population
 
     x, truth = people(60, seed=7, most=6)
     population = fit_population(x, truth)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from rnnface.training.loop import train
+from rnnface.lab.training.loop import train
 from tests.conftest import run_cli
 from tests.test_training import _tiny_config, write_cache
 
@@ -119,7 +119,7 @@ def test_eval_lfw_identity_disjoint(tmp_path):
 
 
 def test_operating_point_counts_every_cross_person_pair():
-    from rnnface.evaluation.identification import operating_point
+    from rnnface.lab.evaluation.identification import operating_point
 
     # 3 people x 2 images on a line of angles: known cosines
     angles = np.array([0.0, 0.1, 1.0, 1.1, 2.0, 2.1])

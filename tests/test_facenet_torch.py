@@ -64,7 +64,7 @@ def test_a_damaged_cache_file_is_rebuilt(tmp_path, monkeypatch):
 
 def test_facenet_costs_1_42_gmacs_a_face():
     """The count `rnnface bench facenet` divides by: every convolution and the bottleneck of one 160 x 160 face."""
-    from rnnface.benchmarks.facenet import facenet_macs
+    from rnnface.lab.benchmarks.facenet import facenet_macs
 
     assert facenet_macs() == pytest.approx(1.42e9, rel=0.01)
 
@@ -96,6 +96,7 @@ def test_the_facenet_runtime_is_a_setting(monkeypatch):
         shared_facenet.cache_clear()
 
 
+@pytest.mark.slow
 def test_a_damaged_onnx_file_in_the_cache_is_built_again(tmp_path, monkeypatch):
     from rnnface.pretrained.facenet import OnnxFaceNet, facenet_onnx
 

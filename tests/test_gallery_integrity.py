@@ -151,6 +151,7 @@ def test_archives_built_to_exhaust_memory_are_refused_from_their_manifest(tmp_pa
     assert not (tmp_path / "g.db").exists()  # nothing was stored (the gallery was never even made)
 
 
+@pytest.mark.slow
 def test_repeated_faces_are_found_in_linear_time():
     """The duplicate check compares each face only with those sharing a hash bucket: 200,000 faces of one person,
     a copy of each among them, are deduplicated in seconds (a check of every pair, copying the kept faces at each

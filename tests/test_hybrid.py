@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from rnnface.alignment import CROPS, crop_box
-from rnnface.data.features import FrontendFeatures, build_features, views_of
-from rnnface.data.prepare import FaceCache
 from rnnface.errors import DataError, ModelError
+from rnnface.lab.data.features import FrontendFeatures, build_features, views_of
+from rnnface.lab.data.prepare import FaceCache
 from rnnface.models import create_model, load_checkpoint, save_checkpoint
 from rnnface.models import facenet as facenet_weights
 from rnnface.pretrained import facenet
@@ -65,7 +65,7 @@ def test_frontend_names_the_missing_package(monkeypatch):
 @pytest.mark.slow
 def test_frontend_on_real_faces(lfw_root, tmp_path):
     """Real FaceNet on real LFW crops: the maps hybrid heads read, and an embedding that tells people apart."""
-    from rnnface.data.prepare import PrepareConfig, prepare
+    from rnnface.lab.data.prepare import PrepareConfig, prepare
 
     data = tmp_path / "lfw"
     for person, n in (("George_W_Bush", 2), ("Serena_Williams", 1)):
@@ -137,7 +137,7 @@ def test_hybrid_head_trains_on_cached_features_and_round_trips(tmp_path):
     config = _tiny_config(
         cache, out, model="facenet_birnn", model_args={"cell": "lstm", "hidden": [16], "reduce": 32}, epochs=3, lr=1e-2
     )
-    from rnnface.training.loop import train
+    from rnnface.lab.training.loop import train
 
     path = train(config, progress=False)
     ckpt = load_checkpoint(path)
@@ -162,9 +162,10 @@ def test_hybrid_head_trains_on_cached_features_and_round_trips(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_hybrid_trains_on_crops_through_the_frozen_frontend_without_a_feature_cache(tmp_path):
     """No feature cache: the whole model runs on the crops (FaceNet frozen), and only the head is trained and stored."""
-    from rnnface.training.loop import train
+    from rnnface.lab.training.loop import train
 
     cache = write_cache(tmp_path / "cache", people=4, size=16, crop=dict(vars(CROPS["facenet"])))
     args = {"hidden": [8], "reduce": 16}
@@ -178,7 +179,7 @@ def test_hybrid_trains_on_crops_through_the_frozen_frontend_without_a_feature_ca
 @pytest.mark.slow
 def test_mobilefacenet_features_and_a_head_on_them_train_end_to_end(tmp_path):
     """MobileFaceNet's feature cache of template crops (the real network), then a GRU head trained on its 7x7 map."""
-    from rnnface.training.loop import train
+    from rnnface.lab.training.loop import train
 
     cache = write_cache(tmp_path / "cache", people=6, per_person=4, size=112)
     feats = build_features(FaceCache.open(cache), views=2, frontend="mobilefacenet", workers=1, progress=False)
@@ -201,9 +202,9 @@ def test_mobilefacenet_features_and_a_head_on_them_train_end_to_end(tmp_path):
 def test_a_fusion_head_trains_and_is_scored_on_both_cnns_joint_features(tmp_path):
     """The same images cut for each CNN, each CNN's real feature cache, one joint cache pointing at both (nothing
     copied); a fusion head trains on it and embeds from it, and caches of other images are refused."""
-    from rnnface.data.features import join_features
-    from rnnface.evaluation.sources import embed_cached
-    from rnnface.training.loop import train
+    from rnnface.lab.data.features import join_features
+    from rnnface.lab.evaluation.sources import embed_cached
+    from rnnface.lab.training.loop import train
 
     template = FaceCache.open(write_cache(tmp_path / "t", people=4, per_person=2, size=112))
     box = FaceCache.open(

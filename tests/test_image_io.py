@@ -208,6 +208,7 @@ print(hwm() - before)
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from /proc (Linux)")
 @pytest.mark.parametrize("kind", ["JPEG", "PNG", "PNG-RGBA", "PNG-16", "WEBP", "GIF", "TIFF"])
+@pytest.mark.slow
 def test_the_decode_cost_counted_from_the_header_covers_the_measured_peak(kind):
     """issue 31 §5: what the limit counts is what decoding takes (a process's peak memory for a 10-megapixel
     photo of each kind), so RNNFACE_MAX_DECODED_BYTES bounds memory."""

@@ -1,5 +1,7 @@
-"""The package's layers hold: no module imports a layer above its own (lazy imports inside functions count too),
-and importing the model layer loads nothing above it."""
+"""The package's layers hold: the product never imports the lab (`rnnface.lab`: data sets, training, evaluation,
+benchmarks, the demo), but for the CLI's lab commands lazily inside the command; within each wing no module imports
+a layer above its own (lazy imports inside functions count too); importing the model layer loads nothing above
+it."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "rnnface"
 
-#: Lowest first; a module may import its own layer and the ones below.
+#: The product's layers, lowest first; a module may import its own layer and the ones below.
 LAYERS: list[set[str]] = [
     {"errors", "registry", "similarity", "operating", "settings", "progress"},
     {"io"},
@@ -19,50 +21,104 @@ LAYERS: list[set[str]] = [
     {"pretrained"},
     {"recognition"},
     {"aggregation"},
-    {"data"},
     {"gallery"},
     {"clustering"},
     {"video"},
     {"liveness"},
-    {"evaluation"},
-    {"training"},
-    {"benchmarks"},
-    {"draw", "demo", "api"},
+    {"draw", "api"},
     {"service", "cli", "__main__", "__init__", "weights"},
 ]
+#: The lab's layers (`rnnface.lab.X`), lowest first: it may import the product, but not the CLI or the service.
+#: Training and evaluation are one layer: a fit chooses its thresholds by the evaluation's metrics, and a
+#: protocol trains the models it tests.
+LAB_LAYERS: list[set[str]] = [{"data"}, {"training", "evaluation"}, {"benchmarks"}, {"demo", "__init__"}]
 LEVEL = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+LAB_LEVEL = {name: i for i, layer in enumerate(LAB_LAYERS) for name in layer}
 
 
 def _unit(module: str) -> str:
-    """The top-level unit of `rnnface.X.Y` (X), of a module path (`rnnface/X/...`)."""
+    """The top-level unit of `rnnface.X.Y` (X; for the lab, `lab`)."""
     return module.split(".")[1] if module.count(".") else "__init__"
 
 
-def _imports(path: Path) -> set[str]:
+def _lab_unit(module: str) -> str:
+    """The lab unit of `rnnface.lab.X.Y` (X)."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 else "__init__"
+
+
+def _imports(path: Path, lazy: bool = True) -> set[str]:
+    """The rnnface modules `path` imports: every import, or with `lazy` False only those at module level."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    nodes = ast.walk(tree) if lazy else _module_level(tree)
+    for node in nodes:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rnnface"):
-            found.add(node.module if "." in node.module else f"rnnface.{node.names[0].name}")
+            if node.module in ("rnnface", "rnnface.lab"):
+                found.update(f"{node.module}.{a.name}" for a in node.names)
+            else:
+                found.add(node.module)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("rnnface."))
     return found
 
 
+def _module_level(tree: ast.Module) -> list[ast.AST]:
+    """The statements that run at import: the module's body, and what `if`/`try` blocks there hold."""
+    out, todo = [], list(tree.body)
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        if isinstance(node, ast.If | ast.Try):
+            todo += [*node.body, *node.orelse, *getattr(node, "finalbody", []), *getattr(node, "handlers", [])]
+        elif isinstance(node, ast.ExceptHandler):
+            todo += node.body
+    return out
+
+
+def _modules() -> list[tuple[tuple[str, ...], Path]]:
+    return [(p.relative_to(SRC).with_suffix("").parts, p) for p in SRC.rglob("*.py")]
+
+
 def test_every_package_is_placed_in_a_layer():
-    units = {
-        p.stem if p.is_file() else p.name for p in SRC.iterdir() if (p.suffix == ".py" or (p / "__init__.py").exists())
-    }
-    assert units <= set(LEVEL), f"place these in LAYERS: {sorted(units - set(LEVEL))}"
+    def units(folder: Path) -> set[str]:
+        return {
+            p.stem if p.is_file() else p.name
+            for p in folder.iterdir()
+            if p.suffix == ".py" or (p / "__init__.py").exists()
+        }
+
+    assert units(SRC) - {"lab"} <= set(LEVEL), f"place these in LAYERS: {sorted(units(SRC) - {'lab'} - set(LEVEL))}"
+    assert units(SRC / "lab") <= set(LAB_LEVEL), (
+        f"place these in LAB_LAYERS: {sorted(units(SRC / 'lab') - set(LAB_LEVEL))}"
+    )
+
+
+def test_the_product_never_imports_the_lab_but_a_cli_lab_command_lazily():
+    found = []
+    for parts, path in _modules():
+        if parts[0] == "lab":
+            continue
+        imports = _imports(path, lazy=parts[0] != "cli")  # the CLI: only its module-level imports count
+        found += [
+            f"{'/'.join(parts)}.py imports {m}" for m in imports if m == "rnnface.lab" or m.startswith("rnnface.lab.")
+        ]
+    assert not found, "\n".join(sorted(found))
 
 
 def test_no_module_imports_a_higher_layer():
     upward = []
-    for path in SRC.rglob("*.py"):
-        parts = path.relative_to(SRC).with_suffix("").parts
-        unit = parts[0]
+    for parts, path in _modules():
         for imported in _imports(path):
             target = _unit(imported)
-            if target in LEVEL and LEVEL[target] > LEVEL[unit]:
+            if parts[0] == "lab":
+                if target == "lab":
+                    bad = LAB_LEVEL[_lab_unit(imported)] > LAB_LEVEL[parts[1] if len(parts) > 1 else "__init__"]
+                else:
+                    bad = target in LEVEL and LEVEL[target] >= LEVEL["service"]
+            else:
+                bad = target in LEVEL and LEVEL[target] > LEVEL[parts[0]]
+            if bad:
                 upward.append(f"{'/'.join(parts)}.py imports {imported}")
     assert not upward, "\n".join(sorted(upward))
 
@@ -76,4 +132,12 @@ def test_importing_the_model_layer_loads_nothing_above_it():
             subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
         )
     )
-    assert not loaded & {"recognition", "detection", "gallery", "service", "training", "evaluation"}, loaded
+    assert not loaded & {"recognition", "detection", "gallery", "service", "lab"}, loaded
+
+
+def test_importing_the_product_loads_no_lab():
+    code = "import sys, rnnface, rnnface.cli; print(sorted(m for m in sys.modules if m.startswith('rnnface.lab')))"
+    loaded = ast.literal_eval(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    )
+    assert loaded == [], loaded

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rnnface.data.lfw import read_pairs
 from rnnface.errors import DataError
+from rnnface.lab.data.lfw import read_pairs
 
 
 def test_handmade_pairs_file(tmp_path):

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from rnnface.errors import ModelError
+from rnnface.lab.evaluation.pad_metrics import curve, eer, eer_threshold, errors_at
 from rnnface.liveness.active import check_turn, nose_parallax
-from rnnface.liveness.metrics import curve, eer, eer_threshold, errors_at
 from rnnface.liveness.model import LivenessConfig, LivenessNet, load_liveness, save_liveness
 from rnnface.liveness.scoring import window_scores
 from rnnface.models.layers import RNN_CELLS
@@ -147,7 +147,7 @@ def test_the_challenge_passes_a_turn_and_fails_a_flat_sheet_or_too_few_frames():
 
 
 def test_nuaa_captures_follow_the_official_split(nuaa_root):
-    from rnnface.data import nuaa
+    from rnnface.lab.data import nuaa
 
     counts = {}
     for split in ("train", "test"):
@@ -163,15 +163,15 @@ def test_nuaa_captures_follow_the_official_split(nuaa_root):
 
 
 def test_nuaa_refuses_a_folder_that_is_not_it(tmp_path):
-    from rnnface.data import nuaa
     from rnnface.errors import DataError
+    from rnnface.lab.data import nuaa
 
     with pytest.raises(DataError, match="not the NUAA"):
         nuaa.captures(tmp_path, "train")
 
 
 def test_training_runs_end_to_end_and_chooses_thresholds_on_the_training_split(nuaa_root):
-    from rnnface.liveness.train import LivenessTrainConfig, fit_liveness
+    from rnnface.lab.training.liveness import LivenessTrainConfig, fit_liveness
 
     config = LivenessTrainConfig(model=LivenessConfig(cell="gru", features=8, hidden=8), steps=2, frames_per_step=16)
     fitted = fit_liveness(str(nuaa_root), config)
@@ -190,7 +190,7 @@ def test_training_runs_end_to_end_and_chooses_thresholds_on_the_training_split(n
 def test_our_crop_of_a_detected_face_reproduces_nuaas_normalization(nuaa_root):
     """NUAA test crops made into camera-like photos, found by our detector and cut by `liveness_crop`, come back
     as NUAA cut them (the model sees at run time what it saw in training)."""
-    from rnnface.data import nuaa
+    from rnnface.lab.data import nuaa
     from rnnface.liveness.check import packaged_liveness
     from rnnface.liveness.crop import liveness_crop
     from rnnface.recognition.faceness import face_detector

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from rnnface.errors import DataError, ModelError
+from rnnface.lab.evaluation.liveness_peers import Verdict, create_peer, list_peers
+from rnnface.lab.evaluation.presentations import PresentationSet, folder_set, judge_sets
 from rnnface.liveness.minifasnet import context_box
-from rnnface.liveness.peers import Verdict, create_peer, list_peers
-from rnnface.liveness.presentations import PresentationSet, folder_set, judge_sets
 
 
 def test_the_context_box_is_silent_faces_crop():

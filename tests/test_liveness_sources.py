@@ -12,13 +12,13 @@ import torch
 
 from rnnface.detection import Face
 from rnnface.io.paths import OutputError
-from rnnface.liveness.augment import photometric
-from rnnface.liveness.crosssource import PEER, Variant, cross_source, markdown
+from rnnface.lab.evaluation.crosssource import PEER, Variant, cross_source, markdown
+from rnnface.lab.evaluation.presentations import PresentationSet
+from rnnface.lab.training.liveness import LivenessTrainConfig, StatSet, draw_weights, sample_windows
+from rnnface.lab.training.liveness_augment import photometric
+from rnnface.lab.training.liveness_vectors import cached_vectors
 from rnnface.liveness.frontends import frame_features, frontend, frontend_dim, list_frontends
 from rnnface.liveness.model import LivenessConfig, LivenessNet, load_liveness, save_liveness
-from rnnface.liveness.presentations import PresentationSet
-from rnnface.liveness.train import LivenessTrainConfig, StatSet, draw_weights, sample_windows
-from rnnface.liveness.vectors import cached_vectors
 
 
 def _face_photo() -> tuple[np.ndarray, Face]:
@@ -198,9 +198,9 @@ def test_one_photo_at_two_sizes_is_a_still_and_a_moved_face_is_not():
 def test_a_photo_replayed_without_motion_is_never_live(lfw_images):
     """issue 32: static replays (one photo repeated exactly, or with a camera's sensor noise and JPEG on every
     frame) are refused by the shipped checker, whatever their texture scores."""
+    from rnnface.lab.evaluation.liveness_peers import CheckerJudge
+    from rnnface.lab.evaluation.presentations import judge_stills
     from rnnface.liveness.check import LivenessChecker
-    from rnnface.liveness.peers import CheckerJudge
-    from rnnface.liveness.presentations import judge_stills
 
     rows = judge_stills(lfw_images, [CheckerJudge("ours", LivenessChecker())], people=12)
     assert {r.kind for r in rows} == {"identical frames", "near-identical frames (noise, JPEG)"}

@@ -33,6 +33,7 @@ def milvus(request, tmp_path) -> str:
     return f"milvus:{tmp_path / 'milvus.db'}"
 
 
+@pytest.mark.slow
 def test_milvus_lite_works_from_one_process_to_the_next(tmp_path):
     """The second command on a Milvus Lite file found its collection released (`call load() before search`)."""
     location = f"milvus:{tmp_path / 'm.db'}"

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from rnnface.alignment import CROPS
-from rnnface.data.cfp import person_key
-from rnnface.data.features import FrontendFeatures
-from rnnface.data.people import fold_keys, person_keys, profiles
-from rnnface.data.prepare import FaceCache
-from rnnface.training.data import FeatureInputs, build_train_set
-from rnnface.training.loop import frontal_means
+from rnnface.lab.data.cfp import person_key
+from rnnface.lab.data.features import FrontendFeatures
+from rnnface.lab.data.people import fold_keys, person_keys, profiles
+from rnnface.lab.data.prepare import FaceCache
+from rnnface.lab.training.data import FeatureInputs, build_train_set
+from rnnface.lab.training.loop import frontal_means
 from tests.test_hybrid import write_features
 from tests.test_training import write_cache
 
@@ -89,7 +89,7 @@ def test_profile_rows_learn_their_person_s_mean_frontal_target():
 
 
 def test_cfp_folds_are_splits_and_people_are_named(cfp_root, tmp_path):
-    from rnnface.data.cfp import names, read_protocol
+    from rnnface.lab.data.cfp import names, read_protocol
 
     images = cfp_root / "Data" / "Images"
     root = tmp_path / "cache"
@@ -111,9 +111,9 @@ def test_cfp_folds_are_splits_and_people_are_named(cfp_root, tmp_path):
 
 
 def test_cfp_rows_score_each_split_with_a_model_that_never_saw_its_people(cfp_root, tmp_path):
-    from rnnface.data.cfp import names
-    from rnnface.evaluation.cfp import disjoint_method, split_people
-    from rnnface.evaluation.lfw import DisjointnessError
+    from rnnface.lab.data.cfp import names
+    from rnnface.lab.evaluation.cfp import disjoint_method, split_people
+    from rnnface.lab.evaluation.lfw import DisjointnessError
     from rnnface.models import create_model, save_checkpoint
 
     root = tmp_path / "cache"

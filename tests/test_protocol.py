@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnface.data.lfw import Pair
-from rnnface.evaluation.lfw import DisjointnessError, assign_models, check_disjoint
-from rnnface.evaluation.protocol import best_threshold, kfold_accuracy, tar_at_far, verification_report
+from rnnface.lab.data.lfw import Pair
+from rnnface.lab.evaluation.lfw import DisjointnessError, assign_models, check_disjoint
+from rnnface.lab.evaluation.protocol import best_threshold, kfold_accuracy, tar_at_far, verification_report
 
 
 def test_best_threshold_separates_separable_scores():
@@ -65,8 +65,8 @@ def test_every_fold_needs_an_excluding_model():
 
 
 def test_rank_hits_and_stranger_scores_known_answer():
-    from rnnface.evaluation.identification import rank_hits, stranger_scores
     from rnnface.gallery import Match
+    from rnnface.lab.evaluation.identification import rank_hits, stranger_scores
 
     def ranked(*people):
         return [Match(p, 1.0 - 0.1 * i) for i, p in enumerate(people)]

@@ -301,7 +301,7 @@ def test_fuzz_the_spec_finds_no_server_error(tmp_path, lfw_images):
 @pytest.mark.slow
 def test_bounded_load_has_no_server_errors(lfw_images):
     """A short version of `rnnface bench service`: a real server, 4 concurrent clients mixing every write and read."""
-    from rnnface.benchmarks.service import load_test
+    from rnnface.lab.benchmarks.service import load_test
 
     result = load_test(lfw_images, clients=4, seconds=3600, people=6, requests_per_client=8)  # a count, not a clock
     assert result["server_errors"] == 0, result["server_stderr_tail"]
@@ -705,6 +705,7 @@ class DecodedCounter:
             self.alive -= 1
 
 
+@pytest.mark.slow
 def test_decoded_images_are_bounded_while_they_wait_for_detection(tmp_path, monkeypatch):
     """Sixteen requests of a small file of many pixels at once: at most `max_concurrent_images` decoded images exist
     at any time, the others wait undecoded (decoding alone was bounded, not the decoded images queuing for the

@@ -14,12 +14,12 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from rnnface.lab.training.config import LOSS_MARGINS, ConfigError, TrainConfig, apply_overrides, load_config
+from rnnface.lab.training.heads import CombinedMarginHead
+from rnnface.lab.training.loop import FaceTrainer, train
+from rnnface.lab.training.sampler import PKSampler, UniformSampler
 from rnnface.models import create_model, load_checkpoint
 from rnnface.models.preprocess import to_model_input
-from rnnface.training.config import LOSS_MARGINS, ConfigError, TrainConfig, apply_overrides, load_config
-from rnnface.training.heads import CombinedMarginHead
-from rnnface.training.loop import FaceTrainer, train
-from rnnface.training.sampler import PKSampler, UniformSampler
 
 TINY_MODEL = {"img_size": 32, "stem": (8, 16), "hidden": (16,), "embed_dim": 16, "cell": "gru"}
 
@@ -38,7 +38,7 @@ def synthetic_faces(people: int, per_person: int, size: int = 32, seed: int = 0)
 
 def write_cache(root: Path, people: int = 12, per_person: int = 4, size: int = 32, crop: dict | None = None) -> Path:
     """A face cache in `rnnface prepare`'s format holding synthetic faces."""
-    from rnnface.data.prepare import CACHE_VERSION
+    from rnnface.lab.data.prepare import CACHE_VERSION
 
     faces, names = synthetic_faces(people, per_person, size)
     root.mkdir(parents=True, exist_ok=True)
@@ -178,9 +178,9 @@ def _ddp_worker(rank: int, world: int, port: int, cache: str, out: str) -> None:
     config = _tiny_config(Path(cache), Path(out), epochs=1, augment=False)
     train(config, progress=False)  # joins the gloo group via the torchrun environment variables
     # Then one DDP epoch by hand, each rank on its own batches: the weights must still agree afterwards.
-    from rnnface.data.prepare import FaceCache
-    from rnnface.training.data import CropInputs, build_train_set
-    from rnnface.training.loop import build_optimizer, train_one_epoch, warmup_cosine
+    from rnnface.lab.data.prepare import FaceCache
+    from rnnface.lab.training.data import CropInputs, build_train_set
+    from rnnface.lab.training.loop import build_optimizer, train_one_epoch, warmup_cosine
 
     torch.manual_seed(0)  # same initial weights on both ranks
     data = build_train_set([FaceCache.open(cache)], set(), 2)
@@ -240,7 +240,7 @@ def test_distillation_from_a_cached_teacher(tmp_path):
 
 
 def test_distill_head_learns_teacher_geometry():
-    from rnnface.training.heads import DistillHead
+    from rnnface.lab.training.heads import DistillHead
 
     torch.manual_seed(0)
     teacher = torch.nn.functional.normalize(torch.randn(16, 8), dim=-1)

@@ -126,8 +126,8 @@ def test_aggregator_starts_as_mean_pooling_and_round_trips(tmp_path):
 
 
 def test_aggregator_training_steps_lower_the_loss():
-    from rnnface.evaluation.sets import SetData
-    from rnnface.training.aggregator import AggregatorTrainConfig, batch_of_sets, contrastive_loss
+    from rnnface.lab.evaluation.sets import SetData
+    from rnnface.lab.training.aggregator import AggregatorTrainConfig, batch_of_sets, contrastive_loss
 
     rng = np.random.default_rng(0)
     people, per, dim = 24, 6, 16
@@ -206,6 +206,7 @@ def test_a_continuing_face_that_looks_different_is_embedded_again():
     assert tracker.needs_embedding([face], reembed=2, looks=[appearance(frame_b, face.box)]) == [True]
 
 
+@pytest.mark.slow
 def test_native_video_warnings_stay_off_the_terminal(tmp_path):
     """FFmpeg's and OpenCV's own messages stay off the terminal: a bad video prints exactly one error line."""
     import subprocess

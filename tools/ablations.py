@@ -44,8 +44,8 @@ def train_one(args: tuple[str, list[str], str, str]) -> tuple[str, str, float]:
     import torch
 
     torch.set_num_threads(int(os.environ.get("ABLATION_THREADS", "1")))
-    from rnnface.training.config import load_config
-    from rnnface.training.loop import train
+    from rnnface.lab.training.config import load_config
+    from rnnface.lab.training.loop import train
 
     # the recipe row is the recipe's own run (runs/facenet-a, -b); each change gets a directory of its own
     out = [f"out={out_root}/{slug(name)}-{Path(config_path).stem[-1]}"] if changes else []
@@ -77,11 +77,11 @@ def main() -> None:
     with ProcessPoolExecutor(args.jobs) as pool:
         trained = list(pool.map(train_one, tasks))
 
-    from rnnface.data.lfw import pairs_file
-    from rnnface.data.prepare import FaceCache
-    from rnnface.evaluation.lfw import fold_pairs, model_sources, score_pairs
-    from rnnface.evaluation.sources import peer_source
-    from rnnface.training.config import load_config
+    from rnnface.lab.data.lfw import pairs_file
+    from rnnface.lab.data.prepare import FaceCache
+    from rnnface.lab.evaluation.lfw import fold_pairs, model_sources, score_pairs
+    from rnnface.lab.evaluation.sources import peer_source
+    from rnnface.lab.training.config import load_config
 
     cache = FaceCache.open(load_config(CONFIGS[0]).cache)
     pairs = fold_pairs(pairs_file(cache.meta["data"]))

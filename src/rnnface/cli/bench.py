@@ -1,4 +1,4 @@
-"""`rnnface bench`: benchmarks that print a table and write a JSON report (see `rnnface.benchmarks`)."""
+"""`rnnface bench`: benchmarks that print a table and write a JSON report (see `rnnface.lab.benchmarks`)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def bench_pipeline(
     out: OutOpt = Path("reports/bench.json"),
 ) -> None:
     """Time detect+align per image and each backbone's embedding per face (batch 1 and 32)."""
-    from rnnface.benchmarks.pipeline import pipeline_table, run_pipeline_bench
-    from rnnface.benchmarks.report import write_report
+    from rnnface.lab.benchmarks.pipeline import pipeline_table, run_pipeline_bench
+    from rnnface.lab.benchmarks.report import write_report
     from rnnface.settings import packaged_model
 
     check_output(out, "report")
@@ -59,9 +59,9 @@ def bench_gallery(
     out: OutOpt = Path("reports/bench_gallery.json"),
 ) -> None:
     """Gallery indexes on the shipped model's real embeddings: build, p50/p99, recall@1 vs exact, rank-1, RSS, disk."""
-    from rnnface.benchmarks.gallery import parse_kinds, run_gallery_bench
-    from rnnface.data.prepare import FaceCache
-    from rnnface.evaluation.sources import embed_cached
+    from rnnface.lab.benchmarks.gallery import parse_kinds, run_gallery_bench
+    from rnnface.lab.data.prepare import FaceCache
+    from rnnface.lab.evaluation.sources import embed_cached
     from rnnface.recognition.pipeline import FacePipeline
 
     try:
@@ -90,8 +90,8 @@ def bench_service(
     out: OutOpt = Path("reports/bench_service.json"),
 ) -> None:
     """Load-test `rnnface serve` on loopback: mixed verify/identify/enroll, throughput, p50/p99, status codes."""
-    from rnnface.benchmarks.report import machine, write_report
-    from rnnface.benchmarks.service import load_test
+    from rnnface.lab.benchmarks.report import machine, write_report
+    from rnnface.lab.benchmarks.service import load_test
 
     check_output(out, "report")
     result = load_test(image_root(data), clients=clients, seconds=seconds)
@@ -111,8 +111,8 @@ def bench_service(
 @app.command("bombs")
 def bench_bombs(data: DataOpt = None, out: OutOpt = Path("reports/bench_bombs.json")) -> None:
     """The server's peak and idle memory under 16 concurrent decompression-bomb uploads to each upload route."""
-    from rnnface.benchmarks.bombs import HEADER, run_bombs
-    from rnnface.benchmarks.report import machine, write_report
+    from rnnface.lab.benchmarks.bombs import HEADER, run_bombs
+    from rnnface.lab.benchmarks.report import machine, write_report
 
     check_output(out, "report")
     root = image_root(data)
@@ -134,8 +134,8 @@ def bench_bombs(data: DataOpt = None, out: OutOpt = Path("reports/bench_bombs.js
 @app.command("tracking")
 def bench_tracking(data: DataOpt = None, out: OutOpt = Path("reports/bench_tracking.json")) -> None:
     """IDF1, identity switches and wrong-name seconds of `rnnface video` on multi-shot LFW videos, before and now."""
-    from rnnface.benchmarks.report import machine, write_report
-    from rnnface.benchmarks.tracking import HEADER, run_tracking_bench
+    from rnnface.lab.benchmarks.report import machine, write_report
+    from rnnface.lab.benchmarks.tracking import HEADER, run_tracking_bench
 
     check_output(out, "report")
     typer.echo(HEADER)
@@ -158,8 +158,8 @@ def bench_batch(
     out: OutOpt = Path("reports/bench_batch.json"),
 ) -> None:
     """Photos embedded by one `rnnface embed` call each (a shell loop) against one call on their folder."""
-    from rnnface.benchmarks.batch import run_batch_bench
-    from rnnface.benchmarks.report import machine, write_report
+    from rnnface.lab.benchmarks.batch import run_batch_bench
+    from rnnface.lab.benchmarks.report import machine, write_report
 
     check_output(out, "report")
     result = run_batch_bench(image_root(data), photos, loop)
@@ -196,8 +196,8 @@ def bench_video(
 ) -> None:
     """Frames per second of `rnnface video` on a synthetic 640x480 clip with up to 3 faces and, with --clip, on a
     real clip (target >= 30 on a real 640x360 clip)."""
-    from rnnface.benchmarks.report import write_report
-    from rnnface.benchmarks.video import run_video_bench
+    from rnnface.lab.benchmarks.report import write_report
+    from rnnface.lab.benchmarks.video import run_video_bench
 
     check_output(out, "report")
     r = run_video_bench(image_root(data), seconds, faces, every, min_face, clip)
@@ -221,9 +221,9 @@ def bench_facenet(
 ) -> None:
     """FaceNet per face in OpenCV, PyTorch, onnxruntime float32 and int8 (batch 1 and 32), against the cores' peak;
     and LFW View 2 accuracy in float32 and int8 (the cache must be LFW's)."""
-    from rnnface.benchmarks.facenet import facenet_table, run_facenet_bench
-    from rnnface.benchmarks.report import write_report
-    from rnnface.data.lfw import pairs_file
+    from rnnface.lab.benchmarks.facenet import facenet_table, run_facenet_bench
+    from rnnface.lab.benchmarks.report import write_report
+    from rnnface.lab.data.lfw import pairs_file
 
     check_output(out, "report")
     report = run_facenet_bench(cache, faces, pairs=pairs_file(image_root(data)))
@@ -253,9 +253,9 @@ def bench_cluster(
     """Seconds and peak memory of clustering 10,000-100,000 faces drawn like LFW's (target: 100k in < 5 min)."""
     import json
 
-    from rnnface.benchmarks.clustering import SIZES, run_cluster_bench
-    from rnnface.benchmarks.report import machine, write_report
-    from rnnface.evaluation.clustering import cache_faces
+    from rnnface.lab.benchmarks.clustering import SIZES, run_cluster_bench
+    from rnnface.lab.benchmarks.report import machine, write_report
+    from rnnface.lab.evaluation.clustering import cache_faces
 
     check_output(out, "report")
     if threshold is None or rho is None:

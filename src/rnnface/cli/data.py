@@ -32,8 +32,8 @@ def prepare(
     from dataclasses import replace
 
     from rnnface.alignment import CROPS
-    from rnnface.data.prepare import PrepareConfig
-    from rnnface.data.prepare import prepare as run_prepare
+    from rnnface.lab.data.prepare import PrepareConfig
+    from rnnface.lab.data.prepare import prepare as run_prepare
 
     if crop not in CROPS:
         raise typer.BadParameter(f"--crop must be one of {', '.join(CROPS)}")
@@ -71,8 +71,8 @@ def features(
     ] = None,
 ) -> None:
     """Run a pretrained front-end once over a face cache, keeping the feature maps hybrid heads train on."""
-    from rnnface.data.features import build_features, join_features
-    from rnnface.data.prepare import FaceCache
+    from rnnface.lab.data.features import build_features, join_features
+    from rnnface.lab.data.prepare import FaceCache
     from rnnface.models.frontends import SINGLE, frontend_for_crop
 
     cache = FaceCache.open(cache_dir)

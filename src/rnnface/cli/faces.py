@@ -267,7 +267,7 @@ def thresholds(
     """The model's operating points: each one's threshold, and the FAR and TAR it measured on LFW and CFP; then
     the threshold identify uses by default at several gallery sizes (set for --fpir)."""
     from rnnface.errors import ThresholdError
-    from rnnface.evaluation.report import USE_SIZES, points_table, uses_table
+    from rnnface.lab.evaluation.report import USE_SIZES, points_table, uses_table
 
     try:
         counts = [int(v) for v in sizes.split(",") if v.strip()]
@@ -388,8 +388,8 @@ def quantize(
 
     import numpy as np
 
-    from rnnface.data.lfw import held_out_people
-    from rnnface.data.prepare import FaceCache
+    from rnnface.lab.data.lfw import held_out_people
+    from rnnface.lab.data.prepare import FaceCache
     from rnnface.models import load_checkpoint
     from rnnface.models.preprocess import to_model_input
     from rnnface.models.quantize import RANGES, calibrate

@@ -129,8 +129,8 @@ def enroll_dir(
 ) -> None:
     """Bulk-enroll a folder tree, one transaction per person, with a progress bar and a summary of what was skipped."""
     from rnnface.aggregation.pooling import resolve_pooling
-    from rnnface.data.folders import resolve_image_root
     from rnnface.gallery.enroll import enroll_directory
+    from rnnface.io.folders import resolve_image_root
 
     pipe = pipeline(model, runtime, detector(min_score, min_face, no_detect), device)
     pool, _ = resolve_pooling(pooling, pipe.model_id)

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 import typer
 
-from rnnface.data.folders import IMAGE_SUFFIXES
 from rnnface.errors import RnnfaceError
+from rnnface.io.folders import IMAGE_SUFFIXES
 
 T = TypeVar("T")
 

@@ -22,7 +22,7 @@ from rnnface.cli.options import (
     print_json,
     threshold_option,
 )
-from rnnface.data.folders import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from rnnface.io.folders import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from rnnface.operating import THRESHOLD_HELP
 from rnnface.settings import Settings
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 #: Every command group of the CLI is built this way: plain Click help (no rich boxes, no `<bool>` on flags).
-TYPER = {"rich_markup_mode": None, "pretty_exceptions_enable": False, "add_completion": False}
+TYPER: dict[str, Any] = {"rich_markup_mode": None, "pretty_exceptions_enable": False, "add_completion": False}
 
 ModelOpt = Annotated[
     Path | None,
@@ -106,7 +106,7 @@ def parse_folds(text: str | None, option: str = "--folds", allow_empty: bool = F
 
 def image_root(data: Path | None) -> Path:
     """The identity-folder image root of `--data` (default: $RNNFACE_DATA)."""
-    from rnnface.data.folders import resolve_image_root
+    from rnnface.io.folders import resolve_image_root
     from rnnface.settings import Settings
 
     return resolve_image_root(data or Settings.from_env().data)

@@ -73,6 +73,6 @@ def demo(
 ) -> None:
     """The main job on LFW: enroll people, identify them and strangers in other photos, verify pairs, draw the
     results."""
-    from rnnface.demo import run_demo
+    from rnnface.lab.demo import run_demo
 
     run_demo(image_root(data), out, pipeline(model), typer.echo, people=people, strangers=strangers)

@@ -31,8 +31,8 @@ def train(
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (overrides the config).")] = None,
 ) -> None:
     """Train a recurrent backbone with a margin loss on a prepared face cache (torchrun for several processes)."""
-    from rnnface.training.config import load_config
-    from rnnface.training.loop import train as run_train
+    from rnnface.lab.training.config import load_config
+    from rnnface.lab.training.loop import train as run_train
 
     overrides = list(override or []) + ([f"device={device}"] if device else [])
     path = run_train(load_config(config, overrides), resume=resume)
@@ -57,8 +57,8 @@ def train_aggregator(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Train the recurrent aggregator on sets of LFW faces (identity-disjoint when folds are excluded)."""
-    from rnnface.training.aggregator import AggregatorTrainConfig
-    from rnnface.training.aggregator import train_aggregator as run
+    from rnnface.lab.training.aggregator import AggregatorTrainConfig
+    from rnnface.lab.training.aggregator import train_aggregator as run
 
     folds = tuple(sorted(parse_folds(exclude_folds, "--exclude-folds", allow_empty=True)))
     cfg = AggregatorTrainConfig(
@@ -114,9 +114,9 @@ def train_liveness(
 ) -> None:
     """Train the presentation-attack detector on NUAA's training split (and each --source, every set drawn as
     often); each window length's threshold is the equal-error point of its scores on the training data."""
+    from rnnface.lab.training.liveness import LivenessTrainConfig, fit_liveness
     from rnnface.liveness.frontends import list_frontends
     from rnnface.liveness.model import LivenessConfig, save_liveness
-    from rnnface.liveness.train import LivenessTrainConfig, fit_liveness
     from rnnface.settings import Settings
 
     root = nuaa or Settings.from_env().nuaa
@@ -135,9 +135,9 @@ def train_liveness(
     if model.reads_crops_only and not source:
         fitted = fit_liveness(str(root), config, progress)
     else:
-        from rnnface.liveness.crosssource import NUAA_TEST, protocol_sets
-        from rnnface.liveness.train import fit_stats
-        from rnnface.liveness.vectors import cached_vectors
+        from rnnface.lab.evaluation.crosssource import NUAA_TEST, protocol_sets
+        from rnnface.lab.training.liveness import fit_stats
+        from rnnface.lab.training.liveness_vectors import cached_vectors
 
         sources = [str(p) for p in source or []]
         sets = protocol_sets(sources, str(root), per_source, copies, nuaa_every)
@@ -198,10 +198,10 @@ def eval_lfw(
 ) -> None:
     """LFW View 2 (10-fold accuracy, AUC, EER, TAR@FAR, ROC) and 1:N rank-1/5, scored only by models that never saw
     the people."""
-    from rnnface.data.lfw import pairs_file
-    from rnnface.data.prepare import FaceCache
-    from rnnface.evaluation.lfw import fold_pairs, run_lfw
-    from rnnface.evaluation.report import plot_roc, points_table, write_json, write_text
+    from rnnface.lab.data.lfw import pairs_file
+    from rnnface.lab.data.prepare import FaceCache
+    from rnnface.lab.evaluation.lfw import fold_pairs, run_lfw
+    from rnnface.lab.evaluation.report import plot_roc, points_table, write_json, write_text
     from rnnface.models.checkpoint import set_calibration
 
     face_cache = FaceCache.open(cache)
@@ -257,9 +257,9 @@ def eval_sets(
     out: Annotated[Path, typer.Option(help="Directory for sets.json and sets.md.")] = Path("reports"),
 ) -> None:
     """Template (set-to-set) verification and rank-1: single image vs mean pooling vs the recurrent aggregator."""
-    from rnnface.data.prepare import FaceCache
-    from rnnface.evaluation.report import write_json, write_text
-    from rnnface.evaluation.sets import evaluate_sets, markdown
+    from rnnface.lab.data.prepare import FaceCache
+    from rnnface.lab.evaluation.report import write_json, write_text
+    from rnnface.lab.evaluation.sets import evaluate_sets, markdown
 
     report = evaluate_sets(FaceCache.open(cache), model, aggregator, tuple(sorted(parse_folds(folds))), rounds)
     table = markdown(report)
@@ -284,8 +284,8 @@ def eval_detector(
     """Detector recall and the faces the FaceNet check drops on LFW, CFP frontal and profile photos, NUAA's live
     faces, skin tones under hard light, face crops and small faces, and false faces on photos without any: every
     detector choice (each backend without and with the check), on the same photos."""
-    from rnnface.evaluation.detector import HEADER, default_cfp, default_nuaa, markdown, run_detector_eval
-    from rnnface.evaluation.report import write_json, write_text
+    from rnnface.lab.evaluation.detector import HEADER, default_cfp, default_nuaa, markdown, run_detector_eval
+    from rnnface.lab.evaluation.report import write_json, write_text
 
     output_folder(out, "--out")
     typer.echo(HEADER)
@@ -340,8 +340,8 @@ def eval_cfp(
 ) -> None:
     """CFP frontal-frontal and frontal-profile (10 splits): accuracy, AUC, EER, TAR@FAR and detector misses, with
     the peers scored in the same run on the same pairs; the CFP people who are also in LFW are listed."""
-    from rnnface.data.cfp import check_root
-    from rnnface.evaluation.cfp import (
+    from rnnface.lab.data.cfp import check_root
+    from rnnface.lab.evaluation.cfp import (
         cfp_cache,
         disjoint_method,
         ensemble_method,
@@ -352,7 +352,7 @@ def eval_cfp(
         pretrained_method,
         run_cfp,
     )
-    from rnnface.evaluation.report import write_json, write_text
+    from rnnface.lab.evaluation.report import write_json, write_text
     from rnnface.models import load_checkpoint
     from rnnface.settings import Settings, resolve_model
 
@@ -417,7 +417,7 @@ def _record_cfp_points(checkpoint: Path, cache, method, leave_out: set[str]) -> 
     """Each named point's FAR and TAR on CFP, over `method`'s cross-person pairs of the people not in `leave_out`,
     into `checkpoint`."""
     from rnnface.errors import ModelError
-    from rnnface.evaluation.cfp import cross_person_scores
+    from rnnface.lab.evaluation.cfp import cross_person_scores
     from rnnface.models import load_checkpoint
     from rnnface.models.checkpoint import set_calibration
 
@@ -462,13 +462,13 @@ def eval_backbones(
 ) -> None:
     """The ablation of front-ends, heads and fusions: LFW View 2 and CFP FF / FP 10-fold accuracy of every row in
     one run, each fold scored by a model that never saw its people."""
-    from rnnface.data.cfp import check_root
-    from rnnface.data.lfw import pairs_file
-    from rnnface.data.prepare import FaceCache
-    from rnnface.evaluation.backbones import Caches, Row, markdown, run_backbones
-    from rnnface.evaluation.cfp import cfp_cache as make_cfp_cache
-    from rnnface.evaluation.lfw import fold_pairs
-    from rnnface.evaluation.report import write_json, write_text
+    from rnnface.lab.data.cfp import check_root
+    from rnnface.lab.data.lfw import pairs_file
+    from rnnface.lab.data.prepare import FaceCache
+    from rnnface.lab.evaluation.backbones import Caches, Row, markdown, run_backbones
+    from rnnface.lab.evaluation.cfp import cfp_cache as make_cfp_cache
+    from rnnface.lab.evaluation.lfw import fold_pairs
+    from rnnface.lab.evaluation.report import write_json, write_text
     from rnnface.models import load_checkpoint
     from rnnface.pretrained.embedders import pretrained_class
     from rnnface.settings import Settings
@@ -586,9 +586,7 @@ def eval_liveness(
     """Presentation-attack detection on NUAA's official test split: APCER, BPCER, ACER (= HTER) and EER at each
     model's training-chosen thresholds, single frame against 2, 4 and 8 frames, with DET and ROC curves; with
     --cross-source, the detector trained on all sources but one and tested on that one, beside MiniFASNet."""
-    from rnnface.evaluation.report import write_json, write_text
-    from rnnface.liveness.check import packaged_liveness
-    from rnnface.liveness.evaluate import (
+    from rnnface.lab.evaluation.liveness import (
         active_markdown,
         evaluate,
         evaluate_active,
@@ -596,6 +594,8 @@ def eval_liveness(
         markdown,
         plot_det,
     )
+    from rnnface.lab.evaluation.report import write_json, write_text
+    from rnnface.liveness.check import packaged_liveness
     from rnnface.liveness.model import load_liveness
     from rnnface.settings import Settings
 
@@ -620,15 +620,15 @@ def eval_liveness(
     table = markdown(rows)
     active_rows = []
     if active:
-        from rnnface.data.cfp import check_root
+        from rnnface.lab.data.cfp import check_root
 
         active_rows = evaluate_active(root, str(check_root(cfp or settings.cfp)), detect)
         table += "\n\nHead-turn challenge:\n\n" + active_markdown(active_rows)
     set_rows, still_rows = [], []
     if other:
-        from rnnface.liveness import presentations
+        from rnnface.lab.evaluation import presentations
+        from rnnface.lab.evaluation.liveness_peers import CheckerJudge, create_peer, list_peers
         from rnnface.liveness.check import LivenessChecker
-        from rnnface.liveness.peers import CheckerJudge, create_peer, list_peers
         from rnnface.recognition.pipeline import FacePipeline
 
         sets = [presentations.lfw_replay_set(image_root(data)), presentations.nuaa_set(root)]
@@ -641,7 +641,7 @@ def eval_liveness(
         table += "\n\nStatic replays (one photo, no motion):\n\n" + presentations.stills_markdown(still_rows)
     cross_rows = []
     if cross_source:
-        from rnnface.liveness import crosssource as cs
+        from rnnface.lab.evaluation import crosssource as cs
 
         cross_rows, cross_table = cs.run_protocol(
             [str(p) for p in cross_source], root, per_source, copies, vectors, typer.echo, nuaa_every
@@ -689,17 +689,17 @@ def eval_cluster(
 ) -> None:
     """Group all of LFW and all of CFP by person with every method on the same embeddings: pairwise and BCubed
     precision / recall / F, groups, time and memory; each set's setting chosen on the other set's labels."""
-    from rnnface.evaluation.clustering import cache_faces, clusterers, evaluate, markdown
-    from rnnface.evaluation.report import write_json, write_text
+    from rnnface.lab.evaluation.clustering import cache_faces, clusterers, evaluate, markdown
+    from rnnface.lab.evaluation.report import write_json, write_text
 
     output_folder(out, "--out")
     for name in method or []:
         if name not in clusterers:
             raise typer.BadParameter(f"--method {name!r}: known: {', '.join(clusterers.names())}")
     if not (cfp_cache / "meta.json").is_file():
-        from rnnface.data.cfp import cfp_images, check_root
-        from rnnface.data.prepare import prepare
-        from rnnface.evaluation.cfp import CFP_PREPARE
+        from rnnface.lab.data.cfp import cfp_images, check_root
+        from rnnface.lab.data.prepare import prepare
+        from rnnface.lab.evaluation.cfp import CFP_PREPARE
         from rnnface.settings import Settings
 
         root = check_root(cfp or Settings.from_env().cfp)

@@ -181,7 +181,7 @@ def enroll_directory(
     """Enroll every `<root>/<Person>/<image>`; each person is committed on its own, so an interruption keeps those
     done. Images at the root and folders inside a person's folder are listed in `ignored`; a person folder that is
     empty, or whose photos are all unusable, in `refused`."""
-    from rnnface.data.folders import scan_identity_folders
+    from rnnface.io.folders import scan_identity_folders
     from rnnface.progress import progress_bar
 
     root = Path(root)

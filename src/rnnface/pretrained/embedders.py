@@ -3,7 +3,7 @@ evaluation peers.
 
 Each embeds the labelled face of a photo given the detector box our cache recorded for it, so a
 peer is scored, and a teacher learnt from, on the same face rnnface sees (whole face caches are
-embedded by `rnnface.data.teachers`).
+embedded by `rnnface.lab.data.teachers`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,310 @@
+"""`rnnface eval liveness`: the NUAA official test split, ISO/IEC 30107-3 metrics, the ablation, the active check.
+
+Every test frame is scored by the window of up to w frames ending at it (`rnnface.liveness.scoring`), so every
+row decides the same 9,123 presentations; each row's threshold is the one its model chose for w on training
+data only. Rows: the per-frame model alone and averaged over w frames; each recurrent model over w frames.
+`through_pipeline` also scores the test frames as a camera would deliver them: each crop upscaled into a
+frame, found by our detector and cut again by `liveness_crop`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rnnface.lab.data import nuaa
+from rnnface.lab.evaluation.pad_metrics import curve, eer, errors_at
+from rnnface.liveness.crop import liveness_crop
+from rnnface.liveness.model import LivenessModel
+from rnnface.liveness.scoring import WINDOWS, frame_stats, stats_window_scores, window_scores
+
+
+@dataclass
+class Row:
+    name: str
+    model: str
+    window: int
+    threshold: float
+    apcer: float
+    bpcer: float
+    acer: float
+    eer: float
+    live: int
+    attacks: int
+    missed: int = 0  # test frames the detector found no face in (through the pipeline only)
+    curve: tuple[np.ndarray, np.ndarray] = field(default=(np.zeros(0), np.zeros(0)), repr=False)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "curve"}
+
+
+def row_name(model: str, recurrent: bool, window: int) -> str:
+    """What a row measures, in words."""
+    if window == 1:
+        return f"{model}: single frame"
+    return f"{model}: {'recurrent over' if recurrent else 'mean of per-frame scores over'} {window} frames"
+
+
+def score_row(name: str, label: str, model: LivenessModel, window: int, scores, live, missed: int = 0) -> Row:
+    err = errors_at(scores, live, model.thresholds[window])
+    _, apcer, bpcer = curve(scores, live)
+    return Row(
+        name,
+        label,
+        window,
+        err.threshold,
+        err.apcer,
+        err.bpcer,
+        err.acer,
+        eer(scores, live),
+        int(live.sum()),
+        int((~live).sum()),
+        missed,
+        (apcer, bpcer),
+    )
+
+
+def evaluate(
+    root: str,
+    models: Sequence[tuple[str, LivenessModel]],
+    windows: Sequence[int] = WINDOWS,
+    cache: str | os.PathLike | None = None,
+) -> list[Row]:
+    """The ablation table on NUAA's test split: every model at every window length. A model that reads more than
+    the grey crop (a colour context front-end) sees the frames as a camera would deliver them: each crop upscaled
+    into a frame and found by our detector (frames without a face are left out and counted as missed); those frame
+    vectors are kept in `cache` (`cached_vectors`) when given."""
+    captures = nuaa.captures(root, "test")
+    frames: list[np.ndarray] | None = None
+    live_all = np.concatenate([np.full(len(c.files), c.live) for c in captures])
+    vectors: dict = {}  # the frozen part's frame vectors, the same for every model with the same inputs
+    rows = []
+    for label, model in models:
+        config = model.config
+        if config.reads_crops_only:
+            frames = frames if frames is not None else [nuaa.load_frames(root, c) for c in captures]
+            key: tuple = ("crops", config.texture_size)
+            if key not in vectors:
+                vectors[key] = [frame_stats(model.net, f) for f in frames]
+            parts, live, missed, suffix = vectors[key], live_all, 0, ""
+        else:
+            key = config.frontends
+            if key not in vectors:
+                vectors[key] = _camera_vectors(root, config.frontends, cache)
+            data = vectors[key]
+            parts = [data.capture(i) for i in range(len(data.lengths))]
+            live = np.concatenate([np.full(n, v) for n, v in zip(data.lengths, data.live)])
+            missed, suffix = len(live_all) - len(live), ", through our detector"
+        for w in (w for w in windows if w in model.thresholds):  # an older model has no 16-frame threshold
+            scores = np.concatenate([stats_window_scores(model.net, s, w) for s in parts])
+            name = row_name(label, model.net.recurrent, w) + suffix
+            rows.append(score_row(name, label, model, w, scores, live, missed))
+    return rows
+
+
+def _camera_vectors(root: str, frontends: Sequence[str], cache: str | os.PathLike | None):
+    """NUAA's test captures as camera frames, through our detector, as frame vectors of `frontends`."""
+    from rnnface.lab.evaluation.presentations import nuaa_capture_set
+    from rnnface.lab.training.liveness_vectors import cached_vectors
+
+    return cached_vectors(cache, [(nuaa_capture_set(root, "test"), 0)], frontends)
+
+
+def evaluate_through_pipeline(
+    root: str,
+    label: str,
+    model: LivenessModel,
+    detect: Callable[[np.ndarray], np.ndarray | None],
+    windows: Sequence[int] = (1, 8),
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Row]:
+    """The test split as camera frames: `detect(photo)` gives the 5 landmarks of its face (None: no face); frames
+    without a face are left out of their capture's sequence and counted as missed."""
+    captures = nuaa.captures(root, "test")
+    total = sum(len(c.files) for c in captures)
+    crops, labels, missed, done = [], [], 0, 0
+    for c in captures:
+        kept = []
+        for crop in nuaa.load_frames(root, c):
+            photo = nuaa.as_photo(crop)
+            landmarks = detect(photo)
+            if landmarks is None:
+                missed += 1
+            else:
+                kept.append(liveness_crop(photo, landmarks, model.config.eyes, model.config.size))
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        crops.append(np.stack(kept) if kept else np.zeros((0, model.config.size, model.config.size), np.uint8))
+        labels.append(np.full(len(kept), c.live))
+    live = np.concatenate(labels)
+    rows = []
+    for w in windows:
+        scores = np.concatenate([window_scores(model.net, f, w) for f in crops])
+        name = f"{row_name(label, model.net.recurrent, w)}, through our detector and crop"
+        rows.append(score_row(name, label, model, w, scores, live, missed))
+    return rows
+
+
+def markdown(rows: Sequence[Row]) -> str:
+    lines = [
+        "| rows: NUAA official test split | window | threshold | APCER % | BPCER % | ACER (= HTER) % | EER % |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.name} | {r.window} | {r.threshold:.3f} | {100 * r.apcer:.2f} | {100 * r.bpcer:.2f} | "
+            f"{100 * r.acer:.2f} | {100 * r.eer:.2f} |"
+        )
+    first = rows[0]
+    lines.append("")
+    lines.append(
+        f"{first.live:,} bona fide and {first.attacks:,} attack frames, each decided once per row; thresholds chosen "
+        "on NUAA's training split (the equal-error point of each model's scores there), never on the test split."
+    )
+    missed = [r for r in rows if r.missed]
+    if missed:
+        lines.append(
+            f"Through the pipeline, the detector found no face in {missed[0].missed:,} test frames (left out)."
+        )
+    return "\n".join(lines)
+
+
+def plot_det(rows: Sequence[Row], path) -> None:
+    """DET curves (APCER against BPCER on normal-deviate axes, as ISO/IEC 30107-3 plots them) and ROC curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.stats import norm
+
+    ticks = np.array([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4])
+    fig, (det, roc) = plt.subplots(1, 2, figsize=(14, 6.5))
+    # colour: the window length; line style: the model (and the pipeline rows), so 14 rows stay apart
+    colours = {w: plt.cm.viridis(i / max(1, len(WINDOWS) - 1) * 0.85) for i, w in enumerate(WINDOWS)}
+    styles = ["-", "--", ":", "-."]
+    kinds = list(dict.fromkeys((r.model, "through our detector" in r.name) for r in rows))
+    for r in rows:
+        apcer, bpcer = (np.clip(v, 5e-4, 1 - 5e-4) for v in r.curve)
+        kind = kinds.index((r.model, "through our detector" in r.name))
+        look = {"color": colours.get(r.window, "k"), "ls": styles[kind % len(styles)], "lw": 1.4 + 0.3 * (kind > 2)}
+        det.plot(norm.ppf(apcer), norm.ppf(bpcer), label=r.name, **look)
+        roc.plot(r.curve[0], 1 - r.curve[1], label=r.name, **look)
+    det.set_xticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
+    det.set_yticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
+    det.set_xlim(norm.ppf([5e-4, 0.5]))
+    det.set_ylim(norm.ppf([5e-4, 0.5]))
+    det.set_xlabel("APCER (%): attacks accepted")
+    det.set_ylabel("BPCER (%): bona fide rejected")
+    det.set_title("DET, NUAA official test split")
+    det.grid(True, alpha=0.3)
+    roc.set_xscale("log")
+    roc.set_xlim(1e-3, 1)
+    roc.set_xlabel("APCER (attacks accepted)")
+    roc.set_ylabel("1 - BPCER (bona fide accepted)")
+    roc.set_title("ROC")
+    roc.grid(True, alpha=0.3)
+    roc.legend(fontsize=7, loc="lower right", ncol=1, framealpha=0.9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@dataclass
+class ActiveRow:
+    name: str
+    should_pass: bool  # a live turn (a failure is a BPCER error), or a replay or a still face (a pass is an error)
+    clips: int
+    passed: int
+    judged: int  # clips with enough frames with a face to be judged
+    median_peak: float
+
+    @property
+    def error(self) -> float:
+        """The share of clips judged wrongly: live turns that failed (BPCER), replays that passed (APCER)."""
+        if not self.clips:
+            return float("nan")
+        return 1 - self.passed / self.clips if self.should_pass else self.passed / self.clips
+
+
+def _active_row(name: str, should_pass: bool, clips: Sequence[Sequence[np.ndarray]], detect) -> ActiveRow:
+    from rnnface.liveness.active import check_turn
+
+    peaks, passed, judged = [], 0, 0
+    for frames in clips:
+        landmarks = [lm for f in frames if (lm := detect(f)) is not None]
+        result = check_turn(landmarks)
+        judged += bool(result.parallax)
+        passed += result.passed
+        peaks.append(result.peak)
+    return ActiveRow(name, should_pass, len(clips), passed, judged, float(np.median(peaks)) if peaks else float("nan"))
+
+
+def evaluate_active(
+    nuaa_root: str | None, cfp_root: str | None, detect, people: int = 40, frames: int = 12
+) -> list[ActiveRow]:
+    """The head-turn check on live turns and on replays, from whatever data is at hand (see the row names)."""
+    from rnnface.io import load_image
+    from rnnface.lab.data.replay import replay_frames
+
+    rows = []
+    if cfp_root is not None:
+        from pathlib import Path
+
+        folders = sorted(p for p in (Path(cfp_root) / "Data" / "Images").iterdir() if p.is_dir())[:people]
+        frontal = [sorted((p / "frontal").glob("*.jpg")) for p in folders]
+        profile = [sorted((p / "profile").glob("*.jpg")) for p in folders]
+        turns = [[load_image(f) for f in [fr[0], *pr]] for fr, pr in zip(frontal, profile)]
+        rows.append(
+            _active_row("live: CFP people turning (a frontal photo, then their 4 profile photos)", True, turns, detect)
+        )
+        replays = [replay_frames(t[0], frames=frames, seed=i) for i, t in enumerate(turns)]
+        rows.append(
+            _active_row(
+                f"replay: each CFP frontal photo printed and turned to +-35 deg ({frames} frames, simulated)",
+                False,
+                replays,
+                detect,
+            )
+        )
+    if nuaa_root is not None:
+        caps = nuaa.captures(nuaa_root, "test")
+
+        def clip(c: nuaa.Capture) -> list[np.ndarray]:
+            crops = nuaa.load_frames(nuaa_root, c)
+            pick = np.linspace(0, len(crops) - 1, min(frames, len(crops))).round().astype(int)
+            return [nuaa.as_photo(crops[i]) for i in pick]
+
+        rows.append(
+            _active_row(
+                f"replay: NUAA test attacks, real prints moved before a camera ({frames} frames each)",
+                False,
+                [clip(c) for c in caps if not c.live],
+                detect,
+            )
+        )
+        rows.append(
+            _active_row(
+                f"live but still (asked not to move): NUAA test bona fide captures ({frames} frames each)",
+                False,
+                [clip(c) for c in caps if c.live],
+                detect,
+            )
+        )
+    return rows
+
+
+def active_markdown(rows: Sequence[ActiveRow]) -> str:
+    lines = [
+        "| clips | should pass | clips | judged | passed | wrong % | median peak parallax |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.name} | {'yes' if r.should_pass else 'no'} | {r.clips} | {r.judged} | {r.passed} | "
+            f"{100 * r.error:.1f} | {r.median_peak:.3f} |"
+        )
+    return "\n".join(lines)
