@@ -173,7 +173,7 @@ def test_kill_9_of_enroll_dir(lfw_images, tmp_path):
         stored = {p.name: p.faces for p in gallery.people()}
         assert set(committed) <= set(stored) and set(stored.values()) == {1}
         gallery.search(np.ones(gallery.dim, np.float32))
-        assert len(gallery._index) == len(gallery) == len(stored)
+        assert len(gallery.derived.index) == len(gallery) == len(stored)
     # a rerun completes the job without duplicating what the killed run committed
     result = run("enroll-dir", tree, "--json", gallery=g)
     summary = json.loads(result.output[result.output.index("{\n") : result.output.rindex("}") + 1])

@@ -9,7 +9,7 @@ import torch
 
 from rnnface.detection import DEFAULT_DETECTOR, create_detector
 from rnnface.io import load_image
-from rnnface.models.facenet import graph_weights, torch_facenet
+from rnnface.models.facenet_weights import graph_weights, torch_facenet
 from rnnface.models.inception_resnet_v1 import OUTPUTS, InceptionResnetV1
 from rnnface.pretrained.facenet import FaceNet, to_blob
 
@@ -64,7 +64,7 @@ def test_a_damaged_cache_file_is_rebuilt(tmp_path, monkeypatch):
 
 def test_facenet_costs_1_42_gmacs_a_face():
     """The count `rnnface bench facenet` divides by: every convolution and the bottleneck of one 160 x 160 face."""
-    from rnnface.lab.benchmarks.facenet import facenet_macs
+    from rnnface.lab.benchmarks.facenet_runtimes import facenet_macs
 
     assert facenet_macs() == pytest.approx(1.42e9, rel=0.01)
 

@@ -185,7 +185,7 @@ def test_corrupt_missing_and_stale_index_files_are_rebuilt(tmp_path):
             index_file.unlink()
         with open_gallery(path) as g:
             assert g.search(people["person_05"][0], top_k=1)[0][0].person == "person_05", damage
-            assert len(g._index) == len(g) == 18
+            assert len(g.derived.index) == len(g) == 18
         assert gallery_index.FaceIndex.load(index_file)[1].count == 18  # rewritten sound
 
 
@@ -201,7 +201,7 @@ def test_an_older_index_file_catches_up_and_never_outlives_a_removal(tmp_path):
     Path(str(path) + ".faiss").write_bytes(old)  # an index from before the removal, still holding person_00
     with open_gallery(path) as g:
         hits = g.search(people["person_00"][0], top_k=10)[0]
-        assert "person_00" not in [m.person for m in hits] and len(g._index) == len(g) == 9
+        assert "person_00" not in [m.person for m in hits] and len(g.derived.index) == len(g) == 9
 
 
 def test_a_reader_sees_other_writers(tmp_path):
@@ -223,19 +223,19 @@ def test_index_kind_switches_to_pq_above_the_exact_limit(tmp_path, monkeypatch):
     with open_gallery(tmp_path / "g.db") as g:
         enroll_all(g, dict(list(people.items())[:5]))
         g.search(people["person_00"][0])
-        assert g._index.kind == "flat"
+        assert g.derived.index.kind == "flat"
         enroll_all(g, dict(list(people.items())[5:]))
         hit = g.search(people["person_07"][2], top_k=1)[0][0]
         assert hit.person == "person_07"
         assert hit.similarity == pytest.approx(1.0, abs=1e-5)  # re-ranked: exact similarities
-        assert g._index.kind == "pq" and len(g._index) == 30
+        assert g.derived.index.kind == "pq" and len(g.derived.index) == 30
     with open_gallery(tmp_path / "g.db") as g:  # the saved PQ index loads and answers alike
-        assert g.search(people["person_03"][1], top_k=1)[0][0].person == "person_03" and g._index.kind == "pq"
+        assert g.search(people["person_03"][1], top_k=1)[0][0].person == "person_03" and g.derived.index.kind == "pq"
     for kind in gallery_index.KINDS:
         with open_gallery(tmp_path / f"{kind}.db", index=kind) as g:
             enroll_all(g, people)
             assert g.search(people["person_05"][0], top_k=1)[0][0].person == "person_05"
-            assert g._index.kind == kind
+            assert g.derived.index.kind == kind
 
 
 def test_not_a_gallery_file(tmp_path):
@@ -300,7 +300,7 @@ def _assert_consistent(path: Path, committed: list[str]) -> None:
         assert all(n == FACES for n in stored.values()), f"half-present enrollment: {stored}"
         for name in committed:
             assert g.search(embeddings_of(name)[1], top_k=1)[0][0].person == name
-        assert len(g._index) == len(g) == FACES * len(stored)
+        assert len(g.derived.index) == len(g) == FACES * len(stored)
 
 
 @pytest.mark.slow
@@ -596,7 +596,7 @@ def test_two_galleries_in_one_process_save_the_index_without_colliding(tmp_path)
         try:
             with open_gallery(path) as g:
                 g.search(people_faces(1)["person_00"][0])  # loads the index: it will be saved on close
-                g._dirty = True
+                g.derived.dirty = True
                 barrier.wait()
         except Exception as exc:  # noqa: BLE001 - any error is the defect
             errors.append(f"{type(exc).__name__}: {exc}")

@@ -20,6 +20,7 @@ from rnnface.gallery import FaceRecord, open_gallery
 from rnnface.gallery import index as gallery_index
 from rnnface.gallery import sqlite as sqlite_module
 from rnnface.gallery.records import new_faces
+from rnnface.gallery.sync import DerivedIndex
 from tests.gallery_worker import MODEL
 
 DIM = 16
@@ -66,12 +67,10 @@ def test_a_removal_marks_faces_removed_and_other_processes_load_the_saved_index(
         for name, faces in people.items():
             enroll(g, name, faces)
         g.search(people["p00"][0])
-        assert g._index.kind == "pq"
+        assert g.derived.index.kind == "pq"
     builds = []
-    real_build = sqlite_module.SqliteGallery._build
-    monkeypatch.setattr(
-        sqlite_module.SqliteGallery, "_build", lambda self, *a: builds.append(1) or real_build(self, *a)
-    )
+    real_build = DerivedIndex._build
+    monkeypatch.setattr(DerivedIndex, "_build", lambda self, *a: builds.append(1) or real_build(self, *a))
     with open_gallery(path) as reader, open_gallery(path) as writer:
         assert reader.search(people["p03"][1], top_k=1)[0][0].person == "p03"  # loads the saved index
         writer.remove("p03")  # marks its faces removed: no rebuild
@@ -80,7 +79,7 @@ def test_a_removal_marks_faces_removed_and_other_processes_load_the_saved_index(
         assert reader.search(people["p07"][2], top_k=1)[0][0].person == "p07"
     assert builds == []
     with open_gallery(path) as g:  # a later process loads the file saved after the removal, and rebuilds nothing
-        assert g.search(people["p07"][0], top_k=1)[0][0].person == "p07" and len(g._index) == len(g) == 33
+        assert g.search(people["p07"][0], top_k=1)[0][0].person == "p07" and len(g.derived.index) == len(g) == 33
     assert builds == []
 
 
@@ -92,7 +91,7 @@ def test_the_pq_index_takes_any_dimension(tmp_path, monkeypatch, dim):
         people = {f"p{i:02d}": faces_of(i, dim=dim) for i in range(10)}
         for name, faces in people.items():
             enroll(g, name, faces)
-        assert g.search(people["p04"][2], top_k=1)[0][0].person == "p04" and g._index.kind == "pq"
+        assert g.search(people["p04"][2], top_k=1)[0][0].person == "p04" and g.derived.index.kind == "pq"
 
 
 def test_interrupted_index_saves_leave_no_temporary_files_for_good(tmp_path):

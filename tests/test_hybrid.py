@@ -14,8 +14,7 @@ from rnnface.alignment import CROPS, crop_box
 from rnnface.errors import DataError, ModelError
 from rnnface.lab.data.features import FrontendFeatures, build_features, views_of
 from rnnface.lab.data.prepare import FaceCache
-from rnnface.models import create_model, load_checkpoint, save_checkpoint
-from rnnface.models import facenet as facenet_weights
+from rnnface.models import create_model, facenet_weights, load_checkpoint, save_checkpoint
 from rnnface.pretrained import facenet
 from rnnface.recognition.embedder import Embedder
 from tests.test_training import _tiny_config, write_cache

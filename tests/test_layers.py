@@ -64,10 +64,14 @@ def _imports(path: Path, lazy: bool = True) -> set[str]:
 
 
 def _module_level(tree: ast.Module) -> list[ast.AST]:
-    """The statements that run at import: the module's body, and what `if`/`try` blocks there hold."""
+    """The statements that run at import: the module's body, and what `if`/`try` blocks there hold (not an
+    `if TYPE_CHECKING:` block, which only the type checker reads)."""
     out, todo = [], list(tree.body)
     while todo:
         node = todo.pop()
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            todo += node.orelse
+            continue
         out.append(node)
         if isinstance(node, ast.If | ast.Try):
             todo += [*node.body, *node.orelse, *getattr(node, "finalbody", []), *getattr(node, "handlers", [])]
@@ -141,3 +145,40 @@ def test_importing_the_product_loads_no_lab():
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     )
     assert loaded == [], loaded
+
+
+def _command_name(function: ast.FunctionDef) -> str | None:
+    """The CLI command a function is registered as (`@app.command()` / `@x.command("name")`), else None."""
+    for d in function.decorator_list:
+        if isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "command":
+            if d.args and isinstance(d.args[0], ast.Constant):
+                return str(d.args[0].value)
+            return function.name.replace("_", "-")
+    return None
+
+
+#: CLI modules whose every command is the lab's (train*, eval ..., bench ...).
+LAB_CLI_MODULES = {"train", "bench"}
+
+
+def test_only_the_lab_commands_import_the_lab():
+    """A user's verb (detect, identify, thresholds, serve, ...) loads nothing of the lab, even lazily."""
+    from rnnface.cli import LAB_COMMANDS
+
+    found = []
+    for path in sorted((SRC / "cli").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if not isinstance(node, ast.FunctionDef) or (name := _command_name(node)) is None:
+                continue
+            lab = sorted(m for m in _imports_of(node) if m.startswith("rnnface.lab"))
+            if lab and name not in LAB_COMMANDS and path.stem not in LAB_CLI_MODULES:
+                found.append(f"rnnface {name} (cli/{path.name}) imports {lab[0]}")
+    assert not found, "\n".join(found)
+
+
+def _imports_of(node: ast.AST) -> set[str]:
+    out = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("rnnface"):
+            out.add(n.module)
+    return out

@@ -127,7 +127,7 @@ def test_export_onnx_cli_writes_the_shipped_model_with_its_metadata(tmp_path, re
 @pytest.mark.slow
 def test_a_hybrid_exports_in_a_process_that_has_not_loaded_its_front_end_yet(tmp_path, model_cache):
     """The shared FaceNet loads lazily; loading must not happen inside the exporter's trace."""
-    from rnnface.models.facenet import pretrained_facenet
+    from rnnface.models.facenet_weights import pretrained_facenet
 
     ckpt = _checkpoint("facenet_birnn", "gru", tmp_path)
     pretrained_facenet.cache_clear()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from rnnface.clustering.photos import PhotoGroups
     from rnnface.gallery.enroll import EnrollSummary
     from rnnface.gallery.identify import Identification
+    from rnnface.gallery.records import SearchBy
     from rnnface.liveness.authenticate import Authentication
     from rnnface.liveness.check import LivenessChecker, LivenessResult
     from rnnface.liveness.clip import ClipInput
@@ -157,7 +159,7 @@ def identify(
     top_k: int = 3,
     threshold: ThresholdSpec = None,
     fpir: float = SEARCH_FPIR,
-    by: str = "face",
+    by: SearchBy = "face",
     detect: bool = True,
     min_score: float | None = None,
     min_face: int | None = None,
@@ -218,18 +220,17 @@ def process_video(
     from rnnface.video.source import open_source
 
     pipeline = _get(model, min_score, min_face)
-    pool, pooling_name = resolve_pooling(pooling, pipeline.model_id)
+    pool = resolve_pooling(pooling, pipeline.model_id)
     with ExitStack() as stack:
         src = open_source(str(source))
         stack.callback(src.close)
         g = stack.enter_context(naming_gallery(gallery))
-        writer = stack.enter_context(VideoWriter(out_video, src.fps)) if out_video is not None else None
+        writer = stack.enter_context(VideoWriter(Path(out_video), src.fps)) if out_video is not None else None
         return run(
             src,
             pipeline,
             g,
             pool,
-            pooling_name,
             every,
             threshold,
             writer,

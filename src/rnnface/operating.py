@@ -250,3 +250,50 @@ def no_looser(asked: Threshold | None, floor: Threshold) -> Threshold:
             "a request may only ask for a stricter one (the operator sets RNNFACE_AUTHENTICATE_THRESHOLD)"
         )
     return asked
+
+
+#: The data sets a calibration's points are measured on, as `points_table` names them.
+MEASURED_ON = {"lfw": "LFW", "cfp_ff": "CFP-FF", "cfp_fp": "CFP-FP"}
+
+
+#: Gallery sizes (entries) at which `uses_table` shows what each point does in a search.
+USE_SIZES = (20, 100, 1000)
+
+
+def uses_table(calibration: Calibration, sizes: tuple[int, ...] = USE_SIZES) -> str:
+    """What each point is for, and what it does in 1:N: the share of strangers a search names at that point among
+    each number of entries, from the FAR it measured on LFW (FPIR = 1 - (1 - FAR)^N)."""
+    lines = [
+        "| point | use | " + " | ".join(f"strangers named among {n:,} entries" for n in sizes) + " |",
+        "| --- | --- |" + " --- |" * len(sizes),
+    ]
+    for name in POINTS:
+        measured = calibration.measured.get(name, {}).get("lfw")
+        far = measured["far"] if measured else calibration.point(name).far
+        rates = [f"{100 * search_fpir(far, n):.1f}%" if far is not None else "-" for n in sizes]
+        lines.append(f"| {name} | {POINT_USES[name]} | " + " | ".join(rates) + " |")
+    return "\n".join(lines)
+
+
+def points_table(calibration: Calibration) -> str:
+    """A model's named operating points: threshold, and FAR / TAR measured on each data set it was scored on; for
+    each set beside LFW, how many times LFW's false-accept rate that set meets at the same threshold."""
+    sets = [k for k in MEASURED_ON if any(k in m for m in calibration.measured.values())]
+    ratios = [k for k in sets if k != "lfw" and "lfw" in sets]
+    head = "".join(f" {MEASURED_ON[k]} FAR | {MEASURED_ON[k]} TAR |" for k in sets)
+    head += "".join(f" {MEASURED_ON[k]} / LFW FAR |" for k in ratios)
+    lines = [
+        f"| point | for | threshold |{head}",
+        "| --- | --- | --- |" + " --- | --- |" * len(sets) + " --- |" * len(ratios),
+    ]
+    for name, far in POINTS.items():
+        cells = [name, f"FAR {far:.0e}", f"{calibration.point(name).value:.4f}"]
+        measured = calibration.measured.get(name, {})
+        for k in sets:
+            m = measured.get(k)
+            cells += [f"{m['far']:.1e}", f"{100 * m['tar']:.2f}%"] if m else ["-", "-"]
+        for k in ratios:
+            lfw, other = measured.get("lfw"), measured.get(k)
+            cells.append(f"{other['far'] / lfw['far']:.1f}x" if lfw and other and lfw["far"] > 0 else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

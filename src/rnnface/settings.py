@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -142,7 +142,8 @@ class Settings(BaseSettings):
     def from_env(cls, **overrides: object) -> Settings:
         """The settings from the environment (`overrides` win); a malformed variable is one SettingsError line."""
         try:
-            return cls(**{k: v for k, v in overrides.items() if v is not None})
+            values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+            return cls(**values)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{cls.model_config['env_prefix']}{'_'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"

@@ -33,7 +33,11 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float | np.ndarray:
 
 def check_threshold(value: object, what: str = "threshold") -> float:
     """A decision threshold as a float: a finite cosine similarity in [-1, 1], else ModelError."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or not -1.0 <= value <= 1.0:
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not -1.0 <= value <= 1.0
+    ):
         raise ModelError(f"{what} must be a finite cosine similarity in [-1, 1], got {value!r}")
     return float(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -21,18 +22,32 @@ def mean_pool_cues(embeddings: np.ndarray, cues: np.ndarray) -> np.ndarray:
     return mean_pool(embeddings)
 
 
-def resolve_pooling(choice: str, model_id: str) -> tuple[Pool, str]:
-    """(pool function, its description) for 'mean', 'auto' (the shipped aggregator if it fits `model_id`, else mean)
-    or a checkpoint path."""
+@dataclass(frozen=True)
+class NamedPool:
+    """A pooling (`Pool`) with the name reports give it."""
+
+    name: str
+    pool: Pool
+
+    def __call__(self, embeddings: np.ndarray, cues: np.ndarray) -> np.ndarray:
+        return self.pool(embeddings, cues)
+
+
+MEAN = NamedPool("mean", mean_pool_cues)
+
+
+def resolve_pooling(choice: str, model_id: str) -> NamedPool:
+    """The pooling for 'mean', 'auto' (the shipped aggregator if it fits `model_id`, else mean) or a checkpoint
+    path."""
     if choice == "mean":
-        return mean_pool_cues, "mean"
+        return MEAN
     if choice == "auto":
         path = Path(str(resources.files("rnnface.weights").joinpath(PACKAGED_AGGREGATOR)))
         try:
             model, _ = load_aggregator(path, model_id)
         except ModelError:
-            return mean_pool_cues, "mean (no shipped aggregator for this model)"
+            return NamedPool("mean (no shipped aggregator for this model)", mean_pool_cues)
     else:
         path = Path(choice)
         model, _ = load_aggregator(path, model_id)
-    return model.aggregate, f"recurrent aggregator ({path.name})"
+    return NamedPool(f"recurrent aggregator ({path.name})", model.aggregate)

@@ -2,7 +2,7 @@
 onto a template (the default) or from the detector box (box-trained CNNs such as FaceNet)."""
 
 from rnnface.alignment.crop import CROPS, CropSpec, crop_box
-from rnnface.alignment.similarity import (
+from rnnface.alignment.transform import (
     ALIGN_SIZE,
     ARCFACE_TEMPLATE,
     AlignedFace,

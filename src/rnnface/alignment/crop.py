@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from rnnface.alignment.similarity import ALIGN_SIZE, AlignedFace, align_face
+from rnnface.alignment.transform import ALIGN_SIZE, AlignedFace, align_face
 
 CROP_METHODS = ("template", "box")
 

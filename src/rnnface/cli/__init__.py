@@ -5,9 +5,10 @@ Every RnnfaceError (bad image, no face, missing model, ...) prints one line `err
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer._click.core import Context  # Typer's own Click, whose Group.invoke this overrides
 from typer._click.exceptions import NoArgsIsHelpError, UsageError  # Typer's own Click, whose errors these are
 from typer.core import TyperGroup
 
@@ -25,11 +26,40 @@ _EXTRAS = {
 }
 
 
-class _Group(TyperGroup):
-    """Turns every RnnfaceError and every usage error (a bad option value, a missing file) into one line
-    `error: ...` and exit 2, and a missing optional package into the extra to install."""
+#: The lab's commands (they make and measure models; each imports `rnnface.lab` inside its body): `--help` lists
+#: them after the user's verbs.
+LAB_COMMANDS = (
+    "prepare",
+    "features",
+    "quantize",
+    "derive-mobilefacenet",
+    "train",
+    "train-aggregator",
+    "train-liveness",
+    "eval",
+    "bench",
+    "demo",
+)
 
-    def invoke(self, ctx: typer.Context):
+
+class _Group(TyperGroup):
+    """Lists the user's verbs first and the lab's commands after them. Turns every RnnfaceError and every usage
+    error (a bad option value, a missing file) into one line `error: ...` and exit 2, and a missing optional
+    package into the extra to install."""
+
+    def format_commands(self, ctx: Context, formatter: Any) -> None:
+        width = formatter.width - 6 - max((len(n) for n in self.list_commands(ctx)), default=0)
+        sections: dict[bool, list[tuple[str, str]]] = {False: [], True: []}
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                sections[name in LAB_COMMANDS].append((name, command.get_short_help_str(width)))
+        for title, lab in (("Commands", False), ("Lab commands (make and measure models)", True)):
+            if sections[lab]:
+                with formatter.section(title):
+                    formatter.write_dl(sections[lab])
+
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except RnnfaceError as exc:

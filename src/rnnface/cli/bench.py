@@ -221,7 +221,7 @@ def bench_facenet(
 ) -> None:
     """FaceNet per face in OpenCV, PyTorch, onnxruntime float32 and int8 (batch 1 and 32), against the cores' peak;
     and LFW View 2 accuracy in float32 and int8 (the cache must be LFW's)."""
-    from rnnface.lab.benchmarks.facenet import facenet_table, run_facenet_bench
+    from rnnface.lab.benchmarks.facenet_runtimes import facenet_table, run_facenet_bench
     from rnnface.lab.benchmarks.report import write_report
     from rnnface.lab.data.lfw import pairs_file
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -74,9 +75,15 @@ def detect(
     single = len(images) == 1 and len(paths) == 1 and not images[0].is_dir()
     check_draw(draw, single)
     found = detector(min_score, min_face)
-    rows, drawn = Rows(mode, ["image", "face", "x1", "y1", "x2", "y2", "score", "error"], single), set()
+    rows = Rows(mode, ["image", "face", "x1", "y1", "x2", "y2", "score", "error"], single)
+    drawn: set[Path] = set()
+
+    def read(path: Path):
+        img = load_image(path)
+        return img, found.detect(img)
+
     for path in progress(paths, "detect"):
-        result = attempt(single, lambda path=path: (img := load_image(path), found.detect(img)))
+        result = attempt(single, partial(read, path))
         if isinstance(result, Exception):
             rows.add({"image": str(path), "error": str(result)})
             continue
@@ -130,7 +137,7 @@ def embed(
     rows = Rows(mode, ["image", "face", "x1", "y1", "x2", "y2", "score", "embedding", "error"], single)
     kept = []
     for path in progress(paths, "embed"):
-        result = attempt(single, lambda path=path: run(path))
+        result = attempt(single, partial(run, path))
         if isinstance(result, Exception):
             rows.add({"image": str(path), "error": str(result)})
             continue
@@ -219,15 +226,16 @@ def verify(
         "face_b_why", "error",
     ]  # fmt: skip
     rows = Rows(mode, columns, single)
-    for a, b in progress(todo, "verify"):
-        result = attempt(
-            single,
-            lambda a=a, b=b: pipe.decide(
-                embedding(a, face if face_a is None else face_a),
-                embedding(b, face if face_b is None else face_b),
-                decide,
-            ),
+
+    def verdict(a: Path, b: Path):
+        return pipe.decide(
+            embedding(a, face if face_a is None else face_a),
+            embedding(b, face if face_b is None else face_b),
+            decide,
         )
+
+    for a, b in progress(todo, "verify"):
+        result = attempt(single, partial(verdict, a, b))
         if isinstance(result, Exception):
             rows.add({"image_a": str(a), "image_b": str(b), "image": f"{a} / {b}", "error": str(result)})
             continue
@@ -267,7 +275,7 @@ def thresholds(
     """The model's operating points: each one's threshold, and the FAR and TAR it measured on LFW and CFP; then
     the threshold identify uses by default at several gallery sizes (set for --fpir)."""
     from rnnface.errors import ThresholdError
-    from rnnface.lab.evaluation.report import USE_SIZES, points_table, uses_table
+    from rnnface.operating import USE_SIZES, points_table, uses_table
 
     try:
         counts = [int(v) for v in sizes.split(",") if v.strip()]
@@ -301,7 +309,7 @@ def models(as_json: JsonOpt = False) -> None:
     from rnnface.models import DEFAULT_MODEL, RNN_CELLS, create_model, list_models, recurrent_share
     from rnnface.models.registry import model_summary
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in list_models():
         for cell in RNN_CELLS:
             m = create_model(name, cell=cell)

@@ -6,8 +6,9 @@ reindex) never create a gallery: a mistyped --gallery is an error, not a new emp
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -28,6 +29,9 @@ from rnnface.cli.options import (
     pipeline,
     print_json,
 )
+
+if TYPE_CHECKING:
+    from rnnface.gallery.records import SearchBy
 
 app = typer.Typer(**TYPER)
 
@@ -100,7 +104,7 @@ def enroll(
     from rnnface.gallery.enroll import NothingEnrolledError, enroll_images
 
     pipe = pipeline(model, runtime, detector(min_score, min_face, no_detect), device)
-    pool, _ = resolve_pooling(pooling, pipe.model_id)
+    pool = resolve_pooling(pooling, pipe.model_id)
     with _open(gallery, create=True) as g:
         try:
             summary = enroll_images(g, pipe, name, images, largest=largest, keep_crops=keep_crops, pool=pool)
@@ -133,7 +137,7 @@ def enroll_dir(
     from rnnface.io.folders import resolve_image_root
 
     pipe = pipeline(model, runtime, detector(min_score, min_face, no_detect), device)
-    pool, _ = resolve_pooling(pooling, pipe.model_id)
+    pool = resolve_pooling(pooling, pipe.model_id)
     with _open(gallery, create=True) as g:
         summary = enroll_directory(
             g,
@@ -191,25 +195,27 @@ def identify(
 
     if by not in ("face", "template"):
         raise typer.BadParameter(f"--by takes 'face' or 'template', got {by!r}")
+    search_by: SearchBy = "face" if by == "face" else "template"
     mode, paths = output_mode(as_json, as_csv), expand_images(images)
     single = len(images) == 1 and len(paths) == 1 and not images[0].is_dir()
     check_draw(draw, single)
     pipe = pipeline(model, runtime, detector(min_score, min_face, no_detect), device)
     runners = [f"{kind}_{n}" for n in range(2, top + 1) for kind in ("match", "similarity")]
     columns = ["image", "face", "name", "similarity", *runners, "x1", "y1", "x2", "y2", "threshold", "point", "error"]
-    rows, drawn = Rows(mode, columns, single), set()
+    rows = Rows(mode, columns, single)
+    drawn: set[Path] = set()
     with _open(gallery) as g:
-        decide = search_threshold(g, pipe, threshold, by, fpir)  # before any photo is read
+        decide = search_threshold(g, pipe, threshold, search_by, fpir)  # before any photo is read
 
         def run(path: Path):
             img = load_image(path)
-            results = identify_image(g, pipe, img, top_k=top, threshold=threshold, by=by, fpir=fpir)
+            results = identify_image(g, pipe, img, top_k=top, threshold=threshold, by=search_by, fpir=fpir)
             if not results:  # an error row in a batch (CSV, JSON, text), and exit 2 at the end
                 raise NoFaceError(f"{path}: no face detected")
             return img, results
 
         for path in progress(paths, "identify"):
-            result = attempt(single, lambda path=path: run(path))
+            result = attempt(single, partial(run, path))
             if isinstance(result, Exception):
                 rows.add({"image": str(path), "error": str(result)})
                 continue
@@ -277,7 +283,7 @@ def people(
         print_json({"gallery": where, "model": model_id, "people": [p.to_dict() for p in rows]})
         return
     named = [p for p in rows if not p.unnamed]
-    groups = sorted((p for p in rows if p.unnamed), key=lambda p: unnamed_number(p.name))
+    groups = sorted((p for p in rows if p.unnamed), key=lambda p: cast(int, unnamed_number(p.name)))
     for p in named + groups:
         typer.echo(f"{p.name}\t{p.faces} face(s)" + (f", {p.crops_kept} crop(s) kept" if p.crops_kept else ""))
     unnamed = f" and {len(groups)} unnamed group(s) (rnnface name-cluster)" if groups else ""

@@ -52,7 +52,7 @@ def read_pairs(path: Path) -> list[tuple[Path, Path]]:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise typer.BadParameter(f"{path}: not a readable text file ({type(exc).__name__})") from None
-    pairs = []
+    pairs: list[tuple[Path, Path]] = []
     for number, line in enumerate(lines, 1):
         text = line.strip()
         if not text or text.startswith("#"):
@@ -60,7 +60,8 @@ def read_pairs(path: Path) -> list[tuple[Path, Path]]:
         fields = next((f for sep in ("\t", ",") if len(f := [x.strip() for x in text.split(sep)]) == 2), text.split())
         if len(fields) != 2:
             raise typer.BadParameter(f"{path}, line {number}: expected two image paths, got {len(fields)} field(s)")
-        pairs.append(tuple(p if p.is_absolute() else path.parent / p for p in map(Path, fields)))
+        first, second = (p if p.is_absolute() else path.parent / p for p in map(Path, fields))
+        pairs.append((first, second))
     if not pairs:
         raise typer.BadParameter(f"{path}: no pairs in this file")
     return pairs
@@ -83,7 +84,7 @@ class Rows:
         self.mode, self.columns, self.single = mode, columns, single
         self.records: list[dict[str, Any]] = []
         self.failed = 0
-        self._csv = None
+        self._csv: csv.DictWriter[str] | None = None
         if mode == "csv":
             self._csv = csv.DictWriter(sys.stdout, columns, extrasaction="ignore", lineterminator="\n")
             self._csv.writeheader()
@@ -94,6 +95,7 @@ class Rows:
         if self.mode == "json":
             self.records.append(record)
         elif self.mode == "csv":
+            assert self._csv is not None
             for row in flat if flat is not None else [record]:
                 self._csv.writerow({k: _cell(v) for k, v in row.items()})
             sys.stdout.flush()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -99,10 +101,13 @@ def liveness(
     if (camera is None) == (not sources):
         raise typer.BadParameter("give photos, video files or folders, or --camera N (one of them)")
     mode = output_mode(as_json, as_csv)
-    given = (
-        [camera] if camera is not None else expand_images(sources, IMAGE_SUFFIXES | VIDEO_SUFFIXES, "photos or videos")
-    )
-    single = camera is not None or (len(sources) == 1 and not sources[0].is_dir())
+    given: Sequence[int | Path]
+    if camera is not None:
+        given, single = [camera], True
+    else:
+        assert sources is not None  # the check above
+        given = expand_images(sources, IMAGE_SUFFIXES | VIDEO_SUFFIXES, "photos or videos")
+        single = len(sources) == 1 and not sources[0].is_dir()
     checker = _checker(liveness_model, min_score)
     columns = ["source", "live", "reason", "live_score", "threshold", "window", "frames", "frames_with_face", "change"]
     rows, not_live = Rows(mode, [*columns, "error"], single), 0
@@ -112,7 +117,7 @@ def liveness(
         return checker.check(clip, challenge=challenge)[0], len(clip)
 
     for source in progress(given, "liveness"):
-        result = attempt(single, lambda source=source: judge(source))
+        result = attempt(single, partial(judge, source))
         if isinstance(result, Exception):
             rows.add({"source": str(source), "image": str(source), "error": str(result)})
             continue

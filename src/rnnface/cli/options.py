@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, overload
 
 import typer
 
@@ -91,6 +91,10 @@ def print_json(obj: object) -> None:
     typer.echo(json.dumps(obj, indent=2))
 
 
+@overload
+def parse_folds(text: str, option: str = ..., allow_empty: bool = ...) -> set[int]: ...
+@overload
+def parse_folds(text: str | None, option: str = ..., allow_empty: bool = ...) -> set[int] | None: ...
 def parse_folds(text: str | None, option: str = "--folds", allow_empty: bool = False) -> set[int] | None:
     """LFW View-2 fold numbers from "0,1,2" (None: all of them); BadParameter naming `option` otherwise."""
     if text is None:
@@ -141,7 +145,7 @@ def detector(min_score: float | None = None, min_face: int | None = None, no_det
     from rnnface.detection import DetectionSettings
     from rnnface.recognition.faceness import face_detector
 
-    asked = {"min_score": min_score, "min_face": min_face}
+    asked: dict[str, Any] = {"min_score": min_score, "min_face": min_face}
     settings = replace(DetectionSettings(), **{k: v for k, v in asked.items() if v is not None})
     return face_detector(settings, detect=not no_detect)
 

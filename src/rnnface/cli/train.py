@@ -3,15 +3,19 @@ detector, eval liveness."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
 from rnnface.cli.inputs import output_folder
 from rnnface.cli.options import DEFAULT_CACHE, TYPER, CacheOpt, DataOpt, NuaaOpt, image_root, parse_folds
+
+if TYPE_CHECKING:
+    from rnnface.lab.data.prepare import FaceCache
+    from rnnface.lab.evaluation.cfp import Method
 
 app = typer.Typer(**TYPER)
 eval_app = typer.Typer(help="Evaluate models by standard protocols.", no_args_is_help=True, **TYPER)
@@ -201,8 +205,9 @@ def eval_lfw(
     from rnnface.lab.data.lfw import pairs_file
     from rnnface.lab.data.prepare import FaceCache
     from rnnface.lab.evaluation.lfw import fold_pairs, run_lfw
-    from rnnface.lab.evaluation.report import plot_roc, points_table, write_json, write_text
+    from rnnface.lab.evaluation.report import plot_roc, write_json, write_text
     from rnnface.models.checkpoint import set_calibration
+    from rnnface.operating import points_table
 
     face_cache = FaceCache.open(cache)
     fold_set = parse_folds(folds)
@@ -240,6 +245,7 @@ def eval_lfw(
             "lfw_search": run.rows[name]["identification"]["search"],
             "flip": flip,
         }
+        assert run.calibration is not None  # measured for the `name` row at --far
         set_calibration(calibrate, run.calibration, meta)
         typer.echo(f"calibration ({run.calibration.impostor_pairs:,} cross-person pairs) stored in {calibrate}")
         typer.echo(points_table(run.calibration))
@@ -258,19 +264,16 @@ def eval_sets(
 ) -> None:
     """Template (set-to-set) verification and rank-1: single image vs mean pooling vs the recurrent aggregator."""
     from rnnface.lab.data.prepare import FaceCache
-    from rnnface.lab.evaluation.report import write_json, write_text
-    from rnnface.lab.evaluation.sets import evaluate_sets, markdown
+    from rnnface.lab.evaluation.sets import sets_report
 
-    report = evaluate_sets(FaceCache.open(cache), model, aggregator, tuple(sorted(parse_folds(folds))), rounds)
-    table = markdown(report)
-    write_json(report, out / "sets.json")
-    write_text(table, out / "sets.md")
+    report = sets_report(FaceCache.open(cache), model, aggregator, tuple(sorted(parse_folds(folds))), rounds)
+    written = report.write(out)
+    data = report.to_dict()
     typer.echo(
-        f"{report['people']} people, {report['genuine_pairs']} genuine and {report['impostor_pairs']} impostor "
-        "template pairs"
+        f"{data['people']} people, {data['genuine_pairs']} genuine and {data['impostor_pairs']} impostor template pairs"
     )
-    typer.echo(table)
-    typer.echo(f"written: {out}/sets.json, sets.md")
+    typer.echo(report.markdown())
+    typer.echo(f"written: {', '.join(str(p) for p in written)}")
 
 
 @eval_app.command("detector")
@@ -284,15 +287,12 @@ def eval_detector(
     """Detector recall and the faces the FaceNet check drops on LFW, CFP frontal and profile photos, NUAA's live
     faces, skin tones under hard light, face crops and small faces, and false faces on photos without any: every
     detector choice (each backend without and with the check), on the same photos."""
-    from rnnface.lab.evaluation.detector import HEADER, default_cfp, default_nuaa, markdown, run_detector_eval
-    from rnnface.lab.evaluation.report import write_json, write_text
+    from rnnface.lab.evaluation.detector import HEADER, default_cfp, default_nuaa, detector_report
 
     output_folder(out, "--out")
     typer.echo(HEADER)
-    report = run_detector_eval(image_root(data), cfp or default_cfp(), nuaa or default_nuaa(), photos, typer.echo)
-    write_json(report, out / "detector.json")
-    write_text(markdown(report), out / "detector.md")
-    typer.echo(f"written: {out}/detector.json, {out}/detector.md")
+    report = detector_report(image_root(data), cfp or default_cfp(), nuaa or default_nuaa(), photos, typer.echo)
+    typer.echo(f"written: {', '.join(str(p) for p in report.write(out))}")
 
 
 @eval_app.command("cfp")
@@ -358,7 +358,7 @@ def eval_cfp(
 
     settings = Settings.from_env()
     output_folder(out, "--out")
-    peers = {
+    peers: dict[str, Callable[[FaceCache], Method]] = {
         "facenet": facenet_method,
         "face_recognition": face_recognition_method,
         "ensemble": ensemble_method,
@@ -501,7 +501,7 @@ def eval_backbones(
         raise typer.BadParameter(f"give --lfw and --cfp-cache for every front-end the rows read: {sorted(missing)}")
     first = next(iter(lfw_caches.values()))
     caches = Caches(lfw_caches, cfp_caches, root, fold_pairs(pairs or pairs_file(first.meta["data"])))
-    reports = run_backbones(rows, fusions, caches, echo=typer.echo)
+    reports = run_backbones(rows, cast("list[tuple[str, str]]", fusions), caches, echo=typer.echo)  # pairs: checked
     table = markdown(reports)
     write_json(
         {
@@ -586,82 +586,39 @@ def eval_liveness(
     """Presentation-attack detection on NUAA's official test split: APCER, BPCER, ACER (= HTER) and EER at each
     model's training-chosen thresholds, single frame against 2, 4 and 8 frames, with DET and ROC curves; with
     --cross-source, the detector trained on all sources but one and tested on that one, beside MiniFASNet."""
-    from rnnface.lab.evaluation.liveness import (
-        active_markdown,
-        evaluate,
-        evaluate_active,
-        evaluate_through_pipeline,
-        markdown,
-        plot_det,
-    )
-    from rnnface.lab.evaluation.report import write_json, write_text
+    from rnnface.lab.evaluation.liveness import LivenessEval, run_liveness_eval
     from rnnface.liveness.check import packaged_liveness
-    from rnnface.liveness.model import load_liveness
     from rnnface.settings import Settings
 
     settings = Settings.from_env()
     output_folder(out, "--out")
-    root = str(nuaa or settings.nuaa)
-    named = [_named_liveness(item) for item in model or [f"shipped={packaged_liveness()}"]]
-    models = [(name, load_liveness(path)) for name, path in named]
-    rows = evaluate(root, models, cache=vectors)
-    detect = None
-    if pipeline or active:
-        from rnnface.recognition.faceness import face_detector
-
-        faces = face_detector()
-
-        def detect(photo):
-            found = faces.detect(photo)
-            return found[0].landmarks if found else None
-
-    if pipeline and models[0][1].config.reads_crops_only:  # a camera-frame model's rows went through it already
-        rows += evaluate_through_pipeline(root, models[0][0], models[0][1], detect)
-    table = markdown(rows)
-    active_rows = []
+    cfp_root = None
     if active:
         from rnnface.lab.data.cfp import check_root
 
-        active_rows = evaluate_active(root, str(check_root(cfp or settings.cfp)), detect)
-        table += "\n\nHead-turn challenge:\n\n" + active_markdown(active_rows)
-    set_rows, still_rows = [], []
-    if other:
-        from rnnface.lab.evaluation import presentations
-        from rnnface.lab.evaluation.liveness_peers import CheckerJudge, create_peer, list_peers
-        from rnnface.liveness.check import LivenessChecker
-        from rnnface.recognition.pipeline import FacePipeline
-
-        sets = [presentations.lfw_replay_set(image_root(data)), presentations.nuaa_set(root)]
-        sets += [presentations.folder_set(p, most=per_set) for p in presentation_set or []]
-        judges = [CheckerJudge(f"ours ({named[0][0]})", LivenessChecker(FacePipeline(), named[0][1]))]
-        judges += [create_peer(name, peers_dir or settings.liveness_peers) for name in peer or list_peers()]
-        set_rows = presentations.judge_sets(sets, judges)
-        table += "\n\nOther presentations, ours and the peers:\n\n" + presentations.sets_markdown(set_rows)
-        still_rows = presentations.judge_stills(image_root(data), judges)
-        table += "\n\nStatic replays (one photo, no motion):\n\n" + presentations.stills_markdown(still_rows)
-    cross_rows = []
-    if cross_source:
-        from rnnface.lab.evaluation import crosssource as cs
-
-        cross_rows, cross_table = cs.run_protocol(
-            [str(p) for p in cross_source], root, per_source, copies, vectors, typer.echo, nuaa_every
-        )
-        table += "\n\n" + cross_table
-    write_json(
-        {
-            "models": {n: str(p) for n, p in named},
-            "rows": [r.to_dict() for r in rows],
-            "active": [r.__dict__ for r in active_rows],
-            "presentations": [r.to_dict() for r in set_rows],
-            "stills": [asdict(r) for r in still_rows],
-            "cross_source": [r.to_dict() for r in cross_rows],
-        },
-        out / "liveness.json",
+        cfp_root = str(check_root(cfp or settings.cfp))
+    spec = LivenessEval(
+        nuaa=str(nuaa or settings.nuaa),
+        models=[_named_liveness(item) for item in model or [f"shipped={packaged_liveness()}"]],
+        pipeline=pipeline,
+        active=active,
+        cfp=cfp_root,
+        lfw_images=image_root(data) if other else None,
+        other=other,
+        sets=list(presentation_set or []),
+        per_set=per_set,
+        peers=peer,
+        peers_dir=peers_dir or settings.liveness_peers,
+        cross_source=list(cross_source or []),
+        per_source=per_source,
+        copies=copies,
+        nuaa_every=nuaa_every,
+        vectors=vectors,
     )
-    write_text(table, out / "liveness.md")
-    plot_det(rows, out / "liveness_det.png")
-    typer.echo(table)
-    typer.echo(f"written: {out}/liveness.json, {out}/liveness.md, {out}/liveness_det.png")
+    report = run_liveness_eval(spec, typer.echo)
+    written = report.write(out)
+    typer.echo(report.markdown())
+    typer.echo(f"written: {', '.join(str(p) for p in written)}")
 
 
 def _named_liveness(item: str) -> tuple[str, Path]:
@@ -689,8 +646,7 @@ def eval_cluster(
 ) -> None:
     """Group all of LFW and all of CFP by person with every method on the same embeddings: pairwise and BCubed
     precision / recall / F, groups, time and memory; each set's setting chosen on the other set's labels."""
-    from rnnface.lab.evaluation.clustering import cache_faces, clusterers, evaluate, markdown
-    from rnnface.lab.evaluation.report import write_json, write_text
+    from rnnface.lab.evaluation.clustering import cache_faces, cluster_report, clusterers
 
     output_folder(out, "--out")
     for name in method or []:
@@ -706,9 +662,7 @@ def eval_cluster(
         prepare(root / "Data" / "Images", cfp_cache, CFP_PREPARE["facenet"], records=cfp_images(root))
     embedders = embedder or ["facenet", "face_recognition"]
     sets = [cache_faces("LFW", lfw_cache, embedders), cache_faces("CFP", cfp_cache, embedders)]
-    results, runs = evaluate(sets, method)
-    table = markdown(results, sets)
-    write_json({"results": [r.to_dict() for r in results], "sweeps": [r.to_dict() for r in runs]}, out / "cluster.json")
-    write_text(table, out / "cluster.md")
-    typer.echo(table)
-    typer.echo(f"written: {out}/cluster.json, {out}/cluster.md")
+    report = cluster_report(sets, method)
+    written = report.write(out)
+    typer.echo(report.markdown())
+    typer.echo(f"written: {', '.join(str(p) for p in written)}")

@@ -91,7 +91,7 @@ def video(
         if path is not None:
             check_output(path, what)  # before the whole video is processed
     pipe = pipeline(model, runtime, detector(min_score, min_face), device)
-    pool, pooling_name = resolve_pooling(pooling, pipe.model_id)
+    pool = resolve_pooling(pooling, pipe.model_id)
     with ExitStack() as stack:
         src = open_source(source)
         stack.callback(src.close)
@@ -99,9 +99,7 @@ def video(
         if src.live and max_frames is None:
             typer.echo("live source: stop with Ctrl-C, or pass --max-frames", err=True)
         writer = stack.enter_context(VideoWriter(out_video, src.fps)) if out_video else None
-        report = process_video(
-            src, pipe, g, pool, pooling_name, every, threshold, writer, max_frames, reembed=reembed, fpir=fpir
-        )
+        report = process_video(src, pipe, g, pool, every, threshold, writer, max_frames, reembed=reembed, fpir=fpir)
         if report.frames == 0:
             raise VideoError(f"{source}: no frame could be decoded")
     duration = report.frames / report.video_fps

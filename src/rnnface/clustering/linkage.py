@@ -130,9 +130,10 @@ class Clustering:
         for face, g in zip(ids.tolist(), groups.tolist()):
             self._members[g] = [face]
             self._adjacent[g] = set()
+        assert self._index is not None  # set by _start with the first faces
         _, near = self._index.search(new, min(self.k + 1, len(self._group)))
         heap: list[tuple[float, int, int, int, int]] = []
-        for face, row_ids in zip(ids, near):
+        for face, row_ids in zip(ids.tolist(), near):
             a = int(self._group[face])
             for j in row_ids[(row_ids >= 0) & (row_ids != face)]:
                 b = int(self._group[j])
@@ -156,6 +157,7 @@ class Clustering:
         return new
 
     def _grow(self, faces: np.ndarray, groups: np.ndarray, sums: np.ndarray, sizes: np.ndarray, fixed: bool) -> None:
+        assert self._index is not None  # set by _start with the first faces
         self._faces = np.concatenate([self._faces, faces])
         self._index.add(faces)
         self._group = np.concatenate([self._group, groups.astype(np.int64)])

@@ -13,6 +13,7 @@ A stored face that is someone else can be split off into a group of its own. `id
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import cast
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from rnnface.gallery.base import Gallery
 from rnnface.gallery.records import (
     UNNAMED,
     FaceRecord,
+    GroupName,
     NewGroup,
     StoredFace,
     check_person_name,
@@ -39,7 +41,7 @@ class Placed:
     stored in the gallery."""
 
     face: FoundFace
-    group: str | None
+    group: GroupName | None  # a NewGroup only until it is stored and named
     stored: bool
     new_group: bool = False
     face_id: int | None = None  # its id in the gallery, when stored (to split it off later)
@@ -79,19 +81,21 @@ def keep_groups(
     seeded: dict[object, int] = {}
     if stored:
         seeded = clustering.seed(np.stack([f.embedding for f in stored]), np.array([f.person for f in stored]))
-    name_of = {g: name for name, g in seeded.items()}
+    name_of: dict[int, GroupName] = {g: cast(str, name) for name, g in seeded.items()}  # seeded by person names
     labels = clustering.add(embeddings)
     sizes = np.unique(labels, return_counts=True)
     new_count = dict(zip(sizes[0].tolist(), sizes[1].tolist()))
     for key, group in enumerate(sorted(set(labels.tolist()) - set(name_of), key=lambda g: (-new_count[g], g))):
         if new_count[group] >= min_size:
             name_of[group] = NewGroup(key)  # numbered by the write that stores it
-    placed, batch = [], {}
+    placed: list[Placed] = []
+    batch: dict[GroupName, list[int]] = {}
     for i, (face, group) in enumerate(zip(faces, labels.tolist())):
         name = name_of.get(group)
         store = isinstance(name, NewGroup) or (name is not None and is_unnamed(name))
         placed.append(Placed(face, name, store, store and not clustering.is_fixed(group)))
         if store:
+            assert name is not None  # stored faces go to a group
             batch.setdefault(name, []).append(i)
     records = [
         (name, [FaceRecord(faces[i].embedding, faces[i].source, tuple(faces[i].face.box)) for i in rows])

@@ -17,6 +17,8 @@ from rnnface.detection.base import (
     whole_image,
 )
 
+#: The default backend's name. The detector users get (this backend, with the optional FaceNet check) is assembled
+#: in one place, `rnnface.recognition.faceness.face_detector`.
 DEFAULT_DETECTOR = "yunet"
 
 #: The backend that does no detection: the photo is the face (`--no-detect`).

@@ -103,9 +103,13 @@ class Detector(ABC):
         return self.default_min_score if self.settings.min_score is None else self.settings.min_score
 
     @abstractmethod
-    def detect(self, image: np.ndarray, trusted: Callable[[Face], bool] | None = None) -> list[Face]:
-        """All faces that pass the settings, largest first (in the pixel coordinates of `image`). A face `trusted`
-        says is already known (one continuing a verified video track) may skip a false-positive check."""
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """All faces that pass the settings, largest first (in the pixel coordinates of `image`)."""
+
+    def detect_known(self, image: np.ndarray, trusted: Callable[[Face], bool]) -> list[Face]:
+        """`detect`, where a face `trusted` says is already known (one continuing a verified video track) may skip
+        a false-positive check; a detector without such a check (every backend) just detects."""
+        return self.detect(image)
 
     @staticmethod
     def check_image(image: np.ndarray) -> None:
@@ -135,7 +139,7 @@ class PyramidDetector(Detector):
     def _detect(self, image: np.ndarray, min_face: float) -> list[Face]:
         """Faces of at least `min_face` pixels in an RGB uint8 image of at most `max_side` pixels a side."""
 
-    def detect(self, image: np.ndarray, trusted: Callable[[Face], bool] | None = None) -> list[Face]:
+    def detect(self, image: np.ndarray) -> list[Face]:
         self.check_image(image)
         faces = self._find(image)
         if not faces and self.settings.pad:

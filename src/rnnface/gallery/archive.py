@@ -168,14 +168,15 @@ def _crop(zf: zipfile.ZipFile, name: str) -> bytes:
 
 
 def _finite_numbers(value: object, length: int | None, what: str) -> list[float]:
+    items: list = value if isinstance(value, list) else []
     ok = (
         isinstance(value, list)
-        and (length is None or len(value) == length)
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)
+        and (length is None or len(items) == length)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in items)
     )
     if not ok:
         raise ArchiveError(f"{what} must be a list of {length or 'some'} finite numbers, got {value!r:.60}")
-    return [float(v) for v in value]
+    return [float(v) for v in items]
 
 
 def _validated_manifest(manifest: object) -> dict:
@@ -192,7 +193,7 @@ def _validated_manifest(manifest: object) -> dict:
             f"manifest 'model' must name a model and 'dim' be a size of 1-{MAX_DIM}, "
             f"got {shown(str(model))}, {dim!r:.20}"
         )
-    if len(faces) > MAX_FACES or (faces and len(faces) * dim > MAX_VALUES):
+    if len(faces) > MAX_FACES or (faces and isinstance(dim, int) and len(faces) * dim > MAX_VALUES):
         raise ArchiveError(
             f"{len(faces):,} faces of dimension {dim} are more than an archive may hold ({MAX_FACES:,} faces, "
             f"{MAX_VALUES:,} embedding numbers)"

@@ -38,7 +38,7 @@ from rnnface.registry import Registry
 from rnnface.similarity import normalize
 
 #: URI scheme -> backend class; a location without a registered scheme is a SQLite file path.
-backends: Registry[type[Gallery]] = Registry("gallery backend")
+backends: Registry[Gallery] = Registry("gallery backend")
 DEFAULT_BACKEND = "sqlite"
 
 
@@ -68,6 +68,13 @@ class Gallery(ABC):
     @abstractmethod
     def dim(self) -> int | None:
         """Embedding dimension (None while empty)."""
+
+    def _stored_model(self) -> str:
+        """The model of the faces stored (to move or copy them); GalleryError when the gallery is empty."""
+        model = self.model_id
+        if model is None:
+            raise GalleryError(f"{self.location}: the gallery is empty")
+        return model
 
     @abstractmethod
     def enroll_many(self, batch: Sequence[tuple[GroupName, Sequence[FaceRecord]]], model_id: str) -> list[list[int]]:
@@ -144,7 +151,7 @@ class Gallery(ABC):
         if old == new:
             return len(stored)
         records = [FaceRecord(f.embedding, f.source, f.box, f.crop_png, f.cues) for f in stored]
-        self.enroll_many([(new, records)], self.model_id)
+        self.enroll_many([(new, records)], self._stored_model())
         self.remove(old)
         return len(stored)
 
@@ -157,7 +164,7 @@ class Gallery(ABC):
         moving = [f for f in self.faces_by_id(ids) if f.person != to]
         if moving:
             records = [FaceRecord(f.embedding, f.source, f.box, f.crop_png, f.cues) for f in moving]
-            self.enroll_many([(to, records)], self.model_id)
+            self.enroll_many([(to, records)], self._stored_model())
             self.remove_faces([f.id for f in moving])
         return len(moving)
 
@@ -166,7 +173,7 @@ class Gallery(ABC):
         This default copies, then removes (as `move_faces`); SQLite does it in one transaction."""
         moving = self.faces_by_id(ids)
         records = [FaceRecord(f.embedding, f.source, f.box, f.crop_png, f.cues) for f in moving]
-        (new_ids,) = self.enroll_many([(NewGroup(0), records)], self.model_id)
+        (new_ids,) = self.enroll_many([(NewGroup(0), records)], self._stored_model())
         label = self.faces_by_id(new_ids[:1])[0].person
         self.remove_faces([f.id for f in moving])
         return label
@@ -236,6 +243,8 @@ class Gallery(ABC):
                 dim = dim or e.shape[0]
                 if e.shape[0] != dim:
                     raise GalleryError(f"{name}: embedding of dimension {e.shape[0]}, the gallery holds {dim}")
+        if dim is None:
+            raise GalleryError("nothing to enroll (no faces)")
         return int(dim)
 
     def export(self, path: str | os.PathLike) -> int:
@@ -263,6 +272,7 @@ class Gallery(ABC):
             raise GalleryError(
                 f"{path}: the archive holds {archive.dim}-d embeddings, {self.location} {self.dim}-d ones"
             )
+        assert archive.model is not None  # an archive with faces names its model (checked when it was read)
         existing = {p.name for p in self.people()}
         batch = self._renumbered(archive.faces)
         added = sum(len(ids) for ids in self.enroll_many(batch, archive.model))

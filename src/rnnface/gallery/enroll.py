@@ -68,7 +68,8 @@ def face_record(
     if len(main) > 1 and not largest:
         raise SeveralFacesError(f"several faces ({len(main)}); enroll a photo of one person", len(main))
     found = pipeline.embed_faces(pixels, faces[:1])[0]
-    box = tuple(float(v) for v in found.face.box)
+    x1, y1, x2, y2 = (float(v) for v in found.face.box)
+    box = (x1, y1, x2, y2)
     label = source if source is not None else str(image)
     return FaceRecord(found.embedding, label, box, png_bytes(found.crop) if keep_crop else None, found.cues)
 
@@ -80,7 +81,8 @@ def pool_template(gallery: Gallery, name: str, pool: Pool | None) -> None:
     faces = list(gallery.faces(name))
     if len(faces) < 2 or any(f.cues is None for f in faces):
         return  # one face, or faces enrolled without cues: the mean is all there is to do
-    gallery.set_template(name, pool(np.stack([f.embedding for f in faces]), np.stack([f.cues for f in faces])))
+    cues = [f.cues for f in faces if f.cues is not None]  # every face has its cues (checked above)
+    gallery.set_template(name, pool(np.stack([f.embedding for f in faces]), np.stack(cues)))
 
 
 class NothingEnrolledError(GalleryError):
@@ -238,7 +240,7 @@ def reindex(gallery: Gallery, pipeline: FacePipeline) -> int:
             f"their source (e.g. {lost[0].person}: {lost[0].source or 'no source'}); remove and enroll those people "
             "again, or keep using the model the gallery was built with (--model)"
         )
-    embeddings = pipeline.embed_crops(np.stack(crops))
+    embeddings = pipeline.embed_crops(np.stack([c for c in crops if c is not None]))  # none is None (checked)
     gallery.replace_embeddings(pipeline.model_id, {f.id: e for f, e in zip(stored, embeddings)})
     return len(stored)
 

@@ -22,7 +22,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import faiss
 import numpy as np
@@ -52,7 +52,7 @@ def choose_kind(count: int, requested: str = "auto") -> Kind:
     """Exact search while it is fast enough, product quantization + exact re-ranking beyond EXACT_LIMIT faces,
     unless a kind is requested (one that learns from the data only from MIN_TRAINED faces on)."""
     if requested != "auto":
-        return "flat" if requested in ("pq", "hnsw", "ivf") and count < MIN_TRAINED else requested
+        return "flat" if requested in ("pq", "hnsw", "ivf") and count < MIN_TRAINED else cast(Kind, requested)
     return "flat" if count <= EXACT_LIMIT or count < MIN_TRAINED else "pq"
 
 
@@ -95,7 +95,7 @@ def _empty(dim: int, kind: Kind, size: int, shards: int) -> faiss.Index:
         lsh.train(np.zeros((1, dim), np.float32))  # draws the rotation; the thresholds stay at zero
         return lsh
     if kind == "hnsw":
-        hnsw = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        hnsw = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)  # type: ignore[arg-type]  # faiss's stubs miss this SWIG overload
         hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         hnsw.hnsw.efSearch = HNSW_EF_SEARCH
         return hnsw
@@ -199,7 +199,7 @@ class FaceIndex:
         positions = positions[np.isin(self._ids[positions], ids)]
         self._alive[positions] = False
         if not self.approximate:
-            self.parts[0].remove_ids(ids)
+            self.parts[0].remove_ids(ids)  # type: ignore[arg-type]  # faiss's Python wrapper takes an id array
 
     def fill(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Hold the embeddings of these faces (ids ascending), read back from the gallery after a load."""
@@ -255,9 +255,9 @@ class FaceIndex:
         """How widely an approximate search looks (HNSW efSearch, IVF nprobe): the recall/latency trade-off."""
         for part in self.parts:
             if self.kind == "hnsw":
-                part.hnsw.efSearch = breadth
+                cast(faiss.IndexHNSW, part).hnsw.efSearch = breadth
             elif self.kind == "ivf":
-                part.nprobe = breadth
+                cast(faiss.IndexIVF, part).nprobe = breadth
 
     def save(self, path: Path, stamp: Stamp) -> None:
         """Write index + stamp atomically (a reader sees the old file or the new one, never half)."""
@@ -300,7 +300,7 @@ class FaceIndex:
             if stamp.kind == "flat" and len(sizes) != 1:
                 raise IndexCorrupt("an index file of another layout")
             index = cls.__new__(cls)
-            index.dim, index.kind, index.shards, index.parts = stamp.dim, stamp.kind, len(sizes), []
+            index.dim, index.kind, index.shards, index.parts = stamp.dim, cast(Kind, stamp.kind), len(sizes), []
             index._allocate(count)
             positions = np.frombuffer(data[: 16 * count], dtype=np.int64).reshape(2, count)
             index._ids[:count], index._alive[:count], index._count = positions[0], positions[1].astype(bool), count

@@ -195,7 +195,7 @@ def check_name(name: object) -> str:
 def check_person_name(name: object) -> str:
     """A name a user gives a person: as `check_name`, and not one that reads as an unnamed group's (`unknown #k`,
     which only clustering creates)."""
-    check_name(name)
+    name = check_name(name)
     if reads_unnamed(name):
         raise GalleryError(
             f"invalid person name {shown(name)}: reserved for groups nobody has named (rnnface cluster --keep); "

@@ -1,9 +1,9 @@
 """The embedded gallery: one SQLite file (WAL) holding people and faces, a FAISS index file beside it.
 
-SQLite is the truth; the index is derived. Every write is one transaction that also bumps a
+SQLite is the truth; the index is derived (`gallery/sync.py`). Every write is one transaction that also bumps a
 generation counter, and the index is updated only after the commit, so it can lag the database (a
 crash, another process writing) but never hold a face the database does not. Before every search
-the index catches up: new face ids are added, and any removal or re-embedding forces a rebuild.
+the index catches up (`DerivedIndex.sync`).
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from rnnface.errors import GalleryError, GalleryUnavailableError, NoGalleryError, ReadOnlyGalleryError
 from rnnface.gallery.base import FaceHits, Gallery, backends
-from rnnface.gallery.index import CANDIDATES, KINDS, TRAIN_SAMPLE, FaceIndex, IndexCorrupt, Stamp, choose_kind
+from rnnface.gallery.index import CANDIDATES, KINDS, FaceIndex, Stamp
 from rnnface.gallery.records import (
     FaceRecord,
     GroupName,
@@ -36,6 +37,7 @@ from rnnface.gallery.records import (
     no_such_person,
     number_new_groups,
 )
+from rnnface.gallery.sync import DerivedIndex
 from rnnface.io.paths import OutputError, check_output, remove_stale_temporaries
 from rnnface.similarity import normalize
 
@@ -53,9 +55,6 @@ CREATE TABLE IF NOT EXISTS faces (
     created REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS faces_person ON faces(person_id);
 """
-_BUILD_CHUNK = 50_000
-
-
 _TABLES = {"meta", "people", "faces"}
 
 
@@ -69,6 +68,12 @@ def _chunks(ids: list[int], size: int = 900) -> Iterator[list[int]]:
     """`ids` in runs short enough to bind (SQLite caps bound parameters)."""
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
+
+
+def _row_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just made."""
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 def _writable(path: Path) -> bool:
@@ -158,9 +163,7 @@ class SqliteGallery(Gallery):
                 raise GalleryError(str(exc)) from None
         # A gallery we may not write (read-only file or folder) still answers every read; writes say why not.
         self.read_only = path.exists() and not _writable(path)
-        self._index: FaceIndex | None = None
-        self._stamp: Stamp | None = None
-        self._dirty = False
+        self.derived = DerivedIndex(lambda: self.db, self.index_path, index, self._decode, self.location)
         if not self.read_only:
             remove_stale_temporaries(self.index_path)  # left by index saves that were killed
         self._enrolled = False  # this session added faces: bring the index file up to date on close
@@ -184,7 +187,7 @@ class SqliteGallery(Gallery):
 
     def _connect(self, path: Path, busy_timeout_s: float) -> None:
         """Open the database: read-only as it is, or read-write (WAL) with the schema created when new."""
-        options = {"timeout": busy_timeout_s, "isolation_level": None, "check_same_thread": False}
+        options: dict[str, Any] = {"timeout": busy_timeout_s, "isolation_level": None, "check_same_thread": False}
         if self.read_only:
             self._db = sqlite3.connect(_read_only_uri(path), uri=True, **options)
             return
@@ -322,7 +325,7 @@ class SqliteGallery(Gallery):
                     cur = self.db.execute(
                         "INSERT INTO people (name, template, created) VALUES (?, ?, ?)", (name, b"", now)
                     )
-                    person_id = cur.lastrowid
+                    person_id = _row_id(cur)
                 else:
                     person_id = row[0]
                     stored = self.db.execute("SELECT embedding FROM faces WHERE person_id = ?", (person_id,)).fetchall()
@@ -343,7 +346,7 @@ class SqliteGallery(Gallery):
                             now,
                         ),
                     )
-                    ids.append(cur.lastrowid)
+                    ids.append(_row_id(cur))
                 if ids:
                     self._update_template(person_id)
                 out.append(ids)
@@ -414,9 +417,9 @@ class SqliteGallery(Gallery):
         target = (
             row[0]
             if row
-            else self.db.execute(
-                "INSERT INTO people (name, template, created) VALUES (?, ?, ?)", (to, b"", time.time())
-            ).lastrowid
+            else _row_id(
+                self.db.execute("INSERT INTO people (name, template, created) VALUES (?, ?, ?)", (to, b"", time.time()))
+            )
         )
         moving = sorted(f for f, person in owners.items() if person != target)
         for chunk in _chunks(moving):
@@ -515,122 +518,6 @@ class SqliteGallery(Gallery):
         rows = self.db.execute("SELECT name, template FROM people ORDER BY name").fetchall()
         return {name: self._decode([t])[0] for name, t in rows}
 
-    # -- index ---------------------------------------------------------------------------------
-
-    def _chunks(self, after: int = -1, upto: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, embeddings) of the stored faces with `after` < id <= `upto`, in id order, _BUILD_CHUNK at a time."""
-        last, upto = after, 2**63 - 1 if upto is None else upto
-        while True:
-            rows = self.db.execute(
-                "SELECT id, embedding FROM faces WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
-                (last, upto, _BUILD_CHUNK),
-            ).fetchall()
-            if not rows:
-                return
-            yield np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), self._decode([r[1] for r in rows])
-            last = rows[-1][0]
-
-    def _build(self, dim: int, requested: str) -> FaceIndex:
-        """A new index of every face, read in chunks (a million faces never sit in memory as float32 at once)."""
-        count = self.db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
-        kind = choose_kind(count, requested)
-        log.info("building the %s index of %s from %d faces", kind, self.location, count)
-        index = FaceIndex(dim, kind, count)
-        if index.needs_training:
-            step = max(1, count // TRAIN_SAMPLE)
-            rows = self.db.execute("SELECT embedding FROM faces WHERE id % ? = 0", (step,)).fetchall()
-            index.train(self._decode([r[0] for r in rows]) if rows else next(self._chunks())[1][:TRAIN_SAMPLE])
-        for ids, vecs in self._chunks():
-            index.add(ids, vecs)
-        return index
-
-    def _state(self) -> dict:
-        """The database's state an index must match, read inside the caller's transaction."""
-        meta = dict(self.db.execute("SELECT key, value FROM meta WHERE key NOT LIKE 'token:%'").fetchall())
-        return {
-            "gallery": meta["uid"],
-            "model": meta.get("model"),
-            "dim": int(meta["dim"]) if "dim" in meta else None,
-            "generation": int(meta.get("generation", 0)),
-            "removals": int(meta.get("removals", 0)),
-            "rebuilds": int(meta.get("rebuilds", 0)),
-        }
-
-    def _token(self, generation: int) -> str:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (f"token:{generation}",)).fetchone()
-        return row[0] if row else ""
-
-    def _descends(self, stamp: Stamp | None, state: dict) -> bool:
-        """Whether an index stamped `stamp` was made from an earlier state of this very database (same gallery,
-        model, dimension and re-embedding count, and the token the database wrote at the stamp's generation), so it
-        can catch up by removing and adding faces. A restored backup fails the token check."""
-        if stamp is None or stamp.generation > state["generation"]:
-            return False
-        keys = ("gallery", "model", "dim", "rebuilds")
-        same = tuple(getattr(stamp, k) for k in keys) == tuple(state[k] for k in keys)
-        return same and self._token(stamp.generation) == stamp.token
-
-    def _catch_up(self, index: FaceIndex, stamp: Stamp, state: dict) -> None:
-        """Bring an index that descends from this database up to it: removed faces out, new faces in."""
-        if stamp.removals != state["removals"]:
-            rows = self.db.execute("SELECT id FROM faces WHERE id <= ?", (stamp.max_id,))
-            stored = np.fromiter((r[0] for r in rows), dtype=np.int64)
-            index.remove(np.setdiff1d(index.ids(), stored, assume_unique=True))
-        for ids, vecs in self._chunks(after=stamp.max_id):
-            index.add(ids, vecs)
-
-    def _from_file(self, state: dict) -> tuple[FaceIndex, Stamp] | tuple[None, None]:
-        """The saved index, when it descends from this database, with the embeddings it re-ranks with read back."""
-        if not self.index_path.exists():
-            return None, None
-        try:
-            index, stamp = FaceIndex.load(self.index_path)
-        except IndexCorrupt as exc:
-            log.warning("%s: index file unusable (%s); rebuilding it from the database", self.index_path, exc)
-            return None, None
-        if not self._descends(stamp, state):
-            return None, None
-        for ids, vecs in self._chunks(upto=stamp.max_id):
-            index.fill(ids, vecs)
-        index.settle()  # faces removed since it was saved
-        return index, stamp
-
-    def _sync(self, rebuild: bool = False) -> tuple[FaceIndex | None, Stamp | None]:
-        """Bring the in-memory index up to the database: catch up the one in memory, else load the saved file and
-        catch it up, else (or with `rebuild`) build anew.
-
-        Returns the index and its stamp as of one snapshot of the database ((None, None) when it is empty), so a
-        caller never mixes states while other processes write."""
-        self.db.execute("BEGIN")  # a read transaction: everything below sees one snapshot of the database
-        try:
-            state = self._state()
-            if state["model"] is None:
-                self._index, self._stamp = None, None
-                return None, None
-            token, stamp = self._token(state["generation"]), self._stamp
-            if not rebuild and stamp is not None and stamp.generation == state["generation"] and stamp.token == token:
-                return self._index, stamp
-            index = self._index if not rebuild and self._descends(stamp, state) else None
-            if index is None and not rebuild:
-                index, stamp = self._from_file(state)
-            if index is not None:
-                self._catch_up(index, stamp, state)
-                if choose_kind(len(index), self.index_kind) != index.kind or index.dead_share > 0.25:
-                    index = None  # grown past its kind, or too many removed faces to skip over
-            if index is None:
-                index = self._build(state["dim"], self.index_kind)
-            max_id, count = self.db.execute("SELECT COALESCE(MAX(id), -1), COUNT(*) FROM faces").fetchone()
-        finally:
-            self.db.execute("COMMIT")
-        if count != len(index):
-            raise GalleryError(
-                f"{self.location}: index has {len(index)} faces, database {count}; delete {self.index_path}"
-            )
-        fields = {k: state[k] for k in ("gallery", "model", "dim", "generation", "removals", "rebuilds")}
-        self._index, self._stamp = index, Stamp(kind=index.kind, max_id=max_id, count=count, token=token, **fields)
-        self._dirty = True
-        return self._index, self._stamp
-
     def _search_templates(self, queries: np.ndarray, k: int) -> list[list[Match]]:
         self.db.execute("BEGIN")  # one snapshot: another process may empty or refill the gallery meanwhile
         try:
@@ -644,9 +531,13 @@ class SqliteGallery(Gallery):
         order = np.argsort(-sims, axis=1)[:, :k]
         return [[Match(names[j], float(sims[q, j])) for j in row] for q, row in enumerate(order)]
 
+    def _sync(self, rebuild: bool = False) -> tuple[FaceIndex | None, Stamp | None]:
+        return self.derived.sync(rebuild)
+
     def _search_faces(self, queries: np.ndarray, k: int) -> list[FaceHits]:
         index, stamp = self._sync()  # the index and its dimension as of one snapshot
         self.check_query(queries, stamp.dim if stamp is not None else None)
+        assert index is not None  # check_query refuses a search of an empty gallery
         sims, ids = index.search(queries, k, candidates=CANDIDATES)
         wanted = sorted({int(i) for i in ids.ravel() if i >= 0})
         person_of, source_of = {}, {}
@@ -659,9 +550,9 @@ class SqliteGallery(Gallery):
         return [FaceHits(s, i, person_of, source_of) for s, i in zip(sims, ids)]
 
     def tune(self, breadth: int) -> None:
-        self._sync()
-        if self._index is not None:
-            self._index.set_breadth(breadth)
+        index, _ = self._sync()
+        if index is not None:
+            index.set_breadth(breadth)
 
     def rebuild_index(self) -> None:
         self._sync(rebuild=True)
@@ -679,9 +570,8 @@ class SqliteGallery(Gallery):
         """Save the index file if it changed (it is rebuilt from SQLite whenever missing or stale)."""
         if self.read_only or not self._same_file():
             return  # the index stays in memory (and nothing is written beside a file that is gone)
-        if self._dirty and self._index is not None and self._stamp is not None:
-            self._index.save(self.index_path, self._stamp)
-            self._dirty = False
+        if self.derived.dirty:
+            self.derived.save()
         elif self.model_id is None and self.index_path.exists():
             self.index_path.unlink()
 
@@ -690,7 +580,7 @@ class SqliteGallery(Gallery):
             if (
                 not self._pending
                 and self.model_id is not None
-                and ((self._enrolled and not self.bulk) or self._index is not None)
+                and ((self._enrolled and not self.bulk) or self.derived.index is not None)
             ):
                 self._sync()
             if not self._pending:

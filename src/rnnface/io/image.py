@@ -11,6 +11,7 @@ import io
 import warnings
 from os import PathLike
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -51,7 +52,8 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
     """Map any Pillow mode to an (H, W, 3) uint8 RGB array, a band of rows at a time (the result and one band beside
     Pillow's image, never a converted copy of the whole image)."""
     width, height = img.size
-    extrema = img.getextrema() if img.mode in ("I", "F") else None  # 32-bit values are stretched over 0-255
+    # 32-bit values are stretched over 0-255 (I and F are one band: their extrema are one (min, max) pair)
+    extrema = cast("tuple[float, float]", img.getextrema()) if img.mode in ("I", "F") else None
     out = np.empty((height, width, 3), np.uint8)
     for top in range(0, height, _BAND):
         band = img.crop((0, top, width, min(height, top + _BAND)))

@@ -50,7 +50,9 @@ def run_demo(
                 f"   {name}: {summary.faces} face(s)"
                 + "".join(f"; skipped {Path(i).name}: {r}" for i, r in summary.skipped)
             )
-            crops.append(np.asarray(Image.open(io.BytesIO(next(gallery.faces(name)).crop_png)).convert("RGB")))
+            crop_png = next(gallery.faces(name)).crop_png
+            assert crop_png is not None  # enrolled with keep_crops
+            crops.append(np.asarray(Image.open(io.BytesIO(crop_png)).convert("RGB")))
         save_image(np.concatenate(crops, axis=1), out / "enrolled.png")
         echo(f"   aligned faces: {out / 'enrolled.png'}")
         search = search_threshold(gallery, pipeline)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -104,7 +105,7 @@ def decide_observed(
     if template is None:
         raise no_such_person(gallery.location, name)
     best = sorted(observed, key=lambda o: -o.face.score)[:PROBE_FRAMES]
-    probe = np.mean([o.embedding for o in best], axis=0)
+    probe = np.mean(cast("list[np.ndarray]", [o.embedding for o in best]), axis=0)  # observed with embed=True
     similarity = float(cosine_similarity(probe / np.linalg.norm(probe), template))
     if not liveness.live:
         decision = NOT_LIVE

@@ -74,7 +74,7 @@ class Geometry(Frontend):
     dim = 14
 
     def features(self, photo: np.ndarray, face: Face, crop: np.ndarray) -> np.ndarray:
-        from rnnface.alignment.similarity import estimate_similarity, template
+        from rnnface.alignment.transform import estimate_similarity, template
 
         points = np.asarray(face.landmarks, dtype=np.float64).reshape(5, 2)
         target = template()

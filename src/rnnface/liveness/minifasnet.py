@@ -73,7 +73,7 @@ class MiniFASNetRunner:
         return ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
     @staticmethod
-    def crops(photo: np.ndarray, box: Sequence[float]) -> list[np.ndarray]:
+    def crops(photo: np.ndarray, box: Sequence[float] | np.ndarray) -> list[np.ndarray]:
         """The two models' (3, 80, 80) float32 BGR inputs for the (x1, y1, x2, y2) face box of an RGB photo."""
         bgr = cv2.cvtColor(photo, cv2.COLOR_RGB2BGR) if photo.ndim == 3 else cv2.cvtColor(photo, cv2.COLOR_GRAY2BGR)
         height, width = bgr.shape[:2]

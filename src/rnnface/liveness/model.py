@@ -55,7 +55,7 @@ class LivenessConfig:
 def texture_stats(frames: torch.Tensor, size: int = 160) -> torch.Tensor:
     """(N, 1, S, S) grey crops in [0, 1] -> (N, 128): mean and standard deviation of each of FaceNet's 64
     low-level maps (the crop resized to `size`, standardized as FaceNet was trained)."""
-    from rnnface.models.facenet import pretrained_facenet
+    from rnnface.models.facenet_weights import pretrained_facenet
 
     x = F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
     x = ((x * 255.0 - 127.5) / 128.0).expand(-1, 3, -1, -1)
@@ -99,6 +99,7 @@ class LivenessNet(nn.Module):
             return logits
         motion = torch.cat([torch.zeros_like(features[:, :1]), features[:, 1:] - features[:, :-1]], dim=1)
         states, _ = self.rnn(torch.cat([features, motion], dim=-1))
+        assert self.rnn_head is not None  # made with the cell
         return logits + self.rnn_head(states).squeeze(-1)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:

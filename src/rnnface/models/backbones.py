@@ -6,22 +6,35 @@ No classification or margin head lives here: that belongs to training.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from rnnface.alignment import CropSpec
+from rnnface.models.base import FaceModel, ModelConfig
 from rnnface.models.frontends import FrontEndSpec, pixels
 from rnnface.models.layers import AttentionPool, EmbeddingHead, PReLU, Sweep2D, make_rnn, run_sweeps, sweep_layers
 from rnnface.models.registry import register_model
 
 
-class PixelBackbone(nn.Module):
+class PixelConfig(ModelConfig, Protocol):
+    """What every pixel backbone's config holds."""
+
+    @property
+    def img_size(self) -> int: ...
+
+    @property
+    def in_chans(self) -> int: ...
+
+
+class PixelBackbone(FaceModel):
     """A backbone that reads the aligned crop itself: 5-point template crops, resized to `img_size`."""
 
+    config: PixelConfig
     crop = CropSpec()
-    inputs = ("pixels",)
+    inputs: tuple[str, ...] = ("pixels",)
     reads_one_crop = True
 
     @property
@@ -60,6 +73,8 @@ class RowRNNConfig:
 class RowRNN(PixelBackbone):
     """The seed design: each image row is one timestep of a stacked RNN."""
 
+    config: RowRNNConfig
+
     def __init__(self, config: RowRNNConfig) -> None:
         super().__init__()
         if config.pool not in ("last", "mean"):
@@ -96,6 +111,8 @@ class ReNetConfig:
 
 class ReNet(PixelBackbone):
     """ReNet (Visin et al. 2015): patch flattening + stacked 2-D bidirectional sweeps, no convolutions."""
+
+    config: ReNetConfig
 
     def __init__(self, config: ReNetConfig) -> None:
         super().__init__()
@@ -134,6 +151,8 @@ def _conv_bn(cin: int, cout: int) -> nn.Sequential:
 class ConvBiRNN(PixelBackbone):
     """A light convolutional stem, then 2-D bidirectional sweeps (rows, then columns) that carry the
     model, then attention pooling. Sweep layers after the first are residual."""
+
+    config: ConvBiRNNConfig
 
     def __init__(self, config: ConvBiRNNConfig) -> None:
         super().__init__()

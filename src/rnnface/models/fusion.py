@@ -71,6 +71,7 @@ class FusionNet(FrontendHead):
     """Each CNN's crop -> its map -> its branch; both branches and both embeddings -> one unit embedding; `crop` is
     the first CNN's (each reads its own: see `parts`)."""
 
+    config: FusionConfig
     reads_one_crop = False
 
     def __init__(self, config: FusionConfig) -> None:
@@ -78,11 +79,10 @@ class FusionNet(FrontendHead):
         self.config = config
         self.frontend: FrontEndSpec = frontend_spec(config.frontend)
         outputs = self.frontend.outputs
-        self.branches = nn.ModuleList(
-            Branch(outputs[m][0], config.reduce, config.hidden, config.cell) for m in config.maps
-        )
+        branches = [Branch(outputs[m][0], config.reduce, config.hidden, config.cell) for m in config.maps]
+        self.branches = nn.ModuleList(branches)
         self.dropout = nn.Dropout(config.dropout)
-        self.out = nn.Linear(sum(b.width for b in self.branches), config.embed_dim)
+        self.out = nn.Linear(sum(b.width for b in branches), config.embed_dim)
         if config.residual:
             dims = [outputs[e][0] for e in config.embeddings]
             self.base = nn.Linear(sum(dims), config.embed_dim, bias=False)
@@ -114,7 +114,7 @@ class FusionNet(FrontendHead):
                 f"a {self.frontend.name} fusion head reads one crop per CNN; the photo pipeline cuts one, so it is "
                 "scored on joint feature caches (`rnnface eval backbones`)"
             )
-        features = {}
+        features: dict[str, torch.Tensor] = {}
         for part in self.parts:
             wanted = tuple(n.split(".", 1)[1] for n in self.inputs if n.startswith(f"{part.name}."))
             features |= {f"{part.name}.{k}": v for k, v in run_frontend(part, pixels[part.name], wanted).items()}

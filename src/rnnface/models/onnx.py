@@ -13,6 +13,7 @@ import os
 import warnings
 from dataclasses import asdict
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -81,7 +82,7 @@ def export_onnx(checkpoint: Checkpoint, opset: int = OPSET) -> bytes:
             torch.onnx.export(
                 model,
                 (model.example_input(2),),
-                buf,
+                buf,  # type: ignore[arg-type]  # torch annotates `f` as a path; its TorchScript exporter takes a file
                 input_names=[INPUT],
                 output_names=[OUTPUT],
                 dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
@@ -128,10 +129,9 @@ def session_options(threads: int = 0):
 
 
 class OnnxModel:
-    """A model run by onnxruntime, called like the torch module: pixels in, (N, D) unit embeddings (a torch
-    tensor) out."""
+    """A model run by onnxruntime on `providers` (default: the CPU's): pixels in, (N, D) unit embeddings out."""
 
-    def __init__(self, model: bytes | str | os.PathLike, threads: int = 0) -> None:
+    def __init__(self, model: bytes | str | os.PathLike, threads: int = 0, providers: list | None = None) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -139,24 +139,28 @@ class OnnxModel:
         options = session_options(threads)
         source = model if isinstance(model, bytes) else os.fspath(model)
         try:
-            self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(source, options, providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for unreadable or invalid files
             raise ModelError(f"not a loadable ONNX model ({type(exc).__name__}: {exc})") from None
         self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint, threads: int = 0) -> OnnxModel:
+    def from_checkpoint(cls, checkpoint: Checkpoint, threads: int = 0, providers: list | None = None) -> OnnxModel:
         """Open the checkpoint's ONNX file (exported into the user's cache on first use; a damaged one again)."""
         try:
-            return cls(cached_onnx(checkpoint), threads)
+            return cls(cached_onnx(checkpoint), threads, providers)
         except ModelError:
             cached_onnx(checkpoint).unlink()
-            return cls(cached_onnx(checkpoint), threads)
+            return cls(cached_onnx(checkpoint), threads, providers)
+
+    def run(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, 3, S, S) float32 pixels -> (N, D) float32 embeddings."""
+        return self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(pixels, dtype=np.float32)})[0]
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        feeds = {INPUT: np.ascontiguousarray(pixels, dtype=np.float32)}
-        return torch.from_numpy(self.session.run([OUTPUT], feeds)[0])
+        """As the torch module is called: a tensor in, a tensor out."""
+        return torch.from_numpy(self.run(pixels.numpy() if isinstance(pixels, torch.Tensor) else pixels))
 
 
 def parity(
@@ -173,7 +177,8 @@ def parity(
     model = checkpoint.model.eval()
     torch.manual_seed(seed)
     cosines = []
-    inputs = [pixels] if pixels is not None else [model.example_input(b) for b in batches]
+    # one crop a face: an exported model's input is pixels (`export_onnx`)
+    inputs = [pixels] if pixels is not None else [cast(torch.Tensor, model.example_input(b)) for b in batches]
     for x in inputs:
         with torch.inference_mode():
             ref = model(x)

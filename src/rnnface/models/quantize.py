@@ -60,11 +60,11 @@ def batch_reader(batches: Iterable[np.ndarray]):
     """An onnxruntime calibration reader that feeds `batches` of pixels (as `to_model_input` makes them)."""
     from onnxruntime.quantization import CalibrationDataReader
 
-    batches = iter(batches)
+    remaining = iter(batches)
 
     class Batches(CalibrationDataReader):
         def get_next(self) -> dict | None:
-            batch = next(batches, None)
+            batch = next(remaining, None)
             return None if batch is None else {INPUT: np.ascontiguousarray(batch, np.float32)}
 
     return Batches()

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
-from torch import nn
-
+from rnnface.models.base import FaceModel
 from rnnface.registry import Registry
 
-_MODELS: Registry[nn.Module] = Registry("model")
+_MODELS: Registry[FaceModel] = Registry("model")
+
+F = TypeVar("F", bound=Callable[..., FaceModel])
 
 
-def register_model(factory):
+def register_model(factory: F) -> F:
     """Register a backbone factory under its function name; duplicates raise ValueError."""
-    return _MODELS.register()(factory)
+    _MODELS.register()(factory)  # returns `factory` itself
+    return factory
 
 
-def create_model(name: str, **kwargs: Any) -> nn.Module:
+def create_model(name: str, **kwargs: Any) -> FaceModel:
     """Build the backbone `name` with config overrides; unknown names raise KeyError."""
     return _MODELS.get(name)(**kwargs)
 
@@ -27,7 +30,7 @@ def list_models() -> list[str]:
     return _MODELS.names()
 
 
-def model_args(model: nn.Module) -> dict[str, Any]:
+def model_args(model: FaceModel) -> dict[str, Any]:
     """The config a backbone was built with, as plain values (what a checkpoint stores)."""
     return asdict(model.config)
 

@@ -9,6 +9,7 @@ embedded by `rnnface.lab.data.teachers`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import cast
 
 import numpy as np
 
@@ -38,7 +39,7 @@ _EMBEDDERS: Registry[PretrainedEmbedder] = Registry("pretrained embedder")
 
 def pretrained_class(name: str) -> type[PretrainedEmbedder]:
     """The class registered as `name` (its front-end and views, without loading it)."""
-    return _EMBEDDERS.get(name)
+    return cast(type[PretrainedEmbedder], _EMBEDDERS.get(name))  # the registered factories are the classes
 
 
 def create_pretrained(name: str) -> PretrainedEmbedder:

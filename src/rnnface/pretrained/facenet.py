@@ -19,7 +19,7 @@ import numpy as np
 
 from rnnface.errors import ModelError
 from rnnface.io.paths import user_cache_dir
-from rnnface.models.facenet import GRAPH_SHA256, graph_path, torch_facenet, verify_graph
+from rnnface.models.facenet_weights import GRAPH_SHA256, graph_path, torch_facenet, verify_graph
 from rnnface.models.frontends import FACENET
 
 #: The graph node behind each output of the front-end spec.
@@ -91,6 +91,7 @@ class FaceNet:
                     if key is not None:
                         self._recent[key] = values
                 else:
+                    assert key is not None  # a crop not run now was found by its key
                     self._recent.move_to_end(key)
                     values = self._recent[key]
                 for name, value in zip(self.outputs, values):
@@ -109,7 +110,7 @@ class FaceNet:
 
     def _run(self, crops: np.ndarray) -> dict[str, np.ndarray]:
         """The network on `crops`: {output: (N, ...)}. OpenCV's graph takes one face at a time."""
-        out = {o: [] for o in self.outputs}
+        out: dict[str, list[np.ndarray]] = {o: [] for o in self.outputs}
         for crop in crops:
             self._net.setInput(to_blob(crop[None]))
             for name, value in zip(self.outputs, self._net.forward(self._layers)):
@@ -216,7 +217,7 @@ def facenet_onnx(rebuild: bool = False) -> Path:
     torch.onnx.export(
         Outputs().eval(),
         (torch.zeros(2, 3, 160, 160),),
-        buffer,
+        buffer,  # type: ignore[arg-type]  # torch annotates `f` as a path; its TorchScript exporter takes a file
         input_names=["pixels"],
         output_names=list(OUTPUTS),
         dynamic_axes={name: {0: "batch"} for name in ("pixels", *OUTPUTS)},

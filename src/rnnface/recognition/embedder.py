@@ -1,8 +1,8 @@
 """Run a checkpointed model on face crops: pixels in, embedding out, whatever the model is made of.
 
-The runtime is swappable: PyTorch on a CPU or a GPU, or onnxruntime on the whole model exported to ONNX
-(`rnnface.models.onnx`; the same answers, tested to cosine 0.9999), float32 or with its front-end in int8
-(`rnnface.models.quantize`). The model says how its faces are cut.
+The runtime is swappable (`rnnface.recognition.runtimes`): PyTorch on a CPU or a GPU, or onnxruntime on the whole
+model exported to ONNX (the same answers, tested to cosine 0.9999) on the CPU or CUDA, float32 or with its
+front-end in int8. The model says how its faces are cut.
 Embeddings of front-end outputs computed earlier (a feature cache) go through the model's head alone.
 """
 
@@ -17,14 +17,11 @@ import torch
 
 from rnnface.alignment import CropSpec
 from rnnface.errors import ModelError
+from rnnface.models.base import FaceModel
 from rnnface.models.checkpoint import Checkpoint, load_checkpoint
-from rnnface.models.onnx import OnnxModel
 from rnnface.models.preprocess import to_model_input
-from rnnface.models.quantize import int8_onnx
+from rnnface.recognition.runtimes import Runtime, create_runtime
 from rnnface.settings import DEVICES, RUNTIMES
-
-#: The runtimes that run an ONNX file of the model: float32, or its front-end quantized to int8.
-ONNX_RUNTIMES = {"onnx": OnnxModel.from_checkpoint, "int8": lambda ckpt: OnnxModel(int8_onnx(ckpt))}
 
 
 def resolve_device(device: str) -> torch.device:
@@ -39,13 +36,12 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_runtime(runtime: str, device: torch.device) -> str:
-    """`auto` -> onnx on a CPU when onnxruntime is installed, else torch."""
+    """`auto` -> onnx on a CPU when onnxruntime is installed, else torch (whether a runtime can run on the device
+    is the runtime's to say, when it is built)."""
     if runtime not in RUNTIMES:
         raise ModelError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if runtime == "auto":
         return "onnx" if device.type == "cpu" and find_spec("onnxruntime") and find_spec("onnx") else "torch"
-    if runtime in ONNX_RUNTIMES and device.type != "cpu":
-        raise ModelError(f"the {runtime} runtime runs on the CPU here; use --runtime torch for --device cuda")
     return runtime
 
 
@@ -67,8 +63,7 @@ class Embedder:
         # Average with the mirrored crop (a little more accurate, twice the cost). Default: as when the
         # checkpoint's threshold was calibrated, so similarities match that threshold.
         self.flip = bool(checkpoint.meta.get("flip", False)) if flip is None else flip
-        self.model = checkpoint.model.to(self.device).eval()
-        self.run = self.model if self.runtime == "torch" else ONNX_RUNTIMES[self.runtime](checkpoint)
+        self.run: Runtime = create_runtime(self.runtime, checkpoint, self.device)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike, **kwargs) -> Embedder:
@@ -80,19 +75,27 @@ class Embedder:
         """How faces must be cut out for this model."""
         return self.checkpoint.crop
 
-    def _embed(self, crops: np.ndarray) -> torch.Tensor:
-        x = to_model_input(crops, self.checkpoint.input_size).to(self.device)
+    @property
+    def model(self) -> FaceModel:
+        """The PyTorch module (on the CPU unless the torch runtime moved it)."""
+        return self.checkpoint.model
+
+    def _embed(self, crops: np.ndarray) -> np.ndarray:
+        x = to_model_input(crops, self.checkpoint.input_size).numpy()
         emb = self.run(x)
-        return torch.nn.functional.normalize(emb + self.run(x.flip(-1)), dim=-1) if self.flip else emb
+        if not self.flip:
+            return emb
+        both = emb + self.run(np.ascontiguousarray(x[..., ::-1]))
+        return both / np.linalg.norm(both, axis=1, keepdims=True).clip(min=1e-12)
 
     @torch.inference_mode()
     def embed_features(self, features: dict[str, np.ndarray]) -> torch.Tensor:
         """The model's embeddings of its front-end's outputs {name: (N, ...)} (e.g. from a feature cache): the
         head alone, in PyTorch."""
-        tensors = {k: torch.from_numpy(np.array(features[k], dtype=np.float32)) for k in self.model.inputs}
-        return self.model.embed_features({k: v.to(self.device) for k, v in tensors.items()}).cpu()
+        model = self.model.to(self.device).eval()
+        tensors = {k: torch.from_numpy(np.array(features[k], dtype=np.float32)) for k in model.inputs}
+        return model.embed_features({k: v.to(self.device) for k, v in tensors.items()}).cpu()
 
-    @torch.inference_mode()
     def embed_crops(self, crops: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 crops cut as `crop` says (template crops of any S are resized as in training)
         -> (N, D) float32 unit embeddings."""
@@ -102,7 +105,7 @@ class Embedder:
         if self.crop.method == "box" and crops.shape[1] != self.crop.size:
             raise ValueError(f"this model takes {self.crop.size}-pixel {self.crop.method} crops, got {crops.shape[1]}")
         out = [
-            self._embed(crops[start : start + self.batch_size]).float().cpu().numpy()
+            self._embed(crops[start : start + self.batch_size]).astype(np.float32, copy=False)
             for start in range(0, len(crops), self.batch_size)
         ]
         return np.concatenate(out) if out else np.zeros((0, self.checkpoint.embed_dim), dtype=np.float32)

@@ -60,9 +60,12 @@ class CheckedDetector(Detector):
         super().__init__(inner.settings)
         self.inner, self.check = inner, check or shared_check()
 
-    def detect(self, image: np.ndarray, trusted: Callable[[Face], bool] | None = None) -> list[Face]:
+    def detect(self, image: np.ndarray) -> list[Face]:
+        return self.detect_known(image, lambda face: False)
+
+    def detect_known(self, image: np.ndarray, trusted: Callable[[Face], bool]) -> list[Face]:
         faces = self.inner.detect(image)
-        known = [trusted is not None and trusted(f) for f in faces]
+        known = [trusted(f) for f in faces]
         checked = iter(self.check.keep_mask(image, [f for f, k in zip(faces, known) if not k]))
         return [f for f, k in zip(faces, known) if k or next(checked)]
 
@@ -70,8 +73,9 @@ class CheckedDetector(Detector):
 def face_detector(
     settings: DetectionSettings | None = None, detect: bool = True, name: str = DEFAULT_DETECTOR
 ) -> Detector:
-    """The detector users get: the backend `name` (YuNet by default) with `settings`, checked only when
-    `settings.check` asks for it; with `detect` False, none (the photo is the face)."""
+    """The detector users get, assembled here and only here (the library, CLI and service all call this): the
+    backend `name` (`detection.DEFAULT_DETECTOR`, YuNet) with `settings`, checked only when `settings.check` asks
+    for it; with `detect` False, none (the photo is the face)."""
     settings = settings or DetectionSettings()
     if not detect:
         return create_detector(NO_DETECTOR, settings=settings)

@@ -162,8 +162,9 @@ class FacePipeline:
         return resolve(spec, checkpoint.calibration, checkpoint.threshold, comparisons, fpir)
 
     def detect(self, image: ImageInput, trusted: Callable[[Face], bool] | None = None) -> list[Face]:
-        """Faces in `image`, largest first (`trusted`: see `Detector.detect`)."""
-        return self.detector.detect(as_image(image), trusted)
+        """Faces in `image`, largest first (`trusted`: see `Detector.detect_known`)."""
+        pixels = as_image(image)
+        return self.detector.detect(pixels) if trusted is None else self.detector.detect_known(pixels, trusted)
 
     def align(self, image: np.ndarray, faces: list[Face]) -> list[AlignedFace]:
         """Crops of `faces` cut as the model wants them (template crops are resized by the embedder as in training)."""
@@ -224,7 +225,7 @@ class FacePipeline:
         names: tuple[str, str] = ("image A", "image B"),
     ) -> Verification:
         """Same person or not, at `threshold` (a point name or a number; default: the model's 1:1 default point)."""
-        threshold = self.threshold(threshold)
+        point = self.threshold(threshold)
         a = self.face_embedding(image_a, face_a, names[0])
         b = self.face_embedding(image_b, face_b, names[1])
-        return self.decide(a, b, threshold)
+        return self.decide(a, b, point)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, params
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from starlette.routing import Match
@@ -49,7 +49,8 @@ class Requires:
             raise refused
 
 
-READ, WRITE = Depends(Requires("read")), Depends(Requires("write"))
+READ: params.Depends = Depends(Requires("read"))
+WRITE: params.Depends = Depends(Requires("write"))
 
 
 class Takes:
@@ -62,7 +63,7 @@ class Takes:
         return None
 
 
-def takes(images: int | None | Literal["frames"]) -> object:
+def takes(images: int | None | Literal["frames"]) -> params.Depends:
     """`dependencies=[takes(1)]`: the route's body holds `images` uploads (None: up to RNNFACE_MAX_IMAGES;
     "frames": a clip's frames, up to RNNFACE_MAX_FRAMES of RNNFACE_MAX_FRAME_BYTES each)."""
     return Depends(Takes(images))

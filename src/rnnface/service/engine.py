@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import numpy as np
@@ -77,9 +77,10 @@ class Engine:
     def __init__(self, settings: Settings) -> None:
         limit_arenas()  # before the worker threads start: each would keep an arena of freed image memory
         self.settings = settings
-        self.detection = DetectionSettings(
-            **{k: v for k, v in (("min_score", settings.min_score), ("min_face", settings.min_face)) if v is not None}
-        )
+        limits: dict[str, Any] = {
+            k: v for k, v in (("min_score", settings.min_score), ("min_face", settings.min_face)) if v is not None
+        }
+        self.detection = DetectionSettings(**limits)
         self.pipeline = FacePipeline(model=settings.model, settings=settings, detector=face_detector(self.detection))
         self._variants: dict[tuple, FacePipeline] = {}
         self._variants_lock = threading.Lock()
@@ -100,7 +101,7 @@ class Engine:
             if key not in self._variants:
                 if len(self._variants) >= 16:  # a client varying its choices cannot grow this without bound
                     self._variants.pop(next(iter(self._variants)))
-                asked = {"min_score": min_score, "min_face": min_face}
+                asked: dict[str, Any] = {"min_score": min_score, "min_face": min_face}
                 settings = replace(self.detection, **{k: v for k, v in asked.items() if v is not None})
                 self._variants[key] = self.pipeline.with_detector(face_detector(settings, detect))
             return self._variants[key]
@@ -111,7 +112,7 @@ class Engine:
         model_id = self.pipeline.model_id  # loads the model first, under its own lock
         with self._pool_lock:
             if self._pool is None:
-                self._pool = resolve_pooling(self.settings.pooling, model_id)[0]
+                self._pool = resolve_pooling(self.settings.pooling, model_id)
             return self._pool
 
     @contextmanager

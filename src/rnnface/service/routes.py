@@ -4,6 +4,7 @@ Engine; errors are raised as rnnface or HTTP errors and answered by `rnnface.ser
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any, TypeVar
 
 import numpy as np
@@ -120,7 +121,10 @@ async def embed(
         return engine.on_image(data, "image", engine.faces(min_score, min_face, not no_detect).embed)
 
     faces, emb = await engine.compute(run)
-    faces_out = [{**f.to_dict(), "embedding": e.round(6).tolist()} for f, e in zip(faces, emb)]
+    faces_out = [
+        schemas.EmbeddedFace.model_validate({**f.to_dict(), "embedding": e.round(6).tolist()})
+        for f, e in zip(faces, emb)
+    ]
     return schemas.Embedding(model=engine.pipeline.model_id, faces=faces_out)
 
 
@@ -141,7 +145,7 @@ async def verify(
     no_detect: NoDetectForm = False,
 ) -> schemas.VerifyResult:
     """Are the largest faces of two photos the same person? Decided at `threshold` (default: balanced)."""
-    threshold = parse_threshold(threshold)  # a bad one is refused before any upload is read
+    threshold_spec = parse_threshold(threshold)  # a bad one is refused before any upload is read
     uploads = [
         (await engine.upload_bytes(upload, field), field)
         for upload, field in ((image_a, "image_a"), (image_b, "image_b"))
@@ -149,7 +153,7 @@ async def verify(
 
     def run():
         pipeline = engine.faces(min_score, min_face, not no_detect)
-        decide = pipeline.threshold(threshold)
+        decide = pipeline.threshold(threshold_spec)
         found = []
         for data, field in uploads:  # one after the other: one image in memory at a time
             found.append(
@@ -181,7 +185,7 @@ async def identify(
 ) -> schemas.IdentifyResult:
     """Every face with its top-k people from the gallery, named or `unknown`. With no `threshold`, the name's
     threshold is set for `fpir` at the gallery's size (a stranger is compared with every entry)."""
-    threshold = parse_threshold(threshold)
+    threshold_spec = parse_threshold(threshold)
     data = await engine.upload_bytes(image, "image")
 
     def run() -> tuple:
@@ -189,7 +193,7 @@ async def identify(
         # no gallery needed while the photo is embedded: it stays free meanwhile
         shape, (faces, embeddings) = engine.on_image(data, "image", lambda img: (img.shape, pipeline.embed(img)))
         with engine.gallery() as g:
-            return shape, search_faces(g, pipeline, faces, embeddings, top_k, threshold, fpir=fpir)
+            return shape, search_faces(g, pipeline, faces, embeddings, top_k, threshold_spec, fpir=fpir)
 
     (height, width, _), results = await engine.compute(run)
     faces = [r.to_dict() for r in results]
@@ -205,7 +209,8 @@ async def list_people(engine: EngineDep) -> schemas.PeopleList:
 
     def run() -> schemas.PeopleList:
         with engine.gallery() as g:
-            return schemas.PeopleList(model=g.model_id, people=[p.to_dict() for p in g.people()])
+            people = [schemas.PersonSummary.model_validate(p.to_dict()) for p in g.people()]
+            return schemas.PeopleList(model=g.model_id, people=people)
 
     return await engine.compute(run)
 
@@ -269,7 +274,7 @@ async def enroll(
     except NothingEnrolledError as exc:
         reasons = "; ".join(f"{label}: {reason}" for label, reason in exc.summary.with_hint(LARGEST_HINT).skipped)
         raise NothingEnrolledError(f"nothing enrolled for {name!r}: {reasons}", exc.summary) from None
-    skipped = [{"image": label, "reason": reason} for label, reason in summary.with_hint(LARGEST_HINT).skipped]
+    skipped = [schemas.Skipped(image=label, reason=reason) for label, reason in summary.with_hint(LARGEST_HINT).skipped]
     return schemas.Enrolled(name=name, faces=summary.faces, already=summary.already, skipped=skipped)
 
 
@@ -298,7 +303,7 @@ def observe_frames(engine: Engine, uploads: list[bytes], embed: bool) -> list:
     """Each frame decoded in turn (one image slot), its face observed; only what the check needs is kept."""
     observed = []
     for i, data in enumerate(uploads):
-        found = engine.on_image(data, f"frames[{i}]", lambda img, i=i: engine.liveness.observe(img, i, embed=embed))
+        found = engine.on_image(data, f"frames[{i}]", partial(engine.liveness.observe, index=i, embed=embed))
         if found is not None:
             observed.append(found)
     return observed
@@ -338,13 +343,13 @@ async def authenticate(
     from rnnface.liveness.authenticate import MIN_FRAMES, decide_observed, prepare
 
     challenge = challenge or engine.settings.authenticate_challenge  # a request may add the turn, never drop it
-    threshold = parse_threshold(threshold)
+    threshold_spec = parse_threshold(threshold)
     floor = engine.settings.authenticate_threshold
     uploads = await frame_uploads(engine, frames)
 
     def run():
         with engine.gallery() as g:
-            decide = prepare(g, engine.liveness, name, threshold, floor)  # before any frame is decoded
+            decide = prepare(g, engine.liveness, name, threshold_spec, floor)  # before any frame is decoded
         observed = observe_frames(engine, uploads, True)  # the gallery stays free meanwhile
         with engine.gallery() as g:
             return decide_observed(g, engine.liveness, name, observed, len(uploads), decide, challenge, MIN_FRAMES)
@@ -357,7 +362,7 @@ async def photo_uploads(engine: Engine, images: list[UploadFile]) -> list[tuple[
     limit = engine.settings.max_images
     if len(images) > limit:
         raise HttpError(413, f"at most {limit} images per request, got {len(images)}")
-    uploads = []
+    uploads: list[tuple[str, bytes | None, str]] = []
     for i, upload in enumerate(images):
         label = (upload.filename or f"image{i}")[:200]
         try:
@@ -381,7 +386,7 @@ def each_image(
             skipped.append((label, why))
             continue
         try:
-            out.append(engine.on_image(data, f"images[{i}]", lambda img, label=label: work(label, img)))
+            out.append(engine.on_image(data, f"images[{i}]", partial(work, label)))
         except ImageTooLargeError:
             raise
         except ImageError as exc:
@@ -394,9 +399,10 @@ def found_faces(
 ) -> tuple[list, list]:
     """Every face of the uploads, embedded one photo at a time (one image slot), and the photos skipped, with why;
     with `readable`, ImageError when none could be read."""
-    from rnnface.clustering.photos import check_readable, find_faces
+    from rnnface.clustering.photos import FoundFace, check_readable, find_faces
 
-    faces, skipped = [], []
+    faces: list[FoundFace] = []
+    skipped: list[tuple[str, str]] = []
     for found, missed in each_image(
         engine, uploads, skipped, lambda label, img: find_faces(engine.pipeline, [(label, img)])
     ):
@@ -463,7 +469,7 @@ def _kept(decide, pooling, placed: list, skipped: list[tuple[str, str]]) -> sche
         **decide.to_dict(),
         **pooling.to_dict(),
         faces=[p.to_dict() for p in placed],
-        skipped=[{"image": s, "reason": r} for s, r in skipped],
+        skipped=[schemas.Skipped(image=s, reason=r) for s, r in skipped],
     )
 
 
@@ -507,7 +513,7 @@ async def add_cluster_run_photos(engine: EngineDep, run: RunParam, images: Photo
         photos=state.photos,
         faces=len(state.faces),
         added=added,
-        skipped=[{"image": s, "reason": r} for s, r in skipped],
+        skipped=[schemas.Skipped(image=s, reason=r) for s, r in skipped],
     )
 
 

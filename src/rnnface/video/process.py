@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rnnface.aggregation.pooling import Pool, mean_pool_cues
+from rnnface.aggregation.pooling import MEAN, NamedPool, Pool
 from rnnface.clustering.linkage import cluster_embeddings
 from rnnface.clustering.photos import clustering_threshold
 from rnnface.clustering.store import next_unnamed
@@ -112,8 +112,7 @@ def process_video(
     source: VideoSource,
     pipeline: FacePipeline,
     gallery: Gallery | None = None,
-    pool: Pool = mean_pool_cues,
-    pooling: str = "mean",
+    pool: NamedPool = MEAN,
     every: int = 3,
     threshold: ThresholdSpec = None,
     writer: VideoWriter | None = None,
@@ -129,10 +128,10 @@ def process_video(
     track is a search of the gallery: by default its threshold is set for the gallery's size (see
     `rnnface.operating`).
     """
-    searchable = gallery is not None and gallery.model_id is not None
-    if searchable:
-        gallery.check_model(pipeline.model_id)
-    decide = pipeline.threshold(threshold, comparisons=gallery.entries() if searchable else None, fpir=fpir)
+    searched = gallery if gallery is not None and gallery.model_id is not None else None  # the gallery to search
+    if searched is not None:
+        searched.check_model(pipeline.model_id)
+    decide = pipeline.threshold(threshold, comparisons=searched.entries() if searched is not None else None, fpir=fpir)
     threshold = decide.value
     tracker = Tracker(split_below=rules.split_below)
     shots = ShotDetector(source.fps) if rules.cuts else None
@@ -162,10 +161,12 @@ def process_video(
     seconds = time.perf_counter() - start
     truncated = source.truncated and not (max_frames is not None and frames >= max_frames)  # not stopped on purpose
     results, vectors = _results(tracker.finish(), gallery, pool, threshold, rules, shot_of)
-    first = next_unnamed(gallery) if searchable else 1
+    first = next_unnamed(searched) if searched is not None else 1
     _number_strangers(results, vectors, _stranger_threshold(pipeline, threshold), first, rules.min_named_frames)
     fps = frames / seconds if seconds else 0.0
-    return VideoReport(source.name, source.fps, frames, every, seconds, fps, pooling, truncated, results, cuts, decide)
+    return VideoReport(
+        source.name, source.fps, frames, every, seconds, fps, pool.name, truncated, results, cuts, decide
+    )
 
 
 def _step(
@@ -212,7 +213,8 @@ def _results(
 ) -> tuple[list[TrackResult], list[np.ndarray]]:
     """The reported tracks, by their numbers (1, 2, ... as each gathered faces enough; noise dropped), each named
     from its own faces, and each one's pooled embedding."""
-    results, vectors = [], []
+    results: list[TrackResult] = []
+    vectors: list[np.ndarray] = []
     kept = [tr for tr in tracks if len(tr.embeddings) >= rules.min_track_frames]
     for track in sorted(kept, key=lambda tr: (tr.number == 0, tr.number, tr.id)):
         vector = pool(np.stack(track.embeddings), np.stack(track.cues))

@@ -61,7 +61,7 @@ class VideoWriter:
     def write(self, frame: np.ndarray) -> None:
         if self._writer is None:
             h, w = frame.shape[:2]
-            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter.fourcc(*"mp4v"), self.fps, (w, h))
             if not self._writer.isOpened():
                 raise RnnfaceError(f"{self.path}: cannot write a video here (use a .mp4 name in a writable folder)")
         self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
@@ -94,8 +94,8 @@ def draw_timeline(tracks, duration: float, path: str | Path, cuts: tuple[float, 
         x = left + int(s * scale)
         cv2.line(img, (x, top - 10), (x, bottom), (230, 230, 230), 1)
         cv2.putText(img, f"{s}s", (x - 8, bottom + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (80, 80, 80), 1, cv2.LINE_AA)
-    for c in cuts:  # shot cuts: no track crosses one
-        x = left + int(c * scale)
+    for cut in cuts:  # shot cuts: no track crosses one
+        x = left + int(cut * scale)
         for y in range(top - 10, bottom, 8):
             cv2.line(img, (x, y), (x, min(y + 4, bottom)), (120, 120, 120), 1)
     for i, t in enumerate(tracks):

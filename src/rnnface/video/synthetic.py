@@ -81,7 +81,8 @@ def _background(seed: int, size: tuple[int, int]) -> np.ndarray:
 def render(shots: list[Shot], fps: float, size: tuple[int, int]) -> tuple[list[np.ndarray], list[Truth]]:
     """Every frame of the shots one after the other, and the ground truth of every visible face (one mostly
     covered by the occluder or by a face drawn over it is not counted as visible)."""
-    frames, truth = [], []
+    frames: list[np.ndarray] = []
+    truth: list[Truth] = []
     for shot in shots:
         background = _background(shot.background, size)
         patches = [face_patch(a.photo) for a in shot.actors]
@@ -106,6 +107,7 @@ def render(shots: list[Shot], fps: float, size: tuple[int, int]) -> tuple[list[n
 
 
 def _occluder_box(shot: Shot, t: float) -> tuple[int, int, int, int]:
+    assert shot.occluder is not None  # asked only of a shot with an occluder
     start, end, y, w, h = shot.occluder
     x = int(start + (end - start) * t / max(shot.seconds, 1e-6))
     return x, y, x + w, y + h
@@ -125,7 +127,7 @@ def write_shots(
     frames, truth = render(shots, fps, size)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
     for frame in frames:
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()

@@ -63,6 +63,7 @@ class Track:
             self.since_embedded += 1
         else:
             self.embeddings.append(embedding)
+            assert cue is not None  # an embedded face comes with its quality cues
             self.cues.append(cue)
             self.since_embedded = 0
         self.frames.append(frame)
@@ -150,10 +151,10 @@ class Tracker:
         """
         candidates = []
         for i, face in enumerate(faces):
-            for j, track in enumerate(self.live):
-                overlap = iou(face.box, track.last_box)
-                known = embeddings[i] is not None and track.embeddings
-                similarity = float(embeddings[i] @ track.mean_embedding) if known else 0.0
+            for j, live in enumerate(self.live):
+                overlap = iou(face.box, live.last_box)
+                known = embeddings[i] is not None and live.embeddings
+                similarity = float(embeddings[i] @ live.mean_embedding) if known else 0.0
                 if known and self.split_below is not None and similarity < self.split_below:
                     continue  # not the same person, however well the boxes line up
                 if overlap >= self.min_iou or similarity >= self.min_similarity:

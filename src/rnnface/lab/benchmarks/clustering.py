@@ -18,7 +18,7 @@ SIZES = (10_000, 30_000, 100_000)
 def draw_faces(population, photos_per_person: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """`n` unit embeddings of new people whose photo counts are drawn from `photos_per_person`, and their labels."""
     rng = np.random.default_rng(seed)
-    counts = []
+    counts: list[int] = []
     while sum(counts) < n:
         counts.append(int(rng.choice(photos_per_person)))
     counts[-1] -= sum(counts) - n

@@ -21,7 +21,7 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -369,9 +369,9 @@ def run_gallery_bench(
     kinds: list[tuple[str, int | None]],
     out: Path,
     queries: int = 1000,
-    uniform: list[int] = (),
+    uniform: Sequence[int] = (),
     milvus_uri: str | None = None,
-    milvus_sizes: list[int] = (),
+    milvus_sizes: Sequence[int] = (),
     echo: Callable[[str], None] = print,
 ) -> dict:
     """The whole `rnnface bench gallery` run over real embeddings (and their `people`); the report grows row by

@@ -16,7 +16,8 @@ from rnnface.detection import DEFAULT_DETECTOR, create_detector
 PREVIOUS_DEFAULT = "facenet-hybrid"
 
 
-def _time_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> list[float]:
+# `fn()`; `...`: mypy cannot match `lambda x=x:` to `[]`
+def _time_ms(fn: Callable[..., object], repeats: int, warmup: int = 2) -> list[float]:
     for _ in range(warmup):
         fn()
     times = []
@@ -115,7 +116,7 @@ def _throughput(row: dict, flops: float, peak: float) -> dict:
 
 def _flops(model) -> float:
     """FLOPs of one face through the whole model (front-end included)."""
-    from rnnface.lab.benchmarks.facenet import model_macs
+    from rnnface.lab.benchmarks.facenet_runtimes import model_macs
 
     return 2.0 * model_macs(lambda: model(model.example_input(1)))
 
@@ -133,7 +134,7 @@ def bench_embed(
     included, over the time) against the cores' measured float32 matmul `peak` (measured here when not given)."""
     import torch
 
-    from rnnface.lab.benchmarks.facenet import peak_gflops
+    from rnnface.lab.benchmarks.facenet_runtimes import peak_gflops
     from rnnface.models import create_model, load_checkpoint
     from rnnface.models.checkpoint import Checkpoint
     from rnnface.models.onnx import OnnxModel, export_onnx
@@ -239,7 +240,7 @@ def run_pipeline_bench(root: Path, images: int = 100, checkpoint: str | Path | N
     """Every row of `rnnface bench pipeline` on `images` photos spread over the image tree at `root`."""
     from rnnface.io import load_image
     from rnnface.io.folders import list_identity_images
-    from rnnface.lab.benchmarks.facenet import facenet_macs, peak_gflops
+    from rnnface.lab.benchmarks.facenet_runtimes import facenet_macs, peak_gflops
     from rnnface.lab.benchmarks.report import machine
     from rnnface.models import create_model, list_models
     from rnnface.settings import shipped_model

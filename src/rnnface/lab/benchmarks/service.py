@@ -76,9 +76,9 @@ async def _client(
                 )
             else:
                 n += 1
-                files = [("images", ("e.jpg", rng.choice(photos[person]), "image/jpeg"))]
+                uploads = [("images", ("e.jpg", rng.choice(photos[person]), "image/jpeg"))]
                 request = client.post(
-                    "/api/v1/people", data={"name": f"load-{seed}-{n}", "largest": "true"}, files=files
+                    "/api/v1/people", data={"name": f"load-{seed}-{n}", "largest": "true"}, files=uploads
                 )
             start = time.perf_counter()
             response = await request

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnface.aggregation.pooling import mean_pool_cues
+from rnnface.aggregation.pooling import MEAN
 from rnnface.gallery import open_gallery
 from rnnface.gallery.enroll import enroll_images
 from rnnface.gallery.records import UNKNOWN, is_unnamed
@@ -124,8 +124,8 @@ def score(report: VideoReport, truth: list[Truth], enrolled: set[str], cuts: lis
         seq = [(shot_of(f), tr) for f, p, tr, _ in sorted(matched) if p == person]
         switches += sum(1 for (s0, t0), (s1, t1) in zip(seq, seq[1:]) if s0 == s1 and t0 != t1)
     carried = defaultdict(set)  # a track that holds several people carries a name onto someone else
-    for _, person, track, _ in matched:
-        carried[track].add(person)
+    for _, person, track_id, _ in matched:
+        carried[track_id].add(person)
     merged = sum(len(people) > 1 for people in carried.values())
     wrong = sum(
         1
@@ -179,8 +179,7 @@ def run_tracking_bench(root: Path, echo=print) -> dict:
                             source,
                             pipeline,
                             gallery,
-                            mean_pool_cues,
-                            "mean",
+                            MEAN,
                             EVERY,
                             None,  # the default: set for the gallery's size
                             progress=False,

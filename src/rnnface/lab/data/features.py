@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -127,6 +128,7 @@ def _init(frontend: str, cache_root: str, outputs: tuple[str, ...], views: int, 
 
 def _features(start: int) -> dict[str, np.ndarray]:
     """The front-end's outputs for the views of faces start .. start + CHUNK - 1: {output: (faces, views, ...)}."""
+    assert _worker is not None  # set by each worker's initializer
     net, cache, views, seed = _worker
     stop = min(start + CHUNK, len(cache.rows))
     crops = np.concatenate(
@@ -207,10 +209,11 @@ def join_features(cache: FaceCache, partner: FaceCache) -> FrontendFeatures:
     """One feature cache over `cache` that reads its front-end's features and those of `partner` (the same images
     in the same order, cut for another CNN): what a head fusing both CNNs' maps trains on. Nothing is copied: it
     points at both feature caches, which `build_features` made."""
-    parts = [frontend_for_crop(c.crop) for c in (cache, partner)]
-    if None in parts:
-        bad = (cache, partner)[parts.index(None)]
+    found = [frontend_for_crop(c.crop) for c in (cache, partner)]
+    if None in found:
+        bad = (cache, partner)[found.index(None)]
         raise DataError(f"{bad.root}: its faces are cut as {bad.crop}, which no front-end reads")
+    parts = cast("list[FrontEndSpec]", found)  # neither is None (above)
     spec = frontend_spec(JOINT.join(p.name for p in parts))
     if [r.path for r in cache.rows] != [r.path for r in partner.rows]:
         raise DataError(f"{cache.root} and {partner.root} do not hold the same images in the same order")

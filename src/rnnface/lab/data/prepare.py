@@ -57,7 +57,7 @@ class FaceRow:
     status: str  # ok | no_face | unreadable
     score: float
     faces: int
-    box: tuple[float, float, float, float] | None = None  # detector box of the face used (None: no face)
+    box: tuple[float, ...] | None = None  # detector box of the face used, (x1, y1, x2, y2) (None: no face)
 
 
 @dataclass
@@ -148,6 +148,7 @@ def _init_worker(config: PrepareConfig, root: Path) -> None:
 
 
 def _process(record: ImageRecord) -> tuple[np.ndarray | None, FaceRow]:
+    assert _worker is not None  # set by _init_worker, each worker's initializer
     detector, config, root = _worker
     try:
         image = load_image(root / record.path)

@@ -38,10 +38,10 @@ def plane_homography(
 
 def as_print(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The photo as a re-filmed print: tones pulled toward paper, slightly blurred, with grain."""
-    out = photo.astype(np.float32)
+    out: np.ndarray = photo.astype(np.float32)
     out = 40 + out * rng.uniform(0.65, 0.8)
     out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.6, 1.2))
-    out += rng.normal(0, 4, out.shape)
+    out += rng.normal(0, 4, out.shape)  # type: ignore[arg-type]  # cv2 stubs: a blur is of integers or floats
     return np.clip(out, 0, 255).astype(np.uint8)
 
 

@@ -38,6 +38,7 @@ def _init(name: str, root: Path) -> None:
 
 
 def _embed_row(row: FaceRow) -> np.ndarray | None:
+    assert _worker is not None  # set by each worker's initializer
     embedder, root = _worker
     try:
         return embedder.embed(load_image(root / row.path), None if row.box is None else np.array(row.box))

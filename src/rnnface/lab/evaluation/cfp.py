@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from rnnface.lab.data.prepare import FaceCache, PrepareConfig, prepare
 from rnnface.lab.data.workers import worker_pool
 from rnnface.lab.evaluation.protocol import VerificationReport, verification_report
 from rnnface.models.frontends import frontend_spec
+
+if TYPE_CHECKING:
+    from rnnface.pretrained.embedders import DlibEmbedder
 
 #: How rnnface's CFP faces are found and cut for each front-end: FaceNet's as its hybrid was trained (MTCNN and the
 #: FaceNet check), the others by the detector users get; the photo's central square where nothing is found.
@@ -81,9 +85,10 @@ def model_method(
     if not correction:
         if not getattr(getattr(ckpt.model, "config", None), "residual", False):
             raise ModelError(f"{checkpoint}: only a residual hybrid has a correction to switch off")
+        out = cast(torch.nn.Linear, ckpt.model.out)  # a residual head's last layer (HybridNet's, FusionNet's)
         with torch.no_grad():
-            ckpt.model.out.weight.zero_()
-            ckpt.model.out.bias.zero_()
+            out.weight.zero_()
+            out.bias.zero_()
     embedder = Embedder(ckpt, batch_size=128, flip=flip)  # None: as the checkpoint was calibrated
     rows = list(range(len(cache.rows)))
     return Method(name, embed_cached(embedder, cache, rows), _missed(cache))
@@ -149,19 +154,20 @@ def _missed(cache: FaceCache) -> np.ndarray:
     return np.array([r.status != "ok" for r in cache.rows])
 
 
-_worker = None
+_worker: DlibEmbedder | None = None
 
 
 def _init_dlib() -> None:
     global _worker
     from rnnface.pretrained.embedders import create_pretrained
 
-    _worker = create_pretrained("face_recognition")
+    _worker = cast("DlibEmbedder", create_pretrained("face_recognition"))
 
 
 def _dlib_own(path: str) -> tuple[np.ndarray, bool]:
     from rnnface.io import load_image
 
+    assert _worker is not None  # set by _init_dlib, each worker's initializer
     return _worker.embed_own(load_image(path))
 
 

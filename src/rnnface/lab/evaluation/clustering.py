@@ -21,19 +21,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
 from rnnface.clustering.graph import knn
 from rnnface.clustering.linkage import DEFAULT_K, Pooling, background_cosine, cluster_embeddings
 from rnnface.clustering.metrics import Scores, score
+from rnnface.lab.evaluation.report import Report
 from rnnface.registry import Registry
 
 #: A method: `fit(x)` does what every setting shares (a tree, a graph) and returns `cut(setting) -> labels`
-#: (-1: left alone); within a sweep a run's time is the fit's plus the cut's.
-Cut = Callable[[float], np.ndarray]
+#: (-1: left alone); within a sweep a run's time is the fit's plus the cut's. A setting is a float, or
+#: (variant, threshold) for a method with variants (`Setting`; `Any`: each cut takes its method's own).
+Cut = Callable[[Any], np.ndarray]
 Clusterer = Callable[[np.ndarray], Cut]
-clusterers: Registry[Clusterer] = Registry("clustering method")
+clusterers: Registry[Cut] = Registry("clustering method")  # each entry a Clusterer, the factory of its cuts
 #: Settings each method is tried at; a float threshold is a cosine similarity.
 SETTINGS: dict[str, list[float]] = {}
 #: A method with variants (rnnface's pooling rho) is tried at every setting of each: its setting is then
@@ -46,6 +49,7 @@ COSINES = [round(float(c), 4) for c in np.arange(0.2, 0.99, 0.0125)]
 RHOS = [1.0, 0.85, 0.7, 0.55]
 
 Setting = float | tuple[float, float]
+T = TypeVar("T")
 
 
 class TooDense(Exception):
@@ -182,7 +186,7 @@ class Run:
         return {**{k: v for k, v in asdict(self).items() if k != "scores"}, **self.scores.to_dict()}
 
 
-def timed(fn: Callable[[], object]) -> tuple[object, float]:
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
@@ -255,7 +259,8 @@ def sweep(name: str, x: np.ndarray, truth: np.ndarray, embedding: str, dataset: 
     return out
 
 
-def _refined(settings: list[float], attempt: Callable[[float], Run | None]) -> list[Run]:
+# `attempt(threshold)`; `...`: mypy cannot match `lambda t, v=variant:` to `[float]`
+def _refined(settings: list[float], attempt: Callable[..., Run | None]) -> list[Run]:
     """`attempt` at every 4th threshold, then at each one within 3 of the best, by threshold."""
     coarse = settings[::4] if len(settings) > 8 else settings
     runs = {t: r for t in coarse if (r := attempt(t)) is not None}
@@ -363,3 +368,10 @@ def markdown(results: list[Result], sets: list[Faces]) -> str:
             )
         parts.append("")
     return "\n".join(parts)
+
+
+def cluster_report(sets: list[Faces], methods: list[str] | None = None) -> Report:
+    """`evaluate` as a report (cluster.json: every result and every run of the sweeps; cluster.md)."""
+    results, runs = evaluate(sets, methods)
+    data = {"results": [r.to_dict() for r in results], "sweeps": [r.to_dict() for r in runs]}
+    return Report("cluster", data, markdown(results, sets))

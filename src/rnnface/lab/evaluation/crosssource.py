@@ -43,6 +43,7 @@ class Variant:
     def fit(self, data: StatSet, joined: Sequence[str], config: LivenessTrainConfig) -> FittedLiveness:
         """The head trained on `data` (originals, and copies when augmented) over this variant's columns."""
         model = replace(config.model, frontends=self.frontends)
+        assert data.copy is not None  # filled in by StatSet.__post_init__
         kept = data.subset(self.augmented | (data.copy == 0)).columns(self.columns(joined))
         return fit_stats(kept, replace(config, model=model))
 
@@ -110,6 +111,7 @@ def official_rows(
     from rnnface.liveness.scoring import stats_window_scores
 
     live = np.concatenate([np.full(n, v) for n, v in zip(test.lengths, test.live)])
+    assert test.peer is not None  # filled in by StatSet.__post_init__
     rows = [_row(f"{NUAA_TEST}, per frame", PEER, test.peer.copy(), live)]
     for v in variants:
         fitted = v.fit(train, joined, config)

@@ -39,6 +39,7 @@ from rnnface.detection import (
     main_faces,
 )
 from rnnface.io import load_image
+from rnnface.lab.evaluation.report import Report
 
 
 class _Remembered(Detector):
@@ -47,7 +48,9 @@ class _Remembered(Detector):
 
     def __init__(self, inner: Detector) -> None:
         super().__init__(inner.settings)
-        self.inner, self._last, self._faces = inner, None, []
+        self.inner = inner
+        self._last: np.ndarray | None = None
+        self._faces: list[Face] = []
 
     def detect(self, image: np.ndarray, trusted: Callable[[Face], bool] | None = None) -> list[Face]:
         if image is not self._last:
@@ -60,7 +63,7 @@ def detector_choices() -> dict[str, tuple[Detector, Detector]]:
     from rnnface.recognition.faceness import CheckedDetector
 
     backends = sorted(list_detectors(), key=lambda n: n != DEFAULT_DETECTOR)
-    choices = {}
+    choices: dict[str, tuple[Detector, Detector]] = {}
     for backend in backends:
         bare = create_detector(backend)
         if not bare.finds_faces:
@@ -76,7 +79,7 @@ class Photo:
     """One test photo: where its face is (None: it has none; a box: the face to find; `any`: any face counts)."""
 
     label: str
-    load: Callable[[], np.ndarray]
+    load: Callable[..., np.ndarray]  # called without arguments (`...`: mypy cannot match `lambda p=p:` to `[]`)
     target: tuple[float, float] | None = None  # the point the labelled face's box must hold
     any_face: bool = False
 
@@ -112,12 +115,14 @@ def cfp_photos(root: Path, pose: str, n: int, seed: int = 0) -> list[Photo]:
 def face_crops(photos: list[Photo], finder: Detector, n: int, seed: int = 0) -> list[Photo]:
     """Tight grey crops of LFW faces (0.8 of the detector box) under a hard side light, 168 x 192 pixels."""
     rng = np.random.default_rng(seed)
-    out = []
+    out: list[Photo] = []
     for photo in photos:
         if len(out) == n:
             break
         image = photo.load()
-        faces = [f for f in finder.detect(image) if _holds(f, photo.target)]
+        target = photo.target
+        assert target is not None  # LFW photos: the face to crop is the one at the centre
+        faces = [f for f in finder.detect(image) if _holds(f, target)]
         if not faces:
             continue
         x1, y1, x2, y2 = faces[0].box
@@ -134,7 +139,7 @@ def face_crops(photos: list[Photo], finder: Detector, n: int, seed: int = 0) -> 
 def small_faces(photos: list[Photo], backgrounds: list[np.ndarray], n: int, seed: int = 0) -> list[Photo]:
     """An LFW photo's centre (its face) scaled to 60 pixels high, pasted into a blurred 4000 x 3000 background."""
     rng = np.random.default_rng(seed)
-    out = []
+    out: list[Photo] = []
     for photo in photos[:n]:
         face = photo.load()[50:200, 50:200]  # LFW's face sits in the central 150 pixels
         small = cv2.resize(face, (90, 90), interpolation=cv2.INTER_AREA)  # the face itself is ~60 pixels high
@@ -157,7 +162,7 @@ def sample_photos_without_faces() -> list[Photo]:
 
     folder = Path(skimage.__file__).parent / "data"
     faces = {"astronaut", "camera", "lfw_subset", "no_time_for_that_tiny"}
-    out = []
+    out: list[Photo] = []
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() in (".png", ".jpg") and path.stem not in faces:
             out.append(Photo(f"scikit-image {path.stem}", lambda p=path: load_image(p)))
@@ -202,7 +207,7 @@ def ita_band(image: np.ndarray) -> str:
 
 def relit(image: np.ndarray, light: str, rng: np.random.Generator) -> np.ndarray:
     """`image` under one of LIGHTS (a face at the centre of the photo)."""
-    pixels = image.astype(np.float32)
+    pixels: np.ndarray = image.astype(np.float32)
     height, width = image.shape[:2]
     if light == "dark":  # underexposed by 3-4 stops, with sensor noise
         pixels = 255 * (pixels / 255 * rng.uniform(0.08, 0.15)) ** 0.9 + rng.normal(0, 2, pixels.shape)
@@ -282,10 +287,13 @@ def score_set(photos: list[Photo], choices: dict[str, tuple[Detector, Detector]]
             if photo.target is None and not photo.any_face:
                 score.other += len(faces)
                 continue
-            hits = faces if photo.any_face else [f for f in faces if _holds(f, photo.target)]
-            found_bare = bool(
-                bare.detect(image) if photo.any_face else [f for f in bare.detect(image) if _holds(f, photo.target)]
-            )
+            if photo.any_face:
+                hits, found_bare = faces, bool(bare.detect(image))
+            else:
+                target = photo.target
+                assert target is not None  # a face set's photo without `any_face` has a target (the `continue` above)
+                hits = [f for f in faces if _holds(f, target)]
+                found_bare = bool([f for f in bare.detect(image) if _holds(f, target)])
             score.found += bool(hits)
             score.rejected += found_bare and not hits
             score.other += len(faces) - min(1, len(hits))
@@ -324,7 +332,8 @@ def run_detector_eval(
 ) -> dict:
     """Every set under every detector choice; rows as they are scored."""
     choices = detector_choices()
-    rows, strata = [], {}
+    rows: list[dict] = []
+    strata: dict[str, int] = {}
     for name, faces, photos in photo_sets(lfw, cfp, nuaa, n, strata):
         scores = score_set(photos, choices)
         for choice, score in scores.items():
@@ -388,3 +397,11 @@ def default_nuaa() -> Path | None:
 
     root = Settings.from_env().nuaa
     return root if (root / "ClientNormalized").is_dir() else None
+
+
+def detector_report(
+    lfw: Path, cfp: Path | None, nuaa: Path | None = None, n: int = 300, echo: Callable[[str], None] = print
+) -> Report:
+    """`run_detector_eval` as a report (detector.json, detector.md)."""
+    report = run_detector_eval(lfw, cfp, nuaa, n, echo)
+    return Report("detector", report, markdown(report))

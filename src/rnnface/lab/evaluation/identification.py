@@ -9,8 +9,9 @@ the probes whose person is among the k most similar gallery entries.
 Everything runs through the real gallery code path: the gallery images are enrolled into a fresh
 SQLite + FAISS gallery per model, and probes are searched in it. Open set: each probe is also
 treated as a stranger by setting its own person aside; it is rejected when its best other match is
-below the threshold (calibrated at FAR 1e-3 on the pairs). DIR is the share of probes identified at
-rank 1 *and* above that threshold (the detection-and-identification rate of open-set search).
+below the threshold (the one given, or the one at the false-accept rate `far` over every cross-person pair
+of the evaluated people). DIR is the share of probes identified at rank 1 *and* above that threshold (the
+detection-and-identification rate of open-set search).
 """
 
 from __future__ import annotations
@@ -94,24 +95,32 @@ def stranger_scores(results: list[list[Match]], truth: list[str]) -> np.ndarray:
     return np.array([next((m.similarity for m in row if m.person != t), -1.0) for row, t in zip(results, truth)])
 
 
-def identify_lfw(
-    cache: FaceCache,
-    sources: list[EmbeddingSource],
-    pairs: list[Pair],
-    threshold: float | None = None,
-    far: float | None = None,
-) -> IdentificationReport:
-    """1:N over the people of `pairs`, each fold group by the source covering it (a model that never saw them, or
-    a peer).
+@dataclass
+class GalleryGroup:
+    """The people one source scores: its gallery rows (one image a person), its probe rows (their other images),
+    the embeddings of both in that order, which embedded (a peer may find no face) and each row's person."""
 
-    Open set at `threshold`, or, with `far`, at the threshold of that false-accept rate over every
-    cross-person pair of the evaluated people (millions of pairs, so rates down to 1e-5 are measured).
-    """
-    images_of = defaultdict(list)
+    source: EmbeddingSource
+    gallery_rows: list[int]
+    probe_rows: list[int]
+    emb: np.ndarray
+    valid: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def probes(self) -> np.ndarray:
+        return self.labels[len(self.gallery_rows) :]
+
+
+def gallery_groups(cache: FaceCache, sources: list[EmbeddingSource], pairs: list[Pair]) -> list[GalleryGroup]:
+    """One group per source: the people of the folds it covers first (a model that never saw them, or a peer),
+    embedded by it; DisjointnessError when it was trained on any of them."""
+    images_of: defaultdict[str, list[int]] = defaultdict(list)
     for i, row in enumerate(cache.rows):
         if row.status != "unreadable":
             images_of[row.person].append(i)
-    hits, probes, sizes, strangers, dir_hits, done, groups = {1: 0, 5: 0}, 0, {}, [], 0, set(), []
+    groups: list[GalleryGroup] = []
+    done: set[int] = set()
     for source in sources:
         folds = source.folds - done
         done |= folds
@@ -123,75 +132,87 @@ def identify_lfw(
             raise DisjointnessError(f"{source.name} was trained on {len(seen)} gallery people, e.g. {sorted(seen)[0]}")
         gallery_rows = [images_of[p][0] for p in people if images_of[p]]
         probe_rows = [r for p in people for r in images_of[p][1:]]
-        rows = gallery_rows + probe_rows
-        emb, valid = source.embed(rows)
-        groups.append((source, gallery_rows, probe_rows, emb, valid, np.array([cache.rows[r].person for r in rows])))
-    # a photo where a peer found no face is neither enrolled nor found: its probe is a miss (and, as a stranger,
-    # rejected)
+        emb, valid = source.embed(gallery_rows + probe_rows)
+        labels = np.array([cache.rows[r].person for r in gallery_rows + probe_rows])
+        groups.append(GalleryGroup(source, gallery_rows, probe_rows, emb, valid, labels))
+    return groups
+
+
+def search_group(cache: FaceCache, group: GalleryGroup) -> list[list[Match]]:
+    """Each probe's top-5 people, searched through the real gallery code path: the group's gallery images
+    enrolled into a fresh SQLite + FAISS gallery. A photo where a peer found no face is neither enrolled nor
+    found: its probe is a miss (and, as a stranger, rejected)."""
+    n = len(group.gallery_rows)
+    with (
+        tempfile.TemporaryDirectory(prefix="rnnface-1n-") as tmp,
+        open_gallery(Path(tmp) / "lfw.db", index="flat") as gallery,
+    ):
+        entries = zip(group.labels[:n], group.emb[:n], group.gallery_rows, group.valid[:n])
+        gallery.enroll_many(
+            [(str(pid), [FaceRecord(e, cache.rows[r].path)]) for pid, e, r, ok in entries if ok],
+            group.source.model_id,
+        )
+        found = iter(gallery.search(group.emb[n:][group.valid[n:]], top_k=5))
+        return [next(found) if ok else [] for ok in group.valid[n:]]
+
+
+def identified(results: list[list[Match]], truth: list[str], threshold: float) -> np.ndarray:
+    """Whether each probe's first match is its own person and at or above `threshold` (DIR's hits)."""
+    return np.array([bool(r) and r[0].person == t and r[0].similarity >= threshold for r, t in zip(results, truth)])
+
+
+def identify_lfw(
+    cache: FaceCache,
+    sources: list[EmbeddingSource],
+    pairs: list[Pair],
+    threshold: float | None = None,
+    far: float | None = None,
+) -> IdentificationReport:
+    """1:N over the people of `pairs`, each fold group by the source covering it (`gallery_groups`).
+
+    Open set at `threshold`, or, with `far`, at the threshold of that false-accept rate over every
+    cross-person pair of the evaluated people (millions of pairs, so rates down to 1e-5 are measured).
+    """
+    groups = gallery_groups(cache, sources, pairs)
     point = calibration = None
     if far is not None:
-        impostor, genuine = cross_person([(emb[ok], labels[ok]) for *_, emb, ok, labels in groups])
+        impostor, genuine = cross_person([(g.emb[g.valid], g.labels[g.valid]) for g in groups])
         calibration = Calibration.from_scores(impostor, genuine, f"LFW View 2 people, {len(groups)} gallery group(s)")
         point = _point(np.sort(impostor)[::-1], genuine, far)
         threshold = point.threshold
-    search = []
-    for source, gallery_rows, probe_rows, emb, valid, labels in groups:
-        n = len(gallery_rows)
-        gallery_ids, probe_ids = labels[:n], labels[n:]
-        with (
-            tempfile.TemporaryDirectory(prefix="rnnface-1n-") as tmp,
-            open_gallery(Path(tmp) / "lfw.db", index="flat") as gallery,
-        ):
-            gallery.enroll_many(
-                [
-                    (str(pid), [FaceRecord(e, cache.rows[r].path)])
-                    for pid, e, r, ok in zip(gallery_ids, emb[:n], gallery_rows, valid[:n])
-                    if ok
-                ],
-                source.model_id,
-            )
-            found = iter(gallery.search(emb[n:][valid[n:]], top_k=5))
-            results = [next(found) if ok else [] for ok in valid[n:]]
-        truth = [str(t) for t in probe_ids]
+    hits, strangers, found, search = {1: 0, 5: 0}, [], [], []
+    for g in groups:
+        results = search_group(cache, g)
+        truth = [str(t) for t in g.probes]
         for k, n in rank_hits(results, truth).items():
             hits[k] += n
         if calibration is not None:  # a search threshold set for this gallery's size: what FPIR it really gives
-            aimed = calibration.search(len(gallery_rows), SEARCH_FPIR)
+            aimed = calibration.search(len(g.gallery_rows), SEARCH_FPIR)
             search.append(
                 {
-                    "gallery": source.name,
-                    "entries": len(gallery_rows),
+                    "gallery": g.source.name,
+                    "entries": len(g.gallery_rows),
                     "threshold": aimed.value,
                     "fpir_aimed": SEARCH_FPIR,
                     "fpir_measured": float(np.mean(stranger_scores(results, truth) >= aimed.value)),
-                    "identified": float(
-                        np.mean(
-                            [
-                                bool(r) and r[0].person == t and r[0].similarity >= aimed.value
-                                for r, t in zip(results, truth)
-                            ]
-                        )
-                    ),
+                    "identified": float(np.mean(identified(results, truth, aimed.value))),
                 }
             )
         if threshold is not None:
             strangers.append(stranger_scores(results, truth))
-            dir_hits += sum(
-                bool(row) and row[0].person == t and row[0].similarity >= threshold for row, t in zip(results, truth)
-            )
-        probes += len(probe_rows)
-        sizes[source.name] = len(gallery_rows)
+            found.append(identified(results, truth, threshold))
+    probes = sum(len(g.probe_rows) for g in groups)
+    sizes = {g.source.name: len(g.gallery_rows) for g in groups}
     if threshold is None:
         return IdentificationReport(hits[1] / probes, hits[5] / probes, probes, sizes)
-    rejected = float(np.mean(np.concatenate(strangers) < threshold))
     return IdentificationReport(
         hits[1] / probes,
         hits[5] / probes,
         probes,
         sizes,
         threshold,
-        rejected,
-        dir_hits / probes,
+        float(np.mean(np.concatenate(strangers) < threshold)),
+        float(np.concatenate(found).sum() / probes),
         point,
         calibration,
         search or None,

@@ -7,6 +7,7 @@ person the model was trained on raises DisjointnessError instead of producing a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,14 +70,18 @@ def check_disjoint(pairs: list[Pair], train_people: set[str], model: str) -> Non
                 )
 
 
-def load_assigned(checkpoints: list[str | Path], pairs: list[Pair]) -> tuple[dict[str, Checkpoint], dict[int, str]]:
+def load_assigned(checkpoints: Sequence[str | Path], pairs: list[Pair]) -> tuple[dict[str, Checkpoint], dict[int, str]]:
     """Load the checkpoints and map each fold of `pairs` to one that left its people out."""
     loaded = {str(p): load_checkpoint(p) for p in checkpoints}
     return loaded, assign_models({name: ck.meta for name, ck in loaded.items()}, sorted({p.fold for p in pairs}))
 
 
 def model_sources(
-    cache: FaceCache, checkpoints: list[str | Path], pairs: list[Pair], flip: bool = True, runtime: str | None = None
+    cache: FaceCache,
+    checkpoints: Sequence[str | Path],
+    pairs: list[Pair],
+    flip: bool = True,
+    runtime: str | None = None,
 ) -> list[EmbeddingSource]:
     """One embedding source per checkpoint, each for the folds assigned to it (see `assign_models`)."""
     loaded, assignment = load_assigned(checkpoints, pairs)
@@ -158,7 +163,7 @@ def run_lfw(
     groups: dict[str, list[Path]],
     pairs: list[Pair],
     name: str,
-    peers: list[str] = (),
+    peers: Sequence[str] = (),
     flip: bool = True,
     far: float = 1e-4,
     runtimes: dict[str, str] | None = None,

@@ -9,14 +9,15 @@ frame, found by our detector and cut again by `liveness_crop`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from rnnface.lab.data import nuaa
 from rnnface.lab.evaluation.pad_metrics import curve, eer, errors_at
+from rnnface.lab.evaluation.report import Report
 from rnnface.liveness.crop import liveness_crop
 from rnnface.liveness.model import LivenessModel
 from rnnface.liveness.scoring import WINDOWS, frame_stats, stats_window_scores, window_scores
@@ -71,7 +72,7 @@ def evaluate(
     root: str,
     models: Sequence[tuple[str, LivenessModel]],
     windows: Sequence[int] = WINDOWS,
-    cache: str | os.PathLike | None = None,
+    cache: str | Path | None = None,
 ) -> list[Row]:
     """The ablation table on NUAA's test split: every model at every window length. A model that reads more than
     the grey crop (a colour context front-end) sees the frames as a camera would deliver them: each crop upscaled
@@ -105,7 +106,7 @@ def evaluate(
     return rows
 
 
-def _camera_vectors(root: str, frontends: Sequence[str], cache: str | os.PathLike | None):
+def _camera_vectors(root: str, frontends: Sequence[str], cache: str | Path | None):
     """NUAA's test captures as camera frames, through our detector, as frame vectors of `frontends`."""
     from rnnface.lab.evaluation.presentations import nuaa_capture_set
     from rnnface.lab.training.liveness_vectors import cached_vectors
@@ -308,3 +309,95 @@ def active_markdown(rows: Sequence[ActiveRow]) -> str:
             f"{100 * r.error:.1f} | {r.median_peak:.3f} |"
         )
     return "\n".join(lines)
+
+
+@dataclass
+class LivenessEval:
+    """What `rnnface eval liveness` measures: the NUAA ablation of `models` (name, checkpoint; the first is the
+    one judged beside the peers), and what each flag adds."""
+
+    nuaa: str
+    models: list[tuple[str, Path]]
+    pipeline: bool = False  # the first model's test frames through our detector and crop
+    active: bool = False  # the head-turn challenge on CFP turns (needs `cfp`) and replays
+    cfp: str | None = None
+    lfw_images: Path | None = None  # for `other`: LFW photos, their replays and the static replays
+    other: bool = False
+    sets: list[Path] = field(default_factory=list)  # presentation sets for `other`
+    per_set: int | None = None
+    peers: list[str] | None = None  # default: every registered peer
+    peers_dir: Path | None = None
+    cross_source: list[Path] = field(default_factory=list)
+    per_source: int | None = 200
+    copies: int = 2
+    nuaa_every: int = 1
+    vectors: Path | None = None  # the frame-vector cache
+
+
+def run_liveness_eval(spec: LivenessEval, echo: Callable[[str], None] | None = None) -> Report:
+    """Every table of the liveness report in one run (`echo`: progress lines)."""
+    from dataclasses import asdict
+
+    from rnnface.liveness.model import load_liveness
+
+    models = [(name, load_liveness(path)) for name, path in spec.models]
+    rows = evaluate(spec.nuaa, models, cache=spec.vectors)
+    detect = None
+    if spec.pipeline or spec.active:
+        from rnnface.recognition.faceness import face_detector
+
+        faces = face_detector()
+
+        def detect(photo: np.ndarray) -> np.ndarray | None:
+            found = faces.detect(photo)
+            return found[0].landmarks if found else None
+
+    if spec.pipeline and models[0][1].config.reads_crops_only:  # a camera-frame model's rows went through it
+        rows += evaluate_through_pipeline(spec.nuaa, models[0][0], models[0][1], detect)
+    table = markdown(rows)
+    active_rows = []
+    if spec.active:
+        assert spec.cfp is not None, "the head-turn challenge is measured on CFP"
+        active_rows = evaluate_active(spec.nuaa, spec.cfp, detect)
+        table += "\n\nHead-turn challenge:\n\n" + active_markdown(active_rows)
+    set_rows, still_rows = [], []
+    if spec.other:
+        from rnnface.lab.evaluation import presentations
+        from rnnface.lab.evaluation.liveness_peers import CheckerJudge, Judge, create_peer, list_peers
+        from rnnface.liveness.check import LivenessChecker
+        from rnnface.recognition.pipeline import FacePipeline
+
+        assert spec.lfw_images is not None, "the other presentations include LFW's"
+        sets = [presentations.lfw_replay_set(spec.lfw_images), presentations.nuaa_set(spec.nuaa)]
+        sets += [presentations.folder_set(p, most=spec.per_set) for p in spec.sets]
+        first, checkpoint = spec.models[0]
+        judges: list[Judge] = [CheckerJudge(f"ours ({first})", LivenessChecker(FacePipeline(), checkpoint))]
+        assert spec.peers_dir is not None, "the peers' model files are needed to judge beside them"
+        judges += [create_peer(name, spec.peers_dir) for name in spec.peers or list_peers()]
+        set_rows = presentations.judge_sets(sets, judges)
+        table += "\n\nOther presentations, ours and the peers:\n\n" + presentations.sets_markdown(set_rows)
+        still_rows = presentations.judge_stills(spec.lfw_images, judges)
+        table += "\n\nStatic replays (one photo, no motion):\n\n" + presentations.stills_markdown(still_rows)
+    cross_rows: list = []
+    if spec.cross_source:
+        from rnnface.lab.evaluation import crosssource as cs
+
+        cross_rows, cross_table = cs.run_protocol(
+            [str(p) for p in spec.cross_source],
+            spec.nuaa,
+            spec.per_source,
+            spec.copies,
+            spec.vectors,
+            echo,
+            spec.nuaa_every,
+        )
+        table += "\n\n" + cross_table
+    data = {
+        "models": {n: str(p) for n, p in spec.models},
+        "rows": [r.to_dict() for r in rows],
+        "active": [r.__dict__ for r in active_rows],
+        "presentations": [r.to_dict() for r in set_rows],
+        "stills": [asdict(r) for r in still_rows],
+        "cross_source": [r.to_dict() for r in cross_rows],
+    }
+    return Report("liveness", data, table, {"liveness_det.png": lambda path: plot_det(rows, path)})

@@ -20,7 +20,9 @@ from rnnface.lab.data import nuaa
 from rnnface.lab.evaluation.liveness_peers import Judge
 from rnnface.lab.evaluation.pad_metrics import eer
 
-Frames = Callable[[], list[np.ndarray]]  # loads one presentation's RGB frames when it is judged
+# loads one presentation's RGB frames when it is judged, called without arguments (`...`: mypy cannot match the
+# loaders, `lambda p=p: ...`, to `[]`)
+Frames = Callable[..., list[np.ndarray]]
 
 
 @dataclass
@@ -64,7 +66,8 @@ def nuaa_set(root: str | Path, every: int = 8) -> PresentationSet:
     """NUAA's official test split, every `every`-th frame of each capture, each crop made a camera frame
     (`nuaa.as_photo`) and judged alone. The crops are 64x64 grey and cut tight: peers that want colour and
     context get neither, so this set measures them outside what they were made for."""
-    live, attack = [], []
+    live: list[Frames] = []
+    attack: list[Frames] = []
     for capture in nuaa.captures(root, "test"):
         for rel in capture.files[::every]:
             (live if capture.live else attack).append(lambda rel=rel: [nuaa.as_photo(nuaa.load_frame(root, rel))])
@@ -78,7 +81,8 @@ def nuaa_split_name(split: str) -> str:
 def nuaa_capture_set(root: str | Path, split: str, every: int = 1) -> PresentationSet:
     """NUAA's `split` ("train" or "test"), each capture one presentation: every `every`-th of its frames, each
     made a camera frame (`nuaa.as_photo`)."""
-    live, attack = [], []
+    live: list[Frames] = []
+    attack: list[Frames] = []
     for capture in nuaa.captures(root, split):
         files = capture.files[::every]
         (live if capture.live else attack).append(
@@ -147,7 +151,9 @@ def judge_sets(sets: Sequence[PresentationSet], judges: Sequence[Judge]) -> list
     bar = progress_bar(total=sum(len(s) for s in sets), desc="presentations", unit="presentation", leave=False)
     rows = []
     for s in sets:
-        labels, scores, accepted = [], {j.name: [] for j in judges}, {j.name: [] for j in judges}
+        labels: list[bool] = []
+        scores: dict[str, list[float]] = {j.name: [] for j in judges}
+        accepted: dict[str, list[bool]] = {j.name: [] for j in judges}
         for live, load in s.presentations():
             frames = load()
             labels.append(live)
@@ -195,7 +201,9 @@ def still_clips(photo: np.ndarray, frames: int = 16, seed: int = 0) -> dict[str,
         frame = np.clip(photo + rng.normal(0, 2, photo.shape), 0, 255).astype(np.uint8)
         quality = int(rng.integers(70, 96))
         ok, buf = cv2.imencode(".jpg", frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-        noisy.append(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy())
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        assert decoded is not None  # a JPEG just encoded decodes
+        noisy.append(decoded[..., ::-1].copy())
     return {"identical frames": [photo] * frames, "near-identical frames (noise, JPEG)": noisy}
 
 

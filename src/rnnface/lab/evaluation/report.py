@@ -1,15 +1,17 @@
-"""Report files for a verification run: JSON, a markdown table and the ROC curve as a PNG."""
+"""Reports: what an evaluation measured, as one object that writes its files (JSON, markdown, figures), and the
+tables of a verification run."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from rnnface.io.paths import atomic_output
 from rnnface.lab.evaluation.protocol import VerificationReport
-from rnnface.operating import POINT_USES, POINTS, Calibration, search_fpir
 
 
 def markdown_table(rows: dict[str, VerificationReport]) -> str:
@@ -71,6 +73,35 @@ def identification_table(rows: dict[str, dict], far: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass
+class Report:
+    """An evaluation's result: `data` (its JSON), `text` (its markdown tables) and `figures` (file name -> a
+    function drawing the figure into a path). Each eval returns one; the CLI prints and writes it."""
+
+    name: str  # the files' stem: <name>.json, <name>.md
+    data: dict
+    text: str
+    figures: dict[str, Callable[[Path], object]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return self.data
+
+    def markdown(self) -> str:
+        return self.text
+
+    def write(self, folder: str | Path) -> list[Path]:
+        """Write every file into `folder` (each whole or not at all); the paths written."""
+        folder = Path(folder)
+        written = [
+            write_json(self.data, folder / f"{self.name}.json"),
+            write_text(self.text, folder / f"{self.name}.md"),
+        ]
+        for name, draw in self.figures.items():
+            draw(folder / name)
+            written.append(folder / name)
+        return written
+
+
 def write_json(data: dict, path: str | Path) -> Path:
     """Write `data` as indented JSON, whole or not at all."""
     with atomic_output(path, "report") as tmp:
@@ -83,50 +114,3 @@ def write_text(text: str, path: str | Path) -> Path:
     with atomic_output(path, "report") as tmp:
         tmp.write_text(text)
     return Path(path)
-
-
-#: The data sets a calibration's points are measured on, as `points_table` names them.
-MEASURED_ON = {"lfw": "LFW", "cfp_ff": "CFP-FF", "cfp_fp": "CFP-FP"}
-
-
-#: Gallery sizes (entries) at which `uses_table` shows what each point does in a search.
-USE_SIZES = (20, 100, 1000)
-
-
-def uses_table(calibration: Calibration, sizes: tuple[int, ...] = USE_SIZES) -> str:
-    """What each point is for, and what it does in 1:N: the share of strangers a search names at that point among
-    each number of entries, from the FAR it measured on LFW (FPIR = 1 - (1 - FAR)^N)."""
-    lines = [
-        "| point | use | " + " | ".join(f"strangers named among {n:,} entries" for n in sizes) + " |",
-        "| --- | --- |" + " --- |" * len(sizes),
-    ]
-    for name in POINTS:
-        measured = calibration.measured.get(name, {}).get("lfw")
-        far = measured["far"] if measured else calibration.point(name).far
-        rates = [f"{100 * search_fpir(far, n):.1f}%" if far is not None else "-" for n in sizes]
-        lines.append(f"| {name} | {POINT_USES[name]} | " + " | ".join(rates) + " |")
-    return "\n".join(lines)
-
-
-def points_table(calibration: Calibration) -> str:
-    """A model's named operating points: threshold, and FAR / TAR measured on each data set it was scored on; for
-    each set beside LFW, how many times LFW's false-accept rate that set meets at the same threshold."""
-    sets = [k for k in MEASURED_ON if any(k in m for m in calibration.measured.values())]
-    ratios = [k for k in sets if k != "lfw" and "lfw" in sets]
-    head = "".join(f" {MEASURED_ON[k]} FAR | {MEASURED_ON[k]} TAR |" for k in sets)
-    head += "".join(f" {MEASURED_ON[k]} / LFW FAR |" for k in ratios)
-    lines = [
-        f"| point | for | threshold |{head}",
-        "| --- | --- | --- |" + " --- | --- |" * len(sets) + " --- |" * len(ratios),
-    ]
-    for name, far in POINTS.items():
-        cells = [name, f"FAR {far:.0e}", f"{calibration.point(name).value:.4f}"]
-        measured = calibration.measured.get(name, {})
-        for k in sets:
-            m = measured.get(k)
-            cells += [f"{m['far']:.1e}", f"{100 * m['tar']:.2f}%"] if m else ["-", "-"]
-        for k in ratios:
-            lfw, other = measured.get("lfw"), measured.get(k)
-            cells.append(f"{other['far'] / lfw['far']:.1f}x" if lfw and other and lfw["far"] > 0 else "-")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"

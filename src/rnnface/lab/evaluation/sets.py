@@ -29,6 +29,7 @@ from rnnface.lab.data.lfw import held_out_people
 from rnnface.lab.data.prepare import FaceCache
 from rnnface.lab.evaluation.lfw import DisjointnessError
 from rnnface.lab.evaluation.protocol import tar_at_far
+from rnnface.lab.evaluation.report import Report
 from rnnface.lab.evaluation.sources import embed_cached
 from rnnface.models.checkpoint import Checkpoint, load_checkpoint
 from rnnface.recognition.embedder import Embedder
@@ -46,7 +47,7 @@ LFW_FACE_HEIGHT = 110.0
 def degrade(crop: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """A randomly degraded copy of an aligned crop and its effective resolution factor (0-1]."""
     size = crop.shape[0]
-    out = crop.astype(np.float32)
+    out: np.ndarray = crop.astype(np.float32)
     factor = float(rng.uniform(0.2, 1.0))
     if factor < 0.9:  # low resolution: down and back up
         small = max(8, int(size * factor))
@@ -62,7 +63,7 @@ def degrade(crop: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, flo
     out = out * rng.uniform(0.6, 1.3) + rng.uniform(-30, 30)  # exposure
     shift = rng.uniform(-4, 4, size=2)
     out = cv2.warpAffine(
-        out, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (size, size), borderMode=cv2.BORDER_REFLECT
+        out, np.array([[1, 0, shift[0]], [0, 1, shift[1]]], np.float32), (size, size), borderMode=cv2.BORDER_REFLECT
     )
     return np.clip(out, 0, 255).astype(np.uint8), factor
 
@@ -150,7 +151,8 @@ def _methods(aggregator: RecurrentAggregator) -> dict[str, Callable[[np.ndarray,
 
 def draw_templates(data: SetData, people: list[str], clean_share: float, rng: np.random.Generator):
     """Two disjoint templates per person: lists of (embeddings, cues) for halves A and B."""
-    a, b = [], []
+    a: list[tuple[np.ndarray, np.ndarray]] = []
+    b: list[tuple[np.ndarray, np.ndarray]] = []
     for p in people:
         images = rng.permutation(data.images_of[p])
         half = len(images) // 2
@@ -220,3 +222,9 @@ def markdown(report: dict) -> str:
             f"{100 * r['tar_at_far_1e-3']:.2f}% | {100 * r['rank1']:.2f}% |"
         )
     return "\n".join(lines) + "\n"
+
+
+def sets_report(cache: FaceCache, model: Path, aggregator: Path, folds: tuple[int, ...], rounds: int) -> Report:
+    """`evaluate_sets` as a report (sets.json, sets.md)."""
+    report = evaluate_sets(cache, model, aggregator, folds, rounds)
+    return Report("sets", report, markdown(report))

@@ -52,7 +52,9 @@ class EmbeddingSource:
     def embed(self, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """(len(rows), D) embeddings and a (len(rows),) validity mask; each row is embedded once."""
         if self._embeddings is not None:
+            assert self._valid is not None  # precomputed embeddings come with their mask
             return self._embeddings[rows], self._valid[rows]
+        assert self._embedder is not None and self._cache is not None  # a model's source embeds on demand
         todo = sorted({r for r in rows if r not in self._memo})
         if todo:
             for r, e in zip(todo, embed_cached(self._embedder, self._cache, todo, self._features)):

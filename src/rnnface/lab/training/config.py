@@ -60,7 +60,7 @@ class TrainConfig:
         return self.p * self.k
 
     @property
-    def resolved_margins(self) -> tuple[float, float, float]:
+    def resolved_margins(self) -> tuple[float, ...]:
         return tuple(self.margins) if self.margins is not None else LOSS_MARGINS[self.loss]
 
     def validate(self) -> TrainConfig:

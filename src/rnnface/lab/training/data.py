@@ -51,9 +51,9 @@ class FeatureInputs:
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, batch: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
-        batch = torch.as_tensor(batch)
-        view = (torch.from_numpy(self.rng.random(len(batch))) * self.views[batch]).long()
-        return {n: a[batch, view].to(device).float() for n, a in self.arrays.items()}
+        rows = torch.as_tensor(batch)
+        view = (torch.from_numpy(self.rng.random(len(rows))) * self.views[rows]).long()
+        return {n: a[rows, view].to(device).float() for n, a in self.arrays.items()}
 
 
 def _stack(parts: list[tuple[np.ndarray, np.ndarray]], views: int) -> np.ndarray:

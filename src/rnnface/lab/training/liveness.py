@@ -58,6 +58,7 @@ class StatSet:
 
     def subset(self, keep: np.ndarray) -> StatSet:
         """The captures where `keep` is true."""
+        assert self.copy is not None and self.peer is not None  # set by __post_init__
         lengths = self.lengths[keep]
         frames = np.concatenate([np.arange(s, s + n) for s, n in zip(self.starts[keep], lengths)] + [np.zeros(0, int)])
         frames = frames.astype(np.int64)
@@ -95,6 +96,7 @@ class StatSet:
         return self.stats[self.starts[i] : self.starts[i] + self.lengths[i]]
 
     def capture_peer(self, i: int) -> np.ndarray:
+        assert self.peer is not None  # set by __post_init__
         return self.peer[self.starts[i] : self.starts[i] + self.lengths[i]]
 
 

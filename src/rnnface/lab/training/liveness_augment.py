@@ -24,5 +24,7 @@ def photometric(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 2.0))
     if rng.random() < 0.6:
         ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 91))])
-        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        assert decoded is not None  # the JPEG just encoded
+        out = decoded[..., ::-1]
     return np.ascontiguousarray(out)

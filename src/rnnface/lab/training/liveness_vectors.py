@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -35,12 +36,12 @@ def presentation_vectors(
     """Frame vectors of every presentation of each (set, augmented copies) pair: one capture per presentation and
     copy, its session the set's name. A presentation without a face is a capture of no frames (no peer score)."""
     from rnnface.detection import most_face_like
-    from rnnface.liveness.frontends import frame_features, frontend
+    from rnnface.liveness.frontends import MiniFASNetFeatures, frame_features, frontend
     from rnnface.progress import progress_bar
     from rnnface.recognition.faceness import face_detector
 
     detector = face_detector()
-    runner = frontend("minifasnet").runner  # the peer's score, on our faces
+    runner = cast(MiniFASNetFeatures, frontend("minifasnet")).runner  # the peer's score, on our faces
     rng = np.random.default_rng(seed)
     vectors: list[np.ndarray] = []
     lengths, live, sessions, copies, peer = [], [], [], [], []
@@ -116,6 +117,7 @@ def cached_vectors(
             raise OutputError(f"{path}: exists and is not a frame-vector cache; not overwritten")
     data = presentation_vectors(sets, frontends, seed)
     if path is not None:
+        assert data.copy is not None and data.peer is not None  # set by StatSet.__post_init__
         with atomic_output(path) as tmp, open(tmp, "wb") as f:
             np.savez(
                 f,

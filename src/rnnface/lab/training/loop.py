@@ -9,6 +9,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from rnnface.lab.training.data import CropInputs, FeatureInputs, TrainSet, build
 from rnnface.lab.training.heads import CombinedMarginHead, DistillHead
 from rnnface.lab.training.sampler import PKSampler, UniformSampler
 from rnnface.models import create_model, save_checkpoint
+from rnnface.models.base import FaceModel
 from rnnface.progress import progress_bar, write_line
 
 
@@ -34,7 +36,7 @@ class FaceTrainer(nn.Module):
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: FaceModel,
         head: CombinedMarginHead,
         distill: DistillHead | None = None,
         distill_weight: float = 1.0,
@@ -128,6 +130,7 @@ def train_one_epoch(
         y = torch.from_numpy(data.labels[batch]).to(device)
         teacher = valid = None
         if data.teacher is not None:
+            assert data.teacher_valid is not None  # `with_teacher` sets both
             teacher, valid = data.teacher[batch].to(device), data.teacher_valid[batch].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             loss = trainer(x, y, teacher, valid)
@@ -145,15 +148,15 @@ def train_one_epoch(
         "loss": total / max(1, seen),
         "images_per_s": seen / seconds,
         "seconds": seconds,
-        "lr": scheduler.get_last_lr()[0],
+        "lr": cast(float, scheduler.get_last_lr()[0]),  # a float: the optimizer's learning rate is one
     }
 
 
 def _unwrap(module: nn.Module) -> FaceTrainer:
-    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+    return cast(FaceTrainer, module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module)
 
 
-def model_inputs(backbone: nn.Module, caches: list[FaceCache], data: TrainSet, config: TrainConfig, seed: int):
+def model_inputs(backbone: FaceModel, caches: list[FaceCache], data: TrainSet, config: TrainConfig, seed: int):
     """What turns a batch of training rows into the backbone's input: its front-end's cached outputs where every
     cache has them (`rnnface features`; the head alone trains, minutes on a CPU), else the cached crops (augmented
     on the training device) through the whole model."""
@@ -172,6 +175,7 @@ def training_targets(
     """The teacher's (N, Dt) targets of the training faces (each cache's fitted on its own training rows) and
     their validity. With `frontal_targets`, a profile photo's target is its person's mean frontal target: the
     head learns to map a profile to where the teacher puts the frontal face, which the teacher cannot do itself."""
+    assert config.teacher is not None  # asked only when distilling
     parts = [teacher_targets(c, config.teacher, data.of(s), progress=progress) for s, c in enumerate(caches)]
     targets = np.concatenate([t[data.of(s)] for s, (t, _) in enumerate(parts)])
     valid = np.concatenate([v[data.of(s)] for s, (_, v) in enumerate(parts)])
@@ -234,6 +238,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> P
     head = CombinedMarginHead(backbone.config.embed_dim, len(data.people), config.scale, config.resolved_margins)
     distill = DistillHead(backbone.config.embed_dim, data.teacher.shape[1]) if data.teacher is not None else None
     trainer: nn.Module = FaceTrainer(backbone, head, distill, config.distill_weight).to(device)
+    sampler: PKSampler | UniformSampler
     if config.sampler == "balanced":
         sampler = PKSampler(data.labels, config.p, config.k, seed=config.seed + 1000 * ddp.rank)
     else:

@@ -15,7 +15,7 @@ class PKSampler:
     repeats differ). One epoch is `len(labels) // (p * k)` batches.
     """
 
-    def __init__(self, labels: Sequence[int], p: int, k: int, seed: int = 0) -> None:
+    def __init__(self, labels: Sequence[int] | np.ndarray, p: int, k: int, seed: int = 0) -> None:
         labels = np.asarray(labels)
         self.by_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
         if len(self.by_class) < p:
@@ -38,7 +38,7 @@ class PKSampler:
 class UniformSampler:
     """Shuffled images in batches of `batch_size` (the imbalanced baseline)."""
 
-    def __init__(self, labels: Sequence[int], batch_size: int, seed: int = 0) -> None:
+    def __init__(self, labels: Sequence[int] | np.ndarray, batch_size: int, seed: int = 0) -> None:
         self.n, self.batch_size = len(labels), batch_size
         self.batches = max(1, self.n // batch_size)
         self.rng = np.random.default_rng(seed)
