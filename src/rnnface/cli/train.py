@@ -205,7 +205,6 @@ def eval_lfw(
     from rnnface.lab.data.lfw import pairs_file
     from rnnface.lab.data.prepare import FaceCache
     from rnnface.lab.evaluation.lfw import fold_pairs, run_lfw
-    from rnnface.lab.evaluation.report import plot_roc, write_json, write_text
     from rnnface.models.checkpoint import set_calibration
     from rnnface.operating import points_table
 
@@ -217,21 +216,16 @@ def eval_lfw(
     runtimes = {f"{name} ({r})": r for r in runtime or []}
     groups.update({label: model for label in runtimes})
     run = run_lfw(face_cache, groups, pair_list, name, peer or [], flip, far, runtimes)
-    table = run.markdown()
-    out.mkdir(parents=True, exist_ok=True)
     folds_scored = sorted(fold_set) if fold_set else list(range(10))
     models = {label: [str(m) for m in ckpts] for label, ckpts in groups.items()}
-    write_json(
-        {"name": name, "models": models, "flip": flip, "folds": folds_scored, "rows": run.rows}, out / "lfw.json"
-    )
-    write_text(table, out / "lfw.md")
-    plot_roc(run.curves, out / "lfw_roc.png", "LFW View 2 (rnnface: identity-disjoint models)")
+    report = run.report(models, flip, folds_scored)
+    written = report.write(out)
     point = run.operating_point
-    typer.echo(table)
+    typer.echo(report.markdown())
     typer.echo(f"folds scored by: {run.rows[name]['model_of_fold']}")
     typer.echo(
         f"threshold at FAR={far:g}: {point['threshold']:.4f} (TAR {100 * point['tar']:.2f}%); written "
-        f"{out}/lfw.json, lfw.md, lfw_roc.png"
+        + ", ".join(str(p) for p in written)
     )
     for search in run.rows[name]["identification"]["search"] or []:
         typer.echo(
@@ -343,16 +337,15 @@ def eval_cfp(
     from rnnface.lab.data.cfp import check_root
     from rnnface.lab.evaluation.cfp import (
         cfp_cache,
+        cfp_report,
         disjoint_method,
         ensemble_method,
         face_recognition_method,
         facenet_method,
-        markdown,
         model_method,
         pretrained_method,
         run_cfp,
     )
-    from rnnface.lab.evaluation.report import write_json, write_text
     from rnnface.models import load_checkpoint
     from rnnface.settings import Settings, resolve_model
 
@@ -384,11 +377,10 @@ def eval_cfp(
     methods += [peers[name](face_cache) for name in peer or []]
     lfw_root = image_root(data)
     run = run_cfp(root, face_cache, methods, lfw_root, {methods[0].name}, fold_set)
-    table = markdown(run)
     models = [str(c) for c in checkpoints] + [f"{n}={','.join(map(str, p))}" for n, p in rows]
-    write_json({"models": models, **run.to_dict()}, out / "cfp.json")
-    write_text(table, out / "cfp.md")
-    typer.echo(table)
+    report = cfp_report(run, models)
+    written = report.write(out)
+    typer.echo(report.markdown())
     typer.echo(
         f"{len(run.lfw_people)} of CFP's 500 people are also in LFW (listed in {out}/cfp.json); pairs without them: "
         f"FF {run.pairs_without_lfw['FF']:,}, FP {run.pairs_without_lfw['FP']:,}"
@@ -396,7 +388,7 @@ def eval_cfp(
     if record is not None:
         measured = methods[0] if rows else model_method(record.stem, record, face_cache)
         _record_cfp_points(record, face_cache, measured, set() if rows else set(run.lfw_people))
-    typer.echo(f"written: {out}/cfp.json, {out}/cfp.md")
+    typer.echo(f"written: {', '.join(str(p) for p in written)}")
 
 
 def _named_row(item: str, option: str) -> tuple[str, list[Path]]:
@@ -465,10 +457,9 @@ def eval_backbones(
     from rnnface.lab.data.cfp import check_root
     from rnnface.lab.data.lfw import pairs_file
     from rnnface.lab.data.prepare import FaceCache
-    from rnnface.lab.evaluation.backbones import Caches, Row, markdown, run_backbones
+    from rnnface.lab.evaluation.backbones import Caches, Row, backbones_report, run_backbones
     from rnnface.lab.evaluation.cfp import cfp_cache as make_cfp_cache
     from rnnface.lab.evaluation.lfw import fold_pairs
-    from rnnface.lab.evaluation.report import write_json, write_text
     from rnnface.models import load_checkpoint
     from rnnface.pretrained.embedders import pretrained_class
     from rnnface.settings import Settings
@@ -502,21 +493,10 @@ def eval_backbones(
     first = next(iter(lfw_caches.values()))
     caches = Caches(lfw_caches, cfp_caches, root, fold_pairs(pairs or pairs_file(first.meta["data"])))
     reports = run_backbones(rows, cast("list[tuple[str, str]]", fusions), caches, echo=typer.echo)  # pairs: checked
-    table = markdown(reports)
-    write_json(
-        {
-            "rows": {
-                r.label: {"frontend": r.frontend, "checkpoints": [str(c) for c in r.checkpoints], "peer": r.peer}
-                for r in rows
-            },
-            "fusions": [list(f) for f in fusions],
-            "reports": {label: {s: r.to_dict() for s, r in sets.items()} for label, sets in reports.items()},
-        },
-        out / "backbones.json",
-    )
-    write_text(table, out / "backbones.md")
-    typer.echo(table)
-    typer.echo(f"written: {out}/backbones.json, {out}/backbones.md")
+    report = backbones_report(rows, cast("list[tuple[str, str]]", fusions), reports)
+    written = report.write(out)
+    typer.echo(report.markdown())
+    typer.echo(f"written: {', '.join(str(p) for p in written)}")
 
 
 def _pairs_of(items: list[str], option: str) -> dict[str, str]:

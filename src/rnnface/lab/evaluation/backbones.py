@@ -19,6 +19,7 @@ from rnnface.lab.data.cfp import PROTOCOLS, read_protocol
 from rnnface.lab.data.lfw import Pair
 from rnnface.lab.data.prepare import FaceCache
 from rnnface.lab.evaluation.protocol import VerificationReport, verification_report
+from rnnface.lab.evaluation.report import Report
 
 #: The sets of the table, in its column order.
 SETS = ("LFW", "CFP-FF", "CFP-FP")
@@ -108,3 +109,19 @@ def markdown(reports: dict[str, dict[str, VerificationReport]]) -> str:
         cells = [f"{100 * sets[s].accuracy_mean:.2f} ± {100 * sets[s].accuracy_std:.2f}" for s in SETS]
         lines.append(f"| {label} | {' | '.join(cells)} | {100 * sets['CFP-FP'].tar_at_far['1e-03']:.2f}% |")
     return "\n".join(lines) + "\n"
+
+
+def backbones_report(
+    rows: list[Row], fusions: list[tuple[str, str]], reports: dict[str, dict[str, VerificationReport]]
+) -> Report:
+    """`run_backbones`' result as a report (backbones.json: every row's checkpoints and every set's figures;
+    backbones.md)."""
+    data = {
+        "rows": {
+            r.label: {"frontend": r.frontend, "checkpoints": [str(c) for c in r.checkpoints], "peer": r.peer}
+            for r in rows
+        },
+        "fusions": [list(f) for f in fusions],
+        "reports": {label: {s: r.to_dict() for s, r in sets.items()} for label, sets in reports.items()},
+    }
+    return Report("backbones", data, markdown(reports))

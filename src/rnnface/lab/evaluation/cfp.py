@@ -29,6 +29,7 @@ from rnnface.lab.data.features import FrontendFeatures, build_features
 from rnnface.lab.data.prepare import FaceCache, PrepareConfig, prepare
 from rnnface.lab.data.workers import worker_pool
 from rnnface.lab.evaluation.protocol import VerificationReport, verification_report
+from rnnface.lab.evaluation.report import Report
 from rnnface.models.frontends import frontend_spec
 
 if TYPE_CHECKING:
@@ -310,3 +311,8 @@ def markdown(run: CfpRun) -> str:
         cells.append(f"{run.missed[base]:,} of 7,000" if name == base else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def cfp_report(run: CfpRun, models: list[str]) -> Report:
+    """`run_cfp`'s result as a report (cfp.json: the models and every figure; cfp.md)."""
+    return Report("cfp", {"models": models, **run.to_dict()}, markdown(run))

@@ -18,6 +18,7 @@ from rnnface.lab.data.cfp import person_key
 from rnnface.lab.data.lfw import Pair, read_pairs
 from rnnface.lab.data.prepare import FaceCache
 from rnnface.lab.evaluation.protocol import VerificationReport, verification_report
+from rnnface.lab.evaluation.report import Report
 from rnnface.lab.evaluation.sources import EmbeddingSource, model_source
 from rnnface.models import Checkpoint, load_checkpoint
 from rnnface.operating import Calibration
@@ -140,6 +141,14 @@ class LfwRun:
     @property
     def operating_point(self) -> dict:
         return self.rows[self.name]["identification"]["operating_point"]
+
+    def report(self, models: dict[str, list[str]], flip: bool, folds: list[int]) -> Report:
+        """lfw.json (the run's settings and every row), lfw.md and lfw_roc.png."""
+        from rnnface.lab.evaluation.report import plot_roc
+
+        data = {"name": self.name, "models": models, "flip": flip, "folds": folds, "rows": self.rows}
+        title = "LFW View 2 (rnnface: identity-disjoint models)"
+        return Report("lfw", data, self.markdown(), {"lfw_roc.png": lambda path: plot_roc(self.curves, path, title)})
 
     def markdown(self) -> str:
         """The verification table, then the 1:N table (what lfw.md holds)."""
