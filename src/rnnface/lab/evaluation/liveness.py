@@ -183,17 +183,18 @@ def plot_det(rows: Sequence[Row], path) -> None:
     from scipy.stats import norm
 
     ticks = np.array([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4])
-    fig, (det, roc) = plt.subplots(1, 2, figsize=(14, 6.5))
-    # colour: the window length; line style: the model (and the pipeline rows), so 14 rows stay apart
-    colours = {w: plt.cm.viridis(i / max(1, len(WINDOWS) - 1) * 0.85) for i, w in enumerate(WINDOWS)}
-    styles = ["-", "--", ":", "-."]
+    fig, (det, roc) = plt.subplots(1, 2, figsize=(14, 7.5))
+    # one colour a model (and its pipeline rows): its single frame dashed, its longest window solid
     kinds = list(dict.fromkeys((r.model, "through our detector" in r.name) for r in rows))
+    longest = {k: max(r.window for r in rows if (r.model, "through our detector" in r.name) == k) for k in kinds}
     for r in rows:
+        kind = (r.model, "through our detector" in r.name)
+        if r.window not in (1, longest[kind]):
+            continue
         apcer, bpcer = (np.clip(v, 5e-4, 1 - 5e-4) for v in r.curve)
-        kind = kinds.index((r.model, "through our detector" in r.name))
-        look = {"color": colours.get(r.window, "k"), "ls": styles[kind % len(styles)], "lw": 1.4 + 0.3 * (kind > 2)}
+        look = {"color": plt.cm.tab10(kinds.index(kind) % 10), "ls": "--" if r.window == 1 else "-", "lw": 1.5}
         det.plot(norm.ppf(apcer), norm.ppf(bpcer), label=r.name, **look)
-        roc.plot(r.curve[0], 1 - r.curve[1], label=r.name, **look)
+        roc.plot(r.curve[0], 1 - r.curve[1], **look)
     det.set_xticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
     det.set_yticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
     det.set_xlim(norm.ppf([5e-4, 0.5]))
@@ -208,8 +209,8 @@ def plot_det(rows: Sequence[Row], path) -> None:
     roc.set_ylabel("1 - BPCER (bona fide accepted)")
     roc.set_title("ROC")
     roc.grid(True, alpha=0.3)
-    roc.legend(fontsize=7, loc="lower right", ncol=1, framealpha=0.9)
-    fig.tight_layout()
+    fig.legend(loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.05 + 0.022 * len(det.lines) / 2, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
