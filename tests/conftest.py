@@ -2,9 +2,10 @@
 
 Markers (declared in pyproject.toml, `--strict-markers`): `lfw` (set here on every test that uses a data set or
 the shared models), `milvus_server` (set here on every test that uses the real Milvus server), `server` (set here
-on every test that starts `rnnface serve`), `slow` and `browser` (set on the tests themselves). `make test` (what
-CI runs) runs them all; `make test-fast` leaves out slow, milvus_server and browser for the edit loop; `make
-test-unit` runs only what needs no data set and no server.
+on every test that starts `rnnface serve` or runs on Milvus Lite, which starts a local server), `slow` and
+`browser` (set on the tests themselves). `make test` (what CI runs) runs them all; `make test-fast` leaves out
+slow, milvus_server and browser for the edit loop; `make test-unit` runs only what needs no data set and no
+server.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if "milvus_server" in fixtures or "milvus-server" in params.values():
             item.add_marker(pytest.mark.milvus_server)
+        if any(str(v).startswith("milvus") for v in params.values()):
+            item.add_marker(pytest.mark.server)  # Milvus Lite too runs a local server process
 
 
 def _lfw_root() -> Path:
