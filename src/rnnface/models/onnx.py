@@ -160,7 +160,7 @@ class OnnxModel:
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
         """As the torch module is called: a tensor in, a tensor out."""
-        return torch.from_numpy(self.run(pixels.numpy() if isinstance(pixels, torch.Tensor) else pixels))
+        return torch.from_numpy(self.run(np.asarray(pixels)))
 
 
 def parity(

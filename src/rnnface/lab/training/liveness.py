@@ -1,13 +1,15 @@
-"""Training the presentation-attack detector on NUAA's training split.
+"""Training the presentation-attack detector's head on frame vectors: NUAA's training split, and with `--source`
+the presentation sets beside it.
 
-FaceNet's low-level layers are frozen, so each training frame's texture statistics are computed once. There is no
-augmentation: mirroring and changes of exposure, contrast or gamma moved the statistics away from what a print
-and a face do to them (a logistic regression on them went from 3.9 % to 55 % test EER with those four copies
-added; resampling and added noise, which blur a live face toward a print and add grain to a print, to 38 %).
-Each step draws
-class-balanced windows of consecutive frames (half live captures, half attacks) from one version each, so every
-model sees the same number of frames whatever its window length: the recurrent models train on windows of 1, 2,
-4 and 8 frames (they must score a single photo too), the per-frame model on single frames. Loss: binary
+The front-ends are frozen (`rnnface.liveness.frontends`), so each training frame's vector is computed once. NUAA's
+own crops get no augmentation: mirroring and changes of exposure, contrast or gamma moved the texture statistics
+away from what a print and a face do to them (a logistic regression on them went from 3.9 % to 55 % test EER with
+those four copies added; resampling and added noise, which blur a live face toward a print and add grain to a
+print, to 38 %). The presentation sets get augmented copies (`liveness_augment`, made with their vectors in
+`liveness_vectors`), and with `balance_sessions` every set is drawn as often, whatever its size.
+Each step draws class-balanced windows of consecutive frames (half live captures, half attacks), so every model
+sees the same number of frames whatever its window length: the recurrent models train on windows of 1, 2, 4, 8
+and 16 frames (they must score a single photo too), the per-frame model on single frames. Loss: binary
 cross-entropy on every step's logit; AdamW with a one-cycle schedule and gradient clipping.
 """
 
