@@ -96,10 +96,11 @@ def test_liveness_judges_a_clip_and_a_single_photo_with_per_frame_figures(materi
     clip = run_cli("liveness", material["clips"]["live"], "--every", "1", "--json")
     assert clip.exit_code == 0, clip.output
     answer = json.loads(clip.output)
-    assert answer["live"] and answer["window"] == 8 and len(answer["frames"]) == 16
+    assert answer["live"] and answer["window"] == 16 and len(answer["frames"]) == 16  # its longest calibrated window
     assert all(f["live_score"] is not None for f in answer["frames"] if f["face"] is not None)
     attack = run_cli("liveness", material["clips"]["attack"], "--every", "1")
     assert attack.exit_code == 1 and attack.output.startswith("not live: looks like a presentation attack")
+    assert attack.output.count("live score") == 1  # the reason gives the score; it is not said twice
     photo = run_cli("liveness", material["photos"][0], "--json")
     assert json.loads(photo.output)["window"] == 1
 
@@ -116,8 +117,10 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(material, lfw_images):
         axis=1,
     )
     several = write_video([cv2.cvtColor(pair, cv2.COLOR_BGR2RGB)] * 6, folder / "several.avi")
+    (folder / "text.jpg").write_text("not a photo")
     cases = [
-        (("liveness", blank), "no face in any of 3 frames"),
+        (("liveness", blank), f"{blank}: no face in any of 3 frames"),  # what cannot be judged names its file
+        (("liveness", folder / "text.jpg"), "text.jpg: not a readable image"),
         (("liveness", several), "several faces"),
         (("liveness", "--camera", "97"), "cannot open this camera"),
         (("liveness",), "give photos, video files or folders, or --camera N"),
@@ -319,7 +322,7 @@ def test_liveness_takes_many_photos_clips_and_folders_with_a_row_each(material):
     assert [Path(r["source"]).name for r in listed] == ["live.avi", "photo.png"] and listed[0]["live"]
     (batch / "broken.avi").write_bytes(b"not a video")
     broken = run_cli("liveness", batch, "--every", "1")
-    assert broken.exit_code == 2 and "broken.avi: error:" in broken.output, broken.output
+    assert broken.exit_code == 2 and f"error: {batch / 'broken.avi'}: " in broken.output, broken.output
     assert f"{batch / 'live.avi'}: live:" in broken.output
 
 

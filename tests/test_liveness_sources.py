@@ -38,6 +38,23 @@ def test_every_front_end_gives_its_dimension_of_finite_features(name):
     assert joined.shape == (frontend_dim(list_frontends()),)
 
 
+def test_crop_front_ends_score_a_batch_as_they_score_each_crop():
+    photo, face = _face_photo()
+    crops = np.stack([photo[100:164, 70 + k : 134 + k].mean(axis=2).astype(np.uint8) for k in (0, 7, 13)])
+    config = LivenessConfig(cell="none", frontends=("texture", "lbp"))
+    assert config.reads_crops_only and not LivenessConfig(frontends=("texture", "geometry")).reads_crops_only
+    batch = LivenessNet(config).stats(torch.from_numpy(crops).float().div(255.0)[:, None])
+    each = np.stack([frame_features(config.frontends, photo, face, c) for c in crops])
+    assert batch.shape == (3, 256) and np.allclose(batch.numpy(), each, atol=1e-5)
+    lbp = each[:, 128:]
+    # 12 histograms a crop (LBP(8,1) whole and in 9 cells: 10 bins; LBP(8,2): 10; LBP(16,2): 18), each a distribution
+    sizes = [10] * 11 + [18]
+    bounds = np.cumsum([0] + sizes)
+    assert all(np.allclose(lbp[:, a:b].sum(1), 1.0) for a, b in zip(bounds[:-1], bounds[1:]))
+    smooth = np.full((64, 64), 128, np.uint8)  # a flat patch is all one uniform pattern
+    assert frontend("lbp").features(photo, face, smooth).max() == 1.0
+
+
 def test_the_shipped_minifasnet_is_the_published_export(shared_models):
     weights = resources.files("rnnface.weights")
     for name in ("MiniFASNetV2_2.7_80x80.onnx", "MiniFASNetV1SE_4.0_80x80.onnx"):

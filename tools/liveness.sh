@@ -19,7 +19,8 @@ train() {  # train OUT [train-liveness options]: skipped when OUT exists
 case "${1:-}" in
 train)
     for cell in none gru lstm; do
-        train "runs/liveness/$cell.pt" --cell "$cell"                                          # texture, NUAA only
+        train "runs/liveness/$cell.pt" --cell "$cell"         # texture, NUAA only (none.pt is the shipped liveness.pt)
+        train "runs/liveness/lbp-$cell.pt" --cell "$cell" --frontend texture --frontend lbp      # + local binary patterns
         train "runs/liveness/motion-$cell.pt" --cell "$cell" --frontend texture --frontend geometry
     done
     train runs/liveness/context.pt --cell none --frontend texture --frontend minifasnet \
@@ -27,7 +28,8 @@ train)
     ;;
 eval)
     "$BIN/rnnface" eval liveness -m shipped=src/rnnface/weights/liveness.pt -m cross-source=runs/liveness/context.pt \
-        -m per-frame=runs/liveness/none.pt -m GRU=runs/liveness/gru.pt -m LSTM=runs/liveness/lstm.pt \
+        -m GRU=runs/liveness/gru.pt -m LSTM=runs/liveness/lstm.pt \
+        -m LBP-per-frame=runs/liveness/lbp-none.pt -m LBP-GRU=runs/liveness/lbp-gru.pt -m LBP-LSTM=runs/liveness/lbp-lstm.pt \
         -m motion-per-frame=runs/liveness/motion-none.pt -m motion-GRU=runs/liveness/motion-gru.pt \
         -m motion-LSTM=runs/liveness/motion-lstm.pt \
         --pipeline --active --other $(printf -- '--set %s ' "${SOURCES[@]}") --per-set 50 \

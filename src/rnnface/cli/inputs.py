@@ -100,7 +100,9 @@ class Rows:
                 self._csv.writerow({k: _cell(v) for k, v in row.items()})
             sys.stdout.flush()
         elif "error" in record:
-            typer.echo(f"{record.get('image', '')}: error: {record['error']}", err=True)
+            name = str(record.get("image", record.get("source", "")))
+            error = str(record["error"])
+            typer.echo(f"error: {error if error.startswith(name + ':') else f'{name}: {error}'}", err=True)
         elif text:
             typer.echo(text)
 

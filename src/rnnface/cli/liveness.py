@@ -24,6 +24,7 @@ from rnnface.cli.options import (
     print_json,
     threshold_option,
 )
+from rnnface.errors import RnnfaceError
 from rnnface.io.folders import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from rnnface.operating import THRESHOLD_HELP
 from rnnface.settings import Settings
@@ -114,12 +115,17 @@ def liveness(
 
     def judge(source):
         clip = read_clip(source if isinstance(source, int) else str(source), every, frames)
-        return checker.check(clip, challenge=challenge)[0], len(clip)
+        try:
+            return checker.check(clip, challenge=challenge)[0], len(clip)
+        except RnnfaceError as exc:  # what could not be judged names its file, as a file that cannot be read does
+            if single and not isinstance(source, int):
+                exc.args = (f"{source}: {exc}", *exc.args[1:])
+            raise
 
     for source in progress(given, "liveness"):
         result = attempt(single, partial(judge, source))
         if isinstance(result, Exception):
-            rows.add({"source": str(source), "image": str(source), "error": str(result)})
+            rows.add({"source": str(source), "error": str(result)})
             continue
         judged, count = result
         not_live += not judged.live
@@ -131,15 +137,23 @@ def liveness(
 
 
 def _liveness_text(result, frames: int, source) -> str:
-    verdict = "live" if result.live else "not live"
-    line = (
-        f"{verdict}: {result.reason} (live score {result.score:.3f}, threshold {result.threshold:.3f}, "
-        f"{result.window}-frame windows, {len(result.faces)} of {frames} frames with a face)"
-    )
+    line = _verdict_text(result, f"{result.window}-frame windows, {len(result.faces)} of {frames} frames with a face")
     if result.challenge is not None:
-        turn = "passed" if result.challenge.passed else "failed"
-        line += f"\nhead-turn challenge: {turn}: {result.challenge.reason}"
+        line += f"\n{_turn_text(result.challenge)}"
     return line if source is None else f"{source}: {line}"
+
+
+def _verdict_text(result, details: str) -> str:
+    """The verdict, its reason, then the score and threshold (unless the reason gives them) and `details`."""
+    score = (
+        "" if "live score" in result.reason else f"live score {result.score:.3f}, threshold {result.threshold:.3f}, "
+    )
+    verdict = "live" if result.live else "not live"
+    return f"{verdict}: {result.reason} ({score}{details})"
+
+
+def _turn_text(turn) -> str:
+    return f"head turn: {'seen' if turn.passed else 'not seen'}: {turn.reason}"
 
 
 @app.command()
@@ -178,15 +192,12 @@ def authenticate(
     else:
         live = result.liveness
         typer.echo(f"{result.decision}: {name}")
-        typer.echo(
-            f"  liveness: {'live' if live.live else 'not live'}: {live.reason} (score {live.score:.3f}, "
-            f"threshold {live.threshold:.3f}, {len(live.faces)} frames with a face)"
-        )
+        typer.echo(f"  liveness: {_verdict_text(live, f'{len(live.faces)} frames with a face')}")
         turn = live.challenge
         typer.echo(
             "  head turn: off (weaker: a replayed clip of the person can pass)"
             if turn is None
-            else f"  head turn: {'seen' if turn.passed else 'not seen'}: {turn.reason}"
+            else f"  {_turn_text(turn)}"
         )
         typer.echo(
             f"  identity: similarity {result.similarity:.4f} to {name}'s template, threshold "

@@ -88,7 +88,9 @@ SourceOpt = Annotated[
 ]
 FrontendOpt = Annotated[
     list[str] | None,
-    typer.Option("--frontend", help="What the model reads of each frame: texture, minifasnet (default: texture)."),
+    typer.Option(
+        "--frontend", help="What the model reads of each frame: texture, lbp, minifasnet, geometry (default: texture)."
+    ),
 ]
 PerSourceOpt = Annotated[
     int, typer.Option(min=2, help="At most this many live and this many attack presentations a source.")
@@ -136,6 +138,7 @@ def train_liveness(
             typer.echo(f"{stage}: step {step + 1}/{steps} loss {loss:.4f}", err=True)
 
     command = f"rnnface train-liveness --cell {cell} --steps {steps} --seed {seed} --out {out}"
+    command += "".join(f" --frontend {n}" for n in frontends)
     if model.reads_crops_only and not source:
         fitted = fit_liveness(str(root), config, progress)
     else:
@@ -149,7 +152,7 @@ def train_liveness(
         fitted = fit_stats(data.subset(data.sessions != NUAA_TEST), config, lambda i, v: progress("train", i, v))
         fitted.meta["data"] = "NUAA's official training split and the presentation sets in train_sessions"
         fitted.meta.update(per_source=per_source, copies=copies)
-        command += "".join(f" --frontend {n}" for n in frontends) + "".join(f" --source {s}" for s in sources)
+        command += "".join(f" --source {s}" for s in sources)
         command += f" --per-source {per_source} --copies {copies} --nuaa-every {nuaa_every}"
     save_liveness(out, fitted.net, fitted.thresholds, {**fitted.meta, "command": command})
     eers = ", ".join(f"{w}: {v:.2%}" for w, v in fitted.meta["train_eer"].items())

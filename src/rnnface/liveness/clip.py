@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnface.io import load_image
+from rnnface.io.folders import IMAGE_SUFFIXES
 from rnnface.liveness.check import LivenessError
 from rnnface.video.source import open_source, still_image_format
 
@@ -30,8 +31,11 @@ def read_clip(source: ClipInput, every: int = EVERY, max_frames: int = MAX_FRAME
             raise LivenessError("no frames given")
         return frames[: every * max_frames : every] if len(frames) > max_frames else frames
     spec = str(source)
-    if not isinstance(source, int) and not spec.isdigit() and Path(spec).is_file() and still_image_format(Path(spec)):
-        return [load_image(spec)]
+    if not isinstance(source, int) and not spec.isdigit() and Path(spec).is_file():
+        if still_image_format(Path(spec)):
+            return [load_image(spec)]
+        if Path(spec).suffix.lower() in IMAGE_SUFFIXES:  # named as a photo but not one: say so, not "no frames"
+            raise LivenessError(f"{spec}: not a readable image (its contents are not a {Path(spec).suffix} photo)")
     video = open_source(spec)
     frames = []
     try:

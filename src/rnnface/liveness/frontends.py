@@ -2,6 +2,9 @@
 
 - `texture`: the mean and spread of FaceNet's 64 low-level maps over the grey eye-aligned crop (NUAA's
   normalization): print grain and lost detail, whatever the light. 128 numbers.
+- `lbp`: multi-scale uniform local binary patterns of the same crop (Maatta et al., IJCB 2011: the classic texture
+  descriptor of print attacks), histograms of LBP(8,1) over the whole crop and each cell of a 3x3 grid, and of
+  LBP(8,2) and LBP(16,2) over the whole crop: micro-texture a CNN's map statistics average away. 128 numbers.
 - `minifasnet`: MiniFASNet V2 + V1SE (Silent-Face-Anti-Spoofing, Apache-2.0, shipped in `rnnface.weights`) on
   their own colour context crops (2.7x and 4.0x the face box): their two 128-number embeddings and their mean
   (print, real, replay) probabilities. Colour and what surrounds the face (bezel, paper edge, glare, moire).
@@ -21,8 +24,11 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from importlib import resources
+from typing import cast
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from rnnface.detection import Face
 from rnnface.registry import Registry
@@ -30,10 +36,26 @@ from rnnface.registry import Registry
 
 class Frontend(ABC):
     dim: int
+    crop_only: bool = False  # reads nothing but the grey crop (`from_crops`): NUAA's crops serve it as they are
 
     @abstractmethod
     def features(self, photo: np.ndarray, face: Face, crop: np.ndarray) -> np.ndarray:
         """(dim,) float32 features of `face` in the RGB `photo`; `crop` is its (S, S) grey liveness crop."""
+
+
+class CropFrontend(Frontend):
+    """A front-end of the grey crop alone, batched."""
+
+    crop_only = True
+
+    @abstractmethod
+    def from_crops(self, crops: torch.Tensor) -> torch.Tensor:
+        """(N, 1, S, S) grey crops in [0, 1] -> (N, dim) float32 features."""
+
+    def features(self, photo: np.ndarray, face: Face, crop: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(crop)).float().div_(255.0)[None, None]
+        with torch.inference_mode():
+            return self.from_crops(x)[0].numpy()
 
 
 _FRONTENDS: Registry[Frontend] = Registry("liveness front-end")
@@ -42,17 +64,41 @@ _lock = threading.Lock()
 
 
 @_FRONTENDS.register("texture")
-class Texture(Frontend):
+class Texture(CropFrontend):
     dim = 128  # FaceNet's 64 low-level maps, the mean and standard deviation of each
 
-    def features(self, photo: np.ndarray, face: Face, crop: np.ndarray) -> np.ndarray:
-        import torch
+    size = 160  # FaceNet's input side: the crop is resized to it
 
-        from rnnface.liveness.model import texture_stats
+    def from_crops(self, crops: torch.Tensor) -> torch.Tensor:
+        from rnnface.models.facenet_weights import pretrained_facenet
 
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(crop)).float().div_(255.0)[None, None]
-            return texture_stats(x)[0].numpy()
+        x = F.interpolate(crops, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        x = ((x * 255.0 - 127.5) / 128.0).expand(-1, 3, -1, -1)  # standardized as FaceNet was trained
+        maps = pretrained_facenet(str(crops.device)).low_level(x)
+        return torch.cat([maps.mean(dim=(2, 3)), maps.std(dim=(2, 3))], dim=1)
+
+
+@_FRONTENDS.register("lbp")
+class LocalBinaryPatterns(CropFrontend):
+    #: (points, radius, whole crop only): LBP(8,1) also on each cell of a 3x3 grid
+    SCALES = ((8, 1, False), (8, 2, True), (16, 2, True))
+    dim = sum((p + 2) * (1 if whole else 10) for p, _, whole in SCALES)
+
+    def from_crops(self, crops: torch.Tensor) -> torch.Tensor:
+        grey = (crops[:, 0] * 255.0).round().clamp_(0, 255).to(torch.uint8).numpy()
+        return torch.from_numpy(np.stack([self._one(g) for g in grey]))
+
+    def _one(self, grey: np.ndarray) -> np.ndarray:
+        from skimage.feature import local_binary_pattern
+
+        out = []
+        for points, radius, whole in self.SCALES:
+            codes = local_binary_pattern(grey, points, radius, "uniform").astype(np.int64)
+            cells = [codes]
+            if not whole:
+                cells += [c for row in np.array_split(codes, 3, 0) for c in np.array_split(row, 3, 1)]
+            out += [np.bincount(c.ravel(), minlength=points + 2) / c.size for c in cells]
+        return np.concatenate(out).astype(np.float32)
 
 
 @_FRONTENDS.register("minifasnet")
@@ -94,6 +140,19 @@ def frontend(name: str) -> Frontend:
         if name not in _built:
             _built[name] = cls()
         return _built[name]
+
+
+def reads_crops_only(names: Sequence[str]) -> bool:
+    """Whether the front-ends `names` read nothing but the grey crop (a class fact: nothing is built)."""
+    return all(getattr(_FRONTENDS.get(n), "crop_only", False) for n in names)
+
+
+def crop_features(names: Sequence[str], crops: torch.Tensor) -> torch.Tensor:
+    """(N, 1, S, S) grey crops in [0, 1] -> (N, D) frame vectors of the crop front-ends `names`, joined in order."""
+    built = [frontend(n) for n in names]
+    if not all(isinstance(f, CropFrontend) for f in built):
+        raise ValueError(f"front-ends {list(names)} read more than the crop")
+    return torch.cat([cast(CropFrontend, f).from_crops(crops) for f in built], dim=1)
 
 
 def frontend_dim(names: Sequence[str]) -> int:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from rnnface.errors import ModelError
@@ -27,9 +26,10 @@ from rnnface.io.paths import atomic_output
 from rnnface.models.layers import make_rnn
 
 FORMAT = "rnnface-liveness/2"
-#: Where the two eyes sit in a NUAA normalized face (x, y in 64x64 pixels), measured by running our detector on
-#: NUAA training crops; `rnnface.liveness.crop` puts a detected face's eyes there.
-NUAA_EYES = ((16.0, 20.0), (50.5, 20.0))
+#: Where our detector (YuNet) finds the two eyes of a NUAA normalized face (x, y in 64x64 pixels): the median
+#: over NUAA training crops (`rnnface.lab.data.nuaa.measure_eyes`). `rnnface.liveness.crop` puts a detected
+#: face's eyes there, so a camera frame is cut as NUAA cut its faces.
+NUAA_EYES = ((14.15, 16.33), (48.8, 16.85))
 
 
 @dataclass
@@ -38,7 +38,6 @@ class LivenessConfig:
     features: int = 64  # per-frame feature size
     hidden: int = 32  # recurrent state size
     size: int = 64  # crop side in pixels
-    texture_size: int = 160  # the crop is resized to this side for FaceNet (its training input size)
     eyes: tuple[tuple[float, float], tuple[float, float]] = field(default=NUAA_EYES)  # crop geometry
     frontends: tuple[str, ...] = ("texture",)  # what each frame vector holds (`rnnface.liveness.frontends`)
 
@@ -49,18 +48,9 @@ class LivenessConfig:
     @property
     def reads_crops_only(self) -> bool:
         """The model reads nothing but the grey crop (its frame vectors can be computed from crops alone)."""
-        return self.frontends == ("texture",)
+        from rnnface.liveness.frontends import reads_crops_only
 
-
-def texture_stats(frames: torch.Tensor, size: int = 160) -> torch.Tensor:
-    """(N, 1, S, S) grey crops in [0, 1] -> (N, 128): mean and standard deviation of each of FaceNet's 64
-    low-level maps (the crop resized to `size`, standardized as FaceNet was trained)."""
-    from rnnface.models.facenet_weights import pretrained_facenet
-
-    x = F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
-    x = ((x * 255.0 - 127.5) / 128.0).expand(-1, 3, -1, -1)
-    maps = pretrained_facenet(str(frames.device)).low_level(x)
-    return torch.cat([maps.mean(dim=(2, 3)), maps.std(dim=(2, 3))], dim=1)
+        return reads_crops_only(self.frontends)
 
 
 class LivenessNet(nn.Module):
@@ -85,9 +75,11 @@ class LivenessNet(nn.Module):
         return self.rnn is not None
 
     def stats(self, frames: torch.Tensor) -> torch.Tensor:
-        """(N, 1, S, S) crops -> (N, 128) texture statistics (frozen: no gradients)."""
+        """(N, 1, S, S) crops -> (N, D) frame vectors of its crop front-ends (frozen: no gradients)."""
+        from rnnface.liveness.frontends import crop_features
+
         with torch.no_grad():
-            return texture_stats(frames, self.config.texture_size)
+            return crop_features(self.config.frontends, frames)
 
     def integrate(self, stats: torch.Tensor) -> torch.Tensor:
         """(B, T, D) frame vectors -> (B, T) logits: each frame's own plus, when recurrent, what the cell
@@ -147,7 +139,10 @@ def load_liveness(path: str | os.PathLike) -> LivenessModel:
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ModelError(f"{path}: not a liveness model (format {FORMAT} expected)")
     try:
-        net = LivenessNet(LivenessConfig(**blob["config"]))
+        config = dict(blob["config"])
+        if config.pop("texture_size", 160) != 160:  # older checkpoints name FaceNet's input side; it is fixed
+            raise ValueError("texture_size other than FaceNet's 160")
+        net = LivenessNet(LivenessConfig(**config))
         net.load_state_dict(blob["state_dict"])
         thresholds = {int(w): float(t) for w, t in blob["thresholds"].items()}
     except (TypeError, KeyError, RuntimeError, ValueError, AttributeError) as exc:

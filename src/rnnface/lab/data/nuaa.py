@@ -9,6 +9,7 @@ time-ordered sequence.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,22 @@ def load_frame(root: str | Path, rel: str) -> np.ndarray:
 def load_frames(root: str | Path, capture: Capture) -> np.ndarray:
     """(T, 64, 64) uint8 grey frames of one capture."""
     return np.stack([load_frame(root, rel) for rel in capture.files])
+
+
+def measure_eyes(root: str | Path, detect: Callable[[np.ndarray], np.ndarray | None], every: int = 10) -> np.ndarray:
+    """(2, 2) median eye positions (x, y in crop pixels) that `detect` (photo -> 5 landmarks, None: no face) finds
+    in NUAA's training crops, each made a photo by `as_photo`, every `every`-th frame of each capture: where a
+    detected face's eyes must go for its crop to be cut as NUAA cut its faces."""
+    scale, pad = 3, int(0.5 * 3 * 64)  # as_photo's defaults on a 64x64 crop
+    found = []
+    for capture in captures(root, "train"):
+        for crop in load_frames(root, capture)[::every]:
+            landmarks = detect(as_photo(crop, scale))
+            if landmarks is not None:
+                found.append((np.asarray(landmarks, dtype=np.float64).reshape(5, 2)[:2] - pad) / scale)
+    if not found:
+        raise DataError(f"{root}: the detector found no face in NUAA's training crops")
+    return np.median(np.stack(found), axis=0)
 
 
 def as_photo(crop: np.ndarray, scale: int = 3, border: float = 0.5) -> np.ndarray:

@@ -87,7 +87,7 @@ def evaluate(
         config = model.config
         if config.reads_crops_only:
             frames = frames if frames is not None else [nuaa.load_frames(root, c) for c in captures]
-            key: tuple = ("crops", config.texture_size)
+            key: tuple = ("crops", config.frontends)
             if key not in vectors:
                 vectors[key] = [frame_stats(model.net, f) for f in frames]
             parts, live, missed, suffix = vectors[key], live_all, 0, ""

@@ -90,10 +90,15 @@ def _peer_score(probabilities: np.ndarray) -> float:
 def cached_vectors(
     folder: str | Path | None, sets: Sequence[tuple[PresentationSet, int]], frontends: Sequence[str], seed: int = 0
 ) -> StatSet:
-    """`presentation_vectors`, kept in `folder` as one file per set of inputs (the sets, copies, front-ends and
-    seed): read when there, else computed and written; `folder` None: computed only."""
+    """`presentation_vectors`, kept in `folder` as one file per set of inputs (the sets, copies, front-ends, seed
+    and crop geometry): read when there, else computed and written; `folder` None: computed only."""
     key = json.dumps(
-        {"sets": [(s.name, len(s.live), len(s.attack), k) for s, k in sets], "frontends": list(frontends), "seed": seed}
+        {
+            "sets": [(s.name, len(s.live), len(s.attack), k) for s, k in sets],
+            "frontends": list(frontends),
+            "seed": seed,
+            "crop": [CROP_SIZE, NUAA_EYES],  # a file cut with other eye positions is another one
+        }
     )
     digest = hashlib.sha256(key.encode()).hexdigest()
     path = None if folder is None else Path(folder) / f"{digest[:20]}.npz"
