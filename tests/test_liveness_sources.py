@@ -170,7 +170,7 @@ def test_a_source_in_one_class_only_is_not_scored_and_a_presentation_without_a_f
     assert [r.no_face_live + r.no_face_attacks for r in rows] == [1, 1] and all(r.bpcer >= 1 / 15 for r in rows)
 
 
-def test_a_vector_cache_is_reused_and_a_foreign_file_is_never_overwritten(tmp_path, lfw_face):
+def test_a_vector_cache_is_reused_and_a_foreign_file_is_never_overwritten(tmp_path, lfw_face, monkeypatch):
     from rnnface.io import load_image
 
     photo = load_image(lfw_face)
@@ -194,6 +194,11 @@ def test_a_vector_cache_is_reused_and_a_foreign_file_is_never_overwritten(tmp_pa
     assert cached.read_bytes() == b"not a cache"
     other = cached_vectors(tmp_path, sets, ["texture"])  # other inputs: another file
     assert other.stats.shape == (2, 128) and len(list(tmp_path.glob("*.npz"))) == 2
+    import rnnface.lab.training.liveness_vectors as vectors
+
+    monkeypatch.setattr(vectors, "NUAA_EYES", ((16.0, 20.0), (50.5, 20.0)))  # crops cut elsewhere: another file
+    moved = cached_vectors(tmp_path, sets, ["texture"])
+    assert len(list(tmp_path.glob("*.npz"))) == 3 and not torch.equal(moved.stats, other.stats)
 
 
 def test_one_photo_at_two_sizes_is_a_still_and_a_moved_face_is_not():
