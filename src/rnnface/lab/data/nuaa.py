@@ -82,12 +82,14 @@ def measure_eyes(root: str | Path, detect: Callable[[np.ndarray], np.ndarray | N
     """(2, 2) median eye positions (x, y in crop pixels) that `detect` (photo -> 5 landmarks, None: no face) finds
     in NUAA's training crops, each made a photo by `as_photo`, every `every`-th frame of each capture: where a
     detected face's eyes must go for its crop to be cut as NUAA cut its faces."""
-    scale, pad = 3, int(0.5 * 3 * 64)  # as_photo's defaults on a 64x64 crop
+    scale = 3
     found = []
     for capture in captures(root, "train"):
         for crop in load_frames(root, capture)[::every]:
-            landmarks = detect(as_photo(crop, scale))
+            photo = as_photo(crop, scale)
+            landmarks = detect(photo)
             if landmarks is not None:
+                pad = (photo.shape[0] - scale * crop.shape[0]) // 2  # the border as_photo added on each side
                 found.append((np.asarray(landmarks, dtype=np.float64).reshape(5, 2)[:2] - pad) / scale)
     if not found:
         raise DataError(f"{root}: the detector found no face in NUAA's training crops")
