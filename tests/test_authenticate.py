@@ -186,7 +186,8 @@ def test_the_service_answers_liveness_and_authentication_and_changes_nothing(mat
     assert live.status_code == 200 and live.json()["live"], live.text
     auth = c.post("/api/v1/authenticate", data={"name": PERSON}, files=frames(LIVE))
     assert auth.status_code == 200 and auth.json()["decision"] == "accepted", auth.text
-    attack = c.post("/api/v1/authenticate", data={"name": PERSON, "challenge": "true"}, files=frames(ATTACK))
+    token = c.post("/api/v1/challenge").json()["token"]  # the turn asked for: the server's own challenge
+    attack = c.post("/api/v1/authenticate", data={"name": PERSON, "challenge_token": token}, files=frames(ATTACK))
     assert attack.json()["decision"] == "rejected: not live" and attack.json()["liveness"]["challenge"] is not None
     assert c.post("/api/v1/authenticate", data={"name": "Nobody"}, files=frames(LIVE)).status_code == 404
     too_many = c.post("/api/v1/liveness", files=frames(LIVE, 21))
@@ -351,7 +352,13 @@ def test_authentication_asks_for_the_head_turn_by_default_on_every_path(material
     for settings, accepted in (({}, False), ({"authenticate_challenge": False}, True)):
         c = TestClient(create_app(Settings(api_key="k", gallery=str(gallery), request_timeout_s=600, **settings)))
         for asked in ("false", "true"):
-            answer = c.post("/api/v1/authenticate", data={"name": PERSON, "challenge": asked}, files=files).json()
+            data = {"name": PERSON, "challenge": asked}
+            response = c.post("/api/v1/authenticate", data=data, files=files)
+            if not accepted or asked == "true":  # a turn is asked: without the server's challenge, no answer at all
+                assert response.status_code == 422 and "POST /challenge for them" in response.json()["detail"]
+                data["challenge_token"] = c.post("/api/v1/challenge").json()["token"]
+                response = c.post("/api/v1/authenticate", data=data, files=files)
+            answer = response.json()
             assert answer["accepted"] == (accepted and asked == "false"), (settings, asked, answer)
     assert digest(gallery) == before
     env = {"RNNFACE_AUTHENTICATE_CHALLENGE": "false"}
@@ -359,3 +366,46 @@ def test_authentication_asks_for_the_head_turn_by_default_on_every_path(material
         "authenticate", PERSON, material["clips"]["live"], "--gallery", material["gallery"], "--every", "1", env=env
     )
     assert off.exit_code == 0 and "head turn: off" in off.output, off.output
+
+
+def test_the_service_chooses_the_turns_and_each_token_is_good_for_one_try(nuaa_root, tmp_path, material):
+    """The service's challenge: turns it draws, behind a token good for one clip; a clip without a token, or with
+    a made-up or used one, gets no answer; an operator who asks for no directed turns (RNNFACE_CHALLENGE_TURNS=0)
+    gets the any-turn check, weaker, and no token is needed."""
+    pytest.importorskip("fastapi", reason="the service extra is not installed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from rnnface.service import create_app
+    from rnnface.settings import Settings
+
+    gallery = tmp_path / "g.db"
+    gallery.write_bytes(material["gallery"].read_bytes())
+    files = [
+        ("frames", (f"f{i}.jpg", _jpeg(f), "image/jpeg")) for i, f in enumerate(capture_frames(nuaa_root, LIVE, CLIP))
+    ]
+    c = TestClient(create_app(Settings(api_key="k", gallery=str(gallery), request_timeout_s=600)))
+    issued = c.post("/api/v1/challenge").json()
+    assert len(issued["turns"]) == 2 and set(issued["turns"]) <= {"left", "right"} and issued["expires_in_s"] == 60
+    assert c.post("/api/v1/challenge").json()["token"] != issued["token"]
+    answer = c.post("/api/v1/authenticate", data={"name": PERSON, "challenge_token": issued["token"]}, files=files)
+    assert answer.status_code == 200, answer.text
+    turn = answer.json()["liveness"]["challenge"]
+    assert answer.json()["decision"] == "rejected: not live" and turn["asked"] == issued["turns"]  # no turn: refused
+    assert not turn["passed"] and turn["seen"] == [] and "no head turn" in turn["reason"]
+    for token in (issued["token"], "made-up"):  # used, or never issued
+        again = c.post("/api/v1/authenticate", data={"name": PERSON, "challenge_token": token}, files=files)
+        assert again.status_code == 403 and "unknown, used or expired" in again.json()["detail"]
+        assert c.post("/api/v1/liveness", data={"challenge_token": token}, files=files).status_code == 403
+    liveness = c.post(
+        "/api/v1/liveness", data={"challenge_token": c.post("/api/v1/challenge").json()["token"]}, files=files
+    )
+    assert liveness.status_code == 200 and not liveness.json()["live"] and liveness.json()["challenge"]["asked"]
+
+    anyturn = TestClient(
+        create_app(Settings(api_key="k", gallery=str(gallery), request_timeout_s=600, challenge_turns=0))
+    )
+    assert anyturn.post("/api/v1/challenge").json()["turns"] == []
+    answer = anyturn.post("/api/v1/authenticate", data={"name": PERSON}, files=files).json()
+    assert answer["decision"] == "rejected: not live" and answer["liveness"]["challenge"]["asked"] is None

@@ -7,6 +7,7 @@ Screenshots go to test-artifacts/ (or $RNNFACE_ARTIFACTS).
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 import time
@@ -226,10 +227,15 @@ def test_webcam_authentication_asks_for_a_head_turn_and_refuses_a_clip_without_o
             page.goto(server + "/")
             page.fill("#auth-name", PERSON)
             page.click("#auth-go")
-            playwright_api.expect(page.locator("#auth-prompt")).to_contain_text("Turn your head")
+            # the server's challenge: a side of its choosing, asked for once the person has looked at the camera
+            turn = re.compile(r"Turn your head slowly to your (left|right), and back")
+            playwright_api.expect(page.locator("#auth-prompt")).to_contain_text(turn)
             result = page.locator("#auth-result")
             playwright_api.expect(result).to_have_attribute("data-decision", decision, timeout=300_000)
             playwright_api.expect(result).to_contain_text("identity: similarity")
             playwright_api.expect(result).to_contain_text("head turn not seen")
+            playwright_api.expect(result).to_contain_text(
+                re.compile(r"asked (left|right), then (left|right); seen none")
+            )
             page.screenshot(path=str(shots / shot), full_page=True)
             browser.close()

@@ -8,7 +8,7 @@ import torch
 
 from rnnface.errors import ModelError
 from rnnface.lab.evaluation.pad_metrics import curve, eer, eer_threshold, errors_at
-from rnnface.liveness.active import check_turn, nose_parallax
+from rnnface.liveness.active import check_turn, nose_parallax, random_turns, turns_seen
 from rnnface.liveness.model import LivenessConfig, LivenessNet, load_liveness, save_liveness
 from rnnface.liveness.scoring import window_scores
 from rnnface.models.layers import RNN_CELLS
@@ -141,6 +141,54 @@ def test_the_challenge_passes_a_turn_and_fails_a_flat_sheet_or_too_few_frames():
     assert not sheet.passed and "one plane" in sheet.reason
     short = check_turn([project(FACE_3D, y) for y in yaws[:2]])
     assert not short.passed and "too few frames" in short.reason
+
+
+#: A head at rest, turned to its own left (positive yaw: the nose moves to the image's right), back, then to its right.
+LEFT_THEN_RIGHT = [0, 0, 10, 20, 30, 30, 15, 0, 0, -10, -20, -30, -30, -15, 0]
+
+
+def test_a_directed_challenge_passes_the_turns_asked_in_their_order_only():
+    clip = [project(FACE_3D, y) for y in LEFT_THEN_RIGHT]
+    asked = check_turn(clip, ["left", "right"])
+    assert asked.passed and asked.seen == ("left", "right") and "as asked" in asked.reason
+    for other in (["right", "left"], ["left"], ["right"], ["left", "right", "left"]):
+        result = check_turn(clip, other)
+        assert not result.passed and result.seen == ("left", "right"), other
+        assert "not the turns asked: asked" in result.reason and "seen left, then right" in result.reason
+    assert check_turn(clip).passed and check_turn(clip).asked is None  # any turn
+    one_way = check_turn([project(FACE_3D, y) for y in LEFT_THEN_RIGHT[:8]], ["right"])
+    assert not one_way.passed and one_way.seen == ("left",)
+    with pytest.raises(ValueError, match="a turn is left or right, got 'up'"):
+        check_turn(clip, ["left", "up"])
+
+
+def test_a_mirrored_clip_turns_the_other_way():
+    """Landmarks of a mirrored frame (as a detector gives them: image-left eye first): each turn changes side, which
+    is why the challenge reads frames as the camera sees them."""
+
+    def mirror(points: np.ndarray) -> np.ndarray:
+        flipped = points * [-1, 1] + [640, 0]
+        return flipped[[1, 0, 2, 4, 3]]
+
+    clip = [mirror(project(FACE_3D, y)) for y in LEFT_THEN_RIGHT]
+    assert check_turn(clip, ["right", "left"]).passed and not check_turn(clip, ["left", "right"]).passed
+
+
+def test_a_turn_needs_two_strong_frames_and_ends_where_the_head_comes_back():
+    assert turns_seen([0, 0.02, 0.3, 0.01, 0.2, 0.25, 0.3, 0.05, 0, -0.2, -0.3, -0.25, 0]) == ["left", "right"]
+    assert turns_seen([0, 0.2, 0.4, 0.25, 0.4, 0.2, 0]) == ["left"]  # easing back part way: the same turn
+    assert turns_seen([0, 0.9, 0.9, 0.2, 0.9, 0.9, 0.1]) == ["left", "left"]  # most of the way back: two turns
+    assert turns_seen([0, -1.8, -1.8, -0.6, -0.6, -0.1]) == ["right"]  # coming back in steps: one turn
+    assert turns_seen([0, 0.2, 0.3, -0.2, -0.3]) == ["left", "right"]  # straight through to the other side
+    assert turns_seen([0, 0.3, 0, -0.3, 0, 0.3, 0]) == []  # single-frame glitches
+    assert turns_seen([0, 0.14, 0.14, 0.14]) == []
+
+
+def test_random_turns_are_left_or_right_and_not_all_alike():
+    draws = {random_turns(3) for _ in range(200)}
+    assert all(len(d) == 3 and set(d) <= {"left", "right"} for d in draws)
+    assert len(draws) == 8  # each of the 2**3 sequences comes up (a miss has odds 8 * (7/8)**200 < 1e-10)
+    assert random_turns(0) == ()
 
 
 # -- NUAA and training ----------------------------------------------------------------------------------------------

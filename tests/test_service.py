@@ -1037,3 +1037,29 @@ def test_an_idle_clustering_run_is_dropped():
     with pytest.raises(HttpError, match="no such clustering run"):
         runs.take(token)
     assert runs.start() != token  # its place is free again
+
+
+def test_a_challenge_is_used_once_expires_and_the_open_ones_are_bounded(monkeypatch):
+    from rnnface.service import challenges
+    from rnnface.service.errors import HttpError
+
+    now = [0.0]
+    store = challenges.Challenges(2, 60, clock=lambda: now[0], draw=lambda n: ("left",) * n)
+    first, second = store.issue(), store.issue()
+    assert first.turns == ("left", "left") and first.token != second.token and len(first.token) >= 24
+    assert store.redeem(first.token) == ("left", "left")
+    with pytest.raises(HttpError, match="unknown, used or expired") as used:
+        store.redeem(first.token)
+    assert used.value.status == 403
+    now[0] = 60.0  # second's last moment has passed
+    with pytest.raises(HttpError, match="unknown, used or expired"):
+        store.redeem(second.token)
+    monkeypatch.setattr(challenges, "MAX_OPEN", 3)
+    kept = [store.issue() for _ in range(3)]
+    with pytest.raises(HttpError, match="3 challenges are open") as full:
+        store.issue()
+    assert full.value.status == 429
+    store.redeem(kept[0].token)  # a used one makes room, as an expired one does
+    store.issue()
+    now[0] += 60.0
+    assert len({store.issue().token for _ in range(3)}) == 3

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from rnnface.gallery.enroll import EnrollSummary
     from rnnface.gallery.identify import Identification
     from rnnface.gallery.records import SearchBy
+    from rnnface.liveness.active import Challenge
     from rnnface.liveness.authenticate import Authentication
     from rnnface.liveness.check import LivenessChecker, LivenessResult
     from rnnface.liveness.clip import ClipInput
@@ -250,14 +251,15 @@ def _checker(model: str | None, liveness_model: str | None, min_score: float | N
 
 def check_liveness(
     source: ClipInput,
-    challenge: bool = False,
+    challenge: Challenge = False,
     every: int = 3,
     max_frames: int = 32,
     liveness_model: str | os.PathLike | None = None,
     min_score: float | None = None,
 ) -> LivenessResult:
     """Is the face live or a printed photo? `source`: a photo or video path, a camera index, or RGB frames in time
-    order. `challenge` also requires a head turn. `.live`, `.score`, `.reason`, and `.frames` per frame."""
+        order. `challenge` also requires a head turn: any (True), or the turns the person was asked for, in order
+    (`rnnface.liveness.active.random_turns` draws them). `.live`, `.score`, `.reason`, and `.frames` per frame."""
     from rnnface.liveness.clip import read_clip
 
     checker = _checker(None, None if liveness_model is None else str(liveness_model), min_score)
@@ -270,18 +272,19 @@ def authenticate(
     gallery: str | os.PathLike | None = None,
     model: str | os.PathLike | None = None,
     threshold: ThresholdSpec = None,
-    challenge: bool | None = None,
+    challenge: Challenge | None = None,
     every: int = 3,
     max_frames: int = 32,
     liveness_model: str | os.PathLike | None = None,
     min_score: float | None = None,
 ) -> Authentication:
     """Is this `name`, live? Liveness over the clip (a video path, a camera index or RGB frames) with the head-turn
-    challenge (None: as RNNFACE_AUTHENTICATE_CHALLENGE says, on by default; False is weaker: a replayed clip can
-    pass), then 1:1 against their gallery template at the operator's threshold (`strict`, FAR 1e-4, unless
-    RNNFACE_AUTHENTICATE_THRESHOLD says otherwise; `threshold` may ask for a stricter one, never a looser one:
-    ThresholdError). `.decision`: accepted, rejected: not live, rejected: not this person. The gallery is only
-    read."""
+    challenge: the turns the person was asked for, in order (`rnnface.liveness.active.random_turns` draws them),
+    or any turn (True, weaker: a replayed clip of them turning passes), or none (False, weaker still); None: any turn
+    unless RNNFACE_AUTHENTICATE_CHALLENGE=false. Then 1:1 against their gallery template at the operator's
+    threshold (`strict`, FAR 1e-4, unless RNNFACE_AUTHENTICATE_THRESHOLD says otherwise; `threshold` may ask for a
+    stricter one, never a looser one: ThresholdError). `.decision`: accepted, rejected: not live, rejected: not
+    this person. The gallery is only read."""
     from rnnface.gallery import open_gallery
     from rnnface.liveness.authenticate import authenticate_frames
     from rnnface.liveness.clip import read_clip

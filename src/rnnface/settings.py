@@ -90,8 +90,19 @@ class Settings(BaseSettings):
     )
     authenticate_challenge: bool = Field(
         True,
-        description="`authenticate` requires the head-turn challenge (a replayed photo or clip cannot turn its head); "
+        description="`authenticate` requires the head-turn challenge (a replayed photo cannot turn its head); "
         "off, the passive liveness score alone decides, which is weaker: a replayed clip of the person can pass.",
+    )
+    challenge_turns: int = Field(
+        2,
+        ge=0,
+        le=3,  # the page films 9 frames a turn: 3 fit in max_frames
+        description="Head turns the service's challenge asks for, each to a side it draws at random "
+        "(POST /api/v1/challenge; /authenticate then needs its token): a replayed clip of the person turning passes "
+        "1 time in 2**n. 0: any head turn and no token, which is weaker: such a replay always passes.",
+    )
+    challenge_ttl_s: float = Field(
+        60.0, gt=0, le=3600, description="Seconds a challenge's token stays valid (each token is good for one try)."
     )
     authenticate_threshold: str = Field(
         AUTHENTICATE_DEFAULT,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +26,7 @@ from rnnface.cli.options import (
 )
 from rnnface.errors import RnnfaceError
 from rnnface.io.folders import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from rnnface.liveness.active import Challenge, check_turns, random_turns
 from rnnface.operating import THRESHOLD_HELP
 from rnnface.settings import Settings
 
@@ -57,6 +58,16 @@ AuthChallengeOpt = Annotated[
 ChallengeOpt = Annotated[
     bool, typer.Option("--challenge", help="Also require a head turn (ask the person to turn their head).")
 ]
+TurnsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--turns",
+        help="The head turns the person was asked for, in order, comma-separated: left, right (their own). The clip "
+        "must show them. Default with --camera: RNNFACE_CHALLENGE_TURNS turns drawn at random, prompted while "
+        "filming; for a file: any turn, which is weaker (a replayed clip of the person turning passes).",
+        show_default=False,
+    ),
+]
 EveryOpt = Annotated[int, typer.Option(min=1, help="Read every Nth frame of a video.")]
 FramesOpt = Annotated[int, typer.Option("--frames", min=1, help="Most frames read (after --every).")]
 
@@ -65,6 +76,54 @@ def _source(path: Path | None, camera: int | None) -> str | int:
     if (path is None) == (camera is None):
         raise typer.BadParameter("give a photo or video file, or --camera N (one of them)")
     return camera if camera is not None else str(path)
+
+
+def _asked(challenge: bool, turns: str | None, camera: int | None) -> Challenge:
+    """What the clip must show: the --turns given (which imply the challenge); else, filming with the challenge
+    on, turns drawn at random now; else any turn (a file) or none."""
+    if turns is not None:
+        if not challenge:
+            raise typer.BadParameter("--turns asks for the head-turn challenge that --no-challenge turns off")
+        try:
+            return check_turns([t.strip() for t in turns.split(",") if t.strip()]) or True
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--turns") from None
+    if challenge and camera is not None:
+        return random_turns(Settings.from_env().challenge_turns) or True
+    return challenge
+
+
+def _prompts(asked: Challenge, frames: int) -> list[str]:
+    """What to tell the person filmed, frame by frame: look at the camera, then make each turn asked and look back."""
+    if not asked:
+        return ["Look at the camera"] * frames
+    steps = ["to one side"] if asked is True else [f"to your {turn}" for turn in asked]
+    lead = max(1, frames // 8)  # the face at rest: the reference the turns are measured from
+    per_turn = max(1, (frames - lead) // len(steps))
+    prompts = ["Look at the camera"] * lead
+    prompts += [f"Turn your head slowly {step}, and back" for step in steps for _ in range(per_turn)]
+    return prompts + prompts[-1:] * (frames - len(prompts))
+
+
+def _prompter(asked: Challenge, frames: int) -> Callable[[int], None]:
+    """`read_clip`'s on_frame for a camera: each new prompt on stderr as the frames come."""
+    prompts, said = _prompts(asked, frames), [""]
+
+    def on_frame(kept: int) -> None:
+        if kept < len(prompts) and prompts[kept] != said[0]:
+            said[0] = prompts[kept]
+            typer.echo(f"{said[0]}…", err=True)
+
+    return on_frame
+
+
+def _read(source: str | int, every: int, frames: int, asked: Challenge) -> list:
+    """The clip: a camera's frames, the person prompted as they come, or a file's."""
+    from rnnface.liveness.clip import read_clip
+
+    if isinstance(source, int):
+        return read_clip(source, every, frames, _prompter(asked, frames))
+    return read_clip(source, every, frames)
 
 
 def _checker(liveness_model: Path | None, min_score: float | None, embedder: tuple | None = None):
@@ -87,6 +146,7 @@ def liveness(
     ] = None,
     camera: CameraOpt = None,
     challenge: ChallengeOpt = False,
+    turns: TurnsOpt = None,
     every: EveryOpt = 3,
     frames: FramesOpt = 32,
     liveness_model: LivenessModelOpt = None,
@@ -97,7 +157,6 @@ def liveness(
     """Is the face live or a printed photo? A photo is judged alone, a clip by its frames together (per-frame
     scores with --json); many photos, clips and folders in one call, a row each (--csv, --json), the model loaded
     once. Exit 0 live (every one), 1 not live (any), 2 when one cannot be judged."""
-    from rnnface.liveness.clip import read_clip
 
     if (camera is None) == (not sources):
         raise typer.BadParameter("give photos, video files or folders, or --camera N (one of them)")
@@ -109,14 +168,15 @@ def liveness(
         assert sources is not None  # the check above
         given = expand_images(sources, IMAGE_SUFFIXES | VIDEO_SUFFIXES, "photos or videos")
         single = len(sources) == 1 and not sources[0].is_dir()
+    asked = _asked(challenge or turns is not None, turns, camera)
     checker = _checker(liveness_model, min_score)
     columns = ["source", "live", "reason", "live_score", "threshold", "window", "frames", "frames_with_face", "change"]
     rows, not_live = Rows(mode, [*columns, "error"], single), 0
 
     def judge(source):
-        clip = read_clip(source if isinstance(source, int) else str(source), every, frames)
+        clip = _read(source if isinstance(source, int) else str(source), every, frames, asked)
         try:
-            return checker.check(clip, challenge=challenge)[0], len(clip)
+            return checker.check(clip, challenge=asked)[0], len(clip)
         except RnnfaceError as exc:  # what could not be judged names its file, as a file that cannot be read does
             if single and not isinstance(source, int):
                 exc.args = (f"{source}: {exc}", *exc.args[1:])
@@ -153,6 +213,8 @@ def _verdict_text(result, details: str) -> str:
 
 
 def _turn_text(turn) -> str:
+    if turn.asked:
+        return f"head turns: {'as asked' if turn.passed else 'not as asked'}: {turn.reason}"
     return f"head turn: {'seen' if turn.passed else 'not seen'}: {turn.reason}"
 
 
@@ -164,6 +226,7 @@ def authenticate(
     gallery: GalleryOpt = None,
     threshold: AuthThresholdOpt = None,
     challenge: AuthChallengeOpt = None,
+    turns: TurnsOpt = None,
     every: EveryOpt = 3,
     frames: FramesOpt = 32,
     model: ModelOpt = None,
@@ -173,20 +236,20 @@ def authenticate(
     min_score: MinScoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Is this NAME, live? Liveness with the head-turn challenge, then 1:1 against NAME's gallery template at the
+    """Is this NAME, live? Liveness with the head-turn challenge (with --camera: turns drawn at random and
+    prompted on stderr as it films), then 1:1 against NAME's gallery template at the
     operator's threshold (RNNFACE_AUTHENTICATE_THRESHOLD, strict: FAR 1e-4) or a stricter --threshold. Nothing is
     enrolled or changed. Exit 0 accepted, 1 rejected, 2 when it cannot be judged."""
     from rnnface.gallery import open_gallery
     from rnnface.liveness.authenticate import authenticate_frames
-    from rnnface.liveness.clip import read_clip
 
     settings = Settings.from_env()
-    challenge = settings.authenticate_challenge if challenge is None else challenge
+    asked = _asked(settings.authenticate_challenge if challenge is None else challenge, turns, camera)
     checker = _checker(liveness_model, min_score, (model, runtime, device))
     with open_gallery(gallery, create=False) as g:
-        clip = read_clip(_source(source, camera), every, frames)
+        clip = _read(_source(source, camera), every, frames, asked)
         floor = settings.authenticate_threshold
-        result = authenticate_frames(g, checker, name, clip, threshold, challenge, floor=floor)
+        result = authenticate_frames(g, checker, name, clip, threshold, asked, floor=floor)
     if as_json:
         print_json(result.to_dict())
     else:

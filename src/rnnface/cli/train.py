@@ -611,6 +611,30 @@ def _named_liveness(item: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
+@eval_app.command("challenge")
+def eval_challenge(
+    cfp: Annotated[Path | None, typer.Option(help="CFP root (default: $RNNFACE_CFP).")] = None,
+    people: Annotated[
+        int | None, typer.Option(min=1, help="The first this many CFP people (default: all 500).")
+    ] = None,
+    frames: Annotated[int, typer.Option(min=4, help="Frames of each simulated printed replay.")] = 12,
+    out: Annotated[Path, typer.Option(help="Directory for challenge.json and challenge.md.")] = Path("reports"),
+) -> None:
+    """The directed head-turn challenge on CFP: people asked for the turns they make (1 and 2 turns), the same
+    turns replayed against every challenge, and printed photos turned before the camera (simulated), beside the
+    any-turn check they replace."""
+    from rnnface.lab.data.cfp import check_root
+    from rnnface.lab.evaluation.challenge import run_challenge_eval
+    from rnnface.settings import Settings
+
+    output_folder(out, "--out")
+    root = check_root(cfp or Settings.from_env().cfp)
+    report = run_challenge_eval(str(root), people, frames=frames, echo=typer.echo)
+    written = report.write(out)
+    typer.echo(report.markdown())
+    typer.echo(f"written: {', '.join(str(p) for p in written)}")
+
+
 @eval_app.command("cluster")
 def eval_cluster(
     lfw_cache: Annotated[Path, typer.Option("--lfw-cache", help="LFW face cache (rnnface prepare).")] = DEFAULT_CACHE,

@@ -1,6 +1,7 @@
 """Authentication: is this the enrolled person, and are they live? One answer and the figures behind it.
 
-The clip must pass the liveness check (and the head-turn challenge when asked); its best frames are then
+The clip must pass the liveness check (and the head-turn challenge when asked: any turn, or the turns the person was
+asked for, in order, which a replay of them turning rarely matches); its best frames are then
 embedded and their mean compared with the person's gallery template at the operator's threshold (`floor`: the
 `strict` operating point, FAR 1e-4, unless RNNFACE_AUTHENTICATE_THRESHOLD says otherwise) or a stricter one the
 caller asks for, never a looser one. The gallery is only read: an attempt enrolls and changes nothing.
@@ -17,6 +18,7 @@ import numpy as np
 from rnnface.gallery.base import Gallery
 from rnnface.gallery.identify import check_gallery
 from rnnface.gallery.records import no_such_person
+from rnnface.liveness.active import Challenge
 from rnnface.liveness.check import LivenessChecker, LivenessResult, Observation
 from rnnface.operating import AUTHENTICATE_DEFAULT, Threshold, ThresholdSpec, no_looser
 from rnnface.similarity import cosine_similarity
@@ -61,7 +63,7 @@ def authenticate_frames(
     name: str,
     frames: Sequence[np.ndarray],
     threshold: ThresholdSpec = None,
-    challenge: bool = True,  # the head turn: off is weaker (a replayed clip of the person can pass)
+    challenge: Challenge = True,  # the turns asked; any turn (True) is weaker, none (False) weaker still
     min_frames: int = MIN_FRAMES,
     floor: ThresholdSpec = AUTHENTICATE_DEFAULT,
 ) -> Authentication:
@@ -96,7 +98,7 @@ def decide_observed(
     observed: Sequence[Observation],
     frames: int,
     decide: Threshold,
-    challenge: bool = True,  # the head turn: off is weaker (a replayed clip of the person can pass)
+    challenge: Challenge = True,  # the turns asked; any turn (True) is weaker, none (False) weaker still
     min_frames: int = MIN_FRAMES,
 ) -> Authentication:
     """The answer from frames already observed with their embeddings (`LivenessChecker.observe(embed=True)`)."""

@@ -20,7 +20,7 @@ import numpy as np
 
 from rnnface.detection import Face, main_faces
 from rnnface.errors import NoFaceError, RnnfaceError, SeveralFacesError
-from rnnface.liveness.active import ChallengeResult, check_turn
+from rnnface.liveness.active import Challenge, ChallengeResult, check_turn
 from rnnface.liveness.crop import liveness_crop
 from rnnface.recognition.pipeline import FacePipeline
 
@@ -204,9 +204,10 @@ class LivenessChecker:
         return [o for i, frame in enumerate(frames) if (o := self.observe(frame, i, embed)) is not None]
 
     def judge(
-        self, observed: Sequence[Observation], frames: int, challenge: bool = False, min_frames: int = 1
+        self, observed: Sequence[Observation], frames: int, challenge: Challenge = False, min_frames: int = 1
     ) -> LivenessResult:
-        """The decision over the faces observed in `frames` frames (time order)."""
+        """The decision over the faces observed in `frames` frames (time order), with the head-turn `challenge`:
+        none (False), any turn (True), or the turns asked, in order."""
         import torch
 
         from rnnface.liveness.scoring import calibrated_window, stats_window_scores
@@ -225,7 +226,11 @@ class LivenessChecker:
         scores = stats_window_scores(model.net, torch.from_numpy(np.stack([o.features for o in observed])), window)
         score = float(scores[window - 1 :].mean())
         threshold = model.thresholds[window]
-        turn = check_turn([o.face.landmarks for o in observed]) if challenge else None
+        turn = (
+            check_turn([o.face.landmarks for o in observed], None if challenge is True else challenge)
+            if challenge
+            else None
+        )
         by_frame = {o.index: (o.face, float(s)) for o, s in zip(observed, scores)}
         results = [FrameResult(i, *by_frame.get(i, (None, None))) for i in range(frames)]
         change = (
@@ -238,7 +243,7 @@ class LivenessChecker:
         return replace(result, live=live)
 
     def check(
-        self, frames: Sequence[np.ndarray], challenge: bool = False, min_frames: int = 1, embed: bool = False
+        self, frames: Sequence[np.ndarray], challenge: Challenge = False, min_frames: int = 1, embed: bool = False
     ) -> tuple[LivenessResult, list[Observation]]:
         """Judge `frames` (RGB, time order; one photo is one frame): the result and what was observed."""
         observed = self.observe_all(frames, embed)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +20,15 @@ MAX_FRAMES = 32
 ClipInput = str | os.PathLike | int | Sequence[np.ndarray]
 
 
-def read_clip(source: ClipInput, every: int = EVERY, max_frames: int = MAX_FRAMES) -> list[np.ndarray]:
+def read_clip(
+    source: ClipInput,
+    every: int = EVERY,
+    max_frames: int = MAX_FRAMES,
+    on_frame: Callable[[int], None] = lambda kept: None,
+) -> list[np.ndarray]:
     """RGB frames of `source`: a photo (one frame), a video file, a camera index, or frames already decoded. Never
-    decodes more than `every * max_frames` frames of a video."""
+    decodes more than `every * max_frames` frames of a video. `on_frame(n)` hears of each of a video's or camera's
+    frames as it is kept (n kept so far; 0 before the first), to prompt a person being filmed."""
     if every < 1 or max_frames < 1:
         raise LivenessError(f"every and max_frames must be at least 1, got {every} and {max_frames}")
     if not isinstance(source, (str, os.PathLike, int)):
@@ -38,10 +44,13 @@ def read_clip(source: ClipInput, every: int = EVERY, max_frames: int = MAX_FRAME
             raise LivenessError(f"{spec}: not a readable image (its contents are not a {Path(spec).suffix} photo)")
     video = open_source(spec)
     frames = []
+    on_frame(0)
     try:
         for index, _, frame in video:
             if index % every == 0:
                 frames.append(frame)
+                if len(frames) < max_frames:
+                    on_frame(len(frames))
             if len(frames) >= max_frames:
                 break
     finally:

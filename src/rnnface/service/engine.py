@@ -23,6 +23,7 @@ from rnnface.io.memory import limit_arenas, release_freed
 from rnnface.liveness.check import LivenessChecker
 from rnnface.recognition.faceness import face_detector
 from rnnface.recognition.pipeline import FacePipeline
+from rnnface.service.challenges import Challenges
 from rnnface.service.errors import HttpError
 from rnnface.service.runs import ClusterRuns
 from rnnface.settings import Settings
@@ -91,6 +92,7 @@ class Engine:
         self.slots = ImageSlots(settings.max_concurrent_images)
         self.liveness = LivenessChecker(self.pipeline)
         self.runs = ClusterRuns(settings.cluster_runs, settings.cluster_run_faces, settings.cluster_run_idle_s)
+        self.challenges = Challenges(settings.challenge_turns, settings.challenge_ttl_s)
 
     def faces(self, min_score: float | None = None, min_face: int | None = None, detect: bool = True) -> FacePipeline:
         """The pipeline with a request's detection choices (None: the server's), sharing the one loaded model."""

@@ -15,6 +15,7 @@ from rnnface.errors import ImageError, ImageTooLargeError, RnnfaceError, Unknown
 from rnnface.gallery.enroll import EnrollSummary, NothingEnrolledError, store_person, usable_faces
 from rnnface.gallery.identify import search_faces
 from rnnface.gallery.records import check_person_name
+from rnnface.liveness.active import Challenge
 from rnnface.operating import SEARCH_FPIR, THRESHOLD_HELP, parse_threshold
 from rnnface.service import schemas
 from rnnface.service.access import READ, WRITE, takes
@@ -34,7 +35,7 @@ MinFaceForm = Annotated[
 ]
 NoDetectForm = Annotated[bool, Form(description="Treat the photo as one face crop, without detection.")]
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": schemas.Error} for code in (401, 404, 409, 413, 415, 422, 503, 504)
+    code: {"model": schemas.Error} for code in (401, 403, 404, 409, 413, 415, 422, 429, 503, 504)
 }
 #: How an API client asks enrollment to take the largest face of a photo with several.
 LARGEST_HINT = "set largest=true to use its largest face"
@@ -88,6 +89,14 @@ AuthChallengeForm = Annotated[
     Form(
         description="Require the head turn. The server requires it anyway unless its operator turned it off "
         "(RNNFACE_AUTHENTICATE_CHALLENGE=false); a request cannot turn it off."
+    ),
+]
+ChallengeTokenForm = Annotated[
+    str | None,
+    Form(
+        max_length=64,
+        description="The token of a challenge from POST /api/v1/challenge whose turns the person was asked for: the "
+        "clip must show those turns, in order. Needed wherever a turn is (unless RNNFACE_CHALLENGE_TURNS=0).",
     ),
 ]
 
@@ -299,6 +308,32 @@ async def frame_uploads(engine: Engine, frames: list[UploadFile]) -> list[bytes]
     return [await engine.upload_bytes(f, f"frames[{i}]", engine.settings.max_frame_bytes) for i, f in enumerate(frames)]
 
 
+@api.post(
+    "/challenge", response_model=schemas.ChallengeIssued, responses=ERRORS, dependencies=[READ], tags=["liveness"]
+)
+async def challenge(engine: EngineDep) -> schemas.ChallengeIssued:
+    """A head-turn challenge: the turns to ask the person for, drawn at random, and the token to send with the clip
+    they film (to /authenticate or /liveness), good for one try within `expires_in_s`."""
+    issued = engine.challenges.issue()
+    return schemas.ChallengeIssued.model_validate(
+        {"token": issued.token, "turns": list(issued.turns), "expires_in_s": engine.settings.challenge_ttl_s}
+    )
+
+
+def asked_turns(engine: Engine, token: str | None, turn: bool) -> Challenge:
+    """What a clip must show: the turns of the challenge `token` names (used up now), else any turn when `turn`,
+    which the service allows only when its operator asks for no directed turns (RNNFACE_CHALLENGE_TURNS=0)."""
+    if token is not None:
+        return engine.challenges.redeem(token) or True
+    if turn and engine.settings.challenge_turns:
+        raise HttpError(
+            422,
+            "this service chooses the head turns: POST /challenge for them before filming, ask the person for them, "
+            "and send the challenge's token as challenge_token",
+        )
+    return turn
+
+
 def observe_frames(engine: Engine, uploads: list[bytes], embed: bool) -> list:
     """Each frame decoded in turn (one image slot), its face observed; only what the check needs is kept."""
     observed = []
@@ -312,12 +347,16 @@ def observe_frames(engine: Engine, uploads: list[bytes], embed: bool) -> list:
 @api.post(
     "/liveness", response_model=schemas.Liveness, responses=ERRORS, dependencies=[READ, FRAMES], tags=["liveness"]
 )
-async def liveness(engine: EngineDep, frames: FramesFiles, challenge: ChallengeForm = False) -> schemas.Liveness:
-    """Is the face live or a printed photo? One photo is judged alone, a clip by its frames together."""
+async def liveness(
+    engine: EngineDep, frames: FramesFiles, challenge: ChallengeForm = False, challenge_token: ChallengeTokenForm = None
+) -> schemas.Liveness:
+    """Is the face live or a printed photo? One photo is judged alone, a clip by its frames together; with a
+    challenge's token, the clip must also show its turns."""
+    asked = asked_turns(engine, challenge_token, challenge)
     uploads = await frame_uploads(engine, frames)
 
     def run():
-        return engine.liveness.judge(observe_frames(engine, uploads, False), len(uploads), challenge)
+        return engine.liveness.judge(observe_frames(engine, uploads, False), len(uploads), asked)
 
     return schemas.Liveness(**(await engine.compute(run)).to_dict())
 
@@ -335,14 +374,16 @@ async def authenticate(
     frames: FramesFiles,
     threshold: ThresholdForm = None,
     challenge: AuthChallengeForm = False,
+    challenge_token: ChallengeTokenForm = None,
 ) -> schemas.Authentication:
-    """Is this the enrolled person, live? Liveness with the head-turn challenge (unless the operator turned it off),
-    then 1:1 against their template at the operator's threshold (RNNFACE_AUTHENTICATE_THRESHOLD: strict, FAR 1e-4,
-    by default); `threshold` may ask for a stricter one, and a looser one is refused (422). The gallery is only
-    read: nothing is enrolled or changed."""
+    """Is this the enrolled person, live? Liveness with the head-turn challenge (unless the operator turned it off:
+    the turns of `challenge_token`'s challenge, or any turn where RNNFACE_CHALLENGE_TURNS=0), then 1:1 against
+    their template at the operator's threshold (RNNFACE_AUTHENTICATE_THRESHOLD: strict, FAR 1e-4, by default);
+    `threshold` may ask for a stricter one, and a looser one is refused (422). The gallery is only read: nothing is
+    enrolled or changed."""
     from rnnface.liveness.authenticate import MIN_FRAMES, decide_observed, prepare
 
-    challenge = challenge or engine.settings.authenticate_challenge  # a request may add the turn, never drop it
+    asked = asked_turns(engine, challenge_token, challenge or engine.settings.authenticate_challenge)  # never dropped
     threshold_spec = parse_threshold(threshold)
     floor = engine.settings.authenticate_threshold
     uploads = await frame_uploads(engine, frames)
@@ -352,7 +393,7 @@ async def authenticate(
             decide = prepare(g, engine.liveness, name, threshold_spec, floor)  # before any frame is decoded
         observed = observe_frames(engine, uploads, True)  # the gallery stays free meanwhile
         with engine.gallery() as g:
-            return decide_observed(g, engine.liveness, name, observed, len(uploads), decide, challenge, MIN_FRAMES)
+            return decide_observed(g, engine.liveness, name, observed, len(uploads), decide, asked, MIN_FRAMES)
 
     return schemas.Authentication(**(await engine.compute(run)).to_dict())
 

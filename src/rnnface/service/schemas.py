@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -123,11 +125,22 @@ class FrameLiveness(BaseModel):
     live_score: float | None = Field(description="Live probability of the window of frames ending here.")
 
 
+class ChallengeIssued(BaseModel):
+    token: str = Field(description="Send it as challenge_token with the clip; good for one try.")
+    turns: list[Literal["left", "right"]] = Field(
+        description="The turns to ask the person for, in order: their own left and right (in frames as a camera sees "
+        "them, not mirrored), each followed by a look back at the camera. Empty: any one turn."
+    )
+    expires_in_s: float
+
+
 class Challenge(BaseModel):
     passed: bool
     peak_parallax: float = Field(description="Largest nose parallax off the face's plane, in eye distances.")
     frames: int
     reason: str
+    asked: list[str] | None = Field(description="The turns asked for, in order (null: any turn).")
+    seen: list[str] = Field(description="The turns seen, in order.")
     parallax: list[float]
 
 

@@ -57,6 +57,25 @@ def cfp_images(root: str | Path) -> list[ImageRecord]:
     return records
 
 
+@dataclass(frozen=True)
+class PosedPhotos:
+    """One person's photos by pose, each list sorted by name."""
+
+    person: str  # the CFP id ("001")
+    frontal: list[Path]
+    profile: list[Path]
+
+
+def posed_photos(root: str | Path, people: int | None = None) -> list[PosedPhotos]:
+    """The frontal and profile photos of the first `people` people (all: None), in id order."""
+    images = check_root(root) / "Data" / "Images"
+    folders = sorted(p for p in images.iterdir() if p.is_dir())[:people]
+    return [
+        PosedPhotos(p.name, sorted((p / "frontal").glob("*.jpg")), sorted((p / "profile").glob("*.jpg")))
+        for p in folders
+    ]
+
+
 def _numbered(path: Path) -> dict[int, str]:
     """Pair_list_F/P.txt: photo number -> path under Data/Images."""
     out = {}

@@ -245,6 +245,19 @@ def _active_row(name: str, should_pass: bool, clips: Sequence[Sequence[np.ndarra
     return ActiveRow(name, should_pass, len(clips), passed, judged, float(np.median(peaks)) if peaks else float("nan"))
 
 
+def main_landmarks() -> Callable[[np.ndarray], np.ndarray | None]:
+    """photo -> the landmarks of its first face by the users' detector (None: no face)."""
+    from rnnface.recognition.faceness import face_detector
+
+    faces = face_detector()
+
+    def detect(photo: np.ndarray) -> np.ndarray | None:
+        found = faces.detect(photo)
+        return found[0].landmarks if found else None
+
+    return detect
+
+
 def evaluate_active(
     nuaa_root: str | None, cfp_root: str | None, detect, people: int = 40, frames: int = 12
 ) -> list[ActiveRow]:
@@ -254,12 +267,9 @@ def evaluate_active(
 
     rows = []
     if cfp_root is not None:
-        from pathlib import Path
+        from rnnface.lab.data.cfp import posed_photos
 
-        folders = sorted(p for p in (Path(cfp_root) / "Data" / "Images").iterdir() if p.is_dir())[:people]
-        frontal = [sorted((p / "frontal").glob("*.jpg")) for p in folders]
-        profile = [sorted((p / "profile").glob("*.jpg")) for p in folders]
-        turns = [[load_image(f) for f in [fr[0], *pr]] for fr, pr in zip(frontal, profile)]
+        turns = [[load_image(f) for f in [p.frontal[0], *p.profile]] for p in posed_photos(cfp_root, people)]
         rows.append(
             _active_row("live: CFP people turning (a frontal photo, then their 4 profile photos)", True, turns, detect)
         )
@@ -343,15 +353,7 @@ def run_liveness_eval(spec: LivenessEval, echo: Callable[[str], None] | None = N
 
     models = [(name, load_liveness(path)) for name, path in spec.models]
     rows = evaluate(spec.nuaa, models, cache=spec.vectors)
-    detect = None
-    if spec.pipeline or spec.active:
-        from rnnface.recognition.faceness import face_detector
-
-        faces = face_detector()
-
-        def detect(photo: np.ndarray) -> np.ndarray | None:
-            found = faces.detect(photo)
-            return found[0].landmarks if found else None
+    detect = main_landmarks()  # its model loads on first use
 
     if spec.pipeline and models[0][1].config.reads_crops_only:  # a camera-frame model's rows went through it
         rows += evaluate_through_pipeline(spec.nuaa, models[0][0], models[0][1], detect)

@@ -155,7 +155,22 @@ async function openCamera() {
   return video;
 }
 
-async function recordClip(challenge) {
+// A challenge's turns (the person's own left and right): a look at the camera first, then each turn and back.
+const LEAD = 2; // frames of the face at rest, the reference the turns are measured from
+const PER_TURN = 9; // about 1.8 s to turn and look back
+
+function clipPrompts(turns) {
+  if (turns === null) return Array.from({ length: CLIP.frames }, (_, i) => `Look at the camera… (${CLIP.frames - i})`);
+  const steps = turns.length ? turns : ["one side"];
+  const prompts = Array(LEAD).fill("Look at the camera…");
+  for (const turn of steps) {
+    const where = turn === "one side" ? "to one side" : `to your ${turn}`;
+    for (let i = 0; i < PER_TURN; i++) prompts.push(`Turn your head slowly ${where}, and back… (${PER_TURN - i})`);
+  }
+  return prompts;
+}
+
+async function recordClip(turns) {
   const video = await openCamera();
   const prompt = $("auth-prompt");
   const canvas = document.createElement("canvas");
@@ -163,11 +178,9 @@ async function recordClip(challenge) {
   canvas.height = video.videoHeight;
   const ctx = canvas.getContext("2d");
   const blobs = [];
-  for (let i = 0; i < CLIP.frames; i++) {
-    prompt.textContent = challenge
-      ? `Turn your head slowly to one side and back… (${CLIP.frames - i})`
-      : `Look at the camera… (${CLIP.frames - i})`;
-    ctx.drawImage(video, 0, 0);
+  for (const text of clipPrompts(turns)) {
+    prompt.textContent = text;
+    ctx.drawImage(video, 0, 0); // as the camera sees it: the preview alone is mirrored
     blobs.push(await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92)));
     await sleep(CLIP.intervalMs);
   }
@@ -175,9 +188,17 @@ async function recordClip(challenge) {
   return blobs;
 }
 
+function describeTurn(c) {
+  if (!c) return "";
+  const seen = c.seen.length ? c.seen.join(", then ") : "none";
+  const directed = c.asked !== null && c.asked.length > 0;
+  const verdict = c.passed ? (directed ? "head turns as asked" : "head turn seen") : c.seen.length ? "head turns not as asked" : "head turn not seen";
+  const detail = directed ? `asked ${c.asked.join(", then ")}; seen ${seen}` : `seen ${seen}`;
+  return `; ${verdict} (${detail}; peak parallax ${c.peak_parallax.toFixed(3)})`;
+}
+
 function describeLiveness(l) {
-  const turn = l.challenge ? `; head turn ${l.challenge.passed ? "seen" : "not seen"} (peak parallax ${l.challenge.peak_parallax.toFixed(3)})` : "";
-  return `liveness: ${l.live ? "live" : "not live"}: ${l.reason}\nlive score ${l.live_score.toFixed(3)} vs ${l.threshold.toFixed(3)}, ${l.frames_with_face} frames with a face${turn}`;
+  return `liveness: ${l.live ? "live" : "not live"}: ${l.reason}\nlive score ${l.live_score.toFixed(3)} vs ${l.threshold.toFixed(3)}, ${l.frames_with_face} frames with a face${describeTurn(l.challenge)}`;
 }
 
 async function runClip(path, withName) {
@@ -188,11 +209,15 @@ async function runClip(path, withName) {
   out.textContent = "";
   delete out.dataset.decision;
   try {
-    const challenge = withName || $("auth-challenge").checked; // authentication always asks for the turn
     const form = new FormData();
     if (withName) form.append("name", name);
-    form.append("challenge", challenge ? "true" : "false");
-    (await recordClip(challenge)).forEach((blob, i) => form.append("frames", blob, `frame${i}.jpg`));
+    let turns = null;
+    if (withName || $("auth-challenge").checked) { // authentication always asks for the turns
+      const issued = await call("POST", "/challenge"); // before filming: the turns are the server's to choose
+      form.append("challenge_token", issued.token);
+      turns = issued.turns;
+    }
+    (await recordClip(turns)).forEach((blob, i) => form.append("frames", blob, `frame${i}.jpg`));
     out.textContent = "checking…";
     const r = await call("POST", path, form);
     if (withName) {
