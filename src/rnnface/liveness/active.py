@@ -133,9 +133,20 @@ def check_turn(
     peak = float(np.max(np.abs(parallax)))
     seen = tuple(turns_seen(parallax, min_parallax, min_turned))
     turned = int(np.sum(np.abs(parallax) >= min_parallax)) >= min_turned
+
+    def result(passed: bool, reason: str) -> ChallengeResult:
+        return ChallengeResult(passed, parallax, peak, len(landmarks), reason, asked, seen)
+
     if not turned:
-        reason = f"no head turn: the face moved as one plane (peak nose parallax {peak:.3f} < {min_parallax})"
-        return ChallengeResult(False, parallax, peak, len(landmarks), reason, asked, seen)
+        return result(
+            False, f"no head turn: the face moved as one plane (peak nose parallax {peak:.3f} < {min_parallax})"
+        )
+    if asked is None:
+        return result(True, "the head turned: its nose left the face's plane")
+    if seen == asked:
+        return result(True, f"the head turned {describe_turns(asked)}, as asked")
+    saw = describe_turns(seen) if seen else "no clear turn"
+    return result(False, f"not the turns asked: asked {describe_turns(asked)}; seen {saw}")
     if asked is None:
         return ChallengeResult(
             True, parallax, peak, len(landmarks), "the head turned: its nose left the face's plane", asked, seen
